@@ -1,0 +1,455 @@
+//! CMS (RFC 5652) detached SignedData: a builder of our own (two phases, so the bytes to sign can travel
+//! to the phone) and a verifier over the `cms` crate's types.
+//!
+//! Signed attributes are always present: contentType (id-data), messageDigest, signingTime and
+//! signingCertificateV2 (RFC 5035). For Ed25519 the message digest is SHA-512 (RFC 8419).
+
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use const_oid::ObjectIdentifier;
+use der::asn1::{GeneralizedTime, OctetString, UtcTime};
+use der::{Decode, Encode, Tag, Tagged};
+use time::OffsetDateTime;
+use x509_parser::extensions::ParsedExtension;
+
+use crate::der as w;
+use crate::digest::HashAlg;
+use crate::x509::{self, verify_with};
+use crate::{CoreError, SignScheme};
+
+/// Object identifiers used here.
+pub mod oid {
+    use const_oid::ObjectIdentifier as O;
+    /// id-data
+    pub const DATA: O = O::new_unwrap("1.2.840.113549.1.7.1");
+    /// id-signedData
+    pub const SIGNED_DATA: O = O::new_unwrap("1.2.840.113549.1.7.2");
+    /// id-contentType
+    pub const CONTENT_TYPE: O = O::new_unwrap("1.2.840.113549.1.9.3");
+    /// id-messageDigest
+    pub const MESSAGE_DIGEST: O = O::new_unwrap("1.2.840.113549.1.9.4");
+    /// id-signingTime
+    pub const SIGNING_TIME: O = O::new_unwrap("1.2.840.113549.1.9.5");
+    /// id-aa-signingCertificateV2
+    pub const SIGNING_CERT_V2: O = O::new_unwrap("1.2.840.113549.1.9.16.2.47");
+    /// SHA-256
+    pub const SHA256: O = O::new_unwrap("2.16.840.1.101.3.4.2.1");
+    /// SHA-384
+    pub const SHA384: O = O::new_unwrap("2.16.840.1.101.3.4.2.2");
+    /// SHA-512
+    pub const SHA512: O = O::new_unwrap("2.16.840.1.101.3.4.2.3");
+    /// rsaEncryption
+    pub const RSA: O = O::new_unwrap("1.2.840.113549.1.1.1");
+    /// sha256WithRSAEncryption
+    pub const RSA_SHA256: O = O::new_unwrap("1.2.840.113549.1.1.11");
+    /// sha384WithRSAEncryption
+    pub const RSA_SHA384: O = O::new_unwrap("1.2.840.113549.1.1.12");
+    /// sha512WithRSAEncryption
+    pub const RSA_SHA512: O = O::new_unwrap("1.2.840.113549.1.1.13");
+    /// id-RSASSA-PSS
+    pub const RSA_PSS: O = O::new_unwrap("1.2.840.113549.1.1.10");
+    /// id-mgf1
+    pub const MGF1: O = O::new_unwrap("1.2.840.113549.1.1.8");
+    /// id-ecPublicKey
+    pub const EC_PUBLIC_KEY: O = O::new_unwrap("1.2.840.10045.2.1");
+    /// ecdsa-with-SHA256
+    pub const ECDSA_SHA256: O = O::new_unwrap("1.2.840.10045.4.3.2");
+    /// ecdsa-with-SHA384
+    pub const ECDSA_SHA384: O = O::new_unwrap("1.2.840.10045.4.3.3");
+    /// id-Ed25519
+    pub const ED25519: O = O::new_unwrap("1.3.101.112");
+}
+
+fn hash_oid(h: HashAlg) -> ObjectIdentifier {
+    match h {
+        HashAlg::Sha256 => oid::SHA256,
+        HashAlg::Sha384 => oid::SHA384,
+        HashAlg::Sha512 => oid::SHA512,
+    }
+}
+
+/// The digest algorithm of the messageDigest attribute for a scheme.
+pub fn digest_alg_for(scheme: SignScheme) -> HashAlg {
+    match scheme {
+        SignScheme::Ed25519 => HashAlg::Sha512,
+        _ => HashAlg::Sha256,
+    }
+}
+
+fn signature_alg_id(scheme: SignScheme) -> Vec<u8> {
+    match scheme {
+        SignScheme::RsaPkcs1Sha256 => w::alg_id_null(&oid::RSA),
+        SignScheme::RsaPssSha256 => {
+            let sha256 = w::alg_id(&oid::SHA256);
+            let mgf = w::seq(&[&w::oid(&oid::MGF1), &sha256]);
+            let params = w::seq(&[&w::ctx(0, &sha256), &w::ctx(1, &mgf), &w::ctx(2, &w::small_int(32))]);
+            w::seq(&[&w::oid(&oid::RSA_PSS), &params])
+        }
+        SignScheme::EcdsaP256Sha256 => w::alg_id(&oid::ECDSA_SHA256),
+        SignScheme::Ed25519 => w::alg_id(&oid::ED25519),
+    }
+}
+
+fn time_der(t: OffsetDateTime) -> Vec<u8> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let (y, m, d, hh, mm, ss) = (t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second());
+    if (1950..2050).contains(&y) {
+        w::tlv(0x17, format!("{:02}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z", y % 100).as_bytes())
+    } else {
+        w::tlv(0x18, format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z").as_bytes())
+    }
+}
+
+fn attribute(o: &ObjectIdentifier, value: Vec<u8>) -> Vec<u8> {
+    w::seq(&[&w::oid(o), &w::set_of(vec![value])])
+}
+
+/// A SignedData waiting for its signature. Phase one of signing.
+#[derive(Debug, Clone)]
+pub struct PreparedCms {
+    scheme: SignScheme,
+    chain: Vec<Vec<u8>>,
+    sid: Vec<u8>,
+    signed_attrs_content: Vec<u8>,
+}
+
+impl PreparedCms {
+    /// Prepares a detached SignedData for the document whose [`digest_alg_for`]`(scheme)` digest is
+    /// `document_digest`, signed by the leaf of `chain` (leaf first) at `signing_time`.
+    pub fn new(
+        chain: &[Vec<u8>],
+        scheme: SignScheme,
+        document_digest: &[u8],
+        signing_time: OffsetDateTime,
+    ) -> Result<Self, CoreError> {
+        let leaf = chain.first().ok_or_else(|| CoreError::invalid("CMS needs the signer's certificate"))?;
+        if document_digest.len() != digest_alg_for(scheme).len() {
+            return Err(CoreError::invalid("document digest has the wrong length"));
+        }
+        let c = x509::parse(leaf)?;
+        let issuer = c.issuer().as_raw();
+        let serial = w::tlv(0x02, c.tbs_certificate.raw_serial());
+        let sid = w::seq(&[issuer, &serial]);
+        // signingCertificateV2: SEQUENCE { SEQUENCE OF ESSCertIDv2 { certHash, issuerSerial } },
+        // hashAlgorithm omitted (DEFAULT sha256).
+        let general_names = w::seq(&[&w::ctx(4, issuer)]);
+        let issuer_serial = w::seq(&[&general_names, &serial]);
+        let ess_cert_id = w::seq(&[&w::octets(&HashAlg::Sha256.digest(leaf)), &issuer_serial]);
+        let signing_cert = w::seq(&[&w::seq(&[&ess_cert_id])]);
+        let attrs = vec![
+            attribute(&oid::CONTENT_TYPE, w::oid(&oid::DATA)),
+            attribute(&oid::SIGNING_TIME, time_der(signing_time)),
+            attribute(&oid::MESSAGE_DIGEST, w::octets(document_digest)),
+            attribute(&oid::SIGNING_CERT_V2, signing_cert),
+        ];
+        Ok(PreparedCms { scheme, chain: chain.to_vec(), sid, signed_attrs_content: w::set_of_content(attrs) })
+    }
+
+    /// The exact bytes the key must sign (DER `SET OF Attribute`).
+    pub fn to_be_signed(&self) -> Vec<u8> {
+        w::tlv(0x31, &self.signed_attrs_content)
+    }
+
+    /// The scheme the signature must use.
+    pub fn scheme(&self) -> SignScheme {
+        self.scheme
+    }
+
+    /// Phase two: the DER ContentInfo carrying the SignedData.
+    pub fn finish(self, signature: &[u8]) -> Vec<u8> {
+        let digest_alg = w::alg_id(&hash_oid(digest_alg_for(self.scheme)));
+        let signer_info = w::seq(&[
+            &w::small_int(1),
+            &self.sid,
+            &digest_alg,
+            &w::ctx(0, &self.signed_attrs_content),
+            &signature_alg_id(self.scheme),
+            &w::octets(signature),
+        ]);
+        let encap = w::seq(&[&w::oid(&oid::DATA)]);
+        let certs = w::ctx(0, &self.chain.concat());
+        let signed_data = w::seq(&[
+            &w::small_int(1),
+            &w::set_of(vec![digest_alg.clone()]),
+            &encap,
+            &certs,
+            &w::set_of(vec![signer_info]),
+        ]);
+        w::seq(&[&w::oid(&oid::SIGNED_DATA), &w::ctx(0, &signed_data)])
+    }
+}
+
+/// What a successful CMS verification found.
+#[derive(Debug, Clone)]
+pub struct CmsVerified {
+    /// DER of the signer's certificate.
+    pub signer_cert: Vec<u8>,
+    /// Every certificate carried in the SignedData.
+    pub certificates: Vec<Vec<u8>>,
+    /// Scheme name, e.g. `rsa-pkcs1-sha256`.
+    pub scheme: String,
+    /// The signingTime attribute, when present.
+    pub signing_time: Option<OffsetDateTime>,
+}
+
+/// Largest CMS file accepted.
+pub const MAX_CMS_LEN: usize = 1 << 20;
+
+fn bad(msg: &str) -> CoreError {
+    CoreError::invalid(format!("malformed CMS: {msg}"))
+}
+
+fn parse_hash(o: &ObjectIdentifier) -> Result<HashAlg, CoreError> {
+    match *o {
+        x if x == oid::SHA256 => Ok(HashAlg::Sha256),
+        x if x == oid::SHA384 => Ok(HashAlg::Sha384),
+        x if x == oid::SHA512 => Ok(HashAlg::Sha512),
+        other => Err(CoreError::Unsupported(format!("digest algorithm {other} (SHA-1 and others are refused)"))),
+    }
+}
+
+/// Picks the aws-lc-rs verification algorithm for a SignerInfo.
+fn verification_for(
+    si: &SignerInfo,
+    digest: HashAlg,
+) -> Result<(&'static dyn aws_lc_rs::signature::VerificationAlgorithm, String), CoreError> {
+    use aws_lc_rs::signature as s;
+    let o = si.signature_algorithm.oid;
+    let rsa_pkcs1 = |h: HashAlg| -> (&'static dyn s::VerificationAlgorithm, String) {
+        match h {
+            HashAlg::Sha256 => (&s::RSA_PKCS1_2048_8192_SHA256, "rsa-pkcs1-sha256".into()),
+            HashAlg::Sha384 => (&s::RSA_PKCS1_2048_8192_SHA384, "rsa-pkcs1-sha384".into()),
+            HashAlg::Sha512 => (&s::RSA_PKCS1_2048_8192_SHA512, "rsa-pkcs1-sha512".into()),
+        }
+    };
+    if o == oid::RSA {
+        return Ok(rsa_pkcs1(digest));
+    }
+    if o == oid::RSA_SHA256 {
+        return Ok(rsa_pkcs1(HashAlg::Sha256));
+    }
+    if o == oid::RSA_SHA384 {
+        return Ok(rsa_pkcs1(HashAlg::Sha384));
+    }
+    if o == oid::RSA_SHA512 {
+        return Ok(rsa_pkcs1(HashAlg::Sha512));
+    }
+    if o == oid::RSA_PSS {
+        let params = si.signature_algorithm.parameters.as_ref().ok_or_else(|| bad("PSS without parameters"))?;
+        let (hash, salt) = parse_pss_params(params.value())?;
+        if salt != hash.len() {
+            return Err(CoreError::Unsupported(format!("PSS salt length {salt} (expected {})", hash.len())));
+        }
+        return Ok(match hash {
+            HashAlg::Sha256 => (&s::RSA_PSS_2048_8192_SHA256, "rsa-pss-sha256".into()),
+            HashAlg::Sha384 => (&s::RSA_PSS_2048_8192_SHA384, "rsa-pss-sha384".into()),
+            HashAlg::Sha512 => (&s::RSA_PSS_2048_8192_SHA512, "rsa-pss-sha512".into()),
+        });
+    }
+    let ecdsa = |h: HashAlg| -> Result<(&'static dyn s::VerificationAlgorithm, String), CoreError> {
+        match h {
+            HashAlg::Sha256 => Ok((&s::ECDSA_P256_SHA256_ASN1, "ecdsa-p256-sha256".into())),
+            HashAlg::Sha384 => Ok((&s::ECDSA_P256_SHA384_ASN1, "ecdsa-p256-sha384".into())),
+            HashAlg::Sha512 => Err(CoreError::Unsupported("ECDSA with SHA-512".into())),
+        }
+    };
+    if o == oid::ECDSA_SHA256 {
+        return ecdsa(HashAlg::Sha256);
+    }
+    if o == oid::ECDSA_SHA384 {
+        return ecdsa(HashAlg::Sha384);
+    }
+    if o == oid::EC_PUBLIC_KEY {
+        return ecdsa(digest);
+    }
+    if o == oid::ED25519 {
+        return Ok((&s::ED25519, "ed25519".into()));
+    }
+    Err(CoreError::Unsupported(format!("signature algorithm {o}")))
+}
+
+/// RSASSA-PSS-params: `[0]` hash (default SHA-1, refused), `[1]` MGF, `[2]` salt length.
+fn parse_pss_params(seq_content: &[u8]) -> Result<(HashAlg, usize), CoreError> {
+    let mut rest = seq_content;
+    let mut hash = None;
+    let mut salt = 20usize;
+    while !rest.is_empty() {
+        let (tag, content, next) = w::read_tlv(rest).ok_or_else(|| bad("PSS parameters"))?;
+        rest = next;
+        match tag {
+            0xA0 => {
+                let (_, alg, _) = w::read_tlv(content).ok_or_else(|| bad("PSS hash"))?;
+                let (t, oid_bytes, _) = w::read_tlv(alg).ok_or_else(|| bad("PSS hash"))?;
+                if t != 0x06 {
+                    return Err(bad("PSS hash"));
+                }
+                let o = ObjectIdentifier::from_bytes(oid_bytes).map_err(|_| bad("PSS hash"))?;
+                hash = Some(parse_hash(&o)?);
+            }
+            0xA2 => {
+                let (t, int, _) = w::read_tlv(content).ok_or_else(|| bad("PSS salt"))?;
+                if t != 0x02 || int.is_empty() || int.len() > 2 {
+                    return Err(bad("PSS salt"));
+                }
+                salt = int.iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+            }
+            _ => {}
+        }
+    }
+    Ok((hash.ok_or_else(|| CoreError::Unsupported("PSS with SHA-1".into()))?, salt))
+}
+
+fn single_value(attr: &cms::cert::x509::attr::Attribute) -> Result<&der::Any, CoreError> {
+    if attr.values.len() != 1 {
+        return Err(bad("attribute with other than one value"));
+    }
+    attr.values.iter().next().ok_or_else(|| bad("empty attribute"))
+}
+
+fn matches_sid(sid: &SignerIdentifier, cert_der: &[u8]) -> bool {
+    let Ok(c) = x509::parse(cert_der) else { return false };
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(isn) => {
+            let Ok(issuer) = isn.issuer.to_der() else { return false };
+            issuer == c.issuer().as_raw() && isn.serial_number.as_bytes() == c.tbs_certificate.raw_serial()
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => c.extensions().iter().any(
+            |e| matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(k) if k.0 == ski.0.as_bytes()),
+        ),
+    }
+}
+
+/// Verifies a detached CMS SignedData. `digest_of` returns the document's digest for a hash algorithm
+/// (so large documents can be streamed by the caller). `extra_certs` are tried when the SignedData does
+/// not carry the signer's certificate. Every SignerInfo must verify.
+pub fn verify_detached(
+    cms_der: &[u8],
+    digest_of: &mut dyn FnMut(HashAlg) -> Result<Vec<u8>, CoreError>,
+    extra_certs: &[Vec<u8>],
+) -> Result<CmsVerified, CoreError> {
+    if cms_der.len() > MAX_CMS_LEN {
+        return Err(bad("larger than 1 MiB"));
+    }
+    let ci = ContentInfo::from_der(cms_der).map_err(|e| bad(&e.to_string()))?;
+    if ci.content_type != oid::SIGNED_DATA {
+        return Err(CoreError::invalid(format!("CMS content type {} is not SignedData", ci.content_type)));
+    }
+    let sd: SignedData = ci.content.decode_as().map_err(|e: der::Error| bad(&e.to_string()))?;
+    if sd.encap_content_info.econtent.is_some() {
+        return Err(CoreError::invalid("CMS has the content attached; Kalit verifies detached signatures"));
+    }
+    let mut certificates = Vec::new();
+    if let Some(set) = &sd.certificates {
+        for choice in set.0.iter() {
+            if let CertificateChoices::Certificate(c) = choice {
+                certificates.push(c.to_der().map_err(|e| bad(&e.to_string()))?);
+            }
+        }
+    }
+    if sd.signer_infos.0.is_empty() {
+        return Err(bad("no SignerInfo"));
+    }
+    let mut result = None;
+    for si in sd.signer_infos.0.iter() {
+        let signer_cert =
+            certificates.iter().chain(extra_certs.iter()).find(|c| matches_sid(&si.sid, c)).cloned().ok_or_else(
+                || CoreError::invalid("the signer's certificate is neither in the CMS nor given with --cert"),
+            )?;
+        let hash = parse_hash(&si.digest_alg.oid)?;
+        let attrs =
+            si.signed_attrs.as_ref().ok_or_else(|| CoreError::Unsupported("CMS without signed attributes".into()))?;
+        let mut digest_attr = None;
+        let mut type_attr = None;
+        let mut signing_time = None;
+        for a in attrs.iter() {
+            if a.oid == oid::MESSAGE_DIGEST {
+                let v = single_value(a)?.decode_as::<OctetString>().map_err(|_| bad("messageDigest"))?;
+                if digest_attr.replace(v.as_bytes().to_vec()).is_some() {
+                    return Err(bad("two messageDigest attributes"));
+                }
+            } else if a.oid == oid::CONTENT_TYPE {
+                let v = single_value(a)?.decode_as::<ObjectIdentifier>().map_err(|_| bad("contentType"))?;
+                if type_attr.replace(v).is_some() {
+                    return Err(bad("two contentType attributes"));
+                }
+            } else if a.oid == oid::SIGNING_TIME {
+                let v = single_value(a)?;
+                let unix = match v.tag() {
+                    Tag::UtcTime => v.decode_as::<UtcTime>().map(|t| t.to_unix_duration()),
+                    Tag::GeneralizedTime => v.decode_as::<GeneralizedTime>().map(|t| t.to_unix_duration()),
+                    _ => return Err(bad("signingTime")),
+                }
+                .map_err(|_| bad("signingTime"))?;
+                signing_time = OffsetDateTime::from_unix_timestamp(unix.as_secs() as i64).ok();
+            }
+        }
+        if type_attr != Some(sd.encap_content_info.econtent_type) {
+            return Err(bad("contentType attribute missing or different from the encapsulated type"));
+        }
+        let want = digest_attr.ok_or_else(|| bad("messageDigest attribute missing"))?;
+        let have = digest_of(hash)?;
+        if aws_lc_rs::constant_time::verify_slices_are_equal(&want, &have).is_err() {
+            return Err(CoreError::InvalidSignature(
+                "the document's digest differs from the one that was signed: the document was changed or is not the one signed".into(),
+            ));
+        }
+        let (alg, scheme) = verification_for(si, hash)?;
+        let tbs = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
+        let cert = x509::parse(&signer_cert)?;
+        verify_with(cert.public_key(), alg, &tbs, si.signature.as_bytes()).map_err(|_| {
+            CoreError::InvalidSignature("the CMS signature does not verify with the signer's certificate".into())
+        })?;
+        result = Some(CmsVerified { signer_cert, certificates: certificates.clone(), scheme, signing_time });
+    }
+    result.ok_or_else(|| bad("no SignerInfo"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeyAlgorithm;
+    use crate::keys::{PrivateKey, generate};
+
+    fn self_signed(key: &PrivateKey) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.distinguished_name = crate::csr::parse_subject("CN=Test,C=UZ").unwrap();
+        params.self_signed(key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn build_then_verify_and_reject_tampering() {
+        for alg in KeyAlgorithm::GENERATABLE {
+            let key = PrivateKey::from_pkcs8(&generate(alg).unwrap()).unwrap();
+            let cert = self_signed(&key);
+            let doc = b"a document to sign";
+            for pss in [false, true] {
+                if pss && !alg.is_rsa() {
+                    continue;
+                }
+                let scheme = alg.scheme(pss).unwrap();
+                let d = digest_alg_for(scheme).digest(doc);
+                let prep =
+                    PreparedCms::new(std::slice::from_ref(&cert), scheme, &d, OffsetDateTime::now_utc()).unwrap();
+                let sig = key.sign(scheme, &prep.to_be_signed()).unwrap();
+                let cms = prep.finish(&sig);
+                let ok = verify_detached(&cms, &mut |h| Ok(h.digest(doc)), &[]).unwrap();
+                assert_eq!(ok.signer_cert, cert);
+                let err = verify_detached(&cms, &mut |h| Ok(h.digest(b"another document")), &[]).unwrap_err();
+                assert!(matches!(err, CoreError::InvalidSignature(_)), "{err}");
+                // One flipped bit in the signature value (the last bytes of the file) must fail.
+                let mut bad = cms.clone();
+                let n = bad.len() - 3;
+                bad[n] ^= 1;
+                assert!(verify_detached(&bad, &mut |h| Ok(h.digest(doc)), &[]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for input in [&b""[..], b"\x30\x80", b"\x30\x03\x06\x01\x00", &[0x30; 64]] {
+            assert!(verify_detached(input, &mut |h| Ok(h.digest(b"")), &[]).is_err());
+        }
+    }
+}

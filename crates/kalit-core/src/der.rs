@@ -1,0 +1,104 @@
+//! A minimal DER writer for the structures Kalit emits itself (CMS SignedData). Parsing of untrusted
+//! input never goes through this module; it uses the `der`/`cms`/`x509-parser` crates.
+
+use const_oid::ObjectIdentifier;
+
+/// Tag-length-value with a definite DER length.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// SEQUENCE of already-encoded parts.
+pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+/// The content octets of a SET OF, sorted as DER requires.
+pub fn set_of_content(mut items: Vec<Vec<u8>>) -> Vec<u8> {
+    items.sort();
+    items.concat()
+}
+
+/// SET OF already-encoded items, sorted.
+pub fn set_of(items: Vec<Vec<u8>>) -> Vec<u8> {
+    tlv(0x31, &set_of_content(items))
+}
+
+/// OBJECT IDENTIFIER.
+pub fn oid(o: &ObjectIdentifier) -> Vec<u8> {
+    tlv(0x06, o.as_bytes())
+}
+
+/// OCTET STRING.
+pub fn octets(b: &[u8]) -> Vec<u8> {
+    tlv(0x04, b)
+}
+
+/// Small non-negative INTEGER.
+pub fn small_int(v: u8) -> Vec<u8> {
+    if v < 0x80 { tlv(0x02, &[v]) } else { tlv(0x02, &[0, v]) }
+}
+
+/// Explicit or implicit context-specific constructed tag `[n]`.
+pub fn ctx(n: u8, content: &[u8]) -> Vec<u8> {
+    tlv(0xA0 | n, content)
+}
+
+/// AlgorithmIdentifier with absent parameters.
+pub fn alg_id(o: &ObjectIdentifier) -> Vec<u8> {
+    seq(&[&oid(o)])
+}
+
+/// AlgorithmIdentifier with NULL parameters.
+pub fn alg_id_null(o: &ObjectIdentifier) -> Vec<u8> {
+    seq(&[&oid(o), &[0x05, 0x00]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lengths() {
+        assert_eq!(tlv(0x04, &[1; 3])[..2], [0x04, 3]);
+        assert_eq!(tlv(0x04, &[1; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(tlv(0x04, &[1; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(small_int(200), vec![0x02, 0x02, 0x00, 200]);
+    }
+}
+
+/// Reads one TLV with a definite length from `input`: `(tag, content, rest)`. Only for small,
+/// already-decoded fields (algorithm parameters); multi-byte tags are refused.
+pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}

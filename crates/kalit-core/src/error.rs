@@ -1,0 +1,44 @@
+//! Errors of the core crate.
+
+use kalit_proto::ErrorCode;
+
+/// What can go wrong in the core. Messages never contain secret material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// Input bytes or text could not be parsed or are not acceptable.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The key or signature algorithm is not supported.
+    #[error("unsupported algorithm: {0}")]
+    Unsupported(String),
+    /// A certificate's public key is not the key it was paired with.
+    #[error("{0}")]
+    KeyMismatch(String),
+    /// A signature does not verify.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// A certificate is expired, not yet valid, has the wrong usage or does not chain to a trust anchor.
+    #[error("{0}")]
+    Untrusted(String),
+    /// The cryptographic library reported a failure that input cannot explain.
+    #[error("cryptographic operation failed: {0}")]
+    Crypto(&'static str),
+}
+
+impl CoreError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::InvalidInput(_) | CoreError::Unsupported(_) => ErrorCode::InvalidInput,
+            CoreError::KeyMismatch(_) => ErrorCode::KeyMismatch,
+            CoreError::InvalidSignature(_) => ErrorCode::InvalidSignature,
+            CoreError::Untrusted(_) => ErrorCode::UntrustedCertificate,
+            CoreError::Crypto(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        CoreError::InvalidInput(msg.into())
+    }
+}

@@ -1,0 +1,179 @@
+//! Private keys behind one type. Only the vault constructs these, from decrypted PKCS#8 held in a
+//! [`SecretBytes`]; nothing here writes key bytes anywhere.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+
+use crate::{CoreError, KeyAlgorithm, SecretBytes, SignScheme};
+
+/// Generates a new key pair and returns its private key as PKCS#8 DER.
+pub fn generate(alg: KeyAlgorithm) -> Result<SecretBytes, CoreError> {
+    let fail = |_| CoreError::Crypto("key generation");
+    let der = match alg {
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            let size = match alg {
+                KeyAlgorithm::Rsa2048 => KeySize::Rsa2048,
+                KeyAlgorithm::Rsa3072 => KeySize::Rsa3072,
+                _ => KeySize::Rsa4096,
+            };
+            let kp = RsaKeyPair::generate(size).map_err(fail)?;
+            let der = kp.as_der().map_err(fail)?;
+            der.as_ref().to_vec()
+        }
+        KeyAlgorithm::P256 => {
+            let kp = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING).map_err(fail)?;
+            kp.to_pkcs8v1().map_err(fail)?.as_ref().to_vec()
+        }
+        KeyAlgorithm::Ed25519 => {
+            let kp = Ed25519KeyPair::generate().map_err(fail)?;
+            kp.to_pkcs8().map_err(fail)?.as_ref().to_vec()
+        }
+    };
+    Ok(SecretBytes::new(der))
+}
+
+enum Inner {
+    Rsa(RsaKeyPair),
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// A usable private key. Dropping it frees (and aws-lc wipes) the key material.
+pub struct PrivateKey {
+    alg: KeyAlgorithm,
+    inner: Inner,
+    public: Vec<u8>,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Parses PKCS#8 (v1 or v2) DER, detecting the algorithm. Refuses RSA sizes other than 2048, 3072 and
+    /// 4096 bits, elliptic curves other than P-256, and anything else.
+    pub fn from_pkcs8(pkcs8: &SecretBytes) -> Result<Self, CoreError> {
+        let der = pkcs8.expose_secret();
+        if let Ok(kp) = RsaKeyPair::from_pkcs8(der) {
+            let alg = match kp.public_modulus_len() * 8 {
+                2048 => KeyAlgorithm::Rsa2048,
+                3072 => KeyAlgorithm::Rsa3072,
+                4096 => KeyAlgorithm::Rsa4096,
+                bits => {
+                    return Err(CoreError::Unsupported(format!(
+                        "RSA-{bits} (Kalit accepts RSA keys of 2048, 3072 or 4096 bits)"
+                    )));
+                }
+            };
+            let public = kp.public_key().as_ref().to_vec();
+            return Ok(PrivateKey { alg, inner: Inner::Rsa(kp), public });
+        }
+        if let Ok(kp) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, der) {
+            let public = kp.public_key().as_ref().to_vec();
+            return Ok(PrivateKey { alg: KeyAlgorithm::P256, inner: Inner::Ecdsa(kp), public });
+        }
+        if let Ok(kp) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
+            let public = kp.public_key().as_ref().to_vec();
+            return Ok(PrivateKey { alg: KeyAlgorithm::Ed25519, inner: Inner::Ed25519(kp), public });
+        }
+        Err(CoreError::Unsupported(
+            "private key is not RSA (2048-4096), ECDSA P-256 or Ed25519, or is malformed".into(),
+        ))
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.alg
+    }
+
+    /// DER SubjectPublicKeyInfo of the public half.
+    pub fn spki_der(&self) -> Vec<u8> {
+        rcgen::PublicKeyData::subject_public_key_info(self)
+    }
+
+    /// Signs `msg` with `scheme`, which must fit the key.
+    pub fn sign(&self, scheme: SignScheme, msg: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let rng = SystemRandom::new();
+        match (&self.inner, scheme) {
+            (Inner::Rsa(kp), SignScheme::RsaPkcs1Sha256 | SignScheme::RsaPssSha256) => {
+                let enc: &'static dyn signature::RsaEncoding = if scheme == SignScheme::RsaPssSha256 {
+                    &signature::RSA_PSS_SHA256
+                } else {
+                    &signature::RSA_PKCS1_SHA256
+                };
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign(enc, &rng, msg, &mut sig).map_err(|_| CoreError::Crypto("RSA signing"))?;
+                Ok(sig)
+            }
+            (Inner::Ecdsa(kp), SignScheme::EcdsaP256Sha256) => {
+                Ok(kp.sign(&rng, msg).map_err(|_| CoreError::Crypto("ECDSA signing"))?.as_ref().to_vec())
+            }
+            (Inner::Ed25519(kp), SignScheme::Ed25519) => Ok(kp.sign(msg).as_ref().to_vec()),
+            _ => Err(CoreError::invalid(format!("scheme {} does not fit a {} key", scheme.name(), self.alg))),
+        }
+    }
+
+    /// The default scheme of this key (PKCS#1 v1.5 for RSA).
+    pub fn default_scheme(&self) -> SignScheme {
+        match self.alg {
+            KeyAlgorithm::P256 => SignScheme::EcdsaP256Sha256,
+            KeyAlgorithm::Ed25519 => SignScheme::Ed25519,
+            _ => SignScheme::RsaPkcs1Sha256,
+        }
+    }
+}
+
+impl rcgen::PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self.alg {
+            KeyAlgorithm::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+            _ => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        PrivateKey::sign(self, self.default_scheme(), msg).map_err(|_| rcgen::Error::RingUnspecified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509;
+
+    #[test]
+    fn every_algorithm_generates_signs_and_verifies() {
+        for alg in KeyAlgorithm::GENERATABLE {
+            let pkcs8 = generate(alg).unwrap();
+            let key = PrivateKey::from_pkcs8(&pkcs8).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            let spki = key.spki_der();
+            let msg = b"kalit test message";
+            let sig = key.sign(key.default_scheme(), msg).unwrap();
+            assert_eq!(x509::verify_raw(&spki, msg, &sig).unwrap(), key.default_scheme());
+            assert!(x509::verify_raw(&spki, b"another message", &sig).is_err());
+            if alg.is_rsa() {
+                let sig = key.sign(SignScheme::RsaPssSha256, msg).unwrap();
+                assert_eq!(x509::verify_raw(&spki, msg, &sig).unwrap(), SignScheme::RsaPssSha256);
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_pkcs8_is_an_error_not_a_panic() {
+        for bytes in [&b""[..], b"\x30\x03\x02\x01\x00", &[0xffu8; 300]] {
+            assert!(PrivateKey::from_pkcs8(&SecretBytes::from_slice(bytes)).is_err());
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Kalit's sans-I/O core: the crypto facade over aws-lc-rs, X.509 and CMS helpers, and (later) the
+//! protocol state machines.
+//!
+//! Architecture invariants: no file, network or clock access here (time and randomness come in from the
+//! caller or from aws-lc-rs's RNG); every secret lives in a [`secret`] newtype; private-key operations go
+//! through [`keys::PrivateKey`] only.
+
+pub mod alg;
+pub mod cms;
+pub mod csr;
+pub mod der;
+pub mod digest;
+pub mod error;
+pub mod keys;
+pub mod secret;
+pub mod x509;
+
+pub use alg::{KeyAlgorithm, SignScheme};
+pub use error::CoreError;
+pub use secret::{SecretBytes, SecretString};

@@ -1,0 +1,239 @@
+//! X.509 helpers: certificate bundles, summaries, fingerprints, raw signature verification and a small
+//! chain checker.
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use kalit_proto::vault::CertInfo;
+use kalit_proto::verify::ChainReport;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::oid_registry as oids;
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::digest::HashAlg;
+use crate::{CoreError, SignScheme};
+
+/// Most certificates accepted in one bundle (a leaf plus a long chain).
+pub const MAX_BUNDLE_CERTS: usize = 16;
+/// Longest chain the checker follows.
+pub const MAX_CHAIN_DEPTH: usize = 8;
+
+/// Reads one or more certificates from PEM (any number of `CERTIFICATE` blocks) or DER (one or more
+/// concatenated). The first one is the leaf.
+pub fn parse_cert_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CoreError> {
+    let mut out = Vec::new();
+    let looks_pem = bytes.windows(10).any(|w| w == b"-----BEGIN");
+    if looks_pem {
+        let blocks = pem::parse_many(bytes).map_err(|e| CoreError::invalid(format!("bad PEM: {e}")))?;
+        for b in blocks {
+            if b.tag() == "CERTIFICATE" {
+                out.push(b.into_contents());
+            }
+        }
+    } else {
+        let mut rest = bytes;
+        while !rest.is_empty() && out.len() <= MAX_BUNDLE_CERTS {
+            let (next, _) = X509Certificate::from_der(rest)
+                .map_err(|e| CoreError::invalid(format!("not a DER or PEM certificate: {e}")))?;
+            let used = rest.len() - next.len();
+            out.push(rest[..used].to_vec());
+            rest = next;
+        }
+    }
+    if out.is_empty() {
+        return Err(CoreError::invalid("no certificate found in the input"));
+    }
+    if out.len() > MAX_BUNDLE_CERTS {
+        return Err(CoreError::invalid(format!("more than {MAX_BUNDLE_CERTS} certificates in one bundle")));
+    }
+    for der in &out {
+        parse(der)?;
+    }
+    Ok(out)
+}
+
+/// Parses one DER certificate, with a clear error.
+pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CoreError> {
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|e| CoreError::invalid(format!("malformed certificate: {e}")))?;
+    if !rest.is_empty() {
+        return Err(CoreError::invalid("trailing bytes after certificate"));
+    }
+    Ok(cert)
+}
+
+/// PEM text of one certificate.
+pub fn cert_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// The DER SubjectPublicKeyInfo of a certificate.
+pub fn cert_spki(der: &[u8]) -> Result<Vec<u8>, CoreError> {
+    Ok(parse(der)?.public_key().raw.to_vec())
+}
+
+/// SHA-256 of a DER SubjectPublicKeyInfo, lowercase hex: the public-key fingerprint shown everywhere.
+pub fn fingerprint(spki_der: &[u8]) -> String {
+    hex::encode(HashAlg::Sha256.digest(spki_der))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// A summary for people and JSON.
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, CoreError> {
+    let c = parse(der)?;
+    Ok(CertInfo {
+        subject: c.subject().to_string(),
+        issuer: c.issuer().to_string(),
+        serial: c.tbs_certificate.serial.to_str_radix(16),
+        not_before: rfc3339(c.validity().not_before.to_datetime()),
+        not_after: rfc3339(c.validity().not_after.to_datetime()),
+        sha256: hex::encode(HashAlg::Sha256.digest(der)),
+    })
+}
+
+/// The signature algorithms a public key can verify with, in the order tried.
+fn schemes_for(spki: &SubjectPublicKeyInfo<'_>) -> Result<&'static [SignScheme], CoreError> {
+    let oid = &spki.algorithm.algorithm;
+    if *oid == oids::OID_PKCS1_RSAENCRYPTION {
+        Ok(&[SignScheme::RsaPkcs1Sha256, SignScheme::RsaPssSha256])
+    } else if *oid == oids::OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        if curve.as_ref() != Some(&oids::OID_EC_P256) {
+            return Err(CoreError::Unsupported("elliptic curve other than P-256".into()));
+        }
+        Ok(&[SignScheme::EcdsaP256Sha256])
+    } else if *oid == oids::OID_SIG_ED25519 {
+        Ok(&[SignScheme::Ed25519])
+    } else {
+        Err(CoreError::Unsupported(format!("public key algorithm {oid}")))
+    }
+}
+
+pub(crate) fn verification_alg(scheme: SignScheme) -> &'static dyn VerificationAlgorithm {
+    match scheme {
+        SignScheme::RsaPkcs1Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        SignScheme::RsaPssSha256 => &signature::RSA_PSS_2048_8192_SHA256,
+        SignScheme::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+        SignScheme::Ed25519 => &signature::ED25519,
+    }
+}
+
+/// Parses a DER SubjectPublicKeyInfo.
+pub fn parse_spki(spki_der: &[u8]) -> Result<SubjectPublicKeyInfo<'_>, CoreError> {
+    let (rest, spki) = SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| CoreError::invalid(format!("malformed public key: {e}")))?;
+    if !rest.is_empty() {
+        return Err(CoreError::invalid("trailing bytes after public key"));
+    }
+    Ok(spki)
+}
+
+/// Verifies a bare signature over `msg` with the key in `spki_der`, trying each scheme the key admits
+/// (RSA: PKCS#1 v1.5, then PSS). Returns the scheme that verified.
+pub fn verify_raw(spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<SignScheme, CoreError> {
+    let spki = parse_spki(spki_der)?;
+    for &scheme in schemes_for(&spki)? {
+        if verify_with(&spki, verification_alg(scheme), msg, sig).is_ok() {
+            return Ok(scheme);
+        }
+    }
+    Err(CoreError::InvalidSignature("the signature does not match the document and public key".into()))
+}
+
+/// Verifies `sig` over `msg` with a given algorithm.
+pub(crate) fn verify_with(
+    spki: &SubjectPublicKeyInfo<'_>,
+    alg: &'static dyn VerificationAlgorithm,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), CoreError> {
+    UnparsedPublicKey::new(alg, &spki.subject_public_key.data[..])
+        .verify(msg, sig)
+        .map_err(|_| CoreError::InvalidSignature("the signature does not match".into()))
+}
+
+fn check_validity(c: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), CoreError> {
+    let v = c.validity();
+    if now < v.not_before.to_datetime() {
+        return Err(CoreError::Untrusted(format!("certificate {} is not valid before {}", c.subject(), v.not_before)));
+    }
+    if now > v.not_after.to_datetime() {
+        return Err(CoreError::Untrusted(format!("certificate {} expired on {}", c.subject(), v.not_after)));
+    }
+    Ok(())
+}
+
+fn is_ca(c: &X509Certificate<'_>) -> bool {
+    let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let ku_ok = match c.key_usage() {
+        Ok(Some(ku)) => ku.value.key_cert_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    ca && ku_ok
+}
+
+/// Checks that `leaf` is fit for document signing now and chains, through certificates in `pool`, to one
+/// of `anchors`. Signatures, validity periods, CA flags and the leaf's key usage are checked.
+pub fn check_chain(
+    leaf: &[u8],
+    pool: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<ChainReport, CoreError> {
+    let leaf_c = parse(leaf)?;
+    check_validity(&leaf_c, now)?;
+    if let Ok(Some(ku)) = leaf_c.key_usage() {
+        if !(ku.value.digital_signature() || ku.value.non_repudiation()) {
+            return Err(CoreError::Untrusted(
+                "the signer certificate's key usage allows neither digitalSignature nor nonRepudiation".into(),
+            ));
+        }
+    }
+    let anchors_parsed: Vec<X509Certificate<'_>> = anchors.iter().map(|d| parse(d)).collect::<Result<_, _>>()?;
+    let pool_parsed: Vec<(usize, X509Certificate<'_>)> =
+        pool.iter().enumerate().filter_map(|(i, d)| parse(d).ok().map(|c| (i, c))).collect();
+    let mut path = vec![leaf_c.subject().to_string()];
+    let mut current_der: &[u8] = leaf;
+    let mut current = leaf_c;
+    for _ in 0..MAX_CHAIN_DEPTH {
+        if anchors.iter().any(|a| a.as_slice() == current_der) {
+            return Ok(ChainReport { trusted: true, path });
+        }
+        for a in &anchors_parsed {
+            if a.subject().as_raw() == current.issuer().as_raw()
+                && current.verify_signature(Some(a.public_key())).is_ok()
+            {
+                check_validity(a, now)?;
+                path.push(a.subject().to_string());
+                return Ok(ChainReport { trusted: true, path });
+            }
+        }
+        let next = pool_parsed.iter().find(|(i, c)| {
+            pool[*i].as_slice() != current_der
+                && c.subject().as_raw() == current.issuer().as_raw()
+                && is_ca(c)
+                && current.verify_signature(Some(c.public_key())).is_ok()
+        });
+        match next {
+            Some((i, c)) => {
+                check_validity(c, now)?;
+                path.push(c.subject().to_string());
+                current_der = &pool[*i];
+                current = parse(current_der)?;
+            }
+            None => {
+                return Err(CoreError::Untrusted(format!(
+                    "no chain to a trusted CA: issuer {} of {} is neither a trust anchor nor a CA certificate at hand",
+                    current.issuer(),
+                    current.subject()
+                )));
+            }
+        }
+    }
+    Err(CoreError::Untrusted(format!("chain longer than {MAX_CHAIN_DEPTH} certificates")))
+}

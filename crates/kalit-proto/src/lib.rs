@@ -1,0 +1,14 @@
+//! Wire and output types of Kalit: everything that crosses a process boundary.
+//!
+//! Architecture invariant: this crate does no I/O and holds no secrets. A `serde` derive here is a public
+//! promise: scripts parse `kalit ... --json`, and later the relay and agent speak these types.
+
+pub mod error;
+pub mod namespace;
+pub mod vault;
+pub mod verify;
+
+pub use error::ErrorCode;
+
+/// Version of the vault-facing JSON outputs (`kalit vault list --json` and friends).
+pub const OUTPUT_VERSION: u32 = 1;

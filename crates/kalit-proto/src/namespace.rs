@@ -1,0 +1,17 @@
+//! Signing namespaces (domain separation).
+//!
+//! Architecture invariant: a user's certificate key signs only (a) documents the person approved on the
+//! phone and (b) statements that start with one of these namespaces, built by the phone itself. A new kind
+//! of statement gets a new namespace; a namespace is never reused with another field layout.
+
+/// Prefix of every Kalit statement.
+pub const PREFIX: &str = "kalit/v1/";
+
+/// Registration of a login at a relay (issue: registration).
+pub const REGISTER: &str = "kalit/v1/register";
+/// Proof of possession of a certificate already attached to a login.
+pub const LOGIN_PROOF: &str = "kalit/v1/login-proof";
+/// Tunnel id derivation from the QR secret.
+pub const TUNNEL: &str = "kalit/v1/tunnel";
+/// Noise pre-shared key derivation from the QR secret.
+pub const PSK: &str = "kalit/v1/psk";
