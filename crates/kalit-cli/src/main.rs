@@ -1,1 +1,225 @@
-fn main() {}
+//! `kalit`: one binary for every Kalit module. This file holds only the command-line grammar and the
+//! dispatch; the work happens in the library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod bench;
+mod demo;
+mod error;
+mod files;
+mod prompt;
+mod vault_cmd;
+mod verify_cmd;
+
+use error::CliError;
+
+/// Kalit keeps your signing key on your phone; any computer can ask it for a signature.
+///
+/// Modules: `vault` (the key manager that runs on the phone), `verify` and `hash` (what the desktop agent
+/// offers web pages), `demo` (a walk-through of the whole system) and `bench` (speed against OpenSSL).
+/// Every prompt reads the terminal, or one line of standard input per prompt when standard input is not a
+/// terminal: approval first, then the PIN, then any password. Secrets are never read from arguments or
+/// environment variables.
+#[derive(Debug, Parser)]
+#[command(name = "kalit", version, propagate_version = true, max_term_width = 110)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The phone's key vault: keys encrypted under a PIN, CSRs, certificates, PFX, signing, backup.
+    Vault(VaultArgs),
+    /// Verify a raw or CMS signature over a document (exit 0 only when valid).
+    Verify(verify_cmd::VerifyArgs),
+    /// Hash a file with SHA-256/384/512 (the agent's hashing function).
+    Hash(verify_cmd::HashArgs),
+    /// Walk through Kalit on a throw-away vault: keys, CSR, certificate, signing, verification.
+    Demo(demo::DemoArgs),
+    /// Measure signing, hashing and unlock speed against OpenSSL and bare Argon2id, in one run.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct VaultArgs {
+    /// Vault directory [default: $XDG_DATA_HOME/kalit/vault or ~/.local/share/kalit/vault]
+    #[arg(long, global = true, env = "KALIT_VAULT", value_name = "DIR")]
+    vault: Option<PathBuf>,
+    #[command(subcommand)]
+    command: VaultCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AlgArg {
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    #[value(name = "p-256")]
+    P256,
+    #[value(name = "ed25519")]
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// The bare signature: RSA PKCS#1 v1.5 (or PSS) with SHA-256, ECDSA P-256 DER, Ed25519.
+    Raw,
+    /// DER detached CMS SignedData with signed attributes and the certificate chain.
+    Cms,
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Create the vault and set its PIN (asked twice; at least 6 characters).
+    Init {
+        /// Wrong PINs before the vault locks (3-100).
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        max_pin_attempts: u32,
+        /// Base of the growing wait after the 3rd wrong PIN (doubles each time, at most 5 min); 0 turns the
+        /// wait off, for automation.
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        pin_delay_ms: u64,
+    },
+    /// Generate a new key pair, encrypted at rest (asks the PIN).
+    Generate {
+        /// Key algorithm.
+        #[arg(long, value_enum)]
+        alg: AlgArg,
+        /// A unique name for the key.
+        #[arg(long)]
+        label: String,
+        /// The key can never leave the vault: export and backup refuse it. Permanent.
+        #[arg(long)]
+        no_export: bool,
+    },
+    /// List keys with fingerprints, certificates and policy flags.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key.
+    Show {
+        /// Key label.
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a PKCS#10 request signed by the key (proof of possession); asks the PIN.
+    Csr {
+        /// Key label.
+        key: String,
+        /// Subject, e.g. "CN=Ali Valiyev,SERIALNUMBER=12345678901234,C=UZ".
+        #[arg(long)]
+        subject: String,
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Install a certificate (PEM or DER, optionally followed by its chain) for a key.
+    InstallCert {
+        /// Key label.
+        key: String,
+        /// Certificate file.
+        file: PathBuf,
+    },
+    /// Import a key with its certificate chain from a PFX/PKCS#12 file (asks the PFX password, then the PIN).
+    Import {
+        /// The PFX file (OpenSSL 3 default or -legacy).
+        file: PathBuf,
+        /// A unique name for the key.
+        #[arg(long)]
+        label: String,
+    },
+    /// Export a key and its chain as a PFX that OpenSSL reads (asks the PIN, then a new password twice).
+    Export {
+        /// Key label.
+        key: String,
+        /// Output PFX file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a document: shows what will be signed, asks approval, then the PIN.
+    Sign {
+        /// Key label.
+        key: String,
+        /// The document.
+        #[arg(long)]
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "cms")]
+        format: FormatArg,
+        /// RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) instead of PKCS#1 v1.5.
+        #[arg(long)]
+        pss: bool,
+        /// Output file [default: DOC.p7s for cms, DOC.sig for raw].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write an encrypted archive of all exportable keys, certificates, policy and history (asks the PIN,
+    /// then a backup passphrase twice).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty or new vault directory (asks the passphrase, then a new PIN twice).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Destroy a key for good (asks confirmation, then the PIN).
+    Destroy {
+        /// Key label.
+        key: String,
+    },
+    /// Change the PIN (asks the current PIN, then the new one twice).
+    ChangePin,
+    /// Every signature made: time, document, digest, key, format, origin.
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+    /// PIN attempts used and left, lock state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Destroy every key and the vault itself, without the PIN (the way out of a locked vault with no
+    /// backup). Asks confirmation.
+    Reset,
+}
+
+fn default_vault_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("kalit/vault");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(h).join(".local/share/kalit/vault");
+    }
+    PathBuf::from("kalit-vault")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Vault(v) => {
+            let dir = v.vault.unwrap_or_else(default_vault_dir);
+            vault_cmd::run(&dir, v.command)
+        }
+        Command::Verify(a) => verify_cmd::verify(a),
+        Command::Hash(a) => verify_cmd::hash(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError { code, message }) => {
+            eprintln!("error[{code}]: {message}");
+            ExitCode::from(code.exit_code() as u8)
+        }
+    }
+}

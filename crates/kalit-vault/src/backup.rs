@@ -126,7 +126,9 @@ impl Unlocked<'_> {
             created: now_rfc3339(),
         };
         let header_json = serde_json::to_vec(&header).map_err(|e| VaultError::Internal(e.to_string()))?;
-        let key = header.kdf.derive(passphrase, &B64.decode(&header.salt).map_err(|_| VaultError::Internal("salt".into()))?)?;
+        let key = header
+            .kdf
+            .derive(passphrase, &B64.decode(&header.salt).map_err(|_| VaultError::Internal("salt".into()))?)?;
         let payload = crypto::seal(&key, &header_json, &plaintext)?;
         let file = BackupFile { header: B64.encode(header_json), payload };
         let bytes = serde_json::to_vec_pretty(&file).map_err(|e| VaultError::Internal(e.to_string()))?;
@@ -139,7 +141,8 @@ pub(crate) fn open_backup(bytes: &[u8], passphrase: &SecretString) -> Result<Bac
     if bytes.len() > MAX_BACKUP_LEN {
         return Err(VaultError::Core(kalit_core::CoreError::InvalidInput("backup file is implausibly large".into())));
     }
-    let not_backup = |e: String| VaultError::Core(kalit_core::CoreError::InvalidInput(format!("not a Kalit backup: {e}")));
+    let not_backup =
+        |e: String| VaultError::Core(kalit_core::CoreError::InvalidInput(format!("not a Kalit backup: {e}")));
     let file: BackupFile = serde_json::from_slice(bytes).map_err(|e| not_backup(e.to_string()))?;
     let header_json = B64.decode(&file.header).map_err(|e| not_backup(e.to_string()))?;
     let header: BackupHeader = serde_json::from_slice(&header_json).map_err(|e| not_backup(e.to_string()))?;
@@ -149,9 +152,8 @@ pub(crate) fn open_backup(bytes: &[u8], passphrase: &SecretString) -> Result<Bac
     header.kdf.check()?;
     let salt = B64.decode(&header.salt).map_err(|e| not_backup(e.to_string()))?;
     let key = header.kdf.derive(passphrase, &salt)?;
-    let plaintext = crypto::open(&key, &header_json, &file.payload)?.ok_or_else(|| {
-        VaultError::WrongPassword("wrong backup passphrase, or the backup file was damaged".into())
-    })?;
+    let plaintext = crypto::open(&key, &header_json, &file.payload)?
+        .ok_or_else(|| VaultError::WrongPassword("wrong backup passphrase, or the backup file was damaged".into()))?;
     serde_json::from_slice(plaintext.expose_secret()).map_err(|e| VaultError::corrupt(format!("backup contents: {e}")))
 }
 

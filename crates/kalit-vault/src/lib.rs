@@ -17,12 +17,12 @@ mod pfx;
 mod storage;
 mod vault;
 
+pub use backup::BackupSummary;
 pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap};
 pub use error::VaultError;
 pub use vault::{
     DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault, check_new_pin, restore,
 };
-pub use backup::BackupSummary;
 
 /// Minimum PIN length (characters).
 pub const MIN_PIN_LEN: usize = 6;

@@ -5,9 +5,9 @@ use kalit_core::{CoreError, SecretBytes, SecretString, x509};
 use kalit_proto::vault::KeyInfo;
 use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, Pkcs12Archive, PrivateKeyChain};
 
+use crate::VaultError;
 use crate::backup::check_new_password;
 use crate::vault::Unlocked;
-use crate::VaultError;
 
 /// Largest PFX accepted.
 pub const MAX_PFX_LEN: usize = 1 << 20;
@@ -102,7 +102,8 @@ impl Unlocked<'_> {
                 "key {label:?} was created with --no-export: it can never leave this vault"
             )));
         }
-        let key = p12_keystore::PrivateKey::from_der(pkcs8.expose_secret()).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let key = p12_keystore::PrivateKey::from_der(pkcs8.expose_secret())
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
         let certs: Vec<Certificate> = k
             .file
             .cert_ders()?

@@ -18,8 +18,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{KdfParams, SealedBox, random};
 use crate::VaultError;
+use crate::crypto::{KdfParams, SealedBox, random};
 
 /// Format tag of `vault.json`.
 pub const VAULT_FORMAT: &str = "kalit-vault/1";
@@ -239,5 +239,7 @@ pub fn append_line(path: &Path, line: &str) -> Result<(), VaultError> {
         .map_err(VaultError::io(format!("cannot open {}", path.display())))?;
     let mut buf = line.as_bytes().to_vec();
     buf.push(b'\n');
-    f.write_all(&buf).and_then(|_| f.sync_data()).map_err(VaultError::io(format!("cannot append to {}", path.display())))
+    f.write_all(&buf)
+        .and_then(|_| f.sync_data())
+        .map_err(VaultError::io(format!("cannot append to {}", path.display())))
 }

@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::crypto::{self, KdfParams, KeyWrap, SoftwareKeyWrap, random};
-use crate::storage::{self, KEY_FORMAT, KeyFile, KeyHeader, Layout, PinPolicyFile, PinState, VAULT_FORMAT, VaultFile, VaultHeader};
+use crate::storage::{
+    self, KEY_FORMAT, KeyFile, KeyHeader, Layout, PinPolicyFile, PinState, VAULT_FORMAT, VaultFile, VaultHeader,
+};
 use crate::{MIN_PIN_LEN, VaultError};
 
 /// PIN attempt policy, fixed at `init` (and kept by backup/restore).
@@ -269,7 +271,12 @@ impl Vault {
         let s = self.pin_state()?;
         let max = self.policy().max_attempts;
         let wait = Duration::from_millis(s.not_before_ms.saturating_sub(now_ms()));
-        Ok(PinStatus { failures: s.failures, remaining: max.saturating_sub(s.failures), locked: s.failures >= max, wait })
+        Ok(PinStatus {
+            failures: s.failures,
+            remaining: max.saturating_sub(s.failures),
+            locked: s.failures >= max,
+            wait,
+        })
     }
 
     /// Unlocks with the PIN. The attempt counter is incremented on disk *before* the attempt and reset
@@ -365,7 +372,9 @@ impl Vault {
         let fingerprint = x509::fingerprint(&spki);
         let certs = k.file.cert_ders()?;
         let certificate = match certs.first() {
-            Some(leaf) => Some(x509::cert_info(leaf).map_err(|e| VaultError::corrupt(format!("stored certificate: {e}")))?),
+            Some(leaf) => {
+                Some(x509::cert_info(leaf).map_err(|e| VaultError::corrupt(format!("stored certificate: {e}")))?)
+            }
             None => None,
         };
         let last_used = history.iter().rev().find(|h| h.fingerprint == fingerprint).map(|h| h.time.clone());
@@ -629,8 +638,13 @@ pub fn restore(
             dir.display()
         )));
     }
-    if dir.exists() && fs::read_dir(dir).map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() != ".lock"))).unwrap_or(true) {
-        return Err(VaultError::AlreadyExists(format!("{} is not empty; restore into an empty or new directory", dir.display())));
+    if dir.exists()
+        && fs::read_dir(dir).map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() != ".lock"))).unwrap_or(true)
+    {
+        return Err(VaultError::AlreadyExists(format!(
+            "{} is not empty; restore into an empty or new directory",
+            dir.display()
+        )));
     }
     let contents = crate::backup::open_backup(backup, passphrase)?;
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -649,7 +663,8 @@ pub fn restore(
             let _ = fs::remove_file(dir.join(".lock"));
             fs::remove_dir(dir).map_err(VaultError::io(format!("cannot replace {}", dir.display())))?;
         }
-        fs::rename(&staging, dir).map_err(VaultError::io(format!("cannot move the restored vault to {}", dir.display())))?;
+        fs::rename(&staging, dir)
+            .map_err(VaultError::io(format!("cannot move the restored vault to {}", dir.display())))?;
         storage::sync_dir(parent)?;
         Ok(summary)
     })();

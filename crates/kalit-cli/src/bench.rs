@@ -1,0 +1,201 @@
+//! `kalit bench`: speed measured as ratios against a baseline run in the same invocation:
+//! signing against `openssl speed`, hashing against `openssl dgst -sha256`, unlock against bare Argon2id.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use kalit_core::digest::HashAlg;
+use kalit_core::keys::{self, PrivateKey};
+use kalit_core::{KeyAlgorithm, SecretString};
+use kalit_proto::ErrorCode;
+use kalit_vault::{KdfParams, PinPolicy, Vault};
+
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds per signing measurement (ours and OpenSSL's).
+    #[arg(long, default_value_t = 3)]
+    seconds: u32,
+    /// Size of the file hashed, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    hash_mib: u64,
+    /// Unlocks (and bare Argon2id runs) to time.
+    #[arg(long, default_value_t = 10)]
+    unlocks: u32,
+    /// Directory for the temporary file and vault [default: the system temp directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print a Markdown table (for docs/PERFORMANCE.md) instead of plain text.
+    #[arg(long)]
+    markdown: bool,
+}
+
+struct Row {
+    what: String,
+    ours: String,
+    baseline: String,
+    ratio: f64,
+    goal: &'static str,
+}
+
+fn openssl_available() -> bool {
+    Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+}
+
+/// `openssl speed -mr` prints `+F2:k:bits:sign/s:verify/s` (RSA), `+F4` (ECDSA), `+F6:k:bits:name:sign/s:verify/s` (EdDSA).
+fn openssl_speed(seconds: u32) -> CliResult<Vec<(String, f64)>> {
+    let out = Command::new("openssl")
+        .args(["speed", "-mr", "-seconds", &seconds.to_string(), "rsa2048", "rsa3072", "ecdsap256", "ed25519"])
+        .output()
+        .map_err(CliError::io("cannot run openssl speed"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        match f.first().copied() {
+            Some("+F2") if f.len() >= 5 => rows.push((format!("rsa-{}", f[2]), f[3].parse().unwrap_or(0.0))),
+            Some("+F4") if f.len() >= 5 && f[2] == "256" => rows.push(("p-256".into(), f[3].parse().unwrap_or(0.0))),
+            Some("+F6") if f.len() >= 6 && f[3].contains("25519") => {
+                rows.push(("ed25519".into(), f[4].parse().unwrap_or(0.0)))
+            }
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
+fn sign_rate(alg: KeyAlgorithm, seconds: u32) -> CliResult<f64> {
+    let key = PrivateKey::from_pkcs8(&keys::generate(alg)?)?;
+    let scheme = key.default_scheme();
+    let msg = [0x5au8; 32];
+    let deadline = Duration::from_secs(seconds as u64);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < deadline {
+        for _ in 0..16 {
+            key.sign(scheme, &msg)?;
+        }
+        n += 16;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn fmt_rate(r: f64) -> String {
+    format!("{r:.0}/s")
+}
+
+pub fn run(a: BenchArgs) -> CliResult {
+    let have_openssl = openssl_available();
+    if !have_openssl {
+        eprintln!("note: openssl not found; signing and hashing baselines are skipped");
+    }
+    let base = a.dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("kalit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base).map_err(CliError::io("cannot create the bench directory"))?;
+    let result = measure(&a, &base, have_openssl);
+    let _ = std::fs::remove_dir_all(&base);
+    let rows = result?;
+    if a.markdown {
+        println!("| measurement | Kalit | baseline | ratio | goal |\n|---|---|---|---|---|");
+        for r in &rows {
+            println!("| {} | {} | {} | {:.3} | {} |", r.what, r.ours, r.baseline, r.ratio, r.goal);
+        }
+    } else {
+        println!("{:<42} {:>14} {:>14} {:>8}  goal", "measurement", "kalit", "baseline", "ratio");
+        for r in &rows {
+            println!("{:<42} {:>14} {:>14} {:>8.3}  {}", r.what, r.ours, r.baseline, r.ratio, r.goal);
+        }
+    }
+    Ok(())
+}
+
+fn measure(a: &BenchArgs, base: &std::path::Path, have_openssl: bool) -> CliResult<Vec<Row>> {
+    let mut rows = Vec::new();
+    // Signing.
+    eprintln!("signing: {} s per algorithm for Kalit, then the same for openssl speed...", a.seconds);
+    let ours: Vec<(KeyAlgorithm, f64)> = KeyAlgorithm::GENERATABLE
+        .iter()
+        .map(|&alg| sign_rate(alg, a.seconds).map(|r| (alg, r)))
+        .collect::<CliResult<_>>()?;
+    let theirs = if have_openssl { openssl_speed(a.seconds)? } else { Vec::new() };
+    for (alg, r) in ours {
+        let base_rate = theirs.iter().find(|(n, _)| n == alg.name()).map(|(_, r)| *r);
+        rows.push(Row {
+            what: format!("sign {alg} (ops/s, one core)"),
+            ours: fmt_rate(r),
+            baseline: base_rate.map(|b| format!("{} openssl", fmt_rate(b))).unwrap_or_else(|| "n/a".into()),
+            ratio: base_rate.map(|b| r / b).unwrap_or(f64::NAN),
+            goal: ">= 0.95",
+        });
+    }
+    // Hashing.
+    if a.hash_mib > 0 {
+        let path = base.join("hash-input.bin");
+        eprintln!("hashing: writing a {} MiB file...", a.hash_mib);
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path).map_err(CliError::io("cannot create the hash input"))?;
+            let block: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+            for _ in 0..a.hash_mib {
+                f.write_all(&block).map_err(CliError::io("cannot write the hash input"))?;
+            }
+        }
+        let mut best_ours = f64::MAX;
+        let mut best_theirs = f64::MAX;
+        for round in 0..3 {
+            eprintln!("hashing: round {} of 3", round + 1);
+            let t = Instant::now();
+            let (d, _) = crate::verify_cmd::hash_file(&path, HashAlg::Sha256, false)?;
+            best_ours = best_ours.min(t.elapsed().as_secs_f64());
+            if have_openssl {
+                let t = Instant::now();
+                let o = Command::new("openssl")
+                    .args(["dgst", "-sha256", "-r"])
+                    .arg(&path)
+                    .output()
+                    .map_err(CliError::io("openssl dgst"))?;
+                best_theirs = best_theirs.min(t.elapsed().as_secs_f64());
+                let theirs = String::from_utf8_lossy(&o.stdout);
+                if !theirs.starts_with(&hex::encode(&d)) {
+                    return Err(CliError::new(ErrorCode::Internal, "kalit hash and openssl dgst disagree"));
+                }
+            }
+        }
+        let mib = a.hash_mib as f64;
+        rows.push(Row {
+            what: format!("hash sha256, {} MiB file (MiB/s, best of 3)", a.hash_mib),
+            ours: format!("{:.0} MiB/s", mib / best_ours),
+            baseline: if have_openssl { format!("{:.0} MiB/s openssl", mib / best_theirs) } else { "n/a".into() },
+            ratio: if have_openssl { best_theirs / best_ours } else { f64::NAN },
+            goal: ">= 0.95",
+        });
+        let _ = std::fs::remove_file(&path);
+    }
+    // Unlock against bare Argon2id with the same parameters.
+    eprintln!("unlock: {} unlocks and {} bare Argon2id derivations, interleaved...", a.unlocks, a.unlocks);
+    let pin = SecretString::new("bench-pin-123456".into());
+    let vault = Vault::init(&base.join("vault"), &pin, PinPolicy::default())?;
+    let kdf: KdfParams = vault.kdf();
+    let salt = [7u8; 16];
+    let (mut unlock_total, mut bare_total) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..a.unlocks.max(1) {
+        let t = Instant::now();
+        drop(vault.unlock(&pin)?);
+        unlock_total += t.elapsed();
+        let t = Instant::now();
+        drop(kdf.derive(&pin, &salt)?);
+        bare_total += t.elapsed();
+    }
+    let n = a.unlocks.max(1) as f64;
+    let (u, b) = (unlock_total.as_secs_f64() / n * 1000.0, bare_total.as_secs_f64() / n * 1000.0);
+    rows.push(Row {
+        what: format!("unlock (ms, mean of {}; m={} MiB t={} p={})", a.unlocks.max(1), kdf.m_kib / 1024, kdf.t, kdf.p),
+        ours: format!("{u:.1} ms"),
+        baseline: format!("{b:.1} ms argon2id"),
+        ratio: b / u,
+        goal: ">= 0.95 (within 5 %)",
+    });
+    Ok(rows)
+}

@@ -1,0 +1,355 @@
+//! `kalit vault ...`.
+
+use std::path::{Path, PathBuf};
+
+use kalit_core::KeyAlgorithm;
+use kalit_core::digest::HashAlg;
+use kalit_proto::ErrorCode;
+use kalit_proto::vault::KeyInfo;
+use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Unlocked, Vault};
+
+use crate::error::{CliError, CliResult};
+use crate::files::{self, MAX_DOCUMENT};
+use crate::prompt::Prompter;
+use crate::{AlgArg, FormatArg, VaultCommand};
+
+fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
+    let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Asks the PIN (after any wait the counter imposes) and unlocks.
+fn unlock<'v>(vault: &'v Vault, p: &mut Prompter) -> CliResult<Unlocked<'v>> {
+    let status = vault.pin_status()?;
+    if status.locked {
+        return Err(kalit_vault::VaultError::Locked { failures: status.failures }.into());
+    }
+    if !status.wait.is_zero() {
+        eprintln!(
+            "{} wrong PIN(s) so far; waiting {} s before the next attempt is allowed...",
+            status.failures,
+            status.wait.as_secs_f64().ceil()
+        );
+        std::thread::sleep(status.wait);
+    }
+    if status.failures > 0 {
+        eprintln!("{} PIN attempt(s) left before the vault locks.", status.remaining);
+    }
+    let pin = p.secret("Vault PIN: ")?;
+    Ok(vault.unlock(&pin)?)
+}
+
+fn describe(k: &KeyInfo) -> String {
+    let mut s = format!(
+        "Key:          {}\nAlgorithm:    {}\nFingerprint:  SHA256:{}\nOrigin:       {}\nCreated:      {}\nLast used:    {}\nNo export:    {}\n",
+        k.label,
+        k.algorithm,
+        k.fingerprint,
+        k.origin,
+        k.created,
+        k.last_used.as_deref().unwrap_or("never"),
+        if k.policy.no_export { "yes (the key can never leave this vault)" } else { "no" }
+    );
+    match &k.certificate {
+        Some(c) => s.push_str(&format!(
+            "Certificate:\n  Subject:    {}\n  Issuer:     {}\n  Serial:     {}\n  Valid:      {} to {}\n  Chain:      {} more certificate(s)\n",
+            c.subject, c.issuer, c.serial, c.not_before, c.not_after, k.chain_len
+        )),
+        None => s.push_str("Certificate:  none (make a CSR with `kalit vault csr`, then `kalit vault install-cert`)\n"),
+    }
+    s
+}
+
+fn alg(a: AlgArg) -> KeyAlgorithm {
+    match a {
+        AlgArg::Rsa2048 => KeyAlgorithm::Rsa2048,
+        AlgArg::Rsa3072 => KeyAlgorithm::Rsa3072,
+        AlgArg::P256 => KeyAlgorithm::P256,
+        AlgArg::Ed25519 => KeyAlgorithm::Ed25519,
+    }
+}
+
+pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
+    let mut p = Prompter::new();
+    match cmd {
+        VaultCommand::Init { max_pin_attempts, pin_delay_ms } => {
+            if Vault::exists(dir) {
+                return Err(CliError::new(
+                    ErrorCode::AlreadyExists,
+                    format!("a vault already exists in {}", dir.display()),
+                ));
+            }
+            let policy = PinPolicy { max_attempts: max_pin_attempts, delay_base_ms: pin_delay_ms };
+            let pin = p.new_secret("PIN")?;
+            kalit_vault::check_new_pin(&pin)?;
+            eprintln!("Deriving the PIN key (Argon2id, 64 MiB)...");
+            Vault::init(dir, &pin, policy)?;
+            println!("Created a vault in {} (locks after {max_pin_attempts} wrong PINs).", dir.display());
+            Ok(())
+        }
+        VaultCommand::Generate { alg: a, label, no_export } => {
+            let vault = Vault::open(dir)?;
+            let u = unlock(&vault, &mut p)?;
+            if matches!(a, AlgArg::Rsa3072) {
+                eprintln!("Generating an RSA-3072 key can take a few seconds...");
+            }
+            let info = u.generate(alg(a), &label, no_export)?;
+            println!("Generated {} key {:?}\nFingerprint: SHA256:{}", info.algorithm, info.label, info.fingerprint);
+            Ok(())
+        }
+        VaultCommand::List { json } => {
+            let vault = Vault::open(dir)?;
+            let (keys, damaged) = vault.keys()?;
+            for (path, e) in &damaged {
+                eprintln!("warning[{}]: {}: {e}", e.code(), path.display());
+            }
+            if json {
+                return print_json(&keys);
+            }
+            if keys.is_empty() {
+                println!("No keys yet. Create one with: kalit vault generate --alg p-256 --label NAME");
+            }
+            for k in &keys {
+                println!(
+                    "{:<20} {:<9} SHA256:{}  {}{}",
+                    k.label,
+                    k.algorithm,
+                    &k.fingerprint[..16],
+                    k.certificate.as_ref().map(|c| c.subject.as_str()).unwrap_or("(no certificate)"),
+                    if k.policy.no_export { "  [no-export]" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        VaultCommand::Show { key, json } => {
+            let vault = Vault::open(dir)?;
+            let info = vault.key(&key)?;
+            if json { print_json(&info) } else { Ok(print!("{}", describe(&info))) }
+        }
+        VaultCommand::Csr { key, subject, out } => {
+            let vault = Vault::open(dir)?;
+            kalit_core::csr::parse_subject(&subject)?;
+            let u = unlock(&vault, &mut p)?;
+            let pem = u.csr(&key, &subject)?;
+            match out {
+                Some(path) => {
+                    files::write_atomic(&path, pem.as_bytes(), false)?;
+                    eprintln!("Wrote the CSR to {}", path.display());
+                }
+                None => print!("{pem}"),
+            }
+            Ok(())
+        }
+        VaultCommand::InstallCert { key, file } => {
+            let vault = Vault::open(dir)?;
+            let bytes = files::read_limited(&file, 1 << 20, "certificate file")?;
+            let info = vault.install_cert(&key, &bytes)?;
+            println!(
+                "Installed the certificate for {key:?}\nSubject: {}\nIssuer:  {}\nValid:   {} to {}",
+                info.subject, info.issuer, info.not_before, info.not_after
+            );
+            Ok(())
+        }
+        VaultCommand::Import { file, label } => {
+            let vault = Vault::open(dir)?;
+            let bytes = files::read_limited(&file, 1 << 20, "PFX file")?;
+            let password = p.secret("PFX password: ")?;
+            let u = unlock(&vault, &mut p)?;
+            let info = u.import_pfx(&bytes, &password, &label)?;
+            println!(
+                "Imported {} key {:?} ({})\nFingerprint: SHA256:{}",
+                info.algorithm,
+                info.label,
+                info.certificate.as_ref().map(|c| c.subject.as_str()).unwrap_or("no certificate"),
+                info.fingerprint
+            );
+            Ok(())
+        }
+        VaultCommand::Export { key, out } => {
+            let vault = Vault::open(dir)?;
+            let info = vault.key(&key)?;
+            if info.policy.no_export {
+                return Err(CliError::new(
+                    ErrorCode::RefusedByPolicy,
+                    format!("key {key:?} was created with --no-export: it can never leave this vault"),
+                ));
+            }
+            let u = unlock(&vault, &mut p)?;
+            let password = p.new_secret("PFX password")?;
+            let pfx = u.export_pfx(&key, &password)?;
+            files::write_atomic(&out, &pfx, true)?;
+            println!("Exported {key:?} to {} (readable by `openssl pkcs12`).", out.display());
+            Ok(())
+        }
+        VaultCommand::Sign { key, file, format, pss, out } => sign(dir, &mut p, &key, &file, format, pss, out),
+        VaultCommand::Backup { out } => {
+            let vault = Vault::open(dir)?;
+            let u = unlock(&vault, &mut p)?;
+            let pass = p.new_secret("backup passphrase")?;
+            let (bytes, summary) = u.backup(&pass)?;
+            files::write_atomic(&out, &bytes, true)?;
+            println!(
+                "Backed up {} key(s) and {} history entries to {}.",
+                summary.keys.len(),
+                summary.history_entries,
+                out.display()
+            );
+            if !summary.skipped_no_export.is_empty() {
+                println!(
+                    "Not included (--no-export keys never leave the vault): {}",
+                    summary.skipped_no_export.join(", ")
+                );
+            }
+            if !summary.skipped_damaged.is_empty() {
+                eprintln!("warning: damaged key files left out: {}", summary.skipped_damaged.join(", "));
+            }
+            Ok(())
+        }
+        VaultCommand::Restore { file } => {
+            let bytes = files::read_limited(&file, 64 << 20, "backup file")?;
+            let pass = p.secret("Backup passphrase: ")?;
+            let pin = p.new_secret("PIN")?;
+            let (_, summary) = kalit_vault::restore(dir, &bytes, &pass, &pin)?;
+            println!(
+                "Restored {} key(s) and {} history entries into {}.",
+                summary.keys.len(),
+                summary.history_entries,
+                dir.display()
+            );
+            Ok(())
+        }
+        VaultCommand::Destroy { key } => {
+            let vault = Vault::open(dir)?;
+            let info = vault.key(&key)?;
+            eprint!("{}", describe(&info));
+            if !p.confirm(&format!("Destroy key {key:?} for good? Signatures it made stay valid; the key cannot be recovered without a backup."))? {
+                return Err(CliError::new(ErrorCode::Declined, "not destroyed"));
+            }
+            let u = unlock(&vault, &mut p)?;
+            u.destroy(&key)?;
+            println!("Destroyed key {key:?}.");
+            Ok(())
+        }
+        VaultCommand::ChangePin => {
+            let vault = Vault::open(dir)?;
+            let u = unlock(&vault, &mut p)?;
+            let pin = p.new_secret("PIN")?;
+            u.change_pin(&pin)?;
+            println!("PIN changed.");
+            Ok(())
+        }
+        VaultCommand::History { json } => {
+            let vault = Vault::open(dir)?;
+            let h = vault.history()?;
+            if json {
+                return print_json(&h);
+            }
+            if h.is_empty() {
+                println!("No signatures yet.");
+            }
+            for e in h {
+                println!(
+                    "{}  {:<16} {:<7} {}  sha256:{}{}",
+                    e.time,
+                    e.key,
+                    e.format,
+                    e.document,
+                    e.sha256,
+                    e.origin.map(|o| format!("  from {o}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        VaultCommand::Status { json } => {
+            let vault = Vault::open(dir)?;
+            let s = vault.pin_status()?;
+            let policy = vault.policy();
+            if json {
+                return print_json(&serde_json::json!({
+                    "failures": s.failures, "remaining": s.remaining, "locked": s.locked,
+                    "wait_seconds": s.wait.as_secs_f64().ceil() as u64, "max_attempts": policy.max_attempts,
+                }));
+            }
+            println!(
+                "Vault {}: {}; {} wrong PIN(s), {} attempt(s) left of {}.",
+                dir.display(),
+                if s.locked { "LOCKED" } else { "unlocked for attempts" },
+                s.failures,
+                s.remaining,
+                policy.max_attempts
+            );
+            Ok(())
+        }
+        VaultCommand::Reset => {
+            if !p.confirm(&format!(
+                "Destroy EVERY key in {} and the vault itself? This cannot be undone.",
+                dir.display()
+            ))? {
+                return Err(CliError::new(ErrorCode::Declined, "nothing was reset"));
+            }
+            let n = Vault::reset(dir)?;
+            println!("Reset: {n} key(s) destroyed. Create a new vault with `kalit vault init`.");
+            Ok(())
+        }
+    }
+}
+
+fn sign(
+    dir: &Path,
+    p: &mut Prompter,
+    key: &str,
+    file: &Path,
+    format: FormatArg,
+    pss: bool,
+    out: Option<PathBuf>,
+) -> CliResult {
+    let vault = Vault::open(dir)?;
+    let info = vault.key(key)?;
+    let format = match format {
+        FormatArg::Raw => SignFormat::Raw,
+        FormatArg::Cms => SignFormat::Cms,
+    };
+    if format == SignFormat::Cms && info.certificate.is_none() {
+        return Err(CliError::new(
+            ErrorCode::RefusedByPolicy,
+            format!("key {key:?} has no certificate: CMS needs one (kalit vault install-cert), or use --format raw"),
+        ));
+    }
+    let data = files::read_limited(file, MAX_DOCUMENT, "document")?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| file.display().to_string());
+    eprintln!("You are about to sign:");
+    eprintln!("  Document:     {name}");
+    eprintln!("  Size:         {} bytes", data.len());
+    eprintln!("  SHA-256:      {}", hex::encode(HashAlg::Sha256.digest(&data)));
+    eprintln!(
+        "  Signer:       {}",
+        info.certificate.as_ref().map(|c| c.subject.as_str()).unwrap_or("(no certificate)")
+    );
+    eprintln!("  Key:          {} ({})", info.label, info.algorithm);
+    eprintln!(
+        "  Format:       {}",
+        match format {
+            SignFormat::Raw =>
+                if pss {
+                    "raw RSA-PSS"
+                } else {
+                    "raw"
+                },
+            SignFormat::Cms => "CMS (detached)",
+        }
+    );
+    if !p.confirm("Sign this document?")? {
+        return Err(CliError::new(ErrorCode::Declined, "you declined; nothing was signed"));
+    }
+    let u = unlock(&vault, p)?;
+    let outcome = u.sign(key, &DocumentToSign { name: &name, data: &data, format, pss, origin: None })?;
+    let out = out.unwrap_or_else(|| {
+        let mut s = file.as_os_str().to_owned();
+        s.push(if format == SignFormat::Cms { ".p7s" } else { ".sig" });
+        PathBuf::from(s)
+    });
+    files::write_atomic(&out, &outcome.bytes, false)?;
+    println!("Signed. Signature written to {}", out.display());
+    Ok(())
+}
