@@ -144,6 +144,15 @@ pub fn verify_raw(spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<SignScheme,
     Err(CoreError::InvalidSignature("the signature does not match the document and public key".into()))
 }
 
+/// Verifies a bare signature with exactly one scheme.
+pub fn verify_scheme(spki_der: &[u8], scheme: SignScheme, msg: &[u8], sig: &[u8]) -> Result<(), CoreError> {
+    let spki = parse_spki(spki_der)?;
+    if !schemes_for(&spki)?.contains(&scheme) {
+        return Err(CoreError::InvalidSignature(format!("a {} signature cannot come from this key", scheme.name())));
+    }
+    verify_with(&spki, verification_alg(scheme), msg, sig)
+}
+
 /// Verifies `sig` over `msg` with a given algorithm.
 pub(crate) fn verify_with(
     spki: &SubjectPublicKeyInfo<'_>,
