@@ -161,7 +161,6 @@ impl StoredKey {
 #[derive(Debug)]
 pub struct Vault {
     layout: Layout,
-    vault_file: VaultFile,
     header: VaultHeader,
     _lock: File,
 }
@@ -221,7 +220,7 @@ impl Vault {
         // The counter exists before the vault does: a vault.json never appears without one.
         storage::write_json(&layout.pin_state(), &PinState::default())?;
         storage::write_json(&layout.vault_file(), &vault_file)?;
-        Ok(Vault { layout, vault_file, header, _lock: lock })
+        Ok(Vault { layout, header, _lock: lock })
     }
 
     /// Opens an existing vault (no PIN needed for public information).
@@ -244,7 +243,7 @@ impl Vault {
                 "the PIN attempt counter (pin-state.json) is missing; the vault refuses to run without it. Restore from a backup",
             ));
         }
-        Ok(Vault { layout, vault_file, header, _lock: lock })
+        Ok(Vault { layout, header, _lock: lock })
     }
 
     /// The vault directory.
@@ -282,7 +281,10 @@ impl Vault {
     /// Unlocks with the PIN. The attempt counter is incremented on disk *before* the attempt and reset
     /// after a correct PIN; a locked vault refuses even the right PIN.
     pub fn unlock(&self, pin: &SecretString) -> Result<Unlocked<'_>, VaultError> {
-        let policy = self.policy();
+        // Read vault.json afresh: a PIN change since `open` must take effect at once.
+        let vault_file: VaultFile = storage::read_json(&self.layout.vault_file())?;
+        let header = vault_file.parse_header()?;
+        let policy = PinPolicy::from_file(header.policy);
         let state = self.pin_state()?;
         if state.failures >= policy.max_attempts {
             return Err(VaultError::Locked { failures: state.failures });
@@ -294,8 +296,9 @@ impl Vault {
         let failures = state.failures + 1;
         let pending = PinState { failures, not_before_ms: now + policy.delay_after(failures).as_millis() as u64 };
         storage::write_json(&self.layout.pin_state(), &pending)?;
-        let kek = self.header.kdf.derive(pin, &self.salt()?)?;
-        match crypto::open(&kek, &self.vault_file.header_bytes()?, &self.vault_file.master_key)? {
+        let salt = B64.decode(&header.salt).map_err(|_| VaultError::corrupt("vault salt is not base64"))?;
+        let kek = header.kdf.derive(pin, &salt)?;
+        match crypto::open(&kek, &vault_file.header_bytes()?, &vault_file.master_key)? {
             Some(master) => {
                 storage::write_json(&self.layout.pin_state(), &PinState::default())?;
                 Ok(Unlocked { vault: self, wrap: SoftwareKeyWrap::new(master) })
@@ -303,10 +306,6 @@ impl Vault {
             None if failures >= policy.max_attempts => Err(VaultError::Locked { failures }),
             None => Err(VaultError::WrongPin { remaining: policy.max_attempts - failures }),
         }
-    }
-
-    fn salt(&self) -> Result<Vec<u8>, VaultError> {
-        B64.decode(&self.header.salt).map_err(|_| VaultError::corrupt("vault salt is not base64"))
     }
 
     pub(crate) fn stored_keys(&self) -> Result<Vec<Result<StoredKey, (PathBuf, VaultError)>>, VaultError> {

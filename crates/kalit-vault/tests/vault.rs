@@ -1,0 +1,289 @@
+//! Library-level tests of the vault: PIN counter and lockout, integrity of stored files, policy, history,
+//! backup and restore. (The CLI tests drive the same through real processes, with OpenSSL as the judge.)
+
+use std::fs;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::{KeyAlgorithm, SecretString};
+use kalit_proto::ErrorCode;
+use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Vault, VaultError};
+
+fn pin(s: &str) -> SecretString {
+    SecretString::new(s.into())
+}
+
+fn no_delay(max: u32) -> PinPolicy {
+    PinPolicy { max_attempts: max, delay_base_ms: 0 }
+}
+
+fn raw(data: &[u8]) -> DocumentToSign<'_> {
+    DocumentToSign { name: "doc.txt", data, format: SignFormat::Raw, pss: false, origin: None }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, VaultError>) -> ErrorCode {
+    r.expect_err("expected an error").code()
+}
+
+#[test]
+fn pin_policy_and_weak_pins() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(code(Vault::init(&d.path().join("v"), &pin("12345"), PinPolicy::default())), ErrorCode::WeakSecret);
+    assert_eq!(
+        code(Vault::init(&d.path().join("v"), &pin("123456"), PinPolicy { max_attempts: 1, delay_base_ms: 0 })),
+        ErrorCode::InvalidInput
+    );
+    let v = Vault::init(&d.path().join("v"), &pin("123456"), PinPolicy::default()).unwrap();
+    drop(v);
+    assert_eq!(code(Vault::init(&d.path().join("v"), &pin("123456"), PinPolicy::default())), ErrorCode::AlreadyExists);
+}
+
+#[test]
+fn counter_persists_locks_and_refuses_the_right_pin() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    Vault::init(&dir, &pin("123456"), no_delay(4)).unwrap();
+    for remaining in [3, 2, 1] {
+        let v = Vault::open(&dir).unwrap(); // a new process each time: the counter lives on disk
+        match v.unlock(&pin("000000")) {
+            Err(VaultError::WrongPin { remaining: r }) => assert_eq!(r, remaining),
+            other => panic!("expected WrongPin, got {other:?}"),
+        }
+    }
+    // A correct PIN resets the counter.
+    let v = Vault::open(&dir).unwrap();
+    v.unlock(&pin("123456")).unwrap();
+    assert_eq!(v.pin_status().unwrap().failures, 0);
+    for _ in 0..3 {
+        assert_eq!(code(v.unlock(&pin("999999"))), ErrorCode::WrongPin);
+    }
+    assert_eq!(code(v.unlock(&pin("999999"))), ErrorCode::Locked);
+    drop(v);
+    let v = Vault::open(&dir).unwrap();
+    assert!(v.pin_status().unwrap().locked);
+    assert_eq!(code(v.unlock(&pin("123456"))), ErrorCode::Locked, "a locked vault refuses even the right PIN");
+    drop(v);
+    // Reset destroys everything; a new vault can be made.
+    Vault::reset(&dir).unwrap();
+    assert!(!Vault::exists(&dir));
+    Vault::init(&dir, &pin("654321"), no_delay(4)).unwrap();
+}
+
+#[test]
+fn delays_grow_and_are_enforced_without_spending_attempts() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    let policy = PinPolicy { max_attempts: 10, delay_base_ms: 60_000 };
+    assert_eq!(policy.delay_after(3).as_secs(), 0);
+    assert_eq!(policy.delay_after(4).as_secs(), 60);
+    assert_eq!(policy.delay_after(5).as_secs(), 120);
+    assert_eq!(policy.delay_after(9).as_secs(), 300, "capped at 5 minutes");
+    let v = Vault::init(&dir, &pin("123456"), policy).unwrap();
+    for _ in 0..4 {
+        assert_eq!(code(v.unlock(&pin("000000"))), ErrorCode::WrongPin);
+    }
+    let s = v.pin_status().unwrap();
+    assert_eq!(s.failures, 4);
+    assert!(s.wait.as_secs() > 50);
+    // Trying again now is refused *without* counting, and even the right PIN must wait.
+    assert_eq!(code(v.unlock(&pin("123456"))), ErrorCode::TryLater);
+    assert_eq!(v.pin_status().unwrap().failures, 4);
+}
+
+#[test]
+fn a_damaged_key_file_leaves_the_other_keys_usable() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    let v = Vault::init(&dir, &pin("123456"), no_delay(100)).unwrap();
+    let u = v.unlock(&pin("123456")).unwrap();
+    let a = u.generate(KeyAlgorithm::P256, "a", false).unwrap();
+    u.generate(KeyAlgorithm::Ed25519, "b", false).unwrap();
+    drop(u);
+    let path = dir.join("keys").join(format!("{}.json", a.id));
+    let original = fs::read(&path).unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    // Flip one bit in each authenticated part in turn, decoded (so the JSON stays well-formed).
+    for field in ["header", "private_key.nonce", "private_key.ciphertext"] {
+        for byte in [0usize, 7, 31] {
+            let mut tampered = value.clone();
+            let slot = match field.split_once('.') {
+                Some((o, f)) => &mut tampered[o][f],
+                None => &mut tampered[field],
+            };
+            let mut bytes = B64.decode(slot.as_str().unwrap()).unwrap();
+            let i = byte.min(bytes.len() - 1);
+            bytes[i] ^= 0x01;
+            *slot = serde_json::Value::String(B64.encode(&bytes));
+            fs::write(&path, serde_json::to_vec(&tampered).unwrap()).unwrap();
+            let u = v.unlock(&pin("123456")).unwrap();
+            let err = u.sign("a", &raw(b"x")).map(|_| ()).unwrap_err();
+            assert!(matches!(err.code(), ErrorCode::Corrupt | ErrorCode::NotFound), "{field}[{i}]: {err}");
+            u.sign("b", &raw(b"x")).expect("the other key still signs");
+            let (good, _) = v.keys().unwrap();
+            assert!(good.iter().any(|k| k.label == "b"));
+        }
+    }
+    // A truncated file and a file from a newer format version: clear errors, others fine.
+    fs::write(&path, &original[..original.len() / 2]).unwrap();
+    let (good, bad) = v.keys().unwrap();
+    assert_eq!((good.len(), bad.len()), (1, 1));
+    assert_eq!(bad[0].1.code(), ErrorCode::Corrupt);
+    let header_json = B64.decode(value["header"].as_str().unwrap()).unwrap();
+    let newer = String::from_utf8(header_json).unwrap().replace("kalit-key/1", "kalit-key/9");
+    value["header"] = serde_json::Value::String(B64.encode(newer));
+    fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+    let (_, bad) = v.keys().unwrap();
+    assert!(bad[0].1.to_string().contains("newer Kalit"), "{}", bad[0].1);
+    // Restoring the original bytes makes the key whole again.
+    fs::write(&path, &original).unwrap();
+    v.unlock(&pin("123456")).unwrap().sign("a", &raw(b"x")).unwrap();
+}
+
+fn rewrite_vault_header(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("vault.json");
+    let mut file: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&B64.decode(file["header"].as_str().unwrap()).unwrap()).unwrap();
+    f(&mut header);
+    file["header"] = serde_json::Value::String(B64.encode(serde_json::to_vec(&header).unwrap()));
+    fs::write(&p, serde_json::to_vec(&file).unwrap()).unwrap();
+}
+
+#[test]
+fn downgraded_kdf_and_edited_policy_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    drop(Vault::init(&dir, &pin("123456"), no_delay(5)).unwrap());
+    let original = fs::read(dir.join("vault.json")).unwrap();
+    rewrite_vault_header(&dir, |h| h["kdf"]["m_kib"] = 8.into());
+    let err = Vault::open(&dir).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corrupt);
+    assert!(err.to_string().contains("below the floor"), "{err}");
+    // Raising the attempt limit in the header breaks the AEAD binding: the right PIN no longer works,
+    // so an attacker gains nothing.
+    fs::write(dir.join("vault.json"), &original).unwrap();
+    rewrite_vault_header(&dir, |h| h["policy"]["max_attempts"] = 100.into());
+    let v = Vault::open(&dir).unwrap();
+    assert_eq!(code(v.unlock(&pin("123456"))), ErrorCode::WrongPin);
+    drop(v);
+    fs::write(dir.join("vault.json"), &original).unwrap();
+    // A missing counter file is refused rather than silently reset.
+    fs::remove_file(dir.join("pin-state.json")).unwrap();
+    assert_eq!(Vault::open(&dir).unwrap_err().code(), ErrorCode::Corrupt);
+}
+
+#[test]
+fn no_export_is_enforced_by_export_and_backup() {
+    let d = tempfile::tempdir().unwrap();
+    let v = Vault::init(&d.path().join("v"), &pin("123456"), no_delay(10)).unwrap();
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::P256, "locked-in", true).unwrap();
+    u.generate(KeyAlgorithm::P256, "movable", false).unwrap();
+    assert_eq!(code(u.export_pfx("locked-in", &pin("a-long-password"))), ErrorCode::RefusedByPolicy);
+    assert!(u.export_pfx("movable", &pin("a-long-password")).is_ok());
+    let (backup, summary) = u.backup(&pin("backup-passphrase")).unwrap();
+    assert_eq!(summary.keys, vec!["movable".to_string()]);
+    assert_eq!(summary.skipped_no_export, vec!["locked-in".to_string()]);
+    let (restored, _) =
+        kalit_vault::restore(&d.path().join("r"), &backup, &pin("backup-passphrase"), &pin("654321")).unwrap();
+    let (keys, _) = restored.keys().unwrap();
+    assert_eq!(keys.iter().map(|k| k.label.as_str()).collect::<Vec<_>>(), vec!["movable"]);
+}
+
+#[test]
+fn backup_restore_round_trip_and_refusals() {
+    let d = tempfile::tempdir().unwrap();
+    let v = Vault::init(&d.path().join("v"), &pin("123456"), no_delay(7)).unwrap();
+    let u = v.unlock(&pin("123456")).unwrap();
+    let k = u.generate(KeyAlgorithm::Rsa2048, "rsa", false).unwrap();
+    u.sign("rsa", &raw(b"hello")).unwrap();
+    assert_eq!(code(u.backup(&pin("short"))), ErrorCode::WeakSecret);
+    let (backup, _) = u.backup(&pin("backup-passphrase")).unwrap();
+    assert_eq!(
+        code(kalit_vault::restore(&d.path().join("r1"), &backup, &pin("wrong-passphrase"), &pin("654321"))),
+        ErrorCode::WrongPassword
+    );
+    assert!(!d.path().join("r1").join("vault.json").exists(), "a failed restore leaves nothing behind");
+    assert_eq!(
+        code(kalit_vault::restore(&d.path().join("v"), &backup, &pin("backup-passphrase"), &pin("654321"))),
+        ErrorCode::AlreadyExists
+    );
+    let mut damaged = backup.clone();
+    let n = damaged.len() / 2;
+    damaged[n] ^= 0x04;
+    assert!(kalit_vault::restore(&d.path().join("r2"), &damaged, &pin("backup-passphrase"), &pin("654321")).is_err());
+    let (r, summary) =
+        kalit_vault::restore(&d.path().join("r3"), &backup, &pin("backup-passphrase"), &pin("654321")).unwrap();
+    assert_eq!(summary.history_entries, 1);
+    assert_eq!(r.policy(), no_delay(7), "the PIN policy travels with the backup");
+    let info = r.key("rsa").unwrap();
+    assert_eq!(info.fingerprint, k.fingerprint);
+    assert_eq!(r.history().unwrap().len(), 1);
+    assert!(info.last_used.is_some());
+    assert_eq!(code(r.unlock(&pin("123456"))), ErrorCode::WrongPin, "the restored vault has the new PIN");
+    r.unlock(&pin("654321")).unwrap().sign("rsa", &raw(b"again")).unwrap();
+}
+
+#[test]
+fn change_pin_destroy_and_history() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    let v = Vault::init(&dir, &pin("123456"), no_delay(10)).unwrap();
+    let u = v.unlock(&pin("123456")).unwrap();
+    let k = u.generate(KeyAlgorithm::Ed25519, "ed", false).unwrap();
+    assert_eq!(code(u.generate(KeyAlgorithm::Ed25519, "ed", false)), ErrorCode::AlreadyExists);
+    assert_eq!(code(u.generate(KeyAlgorithm::Ed25519, "../evil", false)), ErrorCode::InvalidInput);
+    let out = u.sign("ed", &DocumentToSign { origin: Some("https://portal.example"), ..raw(b"doc") }).unwrap();
+    assert_eq!(out.record.origin.as_deref(), Some("https://portal.example"));
+    u.change_pin(&pin("abcdef")).unwrap();
+    drop(u);
+    assert_eq!(code(v.unlock(&pin("123456"))), ErrorCode::WrongPin);
+    drop(v);
+    let v = Vault::open(&dir).unwrap();
+    let u = v.unlock(&pin("abcdef")).unwrap();
+    u.destroy("ed").unwrap();
+    assert_eq!(code(u.sign("ed", &raw(b"doc"))), ErrorCode::NotFound);
+    // Nothing of the key remains in the key store.
+    for e in fs::read_dir(dir.join("keys")).unwrap() {
+        let text = fs::read_to_string(e.unwrap().path()).unwrap();
+        assert!(!text.contains(&k.id));
+    }
+    assert!(!dir.join("keys").join(format!("{}.json", k.id)).exists());
+    let h = v.history().unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].sha256, hex::encode(kalit_core::digest::HashAlg::Sha256.digest(b"doc")));
+}
+
+#[test]
+fn a_torn_history_line_does_not_hide_later_entries() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    let v = Vault::init(&dir, &pin("123456"), no_delay(10)).unwrap();
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::P256, "k", false).unwrap();
+    u.sign("k", &raw(b"one")).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(dir.join("history.jsonl")).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"time\":\"2026-").unwrap();
+    u.sign("k", &raw(b"two")).unwrap();
+    assert_eq!(v.history().unwrap().len(), 2);
+}
+
+#[test]
+fn key_files_and_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    let v = Vault::init(&dir, &pin("123456"), no_delay(10)).unwrap();
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::P256, "k", false).unwrap();
+    u.sign("k", &raw(b"one")).unwrap();
+    assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(fs::metadata(dir.join("keys")).unwrap().permissions().mode() & 0o777, 0o700);
+    for p in ["vault.json", "pin-state.json", "history.jsonl"] {
+        assert_eq!(fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777, 0o600, "{p}");
+    }
+    for e in fs::read_dir(dir.join("keys")).unwrap() {
+        assert_eq!(e.unwrap().metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
