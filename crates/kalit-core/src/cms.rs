@@ -213,6 +213,7 @@ fn parse_hash(o: &ObjectIdentifier) -> Result<HashAlg, CoreError> {
 fn verification_for(
     si: &SignerInfo,
     digest: HashAlg,
+    signer_modulus_bits: Option<usize>,
 ) -> Result<(&'static dyn aws_lc_rs::signature::VerificationAlgorithm, String), CoreError> {
     use aws_lc_rs::signature as s;
     let o = si.signature_algorithm.oid;
@@ -238,13 +239,26 @@ fn verification_for(
     if o == oid::RSA_PSS {
         let params = si.signature_algorithm.parameters.as_ref().ok_or_else(|| bad("PSS without parameters"))?;
         let (hash, salt) = parse_pss_params(params.value())?;
-        if salt != hash.len() {
-            return Err(CoreError::Unsupported(format!("PSS salt length {salt} (expected {})", hash.len())));
+        let name = format!("rsa-pss-{}", hash.name());
+        if salt == hash.len() {
+            return Ok(match hash {
+                HashAlg::Sha256 => (&s::RSA_PSS_2048_8192_SHA256, name),
+                HashAlg::Sha384 => (&s::RSA_PSS_2048_8192_SHA384, name),
+                HashAlg::Sha512 => (&s::RSA_PSS_2048_8192_SHA512, name),
+            });
+        }
+        // OpenSSL signs with the longest salt the key allows; any other length is refused.
+        let max = signer_modulus_bits.map(|bits| (bits + 6) / 8 - hash.len() - 2);
+        if Some(salt) != max {
+            return Err(CoreError::Unsupported(format!(
+                "PSS salt length {salt} (Kalit verifies the digest length {} or the maximum)",
+                hash.len()
+            )));
         }
         return Ok(match hash {
-            HashAlg::Sha256 => (&s::RSA_PSS_2048_8192_SHA256, "rsa-pss-sha256".into()),
-            HashAlg::Sha384 => (&s::RSA_PSS_2048_8192_SHA384, "rsa-pss-sha384".into()),
-            HashAlg::Sha512 => (&s::RSA_PSS_2048_8192_SHA512, "rsa-pss-sha512".into()),
+            HashAlg::Sha256 => (&x509::PSS_SHA256_MAX, name),
+            HashAlg::Sha384 => (&x509::PSS_SHA384_MAX, name),
+            HashAlg::Sha512 => (&x509::PSS_SHA512_MAX, name),
         });
     }
     let ecdsa = |h: HashAlg| -> Result<(&'static dyn s::VerificationAlgorithm, String), CoreError> {
@@ -394,9 +408,13 @@ pub fn verify_detached(
                 "the document's digest differs from the one that was signed: the document was changed or is not the one signed".into(),
             ));
         }
-        let (alg, scheme) = verification_for(si, hash)?;
-        let tbs = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
         let cert = x509::parse(&signer_cert)?;
+        let bits = match cert.public_key().parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Some(rsa.key_size()),
+            _ => None,
+        };
+        let (alg, scheme) = verification_for(si, hash, bits)?;
+        let tbs = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
         verify_with(cert.public_key(), alg, &tbs, si.signature.as_bytes()).map_err(|_| {
             CoreError::InvalidSignature("the CMS signature does not verify with the signer's certificate".into())
         })?;

@@ -27,8 +27,9 @@ pub fn generate(alg: KeyAlgorithm) -> Result<SecretBytes, CoreError> {
             kp.to_pkcs8v1().map_err(fail)?.as_ref().to_vec()
         }
         KeyAlgorithm::Ed25519 => {
+            // PKCS#8 v1: OpenSSL 3.0 cannot read the v2 form (with the public key) inside a PFX.
             let kp = Ed25519KeyPair::generate().map_err(fail)?;
-            kp.to_pkcs8().map_err(fail)?.as_ref().to_vec()
+            kp.to_pkcs8v1().map_err(fail)?.as_ref().to_vec()
         }
     };
     Ok(SecretBytes::new(der))
@@ -83,6 +84,17 @@ impl PrivateKey {
         Err(CoreError::Unsupported(
             "private key is not RSA (2048-4096), ECDSA P-256 or Ed25519, or is malformed".into(),
         ))
+    }
+
+    /// The private key as PKCS#8 v1 (RFC 5208), the form every PKCS#12 reader understands.
+    pub fn to_pkcs8_v1(&self) -> Result<SecretBytes, CoreError> {
+        let fail = |_| CoreError::Crypto("PKCS#8 encoding");
+        let der = match &self.inner {
+            Inner::Rsa(kp) => kp.as_der().map_err(fail)?.as_ref().to_vec(),
+            Inner::Ecdsa(kp) => kp.to_pkcs8v1().map_err(fail)?.as_ref().to_vec(),
+            Inner::Ed25519(kp) => kp.to_pkcs8v1().map_err(fail)?.as_ref().to_vec(),
+        };
+        Ok(SecretBytes::new(der))
     }
 
     /// The key's algorithm.

@@ -113,6 +113,16 @@ fn schemes_for(spki: &SubjectPublicKeyInfo<'_>) -> Result<&'static [SignScheme],
     }
 }
 
+use aws_lc_rs::signature::{RsaParameters, RsaPssSaltLength};
+
+/// RSA-PSS with the longest salt the key allows (what OpenSSL signs with by default).
+pub(crate) static PSS_SHA256_MAX: RsaParameters =
+    signature::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
+pub(crate) static PSS_SHA384_MAX: RsaParameters =
+    signature::RSA_PSS_2048_8192_SHA384.with_pss_salt_length(RsaPssSaltLength::Max);
+pub(crate) static PSS_SHA512_MAX: RsaParameters =
+    signature::RSA_PSS_2048_8192_SHA512.with_pss_salt_length(RsaPssSaltLength::Max);
+
 pub(crate) fn verification_alg(scheme: SignScheme) -> &'static dyn VerificationAlgorithm {
     match scheme {
         SignScheme::RsaPkcs1Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -136,10 +146,15 @@ pub fn parse_spki(spki_der: &[u8]) -> Result<SubjectPublicKeyInfo<'_>, CoreError
 /// (RSA: PKCS#1 v1.5, then PSS). Returns the scheme that verified.
 pub fn verify_raw(spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<SignScheme, CoreError> {
     let spki = parse_spki(spki_der)?;
-    for &scheme in schemes_for(&spki)? {
+    let schemes = schemes_for(&spki)?;
+    for &scheme in schemes {
         if verify_with(&spki, verification_alg(scheme), msg, sig).is_ok() {
             return Ok(scheme);
         }
+    }
+    // RSA-PSS with the maximum salt length (OpenSSL's default when it signs with PSS).
+    if schemes.contains(&SignScheme::RsaPssSha256) && verify_with(&spki, &PSS_SHA256_MAX, msg, sig).is_ok() {
+        return Ok(SignScheme::RsaPssSha256);
     }
     Err(CoreError::InvalidSignature("the signature does not match the document and public key".into()))
 }

@@ -102,6 +102,8 @@ impl Unlocked<'_> {
                 "key {label:?} was created with --no-export: it can never leave this vault"
             )));
         }
+        // Re-encode as PKCS#8 v1 whatever form the key was imported in: OpenSSL 3.0 cannot read v2 in a PFX.
+        let pkcs8 = PrivateKey::from_pkcs8(&pkcs8)?.to_pkcs8_v1()?;
         let key = p12_keystore::PrivateKey::from_der(pkcs8.expose_secret())
             .map_err(|e| VaultError::Internal(e.to_string()))?;
         let certs: Vec<Certificate> = k

@@ -1,0 +1,257 @@
+//! Behaviour of the `kalit` commands as people and scripts see it: prompts, exit codes, messages.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+#[test]
+fn wrong_pin_counts_locks_and_only_restore_or_reset_helps() {
+    let t = tempfile::tempdir().unwrap();
+    let v = V::init(t.path(), "vault", 3);
+    v.generate("p-256", "key");
+    let backup = t.path().join("b.kbk");
+    v.run(&["backup", "--out", s(&backup)], &[PIN, "backup-pass-1", "backup-pass-1"]).ok();
+    let r = v.run(&["change-pin"], &["000000"]).fails(3, "wrong_pin");
+    assert!(r.stderr.contains("2 attempt(s) left"), "{}", r.stderr);
+    v.run(&["change-pin"], &["000001"]).fails(3, "wrong_pin");
+    v.run(&["change-pin"], &["000002"]).fails(4, "locked");
+    let status: serde_json::Value = serde_json::from_str(&v.run(&["status", "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(status["locked"], true);
+    // The right PIN no longer helps, for any PIN operation.
+    v.run(&["generate", "--alg", "p-256", "--label", "k2"], &[PIN]).fails(4, "locked");
+    let doc = t.path().join("d.txt");
+    fs::write(&doc, "x").unwrap();
+    v.run(&["sign", "key", "--file", s(&doc), "--format", "raw"], &["y", PIN]).fails(4, "locked");
+    // Restore the backup elsewhere: the keys come back with a new PIN.
+    let r = V { dir: t.path().join("restored") };
+    r.run(&["restore", s(&backup)], &["backup-pass-1", "135790", "135790"]).ok();
+    r.run(&["sign", "key", "--file", s(&doc), "--format", "raw"], &["y", "135790"]).ok();
+    // Reset asks confirmation; "n" keeps everything.
+    v.run(&["reset"], &["n"]).fails(10, "declined");
+    assert!(v.dir.join("vault.json").exists());
+    v.run(&["reset"], &["y"]).ok();
+    assert!(!v.dir.join("vault.json").exists());
+    v.run(&["init"], &[PIN, PIN]).ok();
+}
+
+#[test]
+fn a_killed_pin_attempt_still_counts() {
+    let t = tempfile::tempdir().unwrap();
+    let v = V::init(t.path(), "vault", 10);
+    let state = v.dir.join("pin-state.json");
+    let mut caught = false;
+    for _ in 0..20 {
+        let mut child = kalit_cmd(&["vault", "--vault", s(&v.dir), "change-pin"]).spawn().unwrap();
+        feed(&mut child, &[PIN]); // the right PIN: only a kill can stop the counter from being reset
+        let start = Instant::now();
+        // The counter is written before Argon2id runs (>= tens of ms): catch that moment and kill.
+        while start.elapsed() < Duration::from_secs(5) {
+            let text = fs::read_to_string(&state).unwrap_or_default();
+            if text.contains("\"failures\": 1") {
+                let _ = child.kill();
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let status = child.wait().unwrap();
+        if !status.success() {
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught, "never managed to kill the process mid-attempt");
+    let status: serde_json::Value = serde_json::from_str(&v.run(&["status", "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(status["failures"], 1, "the killed attempt was counted");
+    // The right PIN then works and resets the counter.
+    v.run(&["generate", "--alg", "ed25519", "--label", "k"], &[PIN]).ok();
+    let status: serde_json::Value = serde_json::from_str(&v.run(&["status", "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(status["failures"], 0);
+}
+
+#[test]
+fn declining_signs_nothing_and_approval_comes_before_the_pin() {
+    let t = tempfile::tempdir().unwrap();
+    let v = V::init(t.path(), "vault", 10);
+    v.generate("ed25519", "k");
+    let doc = t.path().join("letter.txt");
+    fs::write(&doc, "Hello").unwrap();
+    let r = v.run(&["sign", "k", "--file", s(&doc), "--format", "raw"], &["n", PIN]).fails(10, "declined");
+    assert!(
+        r.stderr.contains("letter.txt")
+            && r.stderr.contains("185f8db32271fe25f561a6fc938b2e264306ec304eda518007d1764826381969"),
+        "shows name and SHA-256: {}",
+        r.stderr
+    );
+    assert!(!t.path().join("letter.txt.sig").exists());
+    assert!(v.run(&["history"], &[]).ok().stdout.contains("No signatures"));
+    let status: serde_json::Value = serde_json::from_str(&v.run(&["status", "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(status["failures"], 0, "a declined request never asked for the PIN");
+    v.run(&["sign", "k", "--file", s(&doc), "--format", "raw"], &["y", PIN]).ok();
+    assert!(t.path().join("letter.txt.sig").exists());
+    // CMS without a certificate is refused with a pointer to the fix.
+    let r = v.run(&["sign", "k", "--file", s(&doc)], &["y", PIN]).fails(7, "refused_by_policy");
+    assert!(r.stderr.contains("install-cert"));
+    // --pss on a non-RSA key.
+    v.run(&["sign", "k", "--file", s(&doc), "--format", "raw", "--pss"], &["y", PIN]).fails(8, "invalid_input");
+}
+
+#[test]
+fn bad_inputs_get_stable_codes_and_never_touch_stored_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let missing = V { dir: root.join("nope") };
+    missing.run(&["list"], &[]).fails(6, "not_found");
+    let weak = V { dir: root.join("weak") };
+    weak.run(&["init"], &["12345", "12345"]).fails(14, "weak_secret");
+    weak.run(&["init"], &["123456", "654321"]).fails(14, "weak_secret");
+    weak.run(&["init"], &[]).fails(2, "usage");
+    let v = V::init(root, "vault", 50);
+    v.generate("p-256", "k");
+    v.run(&["generate", "--alg", "p-256", "--label", "k"], &[PIN]).fails(12, "already_exists");
+    v.run(&["generate", "--alg", "p-256", "--label", "a/b"], &[PIN]).fails(8, "invalid_input");
+    v.run(&["show", "ghost"], &[]).fails(6, "not_found");
+    v.run(&["csr", "k", "--subject", "NOPE"], &[PIN]).fails(8, "invalid_input");
+    v.run(&["csr", "k", "--subject", "CN=x,C=Uzbekistan"], &[PIN]).fails(8, "invalid_input");
+    let before: Vec<_> = all_files(&v.dir.join("keys")).iter().map(|p| fs::read(p).unwrap()).collect();
+    // Hostile PFX files: empty, garbage, truncated, huge, deeply nested DER.
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("garbage", b"this is not a pfx".to_vec()),
+        ("der-garbage", vec![0x30, 0x82, 0xff, 0xff, 0x02, 0x01, 0x03]),
+        ("nested", std::iter::repeat_n([0x30u8, 0x80], 5000).flatten().collect()),
+        ("huge", vec![0u8; 2 << 20]),
+    ];
+    for (name, bytes) in cases {
+        let p = root.join(format!("{name}.pfx"));
+        fs::write(&p, bytes).unwrap();
+        let r = v.run(&["import", s(&p), "--label", name], &["pw-123456", PIN]);
+        assert!(r.code == 8 || r.code == 5, "{name}: exit {} {}", r.code, r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
+    }
+    // A real PFX of ours, truncated at many points.
+    let pfx = root.join("real.pfx");
+    v.run(&["export", "k", "--out", s(&pfx)], &[PIN, "pfx-pass-1", "pfx-pass-1"]).ok();
+    let real = fs::read(&pfx).unwrap();
+    for cut in [1, 10, real.len() / 3, real.len() / 2, real.len() - 1] {
+        let p = root.join("cut.pfx");
+        fs::write(&p, &real[..cut]).unwrap();
+        let r = v.run(&["import", s(&p), "--label", "cut"], &["pfx-pass-1", PIN]);
+        assert!(r.code == 8 || r.code == 5, "cut {cut}: exit {} {}", r.code, r.stderr);
+    }
+    // Export password rules; no-export keys.
+    v.run(&["export", "k", "--out", s(&root.join("x.pfx"))], &[PIN, "short", "short"]).fails(14, "weak_secret");
+    v.run(&["generate", "--alg", "ed25519", "--label", "stay", "--no-export"], &[PIN]).ok();
+    v.run(&["export", "stay", "--out", s(&root.join("y.pfx"))], &[PIN]).fails(7, "refused_by_policy");
+    assert!(!root.join("y.pfx").exists());
+    // Certificates that are not certificates.
+    let junk = root.join("junk.pem");
+    fs::write(&junk, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    v.run(&["install-cert", "k", s(&junk)], &[]).fails(8, "invalid_input");
+    // Verify with hostile inputs.
+    let doc = root.join("d.txt");
+    fs::write(&doc, "d").unwrap();
+    kalit(&["verify", "--file", s(&doc), "--sig", s(&junk)], &[]).fails(8, "invalid_input");
+    let fake_cms = root.join("fake.p7s");
+    let mut b = vec![0x30, 0x82, 0x01, 0x00, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+    b.resize(300, 0xa0);
+    fs::write(&fake_cms, b).unwrap();
+    kalit(&["verify", "--file", s(&doc), "--sig", s(&fake_cms)], &[]).fails(8, "invalid_input");
+    // None of this changed the stored keys (the no-export key was added on purpose, so compare the first).
+    let after: Vec<_> = all_files(&v.dir.join("keys")).iter().map(|p| fs::read(p).unwrap()).collect();
+    assert!(before.iter().all(|b| after.contains(b)), "a stored key file changed");
+    v.run(&["sign", "k", "--file", s(&doc), "--format", "raw"], &["y", PIN]).ok();
+}
+
+#[test]
+fn list_show_and_history_speak_json_and_text() {
+    let t = tempfile::tempdir().unwrap();
+    let v = V::init(t.path(), "vault", 10);
+    assert!(v.run(&["list"], &[]).ok().stdout.contains("No keys yet"));
+    v.generate("rsa-2048", "rsa");
+    v.run(&["generate", "--alg", "ed25519", "--label", "ed", "--no-export"], &[PIN]).ok();
+    let list: serde_json::Value = serde_json::from_str(&v.run(&["list", "--json"], &[]).ok().stdout).unwrap();
+    let arr = list.as_array().unwrap();
+    assert_eq!(arr.len(), 2);
+    assert_eq!(arr[0]["label"], "ed");
+    assert_eq!(arr[0]["policy"]["no_export"], true);
+    assert_eq!(arr[1]["algorithm"], "rsa-2048");
+    assert_eq!(arr[1]["fingerprint"].as_str().unwrap().len(), 64);
+    let text = v.run(&["show", "rsa"], &[]).ok().stdout;
+    assert!(text.contains("Fingerprint:  SHA256:") && text.contains("Last used:    never"), "{text}");
+    let doc = t.path().join("d.txt");
+    fs::write(&doc, "abc").unwrap();
+    v.run(&["sign", "rsa", "--file", s(&doc), "--format", "raw"], &["y", PIN]).ok();
+    let h: serde_json::Value = serde_json::from_str(&v.run(&["history", "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(h[0]["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(h[0]["document"], "d.txt");
+    assert_eq!(h[0]["format"], "raw");
+    let show: serde_json::Value = serde_json::from_str(&v.run(&["show", "rsa", "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(show["last_used"], h[0]["time"]);
+    // Destroy: confirmation, then PIN; afterwards nothing of the key remains.
+    let id = show["id"].as_str().unwrap().to_string();
+    v.run(&["destroy", "rsa"], &["n"]).fails(10, "declined");
+    v.run(&["destroy", "rsa"], &["y", PIN]).ok();
+    v.run(&["show", "rsa"], &[]).fails(6, "not_found");
+    for f in all_files(&v.dir.join("keys")) {
+        assert!(!f.to_string_lossy().contains(&id));
+        assert!(!fs::read_to_string(&f).unwrap().contains(&id));
+    }
+}
+
+#[test]
+fn hash_agrees_with_sha256sum_and_openssl() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("data.bin");
+    fs::write(&f, (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>()).unwrap();
+    let ours = kalit(&["hash", s(&f)], &[]).ok().stdout;
+    let theirs = String::from_utf8(std::process::Command::new("sha256sum").arg(&f).output().unwrap().stdout).unwrap();
+    assert_eq!(ours.split_whitespace().next(), theirs.split_whitespace().next());
+    if openssl().is_some() {
+        for alg in ["sha384", "sha512"] {
+            let j: serde_json::Value =
+                serde_json::from_str(&kalit(&["hash", s(&f), "--alg", alg, "--json"], &[]).ok().stdout).unwrap();
+            let o = ossl_ok(&["dgst", &format!("-{alg}"), "-r", s(&f)]);
+            assert_eq!(j["digest"].as_str().unwrap(), o.split_whitespace().next().unwrap());
+            assert_eq!(j["size"], 3_000_000);
+        }
+    }
+    kalit(&["hash", s(&t.path().join("missing"))], &[]).fails(6, "not_found");
+    let r = kalit(&["hash", s(&f), "--alg", "md5"], &[]);
+    assert_eq!(r.code, 2, "clap refuses unknown algorithms: {}", r.stderr);
+}
+
+#[test]
+fn help_teaches_and_demo_runs() {
+    let h = kalit(&["vault", "sign", "--help"], &[]).ok().stdout;
+    assert!(h.contains("asks approval") && h.contains("--pss") && h.contains("--format"), "{h}");
+    let top = kalit(&["--help"], &[]).ok().stdout;
+    assert!(top.contains("standard input") && top.contains("vault"), "{top}");
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("demo");
+    let r = kalit(&["demo", "--out", s(&out)], &[]).ok();
+    assert!(r.stdout.contains("every signature verified"), "{}", r.stdout);
+    for f in ["sample.txt", "sample.txt.p7s", "sample.txt.sig", "chain.pem", "ca.pem", "demo.csr.pem", "demo.pfx"] {
+        assert!(out.join(f).exists(), "demo wrote {f}");
+    }
+    if openssl().is_some() {
+        ossl_ok(&[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            s(&out.join("sample.txt.p7s")),
+            "-content",
+            s(&out.join("sample.txt")),
+            "-CAfile",
+            s(&out.join("ca.pem")),
+            "-out",
+            "/dev/null",
+        ]);
+    }
+}
