@@ -125,7 +125,11 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
         VaultCommand::Show { key, json } => {
             let vault = Vault::open(dir)?;
             let info = vault.key(&key)?;
-            if json { print_json(&info) } else { Ok(print!("{}", describe(&info))) }
+            if json {
+                return print_json(&info);
+            }
+            print!("{}", describe(&info));
+            Ok(())
         }
         VaultCommand::Csr { key, subject, out } => {
             let vault = Vault::open(dir)?;

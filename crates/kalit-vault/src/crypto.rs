@@ -101,7 +101,7 @@ pub(crate) fn open(key: &SecretBytes, aad: &[u8], sealed: &SealedBox) -> Result<
         return Ok(None);
     };
     let mut buf = zeroize::Zeroizing::new(ct);
-    match k.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *buf) {
+    match k.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf) {
         Ok(pt) => Ok(Some(SecretBytes::from_slice(pt))),
         Err(_) => Ok(None),
     }

@@ -21,7 +21,7 @@ pub use backup::BackupSummary;
 pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap};
 pub use error::VaultError;
 pub use vault::{
-    DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault, check_new_pin, restore,
+    DamagedKey, DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault, check_new_pin, restore,
 };
 
 /// Minimum PIN length (characters).

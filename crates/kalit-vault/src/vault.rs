@@ -143,6 +143,9 @@ fn check_label(label: &str) -> Result<(), VaultError> {
     }
 }
 
+/// A key file that could not be read, and why.
+pub type DamagedKey = (PathBuf, VaultError);
+
 /// A loaded key file with its parsed header.
 pub(crate) struct StoredKey {
     pub path: PathBuf,
@@ -308,7 +311,7 @@ impl Vault {
         }
     }
 
-    pub(crate) fn stored_keys(&self) -> Result<Vec<Result<StoredKey, (PathBuf, VaultError)>>, VaultError> {
+    pub(crate) fn stored_keys(&self) -> Result<Vec<Result<StoredKey, DamagedKey>>, VaultError> {
         let dir = self.layout.keys_dir();
         let mut out = Vec::new();
         let rd = match fs::read_dir(&dir) {
@@ -336,7 +339,7 @@ impl Vault {
     }
 
     /// Keys that could be read, and the files that could not (damaged keys do not hide the others).
-    pub fn keys(&self) -> Result<(Vec<KeyInfo>, Vec<(PathBuf, VaultError)>), VaultError> {
+    pub fn keys(&self) -> Result<(Vec<KeyInfo>, Vec<DamagedKey>), VaultError> {
         let history = self.history()?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
@@ -486,12 +489,8 @@ impl<'v> Unlocked<'v> {
 
     fn ensure_label_free(&self, label: &str) -> Result<(), VaultError> {
         check_label(label)?;
-        for k in self.vault.stored_keys()? {
-            if let Ok(k) = k {
-                if k.header.label == label {
-                    return Err(VaultError::AlreadyExists(format!("a key labelled {label:?} already exists")));
-                }
-            }
+        if self.vault.stored_keys()?.into_iter().flatten().any(|k| k.header.label == label) {
+            return Err(VaultError::AlreadyExists(format!("a key labelled {label:?} already exists")));
         }
         Ok(())
     }

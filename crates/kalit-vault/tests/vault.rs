@@ -1,6 +1,8 @@
 //! Library-level tests of the vault: PIN counter and lockout, integrity of stored files, policy, history,
 //! backup and restore. (The CLI tests drive the same through real processes, with OpenSSL as the judge.)
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::Path;
 

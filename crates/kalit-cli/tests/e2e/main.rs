@@ -1,6 +1,8 @@
 //! End-to-end tests of the `kalit` binary as a real process, with OpenSSL's command line as the
 //! independent judge of every format. One test binary for the crate (links once).
 
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod common;
 mod crash;

@@ -73,7 +73,7 @@ fn openssl_check_ed25519_cms(sig: &Path, doc: &Path, print: &str) {
     let (off, hl, l) = fields(attrs_line);
     let mut attrs = der[off..off + hl + l].to_vec();
     attrs[0] = 0x31; // [0] IMPLICIT -> SET OF, as RFC 5652 section 5.4 signs it
-    let sig_line = parse.lines().filter(|l| l.contains("d=5") && l.contains("OCTET STRING")).last().expect("signature");
+    let sig_line = parse.lines().rfind(|l| l.contains("d=5") && l.contains("OCTET STRING")).expect("signature");
     let (off, hl, l) = fields(sig_line);
     let signature = der[off + hl..off + hl + l].to_vec();
     let md_line =
