@@ -66,19 +66,6 @@ pub fn alg_id_null(o: &ObjectIdentifier) -> Vec<u8> {
     seq(&[&oid(o), &[0x05, 0x00]])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_lengths() {
-        assert_eq!(tlv(0x04, &[1; 3])[..2], [0x04, 3]);
-        assert_eq!(tlv(0x04, &[1; 200])[..3], [0x04, 0x81, 200]);
-        assert_eq!(tlv(0x04, &[1; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
-        assert_eq!(small_int(200), vec![0x02, 0x02, 0x00, 200]);
-    }
-}
-
 /// Reads one TLV with a definite length from `input`: `(tag, content, rest)`. Only for small,
 /// already-decoded fields (algorithm parameters); multi-byte tags are refused.
 pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -101,4 +88,17 @@ pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         return None;
     }
     Some((tag, &rest[..len], &rest[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lengths() {
+        assert_eq!(tlv(0x04, &[1; 3])[..2], [0x04, 3]);
+        assert_eq!(tlv(0x04, &[1; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(tlv(0x04, &[1; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(small_int(200), vec![0x02, 0x02, 0x00, 200]);
+    }
 }
