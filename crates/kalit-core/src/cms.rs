@@ -464,6 +464,71 @@ mod tests {
         }
     }
 
+    /// Random bit flips, truncations and insertions in a valid CMS: never a panic, never "valid" for a
+    /// changed signature value or signed attribute.
+    #[test]
+    fn mutated_cms_never_panics_or_verifies_when_signed_bytes_change() {
+        let key = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::P256).unwrap()).unwrap();
+        let cert = self_signed(&key);
+        let doc = b"mutation target";
+        let scheme = SignScheme::EcdsaP256Sha256;
+        let prep = PreparedCms::new(
+            std::slice::from_ref(&cert),
+            scheme,
+            &HashAlg::Sha256.digest(doc),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let sig = key.sign(scheme, &prep.to_be_signed()).unwrap();
+        let good = prep.finish(&sig);
+        let mut state = 0x2545f4914f6cdd1du64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let mut m = good.clone();
+            let at = (rnd() as usize) % m.len();
+            match rnd() % 3 {
+                0 => m[at] ^= 1 << (rnd() % 8),
+                1 => m.truncate(at),
+                _ => m.insert(at, rnd() as u8),
+            }
+            let r = verify_detached(&m, &mut |h| Ok(h.digest(doc)), &[]);
+            // The signed attributes and signature are the last part of the file: a flip there must fail.
+            if m.len() == good.len() && at >= good.len() - 200 && m != good {
+                assert!(r.is_err(), "a flip at {at} of {} still verified", good.len());
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_certificate_bundles_never_panic() {
+        let key = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::Ed25519).unwrap()).unwrap();
+        let der = self_signed(&key);
+        let pem = x509::cert_pem(&der).into_bytes();
+        let mut state = 0x853c49e6748fea9bu64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for input in [der, pem] {
+            for _ in 0..1000 {
+                let mut m = input.clone();
+                let at = (rnd() as usize) % m.len();
+                match rnd() % 2 {
+                    0 => m[at] ^= 1 << (rnd() % 8),
+                    _ => m.truncate(at),
+                }
+                let _ = x509::parse_cert_bundle(&m);
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_an_error() {
         for input in [&b""[..], b"\x30\x80", b"\x30\x03\x06\x01\x00", &[0x30; 64]] {

@@ -35,6 +35,38 @@ pub fn generate(alg: KeyAlgorithm) -> Result<SecretBytes, CoreError> {
     Ok(SecretBytes::new(der))
 }
 
+/// Names what a PKCS#8 blob holds, for error messages ("RSA-1024 key", "EC key on curve 1.3.132.0.34").
+fn describe_pkcs8(der: &[u8]) -> String {
+    use crate::der::read_tlv;
+    let parse = || -> Option<String> {
+        let (_, info, _) = read_tlv(der)?;
+        let (_, _, rest) = read_tlv(info)?; // version
+        let (_, alg, rest) = read_tlv(rest)?;
+        let (_, oid_bytes, params) = read_tlv(alg)?;
+        let oid = const_oid::ObjectIdentifier::from_bytes(oid_bytes).ok()?;
+        let (_, key, _) = read_tlv(rest)?;
+        Some(match oid.to_string().as_str() {
+            "1.2.840.113549.1.1.1" => {
+                let (_, rsa, _) = read_tlv(key)?;
+                let (_, _, rest) = read_tlv(rsa)?;
+                let (_, modulus, _) = read_tlv(rest)?;
+                let significant = modulus.iter().skip_while(|b| **b == 0).count();
+                format!("an RSA-{} key", significant * 8)
+            }
+            "1.2.840.10045.2.1" => {
+                let curve = read_tlv(params)
+                    .and_then(|(_, c, _)| const_oid::ObjectIdentifier::from_bytes(c).ok())
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                format!("an EC key on curve {curve}")
+            }
+            "1.3.101.113" => "an Ed448 key".into(),
+            other => format!("a key of algorithm {other}"),
+        })
+    };
+    parse().unwrap_or_else(|| "a malformed private key".into())
+}
+
 enum Inner {
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
@@ -81,9 +113,10 @@ impl PrivateKey {
             let public = kp.public_key().as_ref().to_vec();
             return Ok(PrivateKey { alg: KeyAlgorithm::Ed25519, inner: Inner::Ed25519(kp), public });
         }
-        Err(CoreError::Unsupported(
-            "private key is not RSA (2048-4096), ECDSA P-256 or Ed25519, or is malformed".into(),
-        ))
+        Err(CoreError::Unsupported(format!(
+            "{} (Kalit accepts RSA keys of 2048, 3072 or 4096 bits, ECDSA P-256 and Ed25519)",
+            describe_pkcs8(der)
+        )))
     }
 
     /// The private key as PKCS#8 v1 (RFC 5208), the form every PKCS#12 reader understands.

@@ -55,6 +55,9 @@ pub struct VaultFile {
     /// Base64 of the header JSON, so the associated data is byte-exact.
     pub header: String,
     pub master_key: SealedBox,
+    /// SHA-256 over the other fields. Not a security measure (the AEAD is): it tells accidental damage
+    /// apart from a wrong PIN, so a damaged file is reported as such and costs no PIN attempt.
+    pub checksum: String,
 }
 
 /// `pin-state.json`.
@@ -117,10 +120,23 @@ impl KeyFile {
 }
 
 impl VaultFile {
+    pub fn new(header: String, master_key: SealedBox) -> Self {
+        let checksum = Self::compute_checksum(&header, &master_key);
+        VaultFile { header, master_key, checksum }
+    }
+    fn compute_checksum(header: &str, sealed: &SealedBox) -> String {
+        let text = format!("{header}\n{}\n{}", sealed.nonce, sealed.ciphertext);
+        hex::encode(kalit_core::digest::HashAlg::Sha256.digest(text.as_bytes()))
+    }
     pub fn header_bytes(&self) -> Result<Vec<u8>, VaultError> {
         B64.decode(&self.header).map_err(|_| VaultError::corrupt("vault.json header is not base64"))
     }
     pub fn parse_header(&self) -> Result<VaultHeader, VaultError> {
+        if Self::compute_checksum(&self.header, &self.master_key) != self.checksum {
+            return Err(VaultError::corrupt(
+                "vault.json is damaged (its checksum does not match); no PIN attempt was used. Restore the vault from a backup",
+            ));
+        }
         let h: VaultHeader = serde_json::from_slice(&self.header_bytes()?)
             .map_err(|e| VaultError::corrupt(format!("vault.json header: {e}")))?;
         if h.format != VAULT_FORMAT {

@@ -465,7 +465,7 @@ fn seal_master(header: &VaultHeader, pin: &SecretString, master: &SecretBytes) -
     let salt = B64.decode(&header.salt).map_err(|_| VaultError::Internal("salt".into()))?;
     let kek = header.kdf.derive(pin, &salt)?;
     let master_key = crypto::seal(&kek, &header_json, master.expose_secret())?;
-    Ok(VaultFile { header: B64.encode(header_json), master_key })
+    Ok(VaultFile::new(B64.encode(header_json), master_key))
 }
 
 /// A vault unlocked by its PIN: the only way to private-key operations. Holds the master key in a

@@ -107,7 +107,7 @@ fn a_damaged_key_file_leaves_the_other_keys_usable() {
     let mut value: serde_json::Value = serde_json::from_slice(&original).unwrap();
     // Flip one bit in each authenticated part in turn, decoded (so the JSON stays well-formed).
     for field in ["header", "private_key.nonce", "private_key.ciphertext"] {
-        for byte in [0usize, 7, 31] {
+        for byte in [0usize, 7, 31, usize::MAX] {
             let mut tampered = value.clone();
             let slot = match field.split_once('.') {
                 Some((o, f)) => &mut tampered[o][f],
@@ -149,7 +149,49 @@ fn rewrite_vault_header(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
         serde_json::from_slice(&B64.decode(file["header"].as_str().unwrap()).unwrap()).unwrap();
     f(&mut header);
     file["header"] = serde_json::Value::String(B64.encode(serde_json::to_vec(&header).unwrap()));
+    // A deliberate attacker recomputes the (non-cryptographic) checksum too.
+    let text = format!(
+        "{}\n{}\n{}",
+        file["header"].as_str().unwrap(),
+        file["master_key"]["nonce"].as_str().unwrap(),
+        file["master_key"]["ciphertext"].as_str().unwrap()
+    );
+    file["checksum"] = hex::encode(kalit_core::digest::HashAlg::Sha256.digest(text.as_bytes())).into();
     fs::write(&p, serde_json::to_vec(&file).unwrap()).unwrap();
+}
+
+#[test]
+fn a_damaged_vault_file_is_reported_and_costs_no_pin_attempt() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    drop(Vault::init(&dir, &pin("123456"), no_delay(5)).unwrap());
+    let original = fs::read(dir.join("vault.json")).unwrap();
+    let text = String::from_utf8(original.clone()).unwrap();
+    // Flip one bit in every base64/hex character position of the file in turn (sampled), as bit rot would.
+    let positions: Vec<usize> =
+        text.char_indices().filter(|(_, c)| c.is_ascii_alphanumeric()).map(|(i, _)| i).step_by(7).collect();
+    let mut refused = 0;
+    for i in positions {
+        let mut bytes = original.clone();
+        bytes[i] ^= 0x01;
+        fs::write(dir.join("vault.json"), &bytes).unwrap();
+        match Vault::open(&dir) {
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::Corrupt, "byte {i}: {e}");
+                refused += 1;
+            }
+            Ok(v) => {
+                // Only a change to a JSON key name's letters could parse; it must still not unlock.
+                let r = v.unlock(&pin("123456"));
+                assert!(r.is_err(), "byte {i}: a damaged vault.json unlocked");
+            }
+        }
+    }
+    assert!(refused > 50);
+    fs::write(dir.join("vault.json"), &original).unwrap();
+    let v = Vault::open(&dir).unwrap();
+    assert_eq!(v.pin_status().unwrap().failures, 0, "damage never cost a PIN attempt");
+    v.unlock(&pin("123456")).unwrap();
 }
 
 #[test]
@@ -287,5 +329,117 @@ fn key_files_and_directories_are_private() {
     }
     for e in fs::read_dir(dir.join("keys")).unwrap() {
         assert_eq!(e.unwrap().metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+mod pfx_edge_cases {
+    use super::*;
+    use kalit_core::keys::{PrivateKey, generate};
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKeyChain};
+
+    fn self_signed(key: &PrivateKey) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.distinguished_name = kalit_core::csr::parse_subject("CN=PFX test").unwrap();
+        params.self_signed(key).unwrap().der().to_vec()
+    }
+
+    fn chain(id: u8, pkcs8: &[u8], certs: &[&[u8]]) -> KeyStoreEntry {
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+            vec![id; 20],
+            p12_keystore::PrivateKey::from_der(pkcs8).unwrap(),
+            certs.iter().map(|c| Certificate::from_der(c).unwrap()),
+        ))
+    }
+
+    fn pfx(entries: Vec<KeyStoreEntry>) -> Vec<u8> {
+        let mut ks = KeyStore::new();
+        for (i, e) in entries.into_iter().enumerate() {
+            ks.add_entry(&format!("e{i}"), e);
+        }
+        ks.writer("pfx-password").write().unwrap()
+    }
+
+    #[test]
+    fn several_keys_no_key_other_keys_certificate_and_unsupported_curves_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Vault::init(&d.path().join("v"), &pin("123456"), no_delay(10)).unwrap();
+        let u = v.unlock(&pin("123456")).unwrap();
+        let a = generate(KeyAlgorithm::P256).unwrap();
+        let b = generate(KeyAlgorithm::Ed25519).unwrap();
+        let cert_a = self_signed(&PrivateKey::from_pkcs8(&a).unwrap());
+        let cert_b = self_signed(&PrivateKey::from_pkcs8(&b).unwrap());
+        let pw = pin("pfx-password");
+
+        let two = pfx(vec![chain(1, a.expose_secret(), &[&cert_a]), chain(2, b.expose_secret(), &[&cert_b])]);
+        let e = u.import_pfx(&two, &pw, "two").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+        assert!(e.to_string().contains("2 private keys"), "{e}");
+
+        let none = pfx(vec![KeyStoreEntry::Certificate(Certificate::from_der(&cert_a).unwrap())]);
+        let e = u.import_pfx(&none, &pw, "none").unwrap_err();
+        assert!(e.to_string().contains("no private key"), "{e}");
+
+        let mismatched = pfx(vec![chain(3, a.expose_secret(), &[&cert_b])]);
+        assert_eq!(u.import_pfx(&mismatched, &pw, "mm").unwrap_err().code(), ErrorCode::KeyMismatch);
+
+        let p384 = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING)
+            .unwrap()
+            .to_pkcs8v1()
+            .unwrap();
+        let p384_pfx = pfx(vec![chain(4, p384.as_ref(), &[])]);
+        let e = u.import_pfx(&p384_pfx, &pw, "p384").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+
+        assert_eq!(u.import_pfx(&two, &pin("wrong-password"), "w").unwrap_err().code(), ErrorCode::WrongPassword);
+
+        // A key alone (no certificate) imports; a certificate can be installed later.
+        let alone = pfx(vec![chain(5, a.expose_secret(), &[])]);
+        let info = u.import_pfx(&alone, &pw, "alone").unwrap();
+        assert!(info.certificate.is_none());
+        v.install_cert("alone", &cert_a).unwrap();
+        // None of the refused files left anything behind.
+        let (keys, damaged) = v.keys().unwrap();
+        assert!(damaged.is_empty());
+        assert_eq!(keys.len(), 1);
+    }
+
+    /// Random mutations of a valid PFX: every one is an error or a successful import, never a panic, and
+    /// the vault stays whole.
+    #[test]
+    fn mutated_pfx_files_never_panic() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Vault::init(&d.path().join("v"), &pin("123456"), no_delay(10)).unwrap();
+        let u = v.unlock(&pin("123456")).unwrap();
+        let a = generate(KeyAlgorithm::P256).unwrap();
+        let cert = self_signed(&PrivateKey::from_pkcs8(&a).unwrap());
+        let good = pfx(vec![chain(1, a.expose_secret(), &[&cert])]);
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut imported = 0;
+        for i in 0..300 {
+            let mut m = good.clone();
+            match rnd() % 3 {
+                0 => {
+                    let at = (rnd() as usize) % m.len();
+                    m[at] ^= 1 << (rnd() % 8);
+                }
+                1 => m.truncate((rnd() as usize) % m.len()),
+                _ => {
+                    let at = (rnd() as usize) % m.len();
+                    m.insert(at, rnd() as u8);
+                }
+            }
+            if u.import_pfx(&m, &pin("pfx-password"), &format!("m{i}")).is_ok() {
+                imported += 1;
+            }
+        }
+        let (keys, damaged) = v.keys().unwrap();
+        assert!(damaged.is_empty());
+        assert_eq!(keys.len(), imported);
     }
 }

@@ -255,3 +255,41 @@ fn help_teaches_and_demo_runs() {
         ]);
     }
 }
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let pin = "917253-secret-pin";
+    let wrong = "555111-wrong-pin";
+    let pfx_pw = "pfx-pass-834615";
+    let backup_pw = "backup-pass-774411";
+    let v = V { dir: root.join("vault") };
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str], answers: &[&str]| {
+        let r = v.run(args, answers);
+        outputs.push(format!("{}\n{}", r.stdout, r.stderr));
+        r
+    };
+    run(&["init", "--pin-delay-ms", "0"], &[pin, pin]).ok();
+    run(&["generate", "--alg", "p-256", "--label", "k"], &[pin]).ok();
+    run(&["generate", "--alg", "p-256", "--label", "k2"], &[wrong]);
+    let doc = root.join("secret-document.txt");
+    fs::write(&doc, "TOP-SECRET-CONTENT-1234").unwrap();
+    run(&["sign", "k", "--file", s(&doc), "--format", "raw"], &["y", pin]).ok();
+    run(&["sign", "k", "--file", s(&doc), "--format", "raw"], &["y", wrong]);
+    let pfx = root.join("k.pfx");
+    run(&["export", "k", "--out", s(&pfx)], &[pin, pfx_pw, pfx_pw]).ok();
+    run(&["import", s(&pfx), "--label", "again"], &["not-the-password", pin]);
+    run(&["import", s(&pfx), "--label", "again"], &[pfx_pw, pin]).ok();
+    let backup = root.join("b");
+    run(&["backup", "--out", s(&backup)], &[pin, backup_pw, backup_pw]).ok();
+    run(&["change-pin"], &[pin, "123", "123"]);
+    run(&["history", "--json"], &[]).ok();
+    run(&["list", "--json"], &[]).ok();
+    for out in &outputs {
+        for secret in [pin, wrong, pfx_pw, backup_pw, "TOP-SECRET-CONTENT"] {
+            assert!(!out.contains(secret), "{secret:?} appeared in output:\n{out}");
+        }
+    }
+}

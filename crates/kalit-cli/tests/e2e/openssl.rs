@@ -405,3 +405,42 @@ fn no_private_key_bytes_in_the_vault_directory_or_backups() {
         }
     }
 }
+
+#[test]
+fn weak_and_unsupported_keys_in_a_pfx_are_refused() {
+    if openssl().is_none() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let v = V::init(root, "vault", 50);
+    for (name, args, needle) in [
+        ("rsa1024", vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"], "RSA-1024"),
+        ("p384", vec!["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], "1.3.132.0.34"),
+        ("ed448", vec!["-algorithm", "ED448"], "Ed448"),
+    ] {
+        let key = root.join(format!("{name}.key"));
+        let mut a = vec!["genpkey"];
+        a.extend(args);
+        a.extend(["-out", s(&key)]);
+        ossl_ok(&a);
+        let cert = root.join(format!("{name}.crt"));
+        ossl_ok(&["req", "-new", "-x509", "-key", s(&key), "-subj", "/CN=weak", "-days", "1", "-out", s(&cert)]);
+        let pfx = root.join(format!("{name}.pfx"));
+        ossl_ok(&[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            s(&key),
+            "-in",
+            s(&cert),
+            "-passout",
+            "pass:pfx-secret",
+            "-out",
+            s(&pfx),
+        ]);
+        let r = v.run(&["import", s(&pfx), "--label", name], &["pfx-secret", PIN]).fails(8, "invalid_input");
+        assert!(r.stderr.contains(needle), "{name}: {}", r.stderr);
+    }
+    assert!(v.run(&["list"], &[]).ok().stdout.contains("No keys yet"));
+}
