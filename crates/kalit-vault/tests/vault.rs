@@ -20,6 +20,14 @@ fn no_delay(max: u32) -> PinPolicy {
     PinPolicy { max_attempts: max, delay_base_ms: 0 }
 }
 
+/// A new vault with PIN 123456 and no delays, in a temporary directory kept alive by the first value.
+fn new_vault(max_attempts: u32) -> (tempfile::TempDir, std::path::PathBuf, Vault) {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("v");
+    let v = Vault::init(&dir, &pin("123456"), no_delay(max_attempts)).unwrap();
+    (d, dir, v)
+}
+
 fn raw(data: &[u8]) -> DocumentToSign<'_> {
     DocumentToSign { name: "doc.txt", data, format: SignFormat::Raw, pss: false, origin: None }
 }
@@ -95,9 +103,7 @@ fn delays_grow_and_are_enforced_without_spending_attempts() {
 
 #[test]
 fn a_damaged_key_file_leaves_the_other_keys_usable() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().join("v");
-    let v = Vault::init(&dir, &pin("123456"), no_delay(100)).unwrap();
+    let (_d, dir, v) = new_vault(100);
     let u = v.unlock(&pin("123456")).unwrap();
     let a = u.generate(KeyAlgorithm::P256, "a", false).unwrap();
     u.generate(KeyAlgorithm::Ed25519, "b", false).unwrap();
@@ -271,9 +277,7 @@ fn backup_restore_round_trip_and_refusals() {
 
 #[test]
 fn change_pin_destroy_and_history() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().join("v");
-    let v = Vault::init(&dir, &pin("123456"), no_delay(10)).unwrap();
+    let (_d, dir, v) = new_vault(10);
     let u = v.unlock(&pin("123456")).unwrap();
     let k = u.generate(KeyAlgorithm::Ed25519, "ed", false).unwrap();
     assert_eq!(code(u.generate(KeyAlgorithm::Ed25519, "ed", false)), ErrorCode::AlreadyExists);
@@ -301,9 +305,7 @@ fn change_pin_destroy_and_history() {
 
 #[test]
 fn a_torn_history_line_does_not_hide_later_entries() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().join("v");
-    let v = Vault::init(&dir, &pin("123456"), no_delay(10)).unwrap();
+    let (_d, dir, v) = new_vault(10);
     let u = v.unlock(&pin("123456")).unwrap();
     u.generate(KeyAlgorithm::P256, "k", false).unwrap();
     u.sign("k", &raw(b"one")).unwrap();
@@ -316,9 +318,7 @@ fn a_torn_history_line_does_not_hide_later_entries() {
 #[test]
 fn key_files_and_directories_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().join("v");
-    let v = Vault::init(&dir, &pin("123456"), no_delay(10)).unwrap();
+    let (_d, dir, v) = new_vault(10);
     let u = v.unlock(&pin("123456")).unwrap();
     u.generate(KeyAlgorithm::P256, "k", false).unwrap();
     u.sign("k", &raw(b"one")).unwrap();

@@ -1,5 +1,6 @@
 //! Helpers: run `kalit` with standard-input answers, find OpenSSL, make an OpenSSL CA.
 
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -130,27 +131,12 @@ impl OpensslCa {
             "[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
         )
         .unwrap();
-        ossl_ok(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            s(&key),
-            "-out",
-            s(&cert),
-            "-days",
-            "30",
-            "-subj",
+        self_signed_p256(
+            &key,
+            &cert,
             &format!("/CN={name}/O=Test CA/C=UZ"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
+            &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        );
         OpensslCa { cert, key, ext }
     }
 
@@ -189,4 +175,94 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A P-256 key and a self-signed certificate made by OpenSSL.
+pub fn self_signed_p256(key: &Path, cert: &Path, subject: &str, extra: &[&str]) {
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        s(key),
+        "-out",
+        s(cert),
+        "-days",
+        "30",
+        "-subj",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    ossl_ok(&args);
+}
+
+/// `openssl pkcs12 -export` of a key and certificate (plus `extra` arguments).
+pub fn pfx_export(key: &Path, cert: &Path, password: &str, out: &Path, extra: &[&str]) {
+    let pass = format!("pass:{password}");
+    let mut args = vec!["pkcs12", "-export", "-inkey", s(key), "-in", s(cert), "-passout", &pass, "-out", s(out)];
+    args.extend_from_slice(extra);
+    ossl_ok(&args);
+}
+
+/// `openssl cms -verify`, except for Ed25519: OpenSSL 3.0 (this machine's) cannot sign or verify
+/// Ed25519 CMS at all ("no default digest" / "invalid digest"), so OpenSSL judges each part instead.
+pub fn openssl_cms_verify(sig: &Path, doc: &Path, ca: &Path) {
+    let print = ossl_ok(&["cms", "-cmsout", "-print", "-inform", "DER", "-in", s(sig)]);
+    if print.contains("ED25519") {
+        return openssl_check_ed25519_cms(sig, doc, &print);
+    }
+    ossl_ok(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        s(sig),
+        "-content",
+        s(doc),
+        "-CAfile",
+        s(ca),
+        "-out",
+        "/dev/null",
+    ]);
+}
+
+/// OpenSSL parses the CMS (asn1parse), computes the document's SHA-512 (dgst) and verifies the Ed25519
+/// signature over the DER signed attributes (pkeyutl -rawin) with the certificate the CMS carries.
+fn openssl_check_ed25519_cms(sig: &Path, doc: &Path, print: &str) {
+    assert!(print.contains("sha512"), "Ed25519 CMS must use SHA-512 (RFC 8419): {print}");
+    let der = fs::read(sig).unwrap();
+    let parse = ossl_ok(&["asn1parse", "-inform", "DER", "-in", s(sig)]);
+    // Lines look like "  123:d=5  hl=2 l= 105 cons: cont [ 0 ]".
+    let fields = |line: &str| -> (usize, usize, usize) {
+        let off = line.split(':').next().unwrap().trim().parse().unwrap();
+        let hl = line.split("hl=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        let l = line.split(" l=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        (off, hl, l)
+    };
+    let attrs_line = parse.lines().find(|l| l.contains("d=5") && l.contains("cont [ 0 ]")).expect("signed attributes");
+    let (off, hl, l) = fields(attrs_line);
+    let mut attrs = der[off..off + hl + l].to_vec();
+    attrs[0] = 0x31; // [0] IMPLICIT -> SET OF, as RFC 5652 section 5.4 signs it
+    let sig_line = parse.lines().rfind(|l| l.contains("d=5") && l.contains("OCTET STRING")).expect("signature");
+    let (off, hl, l) = fields(sig_line);
+    let signature = der[off + hl..off + hl + l].to_vec();
+    let md_line =
+        parse.lines().skip_while(|l| !l.contains(":messageDigest")).find(|l| l.contains("OCTET STRING")).unwrap();
+    let md = md_line.rsplit(':').next().unwrap().trim().to_lowercase();
+    let want = ossl_ok(&["dgst", "-sha512", "-r", s(doc)]);
+    assert_eq!(md, want.split_whitespace().next().unwrap(), "messageDigest is not SHA-512 of the document");
+    let dir = sig.parent().unwrap();
+    let (a, g, c, p) = (dir.join("ed.attrs"), dir.join("ed.sig"), dir.join("ed.certs.pem"), dir.join("ed.pub.pem"));
+    fs::write(&a, attrs).unwrap();
+    fs::write(&g, signature).unwrap();
+    fs::write(&c, ossl_ok(&["pkcs7", "-inform", "DER", "-in", s(sig), "-print_certs"])).unwrap();
+    fs::write(&p, ossl_ok(&["x509", "-in", s(&c), "-pubkey", "-noout"])).unwrap();
+    let out = ossl_ok(&["pkeyutl", "-verify", "-pubin", "-inkey", s(&p), "-rawin", "-in", s(&a), "-sigfile", s(&g)]);
+    assert!(out.contains("Success"), "{out}");
 }

@@ -32,65 +32,6 @@ fn verify_raw_with_openssl(alg: &str, pss: bool, cert: &Path, doc: &Path, sig: &
     assert!(out.contains("Verified") || out.contains("Success"), "openssl said: {out}");
 }
 
-/// `openssl cms -verify`, except for Ed25519: OpenSSL 3.0 (this machine's) cannot sign or verify
-/// Ed25519 CMS at all ("no default digest" / "invalid digest"), so OpenSSL judges each part instead.
-fn openssl_cms_verify(sig: &Path, doc: &Path, ca: &Path) {
-    let print = ossl_ok(&["cms", "-cmsout", "-print", "-inform", "DER", "-in", s(sig)]);
-    if print.contains("ED25519") {
-        return openssl_check_ed25519_cms(sig, doc, &print);
-    }
-    ossl_ok(&[
-        "cms",
-        "-verify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        s(sig),
-        "-content",
-        s(doc),
-        "-CAfile",
-        s(ca),
-        "-out",
-        "/dev/null",
-    ]);
-}
-
-/// OpenSSL parses the CMS (asn1parse), computes the document's SHA-512 (dgst) and verifies the Ed25519
-/// signature over the DER signed attributes (pkeyutl -rawin) with the certificate the CMS carries.
-fn openssl_check_ed25519_cms(sig: &Path, doc: &Path, print: &str) {
-    assert!(print.contains("sha512"), "Ed25519 CMS must use SHA-512 (RFC 8419): {print}");
-    let der = fs::read(sig).unwrap();
-    let parse = ossl_ok(&["asn1parse", "-inform", "DER", "-in", s(sig)]);
-    // Lines look like "  123:d=5  hl=2 l= 105 cons: cont [ 0 ]".
-    let fields = |line: &str| -> (usize, usize, usize) {
-        let off = line.split(':').next().unwrap().trim().parse().unwrap();
-        let hl = line.split("hl=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-        let l = line.split(" l=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-        (off, hl, l)
-    };
-    let attrs_line = parse.lines().find(|l| l.contains("d=5") && l.contains("cont [ 0 ]")).expect("signed attributes");
-    let (off, hl, l) = fields(attrs_line);
-    let mut attrs = der[off..off + hl + l].to_vec();
-    attrs[0] = 0x31; // [0] IMPLICIT -> SET OF, as RFC 5652 section 5.4 signs it
-    let sig_line = parse.lines().rfind(|l| l.contains("d=5") && l.contains("OCTET STRING")).expect("signature");
-    let (off, hl, l) = fields(sig_line);
-    let signature = der[off + hl..off + hl + l].to_vec();
-    let md_line =
-        parse.lines().skip_while(|l| !l.contains(":messageDigest")).find(|l| l.contains("OCTET STRING")).unwrap();
-    let md = md_line.rsplit(':').next().unwrap().trim().to_lowercase();
-    let want = ossl_ok(&["dgst", "-sha512", "-r", s(doc)]);
-    assert_eq!(md, want.split_whitespace().next().unwrap(), "messageDigest is not SHA-512 of the document");
-    let dir = sig.parent().unwrap();
-    let (a, g, c, p) = (dir.join("ed.attrs"), dir.join("ed.sig"), dir.join("ed.certs.pem"), dir.join("ed.pub.pem"));
-    fs::write(&a, attrs).unwrap();
-    fs::write(&g, signature).unwrap();
-    fs::write(&c, ossl_ok(&["pkcs7", "-inform", "DER", "-in", s(sig), "-print_certs"])).unwrap();
-    fs::write(&p, ossl_ok(&["x509", "-in", s(&c), "-pubkey", "-noout"])).unwrap();
-    let out = ossl_ok(&["pkeyutl", "-verify", "-pubin", "-inkey", s(&p), "-rawin", "-in", s(&a), "-sigfile", s(&g)]);
-    assert!(out.contains("Success"), "{out}");
-}
-
 #[test]
 fn every_algorithm_csr_certificate_raw_cms_and_pfx_pass_openssl() {
     if openssl().is_none() {
@@ -172,23 +113,7 @@ fn every_algorithm_csr_certificate_raw_cms_and_pfx_pass_openssl() {
         // A certificate for another key is refused.
         let other = root.join(format!("{alg}-other.crt"));
         let other_key = root.join(format!("{alg}-other.key"));
-        ossl_ok(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            s(&other_key),
-            "-out",
-            s(&other),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=Someone Else",
-        ]);
+        self_signed_p256(&other_key, &other, "/CN=Someone Else", &[]);
         v.run(&["install-cert", &label, s(&other)], &[]).fails(13, "key_mismatch");
         // Export: a PFX OpenSSL reads, holding the same key and the chain.
         let pfx = root.join(format!("{alg}.pfx"));
@@ -364,18 +289,7 @@ fn no_private_key_bytes_in_the_vault_directory_or_backups() {
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
     for (kind, key, cert) in openssl_keys(root, &ca) {
         let pfx = root.join(format!("{kind}.pfx"));
-        ossl_ok(&[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            s(&key),
-            "-in",
-            s(&cert),
-            "-passout",
-            "pass:pfx-secret",
-            "-out",
-            s(&pfx),
-        ]);
+        pfx_export(&key, &cert, "pfx-secret", &pfx, &[]);
         v.run(&["import", s(&pfx), "--label", kind], &["pfx-secret", PIN]).ok();
         let der = std::process::Command::new("openssl")
             .args(["pkey", "-in", s(&key), "-outform", "DER"])
@@ -427,18 +341,7 @@ fn weak_and_unsupported_keys_in_a_pfx_are_refused() {
         let cert = root.join(format!("{name}.crt"));
         ossl_ok(&["req", "-new", "-x509", "-key", s(&key), "-subj", "/CN=weak", "-days", "1", "-out", s(&cert)]);
         let pfx = root.join(format!("{name}.pfx"));
-        ossl_ok(&[
-            "pkcs12",
-            "-export",
-            "-inkey",
-            s(&key),
-            "-in",
-            s(&cert),
-            "-passout",
-            "pass:pfx-secret",
-            "-out",
-            s(&pfx),
-        ]);
+        pfx_export(&key, &cert, "pfx-secret", &pfx, &[]);
         let r = v.run(&["import", s(&pfx), "--label", name], &["pfx-secret", PIN]).fails(8, "invalid_input");
         assert!(r.stderr.contains(needle), "{name}: {}", r.stderr);
     }
