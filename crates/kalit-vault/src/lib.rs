@@ -18,7 +18,7 @@ mod storage;
 mod vault;
 
 pub use backup::BackupSummary;
-pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap};
+pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap, check_key_wrap};
 pub use error::VaultError;
 pub use vault::{
     DamagedKey, DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault, check_new_pin, restore,
