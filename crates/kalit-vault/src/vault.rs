@@ -176,7 +176,16 @@ fn take_lock(layout: &Layout) -> Result<File, VaultError> {
         .mode(0o600)
         .open(layout.lock())
         .map_err(VaultError::io(format!("cannot open lock file in {}", layout.dir.display())))?;
-    f.lock().map_err(VaultError::io("cannot lock the vault"))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("Another kalit process is using the vault in {}; waiting for it...", layout.dir.display());
+            f.lock().map_err(VaultError::io("cannot lock the vault"))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(VaultError::Io { context: "cannot lock the vault".into(), source: e });
+        }
+    }
     Ok(f)
 }
 
@@ -201,6 +210,25 @@ impl Vault {
         check_new_pin(pin)?;
         policy.validate()?;
         let layout = Layout { dir: dir.to_path_buf() };
+        if Self::exists(dir) {
+            return Err(VaultError::AlreadyExists(format!("a vault already exists in {}", dir.display())));
+        }
+        // A vault gets a directory of its own: never chmod or fill a directory that holds other files.
+        if let Ok(entries) = fs::read_dir(dir) {
+            let foreign = entries.flatten().find(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                !(matches!(name.as_ref(), ".lock" | "pin-state.json" | "keys" | "history.jsonl")
+                    || name.contains(".tmp-"))
+            });
+            if let Some(f) = foreign {
+                return Err(VaultError::AlreadyExists(format!(
+                    "{} is not empty (it holds {:?}); create the vault in an empty or new directory",
+                    dir.display(),
+                    f.file_name()
+                )));
+            }
+        }
         storage::create_private_dir(dir)?;
         let lock = take_lock(&layout)?;
         if Self::exists(dir) {
@@ -428,7 +456,18 @@ impl Vault {
         let path = self.layout.history();
         let line = serde_json::to_string(entry).map_err(|e| VaultError::Internal(e.to_string()))?;
         // If a crash tore the previous line, start on a fresh line so this entry stays readable.
-        let needs_newline = fs::read(&path).map(|b| !b.is_empty() && !b.ends_with(b"\n")).unwrap_or(false);
+        let needs_newline = (|| -> std::io::Result<bool> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = File::open(&path)?;
+            if f.seek(SeekFrom::End(0))? == 0 {
+                return Ok(false);
+            }
+            f.seek(SeekFrom::End(-1))?;
+            let mut last = [0u8; 1];
+            f.read_exact(&mut last)?;
+            Ok(last[0] != b'\n')
+        })()
+        .unwrap_or(false);
         let line = if needs_newline { format!("\n{line}") } else { line };
         storage::append_line(&path, &line)
     }
@@ -646,7 +685,7 @@ pub fn restore(
     }
     let contents = crate::backup::open_backup(backup, passphrase)?;
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    storage::create_private_dir(parent)?;
+    fs::create_dir_all(parent).map_err(VaultError::io(format!("cannot create {}", parent.display())))?;
     let staging = parent.join(format!(".kalit-restore-{}", hex::encode(random::<6>()?)));
     let result = (|| {
         let policy = PinPolicy::from_file(contents.policy);

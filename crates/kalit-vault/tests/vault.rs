@@ -44,6 +44,14 @@ fn pin_policy_and_weak_pins() {
         code(Vault::init(&d.path().join("v"), &pin("123456"), PinPolicy { max_attempts: 1, delay_base_ms: 0 })),
         ErrorCode::InvalidInput
     );
+    // A directory holding other files is never taken over (nor chmodded).
+    use std::os::unix::fs::PermissionsExt;
+    let busy = d.path().join("home");
+    fs::create_dir(&busy).unwrap();
+    fs::write(busy.join("notes.txt"), "mine").unwrap();
+    fs::set_permissions(&busy, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code(Vault::init(&busy, &pin("123456"), PinPolicy::default())), ErrorCode::AlreadyExists);
+    assert_eq!(fs::metadata(&busy).unwrap().permissions().mode() & 0o777, 0o755);
     let v = Vault::init(&d.path().join("v"), &pin("123456"), PinPolicy::default()).unwrap();
     drop(v);
     assert_eq!(code(Vault::init(&d.path().join("v"), &pin("123456"), PinPolicy::default())), ErrorCode::AlreadyExists);
