@@ -65,7 +65,7 @@ pub fn hash_file(path: &Path, alg: HashAlg, progress: bool) -> CliResult<(Vec<u8
         b
     });
     let mut h = Hasher::new(alg);
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 64 << 10];
     let mut total = 0u64;
     loop {
         let n = match f.read(&mut buf) {
