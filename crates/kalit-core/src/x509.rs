@@ -261,3 +261,75 @@ pub fn check_chain(
     }
     Err(CoreError::Untrusted(format!("chain longer than {MAX_CHAIN_DEPTH} certificates")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeyAlgorithm;
+    use crate::keys::{PrivateKey, generate};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
+    use time::Duration;
+
+    fn key() -> PrivateKey {
+        PrivateKey::from_pkcs8(&generate(KeyAlgorithm::P256).unwrap()).unwrap()
+    }
+
+    fn ca(name: &str) -> (Vec<u8>, Issuer<'static, PrivateKey>) {
+        let k = key();
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = crate::csr::parse_subject(&format!("CN={name}")).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let der = p.self_signed(&k).unwrap().der().to_vec();
+        (der, Issuer::new(p, k))
+    }
+
+    fn leaf(issuer: &Issuer<'_, PrivateKey>, days: (i64, i64), usage: Vec<KeyUsagePurpose>) -> Vec<u8> {
+        let k = key();
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = crate::csr::parse_subject("CN=Signer").unwrap();
+        p.not_before = OffsetDateTime::now_utc() + Duration::days(days.0);
+        p.not_after = OffsetDateTime::now_utc() + Duration::days(days.1);
+        p.key_usages = usage;
+        p.signed_by(&k, issuer).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn chain_checks_validity_usage_and_issuer() {
+        let now = OffsetDateTime::now_utc();
+        let (root, root_issuer) = ca("Root");
+        let (other, _) = ca("Other");
+        let sign = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+        let good = leaf(&root_issuer, (-1, 30), sign.clone());
+        let r = check_chain(&good, &[], std::slice::from_ref(&root), now).unwrap();
+        assert_eq!(r.path, vec!["CN=Signer".to_string(), "CN=Root".to_string()]);
+        let expect = |der: &[u8], anchors: &[Vec<u8>], needle: &str| {
+            let e = check_chain(der, &[], anchors, now).unwrap_err();
+            assert!(matches!(e, CoreError::Untrusted(_)), "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        };
+        expect(&leaf(&root_issuer, (-30, -1), sign.clone()), std::slice::from_ref(&root), "expired");
+        expect(&leaf(&root_issuer, (2, 30), sign.clone()), std::slice::from_ref(&root), "not valid before");
+        expect(
+            &leaf(&root_issuer, (-1, 30), vec![KeyUsagePurpose::KeyEncipherment]),
+            std::slice::from_ref(&root),
+            "key usage",
+        );
+        expect(&good, std::slice::from_ref(&other), "no chain");
+        // A CA certificate in the pool that did not sign the leaf does not help.
+        expect(&good, &[other.clone()], "no chain");
+        assert!(check_chain(&good, &[root.clone()], std::slice::from_ref(&other), now).is_err());
+    }
+
+    #[test]
+    fn bundles_in_pem_and_der() {
+        let (root, issuer) = ca("Root");
+        let l = leaf(&issuer, (-1, 1), vec![KeyUsagePurpose::DigitalSignature]);
+        let pem = format!("{}{}", cert_pem(&l), cert_pem(&root));
+        assert_eq!(parse_cert_bundle(pem.as_bytes()).unwrap(), vec![l.clone(), root.clone()]);
+        let der: Vec<u8> = [l.clone(), root.clone()].concat();
+        assert_eq!(parse_cert_bundle(&der).unwrap(), vec![l, root]);
+        assert!(parse_cert_bundle(b"").is_err());
+        assert!(parse_cert_bundle(b"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n").is_err());
+    }
+}

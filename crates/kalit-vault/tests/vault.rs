@@ -411,6 +411,24 @@ mod pfx_edge_cases {
         assert_eq!(keys.len(), 1);
     }
 
+    /// Absurd PBKDF2 / MAC iteration counts (8,388,607 instead of 100,000) are refused, not computed.
+    #[test]
+    fn absurd_iteration_counts_are_refused() {
+        let (_d, _dir, v) = new_vault(10);
+        let u = v.unlock(&pin("123456")).unwrap();
+        u.generate(KeyAlgorithm::P256, "k", false).unwrap();
+        let good = u.export_pfx("k", &pin("pfx-password")).unwrap();
+        let needle = [0x02, 0x03, 0x01, 0x86, 0xa0]; // INTEGER 100000
+        let positions: Vec<usize> = good.windows(5).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect();
+        assert!(positions.len() >= 2, "expected KDF and MAC iteration counts in the PFX");
+        for &at in &positions {
+            let mut bad = good.clone();
+            bad[at + 2..at + 5].copy_from_slice(&[0x7f, 0xff, 0xff]);
+            let e = u.import_pfx(&bad, &pin("pfx-password"), "absurd").unwrap_err();
+            assert!(matches!(e.code(), ErrorCode::InvalidInput | ErrorCode::WrongPassword), "{e}");
+        }
+    }
+
     /// Random mutations of a valid PFX: every one is an error or a successful import, never a panic, and
     /// the vault stays whole.
     #[test]
