@@ -45,6 +45,14 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kalit vault init                                   set up the vault and its PIN
+  kalit vault generate --alg p-256 --label work      a new key
+  kalit vault csr work --subject \"CN=Ali Valiyev,C=UZ\" --out work.csr
+  kalit vault install-cert work work.crt             the certificate your CA issued
+  kalit vault import old.pfx --label gov             a key from a PFX file
+  kalit vault sign work --file contract.pdf          CMS signature in contract.pdf.p7s
+  printf '%s\\n' y 123456 | kalit vault sign work --file doc.txt --format raw   (scripted: approval, then PIN)")]
 struct VaultArgs {
     /// Vault directory [default: $XDG_DATA_HOME/kalit/vault or ~/.local/share/kalit/vault]
     #[arg(long, global = true, env = "KALIT_VAULT", value_name = "DIR")]
