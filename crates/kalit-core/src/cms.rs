@@ -466,6 +466,16 @@ mod tests {
 
     /// Random bit flips, truncations and insertions in a valid CMS: never a panic, never "valid" for a
     /// changed signature value or signed attribute.
+    /// A deterministic xorshift64 generator for the mutation tests.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn mutated_cms_never_panics_or_verifies_when_signed_bytes_change() {
         let key = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::P256).unwrap()).unwrap();
@@ -481,13 +491,7 @@ mod tests {
         .unwrap();
         let sig = key.sign(scheme, &prep.to_be_signed()).unwrap();
         let good = prep.finish(&sig);
-        let mut state = 0x2545f4914f6cdd1du64;
-        let mut rnd = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rnd = xorshift(0x2545f4914f6cdd1du64);
         for _ in 0..2000 {
             let mut m = good.clone();
             let at = (rnd() as usize) % m.len();
@@ -509,13 +513,7 @@ mod tests {
         let key = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::Ed25519).unwrap()).unwrap();
         let der = self_signed(&key);
         let pem = x509::cert_pem(&der).into_bytes();
-        let mut state = 0x853c49e6748fea9bu64;
-        let mut rnd = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rnd = xorshift(0x853c49e6748fea9bu64);
         for input in [der, pem] {
             for _ in 0..1000 {
                 let mut m = input.clone();
