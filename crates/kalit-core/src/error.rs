@@ -21,6 +21,12 @@ pub enum CoreError {
     /// A certificate is expired, not yet valid, has the wrong usage or does not chain to a trust anchor.
     #[error("{0}")]
     Untrusted(String),
+    /// Stored data failed an integrity check or carries impossible parameters.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A library failed in a way that input cannot explain.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The cryptographic library reported a failure that input cannot explain.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
@@ -34,7 +40,8 @@ impl CoreError {
             CoreError::KeyMismatch(_) => ErrorCode::KeyMismatch,
             CoreError::InvalidSignature(_) => ErrorCode::InvalidSignature,
             CoreError::Untrusted(_) => ErrorCode::UntrustedCertificate,
-            CoreError::Crypto(_) => ErrorCode::Internal,
+            CoreError::Corrupt(_) => ErrorCode::Corrupt,
+            CoreError::Crypto(_) | CoreError::Internal(_) => ErrorCode::Internal,
         }
     }
 

@@ -135,6 +135,11 @@ impl PrivateKey {
         self.alg
     }
 
+    /// The public key in the algorithm's own encoding (for Ed25519: the raw 32 bytes).
+    pub fn public_key_raw(&self) -> &[u8] {
+        &self.public
+    }
+
     /// DER SubjectPublicKeyInfo of the public half.
     pub fn spki_der(&self) -> Vec<u8> {
         rcgen::PublicKeyData::subject_public_key_info(self)

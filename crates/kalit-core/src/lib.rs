@@ -12,6 +12,8 @@ pub mod der;
 pub mod digest;
 pub mod error;
 pub mod keys;
+pub mod seal;
+pub mod statement;
 pub mod secret;
 pub mod x509;
 

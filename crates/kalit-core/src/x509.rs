@@ -96,6 +96,12 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, CoreError> {
 }
 
 /// The signature algorithms a public key can verify with, in the order tried.
+/// The statement scheme of a key: the first (default) scheme of its type, the one
+/// [`crate::statement::Statement::sign`] uses.
+pub fn default_scheme_of(spki_der: &[u8]) -> Result<SignScheme, CoreError> {
+    Ok(schemes_for(&parse_spki(spki_der)?)?[0])
+}
+
 fn schemes_for(spki: &SubjectPublicKeyInfo<'_>) -> Result<&'static [SignScheme], CoreError> {
     let oid = &spki.algorithm.algorithm;
     if *oid == oids::OID_PKCS1_RSAENCRYPTION {

@@ -45,11 +45,23 @@ pub enum ErrorCode {
     TryLater,
     /// The certificate is outside its validity period, has the wrong key usage, or does not chain to a trusted CA.
     UntrustedCertificate,
+    /// The login is registered to another person's certificate; prove possession of one of its certificates.
+    LoginTaken,
+    /// Too many requests from this address or for this login; retry after the delay the answer names.
+    RateLimited,
+    /// A nonce, enrolment code or QR is unknown, already used or expired; start again.
+    Expired,
+    /// A service (relay, RA) could not be reached or answered something that is not Kalit's API.
+    Unavailable,
+    /// The request's proof does not match a registered device or certificate.
+    Unauthorized,
+    /// The request or input is larger than the limit.
+    TooLarge,
 }
 
 impl ErrorCode {
     /// Every code, in exit-status order (for documentation and tests).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::Internal,
         ErrorCode::Usage,
         ErrorCode::WrongPin,
@@ -67,6 +79,12 @@ impl ErrorCode {
         ErrorCode::Io,
         ErrorCode::TryLater,
         ErrorCode::UntrustedCertificate,
+        ErrorCode::LoginTaken,
+        ErrorCode::RateLimited,
+        ErrorCode::Expired,
+        ErrorCode::Unavailable,
+        ErrorCode::Unauthorized,
+        ErrorCode::TooLarge,
     ];
 
     /// The stable string form, as printed in `error[CODE]` and in JSON.
@@ -89,6 +107,12 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::TryLater => "try_later",
             ErrorCode::UntrustedCertificate => "untrusted_certificate",
+            ErrorCode::LoginTaken => "login_taken",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Expired => "expired",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TooLarge => "too_large",
         }
     }
 
@@ -112,6 +136,33 @@ impl ErrorCode {
             ErrorCode::Io => 15,
             ErrorCode::TryLater => 16,
             ErrorCode::UntrustedCertificate => 17,
+            ErrorCode::LoginTaken => 18,
+            ErrorCode::RateLimited => 19,
+            ErrorCode::Expired => 20,
+            ErrorCode::Unavailable => 21,
+            ErrorCode::Unauthorized => 22,
+            ErrorCode::TooLarge => 23,
+        }
+    }
+
+    /// The HTTP status the relay and the RA answer with for this code.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::Internal | ErrorCode::Io | ErrorCode::Corrupt => 500,
+            ErrorCode::Usage
+            | ErrorCode::InvalidInput
+            | ErrorCode::WeakSecret
+            | ErrorCode::KeyMismatch
+            | ErrorCode::InvalidSignature => 400,
+            ErrorCode::WrongPin | ErrorCode::WrongPassword | ErrorCode::Unauthorized => 403,
+            ErrorCode::UntrustedCertificate | ErrorCode::RefusedByPolicy | ErrorCode::Declined => 403,
+            ErrorCode::Locked => 423,
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists | ErrorCode::LoginTaken => 409,
+            ErrorCode::TryLater | ErrorCode::RateLimited => 429,
+            ErrorCode::Expired => 410,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::TooLarge => 413,
         }
     }
 }
@@ -120,6 +171,13 @@ impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The JSON body of every error answer of the relay and the RA: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The error.
+    pub error: ErrorBody,
 }
 
 /// The JSON shape of an error printed by `kalit ... --json`.

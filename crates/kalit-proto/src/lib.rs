@@ -5,10 +5,12 @@
 
 pub mod error;
 pub mod namespace;
+pub mod ra;
+pub mod relay;
 pub mod vault;
 pub mod verify;
 
-pub use error::ErrorCode;
+pub use error::{ApiError, ErrorBody, ErrorCode};
 
 /// Version of the vault-facing JSON outputs (`kalit vault list --json` and friends).
 pub const OUTPUT_VERSION: u32 = 1;

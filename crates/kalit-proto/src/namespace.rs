@@ -15,3 +15,7 @@ pub const LOGIN_PROOF: &str = "kalit/v1/login-proof";
 pub const TUNNEL: &str = "kalit/v1/tunnel";
 /// Noise pre-shared key derivation from the QR secret.
 pub const PSK: &str = "kalit/v1/psk";
+/// A request signed by a registered device key (list or remove devices).
+pub const DEVICE_REQUEST: &str = "kalit/v1/device-request";
+/// The relay's attestation that a certificate and a device key belong to a login.
+pub const ATTESTATION: &str = "kalit/v1/attestation";

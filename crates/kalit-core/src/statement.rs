@@ -1,0 +1,260 @@
+//! Domain-separated statements: the only non-document bytes a Kalit key ever signs.
+//!
+//! The paper's registration proof `E(h(L))` is replayable and its challenge `D_Kpu(D_Kow(T'))` is a
+//! signing oracle. Here every protocol signature covers `namespace || 0x00 || field...`, each field
+//! length-prefixed (u32 big-endian), where the namespace fixes the field layout and the phone builds the
+//! bytes itself from values it checked. A [`Statement`] can only be made by the constructors below, so a
+//! signing API that takes a `&Statement` cannot be turned into an oracle for caller-chosen bytes.
+
+use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_proto::namespace;
+use kalit_proto::relay::{Attestation, CertProof, MAX_CHAIN_LEN, MAX_LOGIN_LEN};
+use time::OffsetDateTime;
+
+use crate::digest::HashAlg;
+use crate::keys::PrivateKey;
+use crate::{CoreError, x509};
+
+/// Bytes to be signed, always starting with a Kalit namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    namespace: &'static str,
+    bytes: Vec<u8>,
+}
+
+impl Statement {
+    fn new(namespace: &'static str, fields: &[&[u8]]) -> Statement {
+        let mut bytes = Vec::with_capacity(namespace.len() + 1 + fields.iter().map(|f| f.len() + 4).sum::<usize>());
+        bytes.extend_from_slice(namespace.as_bytes());
+        bytes.push(0);
+        for f in fields {
+            // Fields are bounded far below 4 GiB by the callers' own limits.
+            bytes.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(f);
+        }
+        Statement { namespace, bytes }
+    }
+
+    /// The exact bytes to sign.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The namespace (one of [`kalit_proto::namespace`]).
+    pub fn namespace(&self) -> &'static str {
+        self.namespace
+    }
+
+    /// `kalit/v1/register`: this certificate (by fingerprint) asks to attach this device key to this
+    /// login at this relay, answering this nonce.
+    pub fn register(relay_id: &str, nonce: &[u8], login: &str, device_key: &[u8], cert_fingerprint: &str) -> Self {
+        Statement::new(
+            namespace::REGISTER,
+            &[relay_id.as_bytes(), nonce, login.as_bytes(), device_key, cert_fingerprint.as_bytes()],
+        )
+    }
+
+    /// `kalit/v1/login-proof`: the holder of a certificate already attached to the login vouches for a new
+    /// certificate and device key, answering this nonce.
+    pub fn login_proof(
+        relay_id: &str,
+        nonce: &[u8],
+        login: &str,
+        device_key: &[u8],
+        new_cert_fingerprint: &str,
+        existing_cert_fingerprint: &str,
+    ) -> Self {
+        Statement::new(
+            namespace::LOGIN_PROOF,
+            &[
+                relay_id.as_bytes(),
+                nonce,
+                login.as_bytes(),
+                device_key,
+                new_cert_fingerprint.as_bytes(),
+                existing_cert_fingerprint.as_bytes(),
+            ],
+        )
+    }
+
+    /// `kalit/v1/device-request`: a registered device asks to `action` (`list` or `remove`) on `target`.
+    pub fn device_request(
+        relay_id: &str,
+        nonce: &[u8],
+        login: &str,
+        device_id: &str,
+        action: &str,
+        target: &str,
+    ) -> Self {
+        Statement::new(
+            namespace::DEVICE_REQUEST,
+            &[relay_id.as_bytes(), nonce, login.as_bytes(), device_id.as_bytes(), action.as_bytes(), target.as_bytes()],
+        )
+    }
+
+    /// `kalit/v1/attestation`: what the relay signs for a registration.
+    pub fn attestation(a: &Attestation) -> Self {
+        Statement::new(
+            namespace::ATTESTATION,
+            &[
+                a.relay_id.as_bytes(),
+                a.login.as_bytes(),
+                a.cert_fingerprint.as_bytes(),
+                a.device_id.as_bytes(),
+                a.device_key.as_bytes(),
+                &a.issued_at.to_be_bytes(),
+            ],
+        )
+    }
+
+    /// Signs with `key` under the key's fixed statement scheme (RSA PKCS#1 v1.5 SHA-256, ECDSA P-256
+    /// SHA-256, Ed25519).
+    pub fn sign(&self, key: &PrivateKey) -> Result<Vec<u8>, CoreError> {
+        key.sign(key.default_scheme(), &self.bytes)
+    }
+}
+
+/// Checks a login and returns its canonical (lowercase) form: 3 to 64 bytes of `a-z 0-9 . _ - @`,
+/// starting with a letter or digit.
+pub fn normalize_login(login: &str) -> Result<String, CoreError> {
+    let l = login.trim().to_ascii_lowercase();
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '@');
+    if l.len() < 3 || l.len() > MAX_LOGIN_LEN || !l.chars().all(ok_char) || !l.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(CoreError::invalid(format!(
+            "a login is 3 to {MAX_LOGIN_LEN} characters of a-z, 0-9, '.', '_', '-', '@', starting with a letter or digit"
+        )));
+    }
+    Ok(l)
+}
+
+/// The relay id or device id of an Ed25519 public key: the first 16 bytes of its SHA-256, hex.
+pub fn key_id(raw_public_key: &[u8]) -> String {
+    hex::encode(&HashAlg::Sha256.digest(raw_public_key)[..16])
+}
+
+/// SHA-256 of a certificate's DER, hex: the certificate fingerprint of attestations and device lists.
+pub fn cert_fingerprint(cert_der: &[u8]) -> String {
+    hex::encode(HashAlg::Sha256.digest(cert_der))
+}
+
+/// Verifies an Ed25519 signature by a raw 32-byte public key.
+pub fn verify_ed25519(raw_public_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CoreError> {
+    if raw_public_key.len() != 32 {
+        return Err(CoreError::invalid("an Ed25519 public key is 32 bytes"));
+    }
+    UnparsedPublicKey::new(&ED25519, raw_public_key)
+        .verify(msg, sig)
+        .map_err(|_| CoreError::InvalidSignature("the Ed25519 signature does not verify".into()))
+}
+
+/// Decodes standard base64 with a bound on the decoded size.
+pub fn b64(field: &str, s: &str, max: usize) -> Result<Vec<u8>, CoreError> {
+    if s.len() > max.div_ceil(3) * 4 + 4 {
+        return Err(CoreError::invalid(format!("{field} is too long")));
+    }
+    let v = B64.decode(s).map_err(|_| CoreError::invalid(format!("{field} is not base64")))?;
+    if v.len() > max {
+        return Err(CoreError::invalid(format!("{field} is too long")));
+    }
+    Ok(v)
+}
+
+/// A [`CertProof`] whose chain leads to a trust anchor and whose signature verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedProof {
+    /// The leaf certificate, DER.
+    pub leaf: Vec<u8>,
+    /// [`cert_fingerprint`] of the leaf.
+    pub fingerprint: String,
+    /// The leaf's subject, for display.
+    pub subject: String,
+}
+
+/// Decodes a proof's chain (without checking anything yet) and returns the leaf and the rest.
+pub fn proof_chain(p: &CertProof) -> Result<(Vec<u8>, Vec<Vec<u8>>), CoreError> {
+    if p.chain.is_empty() || p.chain.len() > MAX_CHAIN_LEN {
+        return Err(CoreError::invalid(format!("a certificate chain has 1 to {MAX_CHAIN_LEN} certificates")));
+    }
+    let mut ders = p.chain.iter().map(|c| b64("certificate", c, 16 * 1024)).collect::<Result<Vec<_>, _>>()?;
+    let leaf = ders.remove(0);
+    Ok((leaf, ders))
+}
+
+/// Checks a proof: the chain leads to one of `anchors` now and is fit for signing, and the leaf's key
+/// signed `statement_for(leaf_fingerprint)`.
+pub fn verify_proof(
+    p: &CertProof,
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+    statement_for: impl FnOnce(&str) -> Statement,
+) -> Result<VerifiedProof, CoreError> {
+    let (leaf, pool) = proof_chain(p)?;
+    x509::check_chain(&leaf, &pool, anchors, now)?;
+    let fingerprint = cert_fingerprint(&leaf);
+    let spki = x509::cert_spki(&leaf)?;
+    let sig = b64("signature", &p.signature, 1024)?;
+    let statement = statement_for(&fingerprint);
+    let scheme = x509::default_scheme_of(&spki)?;
+    x509::verify_scheme(&spki, scheme, statement.as_bytes(), &sig)
+        .map_err(|_| CoreError::InvalidSignature("the proof's signature does not verify with its certificate".into()))?;
+    let subject = x509::parse(&leaf)?.subject().to_string();
+    Ok(VerifiedProof { leaf, fingerprint, subject })
+}
+
+/// Checks the relay's signature on an attestation with the relay's raw Ed25519 public key.
+pub fn verify_attestation(
+    relay_public_key: &[u8],
+    signed: &kalit_proto::relay::SignedAttestation,
+) -> Result<(), CoreError> {
+    let sig = b64("attestation signature", &signed.signature, 64)?;
+    verify_ed25519(relay_public_key, Statement::attestation(&signed.attestation).as_bytes(), &sig)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::KeyAlgorithm;
+    use crate::keys::generate;
+
+    #[test]
+    fn namespaces_and_fields_are_unambiguous() {
+        let a = Statement::register("r", b"n", "ab", b"c", "f");
+        let b = Statement::register("r", b"n", "a", b"bc", "f");
+        assert_ne!(a.as_bytes(), b.as_bytes(), "length prefixes keep field boundaries");
+        assert!(a.as_bytes().starts_with(b"kalit/v1/register\0"));
+        let p = Statement::login_proof("r", b"n", "ab", b"c", "f", "");
+        assert_ne!(a.as_bytes()[..], p.as_bytes()[..a.as_bytes().len().min(p.as_bytes().len())]);
+        assert_eq!(p.namespace(), namespace::LOGIN_PROOF);
+    }
+
+    #[test]
+    fn logins() {
+        assert_eq!(normalize_login(" Alice@Example.UZ ").unwrap(), "alice@example.uz");
+        for bad in ["", "ab", "-abc", "a b c", "äbc", &"a".repeat(65), "abc/def", "abc\0"] {
+            assert!(normalize_login(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ed25519_statement_round_trip_and_tamper() {
+        let k = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::Ed25519).unwrap()).unwrap();
+        let s = Statement::device_request("r", b"nonce", "alice", "dev", "list", "");
+        let sig = s.sign(&k).unwrap();
+        verify_ed25519(k.public_key_raw(), s.as_bytes(), &sig).unwrap();
+        let other = Statement::device_request("r", b"nonce", "alice", "dev", "remove", "");
+        assert!(verify_ed25519(k.public_key_raw(), other.as_bytes(), &sig).is_err());
+        assert!(verify_ed25519(&[0u8; 31], s.as_bytes(), &sig).is_err());
+    }
+
+    #[test]
+    fn bounded_base64() {
+        assert_eq!(b64("x", "AAAA", 3).unwrap(), vec![0, 0, 0]);
+        assert!(b64("x", "AAAAAAAA", 3).is_err());
+        assert!(b64("x", "!!", 3).is_err());
+        assert!(b64("x", &"A".repeat(1 << 20), 64).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The relay's HTTP API (the paper's W): identity, nonces, registration, devices.
+//!
+//! Binary fields travel as standard base64; fingerprints as lowercase hex. Every request body is JSON and
+//! rejects unknown fields, so a typo is an error instead of a silently ignored option.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the relay API (the `/v1/` in paths).
+pub const API_VERSION: u32 = 1;
+/// The well-known path of [`RelayIdentity`].
+pub const WELL_KNOWN_PATH: &str = "/.well-known/kalit-relay";
+/// Longest login, in bytes.
+pub const MAX_LOGIN_LEN: usize = 64;
+/// Most certificates in a chain sent to the relay.
+pub const MAX_CHAIN_LEN: usize = 8;
+
+/// The relay's public identity, published at [`WELL_KNOWN_PATH`] so phones can name the relay in what they
+/// sign and agents can check its attestations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayIdentity {
+    /// [`API_VERSION`].
+    pub version: u32,
+    /// The relay id: the first 16 bytes of SHA-256 over the public key, hex.
+    pub relay_id: String,
+    /// The relay's Ed25519 attestation key, raw 32 bytes, base64.
+    pub public_key: String,
+    /// The operator's name for this relay.
+    pub name: String,
+}
+
+/// A fresh single-use nonce for one registration or device request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonceResponse {
+    /// 32 random bytes, base64.
+    pub nonce: String,
+    /// Unix time (seconds) after which the relay refuses it.
+    pub expires_at: i64,
+}
+
+/// A certificate chain and a signature by the leaf certificate's key over a statement built by the phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertProof {
+    /// DER certificates, base64, leaf first, at most [`MAX_CHAIN_LEN`].
+    pub chain: Vec<String>,
+    /// Signature over the statement, base64 (scheme fixed by the key type: RSA PKCS#1 v1.5 SHA-256,
+    /// ECDSA P-256 SHA-256, Ed25519).
+    pub signature: String,
+}
+
+/// `POST /v1/register`: attach a device (and its certificate) to a login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The login (lowercase letters, digits, `.`, `_`, `-`, `@`; 3 to 64 bytes).
+    pub login: String,
+    /// The new device's Ed25519 public key, raw 32 bytes, base64.
+    pub device_key: String,
+    /// A name the person gives the device ("Dilnoza's phone"), shown in device lists.
+    pub device_name: String,
+    /// The nonce from `POST /v1/nonce`.
+    pub nonce: String,
+    /// The relay id the phone read from the relay's identity (a proof made for another relay fails).
+    pub relay_id: String,
+    /// The certificate to attach, with a signature over the `kalit/v1/register` statement.
+    pub proof: CertProof,
+    /// For a login that already exists: a certificate already attached to it, with a signature over the
+    /// `kalit/v1/login-proof` statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<CertProof>,
+}
+
+/// What the relay vouches for: this certificate and this device key belong to this login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    /// The relay id.
+    pub relay_id: String,
+    /// The login.
+    pub login: String,
+    /// SHA-256 of the certificate's DER, hex.
+    pub cert_fingerprint: String,
+    /// The device id (first 16 bytes of SHA-256 over the device key, hex).
+    pub device_id: String,
+    /// The device's Ed25519 public key, base64.
+    pub device_key: String,
+    /// Unix time (seconds) of the registration.
+    pub issued_at: i64,
+}
+
+/// An [`Attestation`] with the relay's Ed25519 signature over its `kalit/v1/attestation` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedAttestation {
+    /// The attested facts.
+    pub attestation: Attestation,
+    /// Base64 signature.
+    pub signature: String,
+}
+
+/// The answer to a successful registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterResponse {
+    /// `created` (a new login) or `added` (a device joined an existing login).
+    pub outcome: RegisterOutcome,
+    /// The relay's signed attestation.
+    pub attestation: SignedAttestation,
+}
+
+/// Whether a registration created the login or joined it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterOutcome {
+    /// The login did not exist and now belongs to this certificate.
+    Created,
+    /// The login existed; the phone proved possession of one of its certificates.
+    Added,
+}
+
+/// `POST /v1/devices` (list) and `POST /v1/devices/remove`: a request signed by a registered device key
+/// over the `kalit/v1/device-request` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRequest {
+    /// The login.
+    pub login: String,
+    /// The id of the device making the request.
+    pub device_id: String,
+    /// The nonce from `POST /v1/nonce`.
+    pub nonce: String,
+    /// The relay id.
+    pub relay_id: String,
+    /// For removal: the device to remove (may be the requesting one). Empty for listing.
+    #[serde(default)]
+    pub target: String,
+    /// Ed25519 signature by the device key, base64.
+    pub signature: String,
+}
+
+/// One device of a login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub device_id: String,
+    /// The name given at registration.
+    pub name: String,
+    /// SHA-256 of the certificate the device registered with, hex.
+    pub cert_fingerprint: String,
+    /// That certificate's subject.
+    pub cert_subject: String,
+    /// Unix time (seconds) of the registration.
+    pub registered_at: i64,
+}
+
+/// The devices of a login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceList {
+    /// The login.
+    pub login: String,
+    /// Its devices, oldest first.
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: String,
+    /// The software version.
+    pub version: String,
+    /// `sqlite` or `postgres` (relay), `sqlite` (RA).
+    pub database: String,
+}

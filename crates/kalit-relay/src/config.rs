@@ -1,0 +1,86 @@
+//! The relay's configuration: a TOML file (`--config`), `KALIT_RELAY_*` environment variables, then
+//! command-line flags. Unknown keys are refused. Every field has a default that works on a fresh machine.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable prefix.
+pub const ENV_PREFIX: &str = "KALIT_RELAY_";
+
+/// The relay's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Address to listen on. Plain HTTP is allowed on loopback only.
+    pub listen: String,
+    /// Data directory (relay key, SQLite database).
+    pub data: Option<PathBuf>,
+    /// Database URL: `sqlite://...` or `postgres://...` [default: SQLite file `relay.db` in `data`].
+    pub database: Option<String>,
+    /// PEM files of CA certificates whose certificates may register.
+    pub trust: Vec<PathBuf>,
+    /// Name published in the relay's identity.
+    pub name: String,
+    /// TLS certificate chain (PEM); required off loopback.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body in bytes.
+    pub body_bytes: usize,
+    /// Requests per minute per client address (0: no limit).
+    pub per_address_per_minute: u32,
+    /// Burst per client address.
+    pub per_address_burst: u32,
+    /// Registration and device requests per minute per login (0: no limit).
+    pub per_login_per_minute: u32,
+    /// Burst per login.
+    pub per_login_burst: u32,
+    /// Seconds a nonce stays valid.
+    pub nonce_ttl_secs: u64,
+    /// Seconds before a request is abandoned.
+    pub request_timeout_secs: u64,
+    /// Most devices per login.
+    pub max_devices_per_login: i64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            listen: "127.0.0.1:8750".into(),
+            data: None,
+            database: None,
+            trust: vec![],
+            name: "Kalit relay".into(),
+            tls_cert: None,
+            tls_key: None,
+            log_format: "text".into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 64 * 1024,
+            per_address_per_minute: 600,
+            per_address_burst: 120,
+            per_login_per_minute: 30,
+            per_login_burst: 10,
+            nonce_ttl_secs: 120,
+            request_timeout_secs: 15,
+            max_devices_per_login: 20,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The Kalit relay (module 3, the paper's web service W): it keeps logins, their certificates and their
+//! phones' device keys, and vouches for them with signed attestations. It never holds a user's private key
+//! and (from the signing issue on) forwards only ciphertext between agent and phone.
+//!
+//! `app(state)` builds the router; `kalit relay serve` is a thin binary around [`build`] and [`app`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use kalit_core::x509;
+use kalit_proto::ErrorCode;
+use kalit_proto::relay::WELL_KNOWN_PATH;
+use kalit_service::{Metrics, RateLimiter, ServiceError};
+
+mod api;
+pub mod config;
+pub mod identity;
+pub mod store;
+
+pub use config::RelayConfig;
+pub use identity::Identity;
+pub use store::Store;
+
+/// The OpenAPI description of this API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Store,
+    /// The relay's key and public identity.
+    pub identity: Arc<Identity>,
+    /// DER CA certificates whose certificates may register.
+    pub anchors: Arc<Vec<Vec<u8>>>,
+    /// Limits from the configuration.
+    pub limits: config::Limits,
+    /// Per-address limiter.
+    pub addr_limiter: Arc<RateLimiter>,
+    /// Per-login limiter.
+    pub login_limiter: Arc<RateLimiter>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State from parts (tests build one over a throw-away database).
+    pub fn new(store: Store, identity: Identity, anchors: Vec<Vec<u8>>, limits: config::Limits) -> AppState {
+        AppState {
+            store,
+            identity: Arc::new(identity),
+            anchors: Arc::new(anchors),
+            addr_limiter: Arc::new(RateLimiter::new(limits.per_address_per_minute, limits.per_address_burst)),
+            login_limiter: Arc::new(RateLimiter::new(limits.per_login_per_minute, limits.per_login_burst)),
+            limits,
+            metrics: Arc::new(Metrics::new("kalit_relay")),
+        }
+    }
+}
+
+/// Reads every certificate of the trust files.
+pub fn load_anchors(files: &[PathBuf]) -> Result<Vec<Vec<u8>>, ServiceError> {
+    let mut out = vec![];
+    for f in files {
+        let bytes = std::fs::read(f)
+            .map_err(|e| ServiceError::new(ErrorCode::Io, format!("cannot read trust file {}: {e}", f.display())))?;
+        let certs = x509::parse_cert_bundle(&bytes)
+            .map_err(|e| ServiceError::invalid(format!("trust file {}: {e}", f.display())))?;
+        out.extend(certs);
+    }
+    Ok(out)
+}
+
+/// Opens the store and identity named by `cfg` (the data directory must be set).
+pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
+    let data = cfg.data.clone().ok_or_else(|| ServiceError::invalid("the relay needs a data directory (--data)"))?;
+    std::fs::create_dir_all(&data)
+        .map_err(|e| ServiceError::new(ErrorCode::Io, format!("cannot create {}: {e}", data.display())))?;
+    let url = match &cfg.database {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}?mode=rwc", data.join("relay.db").display()),
+    };
+    let anchors = load_anchors(&cfg.trust)?;
+    if anchors.is_empty() {
+        tracing::warn!("no trust anchors configured (--trust): no certificate can register");
+    }
+    let store = Store::open(&url).await?;
+    let identity = Identity::load_or_create(&data, &cfg.name)?;
+    Ok(AppState::new(store, identity, anchors, cfg.limits.clone()))
+}
+
+/// The relay's router.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/nonce", post(api::nonce))
+        .route("/v1/register", post(api::register))
+        .route("/v1/devices", post(api::devices))
+        .route("/v1/devices/remove", post(api::remove_device))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), api::limit_address));
+    Router::new()
+        .route(WELL_KNOWN_PATH, get(api::identity))
+        .route("/healthz", get(api::health))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(api::openapi))
+        .merge(api)
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), kalit_service::metrics::track))
+        .fallback(kalit_service::error::not_found)
+        .layer(DefaultBodyLimit::max(state.limits.body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(state.limits.request_timeout_secs),
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

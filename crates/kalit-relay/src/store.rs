@@ -1,0 +1,394 @@
+//! Persistence: one store interface, two backends (SQLite, the default, and PostgreSQL for several relay
+//! nodes), each with its own migrations. Queries are runtime queries through sqlx's `Any` driver, written
+//! in the SQL both databases accept; the conformance tests in `tests/` run against both.
+//!
+//! Invariants: a login is created by exactly one registration (its primary key decides races); a nonce is
+//! consumed by exactly one request (a conditional delete decides races); every write is a transaction, so
+//! a crash leaves the old or the new state.
+
+use std::borrow::Cow;
+
+use kalit_proto::ErrorCode;
+use kalit_service::ServiceError;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A device row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// Device id (hex).
+    pub device_id: String,
+    /// Login it belongs to.
+    pub login: String,
+    /// Raw Ed25519 public key.
+    pub device_key: Vec<u8>,
+    /// Name given at registration.
+    pub name: String,
+    /// Certificate it registered with (SHA-256 of DER, hex).
+    pub cert_fingerprint: String,
+    /// Subject of that certificate.
+    pub cert_subject: String,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+/// A certificate to attach to a login.
+#[derive(Debug, Clone)]
+pub struct NewCert<'a> {
+    /// SHA-256 of DER, hex.
+    pub fingerprint: &'a str,
+    /// Subject, for display.
+    pub subject: &'a str,
+    /// DER.
+    pub der: &'a [u8],
+}
+
+/// A new device.
+#[derive(Debug, Clone)]
+pub struct NewDevice<'a> {
+    /// Device id (hex).
+    pub device_id: &'a str,
+    /// Raw Ed25519 key.
+    pub key: &'a [u8],
+    /// Name.
+    pub name: &'a str,
+}
+
+/// Result of [`Store::create_login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// This call created the login.
+    Yes,
+    /// The login already existed; nothing was written.
+    LoginExists,
+}
+
+/// The relay's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn db(e: sqlx::Error) -> ServiceError {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            ServiceError::new(ErrorCode::Unavailable, "the relay's database is unavailable; try again")
+        }
+        _ => ServiceError::internal(format!("database: {e}")),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn migrator(backend: Backend) -> Migrator {
+    let (sql, description): (&'static str, &'static str) = match backend {
+        Backend::Sqlite => (include_str!("../migrations/sqlite/0001_init.sql"), "init"),
+        Backend::Postgres => (include_str!("../migrations/postgres/0001_init.sql"), "init"),
+    };
+    let migrations = vec![Migration::new(
+        1,
+        Cow::Borrowed(description),
+        MigrationType::Simple,
+        AssertSqlSafe(sql).into_sql_str(),
+        false,
+    )];
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+}
+
+impl Store {
+    /// Opens (and migrates) the database at `url`: `sqlite://PATH` or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, ServiceError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(ServiceError::invalid(
+                "the database URL must start with sqlite:// or postgres:// (for example postgres://user@host:5432/db)",
+            ));
+        };
+        let unavailable = |e: sqlx::Error| {
+            ServiceError::new(ErrorCode::Unavailable, format!("cannot open the {} database: {e}", backend.name()))
+        };
+        let max = if backend == Backend::Sqlite { 8 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        if backend == Backend::Sqlite {
+            // WAL survives in the file: concurrent readers while one writer commits.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await.map_err(unavailable)?;
+        }
+        migrator(backend)
+            .run(&pool)
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("database migration failed: {e}")))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A trivial query, for the health endpoint.
+    pub async fn ping(&self) -> Result<(), ServiceError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    /// Stores a fresh nonce and drops expired ones.
+    pub async fn put_nonce(&self, nonce: &[u8], expires_ms: i64, now_ms: i64) -> Result<(), ServiceError> {
+        sqlx::query("DELETE FROM nonces WHERE expires_ms < $1").bind(now_ms).execute(&self.pool).await.map_err(db)?;
+        sqlx::query("INSERT INTO nonces (nonce, expires_ms) VALUES ($1, $2)")
+            .bind(nonce.to_vec())
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Consumes a nonce: true for exactly one caller, and only before it expires.
+    pub async fn take_nonce(&self, nonce: &[u8], now_ms: i64) -> Result<bool, ServiceError> {
+        let r = sqlx::query("DELETE FROM nonces WHERE nonce = $1 AND expires_ms >= $2")
+            .bind(nonce.to_vec())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Creates `login` with its first certificate and device, atomically; [`Created::LoginExists`] when
+    /// another registration got there first.
+    pub async fn create_login(
+        &self,
+        login: &str,
+        cert: &NewCert<'_>,
+        device: &NewDevice<'_>,
+        now_ms: i64,
+    ) -> Result<Created, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let r = sqlx::query("INSERT INTO logins (login, created_ms) VALUES ($1, $2)")
+            .bind(login)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(Created::LoginExists),
+            Err(e) => return Err(db(e)),
+        }
+        insert_cert(&mut tx, login, cert, now_ms).await?;
+        insert_device(&mut tx, login, device, cert.fingerprint, now_ms).await?;
+        audit(&mut tx, now_ms, "login_created", login, device.device_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Created::Yes)
+    }
+
+    /// True when the certificate is attached to the login.
+    pub async fn has_cert(&self, login: &str, fingerprint: &str) -> Result<bool, ServiceError> {
+        let row = sqlx::query("SELECT 1 FROM certificates WHERE login = $1 AND fingerprint = $2")
+            .bind(login)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.is_some())
+    }
+
+    /// Number of devices of a login.
+    pub async fn device_count(&self, login: &str) -> Result<i64, ServiceError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE login = $1")
+            .bind(login)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_get::<i64, _>("n").map_err(db)
+    }
+
+    /// Attaches a certificate (if new) and a device to an existing login.
+    pub async fn add_device(
+        &self,
+        login: &str,
+        cert: &NewCert<'_>,
+        device: &NewDevice<'_>,
+        now_ms: i64,
+    ) -> Result<(), ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let r = sqlx::query(
+            "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (login, fingerprint) DO NOTHING",
+        )
+        .bind(login)
+        .bind(cert.fingerprint)
+        .bind(cert.subject)
+        .bind(cert.der.to_vec())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        r.map_err(db)?;
+        insert_device(&mut tx, login, device, cert.fingerprint, now_ms).await?;
+        audit(&mut tx, now_ms, "device_added", login, device.device_id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    /// A device of a login.
+    pub async fn device(&self, login: &str, device_id: &str) -> Result<Option<DeviceRow>, ServiceError> {
+        let row = sqlx::query(
+            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms \
+             FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
+             WHERE d.login = $1 AND d.device_id = $2",
+        )
+        .bind(login)
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|r| device_row(&r)).transpose()
+    }
+
+    /// The devices of a login, oldest first.
+    pub async fn devices(&self, login: &str) -> Result<Vec<DeviceRow>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms \
+             FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
+             WHERE d.login = $1 ORDER BY d.created_ms, d.device_id",
+        )
+        .bind(login)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(device_row).collect()
+    }
+
+    /// Removes a device of a login; false when there is no such device.
+    pub async fn remove_device(&self, login: &str, device_id: &str, by: &str, now_ms: i64) -> Result<bool, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let r = sqlx::query("DELETE FROM devices WHERE login = $1 AND device_id = $2")
+            .bind(login)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 1 {
+            audit(&mut tx, now_ms, "device_removed", login, &format!("{device_id} by {by}")).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Number of logins (for tests and the benchmark).
+    pub async fn login_count(&self) -> Result<i64, ServiceError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM logins").fetch_one(&self.pool).await.map_err(db)?;
+        row.try_get::<i64, _>("n").map_err(db)
+    }
+
+    /// Closes the pool (waits for connections to finish).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn device_row(r: &AnyRow) -> Result<DeviceRow, ServiceError> {
+    Ok(DeviceRow {
+        device_id: r.try_get("device_id").map_err(db)?,
+        login: r.try_get("login").map_err(db)?,
+        device_key: r.try_get("device_key").map_err(db)?,
+        name: r.try_get("name").map_err(db)?,
+        cert_fingerprint: r.try_get("cert_fingerprint").map_err(db)?,
+        cert_subject: r.try_get("subject").map_err(db)?,
+        created_ms: r.try_get("created_ms").map_err(db)?,
+    })
+}
+
+async fn insert_cert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    login: &str,
+    cert: &NewCert<'_>,
+    now_ms: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query("INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5)")
+        .bind(login)
+        .bind(cert.fingerprint)
+        .bind(cert.subject)
+        .bind(cert.der.to_vec())
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+async fn insert_device(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    login: &str,
+    d: &NewDevice<'_>,
+    cert_fingerprint: &str,
+    now_ms: i64,
+) -> Result<(), ServiceError> {
+    let r = sqlx::query(
+        "INSERT INTO devices (device_id, login, device_key, name, cert_fingerprint, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(d.device_id)
+    .bind(login)
+    .bind(d.key.to_vec())
+    .bind(d.name)
+    .bind(cert_fingerprint)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(ServiceError::new(ErrorCode::AlreadyExists, "this device key is already registered"))
+        }
+        Err(e) => Err(db(e)),
+    }
+}
+
+async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    now_ms: i64,
+    event: &str,
+    login: &str,
+    detail: &str,
+) -> Result<(), ServiceError> {
+    sqlx::query("INSERT INTO audit (at_ms, event, login, detail) VALUES ($1, $2, $3, $4)")
+        .bind(now_ms)
+        .bind(event)
+        .bind(login)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}

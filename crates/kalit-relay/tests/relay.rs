@@ -1,0 +1,515 @@
+//! The relay in process, on SQLite and (when `KALIT_TEST_POSTGRES_URL` is set) PostgreSQL: registration
+//! flows, races, replay, trust, non-enumeration, hostile requests, restart.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::keys::{self, PrivateKey};
+use kalit_core::statement::{self, Statement};
+use kalit_core::KeyAlgorithm;
+use kalit_proto::relay::{CertProof, DeviceRequest, RegisterRequest, RelayIdentity};
+use kalit_relay::config::Limits;
+use kalit_relay::{AppState, Identity, Store, app};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Ca {
+    der: Vec<u8>,
+    issuer: Issuer<'static, PrivateKey>,
+}
+
+fn key(alg: KeyAlgorithm) -> PrivateKey {
+    PrivateKey::from_pkcs8(&keys::generate(alg).unwrap()).unwrap()
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let k = key(KeyAlgorithm::P256);
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN={name}")).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let der = p.self_signed(&k).unwrap().der().to_vec();
+        Ca { der, issuer: Issuer::new(p, k) }
+    }
+
+    fn person(&self, cn: &str, alg: KeyAlgorithm) -> Person {
+        let k = key(alg);
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN={cn}")).unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+        let cert = p.signed_by(&k, &self.issuer).unwrap().der().to_vec();
+        Person { key: k, chain: vec![cert, self.der.clone()] }
+    }
+}
+
+struct Person {
+    key: PrivateKey,
+    chain: Vec<Vec<u8>>,
+}
+
+struct Device {
+    key: PrivateKey,
+}
+
+impl Device {
+    fn new() -> Device {
+        Device { key: key(KeyAlgorithm::Ed25519) }
+    }
+    fn raw(&self) -> Vec<u8> {
+        self.key.public_key_raw().to_vec()
+    }
+    fn id(&self) -> String {
+        statement::key_id(&self.raw())
+    }
+}
+
+struct Relay {
+    state: AppState,
+    id: String,
+}
+
+impl Relay {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let req = Request::builder().method(method).uri(path);
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.raw(req).await
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn nonce(&self) -> Vec<u8> {
+        let (s, v) = self.call("POST", "/v1/nonce", None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        B64.decode(v["nonce"].as_str().unwrap()).unwrap()
+    }
+
+    /// A complete, valid registration request.
+    async fn request(&self, login: &str, who: &Person, dev: &Device, existing: Option<&Person>) -> RegisterRequest {
+        let nonce = self.nonce().await;
+        self.request_with(login, who, dev, existing, &nonce, &self.id)
+    }
+
+    fn request_with(
+        &self,
+        login: &str,
+        who: &Person,
+        dev: &Device,
+        existing: Option<&Person>,
+        nonce: &[u8],
+        relay_id: &str,
+    ) -> RegisterRequest {
+        // The phone signs the canonical login, as the relay checks it.
+        let canonical = statement::normalize_login(login).unwrap_or_else(|_| login.to_string());
+        let fp = statement::cert_fingerprint(&who.chain[0]);
+        let sig = Statement::register(relay_id, nonce, &canonical, &dev.raw(), &fp).sign(&who.key).unwrap();
+        let existing = existing.map(|e| {
+            let efp = statement::cert_fingerprint(&e.chain[0]);
+            let sig = Statement::login_proof(relay_id, nonce, &canonical, &dev.raw(), &fp, &efp).sign(&e.key).unwrap();
+            proof(e, sig)
+        });
+        RegisterRequest {
+            login: login.into(),
+            device_key: B64.encode(dev.raw()),
+            device_name: "test phone".into(),
+            nonce: B64.encode(nonce),
+            relay_id: relay_id.into(),
+            proof: proof(who, sig),
+            existing,
+        }
+    }
+
+    async fn register(&self, r: &RegisterRequest) -> (StatusCode, Value) {
+        self.call("POST", "/v1/register", Some(serde_json::to_value(r).unwrap())).await
+    }
+
+    async fn device_call(&self, login: &str, dev: &Device, action: &str, target: &str) -> (StatusCode, Value) {
+        let nonce = self.nonce().await;
+        let sig = Statement::device_request(&self.id, &nonce, login, &dev.id(), action, target).sign(&dev.key).unwrap();
+        let req = DeviceRequest {
+            login: login.into(),
+            device_id: dev.id(),
+            nonce: B64.encode(&nonce),
+            relay_id: self.id.clone(),
+            target: target.into(),
+            signature: B64.encode(sig),
+        };
+        let path = if action == "list" { "/v1/devices" } else { "/v1/devices/remove" };
+        self.call("POST", path, Some(serde_json::to_value(req).unwrap())).await
+    }
+}
+
+fn proof(p: &Person, sig: Vec<u8>) -> CertProof {
+    CertProof { chain: p.chain.iter().map(|c| B64.encode(c)).collect(), signature: B64.encode(sig) }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+/// A fresh database per test: a SQLite file, or a new PostgreSQL database.
+struct Db {
+    url: String,
+    _dir: tempfile::TempDir,
+    backend: &'static str,
+}
+
+async fn databases() -> Vec<Db> {
+    let mut out = vec![];
+    let dir = tempfile::tempdir().unwrap();
+    out.push(Db { url: format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display()), _dir: dir, backend: "sqlite" });
+    match std::env::var("KALIT_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("kalit_t_{}", hex::encode(kalit_core::seal::random::<6>().unwrap()));
+            let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+            admin.close().await;
+            let (prefix, _) = base.rsplit_once('/').unwrap();
+            out.push(Db { url: format!("{prefix}/{name}"), _dir: tempfile::tempdir().unwrap(), backend: "postgres" });
+        }
+        Err(_) => eprintln!("PostgreSQL part skipped: KALIT_TEST_POSTGRES_URL is not set (.ci/run sets it)"),
+    }
+    out
+}
+
+async fn relay(db: &Db, anchors: Vec<Vec<u8>>, limits: Limits) -> Relay {
+    let store = Store::open(&db.url).await.unwrap();
+    let identity = Identity::load_or_create(db._dir.path(), "test relay").unwrap();
+    let id = identity.id().to_string();
+    Relay { state: AppState::new(store, identity, anchors, limits), id }
+}
+
+fn no_limits() -> Limits {
+    Limits { per_address_per_minute: 0, per_login_per_minute: 0, ..Limits::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registration_devices_and_restart() {
+    let ca = Ca::new("Test RA");
+    for db in databases().await {
+        let b = db.backend;
+        let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        let (phone_a, phone_b, phone_c) = (Device::new(), Device::new(), Device::new());
+
+        let req = r.request("Alice.Uz", &alice, &phone_a, None).await;
+        let (s, v) = r.register(&req).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+        assert_eq!(v["outcome"], "created");
+        // The attestation verifies with the published key and binds login, certificate and device.
+        let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
+        let ident: RelayIdentity = serde_json::from_value(ident).unwrap();
+        let signed: kalit_proto::relay::SignedAttestation = serde_json::from_value(v["attestation"].clone()).unwrap();
+        statement::verify_attestation(&B64.decode(&ident.public_key).unwrap(), &signed).unwrap();
+        assert_eq!(signed.attestation.login, "alice.uz");
+        assert_eq!(signed.attestation.device_id, phone_a.id());
+        assert_eq!(signed.attestation.cert_fingerprint, statement::cert_fingerprint(&alice.chain[0]));
+        let mut forged = signed.clone();
+        forged.attestation.login = "mallory".into();
+        assert!(statement::verify_attestation(&B64.decode(&ident.public_key).unwrap(), &forged).is_err());
+
+        // The same request again: its nonce is spent.
+        let (s, v) = r.register(&req).await;
+        assert_eq!((s, code(&v)), (StatusCode::GONE, "expired"), "{b}");
+
+        // A second person with another trusted certificate: login taken.
+        let bob = ca.person("Bob", KeyAlgorithm::Ed25519);
+        let (s, v) = r.register(&r.request("alice.uz", &bob, &phone_b, None).await).await;
+        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}: {v}");
+        assert!(!v.to_string().contains("Alice"), "the answer names no attached certificate: {v}");
+
+        // Alice's second phone with a new certificate, proving possession of the attached one: added.
+        let alice2 = ca.person("Alice", KeyAlgorithm::Rsa2048);
+        let (s, v) = r.register(&r.request("alice.uz", &alice2, &phone_b, Some(&alice)).await).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+        assert_eq!(v["outcome"], "added");
+        // A proof by a certificate that is not attached does not help.
+        let (s, v) = r.register(&r.request("alice.uz", &bob, &phone_c, Some(&bob)).await).await;
+        assert_eq!(code(&v), "login_taken", "{b}: {s}");
+        // A third phone with an already attached certificate (an imported PFX): added.
+        let (s, v) = r.register(&r.request("alice.uz", &alice, &phone_c, None).await).await;
+        assert_eq!((s, v["outcome"].as_str()), (StatusCode::CREATED, Some("added")), "{b}: {v}");
+        // The same device key twice: refused.
+        let (_, v) = r.register(&r.request("alice.uz", &alice, &phone_c, None).await).await;
+        assert_eq!(code(&v), "already_exists", "{b}");
+
+        let (s, v) = r.device_call("alice.uz", &phone_a, "list", "").await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+        assert_eq!(v["devices"].as_array().unwrap().len(), 3);
+        // A device of another login, or an unknown one, cannot list.
+        let stranger = Device::new();
+        let (s, v) = r.device_call("alice.uz", &stranger, "list", "").await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "unauthorized"), "{b}");
+        let (s, v) = r.device_call("alice.uz", &phone_a, "remove", &phone_c.id()).await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+        let (_, v) = r.device_call("alice.uz", &phone_c, "list", "").await;
+        assert_eq!(code(&v), "unauthorized", "a removed device is no longer trusted ({b})");
+        let (_, v) = r.device_call("alice.uz", &phone_a, "remove", &phone_c.id()).await;
+        assert_eq!(code(&v), "not_found", "{b}");
+
+        // Restart: a new process state over the same database and data directory keeps everything.
+        let relay_id = r.id.clone();
+        r.state.store.close().await;
+        drop(r);
+        let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+        assert_eq!(r.id, relay_id, "{b}: the relay key survives a restart");
+        let (s, v) = r.device_call("alice.uz", &phone_b, "list", "").await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+        let names: Vec<&str> = v["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
+        assert_eq!(names, vec![phone_a.id(), phone_b.id()], "{b}");
+        let (s, v) = r.register(&r.request("alice.uz", &bob, &Device::new(), None).await).await;
+        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}");
+        let (s, v) = r.call("GET", "/healthz", None).await;
+        assert_eq!((s, v["database"].as_str()), (StatusCode::OK, Some(b)));
+        r.state.store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trust_replay_other_relay_and_non_enumeration() {
+    let ca = Ca::new("Test RA");
+    let national = Ca::new("Other national CA");
+    for db in databases().await {
+        let b = db.backend;
+        let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        assert_eq!(r.register(&r.request("taken", &alice, &Device::new(), None).await).await.0, StatusCode::CREATED);
+
+        // A certificate from an issuer the relay does not trust cannot register; once the operator adds the
+        // CA (a restart with another --trust) it can.
+        let carol = national.person("Carol", KeyAlgorithm::P256);
+        let (s, v) = r.register(&r.request("carol", &carol, &Device::new(), None).await).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "untrusted_certificate"), "{b}: {v}");
+        let r2 = relay(&db, vec![ca.der.clone(), national.der.clone()], no_limits()).await;
+        let (s, v) = r2.register(&r2.request("carol", &carol, &Device::new(), None).await).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+
+        // A proof made for another relay fails, and so does a nonce the relay never issued.
+        let nonce = r.nonce().await;
+        let (s, v) = r.register(&r.request_with("newbie", &alice, &Device::new(), None, &nonce, "0123abcd")).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_input"), "{b}: {v}");
+        let (_, v) = r.register(&r.request_with("newbie", &alice, &Device::new(), None, &[7u8; 32], &r.id)).await;
+        assert_eq!(code(&v), "expired", "{b}");
+
+        // A stranger probing logins: each bad proof gets the same status and body, taken or not.
+        for mutate in [bad_signature as fn(&mut RegisterRequest), untrusted(&national), swapped_statement] {
+            let mut answers = vec![];
+            for login in ["taken", "free-login"] {
+                let mut req = r.request(login, &alice, &Device::new(), None).await;
+                mutate(&mut req);
+                answers.push(r.register(&req).await);
+            }
+            assert_eq!(answers[0], answers[1], "{b}: the answer must not depend on the login existing");
+            assert_ne!(answers[0].0, StatusCode::CREATED);
+        }
+        r.state.store.close().await;
+        r2.state.store.close().await;
+    }
+
+    fn bad_signature(r: &mut RegisterRequest) {
+        let mut sig = B64.decode(&r.proof.signature).unwrap();
+        let n = sig.len() / 2;
+        sig[n] ^= 1;
+        r.proof.signature = B64.encode(sig);
+    }
+    fn swapped_statement(r: &mut RegisterRequest) {
+        // A signature over the statement for another device key.
+        r.device_key = B64.encode([9u8; 32]);
+    }
+    fn untrusted(national: &Ca) -> fn(&mut RegisterRequest) {
+        // Closures cannot be fn pointers with captures: keep a chain from another CA in a static.
+        static CHAIN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let _ = CHAIN.set(national.person("Eve", KeyAlgorithm::P256).chain.iter().map(|c| B64.encode(c)).collect());
+        |r| r.proof.chain = CHAIN.get().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registrations_of_one_login_have_one_winner() {
+    let ca = Arc::new(Ca::new("Test RA"));
+    for db in databases().await {
+        let b = db.backend;
+        let r = Arc::new(relay(&db, vec![ca.der.clone()], no_limits()).await);
+        for round in 0..3 {
+            let login = format!("race-{round}");
+            let mut reqs = vec![];
+            for i in 0..12 {
+                let p = ca.person(&format!("Racer {i}"), KeyAlgorithm::P256);
+                reqs.push(r.request(&login, &p, &Device::new(), None).await);
+            }
+            let barrier = Arc::new(tokio::sync::Barrier::new(reqs.len()));
+            let tasks: Vec<_> = reqs
+                .into_iter()
+                .map(|req| {
+                    let (r, barrier) = (r.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        r.register(&req).await
+                    })
+                })
+                .collect();
+            let mut created = 0;
+            for t in tasks {
+                let (s, v) = t.await.unwrap();
+                match s {
+                    StatusCode::CREATED => created += 1,
+                    StatusCode::CONFLICT => assert_eq!(code(&v), "login_taken"),
+                    other => panic!("{b}: unexpected {other}: {v}"),
+                }
+            }
+            assert_eq!(created, 1, "{b} round {round}: exactly one registration wins");
+        }
+        // Concurrent use of one nonce: exactly one succeeds.
+        let nonce = r.nonce().await;
+        let mut tasks = vec![];
+        for i in 0..8 {
+            let p = ca.person(&format!("N{i}"), KeyAlgorithm::P256);
+            let req = r.request_with(&format!("nonce-{i}"), &p, &Device::new(), None, &nonce, &r.id);
+            let r = r.clone();
+            tasks.push(tokio::spawn(async move { r.register(&req).await.0 }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap() == StatusCode::CREATED {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 1, "{b}: a nonce is single-use under races");
+        r.state.store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_stable_codes_and_change_nothing() {
+    let ca = Ca::new("Test RA");
+    for db in databases().await {
+        let b = db.backend;
+        let r = relay(&db, vec![ca.der.clone()], Limits { body_bytes: 16 * 1024, ..no_limits() }).await;
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        let good = serde_json::to_value(r.request("victim", &alice, &Device::new(), None).await).unwrap();
+        let post = |body: String, ctype: &'static str| {
+            Request::builder()
+                .method("POST")
+                .uri("/v1/register")
+                .header("content-type", ctype)
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            v.to_string()
+        };
+        let nested = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+        let cases: Vec<(String, &str, &str)> = vec![
+            ("{".into(), "application/json", "invalid_input"),
+            ("".into(), "application/json", "invalid_input"),
+            (nested, "application/json", "invalid_input"),
+            (good.to_string(), "text/plain", "invalid_input"),
+            ("login=x&proof=y".into(), "application/x-www-form-urlencoded", "invalid_input"),
+            (with(&|v| v["surprise"] = json!(1)), "application/json", "invalid_input"),
+            (with(&|v| v["login"] = json!(42)), "application/json", "invalid_input"),
+            (with(&|v| v["login"] = json!("a b")), "application/json", "invalid_input"),
+            (with(&|v| v["login"] = json!("x".repeat(65))), "application/json", "invalid_input"),
+            (with(&|v| v["device_key"] = json!("AAAA")), "application/json", "invalid_input"),
+            (with(&|v| v["device_key"] = json!("not base64!")), "application/json", "invalid_input"),
+            (with(&|v| v["device_name"] = json!("\u{7}bell")), "application/json", "invalid_input"),
+            (with(&|v| v["proof"]["chain"] = json!([])), "application/json", "invalid_input"),
+            (with(&|v| v["proof"]["chain"] = json!(vec!["AAAA"; 9])), "application/json", "invalid_input"),
+            (with(&|v| v["proof"]["chain"] = json!(["AAAA"])), "application/json", "invalid_input"),
+            (with(&|v| v["proof"]["signature"] = json!("A".repeat(5000))), "application/json", "invalid_input"),
+            (with(&|v| v["padding"] = json!("x".repeat(20_000))), "application/json", "too_large"),
+        ];
+        for (i, (body, ctype, want)) in cases.into_iter().enumerate() {
+            let (s, v) = r.raw(post(body, ctype)).await;
+            assert_eq!(code(&v), want, "{b} case {i}: {s} {v}");
+            assert!(s.is_client_error(), "{b} case {i}: {s}");
+        }
+        let (s, v) = r.call("GET", "/v1/nope", None).await;
+        assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+        assert_eq!(r.state.store.login_count().await.unwrap(), 0, "{b}: nothing was registered");
+        // The untouched original still works: the hostile requests did not burn its nonce.
+        let (s, v) = r.call("POST", "/v1/register", Some(good.clone())).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+        r.state.store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let ca = Ca::new("Test RA");
+    let db = databases().await.remove(0);
+    let limits = Limits { per_login_per_minute: 2, per_login_burst: 2, per_address_per_minute: 0, ..Limits::default() };
+    let r = relay(&db, vec![ca.der.clone()], limits).await;
+    let alice = ca.person("Alice", KeyAlgorithm::P256);
+    let mut statuses = vec![];
+    for _ in 0..4 {
+        statuses.push(r.register(&r.request("busy", &alice, &Device::new(), None).await).await);
+    }
+    assert_eq!(code(&statuses[2].1), "rate_limited");
+    assert_eq!(statuses[3].0, StatusCode::TOO_MANY_REQUESTS);
+    // Another login is not affected.
+    assert_eq!(r.register(&r.request("quiet", &alice, &Device::new(), None).await).await.0, StatusCode::CREATED);
+    let resp = app(r.state.clone())
+        .oneshot(
+            Request::post("/v1/register")
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_string(&r.request("busy", &alice, &Device::new(), None).await).unwrap()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(resp.headers().get("retry-after").is_some());
+    let per_addr = Limits { per_address_per_minute: 1, per_address_burst: 3, ..no_limits() };
+    let r = relay(&db, vec![ca.der.clone()], per_addr).await;
+    let codes: Vec<StatusCode> = {
+        let mut v = vec![];
+        for _ in 0..5 {
+            v.push(r.call("POST", "/v1/nonce", None).await.0);
+        }
+        v
+    };
+    assert_eq!(codes[..3], [StatusCode::OK; 3]);
+    assert_eq!(codes[3], StatusCode::TOO_MANY_REQUESTS);
+    let (s, _) = r.call("GET", "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_and_openapi_describe_the_api() {
+    let db = databases().await.remove(0);
+    let r = relay(&db, vec![], no_limits()).await;
+    r.nonce().await;
+    let resp = app(r.state.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("kalit_relay_http_requests_total{method=\"POST\",route=\"/v1/nonce\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("kalit_relay_nonces_total{result=\"issued\"} 1"), "{text}");
+    let (s, spec) = r.call("GET", "/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in ["/.well-known/kalit-relay", "/healthz", "/metrics", "/v1/nonce", "/v1/register", "/v1/devices", "/v1/devices/remove"]
+    {
+        assert!(spec["paths"].get(path).is_some(), "openapi.json lacks {path}");
+    }
+    let codes: Vec<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let all: Vec<&str> = kalit_proto::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes, all, "openapi.json's ErrorCode enum matches kalit-proto");
+}

@@ -1,0 +1,16 @@
+//! HTTP plumbing shared by the relay (module 3) and the Registration Authority: one error type that
+//! becomes a JSON answer with a stable code, request limits, per-key rate limits, Prometheus metrics,
+//! configuration files with environment overrides, logging, and the "plain HTTP only on loopback" rule.
+//!
+//! Architecture invariant: no protocol logic lives here; the relay and the RA share this crate and the
+//! wire types, never each other.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod ratelimit;
+pub mod serve;
+
+pub use error::{ServiceError, ServiceResult};
+pub use metrics::Metrics;
+pub use ratelimit::RateLimiter;

@@ -1,0 +1,74 @@
+//! Per-key token buckets (per client address, per login). In memory, per process: with several relay
+//! nodes behind a load balancer each node enforces its own share.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Most keys tracked before idle buckets are swept (bounds memory under a flood of distinct keys).
+const MAX_KEYS: usize = 100_000;
+
+/// A token-bucket limiter: `per_minute` requests per key, bursts up to `burst`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    burst: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter; `per_minute == 0` disables it.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        RateLimiter { per_minute, burst: burst.max(1), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one token for `key`; `Err(seconds to wait)` when empty.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        self.check_at(key, Instant::now())
+    }
+
+    /// [`check`](Self::check) at a given instant (for tests).
+    pub fn check_at(&self, key: &str, now: Instant) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let rate = f64::from(self.per_minute) / 60.0;
+        let burst = f64::from(self.burst);
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_KEYS && !map.contains_key(key) {
+            map.retain(|_, (tokens, at)| *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst);
+            if map.len() >= MAX_KEYS {
+                // Still full of active keys: refuse new keys rather than grow without bound.
+                return Err(60);
+            }
+        }
+        let (tokens, at) = map.entry(key.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil() as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_empties_refills_and_keys_are_independent() {
+        let l = RateLimiter::new(60, 3);
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert!(l.check_at("a", t).is_ok());
+        }
+        assert_eq!(l.check_at("a", t), Err(1));
+        assert!(l.check_at("b", t).is_ok(), "other keys carry on");
+        assert!(l.check_at("a", t + Duration::from_millis(1100)).is_ok(), "one token per second refills");
+        assert!(RateLimiter::new(0, 0).check_at("x", t).is_ok(), "0 disables");
+    }
+}
