@@ -197,6 +197,21 @@ fn check_validity(c: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), Co
     Ok(())
 }
 
+/// RFC 5280 4.2.1.9: a CA certificate with pathLenConstraint n may have at most n intermediate CA
+/// certificates below it.
+fn check_path_len(c: &X509Certificate<'_>, intermediates_below: u32) -> Result<(), CoreError> {
+    if let Ok(Some(bc)) = c.basic_constraints()
+        && let Some(n) = bc.value.path_len_constraint
+        && intermediates_below > n
+    {
+        return Err(CoreError::Untrusted(format!(
+            "CA {} allows {n} intermediate CA(s) below it, the chain has {intermediates_below}",
+            c.subject()
+        )));
+    }
+    Ok(())
+}
+
 fn is_ca(c: &X509Certificate<'_>) -> bool {
     let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
     let ku_ok = match c.key_usage() {
@@ -230,7 +245,9 @@ pub fn check_chain(
     let mut path = vec![leaf_c.subject().to_string()];
     let mut current_der: &[u8] = leaf;
     let mut current = leaf_c;
-    for _ in 0..MAX_CHAIN_DEPTH {
+    for depth in 0..MAX_CHAIN_DEPTH {
+        // Intermediate CA certificates between the leaf and the certificate about to be added.
+        let below = depth as u32;
         if anchors.iter().any(|a| a.as_slice() == current_der) {
             return Ok(ChainReport { trusted: true, path });
         }
@@ -239,6 +256,7 @@ pub fn check_chain(
                 && current.verify_signature(Some(a.public_key())).is_ok()
             {
                 check_validity(a, now)?;
+                check_path_len(a, below)?;
                 path.push(a.subject().to_string());
                 return Ok(ChainReport { trusted: true, path });
             }
@@ -252,6 +270,7 @@ pub fn check_chain(
         match next {
             Some((i, c)) => {
                 check_validity(c, now)?;
+                check_path_len(c, below)?;
                 path.push(c.subject().to_string());
                 current_der = &pool[*i];
                 current = parse(current_der)?;
@@ -327,6 +346,31 @@ mod tests {
         let e = check_chain(&good, std::slice::from_ref(&other), std::slice::from_ref(&other), now).unwrap_err();
         assert!(e.to_string().contains("no chain"), "{e}");
         assert!(check_chain(&good, std::slice::from_ref(&root), std::slice::from_ref(&other), now).is_err());
+    }
+
+    #[test]
+    fn path_length_constraints_are_enforced() {
+        let now = OffsetDateTime::now_utc();
+        let root_key = key();
+        let mut rp = CertificateParams::new(vec![]).unwrap();
+        rp.distinguished_name = crate::csr::parse_subject("CN=Root pathlen 0").unwrap();
+        rp.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let root = rp.self_signed(&root_key).unwrap().der().to_vec();
+        let root_issuer = Issuer::new(rp, root_key);
+        let inter_key = key();
+        let mut ip = CertificateParams::new(vec![]).unwrap();
+        ip.distinguished_name = crate::csr::parse_subject("CN=Intermediate").unwrap();
+        ip.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ip.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let inter = ip.signed_by(&inter_key, &root_issuer).unwrap().der().to_vec();
+        let inter_issuer = Issuer::new(ip, inter_key);
+        let sign = vec![KeyUsagePurpose::DigitalSignature];
+        let direct = leaf(&root_issuer, (-1, 30), sign.clone());
+        check_chain(&direct, &[], std::slice::from_ref(&root), now).unwrap();
+        let below = leaf(&inter_issuer, (-1, 30), sign);
+        let e = check_chain(&below, std::slice::from_ref(&inter), std::slice::from_ref(&root), now).unwrap_err();
+        assert!(e.to_string().contains("allows 0 intermediate"), "{e}");
     }
 
     #[test]

@@ -1,1 +1,223 @@
-//! placeholder
+//! The Kalit Registration Authority and its CA: an operator who verified a person records them and hands
+//! out a one-time enrolment code; the person's phone sends a CSR with that code and receives a certificate
+//! whose subject comes from the RA's record, under a fixed profile.
+//!
+//! Architecture invariant: only this crate holds the CA key, sealed at rest under the operator's passphrase
+//! and unsealed in memory by `kalit ra serve` only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kalit_proto::ErrorCode;
+use kalit_proto::ra::{IssueRequest, IssueResponse};
+use kalit_service::error::JsonBody;
+use kalit_service::{Metrics, RateLimiter, ServiceError, ServiceResult};
+use time::OffsetDateTime;
+
+pub mod ca;
+mod error;
+pub mod issue;
+pub mod store;
+
+pub use ca::Ca;
+pub use error::RaError;
+pub use store::RaStore;
+
+/// The OpenAPI description, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+/// Longest enrolment TTL.
+pub const MAX_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// State of `kalit ra serve`.
+#[derive(Debug, Clone)]
+pub struct RaState {
+    /// The unsealed CA.
+    pub ca: Arc<Ca>,
+    /// Records.
+    pub store: RaStore,
+    /// The RA directory (for the issuance log).
+    pub dir: PathBuf,
+    /// Per-address limiter for issuance attempts.
+    pub limiter: Arc<RateLimiter>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl RaState {
+    /// State for `dir` with an unsealed CA.
+    pub async fn open(dir: &Path, ca: Ca, per_minute: u32) -> Result<RaState, RaError> {
+        Ok(RaState {
+            ca: Arc::new(ca),
+            store: RaStore::open(dir).await?,
+            dir: dir.to_path_buf(),
+            limiter: Arc::new(RateLimiter::new(per_minute, per_minute.max(1))),
+            metrics: Arc::new(Metrics::new("kalit_ra")),
+        })
+    }
+}
+
+/// Records a person verified by the operator and returns their one-time enrolment code
+/// (24 base32 characters in groups of four; 120 random bits; only its hash is stored).
+pub async fn enrol(dir: &Path, subject: &str, ttl: Duration) -> Result<String, RaError> {
+    if !dir.join("ca.json").exists() {
+        return Err(RaError::new(ErrorCode::NotFound, format!("no CA in {} (run kalit ra init first)", dir.display())));
+    }
+    kalit_core::csr::parse_subject(subject)?;
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(RaError::invalid("the enrolment TTL is between 1 second and 90 days"));
+    }
+    let bytes = kalit_core::seal::random::<15>()?;
+    let code = base32(&bytes);
+    let grouped: Vec<String> = code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let code = grouped.join("-");
+    let store = RaStore::open(dir).await?;
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    store.add_enrolment(&issue::code_hash(&code), subject, now_ms, now_ms + ttl.as_millis() as i64).await?;
+    store.pool.close().await;
+    Ok(code)
+}
+
+/// Revokes a certificate by serial (hex).
+pub async fn revoke(dir: &Path, serial: &str, reason: Option<&str>) -> Result<(), RaError> {
+    if let Some(r) = reason {
+        issue::check_reason(r)?;
+    }
+    let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+    let store = RaStore::open(dir).await?;
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let ok = store.revoke(&serial, reason, now_ms).await?;
+    store.pool.close().await;
+    if !ok {
+        return Err(RaError::new(ErrorCode::NotFound, format!("no unrevoked certificate with serial {serial}")));
+    }
+    Ok(())
+}
+
+fn base32(b: &[u8]) -> String {
+    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buf, mut bits) = (0u32, 0);
+    for &x in b {
+        buf = (buf << 8) | u32::from(x);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(A[((buf >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(A[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// Parses a TTL such as `30m`, `24h`, `7d` or `3600s`.
+pub fn parse_ttl(s: &str) -> Result<Duration, RaError> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| RaError::invalid(format!("TTL {s:?}: expected a number and s, m, h or d")))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(RaError::invalid(format!("TTL {s:?}: unit must be s, m, h or d"))),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+async fn issue_handler(
+    State(s): State<RaState>,
+    JsonBody(req): JsonBody<IssueRequest>,
+) -> ServiceResult<(StatusCode, axum::Json<IssueResponse>)> {
+    let r = issue::issue(&s, &req).await;
+    s.metrics.inc("issuance", r.as_ref().map_or_else(|e| e.code.as_str(), |_| "issued"));
+    Ok((StatusCode::CREATED, axum::Json(r?)))
+}
+
+async fn ca_pem(State(s): State<RaState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/x-pem-file")], ca::chain_pem(&s.ca))
+}
+
+async fn crl(State(s): State<RaState>) -> ServiceResult<impl IntoResponse> {
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], issue::crl(&s).await?))
+}
+
+async fn health(State(s): State<RaState>) -> ServiceResult<axum::Json<kalit_proto::relay::Health>> {
+    sqlx::query("SELECT 1").execute(&s.store.pool).await.map_err(|e| ServiceError::internal(e.to_string()))?;
+    Ok(axum::Json(kalit_proto::relay::Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        database: "sqlite".into(),
+    }))
+}
+
+async fn metrics(State(s): State<RaState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn limit(State(s): State<RaState>, req: Request, next: Next) -> Response {
+    let key = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "in-process".to_string(), |c| c.0.ip().to_string());
+    if let Err(wait) = s.limiter.check(&key) {
+        return ServiceError::rate_limited(wait).into_response();
+    }
+    next.run(req).await
+}
+
+/// The RA's router.
+pub fn app(state: RaState) -> Router {
+    let issue = Router::new()
+        .route("/v1/certificates", post(issue_handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit));
+    Router::new()
+        .route("/v1/ca.pem", get(ca_pem))
+        .route("/v1/crl", get(crl))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .merge(issue)
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), kalit_service::metrics::track))
+        .fallback(kalit_service::error::not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(15)))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_matches_rfc4648() {
+        // RFC 4648 section 10 test vectors (without padding).
+        for (i, o) in [("", ""), ("f", "MY"), ("fo", "MZXQ"), ("foo", "MZXW6"), ("foob", "MZXW6YQ"), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI")] {
+            assert_eq!(base32(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(parse_ttl("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
+        for bad in ["", "h", "5y", "-1d", "1.5h"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! The relay's own Ed25519 key: it signs registration attestations. Kept in the data directory (0600),
 //! created on first start; relay nodes that share a database must share this file too.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -36,14 +35,7 @@ impl Identity {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory of", e))?;
                 let k = keys::generate(KeyAlgorithm::Ed25519)?;
-                let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
-                let mut o = std::fs::OpenOptions::new();
-                o.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-                let mut f = o.open(&tmp).map_err(|e| io("cannot write", e))?;
-                f.write_all(k.expose_secret()).and_then(|_| f.sync_all()).map_err(|e| io("cannot write", e))?;
-                std::fs::rename(&tmp, &path).map_err(|e| io("cannot write", e))?;
+                kalit_service::files::atomic_write(&path, k.expose_secret()).map_err(|e| io("cannot write", e))?;
                 k
             }
             Err(e) => return Err(io("cannot read", e)),

@@ -1,0 +1,209 @@
+//! The CA: root (and optionally an issuing CA under it), its keys sealed under the operator's passphrase
+//! with Argon2id + AES-256-GCM, its certificates in `ca.pem`.
+//!
+//! ```text
+//! DIR/ca.json     format, KDF parameters and salt, and each CA key sealed (associated data: format|role|cert)
+//! DIR/ca.pem      the CA chain: issuing CA first (if any), root last
+//! DIR/ra.db       enrolments and issued certificates (SQLite)
+//! DIR/issued.log  one JSON line per issued certificate, fsynced before the issuance commits
+//! ```
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::keys::{self, PrivateKey};
+use kalit_core::seal::{self, KdfParams, SealedBox};
+use kalit_core::{KeyAlgorithm, SecretString, x509};
+use kalit_proto::ErrorCode;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::RaError;
+
+/// Format tag of `ca.json`.
+pub const CA_FORMAT: &str = "kalit-ca/1";
+/// Shortest CA passphrase.
+pub const MIN_PASSPHRASE_LEN: usize = 12;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaFile {
+    format: String,
+    name: String,
+    kdf: KdfParams,
+    salt: String,
+    validity_days: u32,
+    root: SealedCa,
+    issuing: Option<SealedCa>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedCa {
+    cert: String,
+    key: SealedBox,
+}
+
+/// What `kalit ra init` made.
+#[derive(Debug, Clone)]
+pub struct CaSummary {
+    /// SHA-256 of the root certificate's DER, hex (to tell people who enrol).
+    pub root_fingerprint: String,
+    /// Subjects, root first.
+    pub subjects: Vec<String>,
+}
+
+/// An unsealed CA, ready to issue.
+pub struct Ca {
+    pub(crate) issuer: Issuer<'static, PrivateKey>,
+    /// DER certificates: issuing CA (if any) first, root last.
+    pub chain: Vec<Vec<u8>>,
+    /// Validity of issued certificates.
+    pub validity_days: u32,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").field("validity_days", &self.validity_days).finish_non_exhaustive()
+    }
+}
+
+fn aad(role: &str, cert_b64: &str) -> Vec<u8> {
+    format!("{CA_FORMAT}|{role}|{cert_b64}").into_bytes()
+}
+
+fn ca_params(subject: &str, path_len: Option<u8>, years: i64) -> Result<CertificateParams, RaError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = kalit_core::csr::parse_subject(subject)?;
+    p.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.serial_number = Some(crate::issue::random_serial()?.into());
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(365 * years);
+    Ok(p)
+}
+
+/// Creates the CA in `dir`. Refuses a directory that already holds one.
+pub fn init(
+    dir: &Path,
+    name: &str,
+    alg: KeyAlgorithm,
+    two_tier: bool,
+    validity_days: u32,
+    passphrase: &SecretString,
+) -> Result<CaSummary, RaError> {
+    if !matches!(alg, KeyAlgorithm::P256 | KeyAlgorithm::Rsa3072) {
+        return Err(RaError::invalid("the CA key is p-256 or rsa-3072"));
+    }
+    if passphrase.char_count() < MIN_PASSPHRASE_LEN {
+        return Err(RaError::new(
+            ErrorCode::WeakSecret,
+            format!("the CA passphrase needs at least {MIN_PASSPHRASE_LEN} characters"),
+        ));
+    }
+    if !(1..=3650).contains(&validity_days) {
+        return Err(RaError::invalid("certificate validity is 1 to 3650 days"));
+    }
+    if dir.join("ca.json").exists() {
+        return Err(RaError::new(ErrorCode::AlreadyExists, format!("{} already holds a CA", dir.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(RaError::io(format!("cannot create {}", dir.display())))?;
+    let kdf = KdfParams::DEFAULT;
+    let salt = seal::random::<16>()?;
+    let kek = kdf.derive(passphrase, &salt)?;
+
+    let root_key_der = keys::generate(alg)?;
+    let root_key = PrivateKey::from_pkcs8(&root_key_der)?;
+    let root_subject = format!("CN={} Root CA,O={}", escape(name), escape(name));
+    let root_params = ca_params(&root_subject, Some(u8::from(two_tier)), 20)?;
+    let root_cert = root_params.self_signed(&root_key).map_err(RaError::internal)?.der().to_vec();
+    let root_b64 = B64.encode(&root_cert);
+    let root = SealedCa { key: seal::seal(&kek, &aad("root", &root_b64), root_key_der.expose_secret())?, cert: root_b64 };
+    let mut chain = vec![root_cert.clone()];
+    let issuing = if two_tier {
+        let k_der = keys::generate(alg)?;
+        let k = PrivateKey::from_pkcs8(&k_der)?;
+        let params = ca_params(&format!("CN={} Issuing CA,O={}", escape(name), escape(name)), Some(0), 10)?;
+        let root_issuer = Issuer::new(root_params, root_key);
+        let cert = params.signed_by(&k, &root_issuer).map_err(RaError::internal)?.der().to_vec();
+        let b64 = B64.encode(&cert);
+        chain.insert(0, cert);
+        Some(SealedCa { key: seal::seal(&kek, &aad("issuing", &b64), k_der.expose_secret())?, cert: b64 })
+    } else {
+        None
+    };
+    let file = CaFile {
+        format: CA_FORMAT.into(),
+        name: name.into(),
+        kdf,
+        salt: B64.encode(salt),
+        validity_days,
+        root,
+        issuing,
+    };
+    let pem: String = chain.iter().map(|c| x509::cert_pem(c)).collect();
+    kalit_service::files::atomic_write(&dir.join("ca.pem"), pem.as_bytes())
+        .map_err(RaError::io("cannot write ca.pem"))?;
+    let json = serde_json::to_vec_pretty(&file).map_err(RaError::internal)?;
+    kalit_service::files::atomic_write(&dir.join("ca.json"), &json).map_err(RaError::io("cannot write ca.json"))?;
+    let subjects = chain.iter().rev().map(|c| x509::parse(c).map(|p| p.subject().to_string())).collect::<Result<_, _>>()?;
+    Ok(CaSummary { root_fingerprint: kalit_core::statement::cert_fingerprint(&root_cert), subjects })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace(',', "\\,")
+}
+
+fn read_file(dir: &Path) -> Result<CaFile, RaError> {
+    let path = dir.join("ca.json");
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            RaError::new(ErrorCode::NotFound, format!("no CA in {} (run kalit ra init first)", dir.display()))
+        }
+        _ => RaError::io(format!("cannot read {}", path.display()))(e),
+    })?;
+    let f: CaFile = serde_json::from_slice(&bytes)
+        .map_err(|e| RaError::new(ErrorCode::Corrupt, format!("{} is damaged: {e}", path.display())))?;
+    if f.format != CA_FORMAT {
+        return Err(RaError::new(ErrorCode::Corrupt, format!("{} has unknown format {:?}", path.display(), f.format)));
+    }
+    Ok(f)
+}
+
+/// The PEM chain of the CA in `dir`, for `GET /v1/ca.pem`.
+pub fn chain_pem(ca: &Ca) -> String {
+    ca.chain.iter().map(|c| x509::cert_pem(c)).collect()
+}
+
+/// Unseals the issuing key (the root key stays sealed when there is an issuing CA).
+pub fn open(dir: &Path, passphrase: &SecretString) -> Result<Ca, RaError> {
+    let f = read_file(dir)?;
+    let salt = B64.decode(&f.salt).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad salt"))?;
+    let kek = f.kdf.derive(passphrase, &salt)?;
+    let root_cert = B64.decode(&f.root.cert).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad root"))?;
+    let (role, sealed) = match &f.issuing {
+        Some(i) => ("issuing", i),
+        None => ("root", &f.root),
+    };
+    let cert = B64.decode(&sealed.cert).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad certificate"))?;
+    let pkcs8 = seal::open(&kek, &aad(role, &sealed.cert), &sealed.key)?.ok_or_else(|| {
+        RaError::new(ErrorCode::WrongPassword, "wrong CA passphrase (or ca.json was tampered with)")
+    })?;
+    let key = PrivateKey::from_pkcs8(&pkcs8)?;
+    if key.spki_der() != x509::cert_spki(&cert)? {
+        return Err(RaError::new(ErrorCode::Corrupt, "ca.json: the CA key does not match its certificate"));
+    }
+    let issuer = Issuer::from_ca_cert_der(&cert.as_slice().into(), key).map_err(RaError::internal)?;
+    let mut chain = vec![cert];
+    if f.issuing.is_some() {
+        chain.push(root_cert);
+    }
+    Ok(Ca { issuer, chain, validity_days: f.validity_days })
+}

@@ -1,0 +1,195 @@
+//! Issuance: CSR checks (proof of possession, allowed keys), the fixed certificate profile, single use of
+//! enrolment codes, the issuance log, and the CRL.
+
+use kalit_core::x509;
+use kalit_proto::ErrorCode;
+use kalit_proto::ra::{IssueRequest, IssueResponse};
+use rcgen::{
+    CertificateParams, CertificateRevocationListParams, IsCa, KeyIdMethod, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
+};
+use sqlx::Row;
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use crate::{RaError, RaState};
+
+/// Largest CSR accepted (PEM text).
+pub const MAX_CSR_LEN: usize = 16 * 1024;
+
+/// A positive 128-bit random serial (RFC 5280: at most 20 octets, positive).
+pub fn random_serial() -> Result<Vec<u8>, RaError> {
+    let mut s = kalit_core::seal::random::<16>()?.to_vec();
+    s[0] &= 0x7f;
+    s[0] |= 0x01; // never a leading zero byte, so the DER INTEGER is exactly 16 octets
+    Ok(s)
+}
+
+/// Checks a PEM CSR: parses, verifies its self-signature (proof of possession), and returns its public
+/// key if the key type and size are allowed.
+pub fn check_csr(pem_text: &str) -> Result<Vec<u8>, RaError> {
+    if pem_text.len() > MAX_CSR_LEN {
+        return Err(RaError::new(ErrorCode::TooLarge, format!("a CSR is at most {MAX_CSR_LEN} bytes")));
+    }
+    let p = pem::parse(pem_text).map_err(|_| RaError::invalid("the CSR is not PEM"))?;
+    if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
+        return Err(RaError::invalid(format!("expected a CERTIFICATE REQUEST, got {}", p.tag())));
+    }
+    let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(p.contents())
+        .map_err(|_| RaError::invalid("the CSR is not a PKCS#10 request"))?;
+    if !rest.is_empty() {
+        return Err(RaError::invalid("trailing bytes after the CSR"));
+    }
+    let spki = &csr.certification_request_info.subject_pki;
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            let bits = rsa.key_size();
+            if !(2048..=4096).contains(&bits) {
+                return Err(RaError::invalid(format!("RSA-{bits} refused: RSA keys have 2048 to 4096 bits")));
+            }
+            if rsa.try_exponent().ok() != Some(65537) {
+                return Err(RaError::invalid("RSA keys must use the public exponent 65537"));
+            }
+        }
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            if curve.map(|c| c.to_id_string()).as_deref() != Some("1.2.840.10045.3.1.7") {
+                return Err(RaError::invalid("elliptic-curve keys must be on P-256"));
+            }
+        }
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {}
+        _ => return Err(RaError::invalid("unsupported key type (RSA 2048-4096, P-256 or Ed25519)")),
+    }
+    // Key checks first: aws-lc cannot verify with a weak key, and "weak key" is the better answer.
+    csr.verify_signature().map_err(|_| {
+        RaError::new(ErrorCode::InvalidSignature, "the CSR's signature does not verify (no proof of possession)")
+    })?;
+    Ok(spki.raw.to_vec())
+}
+
+/// Normalises an enrolment code (case, dashes and spaces do not matter) and hashes it.
+pub fn code_hash(code: &str) -> String {
+    let norm: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_uppercase();
+    hex::encode(kalit_core::digest::HashAlg::Sha256.digest(norm.as_bytes()))
+}
+
+/// Issues a certificate for `req`: the code is consumed in the same transaction that records the
+/// certificate, so a code is used once and a failure leaves it usable.
+pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse, RaError> {
+    let spki = check_csr(&req.csr)?;
+    if req.code.len() > 64 {
+        return Err(RaError::invalid("an enrolment code is at most 64 characters"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let serial = random_serial()?;
+    let serial_hex = hex::encode(&serial);
+    let mut tx = state.store.pool.begin().await.map_err(RaError::db)?;
+    let row = sqlx::query(
+        "UPDATE enrolments SET used_ms = $1, serial = $2 WHERE code_hash = $3 AND used_ms IS NULL AND expires_ms >= $1 RETURNING subject",
+    )
+    .bind(now_ms)
+    .bind(&serial_hex)
+    .bind(code_hash(&req.code))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(RaError::db)?;
+    let Some(row) = row else {
+        return Err(RaError::new(ErrorCode::Expired, "unknown, used or expired enrolment code; ask the RA operator"));
+    };
+    let subject: String = row.try_get("subject").map_err(RaError::db)?;
+
+    let mut p = CertificateParams::default();
+    p.distinguished_name = kalit_core::csr::parse_subject(&subject)?;
+    p.serial_number = Some(SerialNumber::from_slice(&serial));
+    p.not_before = now - Duration::minutes(5);
+    p.not_after = now + Duration::days(i64::from(state.ca.validity_days));
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    let subject_key = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| RaError::invalid(format!("CSR key: {e}")))?;
+    let cert = p.signed_by(&subject_key, &state.ca.issuer).map_err(RaError::internal)?.der().to_vec();
+    let not_after_ms = p.not_after.unix_timestamp() * 1000;
+    let spki_sha = hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&spki));
+    sqlx::query(
+        "INSERT INTO issued (serial, subject, spki_sha256, cert_der, issued_ms, not_after_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&serial_hex)
+    .bind(&subject)
+    .bind(&spki_sha)
+    .bind(&cert)
+    .bind(now_ms)
+    .bind(not_after_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(RaError::db)?;
+    let line = serde_json::json!({
+        "issued_at": now.unix_timestamp(), "serial": serial_hex, "subject": subject,
+        "spki_sha256": spki_sha, "not_after": p.not_after.unix_timestamp(),
+        "cert_sha256": kalit_core::statement::cert_fingerprint(&cert),
+    });
+    // The log line is on disk before the issuance commits: the log never misses a certificate.
+    kalit_service::files::append_line(&state.dir.join("issued.log"), &line.to_string())
+        .map_err(RaError::io("cannot append to issued.log"))?;
+    tx.commit().await.map_err(RaError::db)?;
+    tracing::info!(serial = %serial_hex, subject = %subject, "certificate issued");
+    let mut chain = x509::cert_pem(&cert);
+    chain.push_str(&crate::ca::chain_pem(&state.ca));
+    Ok(IssueResponse { serial: serial_hex, subject, chain, not_after: p.not_after.unix_timestamp() })
+}
+
+/// RFC 5280 reason names accepted by `kalit ra revoke --reason`.
+pub const REASONS: [&str; 6] =
+    ["unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn"];
+
+fn reason(name: &str) -> Option<RevocationReason> {
+    Some(match name {
+        "unspecified" => RevocationReason::Unspecified,
+        "keyCompromise" => RevocationReason::KeyCompromise,
+        "affiliationChanged" => RevocationReason::AffiliationChanged,
+        "superseded" => RevocationReason::Superseded,
+        "cessationOfOperation" => RevocationReason::CessationOfOperation,
+        "privilegeWithdrawn" => RevocationReason::PrivilegeWithdrawn,
+        _ => return None,
+    })
+}
+
+/// Checks a reason name.
+pub fn check_reason(name: &str) -> Result<(), RaError> {
+    reason(name).map(|_| ()).ok_or_else(|| RaError::invalid(format!("unknown reason {name:?}; one of {}", REASONS.join(", "))))
+}
+
+/// A CRL (DER) of the issuing CA, valid for a day, numbered by the current time.
+pub async fn crl(state: &RaState) -> Result<Vec<u8>, RaError> {
+    let now = OffsetDateTime::now_utc();
+    let revoked = state.store.revoked(now.unix_timestamp() * 1000).await?;
+    let revoked_certs = revoked
+        .iter()
+        .map(|r| {
+            Ok(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(
+                    &hex::decode(&r.serial).map_err(|_| RaError::new(ErrorCode::Corrupt, "bad serial in ra.db"))?,
+                ),
+                revocation_time: OffsetDateTime::from_unix_timestamp(r.revoked_ms / 1000).map_err(RaError::internal)?,
+                reason_code: r.reason.as_deref().and_then(reason),
+                invalidity_date: None,
+            })
+        })
+        .collect::<Result<Vec<_>, RaError>>()?;
+    let params = CertificateRevocationListParams {
+        this_update: now - Duration::minutes(1),
+        next_update: now + Duration::days(1),
+        crl_number: SerialNumber::from_slice(minimal(&(now.unix_timestamp().max(1) as u64).to_be_bytes())),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    Ok(params.signed_by(&state.ca.issuer).map_err(RaError::internal)?.der().to_vec())
+}
+
+fn minimal(b: &[u8]) -> &[u8] {
+    let first = b.iter().position(|x| *x != 0).unwrap_or(b.len() - 1);
+    &b[first..]
+}
