@@ -7,19 +7,24 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod client;
 mod demo;
 mod error;
 mod files;
 mod prompt;
+mod serve_cmd;
 mod vault_cmd;
+mod vault_net;
 mod verify_cmd;
 
 use error::CliError;
 
 /// Kalit keeps your signing key on your phone; any computer can ask it for a signature.
 ///
-/// Modules: `vault` (the key manager that runs on the phone), `verify` and `hash` (what the desktop agent
-/// offers web pages), `demo` (a walk-through of the whole system) and `bench` (speed against OpenSSL).
+/// Modules: `vault` (the key manager that runs on the phone), `ra` (the Registration Authority that issues
+/// certificates), `relay` (the web service that keeps logins and connects computers to phones), `verify`
+/// and `hash` (what the desktop agent offers web pages), `demo` (a walk-through of the whole system) and
+/// `bench` (speed against OpenSSL and the relay's throughput).
 /// Every prompt reads the terminal, or one line of standard input per prompt when standard input is not a
 /// terminal: approval first, then the PIN, then any password. Secrets are never read from arguments or
 /// environment variables.
@@ -34,6 +39,10 @@ struct Cli {
 enum Command {
     /// The phone's key vault: keys encrypted under a PIN, CSRs, certificates, PFX, signing, backup.
     Vault(VaultArgs),
+    /// The Registration Authority: create the CA, enrol verified people, issue certificates, revoke.
+    Ra(serve_cmd::RaArgs),
+    /// The relay (the paper's W): logins, certificates and device keys; registration attestations.
+    Relay(serve_cmd::RelayArgs),
     /// Verify a raw or CMS signature over a document (exit 0 only when valid).
     Verify(verify_cmd::VerifyArgs),
     /// Hash a file with SHA-256/384/512 (the agent's hashing function).
@@ -52,6 +61,9 @@ enum Command {
   kalit vault install-cert work work.crt             the certificate your CA issued
   kalit vault import old.pfx --label gov             a key from a PFX file
   kalit vault sign work --file contract.pdf          CMS signature in contract.pdf.p7s
+  kalit vault enrol work --ra https://ra.example --code ABCD-EFGH-...   certificate from the RA
+  kalit vault register work --relay https://relay.example --login ali.valiyev
+  kalit vault devices --relay https://relay.example
   printf '%s\\n' y 123456 | kalit vault sign work --file doc.txt --format raw   (scripted: approval, then PIN)")]
 struct VaultArgs {
     /// Vault directory [default: $XDG_DATA_HOME/kalit/vault or ~/.local/share/kalit/vault]
@@ -196,28 +208,84 @@ enum VaultCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Get a certificate for a key from the Registration Authority with the enrolment code the operator gave
+    /// you: sends a CSR, checks the answer is for this key and chains to the CA, installs it (asks the PIN).
+    Enrol {
+        /// Key label.
+        key: String,
+        /// The RA's URL.
+        #[arg(long)]
+        ra: String,
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+        /// The RA's root certificate (PEM), as your RA published it [default: trust the root the RA sends,
+        /// and print its fingerprint to compare].
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// Register this phone at a relay under a login, with the key's certificate (asks the PIN). A login that
+    /// exists needs --proof-key: a key whose certificate is already attached to it.
+    Register {
+        /// Label of the key whose certificate to attach.
+        key: String,
+        /// The relay's URL.
+        #[arg(long)]
+        relay: String,
+        /// The login (3-64 of a-z 0-9 . _ - @).
+        #[arg(long)]
+        login: String,
+        /// A key whose certificate is already attached to the login (to add this phone to it).
+        #[arg(long, value_name = "KEY")]
+        proof_key: Option<String>,
+        /// A name for this phone in device lists [default: from the host name].
+        #[arg(long)]
+        device_name: Option<String>,
+    },
+    /// List the devices registered under this phone's login at a relay (asks the PIN).
+    Devices {
+        #[arg(long)]
+        relay: String,
+        /// Which login, when this phone has several at the relay.
+        #[arg(long)]
+        login: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a device (this phone or another of the same login) from a relay (asks the PIN).
+    Unregister {
+        #[arg(long)]
+        relay: String,
+        /// Device id, or at least 6 leading characters of it.
+        device: String,
+        #[arg(long)]
+        login: Option<String>,
+    },
     /// Destroy every key and the vault itself, without the PIN (the way out of a locked vault with no
     /// backup). Asks confirmation.
     Reset,
 }
 
-fn default_vault_dir() -> PathBuf {
+/// `$XDG_DATA_HOME/kalit/NAME`, or `~/.local/share/kalit/NAME`, or `./kalit-NAME`.
+pub(crate) fn data_dir(name: &str) -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("kalit/vault");
+        return PathBuf::from(d).join("kalit").join(name);
     }
     if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(h).join(".local/share/kalit/vault");
+        return PathBuf::from(h).join(".local/share/kalit").join(name);
     }
-    PathBuf::from("kalit-vault")
+    PathBuf::from(format!("kalit-{name}"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Vault(v) => {
-            let dir = v.vault.unwrap_or_else(default_vault_dir);
+            let dir = v.vault.unwrap_or_else(|| data_dir("vault"));
             vault_cmd::run(&dir, v.command)
         }
+        Command::Ra(a) => serve_cmd::ra(a),
+        Command::Relay(a) => serve_cmd::relay(a),
         Command::Verify(a) => verify_cmd::verify(a),
         Command::Hash(a) => verify_cmd::hash(a),
         Command::Demo(a) => demo::run(a),

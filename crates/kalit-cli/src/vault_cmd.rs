@@ -13,14 +13,14 @@ use crate::files::{self, MAX_DOCUMENT};
 use crate::prompt::Prompter;
 use crate::{AlgArg, FormatArg, VaultCommand};
 
-fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
     println!("{s}");
     Ok(())
 }
 
 /// Asks the PIN (after any wait the counter imposes) and unlocks.
-fn unlock<'v>(vault: &'v Vault, p: &mut Prompter) -> CliResult<Unlocked<'v>> {
+pub(crate) fn unlock<'v>(vault: &'v Vault, p: &mut Prompter) -> CliResult<Unlocked<'v>> {
     let status = vault.pin_status()?;
     if status.locked {
         return Err(kalit_vault::VaultError::Locked { failures: status.failures }.into());
@@ -284,6 +284,14 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
                 policy.max_attempts
             );
             Ok(())
+        }
+        VaultCommand::Enrol { key, ra, code, ca } => crate::vault_net::enrol(dir, &key, &ra, &code, ca.as_ref()),
+        VaultCommand::Register { key, relay, login, proof_key, device_name } => {
+            crate::vault_net::register(dir, &key, &relay, &login, proof_key.as_deref(), device_name.as_deref())
+        }
+        VaultCommand::Devices { relay, login, json } => crate::vault_net::devices(dir, &relay, login.as_deref(), json),
+        VaultCommand::Unregister { relay, device, login } => {
+            crate::vault_net::unregister(dir, &relay, &device, login.as_deref())
         }
         VaultCommand::Reset => {
             if !p.confirm(&format!(

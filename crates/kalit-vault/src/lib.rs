@@ -12,6 +12,7 @@
 
 mod backup;
 mod crypto;
+mod devices;
 mod error;
 mod pfx;
 mod storage;
@@ -19,6 +20,7 @@ mod vault;
 
 pub use backup::BackupSummary;
 pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap, check_key_wrap};
+pub use devices::{DeviceRecord, PendingDevice};
 pub use error::VaultError;
 pub use vault::{
     DamagedKey, DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault, check_new_pin, restore,

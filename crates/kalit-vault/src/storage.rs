@@ -5,6 +5,8 @@
 //! DIR/pin-state.json   the PIN attempt counter (written before every attempt)
 //! DIR/keys/ID.json     one file per key: authenticated header + private key sealed under the master key,
 //!                      and the (public) certificate chain
+//! DIR/devices/ID.json one file per relay registration: authenticated header (relay, login, attestation)
+//!                      + the Ed25519 device key sealed under the master key
 //! DIR/history.jsonl    one line per signature, appended and fsynced
 //! DIR/.lock            advisory lock held by the process using the vault
 //! ```
@@ -168,6 +170,12 @@ impl Layout {
     }
     pub fn key_file(&self, id: &str) -> PathBuf {
         self.keys_dir().join(format!("{id}.json"))
+    }
+    pub fn devices_dir(&self) -> PathBuf {
+        self.dir.join("devices")
+    }
+    pub fn device_file(&self, id: &str) -> PathBuf {
+        self.devices_dir().join(format!("{id}.json"))
     }
     pub fn history(&self) -> PathBuf {
         self.dir.join("history.jsonl")

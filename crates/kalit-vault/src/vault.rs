@@ -163,7 +163,7 @@ impl StoredKey {
 /// never interleave writes or PIN attempts.
 #[derive(Debug)]
 pub struct Vault {
-    layout: Layout,
+    pub(crate) layout: Layout,
     header: VaultHeader,
     _lock: File,
 }
@@ -422,6 +422,11 @@ impl Vault {
         })
     }
 
+    /// The key's certificate chain (DER, leaf first); empty when none is installed.
+    pub fn certificate_chain(&self, label: &str) -> Result<Vec<Vec<u8>>, VaultError> {
+        self.find(label)?.file.cert_ders()
+    }
+
     /// Installs a certificate (PEM or DER, optionally followed by its chain) for the key `label`.
     /// Refused when the certificate's public key is not the key's. Needs no PIN: certificates are public.
     pub fn install_cert(&self, label: &str, bundle: &[u8]) -> Result<CertInfo, VaultError> {
@@ -510,8 +515,8 @@ fn seal_master(header: &VaultHeader, pin: &SecretString, master: &SecretBytes) -
 /// A vault unlocked by its PIN: the only way to private-key operations. Holds the master key in a
 /// zeroizing buffer; dropped at the end of each command.
 pub struct Unlocked<'v> {
-    vault: &'v Vault,
-    wrap: SoftwareKeyWrap,
+    pub(crate) vault: &'v Vault,
+    pub(crate) wrap: SoftwareKeyWrap,
 }
 
 impl std::fmt::Debug for Unlocked<'_> {

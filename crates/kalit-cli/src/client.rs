@@ -1,0 +1,109 @@
+//! The phone's HTTP client for the RA and the relay: JSON in and out, error answers turned back into
+//! their stable codes, plain HTTP refused except to loopback addresses.
+
+use kalit_proto::{ApiError, ErrorCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{CliError, CliResult};
+
+/// A client for one service.
+#[derive(Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+    what: &'static str,
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+impl Client {
+    /// A client for `base` (`https://...`, or `http://` on loopback). `KALIT_TLS_CA` may name a PEM file of
+    /// extra root certificates (a private deployment or a test CA).
+    pub fn new(base: &str, what: &'static str) -> CliResult<Client> {
+        let url = reqwest::Url::parse(base)
+            .map_err(|e| CliError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(&url) => {}
+            "http" => {
+                return Err(CliError::new(
+                    ErrorCode::RefusedByPolicy,
+                    format!("refusing plain HTTP to {base}: use https:// (plain HTTP is for loopback only)"),
+                ));
+            }
+            s => return Err(CliError::new(ErrorCode::Usage, format!("{what} URL scheme {s:?} (expected https)"))),
+        }
+        let mut b = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = std::env::var_os("KALIT_TLS_CA") {
+            let pem = std::fs::read(&path).map_err(CliError::io(format!("KALIT_TLS_CA {}", path.display())))?;
+            for c in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| CliError::new(ErrorCode::InvalidInput, format!("KALIT_TLS_CA: {e}")))?
+            {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b.build().map_err(|e| CliError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
+        Ok(Client { base: base.trim_end_matches('/').to_string(), http, what })
+    }
+
+    /// The base URL without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> CliResult<reqwest::blocking::Response> {
+        req.send().map_err(|e| {
+            CliError::new(ErrorCode::Unavailable, format!("cannot reach the {} at {}: {}", self.what, self.base, root(&e)))
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, resp: reqwest::blocking::Response) -> CliResult<T> {
+        let status = resp.status();
+        let bytes = resp.bytes().map_err(|e| {
+            CliError::new(ErrorCode::Unavailable, format!("the {} at {} stopped answering: {e}", self.what, self.base))
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::new(ErrorCode::Unavailable, format!("the {} at {} answered something unexpected: {e}", self.what, self.base))
+            });
+        }
+        match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(ApiError { error }) => Err(CliError::new(error.code, format!("the {} refused: {}", self.what, error.message))),
+            Err(_) => Err(CliError::new(
+                ErrorCode::Unavailable,
+                format!("the {} at {} answered HTTP {status}, not Kalit's API (wrong URL?)", self.what, self.base),
+            )),
+        }
+    }
+
+    /// `GET path` as JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> CliResult<T> {
+        let r = self.send(self.http.get(format!("{}{path}", self.base)))?;
+        self.decode(r)
+    }
+
+    /// `POST path` with a JSON body (or none).
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> CliResult<T> {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = self.send(req)?;
+        self.decode(r)
+    }
+}
+
+fn root(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,293 @@
+//! `kalit ra ...` and `kalit relay serve`: thin wrappers around the `kalit-ra` and `kalit-relay` libraries.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use kalit_core::{KeyAlgorithm, SecretString};
+use kalit_proto::ErrorCode;
+use kalit_relay::RelayConfig;
+use kalit_service::ServiceError;
+use kalit_service::serve::TlsFiles;
+
+use crate::error::{CliError, CliResult};
+use crate::prompt::Prompter;
+
+impl From<ServiceError> for CliError {
+    fn from(e: ServiceError) -> Self {
+        CliError::new(e.code, e.message)
+    }
+}
+
+impl From<kalit_ra::RaError> for CliError {
+    fn from(e: kalit_ra::RaError) -> Self {
+        CliError::new(e.code, e.message)
+    }
+}
+
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(ErrorCode::Internal, format!("cannot start the async runtime: {e}")))
+}
+
+fn parse_listen(s: &str) -> CliResult<SocketAddr> {
+    s.parse().map_err(|_| CliError::new(ErrorCode::Usage, format!("--listen {s:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8750")))
+}
+
+fn tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> CliResult<Option<TlsFiles>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        _ => Err(CliError::new(ErrorCode::Usage, "give both --tls-cert and --tls-key, or neither")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CaAlgArg {
+    #[value(name = "p-256")]
+    P256,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+}
+
+/// The Registration Authority.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kalit ra init --dir /srv/kalit-ra --name \"Example Agency\" --two-tier
+  kalit ra enrol --dir /srv/kalit-ra --subject \"CN=Ali Valiyev,SERIALNUMBER=12345678901234,C=UZ\" --ttl 3d
+  kalit ra serve --dir /srv/kalit-ra --listen 127.0.0.1:8740 --passphrase-file /run/secrets/ra
+  kalit ra revoke --dir /srv/kalit-ra 5f0c...e1 --reason keyCompromise")]
+pub struct RaArgs {
+    #[command(subcommand)]
+    command: RaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RaCommand {
+    /// Create the CA (asks a passphrase twice, at least 12 characters; the CA key is sealed under it).
+    Init {
+        /// RA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The organisation's name, used in the CA certificates.
+        #[arg(long)]
+        name: String,
+        /// CA key algorithm.
+        #[arg(long, value_enum, default_value = "p-256")]
+        alg: CaAlgArg,
+        /// A root CA and an issuing CA under it (the root key then stays sealed while serving).
+        #[arg(long)]
+        two_tier: bool,
+        /// Validity of issued certificates, in days.
+        #[arg(long, default_value_t = 365)]
+        validity_days: u32,
+    },
+    /// Record a person you have verified; prints their one-time enrolment code alone on standard output.
+    Enrol {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificate subject, e.g. "CN=Ali Valiyev,SERIALNUMBER=12345678901234,C=UZ".
+        #[arg(long)]
+        subject: String,
+        /// How long the code stays valid: 30m, 24h, 7d (at most 90d).
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        ttl: String,
+        /// Print {"code": "..."}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the RA API: CSR + enrolment code in, certificate chain out; CA chain and CRL.
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on (plain HTTP on loopback only; otherwise give --tls-cert/--tls-key).
+        #[arg(long, default_value = "127.0.0.1:8740")]
+        listen: String,
+        /// Read the CA passphrase from this file (first line) instead of prompting.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// Issuance requests per minute per client address (0: unlimited).
+        #[arg(long, default_value_t = 60)]
+        rate_per_minute: u32,
+        /// Log lines as text or json (filter with KALIT_LOG, e.g. KALIT_LOG=debug).
+        #[arg(long, default_value = "text")]
+        log_format: String,
+    },
+    /// Revoke a certificate by serial number (hex); the next CRL lists it.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Serial number, hex (colons allowed).
+        serial: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+fn read_passphrase(file: Option<&Path>) -> CliResult<SecretString> {
+    match file {
+        Some(f) => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(f).map_err(CliError::io(format!("cannot read {}", f.display())))?,
+            );
+            #[cfg(unix)]
+            if let Ok(m) = std::fs::metadata(f)
+                && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o077 != 0
+            {
+                eprintln!("warning: {} is readable by other users; chmod 600 it", f.display());
+            }
+            Ok(SecretString::new(text.lines().next().unwrap_or("").to_string()))
+        }
+        None => Prompter::new().secret("CA passphrase: "),
+    }
+}
+
+pub fn ra(a: RaArgs) -> CliResult {
+    match a.command {
+        RaCommand::Init { dir, name, alg, two_tier, validity_days } => {
+            let pass = Prompter::new().new_secret("CA passphrase")?;
+            let alg = match alg {
+                CaAlgArg::P256 => KeyAlgorithm::P256,
+                CaAlgArg::Rsa3072 => KeyAlgorithm::Rsa3072,
+            };
+            let s = kalit_ra::ca::init(&dir, &name, alg, two_tier, validity_days, &pass)?;
+            println!("CA created in {}", dir.display());
+            for (i, subj) in s.subjects.iter().enumerate() {
+                println!("  {} {subj}", if i == 0 { "root:   " } else { "issuing:" });
+            }
+            println!("  root SHA-256 fingerprint: {}", s.root_fingerprint);
+            println!("  chain for relays and verifiers: {}", dir.join("ca.pem").display());
+            println!("Next: kalit ra enrol --dir {} --subject \"CN=...,C=UZ\"", dir.display());
+            Ok(())
+        }
+        RaCommand::Enrol { dir, subject, ttl, json } => {
+            let ttl = kalit_ra::parse_ttl(&ttl)?;
+            let code = runtime()?.block_on(kalit_ra::enrol(&dir, &subject, ttl))?;
+            if json {
+                println!("{}", serde_json::json!({ "code": code }));
+            } else {
+                println!("{code}");
+            }
+            Ok(())
+        }
+        RaCommand::Serve { dir, listen, passphrase_file, tls_cert, tls_key, rate_per_minute, log_format } => {
+            let addr = parse_listen(&listen)?;
+            let tls = tls(tls_cert, tls_key)?;
+            kalit_service::serve::check_listen(addr, tls.as_ref())?;
+            let pass = read_passphrase(passphrase_file.as_deref())?;
+            let ca = kalit_ra::ca::open(&dir, &pass)?;
+            drop(pass);
+            kalit_service::serve::init_logging(&log_format);
+            let rt = runtime()?;
+            rt.block_on(async {
+                let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute).await?;
+                kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls).await?;
+                Ok(())
+            })
+        }
+        RaCommand::Revoke { dir, serial, reason } => {
+            runtime()?.block_on(kalit_ra::revoke(&dir, &serial, reason.as_deref()))?;
+            println!("revoked {serial}; the CRL at /v1/crl lists it from now on");
+            Ok(())
+        }
+    }
+}
+
+/// The relay (the paper's W).
+#[derive(Debug, Args)]
+#[command(after_help = "Configuration: --config FILE (TOML), then KALIT_RELAY_* environment variables (nested keys with
+__, e.g. KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE=10), then these flags. Unknown keys are errors.
+
+Examples:
+  kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem
+  kalit relay serve --data /var/lib/kalit-relay --database postgres://kalit@db/kalit --trust ra.pem --trust national.pem
+  kalit relay serve --config /etc/kalit/relay.toml --listen 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem")]
+pub struct RelayArgs {
+    #[command(subcommand)]
+    command: RelayCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RelayCommand {
+    /// Serve the relay API (registration, devices, identity, health, metrics).
+    Serve {
+        /// Data directory: relay key and SQLite database [default: $XDG_DATA_HOME/kalit/relay].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address [default 127.0.0.1:8750]; plain HTTP on loopback only.
+        #[arg(long)]
+        listen: Option<String>,
+        /// postgres://... for several relay nodes [default: SQLite in --data].
+        #[arg(long)]
+        database: Option<String>,
+        /// CA certificates (PEM) whose certificates may register; repeat for several.
+        #[arg(long, value_name = "CA.pem")]
+        trust: Vec<PathBuf>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Name published in the relay identity.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// text or json.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+}
+
+pub fn relay(a: RelayArgs) -> CliResult {
+    let RelayCommand::Serve { data, listen, database, trust, config, name, tls_cert, tls_key, log_format } = a.command;
+    let mut cfg: RelayConfig = kalit_service::config::load(config.as_deref(), kalit_relay::config::ENV_PREFIX)?;
+    if let Some(d) = data {
+        cfg.data = Some(d);
+    }
+    if cfg.data.is_none() {
+        cfg.data = Some(crate::data_dir("relay"));
+    }
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if database.is_some() {
+        cfg.database = database;
+    }
+    cfg.trust.extend(trust);
+    if let Some(n) = name {
+        cfg.name = n;
+    }
+    if tls_cert.is_some() || tls_key.is_some() {
+        cfg.tls_cert = tls_cert;
+        cfg.tls_key = tls_key;
+    }
+    if let Some(f) = log_format {
+        cfg.log_format = f;
+    }
+    if !matches!(cfg.log_format.as_str(), "text" | "json") {
+        return Err(CliError::new(ErrorCode::Usage, "log_format is text or json"));
+    }
+    let addr = parse_listen(&cfg.listen)?;
+    let tls = tls(cfg.tls_cert.clone(), cfg.tls_key.clone())?;
+    kalit_service::serve::check_listen(addr, tls.as_ref())?;
+    kalit_service::serve::init_logging(&cfg.log_format);
+    runtime()?.block_on(async {
+        let state = kalit_relay::build(&cfg).await?;
+        tracing::info!(
+            relay_id = %state.identity.id(),
+            database = state.store.backend().name(),
+            anchors = state.anchors.len(),
+            "relay ready"
+        );
+        kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls).await?;
+        Ok(())
+    })
+}
