@@ -60,7 +60,10 @@ impl Client {
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> CliResult<reqwest::blocking::Response> {
         req.send().map_err(|e| {
-            CliError::new(ErrorCode::Unavailable, format!("cannot reach the {} at {}: {}", self.what, self.base, root(&e)))
+            CliError::new(
+                ErrorCode::Unavailable,
+                format!("cannot reach the {} at {}: {}", self.what, self.base, root(&e)),
+            )
         })
     }
 
@@ -71,11 +74,16 @@ impl Client {
         })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::new(ErrorCode::Unavailable, format!("the {} at {} answered something unexpected: {e}", self.what, self.base))
+                CliError::new(
+                    ErrorCode::Unavailable,
+                    format!("the {} at {} answered something unexpected: {e}", self.what, self.base),
+                )
             });
         }
         match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(ApiError { error }) => Err(CliError::new(error.code, format!("the {} refused: {}", self.what, error.message))),
+            Ok(ApiError { error }) => {
+                Err(CliError::new(error.code, format!("the {} refused: {}", self.what, error.message)))
+            }
             Err(_) => Err(CliError::new(
                 ErrorCode::Unavailable,
                 format!("the {} at {} answered HTTP {status}, not Kalit's API (wrong URL?)", self.what, self.base),

@@ -33,7 +33,9 @@ fn runtime() -> CliResult<tokio::runtime::Runtime> {
 }
 
 fn parse_listen(s: &str) -> CliResult<SocketAddr> {
-    s.parse().map_err(|_| CliError::new(ErrorCode::Usage, format!("--listen {s:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8750")))
+    s.parse().map_err(|_| {
+        CliError::new(ErrorCode::Usage, format!("--listen {s:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8750"))
+    })
 }
 
 fn tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> CliResult<Option<TlsFiles>> {
@@ -202,13 +204,15 @@ pub fn ra(a: RaArgs) -> CliResult {
 
 /// The relay (the paper's W).
 #[derive(Debug, Args)]
-#[command(after_help = "Configuration: --config FILE (TOML), then KALIT_RELAY_* environment variables (nested keys with
+#[command(
+    after_help = "Configuration: --config FILE (TOML), then KALIT_RELAY_* environment variables (nested keys with
 __, e.g. KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE=10), then these flags. Unknown keys are errors.
 
 Examples:
   kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem
   kalit relay serve --data /var/lib/kalit-relay --database postgres://kalit@db/kalit --trust ra.pem --trust national.pem
-  kalit relay serve --config /etc/kalit/relay.toml --listen 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem")]
+  kalit relay serve --config /etc/kalit/relay.toml --listen 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem"
+)]
 pub struct RelayArgs {
     #[command(subcommand)]
     command: RelayCommand,

@@ -37,18 +37,27 @@ pub fn enrol(dir: &Path, key: &str, ra: &str, code: &str, ca: Option<&PathBuf>) 
     // The RA takes the subject from its own record; the CSR's subject is only a placeholder.
     let csr = u.csr(key, &format!("CN={}", key.replace([',', '/', '\\'], " ")))?;
     drop(u);
-    println!("[registration 5-6] Sending a CSR for key {key:?} (SHA256:{}) to the RA at {}", info.fingerprint, client.base());
+    println!(
+        "[registration 5-6] Sending a CSR for key {key:?} (SHA256:{}) to the RA at {}",
+        info.fingerprint,
+        client.base()
+    );
     let resp: IssueResponse = client.post("/v1/certificates", Some(&IssueRequest { code: code.into(), csr }))?;
     let chain = x509::parse_cert_bundle(resp.chain.as_bytes())?;
-    let (leaf, rest) = chain.split_first().ok_or_else(|| CliError::new(ErrorCode::Unavailable, "the RA sent no certificate"))?;
+    let (leaf, rest) =
+        chain.split_first().ok_or_else(|| CliError::new(ErrorCode::Unavailable, "the RA sent no certificate"))?;
     let spki = x509::cert_spki(leaf)?;
     if x509::fingerprint(&spki) != info.fingerprint {
-        return Err(CliError::new(ErrorCode::KeyMismatch, "the RA answered with a certificate for another key; nothing was installed"));
+        return Err(CliError::new(
+            ErrorCode::KeyMismatch,
+            "the RA answered with a certificate for another key; nothing was installed",
+        ));
     }
     let anchors = match anchors {
         Some(a) => a,
         None => {
-            let root = rest.last().ok_or_else(|| CliError::new(ErrorCode::UntrustedCertificate, "the RA sent no CA chain"))?;
+            let root =
+                rest.last().ok_or_else(|| CliError::new(ErrorCode::UntrustedCertificate, "the RA sent no CA chain"))?;
             eprintln!(
                 "warning: no --ca given; trusting the RA's own root, SHA-256 {} — compare it with the fingerprint your RA gave you",
                 statement::cert_fingerprint(root)
@@ -86,17 +95,24 @@ fn proof(sig: &[u8], chain: &[Vec<u8>]) -> CertProof {
 }
 
 /// `kalit vault register KEY --relay URL --login LOGIN [--proof-key KEY2] [--device-name NAME]`.
-pub fn register(dir: &Path, key: &str, relay: &str, login: &str, proof_key: Option<&str>, device_name: Option<&str>) -> CliResult {
+pub fn register(
+    dir: &Path,
+    key: &str,
+    relay: &str,
+    login: &str,
+    proof_key: Option<&str>,
+    device_name: Option<&str>,
+) -> CliResult {
     let client = Client::new(relay, "relay")?;
     let login = statement::normalize_login(login)?;
     let vault = Vault::open(dir)?;
-    if vault.devices()?.iter().any(|d| d.relay_url == client.base() && d.login == login) {
+    let (ident, relay_pk) = relay_identity(&client)?;
+    if vault.devices()?.iter().any(|d| d.relay_id == ident.relay_id && d.login == login) {
         return Err(CliError::new(
             ErrorCode::AlreadyExists,
             format!("this phone is already registered as {login} at {}", client.base()),
         ));
     }
-    let (ident, relay_pk) = relay_identity(&client)?;
     println!("[registration 9] Relay {} ({}), id {}", ident.name, client.base(), ident.relay_id);
     let name = device_name.map_or_else(default_device_name, str::to_string);
     let mut p = Prompter::new();
@@ -116,7 +132,8 @@ pub fn register(dir: &Path, key: &str, relay: &str, login: &str, proof_key: Opti
         Ok(statement::cert_fingerprint(leaf))
     };
     let fp = leaf_fp(key)?;
-    let (sig, chain) = u.sign_statement(key, &Statement::register(&ident.relay_id, &nonce, &login, &device_key, &fp))?;
+    let (sig, chain) =
+        u.sign_statement(key, &Statement::register(&ident.relay_id, &nonce, &login, &device_key, &fp))?;
     let existing = match proof_key {
         None => None,
         Some(k2) => {
@@ -126,7 +143,9 @@ pub fn register(dir: &Path, key: &str, relay: &str, login: &str, proof_key: Opti
             Some(proof(&sig2, &chain2))
         }
     };
-    println!("[registration 10-14] Sending {login}, the certificate chain and a new device key, signed over the relay's nonce");
+    println!(
+        "[registration 10-14] Sending {login}, the certificate chain and a new device key, signed over the relay's nonce"
+    );
     let req = RegisterRequest {
         login: login.clone(),
         device_key: B64.encode(&device_key),
@@ -149,11 +168,16 @@ pub fn register(dir: &Path, key: &str, relay: &str, login: &str, proof_key: Opti
             e
         }
     })?;
-    statement::verify_attestation(&relay_pk, &resp.attestation)
-        .map_err(|_| CliError::new(ErrorCode::InvalidSignature, "the relay's attestation does not verify; nothing was saved"))?;
+    statement::verify_attestation(&relay_pk, &resp.attestation).map_err(|_| {
+        CliError::new(ErrorCode::InvalidSignature, "the relay's attestation does not verify; nothing was saved")
+    })?;
     let a = &resp.attestation.attestation;
-    if a.login != login || a.device_id != device.device_id() || a.cert_fingerprint != fp || a.relay_id != ident.relay_id {
-        return Err(CliError::new(ErrorCode::InvalidSignature, "the relay attested something else than was asked; nothing was saved"));
+    if a.login != login || a.device_id != device.device_id() || a.cert_fingerprint != fp || a.relay_id != ident.relay_id
+    {
+        return Err(CliError::new(
+            ErrorCode::InvalidSignature,
+            "the relay attested something else than was asked; nothing was saved",
+        ));
     }
     let rec = u.save_device(
         device,
@@ -173,7 +197,9 @@ pub fn register(dir: &Path, key: &str, relay: &str, login: &str, proof_key: Opti
         RegisterOutcome::Created => "registered the new login",
         RegisterOutcome::Added => "added this phone to the existing login",
     };
-    println!("[registration 15-17] The relay {what} {login}; its signed attestation verified and is kept in the vault.");
+    println!(
+        "[registration 15-17] The relay {what} {login}; its signed attestation verified and is kept in the vault."
+    );
     println!("  device id: {}", rec.device_id);
     Ok(())
 }
@@ -181,15 +207,22 @@ pub fn register(dir: &Path, key: &str, relay: &str, login: &str, proof_key: Opti
 fn default_device_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let host = host.trim();
-    if host.is_empty() { "kalit phone".into() } else { format!("kalit on {}", host.chars().take(40).collect::<String>()) }
+    if host.is_empty() {
+        "kalit phone".into()
+    } else {
+        format!("kalit on {}", host.chars().take(40).collect::<String>())
+    }
 }
 
+/// This phone's registration at the relay behind `client`, found by the relay's id (so a relay that moved
+/// to another URL is still recognised).
 fn pick_device(vault: &Vault, client: &Client, login: Option<&str>) -> CliResult<DeviceRecord> {
     let login = login.map(statement::normalize_login).transpose()?;
+    let (ident, _) = relay_identity(client)?;
     let mut found: Vec<DeviceRecord> = vault
         .devices()?
         .into_iter()
-        .filter(|d| d.relay_url == client.base() && login.as_ref().is_none_or(|l| *l == d.login))
+        .filter(|d| d.relay_id == ident.relay_id && login.as_ref().is_none_or(|l| *l == d.login))
         .collect();
     match found.len() {
         0 => Err(CliError::new(
@@ -257,14 +290,21 @@ pub fn unregister(dir: &Path, relay: &str, device: &str, login: Option<&str>) ->
             return Err(CliError::new(ErrorCode::Usage, "give at least 6 characters of the device id"));
         }
         let list: DeviceList = client.post("/v1/devices", Some(&device_request(&u, &client, &me, "list", "")?))?;
-        let hits: Vec<_> = list.devices.iter().filter(|d| d.device_id.starts_with(&device.to_ascii_lowercase())).collect();
+        let hits: Vec<_> =
+            list.devices.iter().filter(|d| d.device_id.starts_with(&device.to_ascii_lowercase())).collect();
         match hits.as_slice() {
             [one] => one.device_id.clone(),
             [] => return Err(CliError::new(ErrorCode::NotFound, format!("no device {device} for {}", me.login))),
-            _ => return Err(CliError::new(ErrorCode::Usage, format!("{device} matches several devices; give more characters"))),
+            _ => {
+                return Err(CliError::new(
+                    ErrorCode::Usage,
+                    format!("{device} matches several devices; give more characters"),
+                ));
+            }
         }
     };
-    let _: serde_json::Value = client.post("/v1/devices/remove", Some(&device_request(&u, &client, &me, "remove", &target)?))?;
+    let _: serde_json::Value =
+        client.post("/v1/devices/remove", Some(&device_request(&u, &client, &me, "remove", &target)?))?;
     if target == me.device_id {
         u.forget_device(&me.device_id)?;
         println!("Removed this phone ({target}) from {} at {}.", me.login, client.base());

@@ -13,8 +13,8 @@ pub mod digest;
 pub mod error;
 pub mod keys;
 pub mod seal;
-pub mod statement;
 pub mod secret;
+pub mod statement;
 pub mod x509;
 
 pub use alg::{KeyAlgorithm, SignScheme};

@@ -121,7 +121,10 @@ impl Statement {
 pub fn normalize_login(login: &str) -> Result<String, CoreError> {
     let l = login.trim().to_ascii_lowercase();
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '@');
-    if l.len() < 3 || l.len() > MAX_LOGIN_LEN || !l.chars().all(ok_char) || !l.starts_with(|c: char| c.is_ascii_alphanumeric())
+    if l.len() < 3
+        || l.len() > MAX_LOGIN_LEN
+        || !l.chars().all(ok_char)
+        || !l.starts_with(|c: char| c.is_ascii_alphanumeric())
     {
         return Err(CoreError::invalid(format!(
             "a login is 3 to {MAX_LOGIN_LEN} characters of a-z, 0-9, '.', '_', '-', '@', starting with a letter or digit"
@@ -198,8 +201,9 @@ pub fn verify_proof(
     let sig = b64("signature", &p.signature, 1024)?;
     let statement = statement_for(&fingerprint);
     let scheme = x509::default_scheme_of(&spki)?;
-    x509::verify_scheme(&spki, scheme, statement.as_bytes(), &sig)
-        .map_err(|_| CoreError::InvalidSignature("the proof's signature does not verify with its certificate".into()))?;
+    x509::verify_scheme(&spki, scheme, statement.as_bytes(), &sig).map_err(|_| {
+        CoreError::InvalidSignature("the proof's signature does not verify with its certificate".into())
+    })?;
     let subject = x509::parse(&leaf)?.subject().to_string();
     Ok(VerifiedProof { leaf, fingerprint, subject })
 }

@@ -125,7 +125,8 @@ pub fn init(
     let root_params = ca_params(&root_subject, Some(u8::from(two_tier)), 20)?;
     let root_cert = root_params.self_signed(&root_key).map_err(RaError::internal)?.der().to_vec();
     let root_b64 = B64.encode(&root_cert);
-    let root = SealedCa { key: seal::seal(&kek, &aad("root", &root_b64), root_key_der.expose_secret())?, cert: root_b64 };
+    let root =
+        SealedCa { key: seal::seal(&kek, &aad("root", &root_b64), root_key_der.expose_secret())?, cert: root_b64 };
     let mut chain = vec![root_cert.clone()];
     let issuing = if two_tier {
         let k_der = keys::generate(alg)?;
@@ -153,7 +154,8 @@ pub fn init(
         .map_err(RaError::io("cannot write ca.pem"))?;
     let json = serde_json::to_vec_pretty(&file).map_err(RaError::internal)?;
     kalit_service::files::atomic_write(&dir.join("ca.json"), &json).map_err(RaError::io("cannot write ca.json"))?;
-    let subjects = chain.iter().rev().map(|c| x509::parse(c).map(|p| p.subject().to_string())).collect::<Result<_, _>>()?;
+    let subjects =
+        chain.iter().rev().map(|c| x509::parse(c).map(|p| p.subject().to_string())).collect::<Result<_, _>>()?;
     Ok(CaSummary { root_fingerprint: kalit_core::statement::cert_fingerprint(&root_cert), subjects })
 }
 
@@ -193,9 +195,8 @@ pub fn open(dir: &Path, passphrase: &SecretString) -> Result<Ca, RaError> {
         None => ("root", &f.root),
     };
     let cert = B64.decode(&sealed.cert).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad certificate"))?;
-    let pkcs8 = seal::open(&kek, &aad(role, &sealed.cert), &sealed.key)?.ok_or_else(|| {
-        RaError::new(ErrorCode::WrongPassword, "wrong CA passphrase (or ca.json was tampered with)")
-    })?;
+    let pkcs8 = seal::open(&kek, &aad(role, &sealed.cert), &sealed.key)?
+        .ok_or_else(|| RaError::new(ErrorCode::WrongPassword, "wrong CA passphrase (or ca.json was tampered with)"))?;
     let key = PrivateKey::from_pkcs8(&pkcs8)?;
     if key.spki_der() != x509::cert_spki(&cert)? {
         return Err(RaError::new(ErrorCode::Corrupt, "ca.json: the CA key does not match its certificate"));

@@ -70,7 +70,8 @@ pub fn check_csr(pem_text: &str) -> Result<Vec<u8>, RaError> {
 
 /// Normalises an enrolment code (case, dashes and spaces do not matter) and hashes it.
 pub fn code_hash(code: &str) -> String {
-    let norm: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_uppercase();
+    let norm: String =
+        code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_uppercase();
     hex::encode(kalit_core::digest::HashAlg::Sha256.digest(norm.as_bytes()))
 }
 
@@ -109,7 +110,8 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
     p.use_authority_key_identifier_extension = true;
     p.key_identifier_method = KeyIdMethod::Sha256;
-    let subject_key = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| RaError::invalid(format!("CSR key: {e}")))?;
+    let subject_key =
+        rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| RaError::invalid(format!("CSR key: {e}")))?;
     let cert = p.signed_by(&subject_key, &state.ca.issuer).map_err(RaError::internal)?.der().to_vec();
     let not_after_ms = p.not_after.unix_timestamp() * 1000;
     let spki_sha = hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&spki));
@@ -158,7 +160,9 @@ fn reason(name: &str) -> Option<RevocationReason> {
 
 /// Checks a reason name.
 pub fn check_reason(name: &str) -> Result<(), RaError> {
-    reason(name).map(|_| ()).ok_or_else(|| RaError::invalid(format!("unknown reason {name:?}; one of {}", REASONS.join(", "))))
+    reason(name)
+        .map(|_| ())
+        .ok_or_else(|| RaError::invalid(format!("unknown reason {name:?}; one of {}", REASONS.join(", "))))
 }
 
 /// A CRL (DER) of the issuing CA, valid for a day, numbered by the current time.

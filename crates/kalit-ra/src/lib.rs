@@ -193,7 +193,10 @@ pub fn app(state: RaState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), kalit_service::metrics::track))
         .fallback(kalit_service::error::not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(15)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(15),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -206,7 +209,15 @@ mod tests {
     #[test]
     fn base32_matches_rfc4648() {
         // RFC 4648 section 10 test vectors (without padding).
-        for (i, o) in [("", ""), ("f", "MY"), ("fo", "MZXQ"), ("foo", "MZXW6"), ("foob", "MZXW6YQ"), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "MY"),
+            ("fo", "MZXQ"),
+            ("foo", "MZXW6"),
+            ("foob", "MZXW6YQ"),
+            ("fooba", "MZXW6YTB"),
+            ("foobar", "MZXW6YTBOI"),
+        ] {
             assert_eq!(base32(i.as_bytes()), o);
         }
     }

@@ -52,7 +52,13 @@ impl RaStore {
     }
 
     /// Records an enrolment.
-    pub async fn add_enrolment(&self, code_hash: &str, subject: &str, now_ms: i64, expires_ms: i64) -> Result<(), RaError> {
+    pub async fn add_enrolment(
+        &self,
+        code_hash: &str,
+        subject: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(), RaError> {
         sqlx::query("INSERT INTO enrolments (code_hash, subject, created_ms, expires_ms) VALUES ($1, $2, $3, $4)")
             .bind(code_hash)
             .bind(subject)

@@ -87,10 +87,15 @@ async fn issues_the_fixed_profile_for_the_recorded_subject() {
             let ku = leaf.key_usage().unwrap().unwrap().value;
             assert!(ku.digital_signature() && ku.non_repudiation() && !ku.key_cert_sign());
             assert_eq!(leaf.raw_serial().len(), 16);
-            assert!(leaf.get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER).unwrap().is_some());
+            assert!(
+                leaf.get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER)
+                    .unwrap()
+                    .is_some()
+            );
             let days = (leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp()) / 86400;
             assert_eq!(days, 365);
-            x509::check_chain(&chain[0], &chain[1..], &chain[chain.len() - 1..], time::OffsetDateTime::now_utc()).unwrap();
+            x509::check_chain(&chain[0], &chain[1..], &chain[chain.len() - 1..], time::OffsetDateTime::now_utc())
+                .unwrap();
             // The same code again: used.
             let (st, v) = post(&s, json!({"code": code, "csr": csr(alg, "CN=x").1})).await;
             assert_eq!((st, code_of(&v)), (StatusCode::GONE, "expired"));
@@ -139,7 +144,10 @@ async fn refuses_bad_csrs_and_weak_keys_without_burning_the_code() {
         let d = dir.path();
         for (name, args) in [
             ("rsa1024", vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"]),
-            ("rsa-e3", vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-pkeyopt", "rsa_keygen_pubexp:3"]),
+            (
+                "rsa-e3",
+                vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-pkeyopt", "rsa_keygen_pubexp:3"],
+            ),
             ("p384", vec!["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]),
         ] {
             let key = d.join(format!("{name}.key"));
@@ -149,10 +157,18 @@ async fn refuses_bad_csrs_and_weak_keys_without_burning_the_code() {
         }
         // A CSR asking for CA rights and odd extensions: the profile ignores them.
         let key = d.join("ca-ask.key");
-        run(Command::new("openssl").args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&key));
+        run(Command::new("openssl")
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+            .arg(&key));
         let ask = run(Command::new("openssl")
             .args(["req", "-new", "-subj", "/CN=I am a CA", "-addext", "basicConstraints=critical,CA:TRUE"])
-            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "certificatePolicies=1.2.3.4", "-key"])
+            .args([
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-addext",
+                "certificatePolicies=1.2.3.4",
+                "-key",
+            ])
             .arg(&key));
         for (csr, want) in &cases {
             let (st, v) = post(&s, json!({"code": code, "csr": csr})).await;

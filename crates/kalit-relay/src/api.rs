@@ -195,7 +195,8 @@ async fn authorize_device(s: &AppState, req: &DeviceRequest, action: &str) -> Se
     limit_login(s, &login)?;
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
     let sig = statement::b64("signature", &req.signature, 64)?;
-    let unauthorized = || ServiceError::new(ErrorCode::Unauthorized, "no such device for this login, or a bad signature");
+    let unauthorized =
+        || ServiceError::new(ErrorCode::Unauthorized, "no such device for this login, or a bad signature");
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), &sig).map_err(|_| unauthorized())?;
@@ -235,4 +236,3 @@ pub(crate) async fn remove_device(
     tracing::info!(login = %login, device = %req.target, by = %req.device_id, "device removed");
     Ok(Json(serde_json::json!({ "removed": req.target })))
 }
-

@@ -27,9 +27,8 @@ impl Identity {
     /// Loads the key from `dir`, creating it (atomically, 0600) on first start.
     pub fn load_or_create(dir: &Path, name: &str) -> Result<Identity, ServiceError> {
         let path = dir.join(KEY_FILE);
-        let io = |what: &str, e: std::io::Error| {
-            ServiceError::new(ErrorCode::Io, format!("{what} {}: {e}", path.display()))
-        };
+        let io =
+            |what: &str, e: std::io::Error| ServiceError::new(ErrorCode::Io, format!("{what} {}: {e}", path.display()));
         let pkcs8 = match std::fs::read(&path) {
             Ok(b) => SecretBytes::new(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -291,7 +291,13 @@ impl Store {
     }
 
     /// Removes a device of a login; false when there is no such device.
-    pub async fn remove_device(&self, login: &str, device_id: &str, by: &str, now_ms: i64) -> Result<bool, ServiceError> {
+    pub async fn remove_device(
+        &self,
+        login: &str,
+        device_id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<bool, ServiceError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query("DELETE FROM devices WHERE login = $1 AND device_id = $2")
             .bind(login)
@@ -336,15 +342,17 @@ async fn insert_cert(
     cert: &NewCert<'_>,
     now_ms: i64,
 ) -> Result<(), ServiceError> {
-    sqlx::query("INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5)")
-        .bind(login)
-        .bind(cert.fingerprint)
-        .bind(cert.subject)
-        .bind(cert.der.to_vec())
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(login)
+    .bind(cert.fingerprint)
+    .bind(cert.subject)
+    .bind(cert.der.to_vec())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 

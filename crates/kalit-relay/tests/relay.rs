@@ -8,9 +8,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::KeyAlgorithm;
 use kalit_core::keys::{self, PrivateKey};
 use kalit_core::statement::{self, Statement};
-use kalit_core::KeyAlgorithm;
 use kalit_proto::relay::{CertProof, DeviceRequest, RegisterRequest, RelayIdentity};
 use kalit_relay::config::Limits;
 use kalit_relay::{AppState, Identity, Store, app};
@@ -170,7 +170,11 @@ struct Db {
 async fn databases() -> Vec<Db> {
     let mut out = vec![];
     let dir = tempfile::tempdir().unwrap();
-    out.push(Db { url: format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display()), _dir: dir, backend: "sqlite" });
+    out.push(Db {
+        url: format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display()),
+        _dir: dir,
+        backend: "sqlite",
+    });
     match std::env::var("KALIT_TEST_POSTGRES_URL") {
         Ok(base) => {
             sqlx::any::install_default_drivers();
@@ -269,7 +273,8 @@ async fn registration_devices_and_restart() {
         assert_eq!(r.id, relay_id, "{b}: the relay key survives a restart");
         let (s, v) = r.device_call("alice.uz", &phone_b, "list", "").await;
         assert_eq!(s, StatusCode::OK, "{b}: {v}");
-        let names: Vec<&str> = v["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            v["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
         assert_eq!(names, vec![phone_a.id(), phone_b.id()], "{b}");
         let (s, v) = r.register(&r.request("alice.uz", &bob, &Device::new(), None).await).await;
         assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}");
@@ -468,7 +473,9 @@ async fn rate_limits_answer_429_with_retry_after() {
         .oneshot(
             Request::post("/v1/register")
                 .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_string(&r.request("busy", &alice, &Device::new(), None).await).unwrap()))
+                .body(Body::from(
+                    serde_json::to_string(&r.request("busy", &alice, &Device::new(), None).await).unwrap(),
+                ))
                 .unwrap(),
         )
         .await
@@ -496,12 +503,22 @@ async fn metrics_and_openapi_describe_the_api() {
     r.nonce().await;
     let resp = app(r.state.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
-    assert!(text.contains("kalit_relay_http_requests_total{method=\"POST\",route=\"/v1/nonce\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("kalit_relay_http_requests_total{method=\"POST\",route=\"/v1/nonce\",status=\"200\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("kalit_relay_nonces_total{result=\"issued\"} 1"), "{text}");
     let (s, spec) = r.call("GET", "/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
-    for path in ["/.well-known/kalit-relay", "/healthz", "/metrics", "/v1/nonce", "/v1/register", "/v1/devices", "/v1/devices/remove"]
-    {
+    for path in [
+        "/.well-known/kalit-relay",
+        "/healthz",
+        "/metrics",
+        "/v1/nonce",
+        "/v1/register",
+        "/v1/devices",
+        "/v1/devices/remove",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "openapi.json lacks {path}");
     }
     let codes: Vec<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]

@@ -40,7 +40,10 @@ impl ServiceError {
 
     /// `rate_limited`, retry after `secs`.
     pub fn rate_limited(secs: u64) -> Self {
-        ServiceError { retry_after: Some(secs.max(1)), ..Self::new(ErrorCode::RateLimited, "too many requests; slow down") }
+        ServiceError {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(ErrorCode::RateLimited, "too many requests; slow down")
+        }
     }
 }
 

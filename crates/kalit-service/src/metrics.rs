@@ -30,12 +30,7 @@ pub struct Metrics {
 impl Metrics {
     /// Metrics named `<prefix>_...`.
     pub fn new(prefix: &'static str) -> Self {
-        Metrics {
-            prefix,
-            requests: Mutex::default(),
-            latency: Mutex::default(),
-            counters: Mutex::default(),
-        }
+        Metrics { prefix, requests: Mutex::default(), latency: Mutex::default(), counters: Mutex::default() }
     }
 
     /// Adds one to counter `name` with label `result`.
@@ -75,8 +70,11 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE {p}_http_request_duration_seconds histogram");
         for (r, h) in self.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ =
-                    writeln!(out, "{p}_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "{p}_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
             }
             let _ = writeln!(out, "{p}_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "{p}_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);

@@ -180,9 +180,8 @@ impl Unlocked<'_> {
         }
         let (rec, f) = read_device(&path)?;
         let header = B64.decode(&f.header).map_err(|_| VaultError::corrupt("device header"))?;
-        let pkcs8 = crate::KeyWrap::unwrap(&self.wrap, &header, &f.device_key)?.ok_or_else(|| {
-            VaultError::corrupt(format!("device file {} failed its integrity check", path.display()))
-        })?;
+        let pkcs8 = crate::KeyWrap::unwrap(&self.wrap, &header, &f.device_key)?
+            .ok_or_else(|| VaultError::corrupt(format!("device file {} failed its integrity check", path.display())))?;
         let key = PrivateKey::from_pkcs8(&pkcs8)?;
         if statement::key_id(key.public_key_raw()) != rec.device_id {
             return Err(VaultError::corrupt(format!("device file {} holds another key", path.display())));

@@ -6,4 +6,5 @@
 mod cli;
 mod common;
 mod crash;
+mod network;
 mod openssl;

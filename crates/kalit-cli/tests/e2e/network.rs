@@ -1,0 +1,334 @@
+//! The registration process across real processes: `kalit ra serve`, `kalit relay serve` (SQLite, and
+//! PostgreSQL when `KALIT_TEST_POSTGRES_URL` is set) and phones driven through `kalit vault ...`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{PIN, V, kalit, s};
+
+const RA_PASS: &str = "ra passphrase 123";
+
+/// A running service; killed (SIGTERM via `kill`, then waited) on drop.
+pub struct Service {
+    child: Child,
+    pub url: String,
+}
+
+impl Service {
+    pub fn start(args: &[&str], stdin: Option<&str>) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kalit"))
+            .args(args)
+            .env("KALIT_LOG", "warn")
+            .env_remove("KALIT_VAULT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http"), "service did not start: {line:?} ({args:?})");
+        Service { child, url }
+    }
+
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}
+
+/// An RA directory with a two-tier CA.
+pub struct Ra {
+    pub dir: PathBuf,
+}
+
+impl Ra {
+    pub fn init(root: &Path, name: &str) -> Ra {
+        let dir = root.join(name);
+        kalit(&["ra", "init", "--dir", s(&dir), "--name", name, "--two-tier"], &[RA_PASS, RA_PASS]).ok();
+        let pass = root.join(format!("{name}.pass"));
+        std::fs::write(&pass, format!("{RA_PASS}\n")).unwrap();
+        std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        Ra { dir }
+    }
+    pub fn serve(&self) -> Service {
+        let pass = self.dir.with_extension("pass");
+        Service::start(
+            &["ra", "serve", "--dir", s(&self.dir), "--listen", "127.0.0.1:0", "--passphrase-file", s(&pass)],
+            None,
+        )
+    }
+    pub fn code(&self, subject: &str) -> String {
+        let r = kalit(&["ra", "enrol", "--dir", s(&self.dir), "--subject", subject, "--ttl", "1h"], &[]).ok();
+        r.stdout.trim().to_string()
+    }
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+/// A phone with one key enrolled at `ra`.
+pub fn enrolled_phone(root: &Path, name: &str, alg: &str, ra: &Ra, ra_url: &str, subject: &str) -> V {
+    let v = V::init(root, name, 10);
+    v.generate(alg, "main");
+    let code = ra.code(subject);
+    let r = v.run(&["enrol", "main", "--ra", ra_url, "--code", &code, "--ca", s(&ra.ca())], &[PIN]).ok();
+    assert!(r.stdout.contains("Certificate installed"), "{}", r.stdout);
+    // The code is single-use.
+    v.run(&["enrol", "main", "--ra", ra_url, "--code", &code], &[PIN]).fails(20, "expired");
+    v
+}
+
+/// Database URLs to run the relay on: none (SQLite in --data) and, when configured, a fresh PostgreSQL
+/// database.
+pub fn relay_databases() -> Vec<Option<String>> {
+    let mut out = vec![None];
+    match std::env::var("KALIT_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            let name = format!("kalit_e2e_{}_{}", std::process::id(), rand_suffix());
+            let st = Command::new("psql").arg(&base).args(["-q", "-c", &format!("CREATE DATABASE {name}")]).status();
+            assert!(st.is_ok_and(|s| s.success()), "psql could not create a test database at {base}");
+            let (prefix, _) = base.rsplit_once('/').unwrap();
+            out.push(Some(format!("{prefix}/{name}")));
+        }
+        Err(_) => eprintln!("PostgreSQL part skipped: KALIT_TEST_POSTGRES_URL is not set (.ci/run sets it)"),
+    }
+    out
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 4];
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn relay(data: &Path, db: &Option<String>, trust: &[&Path]) -> Service {
+    let mut args = vec!["relay", "serve", "--data", s(data), "--listen", "127.0.0.1:0"];
+    if let Some(u) = db {
+        args.extend(["--database", u.as_str()]);
+    }
+    for t in trust {
+        args.extend(["--trust", s(t)]);
+    }
+    Service::start(&args, None)
+}
+
+#[test]
+fn enrol_register_second_phone_and_restart_on_each_backend() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init(root, "ra");
+    let ra_srv = ra.serve();
+    for (i, db) in relay_databases().iter().enumerate() {
+        let backend = if db.is_some() { "postgres" } else { "sqlite" };
+        let data = root.join(format!("relay-{i}"));
+        let rl = relay(&data, db, &[&ra.ca()]);
+        let a = enrolled_phone(root, &format!("a{i}"), "p-256", &ra, &ra_srv.url, "CN=Aziza Rahimova,C=UZ");
+        let r = a.run(&["register", "main", "--relay", &rl.url, "--login", "Aziza", "--device-name", "A"], &[PIN]).ok();
+        assert!(r.stdout.contains("registered the new login aziza"), "{backend}: {}", r.stdout);
+        a.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).fails(12, "already_exists");
+
+        // A second phone with its own certificate: the login is taken.
+        let b = enrolled_phone(root, &format!("b{i}"), "ed25519", &ra, &ra_srv.url, "CN=Boris,C=UZ");
+        let r = b.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).fails(18, "login_taken");
+        assert!(r.stderr.contains("--proof-key"), "the message says how to proceed: {}", r.stderr);
+        // Aziza's second phone: she moves her first certificate over as a PFX and proves possession with it.
+        let pfx = root.join(format!("a{i}.pfx"));
+        a.run(&["export", "main", "--out", s(&pfx)], &[PIN, "pfx-pass-1", "pfx-pass-1"]).ok();
+        b.run(&["import", s(&pfx), "--label", "from-a"], &["pfx-pass-1", PIN]).ok();
+        let r = b
+            .run(
+                &[
+                    "register",
+                    "main",
+                    "--relay",
+                    &rl.url,
+                    "--login",
+                    "aziza",
+                    "--proof-key",
+                    "from-a",
+                    "--device-name",
+                    "B",
+                ],
+                &[PIN],
+            )
+            .ok();
+        assert!(r.stdout.contains("added this phone"), "{backend}: {}", r.stdout);
+
+        let r = b.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok();
+        let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(list["devices"].as_array().unwrap().len(), 2, "{backend}: {list}");
+
+        // Restart the relay on the same data directory and database: nothing is lost.
+        rl.stop();
+        let rl = relay(&data, db, &[&ra.ca()]);
+        let r = a.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok();
+        let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let ids: Vec<String> =
+            list["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(ids.len(), 2, "{backend}: {list}");
+        // Aziza removes phone B from phone A (by a prefix of its id); B can no longer speak for the login.
+        a.run(&["unregister", "--relay", &rl.url, &ids[1][..8]], &[PIN]).ok();
+        b.run(&["devices", "--relay", &rl.url], &[PIN]).fails(22, "unauthorized");
+        a.run(&["unregister", "--relay", &rl.url, &ids[0]], &[PIN]).ok();
+        a.run(&["devices", "--relay", &rl.url], &[PIN]).fails(6, "not_found");
+    }
+}
+
+#[test]
+fn an_untrusted_pfx_registers_only_after_the_operator_trusts_its_ca() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init(root, "ra");
+    let national = Ra::init(root, "national");
+    let nat_srv = national.serve();
+    // A certificate from another CA, carried as a PFX (as people do today) into a fresh phone.
+    let old = enrolled_phone(root, "old", "rsa-2048", &national, &nat_srv.url, "CN=Dilshod,C=UZ");
+    let pfx = root.join("old.pfx");
+    old.run(&["export", "main", "--out", s(&pfx)], &[PIN, "pfx-pass-1", "pfx-pass-1"]).ok();
+    let phone = V::init(root, "phone", 10);
+    phone.run(&["import", s(&pfx), "--label", "gov"], &["pfx-pass-1", PIN]).ok();
+    let data = root.join("relay");
+    let rl = relay(&data, &None, &[&ra.ca()]);
+    phone
+        .run(&["register", "gov", "--relay", &rl.url, "--login", "dilshod"], &[PIN])
+        .fails(17, "untrusted_certificate");
+    rl.stop();
+    let rl = relay(&data, &None, &[&ra.ca(), &national.ca()]);
+    phone.run(&["register", "gov", "--relay", &rl.url, "--login", "dilshod"], &[PIN]).ok();
+}
+
+/// A one-shot HTTP server that answers every request with `body` (a hostile or broken RA/relay).
+fn fake_server(status: &'static str, body: String) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = vec![0u8; 65536];
+            let _ = s.read(&mut buf);
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn the_phone_refuses_a_certificate_for_another_key_and_broken_services() {
+    if crate::common::openssl().is_none() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init(root, "ra");
+    let ra_srv = ra.serve();
+    // A genuine certificate, but for someone else's key.
+    let other = enrolled_phone(root, "other", "p-256", &ra, &ra_srv.url, "CN=Other,C=UZ");
+    let chain = std::fs::read_to_string(root.join("ra/ca.pem")).unwrap();
+    other.run(&["export", "main", "--out", s(&root.join("o.pfx"))], &[PIN, "pfx-pass-1", "pfx-pass-1"]).ok();
+    let leaf = crate::common::ossl_ok(&[
+        "pkcs12",
+        "-in",
+        s(&root.join("o.pfx")),
+        "-passin",
+        "pass:pfx-pass-1",
+        "-nokeys",
+        "-clcerts",
+    ]);
+    let body =
+        serde_json::json!({"serial": "01", "subject": "CN=Other", "chain": format!("{leaf}{chain}"), "not_after": 0})
+            .to_string();
+    let evil_ra = fake_server("201 Created", body);
+    let v = V::init(root, "victim", 10);
+    v.generate("p-256", "k");
+    v.run(&["enrol", "k", "--ra", &evil_ra, "--code", "AAAA-BBBB"], &[PIN]).fails(13, "key_mismatch");
+    let r = v.run(&["show", "k", "--json"], &[]).ok();
+    assert!(r.stdout.contains("\"certificate\": null"), "nothing was installed: {}", r.stdout);
+    // Something that is not a Kalit service, and nothing at all.
+    let html = fake_server("404 Not Found", "<html>nope</html>".into());
+    v.run(&["register", "k", "--relay", &html, "--login", "victim"], &[]).fails(21, "unavailable");
+    v.run(&["enrol", "k", "--ra", "http://127.0.0.1:9", "--code", "x"], &[PIN]).fails(21, "unavailable");
+    // Plain HTTP to a non-loopback host is refused before anything is sent.
+    v.run(&["register", "k", "--relay", "http://relay.example", "--login", "victim"], &[])
+        .fails(7, "refused_by_policy");
+}
+
+#[test]
+fn relay_operator_rules_tls_and_config() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    // Plain HTTP off loopback is refused.
+    let r = kalit(&["relay", "serve", "--data", s(&root.join("r")), "--listen", "0.0.0.0:0"], &[]);
+    r.fails(7, "refused_by_policy");
+    // A config file with an unknown key, and a bad environment override, are refused.
+    let cfg = root.join("relay.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nlistne = \"typo\"\n").unwrap();
+    let r =
+        kalit(&["relay", "serve", "--config", s(&cfg), "--data", s(&root.join("r"))], &[]).fails(8, "invalid_input");
+    assert!(r.stderr.contains("listne"), "{}", r.stderr);
+    // TLS on the relay, trusted by the phone through KALIT_TLS_CA.
+    let tls = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(root.join("tls.pem"), tls.cert.pem()).unwrap();
+    std::fs::write(root.join("tls.key"), tls.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\n[limits]\nper_login_per_minute = 100\n").unwrap();
+    let ra = Ra::init(root, "ra");
+    let ra_srv = ra.serve();
+    let (data, ca, cert, key) = (root.join("r"), ra.ca(), root.join("tls.pem"), root.join("tls.key"));
+    let args = [
+        "relay",
+        "serve",
+        "--config",
+        s(&cfg),
+        "--data",
+        s(&data),
+        "--trust",
+        s(&ca),
+        "--tls-cert",
+        s(&cert),
+        "--tls-key",
+        s(&key),
+    ];
+    let rl = Service::start(&args, None);
+    assert!(rl.url.starts_with("https://"), "{}", rl.url);
+    let v = enrolled_phone(root, "p", "p-256", &ra, &ra_srv.url, "CN=T,C=UZ");
+    let url = rl.url.replace("127.0.0.1", "localhost");
+    // Without the CA the phone refuses the relay's certificate.
+    v.run(&["register", "main", "--relay", &url, "--login", "tls-user"], &[]).fails(21, "unavailable");
+    let mut c = crate::common::kalit_cmd(&[
+        "vault",
+        "--vault",
+        s(&v.dir),
+        "register",
+        "main",
+        "--relay",
+        &url,
+        "--login",
+        "tls-user",
+    ]);
+    c.env("KALIT_TLS_CA", root.join("tls.pem"));
+    let mut child = c.spawn().unwrap();
+    crate::common::feed(&mut child, &[PIN]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
