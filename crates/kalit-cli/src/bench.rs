@@ -14,7 +14,10 @@ use kalit_vault::{KdfParams, PinPolicy, Vault};
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// Seconds per signing measurement (ours and OpenSSL's).
     #[arg(long, default_value_t = 2)]
     seconds: u32,
@@ -33,6 +36,12 @@ pub struct BenchArgs {
     /// Print a Markdown table (for docs/PERFORMANCE.md) instead of plain text.
     #[arg(long)]
     markdown: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchWhat {
+    /// Registrations per second and latency of a relay on SQLite or PostgreSQL.
+    Relay(crate::bench_relay::RelayBenchArgs),
 }
 
 struct Row {
@@ -101,6 +110,9 @@ fn fmt_rate(r: f64) -> String {
 }
 
 pub fn run(a: BenchArgs) -> CliResult {
+    if let Some(BenchWhat::Relay(r)) = a.what {
+        return crate::bench_relay::run(r);
+    }
     let have_openssl = openssl_available();
     if !have_openssl {
         eprintln!("note: openssl not found; signing and hashing baselines are skipped");

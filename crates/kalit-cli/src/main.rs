@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod bench_relay;
 mod client;
 mod demo;
 mod error;

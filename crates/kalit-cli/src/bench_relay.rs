@@ -1,0 +1,216 @@
+//! `kalit bench relay`: registrations per second and latency percentiles of a real relay (HTTP on
+//! loopback, SQLite or PostgreSQL), against the relay's own cryptographic work per registration measured
+//! in the same run (certificate chain check, proof signature check, attestation signature).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Args;
+use kalit_core::KeyAlgorithm;
+use kalit_core::keys::{self, PrivateKey};
+use kalit_core::statement::{self, Statement};
+use kalit_proto::ErrorCode;
+use kalit_proto::relay::{Attestation, CertProof, NonceResponse, RegisterRequest};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
+
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Args)]
+pub struct RelayBenchArgs {
+    /// Database: omit for SQLite in a temporary directory, or postgres://... (the bench adds its own
+    /// tables there, as the relay does, and uses fresh logins).
+    #[arg(long)]
+    database: Option<String>,
+    /// Registrations to time.
+    #[arg(long, default_value_t = 2000)]
+    registrations: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Print a Markdown table row set.
+    #[arg(long)]
+    markdown: bool,
+}
+
+fn internal(e: impl std::fmt::Display) -> CliError {
+    CliError::new(ErrorCode::Internal, e.to_string())
+}
+
+struct Person {
+    key: PrivateKey,
+    chain: Vec<Vec<u8>>,
+}
+
+fn people(n: usize) -> CliResult<(Vec<u8>, Vec<Person>)> {
+    let ca_key = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::P256)?)?;
+    let mut p = CertificateParams::new(vec![]).map_err(internal)?;
+    p.distinguished_name = kalit_core::csr::parse_subject("CN=Bench CA")?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca = p.self_signed(&ca_key).map_err(internal)?.der().to_vec();
+    let issuer = Issuer::new(p, ca_key);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::P256)?)?;
+        let mut lp = CertificateParams::new(vec![]).map_err(internal)?;
+        lp.distinguished_name = kalit_core::csr::parse_subject(&format!("CN=Bench {i}"))?;
+        lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = lp.signed_by(&key, &issuer).map_err(internal)?.der().to_vec();
+        out.push(Person { key, chain: vec![cert, ca.clone()] });
+    }
+    Ok((ca, out))
+}
+
+fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<RegisterRequest> {
+    let device = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::Ed25519)?)?;
+    let raw = device.public_key_raw().to_vec();
+    let fp = statement::cert_fingerprint(&p.chain[0]);
+    let sig = Statement::register(relay_id, nonce, login, &raw, &fp).sign(&p.key)?;
+    Ok(RegisterRequest {
+        login: login.into(),
+        device_key: B64.encode(&raw),
+        device_name: "bench".into(),
+        nonce: B64.encode(nonce),
+        relay_id: relay_id.into(),
+        proof: CertProof { chain: p.chain.iter().map(|c| B64.encode(c)).collect(), signature: B64.encode(sig) },
+        existing: None,
+    })
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub fn run(a: RelayBenchArgs) -> CliResult {
+    let n = a.registrations.max(a.clients).max(1);
+    eprintln!("preparing {n} certificates...");
+    let (ca, persons) = people(n)?;
+    let tmp = tempfile_dir()?;
+    let url = a.database.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rwc", tmp.join("relay.db").display()));
+    let backend = if url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(internal)?;
+    let limits =
+        kalit_relay::config::Limits { per_address_per_minute: 0, per_login_per_minute: 0, ..Default::default() };
+    let (addr, state) = rt.block_on(async {
+        let store = kalit_relay::Store::open(&url).await?;
+        let identity = kalit_relay::Identity::load_or_create(&tmp, "bench relay")?;
+        let state = kalit_relay::AppState::new(store, identity, vec![ca.clone()], limits);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(internal)?;
+        let addr = listener.local_addr().map_err(internal)?;
+        let app = kalit_relay::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok::<_, CliError>((addr, state))
+    })?;
+    let relay_id = state.identity.id().to_string();
+    let base = format!("http://{addr}");
+    let run_id = hex::encode(kalit_core::seal::random::<4>()?);
+
+    // Baseline, same process: the relay's crypto per registration, one thread.
+    let now = time::OffsetDateTime::now_utc();
+    let sample: Vec<RegisterRequest> = persons
+        .iter()
+        .take(200.min(n))
+        .enumerate()
+        .map(|(i, p)| request(p, &relay_id, &[i as u8; 32], &format!("base-{i}")))
+        .collect::<CliResult<_>>()?;
+    let t = Instant::now();
+    for r in &sample {
+        let nonce = B64.decode(&r.nonce).map_err(internal)?;
+        let dk = B64.decode(&r.device_key).map_err(internal)?;
+        let v = statement::verify_proof(&r.proof, std::slice::from_ref(&ca), now, |fp| {
+            Statement::register(&relay_id, &nonce, &r.login, &dk, fp)
+        })?;
+        state.identity.attest(Attestation {
+            relay_id: relay_id.clone(),
+            login: r.login.clone(),
+            cert_fingerprint: v.fingerprint,
+            device_id: statement::key_id(&dk),
+            device_key: r.device_key.clone(),
+            issued_at: 0,
+        })?;
+    }
+    let crypto_ms = t.elapsed().as_secs_f64() * 1000.0 / sample.len() as f64;
+
+    eprintln!("registering {n} logins through {} clients on {backend}...", a.clients);
+    let persons = Arc::new(persons);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..a.clients)
+        .map(|_| {
+            let (persons, next, base, relay_id, run_id) =
+                (persons.clone(), next.clone(), base.clone(), relay_id.clone(), run_id.clone());
+            std::thread::spawn(move || -> CliResult<Vec<f64>> {
+                let http = reqwest::blocking::Client::new();
+                let mut lat = vec![];
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= persons.len() {
+                        return Ok(lat);
+                    }
+                    let t0 = Instant::now();
+                    let nr: NonceResponse =
+                        http.post(format!("{base}/v1/nonce")).send().and_then(|r| r.json()).map_err(internal)?;
+                    let nonce = B64.decode(&nr.nonce).map_err(internal)?;
+                    let req = request(&persons[i], &relay_id, &nonce, &format!("bench-{run_id}-{i}"))?;
+                    let resp = http.post(format!("{base}/v1/register")).json(&req).send().map_err(internal)?;
+                    if resp.status().as_u16() != 201 {
+                        return Err(internal(format!("registration answered {}", resp.status())));
+                    }
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+            })
+        })
+        .collect();
+    let mut lat = vec![];
+    for h in handles {
+        lat.extend(h.join().map_err(|_| internal("a client thread panicked"))??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    rt.block_on(state.store.close());
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&tmp);
+    lat.sort_by(f64::total_cmp);
+    let (p50, p99) = (pct(&lat, 0.5), pct(&lat, 0.99));
+    let rate = lat.len() as f64 / secs;
+    let line = |what: &str, ours: String, base: String, ratio: f64| {
+        if a.markdown {
+            println!("| {what} | {ours} | {base} | {ratio:.2} |");
+        } else {
+            println!("{what:<46} {ours:>12} {base:>16} {ratio:>8.2}");
+        }
+    };
+    if a.markdown {
+        println!(
+            "| relay ({backend}, {} clients, {} registrations) | relay | baseline | ratio |\n|---|---|---|---|",
+            a.clients,
+            lat.len()
+        );
+    } else {
+        println!("relay on {backend}, {} clients, {} registrations ({:.1} s)", a.clients, lat.len(), secs);
+        println!("{:<46} {:>12} {:>16} {:>8}", "measurement", "relay", "baseline", "ratio");
+    }
+    let ops = 1000.0 / crypto_ms;
+    line("registrations per second", format!("{rate:.0}/s"), format!("{ops:.0}/s crypto, 1 core"), rate / ops);
+    line(
+        "p50 latency (nonce + register)",
+        format!("{p50:.2} ms"),
+        format!("{crypto_ms:.2} ms crypto"),
+        p50 / crypto_ms,
+    );
+    line(
+        "p99 latency (nonce + register)",
+        format!("{p99:.2} ms"),
+        format!("{crypto_ms:.2} ms crypto"),
+        p99 / crypto_ms,
+    );
+    Ok(())
+}
+
+fn tempfile_dir() -> CliResult<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("kalit-bench-relay-{}", std::process::id()));
+    std::fs::create_dir_all(&d).map_err(CliError::io("cannot create a temporary directory"))?;
+    Ok(d)
+}
