@@ -1,18 +1,17 @@
 //! `kalit demo`: a walk-through on throw-away directories, printing each step of the paper as it runs.
 //!
-//! Until the Registration Authority, relay and agent exist (later issues), this demo covers the vault's
-//! half of the registration process, the signing on the phone and the verification, with a demo CA in
-//! place of the RA. It exits 0 only when every signature verified.
+//! It runs a real Registration Authority and relay on loopback (in this process, SQLite in a temporary
+//! directory), enrols and registers two phones, signs on the phone and verifies. Until the agent exists
+//! (signing issue) the signing request is made on the phone itself. It exits 0 only when every step
+//! succeeded and every signature verified.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use kalit_core::keys::{self, PrivateKey};
 use kalit_core::{KeyAlgorithm, SecretString, x509};
 use kalit_proto::ErrorCode;
 use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Vault};
-use rcgen::{BasicConstraints, CertificateParams, CertificateSigningRequestParams, IsCa, KeyUsagePurpose};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::error::{CliError, CliResult};
 use crate::files;
@@ -32,36 +31,53 @@ fn internal(e: impl std::fmt::Display) -> CliError {
     CliError::new(ErrorCode::Internal, e.to_string())
 }
 
-/// A CA for the demo only: the Registration Authority of a later issue replaces it.
-pub struct DemoCa {
-    pub cert_der: Vec<u8>,
-    issuer: rcgen::Issuer<'static, PrivateKey>,
+/// The RA and the relay, served on loopback by a background runtime for the length of the demo.
+struct Services {
+    rt: tokio::runtime::Runtime,
+    ra_url: String,
+    relay_url: String,
+    ca_pem: Vec<u8>,
 }
 
-impl DemoCa {
-    pub fn new(name: &str) -> CliResult<DemoCa> {
-        let key = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::P256)?)?;
-        let mut params = CertificateParams::new(vec![]).map_err(internal)?;
-        params.distinguished_name = kalit_core::csr::parse_subject(&format!("CN={name},O=Kalit demo,C=UZ"))?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
-        params.not_after = OffsetDateTime::now_utc() + Duration::days(365);
-        let cert = params.self_signed(&key).map_err(internal)?;
-        Ok(DemoCa { cert_der: cert.der().to_vec(), issuer: rcgen::Issuer::new(params, key) })
-    }
+fn serve_on_loopback(rt: &tokio::runtime::Runtime, app: axum::Router) -> CliResult<String> {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(CliError::io("cannot listen on 127.0.0.1"))?;
+    let addr = listener.local_addr().map_err(CliError::io("cannot listen on 127.0.0.1"))?;
+    let svc = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    rt.spawn(async move { axum::serve(listener, svc).await });
+    Ok(format!("http://{addr}"))
+}
 
-    /// Issues a document-signing certificate for the key in `csr_pem` (signature on the CSR checked).
-    pub fn issue(&self, csr_pem: &str) -> CliResult<Vec<u8>> {
-        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| CliError::new(ErrorCode::InvalidInput, format!("CSR refused: {e}")))?;
-        csr.params.is_ca = IsCa::ExplicitNoCa;
-        csr.params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
-        csr.params.not_before = OffsetDateTime::now_utc() - Duration::minutes(5);
-        csr.params.not_after = OffsetDateTime::now_utc() + Duration::days(90);
-        csr.params.use_authority_key_identifier_extension = true;
-        Ok(csr.signed_by(&self.issuer).map_err(internal)?.der().to_vec())
-    }
+fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, String)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| internal(format!("async runtime: {e}")))?;
+    let ra_dir = tmp.join("ra");
+    let pass = SecretString::new(format!("demo RA passphrase {secret}"));
+    let summary = kalit_ra::ca::init(&ra_dir, "Kalit Demo", KeyAlgorithm::P256, true, 365, &pass)?;
+    let ca = kalit_ra::ca::open(&ra_dir, &pass)?;
+    let code = rt.block_on(kalit_ra::enrol(
+        &ra_dir,
+        "CN=Demo Citizen,SERIALNUMBER=00000000000000,C=UZ",
+        std::time::Duration::from_secs(600),
+    ))?;
+    let ra_state = rt.block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?;
+    let ra_url = serve_on_loopback(&rt, kalit_ra::app(ra_state))?;
+    println!("  RA: {ra_url}  (root CA SHA-256 {})", &summary.root_fingerprint[..16]);
+    let cfg = kalit_relay::RelayConfig {
+        data: Some(tmp.join("relay")),
+        trust: vec![ra_dir.join("ca.pem")],
+        name: "Kalit demo relay".into(),
+        ..Default::default()
+    };
+    let state = rt.block_on(kalit_relay::build(&cfg))?;
+    let relay_url = serve_on_loopback(&rt, kalit_relay::app(state))?;
+    println!("  relay: {relay_url}  (SQLite in {})", tmp.join("relay").display());
+    let ca_pem = std::fs::read(ra_dir.join("ca.pem")).map_err(CliError::io("cannot read the demo CA"))?;
+    Ok((Services { rt, ra_url, relay_url, ca_pem }, code))
 }
 
 pub fn run(a: DemoArgs) -> CliResult {
@@ -79,6 +95,8 @@ pub fn run(a: DemoArgs) -> CliResult {
     let result = walk(&tmp, &out);
     let _ = std::fs::remove_dir_all(tmp.join("phone"));
     let _ = std::fs::remove_dir_all(tmp.join("phone2"));
+    let _ = std::fs::remove_dir_all(tmp.join("ra"));
+    let _ = std::fs::remove_dir_all(tmp.join("relay"));
     if !out.starts_with(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
     }
@@ -114,19 +132,28 @@ fn walk(tmp: &Path, out: &Path) -> CliResult {
     step("registration 4", "The phone generates a P-256 key pair; the private key is sealed with AES-256-GCM.");
     let info = u.generate(KeyAlgorithm::P256, "demo", false)?;
     println!("  key \"demo\" fingerprint SHA256:{}", info.fingerprint);
-    step("registration 5", "The phone makes a CSR signed by the key (proof of possession) and sends it to the RA.");
-    let csr = u.csr("demo", "CN=Demo Citizen,SERIALNUMBER=00000000000000,C=UZ")?;
+    step(
+        "registration 5-8",
+        "Starting a Registration Authority (CA root + issuing, key sealed) and a relay on loopback.",
+    );
+    let (svc, code) =
+        start_services(tmp, &hex::encode(kalit_core::digest::HashAlg::Sha256.digest(pin.expose_secret().as_bytes())))?;
+    println!("  the operator verified \"Demo Citizen\" and handed out the one-time enrolment code {code}");
+    let ra = crate::client::Client::new(&svc.ra_url, "RA")?;
+    let anchors = x509::parse_cert_bundle(&svc.ca_pem)?;
+    let (cert, serial, csr) = crate::vault_net::enrol_with(&vault, &u, &ra, "demo", &code, Some(anchors.clone()))?;
     files::write_atomic(&out.join("demo.csr.pem"), csr.as_bytes(), false)?;
-    let ca = DemoCa::new("Kalit Demo CA")?;
-    println!("  (a demo CA stands in for the Registration Authority until `kalit ra` exists)");
-    let leaf = ca.issue(&csr)?;
-    step("registration 6", "The phone checks that the certificate is for its own key and installs it with the chain.");
-    let mut bundle = x509::cert_pem(&leaf);
-    bundle.push_str(&x509::cert_pem(&ca.cert_der));
-    let cert = vault.install_cert("demo", bundle.as_bytes())?;
-    println!("  installed: {}  issued by {}", cert.subject, cert.issuer);
+    println!("  installed: {}  serial {serial}  issued by {}", cert.subject, cert.issuer);
+    let bundle = {
+        let mut b = String::new();
+        for c in vault.certificate_chain("demo")? {
+            b.push_str(&x509::cert_pem(&c));
+        }
+        b
+    };
     files::write_atomic(&out.join("chain.pem"), bundle.as_bytes(), false)?;
-    files::write_atomic(&out.join("ca.pem"), x509::cert_pem(&ca.cert_der).as_bytes(), false)?;
+    files::write_atomic(&out.join("ca.pem"), &svc.ca_pem, false)?;
+    let leaf = vault.certificate_chain("demo")?.remove(0);
     step("registration 7-8", "PFX: the key is exported and imported into a second phone's vault.");
     let pfx_pass = SecretString::new("demo-pfx-password".into());
     let pfx = u.export_pfx("demo", &pfx_pass)?;
@@ -143,8 +170,13 @@ fn walk(tmp: &Path, out: &Path) -> CliResult {
     );
     step(
         "registration 9-17",
-        "Login registration at the relay: not built yet (issue: Registration Authority and relay).",
+        "Both phones register the login demo.citizen at the relay (nonce, certificate proof, device key).",
     );
+    let relay = crate::client::Client::new(&svc.relay_url, "relay")?;
+    crate::vault_net::register_with(&vault, &u, &relay, "demo", "demo.citizen", None, Some("first phone"))?;
+    let u2 = vault2.unlock(&pin)?;
+    crate::vault_net::register_with(&vault2, &u2, &relay, "imported", "demo.citizen", None, Some("second phone"))?;
+    drop(u2);
     let doc = "Ariza: men, Demo Citizen, ushbu hujjatni imzolayman.\nApplication signed with Kalit.\n";
     files::write_atomic(&out.join("sample.txt"), doc.as_bytes(), false)?;
     step(
@@ -168,12 +200,8 @@ fn walk(tmp: &Path, out: &Path) -> CliResult {
     );
     step("verification 1-5", "The signatures are verified against the document, the certificate and the CA.");
     let v = kalit_core::cms::verify_detached(&cms.bytes, &mut |h| Ok(h.digest(doc.as_bytes())), &[])?;
-    let chain = x509::check_chain(
-        &v.signer_cert,
-        &v.certificates,
-        std::slice::from_ref(&ca.cert_der),
-        OffsetDateTime::now_utc(),
-    )?;
+    let chain =
+        x509::check_chain(&v.signer_cert, &v.certificates, &anchors[anchors.len() - 1..], OffsetDateTime::now_utc())?;
     println!("  CMS: valid ({}), chain: {}", v.scheme, chain.path.join(" <- "));
     let scheme = x509::verify_raw(&x509::cert_spki(&leaf)?, doc.as_bytes(), &raw.bytes)?;
     println!("  raw: valid ({})", scheme.name());
@@ -191,5 +219,6 @@ fn walk(tmp: &Path, out: &Path) -> CliResult {
         "  openssl x509 -in {0}/chain.pem -pubkey -noout > {0}/pub.pem && openssl dgst -sha256 -verify {0}/pub.pem -signature {0}/sample.txt.sig {0}/sample.txt",
         out.display()
     );
+    drop(svc.rt);
     Ok(())
 }

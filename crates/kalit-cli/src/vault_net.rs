@@ -24,7 +24,7 @@ use crate::vault_cmd::{print_json, unlock};
 pub fn enrol(dir: &Path, key: &str, ra: &str, code: &str, ca: Option<&PathBuf>) -> CliResult {
     let client = Client::new(ra, "RA")?;
     let vault = Vault::open(dir)?;
-    let info = vault.key(key)?;
+    vault.key(key)?;
     let anchors = match ca {
         Some(f) => {
             let bytes = std::fs::read(f).map_err(CliError::io(format!("cannot read {}", f.display())))?;
@@ -32,17 +32,32 @@ pub fn enrol(dir: &Path, key: &str, ra: &str, code: &str, ca: Option<&PathBuf>) 
         }
         None => None,
     };
-    let mut p = Prompter::new();
-    let u = unlock(&vault, &mut p)?;
+    let u = unlock(&vault, &mut Prompter::new())?;
+    let (cert, serial, _) = enrol_with(&vault, &u, &client, key, code, anchors)?;
+    println!("  subject:   {}\n  serial:    {serial}\n  valid to:  {}", cert.subject, cert.not_after);
+    Ok(())
+}
+
+/// Enrolment with an unlocked vault: CSR to the RA, checks, install. `anchors`: the RA's root as
+/// published; `None` trusts the root the RA sends (its fingerprint is printed).
+pub fn enrol_with(
+    vault: &Vault,
+    u: &kalit_vault::Unlocked<'_>,
+    client: &Client,
+    key: &str,
+    code: &str,
+    anchors: Option<Vec<Vec<u8>>>,
+) -> CliResult<(kalit_proto::vault::CertInfo, String, String)> {
+    let info = vault.key(key)?;
     // The RA takes the subject from its own record; the CSR's subject is only a placeholder.
     let csr = u.csr(key, &format!("CN={}", key.replace([',', '/', '\\'], " ")))?;
-    drop(u);
     println!(
-        "[registration 5-6] Sending a CSR for key {key:?} (SHA256:{}) to the RA at {}",
+        "[registration 5] Sending a CSR for key {key:?} (SHA256:{}) to the RA at {}",
         info.fingerprint,
         client.base()
     );
-    let resp: IssueResponse = client.post("/v1/certificates", Some(&IssueRequest { code: code.into(), csr }))?;
+    let resp: IssueResponse =
+        client.post("/v1/certificates", Some(&IssueRequest { code: code.into(), csr: csr.clone() }))?;
     let chain = x509::parse_cert_bundle(resp.chain.as_bytes())?;
     let (leaf, rest) =
         chain.split_first().ok_or_else(|| CliError::new(ErrorCode::Unavailable, "the RA sent no certificate"))?;
@@ -67,9 +82,8 @@ pub fn enrol(dir: &Path, key: &str, ra: &str, code: &str, ca: Option<&PathBuf>) 
     };
     x509::check_chain(leaf, rest, &anchors, time::OffsetDateTime::now_utc())?;
     let cert = vault.install_cert(key, resp.chain.as_bytes())?;
-    println!("[registration 7-8] Certificate installed.");
-    println!("  subject:   {}\n  serial:    {}\n  valid to:  {}", cert.subject, resp.serial, cert.not_after);
-    Ok(())
+    println!("[registration 6] The certificate is for this key and chains to the RA's root: installed.");
+    Ok((cert, resp.serial, csr))
 }
 
 fn relay_identity(client: &Client) -> CliResult<(RelayIdentity, Vec<u8>)> {
@@ -104,9 +118,28 @@ pub fn register(
     device_name: Option<&str>,
 ) -> CliResult {
     let client = Client::new(relay, "relay")?;
-    let login = statement::normalize_login(login)?;
     let vault = Vault::open(dir)?;
-    let (ident, relay_pk) = relay_identity(&client)?;
+    // Reach the relay before asking for the PIN.
+    relay_identity(&client)?;
+    let u = unlock(&vault, &mut Prompter::new())?;
+    let rec = register_with(&vault, &u, &client, key, login, proof_key, device_name)?;
+    println!("  device id: {}", rec.device_id);
+    Ok(())
+}
+
+/// Registration with an unlocked vault.
+pub fn register_with(
+    vault: &Vault,
+    u: &kalit_vault::Unlocked<'_>,
+    client: &Client,
+    key: &str,
+    login: &str,
+    proof_key: Option<&str>,
+    device_name: Option<&str>,
+) -> CliResult<DeviceRecord> {
+    let login = statement::normalize_login(login)?;
+    let (ident, relay_pk) = relay_identity(client)?;
+
     if vault.devices()?.iter().any(|d| d.relay_id == ident.relay_id && d.login == login) {
         return Err(CliError::new(
             ErrorCode::AlreadyExists,
@@ -115,9 +148,7 @@ pub fn register(
     }
     println!("[registration 9] Relay {} ({}), id {}", ident.name, client.base(), ident.relay_id);
     let name = device_name.map_or_else(default_device_name, str::to_string);
-    let mut p = Prompter::new();
-    let u = unlock(&vault, &mut p)?;
-    let nonce = nonce(&client)?;
+    let nonce = nonce(client)?;
     let device = u.new_device()?;
     let device_key = device.public_key_raw().to_vec();
     // Fingerprint of the leaf we are about to send.
@@ -200,8 +231,7 @@ pub fn register(
     println!(
         "[registration 15-17] The relay {what} {login}; its signed attestation verified and is kept in the vault."
     );
-    println!("  device id: {}", rec.device_id);
-    Ok(())
+    Ok(rec)
 }
 
 fn default_device_name() -> String {

@@ -234,6 +234,8 @@ fn help_teaches_and_demo_runs() {
     let out = t.path().join("demo");
     let r = kalit(&["demo", "--out", s(&out)], &[]).ok();
     assert!(r.stdout.contains("every signature verified"), "{}", r.stdout);
+    assert!(r.stdout.contains("registered the new login demo.citizen"), "{}", r.stdout);
+    assert!(r.stdout.contains("added this phone to the existing login demo.citizen"), "{}", r.stdout);
     for f in ["sample.txt", "sample.txt.p7s", "sample.txt.sig", "chain.pem", "ca.pem", "demo.csr.pem", "demo.pfx"] {
         assert!(out.join(f).exists(), "demo wrote {f}");
     }

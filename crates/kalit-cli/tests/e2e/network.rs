@@ -90,7 +90,7 @@ pub fn enrolled_phone(root: &Path, name: &str, alg: &str, ra: &Ra, ra_url: &str,
     v.generate(alg, "main");
     let code = ra.code(subject);
     let r = v.run(&["enrol", "main", "--ra", ra_url, "--code", &code, "--ca", s(&ra.ca())], &[PIN]).ok();
-    assert!(r.stdout.contains("Certificate installed"), "{}", r.stdout);
+    assert!(r.stdout.contains("chains to the RA's root: installed"), "{}", r.stdout);
     // The code is single-use.
     v.run(&["enrol", "main", "--ra", ra_url, "--code", &code], &[PIN]).fails(20, "expired");
     v
