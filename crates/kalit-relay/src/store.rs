@@ -168,7 +168,7 @@ impl Store {
 
     /// Stores a fresh nonce; every 64th call also drops expired ones.
     pub async fn put_nonce(&self, nonce: &[u8], expires_ms: i64, now_ms: i64) -> Result<(), ServiceError> {
-        if self.nonces_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 0 {
+        if self.nonces_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(64) {
             sqlx::query("DELETE FROM nonces WHERE expires_ms < $1")
                 .bind(now_ms)
                 .execute(&self.pool)

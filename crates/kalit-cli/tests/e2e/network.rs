@@ -17,13 +17,18 @@ pub struct Service {
 
 impl Service {
     pub fn start(args: &[&str], stdin: Option<&str>) -> Service {
+        Self::start_with(args, stdin, "warn", Stdio::inherit())
+    }
+
+    /// Starts with a log filter and standard error sent to `stderr`.
+    pub fn start_with(args: &[&str], stdin: Option<&str>, log: &str, stderr: Stdio) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kalit"))
             .args(args)
-            .env("KALIT_LOG", "warn")
+            .env("KALIT_LOG", log)
             .env_remove("KALIT_VAULT")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         if let Some(text) = stdin {
@@ -331,4 +336,70 @@ fn relay_operator_rules_tls_and_config() {
     crate::common::feed(&mut child, &[PIN]);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn service_logs_are_structured_and_hold_no_secrets() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init(root, "ra");
+    let ra_log = root.join("ra.log");
+    let relay_log = root.join("relay.log");
+    let pass = ra.dir.with_extension("pass");
+    let ra_srv = Service::start_with(
+        &[
+            "ra",
+            "serve",
+            "--dir",
+            s(&ra.dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--passphrase-file",
+            s(&pass),
+            "--log-format",
+            "json",
+        ],
+        None,
+        "trace",
+        Stdio::from(std::fs::File::create(&ra_log).unwrap()),
+    );
+    let rl = Service::start_with(
+        &[
+            "relay",
+            "serve",
+            "--data",
+            s(&root.join("relay")),
+            "--listen",
+            "127.0.0.1:0",
+            "--trust",
+            s(&ra.ca()),
+            "--log-format",
+            "json",
+        ],
+        None,
+        "trace",
+        Stdio::from(std::fs::File::create(&relay_log).unwrap()),
+    );
+    let v = V::init(root, "phone", 10);
+    v.generate("p-256", "main");
+    let code = ra.code("CN=Log Test,C=UZ");
+    v.run(&["enrol", "main", "--ra", &ra_srv.url, "--code", &code, "--ca", s(&ra.ca())], &[PIN]).ok();
+    v.run(&["register", "main", "--relay", &rl.url, "--login", "log.test"], &[PIN]).ok();
+    v.run(&["register", "main", "--relay", &rl.url, "--login", "log.test"], &[PIN]).fails(12, "already_exists");
+    ra_srv.stop();
+    rl.stop();
+    let logs = format!("{}{}", std::fs::read_to_string(&ra_log).unwrap(), std::fs::read_to_string(&relay_log).unwrap());
+    assert!(logs.contains("certificate issued") && logs.contains("registered"), "{logs}");
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    let code_plain: String = code.chars().filter(|c| *c != '-').collect();
+    for secret in [code.as_str(), code_plain.as_str(), RA_PASS, PIN] {
+        assert!(!logs.contains(secret), "a secret reached the logs: {secret}");
+    }
+    // The CA key never appears in clear in the RA directory.
+    for f in crate::common::all_files(&ra.dir) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(!text.contains("PRIVATE KEY"), "{}", f.display());
+    }
 }
