@@ -121,6 +121,13 @@ enum RaCommand {
         #[arg(long, default_value = "text")]
         log_format: String,
     },
+    /// List the certificates the RA issued (serial, subject, dates, revocation).
+    List {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a certificate by serial number (hex); the next CRL lists it.
     Revoke {
         #[arg(long)]
@@ -193,6 +200,36 @@ pub fn ra(a: RaArgs) -> CliResult {
                 kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls).await?;
                 Ok(())
             })
+        }
+        RaCommand::List { dir, json } => {
+            let issued = runtime()?.block_on(kalit_ra::list(&dir))?;
+            if json {
+                return crate::vault_cmd::print_json(&issued);
+            }
+            let day = |t: i64| {
+                time::OffsetDateTime::from_unix_timestamp(t)
+                    .ok()
+                    .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+                    .map_or_else(String::new, |s| s[..10].to_string())
+            };
+            println!("{:<32}  {:<10}  {:<10}  {:<24}  subject", "serial", "issued", "expires", "status");
+            for c in &issued {
+                let status = match (c.revoked_at, &c.reason) {
+                    (Some(t), Some(r)) => format!("revoked {} ({r})", day(t)),
+                    (Some(t), None) => format!("revoked {}", day(t)),
+                    (None, _) => "valid".into(),
+                };
+                println!(
+                    "{:<32}  {:<10}  {:<10}  {:<24}  {}",
+                    c.serial,
+                    day(c.issued_at),
+                    day(c.not_after),
+                    status,
+                    c.subject
+                );
+            }
+            println!("{} certificate(s)", issued.len());
+            Ok(())
         }
         RaCommand::Revoke { dir, serial, reason } => {
             runtime()?.block_on(kalit_ra::revoke(&dir, &serial, reason.as_deref()))?;

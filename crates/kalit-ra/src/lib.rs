@@ -100,6 +100,17 @@ pub async fn revoke(dir: &Path, serial: &str, reason: Option<&str>) -> Result<()
     Ok(())
 }
 
+/// Every certificate the RA issued (for `kalit ra list`).
+pub async fn list(dir: &Path) -> Result<Vec<store::Issued>, RaError> {
+    if !dir.join("ca.json").exists() {
+        return Err(RaError::new(ErrorCode::NotFound, format!("no CA in {} (run kalit ra init first)", dir.display())));
+    }
+    let store = RaStore::open(dir).await?;
+    let out = store.issued().await;
+    store.pool.close().await;
+    out
+}
+
 fn base32(b: &[u8]) -> String {
     const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::new();

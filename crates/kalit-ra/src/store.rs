@@ -22,6 +22,23 @@ pub struct Revoked {
     pub reason: Option<String>,
 }
 
+/// An issued certificate, for `kalit ra list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Issued {
+    /// Serial, hex.
+    pub serial: String,
+    /// Subject.
+    pub subject: String,
+    /// Unix seconds.
+    pub issued_at: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// Unix seconds, when revoked.
+    pub revoked_at: Option<i64>,
+    /// Revocation reason.
+    pub reason: Option<String>,
+}
+
 /// The RA database.
 #[derive(Debug, Clone)]
 pub struct RaStore {
@@ -96,6 +113,28 @@ impl RaStore {
                 Ok(Revoked {
                     serial: r.try_get("serial").map_err(RaError::db)?,
                     revoked_ms: r.try_get("revoked_ms").map_err(RaError::db)?,
+                    reason: r.try_get("reason").map_err(RaError::db)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every issued certificate, oldest first.
+    pub async fn issued(&self) -> Result<Vec<Issued>, RaError> {
+        let rows = sqlx::query(
+            "SELECT serial, subject, issued_ms, not_after_ms, revoked_ms, reason FROM issued ORDER BY issued_ms, serial",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(RaError::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Issued {
+                    serial: r.try_get("serial").map_err(RaError::db)?,
+                    subject: r.try_get("subject").map_err(RaError::db)?,
+                    issued_at: r.try_get::<i64, _>("issued_ms").map_err(RaError::db)? / 1000,
+                    not_after: r.try_get::<i64, _>("not_after_ms").map_err(RaError::db)? / 1000,
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_ms").map_err(RaError::db)?.map(|m| m / 1000),
                     reason: r.try_get("reason").map_err(RaError::db)?,
                 })
             })

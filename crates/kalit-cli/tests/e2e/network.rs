@@ -403,3 +403,42 @@ fn service_logs_are_structured_and_hold_no_secrets() {
         assert!(!text.contains("PRIVATE KEY"), "{}", f.display());
     }
 }
+
+#[test]
+fn ra_operator_commands() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init(root, "ra");
+    let d = s(&ra.dir);
+    // A second init on the same directory is refused; enrolment checks the subject and the TTL.
+    kalit(&["ra", "init", "--dir", d, "--name", "again"], &[RA_PASS, RA_PASS]).fails(12, "already_exists");
+    kalit(&["ra", "init", "--dir", s(&root.join("weak")), "--name", "x"], &["short", "short"]).fails(14, "weak_secret");
+    kalit(&["ra", "enrol", "--dir", d, "--subject", "no equals"], &[]).fails(8, "invalid_input");
+    kalit(&["ra", "enrol", "--dir", d, "--subject", "CN=x", "--ttl", "1y"], &[]).fails(8, "invalid_input");
+    let r = kalit(&["ra", "enrol", "--dir", d, "--subject", "CN=Json,C=UZ", "--json"], &[]).ok();
+    let code: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(code["code"].as_str().unwrap().len(), 29);
+    // A wrong passphrase file: the RA does not start.
+    let bad = root.join("bad.pass");
+    std::fs::write(&bad, "not the passphrase\n").unwrap();
+    kalit(&["ra", "serve", "--dir", d, "--listen", "127.0.0.1:0", "--passphrase-file", s(&bad)], &[])
+        .fails(5, "wrong_password");
+    let srv = ra.serve();
+    enrolled_phone(root, "p", "p-256", &ra, &srv.url, "CN=Listed Person,C=UZ");
+    let list = |json: bool| {
+        let mut a = vec!["ra", "list", "--dir", d];
+        if json {
+            a.push("--json");
+        }
+        kalit(&a, &[]).ok().stdout
+    };
+    let issued: serde_json::Value = serde_json::from_str(&list(true)).unwrap();
+    let serial = issued[0]["serial"].as_str().unwrap().to_string();
+    assert_eq!(issued.as_array().unwrap().len(), 1);
+    assert!(issued[0]["revoked_at"].is_null());
+    kalit(&["ra", "revoke", "--dir", d, &serial, "--reason", "nonsense"], &[]).fails(8, "invalid_input");
+    kalit(&["ra", "revoke", "--dir", d, &serial, "--reason", "keyCompromise"], &[]).ok();
+    kalit(&["ra", "revoke", "--dir", d, &serial], &[]).fails(6, "not_found");
+    let text = list(false);
+    assert!(text.contains("revoked") && text.contains("keyCompromise") && text.contains("Listed Person"), "{text}");
+}
