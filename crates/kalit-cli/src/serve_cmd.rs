@@ -60,6 +60,7 @@ pub enum CaAlgArg {
   kalit ra init --dir /srv/kalit-ra --name \"Example Agency\" --two-tier
   kalit ra enrol --dir /srv/kalit-ra --subject \"CN=Ali Valiyev,SERIALNUMBER=12345678901234,C=UZ\" --ttl 3d
   kalit ra serve --dir /srv/kalit-ra --listen 127.0.0.1:8740 --passphrase-file /run/secrets/ra
+  kalit ra list --dir /srv/kalit-ra                   serials, subjects, expiry, revocations
   kalit ra revoke --dir /srv/kalit-ra 5f0c...e1 --reason keyCompromise")]
 pub struct RaArgs {
     #[command(subcommand)]
@@ -110,8 +111,10 @@ enum RaCommand {
         /// Read the CA passphrase from this file (first line) instead of prompting.
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
+        /// TLS certificate chain (PEM), required off loopback.
         #[arg(long)]
         tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
         #[arg(long)]
         tls_key: Option<PathBuf>,
         /// Issuance requests per minute per client address (0: unlimited).
@@ -241,15 +244,6 @@ pub fn ra(a: RaArgs) -> CliResult {
 
 /// The relay (the paper's W).
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Configuration: --config FILE (TOML), then KALIT_RELAY_* environment variables (nested keys with
-__, e.g. KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE=10), then these flags. Unknown keys are errors.
-
-Examples:
-  kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem
-  kalit relay serve --data /var/lib/kalit-relay --database postgres://kalit@db/kalit --trust ra.pem --trust national.pem
-  kalit relay serve --config /etc/kalit/relay.toml --listen 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem"
-)]
 pub struct RelayArgs {
     #[command(subcommand)]
     command: RelayCommand,
@@ -258,6 +252,15 @@ pub struct RelayArgs {
 #[derive(Debug, Subcommand)]
 enum RelayCommand {
     /// Serve the relay API (registration, devices, identity, health, metrics).
+    #[command(
+        after_help = "Configuration: --config FILE (TOML), then KALIT_RELAY_* environment variables (nested keys with
+__, e.g. KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE=10), then these flags. Unknown keys are errors.
+
+Examples:
+  kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem
+  kalit relay serve --data /var/lib/kalit-relay --database postgres://kalit@db/kalit --trust ra.pem --trust national.pem
+  kalit relay serve --config /etc/kalit/relay.toml --listen 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem"
+    )]
     Serve {
         /// Data directory: relay key and SQLite database [default: $XDG_DATA_HOME/kalit/relay].
         #[arg(long)]
@@ -277,8 +280,10 @@ enum RelayCommand {
         /// Name published in the relay identity.
         #[arg(long)]
         name: Option<String>,
+        /// TLS certificate chain (PEM), required off loopback.
         #[arg(long)]
         tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
         #[arg(long)]
         tls_key: Option<PathBuf>,
         /// text or json.
