@@ -469,3 +469,88 @@ mod pfx_edge_cases {
         assert_eq!(keys.len(), imported);
     }
 }
+
+/// A certificate for `label`'s key from a throw-away CA, installed.
+fn certify(v: &Vault, label: &str) {
+    use kalit_core::keys::{PrivateKey, generate};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
+    let ca_key = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::P256).unwrap()).unwrap();
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name = kalit_core::csr::parse_subject("CN=Test CA").unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca = p.self_signed(&ca_key).unwrap().der().to_vec();
+    let issuer = Issuer::new(p, ca_key);
+    let csr = v.unlock(&pin("123456")).unwrap().csr(label, "CN=Holder").unwrap();
+    let csr = rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap();
+    let leaf = csr.signed_by(&issuer).unwrap().der().to_vec();
+    let bundle = format!("{}{}", kalit_core::x509::cert_pem(&leaf), kalit_core::x509::cert_pem(&ca));
+    v.install_cert(label, bundle.as_bytes()).unwrap();
+}
+
+#[test]
+fn statements_only_in_their_namespaces_and_device_keys_sealed() {
+    use kalit_core::statement::{self, Statement};
+    let (_d, dir, v) = new_vault(10);
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::P256, "k", false).unwrap();
+    // No certificate yet: no registration statement is signed.
+    let reg = Statement::register("relay", &[1; 32], "alice", &[2; 32], "fp");
+    assert_eq!(code(u.sign_statement("k", &reg)), ErrorCode::RefusedByPolicy);
+    drop(u);
+    certify(&v, "k");
+    let u = v.unlock(&pin("123456")).unwrap();
+    let (sig, chain) = u.sign_statement("k", &reg).unwrap();
+    let spki = kalit_core::x509::cert_spki(&chain[0]).unwrap();
+    kalit_core::x509::verify_raw(&spki, reg.as_bytes(), &sig).unwrap();
+    // A certificate key does not sign device statements, a device key does not sign registrations.
+    let dev_st = Statement::device_request("relay", &[1; 32], "alice", "dev", "list", "");
+    assert_eq!(code(u.sign_statement("k", &dev_st)), ErrorCode::RefusedByPolicy);
+    let pending = u.new_device().unwrap();
+    assert_eq!(code(u.sign_with_pending(&pending, &reg)), ErrorCode::RefusedByPolicy);
+    let device_id = pending.device_id();
+    let raw_pub = pending.public_key_raw().to_vec();
+    let att = kalit_proto::relay::SignedAttestation {
+        attestation: kalit_proto::relay::Attestation {
+            relay_id: "relay".into(),
+            login: "alice".into(),
+            cert_fingerprint: "fp".into(),
+            device_id: device_id.clone(),
+            device_key: B64.encode(&raw_pub),
+            issued_at: 0,
+        },
+        signature: String::new(),
+    };
+    let rec = kalit_vault::DeviceRecord {
+        format: String::new(),
+        device_id: String::new(),
+        relay_url: "http://127.0.0.1:1".into(),
+        relay_id: "relay".into(),
+        relay_public_key: String::new(),
+        login: "alice".into(),
+        key_label: "k".into(),
+        attestation: att,
+        created: String::new(),
+    };
+    u.save_device(pending, rec).unwrap();
+    let st = Statement::device_request("relay", &[3; 32], "alice", &device_id, "list", "");
+    let sig = u.sign_as_device(&device_id, &st).unwrap();
+    statement::verify_ed25519(&raw_pub, st.as_bytes(), &sig).unwrap();
+    assert_eq!(code(u.sign_as_device(&device_id, &reg)), ErrorCode::RefusedByPolicy);
+    assert_eq!(v.devices().unwrap().len(), 1);
+    // The device key is sealed (no raw key bytes on disk), and a changed header is detected.
+    let path = dir.join("devices").join(format!("{device_id}.json"));
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("PRIVATE"));
+    let mut f: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&B64.decode(f["header"].as_str().unwrap()).unwrap()).unwrap();
+    header["login"] = serde_json::json!("mallory");
+    f["header"] = serde_json::json!(B64.encode(serde_json::to_vec(&header).unwrap()));
+    fs::write(&path, f.to_string()).unwrap();
+    assert_eq!(code(u.sign_as_device(&device_id, &st)), ErrorCode::Corrupt);
+    assert_eq!(code(u.sign_as_device("not-a-device", &st)), ErrorCode::NotFound);
+    fs::write(&path, text).unwrap();
+    u.forget_device(&device_id).unwrap();
+    assert!(v.devices().unwrap().is_empty());
+}
