@@ -529,4 +529,10 @@ async fn metrics_and_openapi_describe_the_api() {
         .collect();
     let all: Vec<&str> = kalit_proto::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(codes, all, "openapi.json's ErrorCode enum matches kalit-proto");
+    // The database goes away: health and API calls answer 503 `unavailable`, not a hang or a 500.
+    r.state.store.close().await;
+    let (s, v) = r.call("GET", "/healthz", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{v}");
+    let (s, v) = r.call("POST", "/v1/nonce", None).await;
+    assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{v}");
 }
