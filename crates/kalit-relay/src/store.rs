@@ -215,7 +215,7 @@ impl Store {
             Err(e) if is_unique_violation(&e) => return Ok(Created::LoginExists),
             Err(e) => return Err(db(e)),
         }
-        insert_cert(&mut tx, login, cert, now_ms).await?;
+        insert_cert(&mut tx, login, cert, now_ms, false).await?;
         insert_device(&mut tx, login, device, cert.fingerprint, now_ms).await?;
         audit(&mut tx, now_ms, "login_created", login, device.device_id).await?;
         tx.commit().await.map_err(db)?;
@@ -252,18 +252,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), ServiceError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let r = sqlx::query(
-            "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (login, fingerprint) DO NOTHING",
-        )
-        .bind(login)
-        .bind(cert.fingerprint)
-        .bind(cert.subject)
-        .bind(cert.der.to_vec())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await;
-        r.map_err(db)?;
+        insert_cert(&mut tx, login, cert, now_ms, true).await?;
         insert_device(&mut tx, login, device, cert.fingerprint, now_ms).await?;
         audit(&mut tx, now_ms, "device_added", login, device.device_id).await?;
         tx.commit().await.map_err(db)?;
@@ -345,23 +334,27 @@ fn device_row(r: &AnyRow) -> Result<DeviceRow, ServiceError> {
     })
 }
 
+/// Attaches a certificate to a login; with `if_new`, an already attached one is left as it is.
 async fn insert_cert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     login: &str,
     cert: &NewCert<'_>,
     now_ms: i64,
+    if_new: bool,
 ) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(login)
-    .bind(cert.fingerprint)
-    .bind(cert.subject)
-    .bind(cert.der.to_vec())
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
+    const SQL: &str =
+        "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5)";
+    const SQL_IF_NEW: &str = "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login, fingerprint) DO NOTHING";
+    sqlx::query(if if_new { SQL_IF_NEW } else { SQL })
+        .bind(login)
+        .bind(cert.fingerprint)
+        .bind(cert.subject)
+        .bind(cert.der.to_vec())
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 
