@@ -536,3 +536,29 @@ async fn metrics_and_openapi_describe_the_api() {
     let (s, v) = r.call("POST", "/v1/nonce", None).await;
     assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgresql_database_share_nonces_and_logins() {
+    let ca = Ca::new("Test RA");
+    let Some(db) = databases().await.into_iter().find(|d| d.backend == "postgres") else {
+        eprintln!("skipped: needs KALIT_TEST_POSTGRES_URL");
+        return;
+    };
+    // Two relay processes' states over one database and one data directory (the shared attestation key).
+    let a = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    let b = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    assert_eq!(a.id, b.id);
+    let alice = ca.person("Alice", KeyAlgorithm::P256);
+    let phone = Device::new();
+    // Nonce from node A, registration on node B.
+    let req = a.request("multi", &alice, &phone, None).await;
+    let (s, v) = b.register(&req).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Replaying on node A fails: the nonce was consumed in the shared database.
+    let (_, v) = a.register(&req).await;
+    assert_eq!(code(&v), "expired");
+    let (s, v) = a.device_call("multi", &phone, "list", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    a.state.store.close().await;
+    b.state.store.close().await;
+}
