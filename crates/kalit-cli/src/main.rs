@@ -204,7 +204,7 @@ enum VaultCommand {
         #[arg(long)]
         json: bool,
     },
-    /// PIN attempts used and left, lock state.
+    /// PIN attempts used and left, lock state, and the relays this phone is registered at.
     Status {
         #[arg(long)]
         json: bool,

@@ -269,10 +269,19 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             let vault = Vault::open(dir)?;
             let s = vault.pin_status()?;
             let policy = vault.policy();
+            let regs = vault.devices()?;
             if json {
+                let registrations: Vec<_> = regs
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({"relay": d.relay_url, "relay_id": d.relay_id, "login": d.login,
+                            "device_id": d.device_id, "key": d.key_label, "since": d.created})
+                    })
+                    .collect();
                 return print_json(&serde_json::json!({
                     "failures": s.failures, "remaining": s.remaining, "locked": s.locked,
                     "wait_seconds": s.wait.as_secs_f64().ceil() as u64, "max_attempts": policy.max_attempts,
+                    "registrations": registrations,
                 }));
             }
             println!(
@@ -283,6 +292,15 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
                 s.remaining,
                 policy.max_attempts
             );
+            if regs.is_empty() {
+                println!("Not registered at any relay (kalit vault register).");
+            }
+            for d in &regs {
+                println!(
+                    "Registered at {} as {} with key {:?}, device {} (since {}).",
+                    d.relay_url, d.login, d.key_label, d.device_id, d.created
+                );
+            }
             Ok(())
         }
         VaultCommand::Enrol { key, ra, code, ca } => crate::vault_net::enrol(dir, &key, &ra, &code, ca.as_ref()),

@@ -149,6 +149,8 @@ fn enrol_register_second_phone_and_restart_on_each_backend() {
         let r = a.run(&["register", "main", "--relay", &rl.url, "--login", "Aziza", "--device-name", "A"], &[PIN]).ok();
         assert!(r.stdout.contains("registered the new login aziza"), "{backend}: {}", r.stdout);
         a.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).fails(12, "already_exists");
+        let st = a.run(&["status"], &[]).ok();
+        assert!(st.stdout.contains("Registered at") && st.stdout.contains("as aziza"), "{}", st.stdout);
 
         // A second phone with its own certificate: the login is taken.
         let b = enrolled_phone(root, &format!("b{i}"), "ed25519", &ra, &ra_srv.url, "CN=Boris,C=UZ");
