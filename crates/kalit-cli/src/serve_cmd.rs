@@ -200,7 +200,8 @@ pub fn ra(a: RaArgs) -> CliResult {
             let rt = runtime()?;
             rt.block_on(async {
                 let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute).await?;
-                kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls).await?;
+                let header_timeout = std::time::Duration::from_secs(10);
+                kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls, header_timeout).await?;
                 Ok(())
             })
         }
@@ -333,7 +334,8 @@ pub fn relay(a: RelayArgs) -> CliResult {
             anchors = state.anchors.len(),
             "relay ready"
         );
-        kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls).await?;
+        let header_timeout = std::time::Duration::from_secs(cfg.limits.header_timeout_secs.max(1));
+        kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls, header_timeout).await?;
         Ok(())
     })
 }

@@ -50,6 +50,8 @@ pub struct Limits {
     pub nonce_ttl_secs: u64,
     /// Seconds before a request is abandoned.
     pub request_timeout_secs: u64,
+    /// Seconds a client has to send its request headers before the connection is closed.
+    pub header_timeout_secs: u64,
     /// Most devices per login.
     pub max_devices_per_login: i64,
 }
@@ -80,6 +82,7 @@ impl Default for Limits {
             per_login_burst: 10,
             nonce_ttl_secs: 120,
             request_timeout_secs: 15,
+            header_timeout_secs: 10,
             max_devices_per_login: 20,
         }
     }

@@ -32,7 +32,15 @@ pub fn check_listen(addr: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), Serv
 }
 
 /// Binds `addr`, prints `<name> listening on <url>` on standard output and serves until a shutdown signal.
-pub async fn serve(name: &str, router: Router, addr: SocketAddr, tls: Option<TlsFiles>) -> Result<(), ServiceError> {
+/// A client that has not sent its request headers within `header_timeout` is disconnected (slow-header
+/// clients cannot hold connections open).
+pub async fn serve(
+    name: &str,
+    router: Router,
+    addr: SocketAddr,
+    tls: Option<TlsFiles>,
+    header_timeout: std::time::Duration,
+) -> Result<(), ServiceError> {
     check_listen(addr, tls.as_ref())?;
     let io = |e: std::io::Error| ServiceError::new(ErrorCode::Io, format!("cannot listen on {addr}: {e}"));
     let listener = std::net::TcpListener::bind(addr).map_err(io)?;
@@ -50,7 +58,9 @@ pub async fn serve(name: &str, router: Router, addr: SocketAddr, tls: Option<Tls
         None => {
             println!("{name} listening on http://{local}");
             tracing::info!(%local, "listening (plain HTTP, loopback)");
-            axum_server::from_tcp(listener).map_err(io)?.handle(handle).serve(svc).await.map_err(io)
+            let mut server = axum_server::from_tcp(listener).map_err(io)?;
+            server.http_builder().http1().header_read_timeout(header_timeout);
+            server.handle(handle).serve(svc).await.map_err(io)
         }
         Some(t) => {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key).await.map_err(|e| {
@@ -58,7 +68,9 @@ pub async fn serve(name: &str, router: Router, addr: SocketAddr, tls: Option<Tls
             })?;
             println!("{name} listening on https://{local}");
             tracing::info!(%local, "listening (TLS)");
-            axum_server::from_tcp_rustls(listener, cfg).map_err(io)?.handle(handle).serve(svc).await.map_err(io)
+            let mut server = axum_server::from_tcp_rustls(listener, cfg).map_err(io)?;
+            server.http_builder().http1().header_read_timeout(header_timeout);
+            server.handle(handle).serve(svc).await.map_err(io)
         }
     }
 }

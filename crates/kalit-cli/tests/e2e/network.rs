@@ -22,8 +22,14 @@ impl Service {
 
     /// Starts with a log filter and standard error sent to `stderr`.
     pub fn start_with(args: &[&str], stdin: Option<&str>, log: &str, stderr: Stdio) -> Service {
+        Self::start_env(args, stdin, log, stderr, &[])
+    }
+
+    /// [`start_with`](Self::start_with) with extra environment variables.
+    pub fn start_env(args: &[&str], stdin: Option<&str>, log: &str, stderr: Stdio, env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kalit"))
             .args(args)
+            .envs(env.iter().copied())
             .env("KALIT_LOG", log)
             .env_remove("KALIT_VAULT")
             .stdin(Stdio::piped())
@@ -443,4 +449,45 @@ fn ra_operator_commands() {
     kalit(&["ra", "revoke", "--dir", d, &serial], &[]).fails(6, "not_found");
     let text = list(false);
     assert!(text.contains("revoked") && text.contains("keyCompromise") && text.contains("Listed Person"), "{text}");
+}
+
+#[test]
+fn slow_clients_are_cut_off_while_others_are_served() {
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let root = tempfile::tempdir().unwrap();
+    let rl = Service::start_env(
+        &["relay", "serve", "--data", s(&root.path().join("r")), "--listen", "127.0.0.1:0"],
+        None,
+        "warn",
+        Stdio::inherit(),
+        &[("KALIT_RELAY_LIMITS__HEADER_TIMEOUT_SECS", "1")],
+    );
+    let addr = rl.url.trim_start_matches("http://").to_string();
+    // Ten clients that send half a request and then nothing.
+    let mut slow: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).unwrap();
+            c.write_all(b"POST /v1/nonce HTTP/1.1\r\nHost: relay\r\nContent-Type: appl").unwrap();
+            c
+        })
+        .collect();
+    // Meanwhile a normal client is answered.
+    let mut ok = TcpStream::connect(&addr).unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    ok.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The slow ones are disconnected by the server after the header timeout (1 s here; 10 s by default):
+    // reading reaches end-of-stream instead of waiting until our own 30 s read timeout gives up.
+    for c in &mut slow {
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = Vec::new();
+        let r = c.read_to_end(&mut buf);
+        let closed = match &r {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "the relay kept a slow client's connection open: {r:?}");
+    }
 }
