@@ -83,7 +83,7 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
         return Err(RaError::invalid("an enrolment code is at most 64 characters"));
     }
     let now = OffsetDateTime::now_utc();
-    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = kalit_service::unix_ms(now);
     let serial = random_serial()?;
     let serial_hex = hex::encode(&serial);
     let mut tx = state.store.pool.begin().await.map_err(RaError::db)?;

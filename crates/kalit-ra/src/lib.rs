@@ -10,16 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kalit_proto::ErrorCode;
 use kalit_proto::ra::{IssueRequest, IssueResponse};
 use kalit_service::error::JsonBody;
+use kalit_service::ratelimit::{AddressLimit, limit_address};
 use kalit_service::{Metrics, RateLimiter, ServiceError, ServiceResult};
-use time::OffsetDateTime;
 
 pub mod ca;
 mod error;
@@ -78,7 +77,7 @@ pub async fn enrol(dir: &Path, subject: &str, ttl: Duration) -> Result<String, R
     let grouped: Vec<String> = code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
     let code = grouped.join("-");
     let store = RaStore::open(dir).await?;
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = kalit_service::now_ms();
     store.add_enrolment(&issue::code_hash(&code), subject, now_ms, now_ms + ttl.as_millis() as i64).await?;
     store.pool.close().await;
     Ok(code)
@@ -91,7 +90,7 @@ pub async fn revoke(dir: &Path, serial: &str, reason: Option<&str>) -> Result<()
     }
     let serial = serial.trim().to_ascii_lowercase().replace(':', "");
     let store = RaStore::open(dir).await?;
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = kalit_service::now_ms();
     let ok = store.revoke(&serial, reason, now_ms).await?;
     store.pool.close().await;
     if !ok {
@@ -178,22 +177,13 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-async fn limit(State(s): State<RaState>, req: Request, next: Next) -> Response {
-    let key = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "in-process".to_string(), |c| c.0.ip().to_string());
-    if let Err(wait) = s.limiter.check(&key) {
-        return ServiceError::rate_limited(wait).into_response();
-    }
-    next.run(req).await
-}
-
 /// The RA's router.
 pub fn app(state: RaState) -> Router {
-    let issue = Router::new()
-        .route("/v1/certificates", post(issue_handler))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit));
+    let issue =
+        Router::new().route("/v1/certificates", post(issue_handler)).route_layer(axum::middleware::from_fn_with_state(
+            AddressLimit { limiter: state.limiter.clone(), metrics: state.metrics.clone() },
+            limit_address,
+        ));
     Router::new()
         .route("/v1/ca.pem", get(ca_pem))
         .route("/v1/crl", get(crl))

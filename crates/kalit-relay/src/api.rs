@@ -2,13 +2,10 @@
 //! of `docs/PROTOCOL.md`: fresh nonces, domain-separated statements, proofs checked against the
 //! configured trust anchors before the store is consulted.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::statement::{self, Statement};
@@ -24,9 +21,7 @@ use time::OffsetDateTime;
 use crate::AppState;
 use crate::store::{Created, NewCert, NewDevice};
 
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+use kalit_service::now_ms;
 
 pub(crate) async fn identity(State(s): State<AppState>) -> Json<RelayIdentity> {
     Json(s.identity.public.clone())
@@ -47,20 +42,6 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 pub(crate) async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
-}
-
-/// Per-address limit on every API call. The address is the TCP peer (a reverse proxy in front should
-/// keep its own limits).
-pub(crate) async fn limit_address(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let key = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "in-process".to_string(), |c| c.0.ip().to_string());
-    if let Err(wait) = s.addr_limiter.check(&key) {
-        s.metrics.inc("rate_limited", "address");
-        return ServiceError::rate_limited(wait).into_response();
-    }
-    next.run(req).await
 }
 
 fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {

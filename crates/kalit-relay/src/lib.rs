@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use kalit_core::x509;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::WELL_KNOWN_PATH;
+use kalit_service::ratelimit::{AddressLimit, limit_address};
 use kalit_service::{Metrics, RateLimiter, ServiceError};
 
 mod api;
@@ -100,7 +101,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/register", post(api::register))
         .route("/v1/devices", post(api::devices))
         .route("/v1/devices/remove", post(api::remove_device))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), api::limit_address));
+        .route_layer(axum::middleware::from_fn_with_state(
+            AddressLimit { limiter: state.addr_limiter.clone(), metrics: state.metrics.clone() },
+            limit_address,
+        ));
     Router::new()
         .route(WELL_KNOWN_PATH, get(api::identity))
         .route("/healthz", get(api::health))

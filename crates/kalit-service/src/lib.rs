@@ -15,3 +15,13 @@ pub mod serve;
 pub use error::{ServiceError, ServiceResult};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
+
+/// Unix time in milliseconds, as the services store it.
+pub fn now_ms() -> i64 {
+    unix_ms(time::OffsetDateTime::now_utc())
+}
+
+/// A time as Unix milliseconds.
+pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}

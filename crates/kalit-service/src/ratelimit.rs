@@ -2,8 +2,15 @@
 //! nodes behind a load balancer each node enforces its own share.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::{Metrics, ServiceError};
 
 /// Most keys tracked before idle buckets are swept (bounds memory under a flood of distinct keys).
 const MAX_KEYS: usize = 100_000;
@@ -52,6 +59,29 @@ impl RateLimiter {
             Err(((1.0 - *tokens) / rate).ceil() as u64)
         }
     }
+}
+
+/// State of [`limit_address`]: the limiter and the metrics that count refusals.
+#[derive(Debug, Clone)]
+pub struct AddressLimit {
+    /// Per-address limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Where `rate_limited_total{result="address"}` is counted.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Middleware: one token per request from the TCP peer's address (a reverse proxy in front should keep
+/// its own limits); 429 `rate_limited` with `Retry-After` when the bucket is empty.
+pub async fn limit_address(State(s): State<AddressLimit>, req: Request, next: Next) -> Response {
+    let key = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "in-process".to_string(), |c| c.0.ip().to_string());
+    if let Err(wait) = s.limiter.check(&key) {
+        s.metrics.inc("rate_limited", "address");
+        return ServiceError::rate_limited(wait).into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]
