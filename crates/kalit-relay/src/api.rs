@@ -110,7 +110,6 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     // Everything that does not depend on the store comes first, so a request that fails them gets the
     // same answer whether or not the login exists.
     let login = statement::normalize_login(&req.login)?;
-    limit_login(s, &login)?;
     check_device_name(&req.device_name)?;
     let device_key = statement::b64("device_key", &req.device_key, 32)?;
     if device_key.len() != 32 {
@@ -128,6 +127,9 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
             Statement::login_proof(&relay_id, &nonce, &login, &device_key, &proof.fingerprint, fp)
         })?),
     };
+    // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
+    // a person out of their own login (strangers are limited per address).
+    limit_login(s, &login)?;
     take_nonce(s, &nonce).await?;
     let device_id = statement::key_id(&device_key);
     let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf };
@@ -173,7 +175,6 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
 /// Checks a device-signed request and returns the login.
 async fn authorize_device(s: &AppState, req: &DeviceRequest, action: &str) -> ServiceResult<String> {
     let login = statement::normalize_login(&req.login)?;
-    limit_login(s, &login)?;
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
     let sig = statement::b64("signature", &req.signature, 64)?;
     let unauthorized =
@@ -181,6 +182,7 @@ async fn authorize_device(s: &AppState, req: &DeviceRequest, action: &str) -> Se
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), &sig).map_err(|_| unauthorized())?;
+    limit_login(s, &login)?;
     take_nonce(s, &nonce).await?;
     Ok(login)
 }

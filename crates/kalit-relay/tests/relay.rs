@@ -562,3 +562,19 @@ async fn two_nodes_on_one_postgresql_database_share_nonces_and_logins() {
     a.state.store.close().await;
     b.state.store.close().await;
 }
+
+#[tokio::test]
+async fn junk_for_a_login_does_not_use_up_its_limit() {
+    let ca = Ca::new("Test RA");
+    let db = databases().await.remove(0);
+    let limits = Limits { per_login_per_minute: 2, per_login_burst: 2, per_address_per_minute: 0, ..Limits::default() };
+    let r = relay(&db, vec![ca.der.clone()], limits).await;
+    let alice = ca.person("Alice", KeyAlgorithm::P256);
+    for _ in 0..10 {
+        let mut req = r.request("victim", &alice, &Device::new(), None).await;
+        req.proof.signature = B64.encode([1u8; 64]);
+        assert_eq!(code(&r.register(&req).await.1), "invalid_signature");
+    }
+    let (s, v) = r.register(&r.request("victim", &alice, &Device::new(), None).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
