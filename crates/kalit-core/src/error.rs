@@ -24,6 +24,12 @@ pub enum CoreError {
     /// Stored data failed an integrity check or carries impossible parameters.
     #[error("{0}")]
     Corrupt(String),
+    /// A QR or session is past its lifetime.
+    #[error("{0}")]
+    Expired(String),
+    /// The end-to-end channel failed (handshake mismatch, tampered or out-of-order frame).
+    #[error("{0}")]
+    Channel(String),
     /// A library failed in a way that input cannot explain.
     #[error("internal error: {0}")]
     Internal(String),
@@ -41,6 +47,8 @@ impl CoreError {
             CoreError::InvalidSignature(_) => ErrorCode::InvalidSignature,
             CoreError::Untrusted(_) => ErrorCode::UntrustedCertificate,
             CoreError::Corrupt(_) => ErrorCode::Corrupt,
+            CoreError::Expired(_) => ErrorCode::Expired,
+            CoreError::Channel(_) => ErrorCode::Channel,
             CoreError::Crypto(_) | CoreError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod keys;
 pub mod seal;
 pub mod secret;
+pub mod session;
 pub mod statement;
 pub mod x509;
 

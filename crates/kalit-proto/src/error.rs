@@ -57,11 +57,17 @@ pub enum ErrorCode {
     Unauthorized,
     /// The request or input is larger than the limit.
     TooLarge,
+    /// The end-to-end channel between agent and phone failed: a handshake that did not match (altered QR,
+    /// wrong key) or a tampered, replayed, reordered or dropped frame. Nothing was shown or signed; start a
+    /// new session.
+    Channel,
+    /// Another request is already waiting (one pending session or signature at a time).
+    Busy,
 }
 
 impl ErrorCode {
     /// Every code, in exit-status order (for documentation and tests).
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::Internal,
         ErrorCode::Usage,
         ErrorCode::WrongPin,
@@ -85,6 +91,8 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::Unauthorized,
         ErrorCode::TooLarge,
+        ErrorCode::Channel,
+        ErrorCode::Busy,
     ];
 
     /// The stable string form, as printed in `error[CODE]` and in JSON.
@@ -113,6 +121,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::Channel => "channel",
+            ErrorCode::Busy => "busy",
         }
     }
 
@@ -142,6 +152,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => 21,
             ErrorCode::Unauthorized => 22,
             ErrorCode::TooLarge => 23,
+            ErrorCode::Channel => 24,
+            ErrorCode::Busy => 25,
         }
     }
 
@@ -158,10 +170,11 @@ impl ErrorCode {
             ErrorCode::UntrustedCertificate | ErrorCode::RefusedByPolicy | ErrorCode::Declined => 403,
             ErrorCode::Locked => 423,
             ErrorCode::NotFound => 404,
-            ErrorCode::AlreadyExists | ErrorCode::LoginTaken => 409,
+            ErrorCode::AlreadyExists | ErrorCode::LoginTaken | ErrorCode::Busy => 409,
             ErrorCode::TryLater | ErrorCode::RateLimited => 429,
             ErrorCode::Expired => 410,
             ErrorCode::Unavailable => 503,
+            ErrorCode::Channel => 502,
             ErrorCode::TooLarge => 413,
         }
     }
@@ -173,7 +186,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// The JSON body of every error answer of the relay and the RA: `{"error": {"code": ..., "message": ...}}`.
+/// The JSON body of every error answer of the relay, the RA and the agent: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// The error.

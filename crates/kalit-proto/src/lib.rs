@@ -7,6 +7,7 @@ pub mod error;
 pub mod namespace;
 pub mod ra;
 pub mod relay;
+pub mod session;
 pub mod vault;
 pub mod verify;
 

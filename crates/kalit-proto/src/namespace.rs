@@ -19,3 +19,7 @@ pub const PSK: &str = "kalit/v1/psk";
 pub const DEVICE_REQUEST: &str = "kalit/v1/device-request";
 /// The relay's attestation that a certificate and a device key belong to a login.
 pub const ATTESTATION: &str = "kalit/v1/attestation";
+/// Short authentication string derivation from the Noise handshake hash.
+pub const SAS: &str = "kalit/v1/sas";
+/// The phone asks the relay to join a tunnel (the `action` of a device request).
+pub const TUNNEL_JOIN: &str = "tunnel-join";

@@ -1,0 +1,442 @@
+//! The signing session, without I/O: the QR, the keys derived from its secret, the Noise handshake
+//! (`Noise_NKpsk0_25519_ChaChaPoly_SHA256`, phone = initiator, agent = responder), the short
+//! authentication string, and the framing of channel messages into Noise messages.
+//!
+//! Invariants: the exact QR text is the Noise prologue (a changed field fails the handshake); the relay
+//! learns only the tunnel id; every frame is authenticated and carries an implicit counter, so a tampered,
+//! replayed, reordered or dropped frame makes [`Channel::open`] fail and the channel is then unusable.
+
+use aws_lc_rs::hkdf;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use kalit_proto::namespace;
+use kalit_proto::session::{
+    ChannelMessage, MAX_CHANNEL_MESSAGE, MAX_FRAME, QR_MAX_LEN, QR_SCHEME, QR_TTL_MAX_SECS, QrPayload,
+    SESSION_VERSION,
+};
+
+use crate::{CoreError, SecretBytes};
+
+/// The Noise protocol of the channel.
+pub const NOISE_PARAMS: &str = "Noise_NKpsk0_25519_ChaChaPoly_SHA256";
+/// Accepted clock difference between agent and phone, seconds.
+pub const CLOCK_SKEW_SECS: u64 = 30;
+const TAG_LEN: usize = 16;
+/// Plaintext bytes per frame: one flag byte and a chunk of the message.
+const CHUNK: usize = MAX_FRAME - TAG_LEN - 1;
+const FLAG_MORE: u8 = 1;
+const FLAG_LAST: u8 = 0;
+
+fn channel_err(msg: impl Into<String>) -> CoreError {
+    CoreError::Channel(msg.into())
+}
+
+fn hkdf32(ikm: &[u8], info: &str) -> Result<[u8; 32], CoreError> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(ikm);
+    let info = [info.as_bytes()];
+    let okm = prk.expand(&info, hkdf::HKDF_SHA256).map_err(|_| CoreError::Crypto("HKDF"))?;
+    let mut out = [0u8; 32];
+    okm.fill(&mut out).map_err(|_| CoreError::Crypto("HKDF"))?;
+    Ok(out)
+}
+
+fn params() -> Result<snow::params::NoiseParams, CoreError> {
+    NOISE_PARAMS.parse().map_err(|_| CoreError::Internal("Noise parameters".into()))
+}
+
+fn noise(e: snow::Error) -> CoreError {
+    channel_err(format!("the secure channel failed ({e}): the QR, the relay or a frame was altered"))
+}
+
+/// The tunnel id the relay sees: hex of HKDF(s, `kalit/v1/tunnel`). Reveals nothing about the PSK.
+pub fn tunnel_id(secret: &[u8]) -> Result<String, CoreError> {
+    Ok(hex::encode(hkdf32(secret, namespace::TUNNEL)?))
+}
+
+/// Whether `s` looks like a tunnel id (64 lowercase hex characters).
+pub fn is_tunnel_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn psk(secret: &[u8]) -> Result<SecretBytes, CoreError> {
+    Ok(SecretBytes::new(hkdf32(secret, namespace::PSK)?.to_vec()))
+}
+
+/// Six decimal digits from the handshake hash; both screens show them.
+fn sas(handshake_hash: &[u8]) -> Result<String, CoreError> {
+    let k = hkdf32(handshake_hash, namespace::SAS)?;
+    let n = u32::from_be_bytes([k[0], k[1], k[2], k[3]]) % 1_000_000;
+    Ok(format!("{:03} {:03}", n / 1000, n % 1000))
+}
+
+/// A parsed QR: its payload and the exact text (the prologue).
+#[derive(Debug, Clone)]
+pub struct Qr {
+    /// The payload.
+    pub payload: QrPayload,
+    text: String,
+    agent_public: [u8; 32],
+}
+
+/// The agent's secrets for one session; wiped on drop.
+#[derive(Debug)]
+pub struct AgentSecrets {
+    static_private: SecretBytes,
+    secret: SecretBytes,
+}
+
+impl AgentSecrets {
+    /// The tunnel id for these secrets.
+    pub fn tunnel_id(&self) -> Result<String, CoreError> {
+        tunnel_id(self.secret.expose_secret())
+    }
+}
+
+impl Qr {
+    /// A fresh QR for a session asked by `origin`, with new keys.
+    pub fn new(relay: &str, relay_id: &str, origin: &str, ttl: u32, now_secs: u64) -> Result<(Qr, AgentSecrets), CoreError> {
+        let kp = snow::Builder::new(params()?).generate_keypair().map_err(noise)?;
+        let secret: [u8; 16] = crate::seal::random()?;
+        let payload = QrPayload {
+            v: SESSION_VERSION,
+            pk: B64URL.encode(&kp.public),
+            s: B64URL.encode(secret),
+            relay: relay.trim_end_matches('/').to_string(),
+            relay_id: relay_id.into(),
+            origin: origin.into(),
+            iat: now_secs,
+            ttl: ttl.clamp(1, QR_TTL_MAX_SECS),
+            op: "sign".into(),
+        };
+        let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let text = format!("{QR_SCHEME}{}", B64URL.encode(json));
+        if text.len() > QR_MAX_LEN {
+            return Err(CoreError::invalid("the relay URL or origin is too long for a QR"));
+        }
+        let qr = Qr::parse(&text)?;
+        Ok((qr, AgentSecrets { static_private: SecretBytes::new(kp.private), secret: SecretBytes::from_slice(&secret) }))
+    }
+
+    /// Parses QR text, checking its form (not its age: see [`Qr::check_fresh`]).
+    pub fn parse(text: &str) -> Result<Qr, CoreError> {
+        let text = text.trim();
+        if text.len() > QR_MAX_LEN {
+            return Err(CoreError::invalid(format!("the QR text is longer than {QR_MAX_LEN} characters")));
+        }
+        let body = text
+            .strip_prefix(QR_SCHEME)
+            .ok_or_else(|| CoreError::invalid("this QR is not a Kalit signing request (it must start with kalit:)"))?;
+        let json = B64URL.decode(body).map_err(|_| CoreError::invalid("the QR text is damaged (not base64url)"))?;
+        let version: Option<u32> =
+            serde_json::from_slice::<serde_json::Value>(&json).ok().and_then(|v| v.get("v")?.as_u64()).map(|v| v as u32);
+        if let Some(v) = version
+            && v != SESSION_VERSION
+        {
+            return Err(CoreError::Unsupported(format!(
+                "QR version {v} (this Kalit understands version {SESSION_VERSION}); update Kalit"
+            )));
+        }
+        let payload: QrPayload =
+            serde_json::from_slice(&json).map_err(|e| CoreError::invalid(format!("the QR payload is malformed: {e}")))?;
+        let pk = B64URL.decode(&payload.pk).map_err(|_| CoreError::invalid("QR: bad agent key"))?;
+        let agent_public: [u8; 32] = pk.try_into().map_err(|_| CoreError::invalid("QR: the agent key must be 32 bytes"))?;
+        let s = B64URL.decode(&payload.s).map_err(|_| CoreError::invalid("QR: bad session secret"))?;
+        if s.len() != 16 {
+            return Err(CoreError::invalid("QR: the session secret must be 16 bytes"));
+        }
+        if payload.op != "sign" {
+            return Err(CoreError::Unsupported(format!("QR operation {:?}", payload.op)));
+        }
+        if payload.ttl == 0 || payload.ttl > QR_TTL_MAX_SECS {
+            return Err(CoreError::invalid(format!("QR lifetime {} s (at most {QR_TTL_MAX_SECS})", payload.ttl)));
+        }
+        if payload.origin.is_empty() || payload.relay_id.is_empty() || payload.relay.is_empty() {
+            return Err(CoreError::invalid("QR: empty origin or relay"));
+        }
+        Ok(Qr { payload, text: text.to_string(), agent_public })
+    }
+
+    /// The exact QR text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Refuses a QR that expired or was issued in the future (beyond [`CLOCK_SKEW_SECS`]).
+    pub fn check_fresh(&self, now_secs: u64) -> Result<(), CoreError> {
+        let p = &self.payload;
+        if p.iat > now_secs + CLOCK_SKEW_SECS {
+            return Err(CoreError::invalid("this QR was issued in the future: check the clocks of phone and computer"));
+        }
+        if now_secs > p.iat + u64::from(p.ttl) + CLOCK_SKEW_SECS {
+            return Err(CoreError::Expired(format!(
+                "this QR expired {} s ago: start a new signing session on the computer",
+                now_secs - p.iat - u64::from(p.ttl)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The tunnel id for this QR.
+    pub fn tunnel_id(&self) -> Result<String, CoreError> {
+        tunnel_id(&self.secret()?)
+    }
+
+    fn secret(&self) -> Result<Vec<u8>, CoreError> {
+        B64URL.decode(&self.payload.s).map_err(|_| CoreError::invalid("QR: bad session secret"))
+    }
+}
+
+/// The phone's half of the handshake, between sending message 1 and reading message 2.
+pub struct PhoneHandshake {
+    hs: snow::HandshakeState,
+}
+
+impl std::fmt::Debug for PhoneHandshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PhoneHandshake")
+    }
+}
+
+impl PhoneHandshake {
+    /// Starts the handshake for `qr`; returns the state and message 1 (to send through the tunnel).
+    pub fn start(qr: &Qr) -> Result<(PhoneHandshake, Vec<u8>), CoreError> {
+        let psk = psk(&qr.secret()?)?;
+        let psk: &[u8; 32] = psk.expose_secret().try_into().map_err(|_| CoreError::Internal("psk".into()))?;
+        let mut hs = snow::Builder::new(params()?)
+            .psk(0, psk)
+            .and_then(|b| b.prologue(qr.text.as_bytes()))
+            .and_then(|b| b.remote_public_key(&qr.agent_public))
+            .and_then(|b| b.build_initiator())
+            .map_err(noise)?;
+        let mut buf = vec![0u8; 256];
+        let n = hs.write_message(&[], &mut buf).map_err(noise)?;
+        buf.truncate(n);
+        Ok((PhoneHandshake { hs }, buf))
+    }
+
+    /// Reads message 2 and returns the channel.
+    pub fn finish(mut self, msg2: &[u8]) -> Result<Channel, CoreError> {
+        if msg2.len() > 256 {
+            return Err(channel_err("handshake message too long"));
+        }
+        let mut buf = vec![0u8; 256];
+        self.hs.read_message(msg2, &mut buf).map_err(noise)?;
+        Channel::from_handshake(self.hs)
+    }
+}
+
+/// The agent's half: reads message 1 and answers with message 2.
+pub fn agent_respond(qr: &Qr, secrets: &AgentSecrets, msg1: &[u8]) -> Result<(Vec<u8>, Channel), CoreError> {
+    if msg1.len() > 256 {
+        return Err(channel_err("handshake message too long"));
+    }
+    let psk = psk(secrets.secret.expose_secret())?;
+    let psk: &[u8; 32] = psk.expose_secret().try_into().map_err(|_| CoreError::Internal("psk".into()))?;
+    let mut hs = snow::Builder::new(params()?)
+        .psk(0, psk)
+        .and_then(|b| b.prologue(qr.text.as_bytes()))
+        .and_then(|b| b.local_private_key(secrets.static_private.expose_secret()))
+        .and_then(|b| b.build_responder())
+        .map_err(noise)?;
+    let mut buf = vec![0u8; 256];
+    hs.read_message(msg1, &mut buf).map_err(noise)?;
+    let n = hs.write_message(&[], &mut buf).map_err(noise)?;
+    buf.truncate(n);
+    Ok((buf, Channel::from_handshake(hs)?))
+}
+
+/// An established channel: turns [`ChannelMessage`]s into frames and back.
+pub struct Channel {
+    transport: snow::TransportState,
+    sas: String,
+    partial: Vec<u8>,
+    broken: bool,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("broken", &self.broken).finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    fn from_handshake(hs: snow::HandshakeState) -> Result<Channel, CoreError> {
+        let sas = sas(hs.get_handshake_hash())?;
+        let transport = hs.into_transport_mode().map_err(noise)?;
+        Ok(Channel { transport, sas, partial: vec![], broken: false })
+    }
+
+    /// The short authentication string, e.g. `042 917`.
+    pub fn sas(&self) -> &str {
+        &self.sas
+    }
+
+    /// Encrypts a message into one or more frames (each at most [`MAX_FRAME`] bytes).
+    pub fn seal(&mut self, msg: &ChannelMessage) -> Result<Vec<Vec<u8>>, CoreError> {
+        if self.broken {
+            return Err(channel_err("the channel already failed"));
+        }
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(msg).map_err(|e| CoreError::Internal(e.to_string()))?);
+        if json.len() > MAX_CHANNEL_MESSAGE {
+            return Err(CoreError::invalid("message too large for the channel"));
+        }
+        let chunks: Vec<&[u8]> = json.chunks(CHUNK).collect();
+        let mut frames = Vec::with_capacity(chunks.len());
+        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(CHUNK + 1));
+        for (i, chunk) in chunks.iter().enumerate() {
+            plain.clear();
+            plain.push(if i + 1 == chunks.len() { FLAG_LAST } else { FLAG_MORE });
+            plain.extend_from_slice(chunk);
+            let mut out = vec![0u8; plain.len() + TAG_LEN];
+            let n = self.transport.write_message(&plain, &mut out).map_err(noise)?;
+            out.truncate(n);
+            frames.push(out);
+        }
+        Ok(frames)
+    }
+
+    /// Decrypts one frame; returns a message when its last frame arrived. Any failure breaks the channel
+    /// for good (nothing after a bad frame is ever decrypted).
+    pub fn open(&mut self, frame: &[u8]) -> Result<Option<ChannelMessage>, CoreError> {
+        let r = self.open_inner(frame);
+        if r.is_err() {
+            self.broken = true;
+            zeroize::Zeroize::zeroize(&mut self.partial);
+        }
+        r
+    }
+
+    fn open_inner(&mut self, frame: &[u8]) -> Result<Option<ChannelMessage>, CoreError> {
+        if self.broken {
+            return Err(channel_err("the channel already failed"));
+        }
+        if frame.len() <= TAG_LEN || frame.len() > MAX_FRAME {
+            return Err(channel_err(format!("frame of {} bytes", frame.len())));
+        }
+        let mut plain = zeroize::Zeroizing::new(vec![0u8; frame.len()]);
+        let n = self.transport.read_message(frame, &mut plain).map_err(noise)?;
+        let (flag, chunk) = plain[..n].split_first().ok_or_else(|| channel_err("empty frame"))?;
+        if self.partial.len() + chunk.len() > MAX_CHANNEL_MESSAGE {
+            return Err(channel_err("message larger than the channel limit"));
+        }
+        self.partial.extend_from_slice(chunk);
+        match *flag {
+            FLAG_MORE => Ok(None),
+            FLAG_LAST => {
+                let json = zeroize::Zeroizing::new(std::mem::take(&mut self.partial));
+                serde_json::from_slice(&json).map(Some).map_err(|e| channel_err(format!("malformed message: {e}")))
+            }
+            _ => Err(channel_err("bad frame flag")),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Qr, AgentSecrets, Channel, Channel) {
+        let (qr, secrets) = Qr::new("http://127.0.0.1:1", "relay1", "https://portal.example", 60, 1000).unwrap();
+        let phone_qr = Qr::parse(qr.text()).unwrap();
+        let (hs, m1) = PhoneHandshake::start(&phone_qr).unwrap();
+        let (m2, agent) = agent_respond(&qr, &secrets, &m1).unwrap();
+        let phone = hs.finish(&m2).unwrap();
+        (qr, secrets, agent, phone)
+    }
+
+    fn bye(s: &str) -> ChannelMessage {
+        ChannelMessage::Bye { reason: s.into() }
+    }
+
+    #[test]
+    fn handshake_gives_same_sas_and_messages_flow_both_ways() {
+        let (qr, secrets, mut agent, mut phone) = pair();
+        assert_eq!(agent.sas(), phone.sas());
+        assert_eq!(agent.sas().len(), 7);
+        assert_eq!(qr.tunnel_id().unwrap(), secrets.tunnel_id().unwrap());
+        assert!(is_tunnel_id(&qr.tunnel_id().unwrap()));
+        for f in agent.seal(&bye("a")).unwrap() {
+            if let Some(m) = phone.open(&f).unwrap() {
+                assert_eq!(m, bye("a"));
+            }
+        }
+        let big = "x".repeat(200_000);
+        let frames = phone.seal(&bye(&big)).unwrap();
+        assert_eq!(frames.len(), 4);
+        let mut got = None;
+        for f in frames {
+            got = agent.open(&f).unwrap();
+        }
+        assert_eq!(got, Some(bye(&big)));
+    }
+
+    #[test]
+    fn any_altered_qr_field_breaks_the_handshake() {
+        let (qr, secrets) = Qr::new("http://127.0.0.1:1", "relay1", "https://portal.example", 60, 1000).unwrap();
+        let mut p = qr.payload.clone();
+        p.origin = "https://evil.example".into();
+        let text = format!("kalit:{}", B64URL.encode(serde_json::to_vec(&p).unwrap()));
+        let altered = Qr::parse(&text).unwrap();
+        let (_, m1) = PhoneHandshake::start(&altered).unwrap();
+        assert_eq!(agent_respond(&qr, &secrets, &m1).unwrap_err().code(), kalit_proto::ErrorCode::Channel);
+    }
+
+    #[test]
+    fn tampered_replayed_reordered_and_dropped_frames_break_the_channel() {
+        let frames = |ch: &mut Channel| [ch.seal(&bye("1")).unwrap(), ch.seal(&bye("2")).unwrap()].concat();
+        // tampered
+        let (_, _, mut a, mut p) = pair();
+        let mut f = frames(&mut a);
+        f[0][5] ^= 1;
+        assert!(p.open(&f[0]).is_err());
+        assert!(p.open(&f[1]).is_err(), "nothing after a bad frame is decrypted");
+        // replayed
+        let (_, _, mut a, mut p) = pair();
+        let f = frames(&mut a);
+        p.open(&f[0]).unwrap();
+        assert!(p.open(&f[0]).is_err());
+        // reordered / dropped
+        let (_, _, mut a, mut p) = pair();
+        let f = frames(&mut a);
+        assert!(p.open(&f[1]).is_err());
+        // empty, tiny and oversized
+        let (_, _, _, mut p) = pair();
+        assert!(p.open(&[]).is_err());
+        let (_, _, _, mut p) = pair();
+        assert!(p.open(&[0u8; 16]).is_err());
+        let (_, _, _, mut p) = pair();
+        assert!(p.open(&vec![0u8; MAX_FRAME + 1]).is_err());
+        // a frame from another session
+        let (_, _, mut a1, _) = pair();
+        let (_, _, _, mut p2) = pair();
+        assert!(p2.open(&a1.seal(&bye("x")).unwrap()[0]).is_err());
+    }
+
+    #[test]
+    fn qr_parsing_and_freshness() {
+        let (qr, _) = Qr::new("http://127.0.0.1:1/", "relay1", "https://portal.example", 60, 1000).unwrap();
+        assert_eq!(qr.payload.relay, "http://127.0.0.1:1");
+        qr.check_fresh(1000).unwrap();
+        qr.check_fresh(1089).unwrap();
+        assert_eq!(qr.check_fresh(1091).unwrap_err().code(), kalit_proto::ErrorCode::Expired);
+        assert!(qr.check_fresh(900).is_err());
+        let t = qr.text();
+        for bad in [
+            "",
+            "kalit:",
+            "http://x",
+            &t[..t.len() - 4],
+            &format!("{t}AAAA"),
+            &"kalit:".repeat(400),
+            "kalit:eyJ2IjoyfQ", // {"v":2}
+        ] {
+            assert!(Qr::parse(bad).is_err(), "{bad}");
+        }
+        let v2 = Qr::parse("kalit:eyJ2IjoyfQ").unwrap_err();
+        assert!(v2.to_string().contains("version 2"), "{v2}");
+        let mut p = qr.payload.clone();
+        p.ttl = 100_000;
+        assert!(Qr::parse(&format!("kalit:{}", B64URL.encode(serde_json::to_vec(&p).unwrap()))).is_err());
+    }
+}

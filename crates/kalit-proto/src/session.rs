@@ -1,0 +1,316 @@
+//! The signing session: the QR payload, the relay tunnel's control events, the messages inside the
+//! end-to-end channel, and the agent's JSON API for web pages.
+//!
+//! Flow (docs/PROTOCOL.md, paper steps 18-28): the agent makes a QR ([`QrPayload`]) and waits on the
+//! relay's tunnel; the phone scans it, joins the tunnel with a device-signed request, runs the Noise
+//! handshake, and sends [`ChannelMessage::Hello`]; the agent sends [`ChannelMessage::SignRequest`]s and the
+//! phone answers each with [`ChannelMessage::SignResponse`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::relay::SignedAttestation;
+use crate::vault::CertInfo;
+use crate::{ErrorBody, ErrorCode};
+
+/// Prefix of the QR text.
+pub const QR_SCHEME: &str = "kalit:";
+/// Version of the QR payload and channel messages.
+pub const SESSION_VERSION: u32 = 1;
+/// Default lifetime of a QR, seconds.
+pub const QR_TTL_SECS: u32 = 60;
+/// Longest lifetime an agent may give a QR, seconds.
+pub const QR_TTL_MAX_SECS: u32 = 300;
+/// Longest QR text accepted.
+pub const QR_MAX_LEN: usize = 1024;
+/// Largest document that travels to the phone, bytes.
+pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
+/// Largest channel message (JSON, before encryption), bytes: a base64 document plus its fields.
+pub const MAX_CHANNEL_MESSAGE: usize = MAX_DOCUMENT / 3 * 4 + 64 * 1024;
+/// Largest WebSocket frame in the tunnel: one Noise message.
+pub const MAX_FRAME: usize = 65535;
+/// Path of the agent's side of a tunnel (`{id}`: the tunnel id).
+pub const TUNNEL_WAIT_PATH: &str = "/v1/tunnel/{id}/wait";
+/// Path of the phone's side of a tunnel.
+pub const TUNNEL_JOIN_PATH: &str = "/v1/tunnel/{id}/join";
+
+/// What the QR carries. Its text form is `kalit:` + base64url(JSON); that exact text is the Noise prologue,
+/// so a changed field makes the handshake fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QrPayload {
+    /// [`SESSION_VERSION`].
+    pub v: u32,
+    /// The agent's X25519 public key for this session, base64url (32 bytes).
+    pub pk: String,
+    /// The 16-byte session secret, base64url: tunnel id and Noise PSK are derived from it.
+    pub s: String,
+    /// The relay's base URL.
+    pub relay: String,
+    /// The relay's id (the phone must be registered with it).
+    pub relay_id: String,
+    /// The web origin that asked for the session.
+    pub origin: String,
+    /// Issue time, Unix seconds.
+    pub iat: u64,
+    /// Lifetime in seconds.
+    pub ttl: u32,
+    /// The operation, `sign`.
+    pub op: String,
+}
+
+/// A control event the relay sends on a tunnel WebSocket as a text frame. Ciphertext travels as binary
+/// frames and is never interpreted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TunnelEvent {
+    /// To the agent: the tunnel is waiting for a phone until `expires_in` seconds from now.
+    Ready {
+        /// Seconds left.
+        expires_in: u64,
+    },
+    /// To the agent: a registered phone joined; ciphertext follows.
+    Peer {
+        /// The login the relay authenticated the phone for (informative; the agent checks the attestation).
+        login: String,
+    },
+    /// To the phone: joined; ciphertext follows.
+    Joined,
+    /// Either side: the tunnel ends.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+/// Output format of a document signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DocFormat {
+    /// The bare signature over the document.
+    #[default]
+    Raw,
+    /// DER detached CMS SignedData.
+    Cms,
+}
+
+impl DocFormat {
+    /// `raw` or `cms`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocFormat::Raw => "raw",
+            DocFormat::Cms => "cms",
+        }
+    }
+}
+
+/// A message inside the encrypted channel (JSON, split into Noise messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChannelMessage {
+    /// Phone -> agent, first: who is signing.
+    Hello {
+        /// The login.
+        login: String,
+        /// The phone's name at the relay.
+        device_name: String,
+        /// Certificate chain, leaf first, base64 DER.
+        chain: Vec<String>,
+        /// The relay's attestation binding the leaf certificate to the login.
+        attestation: SignedAttestation,
+    },
+    /// Agent -> phone: please sign this document.
+    SignRequest {
+        /// Request number in this session.
+        id: u32,
+        /// The requesting web origin.
+        origin: String,
+        /// Document name.
+        name: String,
+        /// Media type, e.g. `application/pdf`.
+        media_type: String,
+        /// The document, base64.
+        data: String,
+        /// Raw signature or CMS.
+        format: DocFormat,
+        /// RSA-PSS instead of PKCS#1 v1.5 (RSA keys only).
+        pss: bool,
+    },
+    /// Phone -> agent: the answer to a [`ChannelMessage::SignRequest`].
+    SignResponse {
+        /// The request's id.
+        id: u32,
+        /// `approved` (with `signature`) or an error (`declined`, `wrong_pin`, ...).
+        status: SignStatus,
+        /// Signature (raw) or DER CMS, base64.
+        signature: Option<String>,
+        /// Why not, when not approved.
+        message: Option<String>,
+    },
+    /// Either side: the session ends.
+    Bye {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Outcome of one sign request on the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignStatus {
+    /// Approved and signed.
+    Approved,
+    /// The person declined.
+    Declined,
+    /// Approved, but signing failed (wrong PIN, locked vault...).
+    Failed,
+}
+
+// ---- The agent's JSON API for web pages (see crates/kalit-agent/openapi.json). ----
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// `kalit-agent`.
+    pub service: String,
+    /// Version of Kalit.
+    pub version: String,
+    /// API version, [`SESSION_VERSION`].
+    pub api: u32,
+    /// The relay's base URL.
+    pub relay: String,
+    /// The relay's id.
+    pub relay_id: String,
+    /// Whether the calling origin is on the allow-list.
+    pub origin_allowed: bool,
+}
+
+/// `POST /v1/hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashRequest {
+    /// The data, base64.
+    pub data: String,
+    /// `sha256` (default), `sha384` or `sha512`.
+    #[serde(default)]
+    pub alg: Option<String>,
+}
+
+/// Answer to [`HashRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashResponse {
+    /// The algorithm.
+    pub alg: String,
+    /// Hex digest.
+    pub digest: String,
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// QR lifetime in seconds (default [`QR_TTL_SECS`], at most [`QR_TTL_MAX_SECS`]).
+    #[serde(default)]
+    pub ttl: Option<u32>,
+}
+
+/// A new session: show `qr_svg` (or `qr`) to the person, then poll its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCreated {
+    /// Session id.
+    pub session: String,
+    /// Capability token: `Authorization: Bearer TOKEN` on every later call for this session.
+    pub token: String,
+    /// The QR text (`kalit:...`).
+    pub qr: String,
+    /// The QR as an SVG image.
+    pub qr_svg: String,
+    /// When the QR expires, Unix milliseconds.
+    pub expires_at: u64,
+}
+
+/// Where a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionPhase {
+    /// The QR is waiting for a phone.
+    Waiting,
+    /// A phone joined; the handshake and its hello are under way.
+    Pairing,
+    /// Paired: compare the SAS; documents may be signed.
+    Connected,
+    /// Ended (by the page, the phone, a timeout or an error).
+    Closed,
+}
+
+/// `GET /v1/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Session id.
+    pub session: String,
+    /// Phase.
+    pub phase: SessionPhase,
+    /// Six-digit short authentication string, once paired: the phone shows the same.
+    pub sas: Option<String>,
+    /// The phone's login, once paired.
+    pub login: Option<String>,
+    /// The phone's signing certificate, once paired.
+    pub certificate: Option<CertInfo>,
+    /// Why the session closed, when it closed on an error.
+    pub error: Option<ErrorBody>,
+}
+
+/// `POST /v1/sessions/{id}/sign`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignDocRequest {
+    /// The document, base64.
+    pub data: String,
+    /// Name shown on the phone.
+    pub name: String,
+    /// Media type (default `application/octet-stream`).
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// `raw` (default) or `cms`.
+    #[serde(default)]
+    pub format: DocFormat,
+    /// RSA-PSS instead of PKCS#1 v1.5.
+    #[serde(default)]
+    pub pss: bool,
+}
+
+/// Answer to [`SignDocRequest`]: checked by the agent before it is returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignDocResponse {
+    /// `raw` or `cms`.
+    pub format: DocFormat,
+    /// Signature or DER CMS, base64.
+    pub signature: String,
+    /// The scheme, e.g. `ecdsa-p256-sha256`.
+    pub scheme: String,
+    /// SHA-256 of the document as the agent computed it, hex.
+    pub sha256: String,
+    /// The signer's certificate chain, PEM, leaf first.
+    pub certificate_pem: String,
+    /// The signer's certificate.
+    pub signer: CertInfo,
+    /// The signer's login at the relay.
+    pub login: String,
+}
+
+/// `POST /v1/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The document, base64.
+    pub data: String,
+    /// Signature or DER CMS, base64.
+    pub signature: String,
+    /// `raw` (default) or `cms`.
+    #[serde(default)]
+    pub format: DocFormat,
+    /// Signer certificate (PEM; required for `raw`, optional for `cms`).
+    #[serde(default)]
+    pub certificate: Option<String>,
+}
