@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the OpenAPI documents of the relay and the RA (crates/kalit-relay/openapi.json,
-crates/kalit-ra/openapi.json). The services serve them at /openapi.json; each crate's tests check that
+"""Writes the OpenAPI documents of the relay, the RA and the agent (crates/kalit-relay/openapi.json,
+crates/kalit-ra/openapi.json, crates/kalit-agent/openapi.json). The services serve them at /openapi.json; each crate's tests check that
 every route and every error code of kalit-proto is in its document. Run after changing an API."""
 import json, os
 
@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CODES = ["internal", "usage", "wrong_pin", "locked", "wrong_password", "not_found", "refused_by_policy",
          "invalid_input", "invalid_signature", "declined", "corrupt", "already_exists", "key_mismatch",
          "weak_secret", "io", "try_later", "untrusted_certificate", "login_taken", "rate_limited", "expired",
-         "unavailable", "unauthorized", "too_large"]
+         "unavailable", "unauthorized", "too_large", "channel", "busy"]
 
 def s(t, desc=None, **kw):
     d = {"type": t, **kw}
@@ -71,6 +71,19 @@ relay = {
         "/v1/devices/remove": {"post": {"summary": "Remove a device of a login (request signed by one of its devices).",
                                         "requestBody": body("DeviceRequest"),
                                         "responses": {**ok(obj({"removed": s("string")})), "404": err("not_found"), **errors}}},
+        "/v1/tunnel/{id}/wait": {"get": {"summary": "WebSocket: the agent's end of a blind tunnel. The relay sends a TunnelEvent "
+                                                    "`ready`, then `peer` when a phone joined; after that it forwards binary frames "
+                                                    "(Noise messages, at most 65535 bytes) and never reads them.",
+                                         "parameters": [{"name": "id", "in": "path", "required": True, "schema": s("string", "HKDF(QR secret, kalit/v1/tunnel), 64 hex")},
+                                                        {"name": "ttl", "in": "query", "required": False, "schema": s("integer", "seconds to wait for a phone (at most 300)")}],
+                                         "responses": {"101": {"description": "WebSocket"}, "400": err("invalid_input"),
+                                                       "409": err("already_exists (tunnel id waiting)"), "429": errors["429"],
+                                                       "503": err("unavailable (too many waiting tunnels)")}}},
+        "/v1/tunnel/{id}/join": {"get": {"summary": "WebSocket: the phone's end. First text frame: a DeviceRequest with action "
+                                                    "`tunnel-join` and target the tunnel id; the relay answers TunnelEvent `joined` "
+                                                    "(first phone wins) or `error`, then forwards binary frames.",
+                                         "parameters": [{"name": "id", "in": "path", "required": True, "schema": s("string")}],
+                                         "responses": {"101": {"description": "WebSocket"}, "400": err("invalid_input"), "429": errors["429"]}}},
     },
     "components": {"schemas": {
         **common,
@@ -90,6 +103,10 @@ relay = {
         "DeviceInfo": obj({"device_id": s("string"), "name": s("string"), "cert_fingerprint": s("string"), "cert_subject": s("string"),
                            "registered_at": s("integer")}),
         "DeviceList": obj({"login": s("string"), "devices": {"type": "array", "items": ref("DeviceInfo")}}),
+        "TunnelEvent": {"oneOf": [obj({"event": s("string", const="ready"), "expires_in": s("integer")}),
+                                  obj({"event": s("string", const="peer"), "login": s("string")}),
+                                  obj({"event": s("string", const="joined")}),
+                                  obj({"event": s("string", const="error"), "code": ref("ErrorCode"), "message": s("string")})]},
     }},
 }
 
@@ -117,7 +134,77 @@ ra = {
     }},
 }
 
-for path, doc in [("crates/kalit-relay/openapi.json", relay), ("crates/kalit-ra/openapi.json", ra)]:
+cert_info = obj({"subject": s("string"), "issuer": s("string"), "serial": s("string"), "not_before": s("string"),
+                  "not_after": s("string"), "sha256": s("string")})
+auth = [{"session_token": []}]
+sid = [{"name": "id", "in": "path", "required": True, "schema": s("string")}]
+agent_errors = {"400": err("invalid_input"), "403": err("refused_by_policy (Origin not allowed, missing Origin on a state-changing call)"),
+                "404": err("not_found (unknown session, other origin or wrong token)"), "413": err("too_large"),
+                "415": err("invalid_input (body is not application/json)"), "421": err("refused_by_policy (Host is not the agent's own address)"),
+                "429": err("rate_limited")}
+agent = {
+    "openapi": "3.1.0",
+    "info": {"title": "Kalit agent API", "version": "1",
+             "description": "The local agent (module 1, C_c) on a loopback port, for web pages on origins the person allowed "
+                            "(kalit agent allow ORIGIN). Host must be the agent's own address; Origin must be allowed (others get 403 "
+                            "and no CORS headers); POST bodies are application/json. Use web/kalit.js rather than calling it by hand."},
+    "components": {
+        "securitySchemes": {"session_token": {"type": "http", "scheme": "bearer", "description": "The token returned by POST /v1/sessions, valid only for the origin that created the session."}},
+        "schemas": {
+            **{k: common[k] for k in ("ErrorCode", "ApiError")},
+            "CertInfo": cert_info,
+            "AgentStatus": obj({"service": s("string"), "version": s("string"), "api": s("integer"), "relay": s("string"),
+                                "relay_id": s("string"), "origin_allowed": s("boolean")}),
+            "HashRequest": obj({"data": B64("the data"), "alg": s("string", enum=["sha256", "sha384", "sha512"])}, ["data"]),
+            "HashResponse": obj({"alg": s("string"), "digest": s("string", "hex")}),
+            "SessionRequest": obj({"ttl": s("integer", "QR lifetime in seconds, 1..300 (default 60)")}, []),
+            "SessionCreated": obj({"session": s("string"), "token": s("string"), "qr": s("string", "kalit:... QR text"),
+                                   "qr_svg": s("string", "the QR as SVG"), "expires_at": s("integer", "Unix ms")}),
+            "SessionState": obj({"session": s("string"), "phase": s("string", enum=["waiting", "pairing", "connected", "closed"]),
+                                 "sas": s(["string", "null"], "six digits, shown on the phone too"), "login": s(["string", "null"]),
+                                 "certificate": {"oneOf": [ref("CertInfo"), {"type": "null"}]},
+                                 "error": {"oneOf": [obj({"code": ref("ErrorCode"), "message": s("string")}), {"type": "null"}]}}),
+            "SignDocRequest": obj({"data": B64("the document, at most 8 MiB"), "name": s("string", maxLength=200),
+                                   "media_type": s("string"), "format": s("string", enum=["raw", "cms"]), "pss": s("boolean")},
+                                  ["data", "name"]),
+            "SignDocResponse": obj({"format": s("string", enum=["raw", "cms"]), "signature": B64("signature or DER CMS"),
+                                    "scheme": s("string"), "sha256": s("string", "of the document, computed by the agent"),
+                                    "certificate_pem": s("string", "signer chain, leaf first"), "signer": ref("CertInfo"),
+                                    "login": s("string")}),
+            "VerifyRequest": obj({"data": B64("the document"), "signature": B64("signature or DER CMS"),
+                                  "format": s("string", enum=["raw", "cms"]), "certificate": s("string", "PEM; required for raw")},
+                                 ["data", "signature"]),
+            "VerifyReport": obj({"valid": s("boolean"), "format": s("string"), "scheme": s(["string", "null"]),
+                                 "signer": {"oneOf": [ref("CertInfo"), {"type": "null"}]}, "signing_time": s(["string", "null"]),
+                                 "chain": {"oneOf": [obj({"trusted": s("boolean"), "path": {"type": "array", "items": s("string")}}), {"type": "null"}]},
+                                 "reason": s(["string", "null"])}),
+        }},
+    "paths": {
+        "/": {"get": {"summary": "The agent's own page: the QR codes of open sessions (for people who started the agent by hand).",
+                      "responses": {"200": {"description": "HTML"}}}},
+        "/local/sessions": {"get": {"summary": "Data of the local page (same origin only).", "responses": {"200": {"description": "JSON"}}}},
+        "/openapi.json": common_paths["/openapi.json"],
+        "/v1/status": {"get": {"summary": "Version, relay, and whether the calling origin is allowed.", "responses": {**ok(ref("AgentStatus")), "403": agent_errors["403"]}}},
+        "/v1/hash": {"post": {"summary": "Digest of data (SHA-256/384/512; SHA-1 and MD5 refused).", "requestBody": body("HashRequest"),
+                              "responses": {**ok(ref("HashResponse")), **agent_errors}}},
+        "/v1/sessions": {"post": {"summary": "Start a signing session: show qr_svg (or qr), then poll the session until it is connected and the SAS matches the phone. Starting one ends this origin's previous session.",
+                                  "requestBody": body("SessionRequest"),
+                                  "responses": {**ok(ref("SessionCreated"), "Created", "201"), **agent_errors, "503": err("unavailable (relay unreachable)")}}},
+        "/v1/sessions/{id}": {"get": {"summary": "Phase, SAS, login and certificate of a session.", "security": auth, "parameters": sid,
+                                      "responses": {**ok(ref("SessionState")), **agent_errors}},
+                              "delete": {"summary": "End a session.", "security": auth, "parameters": sid,
+                                         "responses": {"204": {"description": "Ended"}, **agent_errors}}},
+        "/v1/sessions/{id}/sign": {"post": {"summary": "Send a document to the phone; waits for approval and returns the signature after checking it against the certificate and the agent's own digest.",
+                                            "security": auth, "parameters": sid, "requestBody": body("SignDocRequest"),
+                                            "responses": {**ok(ref("SignDocResponse")), **agent_errors, "403": err("declined, refused_by_policy"),
+                                                          "409": err("busy (a signature is already waiting)"), "410": err("expired (session not connected or timed out)"),
+                                                          "502": err("channel (the encrypted channel failed)"), "503": err("unavailable (relay or phone gone)")}}},
+        "/v1/verify": {"post": {"summary": "Verify a raw or CMS signature; with the agent's trust anchors also the chain.", "requestBody": body("VerifyRequest"),
+                                "responses": {**ok(ref("VerifyReport")), **agent_errors}}},
+    },
+}
+
+for path, doc in [("crates/kalit-relay/openapi.json", relay), ("crates/kalit-ra/openapi.json", ra), ("crates/kalit-agent/openapi.json", agent)]:
     with open(os.path.join(ROOT, path), "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")

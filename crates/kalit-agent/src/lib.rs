@@ -1,1 +1,208 @@
-//! placeholder
+//! The Kalit agent (module 1 of the paper, C_c): a web service on a loopback port that web pages call,
+//! through `web/kalit.js`, to hash, sign with the person's phone, and verify.
+//!
+//! `app(state, port)` builds the router; `kalit agent serve` is a thin binary around [`build`], [`app`] and
+//! [`serve`]. The guard ([`guard`]) runs before routing; sessions ([`session`]) talk to the phone through
+//! the relay's blind tunnel with the Noise channel of `kalit_core::session`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use kalit_core::x509;
+use kalit_proto::ErrorCode;
+use kalit_proto::relay::{RelayIdentity, WELL_KNOWN_PATH};
+use kalit_proto::session::MAX_DOCUMENT;
+use kalit_service::{RateLimiter, ServiceError};
+use tower_http::timeout::TimeoutLayer;
+
+mod api;
+pub mod guard;
+pub mod origins;
+pub mod session;
+
+pub use origins::{Origins, normalize_origin};
+
+/// The OpenAPI description of the agent's API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+/// Default listening address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8760";
+/// Largest body of the small calls (sessions, status).
+const SMALL_BODY: usize = 16 * 1024;
+/// Largest body of calls that carry a document.
+const DOC_BODY: usize = MAX_DOCUMENT.div_ceil(3) * 4 * 2 + 64 * 1024;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The relay's base URL.
+    pub relay: String,
+    /// Data directory (origins, pinned relay identity).
+    pub data: PathBuf,
+    /// CA certificate files: phones' certificates must chain to one.
+    pub trust: Vec<PathBuf>,
+    /// Seconds the phone has to answer a sign request (approval and PIN).
+    pub approval_timeout_secs: u64,
+    /// Print QR codes and SAS on the terminal.
+    pub print_qr: bool,
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AgentState {
+    /// The relay's base URL.
+    pub relay_url: String,
+    /// The relay's id.
+    pub relay_id: String,
+    /// The relay's Ed25519 attestation key.
+    pub relay_public_key: Arc<Vec<u8>>,
+    /// DER trust anchors.
+    pub anchors: Arc<Vec<Vec<u8>>>,
+    /// The origin allow-list.
+    pub origins: Arc<Origins>,
+    /// Sessions.
+    pub sessions: Arc<session::Sessions>,
+    /// New sessions per origin.
+    pub session_limiter: Arc<RateLimiter>,
+    /// See [`AgentConfig::approval_timeout_secs`].
+    pub approval_timeout_secs: u64,
+    /// See [`AgentConfig::print_qr`].
+    pub print_qr: bool,
+}
+
+fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
+    move |e| ServiceError::new(ErrorCode::Io, format!("{}: {e}", what.display()))
+}
+
+/// Fetches the relay's identity and pins it in `data/relay.json` on first use; a later change of key is
+/// refused (delete the file to accept a relay that really changed its key).
+pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, ServiceError> {
+    let url = format!("{}{WELL_KNOWN_PATH}", relay.trim_end_matches('/'));
+    kalit_service::ws::ws_url(relay, "")?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| ServiceError::internal(format!("HTTP client: {e}")))?;
+    let unreachable = |e: String| ServiceError::new(ErrorCode::Unavailable, format!("cannot reach the relay at {relay}: {e}"));
+    let resp = client.get(&url).send().await.map_err(|e| unreachable(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(unreachable(format!("HTTP {} from {url}: is this a Kalit relay?", resp.status())));
+    }
+    let id: RelayIdentity = resp.json().await.map_err(|e| unreachable(format!("not a Kalit relay identity: {e}")))?;
+    let pin = data.join("relay.json");
+    match std::fs::read(&pin) {
+        Ok(b) => {
+            let pinned: RelayIdentity = serde_json::from_slice(&b)
+                .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("{}: {e}", pin.display())))?;
+            if pinned.public_key != id.public_key || pinned.relay_id != id.relay_id {
+                return Err(ServiceError::new(
+                    ErrorCode::Unauthorized,
+                    format!(
+                        "the relay at {relay} now has another identity than the one pinned in {} (relay id {} -> {}). If the operator really changed it, delete that file",
+                        pin.display(),
+                        pinned.relay_id,
+                        id.relay_id
+                    ),
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data).map_err(io(data))?;
+            let json = serde_json::to_vec_pretty(&id).map_err(|e| ServiceError::internal(e.to_string()))?;
+            kalit_service::files::atomic_write(&pin, &json).map_err(io(&pin))?;
+        }
+        Err(e) => return Err(io(&pin)(e)),
+    }
+    Ok(id)
+}
+
+/// Builds the state: relay identity (pinned), trust anchors, origin list.
+pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
+    let id = relay_identity(&cfg.relay, &cfg.data).await?;
+    let public_key = kalit_core::statement::b64("relay public key", &id.public_key, 64)?;
+    let mut anchors = vec![];
+    for f in &cfg.trust {
+        let bytes = std::fs::read(f).map_err(io(f))?;
+        anchors.extend(
+            x509::parse_cert_bundle(&bytes).map_err(|e| ServiceError::invalid(format!("trust file {}: {e}", f.display())))?,
+        );
+    }
+    if anchors.is_empty() {
+        tracing::warn!("no trust anchors (--trust): phones' certificates are checked only through the relay's attestation");
+    }
+    Ok(AgentState {
+        relay_url: cfg.relay.trim_end_matches('/').to_string(),
+        relay_id: id.relay_id,
+        relay_public_key: Arc::new(public_key),
+        anchors: Arc::new(anchors),
+        origins: Arc::new(Origins::new(&cfg.data)),
+        sessions: Arc::new(session::Sessions::default()),
+        session_limiter: Arc::new(RateLimiter::new(20, 5)),
+        approval_timeout_secs: cfg.approval_timeout_secs,
+        print_qr: cfg.print_qr,
+    })
+}
+
+/// The agent's router for a server listening on `addr` (used for the `Host` check and its own origin).
+pub fn app(state: AgentState, addr: SocketAddr) -> Router {
+    let host = addr.to_string();
+    let g = guard::Guard {
+        hosts: Arc::new(vec![host.clone()]),
+        own: Arc::new(vec![format!("http://{host}")]),
+        origins: state.origins.clone(),
+    };
+    let short = Router::new()
+        .route("/", get(api::page))
+        .route("/local/sessions", get(api::local_sessions))
+        .route("/openapi.json", get(api::openapi))
+        .route("/v1/status", get(api::status))
+        .route("/v1/sessions", post(api::create_session))
+        .route("/v1/sessions/{id}", get(api::session_state).delete(api::end_session))
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
+        .merge(
+            Router::new()
+                .route("/v1/hash", post(api::hash))
+                .route("/v1/verify", post(api::verify))
+                .layer(DefaultBodyLimit::max(DOC_BODY)),
+        )
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)));
+    let long = Router::new()
+        .route("/v1/sessions/{id}/sign", post(api::sign))
+        .layer(DefaultBodyLimit::max(DOC_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(state.approval_timeout_secs + 30),
+        ));
+    short
+        .merge(long)
+        .fallback(kalit_service::error::not_found)
+        .layer(axum::middleware::from_fn_with_state(g, guard::guard))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Refuses any address that is not loopback: the agent is for pages in this computer's browser only.
+pub fn check_loopback(addr: SocketAddr) -> Result<(), ServiceError> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServiceError::new(
+            ErrorCode::RefusedByPolicy,
+            format!("the agent listens on loopback only (127.0.0.1 or [::1]), not {addr}"),
+        ))
+    }
+}
+
+/// Binds `listen` (loopback only), builds the state and serves until a shutdown signal.
+pub async fn serve(cfg: AgentConfig, listen: SocketAddr) -> Result<(), ServiceError> {
+    check_loopback(listen)?;
+    let listener = kalit_service::serve::bind(listen)?;
+    let addr = listener.local_addr().map_err(|e| ServiceError::new(ErrorCode::Io, e.to_string()))?;
+    let state = build(&cfg).await?;
+    let router = app(state, addr);
+    kalit_service::serve::serve_bound("kalit agent", router, listener, None, Duration::from_secs(10)).await
+}

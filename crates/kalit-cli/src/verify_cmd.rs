@@ -9,9 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kalit_core::digest::{HashAlg, Hasher};
 use kalit_core::{CoreError, x509};
 use kalit_proto::ErrorCode;
-use kalit_proto::verify::VerifyReport;
+use kalit_core::verify::{Document, Verified, looks_like_cms, verify_document};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::error::{CliError, CliResult};
 use crate::files::{self, MAX_DOCUMENT};
@@ -100,17 +99,6 @@ pub fn hash(a: HashArgs) -> CliResult {
     Ok(())
 }
 
-fn looks_like_cms(sig: &[u8]) -> Option<Vec<u8>> {
-    if sig.windows(10).any(|w| w == b"-----BEGIN") {
-        let p = pem::parse(sig).ok()?;
-        return matches!(p.tag(), "CMS" | "PKCS7").then(|| p.into_contents());
-    }
-    // A DER SEQUENCE starting with the signedData OID is CMS; anything else is a raw signature.
-    let oid = kalit_core::der::oid(&kalit_core::cms::oid::SIGNED_DATA);
-    (sig.first() == Some(&0x30) && sig.len() > 20 && sig[..20].windows(oid.len()).any(|w| w == oid))
-        .then(|| sig.to_vec())
-}
-
 pub fn verify(a: VerifyArgs) -> CliResult {
     let sig = files::read_limited(&a.sig, 1 << 20, "signature file")?;
     let given_certs = match &a.cert {
@@ -121,59 +109,23 @@ pub fn verify(a: VerifyArgs) -> CliResult {
         Some(p) => x509::parse_cert_bundle(&files::read_limited(p, 4 << 20, "CA file")?)?,
         None => Vec::new(),
     };
-    let mut report = VerifyReport {
-        valid: false,
-        format: String::new(),
-        scheme: None,
-        signer: None,
-        signing_time: None,
-        chain: None,
-        reason: None,
+    let doc = &a.file;
+    let mut digest_of = |h: HashAlg| -> Result<Vec<u8>, CoreError> {
+        hash_file(doc, h, false).map(|(d, _)| d).map_err(|e| CoreError::InvalidInput(e.message))
     };
-    let result: Result<(), CoreError> = (|| {
-        let (signer, pool) = match looks_like_cms(&sig) {
-            Some(cms) => {
-                report.format = "cms".into();
-                let doc = &a.file;
-                let mut digest_of = |h: HashAlg| -> Result<Vec<u8>, CoreError> {
-                    hash_file(doc, h, false).map(|(d, _)| d).map_err(|e| CoreError::InvalidInput(e.message))
-                };
-                let v = kalit_core::cms::verify_detached(&cms, &mut digest_of, &given_certs)?;
-                report.scheme = Some(v.scheme.clone());
-                report.signing_time = v.signing_time.and_then(|t| t.format(&Rfc3339).ok());
-                let mut pool = v.certificates.clone();
-                pool.extend(given_certs.iter().cloned());
-                (v.signer_cert, pool)
-            }
-            None => {
-                report.format = "raw".into();
-                let cert = given_certs.first().cloned().ok_or_else(|| {
-                    CoreError::InvalidInput("a raw signature needs the signer's certificate: give --cert CERT".into())
-                })?;
-                let doc = files::read_limited(&a.file, MAX_DOCUMENT, "document")
-                    .map_err(|e| CoreError::InvalidInput(e.message))?;
-                let scheme = x509::verify_raw(&x509::cert_spki(&cert)?, &doc, &sig)?;
-                report.scheme = Some(scheme.name().into());
-                (cert, given_certs.clone())
-            }
-        };
-        report.signer = Some(x509::cert_info(&signer)?);
-        if !anchors.is_empty() {
-            let chain = x509::check_chain(&signer, &pool, &anchors, OffsetDateTime::now_utc())?;
-            report.chain = Some(chain);
-        }
-        Ok(())
-    })();
-    let outcome = match result {
-        Ok(()) => {
-            report.valid = true;
-            Ok(())
-        }
-        Err(e) => {
-            report.reason = Some(e.to_string());
-            Err(CliError::from(e))
-        }
+    let mut bytes = || {
+        files::read_limited(doc, MAX_DOCUMENT, "document").map_err(|e| CoreError::InvalidInput(e.message))
     };
+    let cms = looks_like_cms(&sig);
+    let (Verified { report, .. }, result) = verify_document(
+        Document { digest_of: &mut digest_of, bytes: &mut bytes },
+        &sig,
+        cms.as_deref(),
+        &given_certs,
+        &anchors,
+        OffsetDateTime::now_utc(),
+    );
+    let outcome = result.map_err(CliError::from);
     if a.json {
         println!(
             "{}",

@@ -16,6 +16,7 @@ pub mod seal;
 pub mod secret;
 pub mod session;
 pub mod statement;
+pub mod verify;
 pub mod x509;
 
 pub use alg::{KeyAlgorithm, SignScheme};

@@ -173,7 +173,7 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
 }
 
 /// Checks a device-signed request and returns the login.
-async fn authorize_device(s: &AppState, req: &DeviceRequest, action: &str) -> ServiceResult<String> {
+pub(crate) async fn authorize_device(s: &AppState, req: &DeviceRequest, action: &str) -> ServiceResult<String> {
     let login = statement::normalize_login(&req.login)?;
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
     let sig = statement::b64("signature", &req.signature, 64)?;

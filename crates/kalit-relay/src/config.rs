@@ -54,6 +54,14 @@ pub struct Limits {
     pub header_timeout_secs: u64,
     /// Most devices per login.
     pub max_devices_per_login: i64,
+    /// Most tunnels waiting for a phone at once (beyond: 503).
+    pub max_waiting_tunnels: usize,
+    /// Longest life of a paired tunnel, seconds.
+    pub tunnel_session_secs: u64,
+    /// A paired tunnel with no frame for this long is closed, seconds.
+    pub tunnel_idle_secs: u64,
+    /// Most frames a paired tunnel forwards (both directions together).
+    pub tunnel_max_frames: u32,
 }
 
 impl Default for RelayConfig {
@@ -76,6 +84,10 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes: 64 * 1024,
+            max_waiting_tunnels: 100_000,
+            tunnel_session_secs: 900,
+            tunnel_idle_secs: 300,
+            tunnel_max_frames: 4096,
             per_address_per_minute: 600,
             per_address_burst: 120,
             per_login_per_minute: 30,

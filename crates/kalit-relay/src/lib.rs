@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use kalit_core::x509;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::WELL_KNOWN_PATH;
+use kalit_proto::session::{TUNNEL_JOIN_PATH, TUNNEL_WAIT_PATH};
 use kalit_service::ratelimit::{AddressLimit, limit_address};
 use kalit_service::{Metrics, RateLimiter, ServiceError};
 
@@ -21,6 +22,7 @@ mod api;
 pub mod config;
 pub mod identity;
 pub mod store;
+pub mod tunnel;
 
 pub use config::RelayConfig;
 pub use identity::Identity;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub login_limiter: Arc<RateLimiter>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Tunnels waiting for a phone.
+    pub tunnels: Arc<tunnel::Tunnels>,
 }
 
 impl AppState {
@@ -59,6 +63,7 @@ impl AppState {
             login_limiter: Arc::new(RateLimiter::new(limits.per_login_per_minute, limits.per_login_burst)),
             limits,
             metrics: Arc::new(Metrics::new("kalit_relay")),
+            tunnels: Arc::new(tunnel::Tunnels::default()),
         }
     }
 }
@@ -101,6 +106,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/register", post(api::register))
         .route("/v1/devices", post(api::devices))
         .route("/v1/devices/remove", post(api::remove_device))
+        .route(TUNNEL_WAIT_PATH, get(tunnel::wait))
+        .route(TUNNEL_JOIN_PATH, get(tunnel::join))
         .route_layer(axum::middleware::from_fn_with_state(
             AddressLimit { limiter: state.addr_limiter.clone(), metrics: state.metrics.clone() },
             limit_address,

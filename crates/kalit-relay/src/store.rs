@@ -385,6 +385,15 @@ async fn insert_device(
     }
 }
 
+impl Store {
+    /// Appends one audit row outside any other transaction (tunnel joins).
+    pub async fn audit(&self, now_ms: i64, event: &str, login: &str, detail: &str) -> Result<(), ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        audit(&mut tx, now_ms, event, login, detail).await?;
+        tx.commit().await.map_err(db)
+    }
+}
+
 async fn audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     now_ms: i64,

@@ -8,7 +8,7 @@ use kalit_proto::{ApiError, ErrorBody, ErrorCode};
 
 /// A failure to answer with: client mistakes keep their message; internal failures are logged and
 /// answered with a generic message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ServiceError {
     /// Stable code (decides the HTTP status).

@@ -11,6 +11,7 @@ pub mod files;
 pub mod metrics;
 pub mod ratelimit;
 pub mod serve;
+pub mod ws;
 
 pub use error::{ServiceError, ServiceResult};
 pub use metrics::Metrics;

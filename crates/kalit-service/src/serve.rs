@@ -42,10 +42,29 @@ pub async fn serve(
     header_timeout: std::time::Duration,
 ) -> Result<(), ServiceError> {
     check_listen(addr, tls.as_ref())?;
+    let listener = bind(addr)?;
+    serve_bound(name, router, listener, tls, header_timeout).await
+}
+
+/// Binds `addr` (non-blocking, for [`serve_bound`]).
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServiceError> {
     let io = |e: std::io::Error| ServiceError::new(ErrorCode::Io, format!("cannot listen on {addr}: {e}"));
     let listener = std::net::TcpListener::bind(addr).map_err(io)?;
     listener.set_nonblocking(true).map_err(io)?;
+    Ok(listener)
+}
+
+/// [`serve`] on a listener bound by the caller (who needed the port first, e.g. for `Host` checks).
+pub async fn serve_bound(
+    name: &str,
+    router: Router,
+    listener: std::net::TcpListener,
+    tls: Option<TlsFiles>,
+    header_timeout: std::time::Duration,
+) -> Result<(), ServiceError> {
+    let io = |e: std::io::Error| ServiceError::new(ErrorCode::Io, format!("cannot serve: {e}"));
     let local = listener.local_addr().map_err(io)?;
+    check_listen(local, tls.as_ref())?;
     let handle = axum_server::Handle::new();
     let h2 = handle.clone();
     tokio::spawn(async move {

@@ -1,0 +1,93 @@
+//! The WebSocket client that the agent and the phone use to reach the relay's tunnel: `wss://` with
+//! rustls (aws-lc-rs, the system's roots plus `KALIT_TLS_CA`), plain `ws://` only to loopback hosts.
+
+use std::sync::Arc;
+
+use kalit_proto::ErrorCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::ServiceError;
+
+/// A connected tunnel WebSocket.
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// The WebSocket URL of `path` on the service at `base` (`https://` -> `wss://`; `http://` only on loopback).
+pub fn ws_url(base: &str, path: &str) -> Result<String, ServiceError> {
+    let base = base.trim_end_matches('/');
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| ServiceError::new(ErrorCode::Usage, format!("relay URL {base:?} has no scheme")))?;
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let ws = match scheme {
+        "https" => "wss",
+        "http" if is_loopback_host(host) => "ws",
+        "http" => {
+            return Err(ServiceError::new(
+                ErrorCode::RefusedByPolicy,
+                format!("refusing plain HTTP to {base}: use https:// (plain HTTP is for loopback only)"),
+            ));
+        }
+        s => return Err(ServiceError::new(ErrorCode::Usage, format!("relay URL scheme {s:?} (expected https)"))),
+    };
+    Ok(format!("{ws}://{rest}{path}"))
+}
+
+/// rustls client configuration: the system's roots and the PEM certificates in `KALIT_TLS_CA`.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, ServiceError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(c);
+    }
+    if let Some(path) = std::env::var_os("KALIT_TLS_CA") {
+        let pem = std::fs::read(&path).map_err(|e| {
+            ServiceError::new(ErrorCode::Io, format!("KALIT_TLS_CA {}: {e}", std::path::Path::new(&path).display()))
+        })?;
+        let certs = kalit_core::x509::parse_cert_bundle(&pem)
+            .map_err(|e| ServiceError::invalid(format!("KALIT_TLS_CA: {e}")))?;
+        for der in certs {
+            roots.add(der.into()).map_err(|e| ServiceError::invalid(format!("KALIT_TLS_CA: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServiceError::internal(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Opens a WebSocket to `url` (from [`ws_url`]) with frames limited to one Noise message.
+pub async fn connect(url: &str) -> Result<Ws, ServiceError> {
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(kalit_proto::session::MAX_FRAME + 1024))
+        .max_frame_size(Some(kalit_proto::session::MAX_FRAME + 1024));
+    let connector = if url.starts_with("wss://") { Some(Connector::Rustls(tls_config()?)) } else { None };
+    let fut = tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector);
+    match tokio::time::timeout(std::time::Duration::from_secs(15), fut).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            let msg = serde_json::from_slice::<kalit_proto::ApiError>(body).ok();
+            Err(match msg {
+                Some(e) => ServiceError::new(e.error.code, e.error.message),
+                None => ServiceError::new(
+                    ErrorCode::Unavailable,
+                    format!("the relay refused the tunnel (HTTP {}): is this a Kalit relay?", resp.status()),
+                ),
+            })
+        }
+        Ok(Err(e)) => Err(ServiceError::new(ErrorCode::Unavailable, format!("cannot reach the relay's tunnel: {e}"))),
+        Err(_) => Err(ServiceError::new(ErrorCode::Unavailable, "the relay did not answer within 15 s")),
+    }
+}
