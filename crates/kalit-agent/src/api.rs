@@ -74,7 +74,9 @@ pub(crate) async fn hash(JsonBody(r): JsonBody<HashRequest>) -> ServiceResult<Js
         weak @ ("sha1" | "SHA-1" | "md5" | "MD5") => {
             return Err(ServiceError::new(ErrorCode::RefusedByPolicy, format!("{weak} is too weak for signatures")));
         }
-        other => return Err(ServiceError::invalid(format!("unknown hash algorithm {other:?} (sha256, sha384, sha512)"))),
+        other => {
+            return Err(ServiceError::invalid(format!("unknown hash algorithm {other:?} (sha256, sha384, sha512)")));
+        }
     };
     let data = document("data", &r.data)?;
     Ok(Json(HashResponse { alg: alg.name().into(), digest: hex::encode(alg.digest(&data)) }))
@@ -112,7 +114,8 @@ pub(crate) async fn create_session(
 /// The session named in the path, if the caller's origin created it and presents its token. Unknown
 /// session, other origin and wrong token all look the same.
 fn authorized(s: &AgentState, c: &Caller, id: &str, headers: &HeaderMap) -> ServiceResult<std::sync::Arc<Session>> {
-    let none = || ServiceError::new(ErrorCode::NotFound, "no such session for this page (unknown, ended, or wrong token)");
+    let none =
+        || ServiceError::new(ErrorCode::NotFound, "no such session for this page (unknown, ended, or wrong token)");
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -175,7 +178,9 @@ pub(crate) async fn verify(
     let data = document("data", &r.data)?;
     let sig = kalit_core::statement::b64("signature", &r.signature, kalit_core::cms::MAX_CMS_LEN)?;
     let certs = match &r.certificate {
-        Some(pem) if pem.len() > 256 * 1024 => return Err(ServiceError::new(ErrorCode::TooLarge, "certificate too large")),
+        Some(pem) if pem.len() > 256 * 1024 => {
+            return Err(ServiceError::new(ErrorCode::TooLarge, "certificate too large"));
+        }
         Some(pem) => x509::parse_cert_bundle(pem.as_bytes())?,
         None => vec![],
     };

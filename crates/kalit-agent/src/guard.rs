@@ -80,7 +80,11 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
     if local {
         // The agent's own page and its data: never for other origins, never with CORS.
         if origin.is_some() && !own {
-            return refuse(ErrorCode::RefusedByPolicy, StatusCode::FORBIDDEN, "the agent's local page is not for other sites");
+            return refuse(
+                ErrorCode::RefusedByPolicy,
+                StatusCode::FORBIDDEN,
+                "the agent's local page is not for other sites",
+            );
         }
         return next.run(req).await;
     }
@@ -125,7 +129,8 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         _ => {}
     }
     if req.method() == Method::POST && !is_json(req.headers()) {
-        let mut r = refuse(ErrorCode::InvalidInput, StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+        let mut r =
+            refuse(ErrorCode::InvalidInput, StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
         if let Some(o) = &origin {
             cors_headers(r.headers_mut(), o);
         }

@@ -87,7 +87,8 @@ pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, S
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| ServiceError::internal(format!("HTTP client: {e}")))?;
-    let unreachable = |e: String| ServiceError::new(ErrorCode::Unavailable, format!("cannot reach the relay at {relay}: {e}"));
+    let unreachable =
+        |e: String| ServiceError::new(ErrorCode::Unavailable, format!("cannot reach the relay at {relay}: {e}"));
     let resp = client.get(&url).send().await.map_err(|e| unreachable(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(unreachable(format!("HTTP {} from {url}: is this a Kalit relay?", resp.status())));
@@ -128,11 +129,14 @@ pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
     for f in &cfg.trust {
         let bytes = std::fs::read(f).map_err(io(f))?;
         anchors.extend(
-            x509::parse_cert_bundle(&bytes).map_err(|e| ServiceError::invalid(format!("trust file {}: {e}", f.display())))?,
+            x509::parse_cert_bundle(&bytes)
+                .map_err(|e| ServiceError::invalid(format!("trust file {}: {e}", f.display())))?,
         );
     }
     if anchors.is_empty() {
-        tracing::warn!("no trust anchors (--trust): phones' certificates are checked only through the relay's attestation");
+        tracing::warn!(
+            "no trust anchors (--trust): phones' certificates are checked only through the relay's attestation"
+        );
     }
     Ok(AgentState {
         relay_url: cfg.relay.trim_end_matches('/').to_string(),

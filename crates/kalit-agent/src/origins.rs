@@ -67,9 +67,8 @@ impl Origins {
     fn read(&self) -> Result<Vec<String>, ServiceError> {
         match std::fs::read(&self.path) {
             Ok(b) => {
-                let f: OriginsFile = serde_json::from_slice(&b).map_err(|e| {
-                    ServiceError::new(ErrorCode::Corrupt, format!("{}: {e}", self.path.display()))
-                })?;
+                let f: OriginsFile = serde_json::from_slice(&b)
+                    .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("{}: {e}", self.path.display())))?;
                 Ok(f.origins)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
@@ -141,7 +140,17 @@ mod tests {
         assert_eq!(normalize_origin("HTTPS://Portal.Example:443/").unwrap(), "https://portal.example");
         assert_eq!(normalize_origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
         assert_eq!(normalize_origin("http://[::1]:81").unwrap(), "http://[::1]:81");
-        for bad in ["null", "*", "https://*.example", "file:///x", "https://a/b", "https://u@a", "portal.example", "https://", "https://a:99999"] {
+        for bad in [
+            "null",
+            "*",
+            "https://*.example",
+            "file:///x",
+            "https://a/b",
+            "https://u@a",
+            "portal.example",
+            "https://",
+            "https://a:99999",
+        ] {
             assert!(normalize_origin(bad).is_err(), "{bad}");
         }
     }

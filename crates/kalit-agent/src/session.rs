@@ -140,7 +140,10 @@ impl Session {
             ));
         }
         if self.signing.swap(true, Ordering::SeqCst) {
-            return Err(ServiceError::new(ErrorCode::Busy, "a signature is already waiting for approval in this session"));
+            return Err(ServiceError::new(
+                ErrorCode::Busy,
+                "a signature is already waiting for approval in this session",
+            ));
         }
         let (tx, rx) = oneshot::channel();
         let sent = self.cmd.send(Command::Sign(doc, tx)).await;
@@ -399,7 +402,11 @@ async fn run(
 
 /// Checks the phone's hello: a chain to the agent's anchors (when it has any), and the relay's signed
 /// attestation binding that certificate to the login the relay authenticated when the phone joined.
-fn check_hello(st: &AgentState, hello: &ChannelMessage, peer_login: &str) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
+fn check_hello(
+    st: &AgentState,
+    hello: &ChannelMessage,
+    peer_login: &str,
+) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
     let ChannelMessage::Hello { login, chain, attestation, .. } = hello else {
         return Err(ServiceError::new(ErrorCode::Channel, "the phone did not start with its hello"));
     };
@@ -412,7 +419,8 @@ fn check_hello(st: &AgentState, hello: &ChannelMessage, peer_login: &str) -> Res
         x509::check_chain(&chain[0], &chain[1..], &st.anchors, time::OffsetDateTime::now_utc()).map_err(core)?;
     }
     let unauthorized = |why: &str| ServiceError::new(ErrorCode::Unauthorized, format!("the phone's attestation {why}"));
-    statement::verify_attestation(&st.relay_public_key, attestation).map_err(|_| unauthorized("is not signed by the relay"))?;
+    statement::verify_attestation(&st.relay_public_key, attestation)
+        .map_err(|_| unauthorized("is not signed by the relay"))?;
     let a = &attestation.attestation;
     let login = statement::normalize_login(login).map_err(core)?;
     if a.relay_id != st.relay_id {
@@ -467,8 +475,8 @@ async fn sign_one(
             return Err(ServiceError::new(ErrorCode::Declined, format!("the phone could not sign: {why}")));
         }
     }
-    let sig = statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN)
-        .map_err(core)?;
+    let sig =
+        statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN).map_err(core)?;
     let leaf = &chain[0];
     let bad = |why: String| {
         ServiceError::new(

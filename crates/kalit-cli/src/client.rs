@@ -13,6 +13,7 @@ pub struct Client {
     base: String,
     http: reqwest::blocking::Client,
     what: &'static str,
+    token: Option<String>,
 }
 
 fn is_loopback_host(url: &reqwest::Url) -> bool {
@@ -24,6 +25,21 @@ impl Client {
     /// A client for `base` (`https://...`, or `http://` on loopback). `KALIT_TLS_CA` may name a PEM file of
     /// extra root certificates (a private deployment or a test CA).
     pub fn new(base: &str, what: &'static str) -> CliResult<Client> {
+        Client::build(base, what, None)
+    }
+
+    /// A client that calls the agent as a web page of `origin` would (an `Origin` header on every request,
+    /// long timeouts: a signature waits for the person).
+    pub fn page(agent: &str, origin: &str) -> CliResult<Client> {
+        Client::build(agent, "agent", Some(origin))
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` from now on (an agent session's capability).
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    fn build(base: &str, what: &'static str, origin: Option<&str>) -> CliResult<Client> {
         let url = reqwest::Url::parse(base)
             .map_err(|e| CliError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
         match url.scheme() {
@@ -37,8 +53,15 @@ impl Client {
             }
             s => return Err(CliError::new(ErrorCode::Usage, format!("{what} URL scheme {s:?} (expected https)"))),
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(o) = origin {
+            let v = reqwest::header::HeaderValue::from_str(o)
+                .map_err(|_| CliError::new(ErrorCode::Usage, format!("origin {o:?}")))?;
+            headers.insert(reqwest::header::ORIGIN, v);
+        }
         let mut b = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+            .default_headers(headers)
+            .timeout(std::time::Duration::from_secs(if origin.is_some() { 900 } else { 30 }))
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = std::env::var_os("KALIT_TLS_CA") {
@@ -50,7 +73,7 @@ impl Client {
             }
         }
         let http = b.build().map_err(|e| CliError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
-        Ok(Client { base: base.trim_end_matches('/').to_string(), http, what })
+        Ok(Client { base: base.trim_end_matches('/').to_string(), http, what, token: None })
     }
 
     /// The base URL without a trailing slash.
@@ -58,7 +81,10 @@ impl Client {
         &self.base
     }
 
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> CliResult<reqwest::blocking::Response> {
+    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> CliResult<reqwest::blocking::Response> {
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         req.send().map_err(|e| {
             CliError::new(
                 ErrorCode::Unavailable,
@@ -105,6 +131,17 @@ impl Client {
         }
         let r = self.send(req)?;
         self.decode(r)
+    }
+}
+
+impl Client {
+    /// `DELETE path`; any success status is fine.
+    pub fn delete(&self, path: &str) -> CliResult<()> {
+        let r = self.send(self.http.delete(format!("{}{path}", self.base)))?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        self.decode::<serde_json::Value>(r).map(|_| ())
     }
 }
 

@@ -1,16 +1,21 @@
 //! `kalit demo`: a walk-through on throw-away directories, printing each step of the paper as it runs.
 //!
-//! It runs a real Registration Authority and relay on loopback (in this process, SQLite in a temporary
-//! directory), enrols and registers two phones, signs on the phone and verifies. Until the agent exists
-//! (signing issue) the signing request is made on the phone itself. It exits 0 only when every step
-//! succeeded and every signature verified.
+//! It runs a real Registration Authority, relay (SQLite in a temporary directory), agent and demo portal on
+//! loopback in this process, enrols and registers two phones, then the portal asks the agent for raw and
+//! CMS signatures that travel through the relay's blind tunnel to a phone that approves by itself, and
+//! everything is verified. It exits 0 only when every step succeeded and every signature verified.
+//! `--interactive` then leaves everything running for a person with a browser and `kalit vault pair`.
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use kalit_core::{KeyAlgorithm, SecretString, x509};
 use kalit_proto::ErrorCode;
-use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Vault};
+use kalit_proto::session::{QR_TTL_SECS, SessionCreated, SessionPhase, SessionState, SignDocResponse};
+use kalit_proto::verify::VerifyReport;
+use kalit_vault::{PinPolicy, Vault};
 use time::OffsetDateTime;
 
 use crate::error::{CliError, CliResult};
@@ -21,6 +26,10 @@ pub struct DemoArgs {
     /// Where to write the sample document, signatures and certificates [default: a new temporary directory].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Afterwards keep the RA, relay, agent and a demo portal running (until Ctrl-C) and print how to sign
+    /// from a browser with `kalit vault pair`.
+    #[arg(long)]
+    interactive: bool,
 }
 
 fn step(paper: &str, what: &str) {
@@ -31,7 +40,7 @@ fn internal(e: impl std::fmt::Display) -> CliError {
     CliError::new(ErrorCode::Internal, e.to_string())
 }
 
-/// The RA and the relay, served on loopback by a background runtime for the length of the demo.
+/// The RA, relay, agent and portal, served on loopback by a background runtime for the length of the demo.
 struct Services {
     rt: tokio::runtime::Runtime,
     ra_url: String,
@@ -39,14 +48,58 @@ struct Services {
     ca_pem: Vec<u8>,
 }
 
-fn serve_on_loopback(rt: &tokio::runtime::Runtime, app: axum::Router) -> CliResult<String> {
+fn bind(rt: &tokio::runtime::Runtime) -> CliResult<(tokio::net::TcpListener, std::net::SocketAddr)> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .map_err(CliError::io("cannot listen on 127.0.0.1"))?;
     let addr = listener.local_addr().map_err(CliError::io("cannot listen on 127.0.0.1"))?;
+    Ok((listener, addr))
+}
+
+fn spawn_app(rt: &tokio::runtime::Runtime, listener: tokio::net::TcpListener, app: axum::Router) {
     let svc = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     rt.spawn(async move { axum::serve(listener, svc).await });
+}
+
+fn serve_on_loopback(rt: &tokio::runtime::Runtime, app: axum::Router) -> CliResult<String> {
+    let (listener, addr) = bind(rt)?;
+    spawn_app(rt, listener, app);
     Ok(format!("http://{addr}"))
+}
+
+/// The demo portal: a page standing for a government portal, `web/kalit.js`, and the agent's URL.
+fn portal(agent_url: &str) -> axum::Router {
+    use axum::http::header::CONTENT_TYPE;
+    use axum::routing::get;
+    let config = format!("export const AGENT = {agent_url:?};\n");
+    axum::Router::new()
+        .route("/", get(|| async { axum::response::Html(include_str!("../../../web/demo/index.html")) }))
+        .route(
+            "/kalit.js",
+            get(|| async { ([(CONTENT_TYPE, "text/javascript")], include_str!("../../../web/kalit.js")) }),
+        )
+        .route("/config.js", get(move || async move { ([(CONTENT_TYPE, "text/javascript")], config) }))
+}
+
+/// Starts the agent (allowing the portal's origin) and the portal. Returns (agent URL, portal origin).
+fn start_agent(svc: &Services, tmp: &Path) -> CliResult<(String, String)> {
+    let (portal_listener, portal_addr) = bind(&svc.rt)?;
+    let portal_origin = format!("http://{portal_addr}");
+    let data = tmp.join("agent");
+    kalit_agent::Origins::new(&data).allow(&portal_origin)?;
+    let cfg = kalit_agent::AgentConfig {
+        relay: svc.relay_url.clone(),
+        data,
+        trust: vec![tmp.join("ra").join("ca.pem")],
+        approval_timeout_secs: 300,
+        print_qr: false,
+    };
+    let state = svc.rt.block_on(kalit_agent::build(&cfg))?;
+    let (listener, addr) = bind(&svc.rt)?;
+    spawn_app(&svc.rt, listener, kalit_agent::app(state, addr));
+    let agent_url = format!("http://{addr}");
+    spawn_app(&svc.rt, portal_listener, portal(&agent_url));
+    Ok((agent_url, portal_origin))
 }
 
 fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, String)> {
@@ -90,13 +143,15 @@ pub fn run(a: DemoArgs) -> CliResult {
         None => tmp.join("out"),
     };
     std::fs::create_dir_all(&out).map_err(CliError::io("cannot create the output directory"))?;
-    println!("Kalit demo: the phone's vault, certificate enrolment, signing and verification.");
+    println!("Kalit demo: the phone's vault, certificate enrolment, registration, signing from a web page through");
+    println!("the agent, the relay's blind tunnel and the phone, and verification.");
     println!("Working directory: {} (throw-away)\nOutput directory:  {}", tmp.display(), out.display());
-    let result = walk(&tmp, &out);
+    let result = walk(&tmp, &out, a.interactive);
     let _ = std::fs::remove_dir_all(tmp.join("phone"));
     let _ = std::fs::remove_dir_all(tmp.join("phone2"));
     let _ = std::fs::remove_dir_all(tmp.join("ra"));
     let _ = std::fs::remove_dir_all(tmp.join("relay"));
+    let _ = std::fs::remove_dir_all(tmp.join("agent"));
     if !out.starts_with(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
     }
@@ -119,7 +174,7 @@ fn tempdir() -> CliResult<PathBuf> {
     Ok(base)
 }
 
-fn walk(tmp: &Path, out: &Path) -> CliResult {
+fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
     // The demo's PIN is generated and shown: a demo must run unattended. Real commands always ask.
     let pin = SecretString::new(format!(
         "demo-{}",
@@ -179,34 +234,93 @@ fn walk(tmp: &Path, out: &Path) -> CliResult {
     drop(u2);
     let doc = "Ariza: men, Demo Citizen, ushbu hujjatni imzolayman.\nApplication signed with Kalit.\n";
     files::write_atomic(&out.join("sample.txt"), doc.as_bytes(), false)?;
+    step("signature 18", "Starting the agent (loopback, allow-list) and a demo portal on its own origin.");
+    let (agent_url, portal_origin) = start_agent(&svc, tmp)?;
+    println!("  agent: {agent_url}  (allows only {portal_origin})\n  portal: {portal_origin}/");
     step(
-        "signature 20-22",
-        "The phone shows the document, the person approves (auto-approved in the demo), the PIN unlocks the key.",
+        "signature 18-19",
+        "The portal asks the agent for a session: a QR with a fresh X25519 key and secret, a blind tunnel at the relay.",
     );
-    let cms = u.sign(
-        "demo",
-        &DocumentToSign { name: "sample.txt", data: doc.as_bytes(), format: SignFormat::Cms, pss: false, origin: None },
-    )?;
-    files::write_atomic(&out.join("sample.txt.p7s"), &cms.bytes, false)?;
-    let raw = u.sign(
-        "demo",
-        &DocumentToSign { name: "sample.txt", data: doc.as_bytes(), format: SignFormat::Raw, pss: false, origin: None },
-    )?;
-    files::write_atomic(&out.join("sample.txt.sig"), &raw.bytes, false)?;
+    let mut page = crate::client::Client::page(&agent_url, &portal_origin)?;
+    let created: SessionCreated = page.post("/v1/sessions", Some(&serde_json::json!({})))?;
+    page.set_token(Some(created.token.clone()));
+    println!("  QR text: {}...  (expires in {} s)", &created.qr[..32], QR_TTL_SECS);
+    step(
+        "signature 19-20",
+        "The phone scans the QR, joins the tunnel with its device key and runs the Noise handshake; both show the SAS.",
+    );
+    let session_path = format!("/v1/sessions/{}", created.session);
+    let (cms, raw) = std::thread::scope(|scope| {
+        let phone = scope.spawn(|| {
+            let mut ui = crate::pair::AutoUi { unlocked: &u, verbose: true };
+            crate::pair::pair(&vault, &created.qr, None, &mut ui)
+        });
+        let result = (|| {
+            let state = wait_connected(&page, &session_path)?;
+            println!(
+                "  computer | paired with {} ({}); code {}",
+                state.login.as_deref().unwrap_or("?"),
+                state.certificate.as_ref().map(|c| c.subject.as_str()).unwrap_or("?"),
+                state.sas.as_deref().unwrap_or("?")
+            );
+            step(
+                "signature 20-27",
+                "The portal sends the document; the phone shows it and signs after approval; the agent checks the \
+                 signature against the certificate and its own digest before the page gets it.",
+            );
+            let sign = |format: &str| -> CliResult<SignDocResponse> {
+                page.post(
+                    &format!("{session_path}/sign"),
+                    Some(&serde_json::json!({
+                        "data": B64.encode(doc.as_bytes()), "name": "sample.txt",
+                        "media_type": "text/plain", "format": format,
+                    })),
+                )
+            };
+            let cms = sign("cms")?;
+            let raw = sign("raw")?;
+            Ok::<_, CliError>((cms, raw))
+        })();
+        step(
+            "signature 28",
+            "The portal ends the session; both ends drop the channel keys, the relay drops the tunnel.",
+        );
+        let _ = page.delete(&session_path);
+        let phone = phone.join().map_err(|_| internal("the phone thread panicked"))?;
+        let (cms, raw) = result?;
+        let summary = phone?;
+        println!("  phone signed {} document(s)", summary.signed);
+        Ok::<_, CliError>((cms, raw))
+    })?;
+    let cms_bytes = B64.decode(&cms.signature).map_err(internal)?;
+    let raw_bytes = B64.decode(&raw.signature).map_err(internal)?;
+    files::write_atomic(&out.join("sample.txt.p7s"), &cms_bytes, false)?;
+    files::write_atomic(&out.join("sample.txt.sig"), &raw_bytes, false)?;
     println!(
-        "  CMS signature: {} bytes; raw ECDSA signature: {} bytes; both recorded in the history",
-        cms.bytes.len(),
-        raw.bytes.len()
+        "  CMS signature: {} bytes; raw {} signature: {} bytes; the phone's history records origin {portal_origin}",
+        cms_bytes.len(),
+        raw.scheme,
+        raw_bytes.len()
     );
     step("verification 1-5", "The signatures are verified against the document, the certificate and the CA.");
-    let v = kalit_core::cms::verify_detached(&cms.bytes, &mut |h| Ok(h.digest(doc.as_bytes())), &[])?;
+    let report: VerifyReport = page.post(
+        "/v1/verify",
+        Some(&serde_json::json!({
+            "data": B64.encode(doc.as_bytes()), "signature": cms.signature, "format": "cms",
+        })),
+    )?;
+    if !report.valid {
+        return Err(CliError::new(ErrorCode::InvalidSignature, format!("the agent's verify: {:?}", report.reason)));
+    }
+    println!("  agent /v1/verify: valid, chain trusted: {}", report.chain.as_ref().is_some_and(|c| c.trusted));
+    let v = kalit_core::cms::verify_detached(&cms_bytes, &mut |h| Ok(h.digest(doc.as_bytes())), &[])?;
     let chain =
         x509::check_chain(&v.signer_cert, &v.certificates, &anchors[anchors.len() - 1..], OffsetDateTime::now_utc())?;
     println!("  CMS: valid ({}), chain: {}", v.scheme, chain.path.join(" <- "));
-    let scheme = x509::verify_raw(&x509::cert_spki(&leaf)?, doc.as_bytes(), &raw.bytes)?;
+    let scheme = x509::verify_raw(&x509::cert_spki(&leaf)?, doc.as_bytes(), &raw_bytes)?;
     println!("  raw: valid ({})", scheme.name());
     let tampered = format!("{doc} ");
-    if kalit_core::cms::verify_detached(&cms.bytes, &mut |h| Ok(h.digest(tampered.as_bytes())), &[]).is_ok() {
+    if kalit_core::cms::verify_detached(&cms_bytes, &mut |h| Ok(h.digest(tampered.as_bytes())), &[]).is_ok() {
         return Err(CliError::new(ErrorCode::Internal, "a changed document verified"));
     }
     println!("  a document changed by one byte is rejected");
@@ -219,6 +333,42 @@ fn walk(tmp: &Path, out: &Path) -> CliResult {
         "  openssl x509 -in {0}/chain.pem -pubkey -noout > {0}/pub.pem && openssl dgst -sha256 -verify {0}/pub.pem -signature {0}/sample.txt.sig {0}/sample.txt",
         out.display()
     );
+    if interactive {
+        println!("\nInteractive: the RA, relay, agent and portal keep running until Ctrl-C.");
+        println!("  portal:       {portal_origin}/   (open it in a browser and press \"Sign with my phone\")");
+        println!("  agent:        {agent_url}   relay: {}   RA: {}", svc.relay_url, svc.ra_url);
+        println!("  phone vault:  {}", vault.dir().display());
+        println!("  phone PIN:    {}   (a throw-away demo vault)", pin.expose_secret());
+        println!(
+            "Then copy the text under the QR and answer on the \"phone\":\n  kalit vault pair --vault {} 'kalit:...'",
+            vault.dir().display()
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        svc.rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
     drop(svc.rt);
     Ok(())
+}
+
+/// Polls the session until a phone is paired (or the session closed).
+fn wait_connected(page: &crate::client::Client, path: &str) -> CliResult<SessionState> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(QR_TTL_SECS) + 30);
+    loop {
+        let s: SessionState = page.get(path)?;
+        match s.phase {
+            SessionPhase::Connected => return Ok(s),
+            SessionPhase::Closed => {
+                let e =
+                    s.error.unwrap_or(kalit_proto::ErrorBody { code: ErrorCode::Expired, message: "closed".into() });
+                return Err(CliError::new(e.code, format!("the session closed: {}", e.message)));
+            }
+            _ if std::time::Instant::now() > deadline => {
+                return Err(CliError::new(ErrorCode::Expired, "no phone paired in time"));
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }

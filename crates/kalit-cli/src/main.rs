@@ -6,12 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod agent_cmd;
 mod bench;
 mod bench_relay;
 mod client;
 mod demo;
 mod error;
 mod files;
+mod pair;
 mod prompt;
 mod serve_cmd;
 mod vault_cmd;
@@ -22,7 +24,8 @@ use error::CliError;
 
 /// Kalit keeps your signing key on your phone; any computer can ask it for a signature.
 ///
-/// Modules: `vault` (the key manager that runs on the phone), `ra` (the Registration Authority that issues
+/// Modules: `vault` (the key manager that runs on the phone), `agent` (the desktop service web pages
+/// call to sign with the phone), `ra` (the Registration Authority that issues
 /// certificates), `relay` (the web service that keeps logins and connects computers to phones), `verify`
 /// and `hash` (what the desktop agent offers web pages), `demo` (a walk-through of the whole system) and
 /// `bench` (speed against OpenSSL and the relay's throughput).
@@ -48,6 +51,9 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// Hash a file with SHA-256/384/512 (the agent's hashing function).
     Hash(verify_cmd::HashArgs),
+    /// The desktop agent: a loopback web service that allowed web pages call (through web/kalit.js) to sign
+    /// with your phone, hash and verify.
+    Agent(agent_cmd::AgentArgs),
     /// Walk through Kalit on a throw-away vault: keys, CSR, certificate, signing, verification.
     Demo(demo::DemoArgs),
     /// Measure signing, hashing and unlock speed against OpenSSL and bare Argon2id, in one run.
@@ -262,6 +268,25 @@ enum VaultCommand {
         #[arg(long)]
         login: Option<String>,
     },
+    /// Answer a computer's signing request: give the QR text the computer shows (`kalit:...`) or a photo of
+    /// it. Checks the QR's version, age and relay, connects, shows a six-digit code that the computer must
+    /// show too, then for each document shows its name, size, type, SHA-256 and (for text) a preview, asks
+    /// approval, then the PIN. Runs until the computer ends the session.
+    #[command(after_help = "Examples:
+  kalit vault pair 'kalit:eyJ2Ijox...'            the text under the QR on the computer
+  kalit vault pair --qr-image photo.png           a photo or screenshot of the QR
+  printf '%s\\n' PIN y PIN | kalit vault pair \"$QR\"   (scripted: PIN to connect, then approval and PIN per document)")]
+    Pair {
+        /// The QR text, `kalit:...`.
+        #[arg(required_unless_present = "qr_image", conflicts_with = "qr_image")]
+        qr: Option<String>,
+        /// A PNG or JPEG image of the QR.
+        #[arg(long, value_name = "FILE")]
+        qr_image: Option<PathBuf>,
+        /// Which login, when this phone has several at the QR's relay.
+        #[arg(long)]
+        login: Option<String>,
+    },
     /// Destroy every key and the vault itself, without the PIN (the way out of a locked vault with no
     /// backup). Asks confirmation.
     Reset,
@@ -289,6 +314,7 @@ fn main() -> ExitCode {
         Command::Relay(a) => serve_cmd::relay(a),
         Command::Verify(a) => verify_cmd::verify(a),
         Command::Hash(a) => verify_cmd::hash(a),
+        Command::Agent(a) => agent_cmd::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
     };

@@ -25,14 +25,14 @@ impl From<kalit_ra::RaError> for CliError {
     }
 }
 
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::new(ErrorCode::Internal, format!("cannot start the async runtime: {e}")))
 }
 
-fn parse_listen(s: &str) -> CliResult<SocketAddr> {
+pub(crate) fn parse_listen(s: &str) -> CliResult<SocketAddr> {
     s.parse().map_err(|_| {
         CliError::new(ErrorCode::Usage, format!("--listen {s:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:8750"))
     })

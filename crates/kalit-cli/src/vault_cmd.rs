@@ -311,6 +311,18 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
         VaultCommand::Unregister { relay, device, login } => {
             crate::vault_net::unregister(dir, &relay, &device, login.as_deref())
         }
+        VaultCommand::Pair { qr, qr_image, login } => {
+            let text = match (qr, qr_image) {
+                (Some(t), _) => t,
+                (None, Some(img)) => crate::pair::decode_qr_image(&img)?,
+                (None, None) => return Err(CliError::new(ErrorCode::Usage, "give the QR text or --qr-image FILE")),
+            };
+            let vault = Vault::open(dir)?;
+            let mut ui = crate::pair::TerminalUi { prompter: Prompter::new() };
+            let s = crate::pair::pair(&vault, &text, login.as_deref(), &mut ui)?;
+            println!("Session over: {} signed, {} declined.", s.signed, s.declined);
+            Ok(())
+        }
         VaultCommand::Reset => {
             if !p.confirm(&format!(
                 "Destroy EVERY key in {} and the vault itself? This cannot be undone.",

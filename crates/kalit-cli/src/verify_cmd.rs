@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kalit_core::digest::{HashAlg, Hasher};
+use kalit_core::verify::{Document, Verified, looks_like_cms, verify_document};
 use kalit_core::{CoreError, x509};
 use kalit_proto::ErrorCode;
-use kalit_core::verify::{Document, Verified, looks_like_cms, verify_document};
 use time::OffsetDateTime;
 
 use crate::error::{CliError, CliResult};
@@ -113,9 +113,8 @@ pub fn verify(a: VerifyArgs) -> CliResult {
     let mut digest_of = |h: HashAlg| -> Result<Vec<u8>, CoreError> {
         hash_file(doc, h, false).map(|(d, _)| d).map_err(|e| CoreError::InvalidInput(e.message))
     };
-    let mut bytes = || {
-        files::read_limited(doc, MAX_DOCUMENT, "document").map_err(|e| CoreError::InvalidInput(e.message))
-    };
+    let mut bytes =
+        || files::read_limited(doc, MAX_DOCUMENT, "document").map_err(|e| CoreError::InvalidInput(e.message));
     let cms = looks_like_cms(&sig);
     let (Verified { report, .. }, result) = verify_document(
         Document { digest_of: &mut digest_of, bytes: &mut bytes },

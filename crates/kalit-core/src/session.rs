@@ -11,8 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kalit_proto::namespace;
 use kalit_proto::session::{
-    ChannelMessage, MAX_CHANNEL_MESSAGE, MAX_FRAME, QR_MAX_LEN, QR_SCHEME, QR_TTL_MAX_SECS, QrPayload,
-    SESSION_VERSION,
+    ChannelMessage, MAX_CHANNEL_MESSAGE, MAX_FRAME, QR_MAX_LEN, QR_SCHEME, QR_TTL_MAX_SECS, QrPayload, SESSION_VERSION,
 };
 
 use crate::{CoreError, SecretBytes};
@@ -94,7 +93,13 @@ impl AgentSecrets {
 
 impl Qr {
     /// A fresh QR for a session asked by `origin`, with new keys.
-    pub fn new(relay: &str, relay_id: &str, origin: &str, ttl: u32, now_secs: u64) -> Result<(Qr, AgentSecrets), CoreError> {
+    pub fn new(
+        relay: &str,
+        relay_id: &str,
+        origin: &str,
+        ttl: u32,
+        now_secs: u64,
+    ) -> Result<(Qr, AgentSecrets), CoreError> {
         let kp = snow::Builder::new(params()?).generate_keypair().map_err(noise)?;
         let secret: [u8; 16] = crate::seal::random()?;
         let payload = QrPayload {
@@ -114,7 +119,10 @@ impl Qr {
             return Err(CoreError::invalid("the relay URL or origin is too long for a QR"));
         }
         let qr = Qr::parse(&text)?;
-        Ok((qr, AgentSecrets { static_private: SecretBytes::new(kp.private), secret: SecretBytes::from_slice(&secret) }))
+        Ok((
+            qr,
+            AgentSecrets { static_private: SecretBytes::new(kp.private), secret: SecretBytes::from_slice(&secret) },
+        ))
     }
 
     /// Parses QR text, checking its form (not its age: see [`Qr::check_fresh`]).
@@ -127,8 +135,10 @@ impl Qr {
             .strip_prefix(QR_SCHEME)
             .ok_or_else(|| CoreError::invalid("this QR is not a Kalit signing request (it must start with kalit:)"))?;
         let json = B64URL.decode(body).map_err(|_| CoreError::invalid("the QR text is damaged (not base64url)"))?;
-        let version: Option<u32> =
-            serde_json::from_slice::<serde_json::Value>(&json).ok().and_then(|v| v.get("v")?.as_u64()).map(|v| v as u32);
+        let version: Option<u32> = serde_json::from_slice::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| v.get("v")?.as_u64())
+            .map(|v| v as u32);
         if let Some(v) = version
             && v != SESSION_VERSION
         {
@@ -136,10 +146,11 @@ impl Qr {
                 "QR version {v} (this Kalit understands version {SESSION_VERSION}); update Kalit"
             )));
         }
-        let payload: QrPayload =
-            serde_json::from_slice(&json).map_err(|e| CoreError::invalid(format!("the QR payload is malformed: {e}")))?;
+        let payload: QrPayload = serde_json::from_slice(&json)
+            .map_err(|e| CoreError::invalid(format!("the QR payload is malformed: {e}")))?;
         let pk = B64URL.decode(&payload.pk).map_err(|_| CoreError::invalid("QR: bad agent key"))?;
-        let agent_public: [u8; 32] = pk.try_into().map_err(|_| CoreError::invalid("QR: the agent key must be 32 bytes"))?;
+        let agent_public: [u8; 32] =
+            pk.try_into().map_err(|_| CoreError::invalid("QR: the agent key must be 32 bytes"))?;
         let s = B64URL.decode(&payload.s).map_err(|_| CoreError::invalid("QR: bad session secret"))?;
         if s.len() != 16 {
             return Err(CoreError::invalid("QR: the session secret must be 16 bytes"));

@@ -74,9 +74,10 @@ pub fn verify_document(
                 (v.signer_cert, pool)
             }
             None => {
-                let cert = given_certs.first().cloned().ok_or_else(|| {
-                    CoreError::InvalidInput("a raw signature needs the signer's certificate".into())
-                })?;
+                let cert = given_certs
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| CoreError::InvalidInput("a raw signature needs the signer's certificate".into()))?;
                 let scheme = x509::verify_raw(&x509::cert_spki(&cert)?, &(doc.bytes)()?, sig)?;
                 report.scheme = Some(scheme.name().into());
                 (cert, given_certs.to_vec())

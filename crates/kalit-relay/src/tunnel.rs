@@ -96,11 +96,7 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: impl Into<Strin
 }
 
 fn check_id(id: &str) -> Result<(), ServiceError> {
-    if is_tunnel_id(id) {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid("a tunnel id is 64 lowercase hex characters"))
-    }
+    if is_tunnel_id(id) { Ok(()) } else { Err(ServiceError::invalid("a tunnel id is 64 lowercase hex characters")) }
 }
 
 /// Query of the agent's side.
@@ -127,8 +123,11 @@ pub(crate) async fn wait(
         let mut map = s.tunnels.lock();
         if map.len() >= s.limits.max_waiting_tunnels {
             s.metrics.inc("tunnel", "full");
-            return ServiceError::new(ErrorCode::Unavailable, "the relay is at its limit of waiting tunnels; retry soon")
-                .into_response();
+            return ServiceError::new(
+                ErrorCode::Unavailable,
+                "the relay is at its limit of waiting tunnels; retry soon",
+            )
+            .into_response();
         }
         if map.contains_key(&id) {
             return ServiceError::new(ErrorCode::AlreadyExists, "this tunnel id is already waiting").into_response();
