@@ -34,6 +34,8 @@ pub struct Guard {
     pub own: Arc<Vec<String>>,
     /// The allow-list.
     pub origins: Arc<Origins>,
+    /// Largest body of any call; a larger `Content-Length` is refused before anything is read.
+    pub max_body: u64,
 }
 
 fn refuse(code: ErrorCode, status: StatusCode, msg: &str) -> Response {
@@ -127,6 +129,14 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
             );
         }
         _ => {}
+    }
+    let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if length.is_some_and(|n| n > g.max_body) {
+        let mut r = refuse(ErrorCode::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        if let Some(o) = &origin {
+            cors_headers(r.headers_mut(), o);
+        }
+        return r;
     }
     if req.method() == Method::POST && !is_json(req.headers()) {
         let mut r =

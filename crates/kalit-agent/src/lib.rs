@@ -158,6 +158,7 @@ pub fn app(state: AgentState, addr: SocketAddr) -> Router {
         hosts: Arc::new(vec![host.clone()]),
         own: Arc::new(vec![format!("http://{host}")]),
         origins: state.origins.clone(),
+        max_body: DOC_BODY as u64,
     };
     let short = Router::new()
         .route("/", get(api::page))

@@ -478,30 +478,7 @@ async fn sign_one(
     let sig =
         statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN).map_err(core)?;
     let leaf = &chain[0];
-    let bad = |why: String| {
-        ServiceError::new(
-            ErrorCode::InvalidSignature,
-            format!("the phone's answer does not verify over the document this page sent ({why}); it was not returned"),
-        )
-    };
-    let scheme = match doc.format {
-        DocFormat::Raw => {
-            let spki = x509::cert_spki(leaf).map_err(core)?;
-            let scheme = x509::verify_raw(&spki, &doc.data, &sig).map_err(|e| bad(e.to_string()))?;
-            if scheme.name().contains("pss") != doc.pss {
-                return Err(bad("a different padding than requested".into()));
-            }
-            scheme.name().to_string()
-        }
-        DocFormat::Cms => {
-            let mut digest_of = |h: HashAlg| Ok(h.digest(&doc.data));
-            let v = kalit_core::cms::verify_detached(&sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
-            if &v.signer_cert != leaf {
-                return Err(bad("signed with another certificate".into()));
-            }
-            v.scheme
-        }
-    };
+    let scheme = check_signature(&doc, &sig, leaf)?;
     Ok(SignDocResponse {
         format: doc.format,
         signature: B64.encode(&sig),
@@ -511,4 +488,34 @@ async fn sign_one(
         signer: x509::cert_info(leaf).map_err(core)?,
         login: login.to_string(),
     })
+}
+
+/// The agent's own check before a signature goes to the page: it verifies with the paired certificate over
+/// the document *the page sent* (so a phone, relay or anything between that signed something else is
+/// caught), with the padding the page asked for; a CMS must be signed by that very certificate.
+pub fn check_signature(doc: &Doc, sig: &[u8], leaf: &[u8]) -> Result<String, ServiceError> {
+    let bad = |why: String| {
+        ServiceError::new(
+            ErrorCode::InvalidSignature,
+            format!("the phone's answer does not verify over the document this page sent ({why}); it was not returned"),
+        )
+    };
+    match doc.format {
+        DocFormat::Raw => {
+            let spki = x509::cert_spki(leaf).map_err(core)?;
+            let scheme = x509::verify_raw(&spki, &doc.data, sig).map_err(|e| bad(e.to_string()))?;
+            if scheme.name().contains("pss") != doc.pss {
+                return Err(bad("a different padding than requested".into()));
+            }
+            Ok(scheme.name().to_string())
+        }
+        DocFormat::Cms => {
+            let mut digest_of = |h: HashAlg| Ok(h.digest(&doc.data));
+            let v = kalit_core::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
+            if v.signer_cert != leaf {
+                return Err(bad("signed with another certificate".into()));
+            }
+            Ok(v.scheme)
+        }
+    }
 }

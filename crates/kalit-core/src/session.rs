@@ -19,7 +19,7 @@ use crate::{CoreError, SecretBytes};
 /// The Noise protocol of the channel.
 pub const NOISE_PARAMS: &str = "Noise_NKpsk0_25519_ChaChaPoly_SHA256";
 /// Accepted clock difference between agent and phone, seconds.
-pub const CLOCK_SKEW_SECS: u64 = 30;
+pub const CLOCK_SKEW_SECS: u64 = 10;
 const TAG_LEN: usize = 16;
 /// Plaintext bytes per frame: one flag byte and a chunk of the message.
 const CHUNK: usize = MAX_FRAME - TAG_LEN - 1;
@@ -429,8 +429,8 @@ mod tests {
         let (qr, _) = Qr::new("http://127.0.0.1:1/", "relay1", "https://portal.example", 60, 1000).unwrap();
         assert_eq!(qr.payload.relay, "http://127.0.0.1:1");
         qr.check_fresh(1000).unwrap();
-        qr.check_fresh(1089).unwrap();
-        assert_eq!(qr.check_fresh(1091).unwrap_err().code(), kalit_proto::ErrorCode::Expired);
+        qr.check_fresh(1069).unwrap();
+        assert_eq!(qr.check_fresh(1071).unwrap_err().code(), kalit_proto::ErrorCode::Expired);
         assert!(qr.check_fresh(900).is_err());
         let t = qr.text();
         for bad in [
