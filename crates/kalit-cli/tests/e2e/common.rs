@@ -266,3 +266,30 @@ fn openssl_check_ed25519_cms(sig: &Path, doc: &Path, print: &str) {
     let out = ossl_ok(&["pkeyutl", "-verify", "-pubin", "-inkey", s(&p), "-rawin", "-in", s(&a), "-sigfile", s(&g)]);
     assert!(out.contains("Success"), "{out}");
 }
+
+/// OpenSSL verifies a raw signature with the certificate's public key (`pkeyutl -rawin` for Ed25519,
+/// `dgst -sha256` otherwise, PSS with a 32-byte salt).
+pub fn verify_raw_with_openssl(alg: &str, pss: bool, cert: &Path, doc: &Path, sig: &Path, work: &Path) {
+    let pubkey = work.join("pub.pem");
+    fs::write(&pubkey, ossl_ok(&["x509", "-in", s(cert), "-pubkey", "-noout"])).unwrap();
+    let out = if alg == "ed25519" {
+        ossl_ok(&["pkeyutl", "-verify", "-pubin", "-inkey", s(&pubkey), "-rawin", "-in", s(doc), "-sigfile", s(sig)])
+    } else if pss {
+        ossl_ok(&[
+            "dgst",
+            "-sha256",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:32",
+            "-verify",
+            s(&pubkey),
+            "-signature",
+            s(sig),
+            s(doc),
+        ])
+    } else {
+        ossl_ok(&["dgst", "-sha256", "-verify", s(&pubkey), "-signature", s(sig), s(doc)])
+    };
+    assert!(out.contains("Verified") || out.contains("Success"), "openssl said: {out}");
+}

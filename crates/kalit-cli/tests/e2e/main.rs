@@ -8,3 +8,4 @@ mod common;
 mod crash;
 mod network;
 mod openssl;
+mod signing;

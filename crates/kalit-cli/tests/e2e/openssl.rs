@@ -7,31 +7,6 @@ use base64::Engine;
 
 use crate::common::*;
 
-fn verify_raw_with_openssl(alg: &str, pss: bool, cert: &Path, doc: &Path, sig: &Path, work: &Path) {
-    let pubkey = work.join("pub.pem");
-    fs::write(&pubkey, ossl_ok(&["x509", "-in", s(cert), "-pubkey", "-noout"])).unwrap();
-    let out = if alg == "ed25519" {
-        ossl_ok(&["pkeyutl", "-verify", "-pubin", "-inkey", s(&pubkey), "-rawin", "-in", s(doc), "-sigfile", s(sig)])
-    } else if pss {
-        ossl_ok(&[
-            "dgst",
-            "-sha256",
-            "-sigopt",
-            "rsa_padding_mode:pss",
-            "-sigopt",
-            "rsa_pss_saltlen:32",
-            "-verify",
-            s(&pubkey),
-            "-signature",
-            s(sig),
-            s(doc),
-        ])
-    } else {
-        ossl_ok(&["dgst", "-sha256", "-verify", s(&pubkey), "-signature", s(sig), s(doc)])
-    };
-    assert!(out.contains("Verified") || out.contains("Success"), "openssl said: {out}");
-}
-
 #[test]
 fn every_algorithm_csr_certificate_raw_cms_and_pfx_pass_openssl() {
     if openssl().is_none() {

@@ -1,0 +1,350 @@
+//! The signature process across real processes: `kalit ra serve`, `kalit relay serve`, `kalit agent serve`
+//! and phones answering with `kalit vault pair`, while the test plays the web page (HTTP with an Origin).
+//! Every signature is also checked by OpenSSL.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use crate::common::{PIN, V, feed, kalit, kalit_cmd, openssl, openssl_cms_verify, s, verify_raw_with_openssl};
+use crate::network::{Ra, Service, enrolled_phone};
+
+/// RA, relay and agent, with `origins` allowed in the agent.
+pub struct Stack {
+    pub root: tempfile::TempDir,
+    pub ra: Ra,
+    _ra_svc: Service,
+    pub ra_url: String,
+    pub relay: Option<Service>,
+    pub relay_url: String,
+    pub relay_data: PathBuf,
+    pub agent: Service,
+    pub agent_data: PathBuf,
+}
+
+pub fn relay_serve(data: &Path, ca: &Path, listen: &str) -> Service {
+    Service::start(&["relay", "serve", "--data", s(data), "--listen", listen, "--trust", s(ca)], None)
+}
+
+pub fn stack(origins: &[&str]) -> Stack {
+    let root = tempfile::tempdir().unwrap();
+    let ra = Ra::init(root.path(), "ra");
+    let ra_svc = ra.serve();
+    let ra_url = ra_svc.url.clone();
+    let relay_data = root.path().join("relay");
+    let relay = relay_serve(&relay_data, &ra.ca(), "127.0.0.1:0");
+    let relay_url = relay.url.clone();
+    let agent_data = root.path().join("agent");
+    for o in origins {
+        kalit(&["agent", "--data", s(&agent_data), "allow", o], &[]).ok();
+    }
+    let agent = Service::start(
+        &["agent", "--data", s(&agent_data), "serve", "--listen", "127.0.0.1:0", "--relay", &relay_url, "--trust", s(&ra.ca())],
+        None,
+    );
+    Stack { ra, _ra_svc: ra_svc, ra_url, relay: Some(relay), relay_url, relay_data, agent, agent_data, root }
+}
+
+impl Stack {
+    /// A phone with one `alg` key, enrolled and registered under `login`.
+    pub fn phone(&self, name: &str, alg: &str, login: &str) -> V {
+        let v = enrolled_phone(self.root.path(), name, alg, &self.ra, &self.ra_url, &format!("CN={login},C=UZ"));
+        v.run(&["register", "main", "--relay", &self.relay_url, "--login", login], &[PIN]).ok();
+        v
+    }
+}
+
+/// The test's web page: calls the agent with an Origin header, as a browser would.
+pub struct Page {
+    http: reqwest::blocking::Client,
+    agent: String,
+    pub origin: String,
+}
+
+pub struct Created {
+    pub session: String,
+    pub token: String,
+    pub qr: String,
+}
+
+impl Page {
+    pub fn new(agent: &str, origin: &str) -> Page {
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+        Page { http, agent: agent.to_string(), origin: origin.to_string() }
+    }
+
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.agent);
+        let mut r = self.http.request(method.parse().unwrap(), url).header("origin", &self.origin);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn start(&self, ttl: Option<u32>) -> Created {
+        let body = ttl.map_or(json!({}), |t| json!({ "ttl": t }));
+        let (st, v) = self.call("POST", "/v1/sessions", None, Some(body));
+        assert_eq!(st, 201, "{v}");
+        Created {
+            session: v["session"].as_str().unwrap().into(),
+            token: v["token"].as_str().unwrap().into(),
+            qr: v["qr"].as_str().unwrap().into(),
+        }
+    }
+
+    pub fn state(&self, c: &Created) -> Value {
+        let (st, v) = self.call("GET", &format!("/v1/sessions/{}", c.session), Some(&c.token), None);
+        assert_eq!(st, 200, "{v}");
+        v
+    }
+
+    /// Waits until the session reaches `phase` (or closes); returns its state.
+    pub fn wait(&self, c: &Created, phase: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.state(c);
+            if v["phase"] == phase || v["phase"] == "closed" || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn sign(&self, c: &Created, data: &[u8], format: &str, pss: bool) -> (u16, Value) {
+        let body = json!({ "data": B64.encode(data), "name": "contract.txt", "media_type": "text/plain", "format": format, "pss": pss });
+        self.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body))
+    }
+
+    pub fn end(&self, c: &Created) {
+        let _ = self.call("DELETE", &format!("/v1/sessions/{}", c.session), Some(&c.token), None);
+    }
+}
+
+/// `kalit vault pair QR` on `v`, with the answers given up front (PIN to join, then per document).
+pub fn pair(v: &V, qr: &str, answers: &[&str]) -> Child {
+    let mut child = kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", qr]).spawn().unwrap();
+    feed(&mut child, answers);
+    child
+}
+
+pub fn finish(child: Child) -> (i32, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sign_with(stack: &Stack, alg: &str, origin: &str) {
+    let login = format!("citizen.{}", alg.replace('-', ""));
+    let v = stack.phone(&format!("phone-{alg}"), alg, &login);
+    let page = Page::new(&stack.agent.url, origin);
+    let c = page.start(None);
+    let rsa = alg.starts_with("rsa");
+    let mut answers = vec![PIN, "y", PIN, "y", PIN];
+    if rsa {
+        answers.extend(["y", PIN]);
+    }
+    let phone = pair(&v, &c.qr, &answers);
+    let st = page.wait(&c, "connected");
+    assert_eq!(st["phase"], "connected", "{alg}: {st}");
+    assert_eq!(st["login"], login.as_str());
+    let sas = st["sas"].as_str().unwrap().to_string();
+    let doc = format!("Contract for {login}\nsigned through agent, relay and phone ({alg}).\n");
+    let work = stack.root.path().join(format!("work-{alg}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let doc_path = work.join("contract.txt");
+    std::fs::write(&doc_path, &doc).unwrap();
+    let mut formats = vec![("cms", false), ("raw", false)];
+    if rsa {
+        formats.push(("raw", true));
+    }
+    for (format, pss) in formats {
+        let (code, r) = page.sign(&c, doc.as_bytes(), format, pss);
+        assert_eq!(code, 200, "{alg} {format}: {r}");
+        assert_eq!(r["sha256"], hex(&kalit_core::digest::HashAlg::Sha256.digest(doc.as_bytes())));
+        let sig = B64.decode(r["signature"].as_str().unwrap()).unwrap();
+        let sig_path = work.join(format!("sig-{format}-{pss}"));
+        std::fs::write(&sig_path, &sig).unwrap();
+        let chain = work.join("chain.pem");
+        std::fs::write(&chain, r["certificate_pem"].as_str().unwrap()).unwrap();
+        if openssl().is_some() {
+            match format {
+                "cms" => openssl_cms_verify(&sig_path, &doc_path, &stack.ra.ca()),
+                _ => verify_raw_with_openssl(alg, pss, &chain, &doc_path, &sig_path, &work),
+            }
+        }
+        // And Kalit's own verifier, through the agent, against its trust anchors.
+        let mut body = json!({ "data": B64.encode(doc.as_bytes()), "signature": r["signature"], "format": format });
+        if format == "raw" {
+            body["certificate"] = r["certificate_pem"].clone();
+        }
+        let (code, rep) = page.call("POST", "/v1/verify", None, Some(body));
+        assert_eq!((code, &rep["valid"]), (200, &json!(true)), "{rep}");
+        assert_eq!(rep["chain"]["trusted"], true, "{rep}");
+        let (code, rep) = page.call(
+            "POST",
+            "/v1/verify",
+            None,
+            Some(json!({ "data": B64.encode(b"another document"), "signature": r["signature"], "format": format, "certificate": r["certificate_pem"] })),
+        );
+        assert_eq!((code, &rep["valid"]), (200, &json!(false)), "{rep}");
+    }
+    page.end(&c);
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 0, "{alg}: {out}\n{err}");
+    assert!(out.contains(&sas), "the phone shows the same SAS {sas}: {out}");
+    assert!(out.contains("Sign request from") && out.contains("Preview:") && out.contains("Contract for"), "{out}");
+    let history = v.run(&["history", "--json"], &[]).ok().stdout;
+    let n = if rsa { 3 } else { 2 };
+    assert_eq!(history.matches(&format!("\"origin\": \"{origin}\"")).count(), n, "{history}");
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn raw_and_cms_signatures_for_every_algorithm_through_agent_relay_and_phone() {
+    let algs = ["p-256", "ed25519", "rsa-2048", "rsa-3072"];
+    let origins: Vec<String> = (0..algs.len()).map(|i| format!("https://portal{i}.example")).collect();
+    let refs: Vec<&str> = origins.iter().map(String::as_str).collect();
+    let stack = stack(&refs);
+    std::thread::scope(|sc| {
+        for (alg, origin) in algs.iter().zip(&origins) {
+            let stack = &stack;
+            sc.spawn(move || sign_with(stack, alg, origin));
+        }
+    });
+}
+
+#[test]
+fn declined_expired_altered_and_foreign_qrs_produce_no_signature() {
+    let origin = "https://portal.example";
+    let stack = stack(&[origin]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let page = Page::new(&stack.agent.url, origin);
+    // Declined: 403 declined, the session stays usable, nothing in the history.
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN, "n"]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let (code, r) = page.sign(&c, b"please sign", "cms", false);
+    assert_eq!((code, r["error"]["code"].as_str()), (403, Some("declined")), "{r}");
+    assert!(r.get("signature").is_none());
+    page.end(&c);
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 signed, 1 declined"), "{out}");
+    assert!(!v.run(&["history", "--json"], &[]).ok().stdout.contains("please"), "declined requests are not recorded as signed");
+    // Signing before a phone paired: a clear error.
+    let c = page.start(Some(1));
+    let (code, r) = page.sign(&c, b"x", "raw", false);
+    assert_eq!((code, r["error"]["code"].as_str()), (410, Some("expired")), "{r}");
+    // Expired QR: the phone refuses it, and the agent closed the session.
+    std::thread::sleep(Duration::from_secs(1 + kalit_core::session::CLOCK_SKEW_SECS + 1));
+    let (code, out, err) = finish(pair(&v, &c.qr, &[PIN]));
+    assert_eq!(code, 20, "{out}{err}");
+    assert!(err.contains("error[expired]") && err.contains("QR expired"), "{err}");
+    let st = page.state(&c);
+    assert_eq!((st["phase"].as_str(), st["error"]["code"].as_str()), (Some("closed"), Some("expired")), "{st}");
+    // An altered field (the origin shown to the person): the handshake fails on the agent's side, the
+    // phone shows nothing to sign.
+    let c = page.start(None);
+    let qr = kalit_core::session::Qr::parse(&c.qr).unwrap();
+    let mut p = qr.payload.clone();
+    p.origin = "https://evil.example".into();
+    let altered = format!(
+        "kalit:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap())
+    );
+    let (code, out, err) = finish(pair(&v, &altered, &[PIN, "y", PIN]));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(!out.contains("Sign request"), "{out}");
+    let st = page.wait(&c, "closed");
+    assert_eq!(st["error"]["code"], "channel", "{st}");
+    // A relay the phone is not registered with; damaged, truncated, oversized and unknown-version QRs.
+    let mut p = qr.payload.clone();
+    p.relay_id = "another-relay".into();
+    let foreign =
+        format!("kalit:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()));
+    v.run(&["pair", &foreign], &[PIN]).fails(6, "not_found");
+    for bad in [&c.qr[..c.qr.len() / 2], "kalit:!!!", "https://evil.example", &"kalit:A".repeat(500)] {
+        v.run(&["pair", bad], &[PIN]).fails(8, "invalid_input");
+    }
+    v.run(&["pair", "kalit:eyJ2Ijo5fQ"], &[PIN]).fails(8, "invalid_input").stderr.contains("version 9");
+    assert!(v.run(&["history", "--json"], &[]).ok().stdout.trim() == "[]" || !v.run(&["history"], &[]).ok().stdout.contains("evil"));
+}
+
+#[test]
+fn two_phones_race_for_one_qr_and_a_second_computer_cannot_wait_on_it() {
+    let origin = "https://portal.example";
+    let stack = stack(&[origin]);
+    let a = stack.phone("phone-a", "p-256", "ali");
+    let b = stack.phone("phone-b", "ed25519", "vali");
+    let page = Page::new(&stack.agent.url, origin);
+    for round in 0..3 {
+        let c = page.start(None);
+        // A second computer that photographed the QR derives the tunnel id, but cannot wait on it.
+        let tunnel = kalit_core::session::Qr::parse(&c.qr).unwrap().tunnel_id().unwrap();
+        let url = kalit_service::ws::ws_url(&stack.relay_url, &format!("/v1/tunnel/{tunnel}/wait")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let e = rt.block_on(kalit_service::ws::connect(&url)).err().expect("second waiter refused");
+        assert_eq!(e.code, kalit_proto::ErrorCode::AlreadyExists, "{e}");
+        let pa = pair(&a, &c.qr, &[PIN]);
+        let pb = pair(&b, &c.qr, &[PIN]);
+        let st = page.wait(&c, "connected");
+        assert_eq!(st["phase"], "connected", "round {round}: {st}");
+        page.end(&c);
+        let (ca, oa, ea) = finish(pa);
+        let (cb, ob, eb) = finish(pb);
+        let winners = [ca, cb].iter().filter(|c| **c == 0).count();
+        assert_eq!(winners, 1, "round {round}: exactly one phone wins\nA {ca}: {oa}{ea}\nB {cb}: {ob}{eb}");
+        let loser_err = if ca == 0 { eb } else { ea };
+        assert!(loser_err.contains("error[expired]") && loser_err.contains("another phone"), "{loser_err}");
+        let winner = if ca == 0 { "ali" } else { "vali" };
+        assert_eq!(st["login"], winner);
+    }
+}
+
+#[test]
+fn a_relay_restart_mid_session_fails_cleanly_and_a_fresh_session_works() {
+    let origin = "https://portal.example";
+    let mut stack = stack(&[origin]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let page = Page::new(&stack.agent.url, origin);
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let listen = stack.relay_url.trim_start_matches("http://").to_string();
+    stack.relay.take().unwrap().stop();
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 21, "the phone ends with a retryable error: {out}{err}");
+    let st = page.wait(&c, "closed");
+    assert_eq!(st["phase"], "closed", "{st}");
+    let (code, r) = page.sign(&c, b"after the restart", "raw", false);
+    assert_eq!((code, r["error"]["code"].as_str()), (410, Some("expired")), "{r}");
+    // Same port, data directory and database: the registration survived and a new session works.
+    stack.relay = Some(relay_serve(&stack.relay_data, &stack.ra.ca(), &listen));
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let (code, r) = page.sign(&c, b"after the restart", "raw", false);
+    assert_eq!(code, 200, "{r}");
+    page.end(&c);
+    assert_eq!(finish(phone).0, 0);
+    // A page of another allowed origin cannot use this session's token; an ended session is gone.
+    let (code, _) = page.call("GET", &format!("/v1/sessions/{}", c.session), Some("wrong-token"), None);
+    assert_eq!(code, 404);
+}
