@@ -56,7 +56,7 @@ impl From<CoreError> for ServiceError {
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = if status.is_server_error() && self.code != ErrorCode::Unavailable {
+        let message = if matches!(self.code, ErrorCode::Internal | ErrorCode::Io | ErrorCode::Corrupt) {
             tracing::error!(code = %self.code, detail = %self.message, "internal error");
             "internal error; the operator's log has the details".to_string()
         } else {

@@ -43,7 +43,18 @@ pub fn stack(origins: &[&str]) -> Stack {
         kalit(&["agent", "--data", s(&agent_data), "allow", o], &[]).ok();
     }
     let agent = Service::start(
-        &["agent", "--data", s(&agent_data), "serve", "--listen", "127.0.0.1:0", "--relay", &relay_url, "--trust", s(&ra.ca())],
+        &[
+            "agent",
+            "--data",
+            s(&agent_data),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            &relay_url,
+            "--trust",
+            s(&ra.ca()),
+        ],
         None,
     );
     Stack { ra, _ra_svc: ra_svc, ra_url, relay: Some(relay), relay_url, relay_data, agent, agent_data, root }
@@ -247,7 +258,10 @@ fn declined_expired_altered_and_foreign_qrs_produce_no_signature() {
     let (code, out, err) = finish(phone);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("0 signed, 1 declined"), "{out}");
-    assert!(!v.run(&["history", "--json"], &[]).ok().stdout.contains("please"), "declined requests are not recorded as signed");
+    assert!(
+        !v.run(&["history", "--json"], &[]).ok().stdout.contains("please"),
+        "declined requests are not recorded as signed"
+    );
     // Signing before a phone paired: a clear error.
     let c = page.start(Some(1));
     let (code, r) = page.sign(&c, b"x", "raw", false);
@@ -265,10 +279,8 @@ fn declined_expired_altered_and_foreign_qrs_produce_no_signature() {
     let qr = kalit_core::session::Qr::parse(&c.qr).unwrap();
     let mut p = qr.payload.clone();
     p.origin = "https://evil.example".into();
-    let altered = format!(
-        "kalit:{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap())
-    );
+    let altered =
+        format!("kalit:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()));
     let (code, out, err) = finish(pair(&v, &altered, &[PIN, "y", PIN]));
     assert_ne!(code, 0, "{out}{err}");
     assert!(!out.contains("Sign request"), "{out}");
@@ -284,7 +296,10 @@ fn declined_expired_altered_and_foreign_qrs_produce_no_signature() {
         v.run(&["pair", bad], &[PIN]).fails(8, "invalid_input");
     }
     v.run(&["pair", "kalit:eyJ2Ijo5fQ"], &[PIN]).fails(8, "invalid_input").stderr.contains("version 9");
-    assert!(v.run(&["history", "--json"], &[]).ok().stdout.trim() == "[]" || !v.run(&["history"], &[]).ok().stdout.contains("evil"));
+    assert!(
+        v.run(&["history", "--json"], &[]).ok().stdout.trim() == "[]"
+            || !v.run(&["history"], &[]).ok().stdout.contains("evil")
+    );
 }
 
 #[test]
