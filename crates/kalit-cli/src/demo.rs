@@ -79,6 +79,7 @@ fn portal(agent_url: &str) -> axum::Router {
             get(|| async { ([(CONTENT_TYPE, "text/javascript")], include_str!("../../../web/kalit.js")) }),
         )
         .route("/config.js", get(move || async move { ([(CONTENT_TYPE, "text/javascript")], config) }))
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
 }
 
 /// Starts the agent (allowing the portal's origin) and the portal. Returns (agent URL, portal origin).
@@ -334,14 +335,18 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         out.display()
     );
     if interactive {
+        // The vault's lock must be free for `kalit vault pair`.
+        let vault_dir = vault.dir().to_path_buf();
+        drop(u);
+        drop(vault);
         println!("\nInteractive: the RA, relay, agent and portal keep running until Ctrl-C.");
         println!("  portal:       {portal_origin}/   (open it in a browser and press \"Sign with my phone\")");
         println!("  agent:        {agent_url}   relay: {}   RA: {}", svc.relay_url, svc.ra_url);
-        println!("  phone vault:  {}", vault.dir().display());
+        println!("  phone vault:  {}", vault_dir.display());
         println!("  phone PIN:    {}   (a throw-away demo vault)", pin.expose_secret());
         println!(
             "Then copy the text under the QR and answer on the \"phone\":\n  kalit vault pair --vault {} 'kalit:...'",
-            vault.dir().display()
+            vault_dir.display()
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();

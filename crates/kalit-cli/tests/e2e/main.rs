@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
+mod browser;
 mod cli;
 mod common;
 mod crash;

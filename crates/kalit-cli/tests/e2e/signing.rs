@@ -23,7 +23,6 @@ pub struct Stack {
     pub relay_url: String,
     pub relay_data: PathBuf,
     pub agent: Service,
-    pub agent_data: PathBuf,
 }
 
 pub fn relay_serve(data: &Path, ca: &Path, listen: &str) -> Service {
@@ -57,7 +56,7 @@ pub fn stack(origins: &[&str]) -> Stack {
         ],
         None,
     );
-    Stack { ra, _ra_svc: ra_svc, ra_url, relay: Some(relay), relay_url, relay_data, agent, agent_data, root }
+    Stack { ra, _ra_svc: ra_svc, ra_url, relay: Some(relay), relay_url, relay_data, agent, root }
 }
 
 impl Stack {

@@ -1,0 +1,120 @@
+//! A real browser: headless Chromium (Debian's package, driven by playwright-core through
+//! web/test/browser.mjs) opens the portal of `kalit demo --interactive`, whose page calls kalit.js; the
+//! agent and relay carry the request; `kalit vault pair` approves; the page must receive a signature that
+//! the agent verified, and OpenSSL verifies it too.
+//!
+//! Runs when Chromium and web/test/node_modules are present; `KALIT_BROWSER_TEST=1` (set by .ci/run)
+//! makes their absence a failure instead of a skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+
+use crate::common::{kalit_cmd, openssl, openssl_cms_verify, s};
+use crate::signing::finish;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ready() -> bool {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let have = Path::new(&chromium).exists()
+        && repo().join("web/test/node_modules/playwright-core").exists()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have {
+        if std::env::var("KALIT_BROWSER_TEST").is_ok_and(|v| v == "1") {
+            panic!("KALIT_BROWSER_TEST=1 but Chromium, node or web/test/node_modules is missing (see .ci/run)");
+        }
+        println!(
+            "SKIPPED: browser test needs Debian's chromium and `npm ci` in web/test (apt-get install chromium; cd web/test && npm ci)"
+        );
+    }
+    have
+}
+
+fn field(line: &str, label: &str) -> Option<String> {
+    line.trim_start().strip_prefix(label).map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+}
+
+#[test]
+fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
+    if !ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut demo = kalit_cmd(&["demo", "--interactive", "--out", s(out.path())]).stdin(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let (mut portal, mut vault, mut pin) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        portal = portal.or(field(&line, "portal:").filter(|p| p.starts_with("http")));
+        vault = vault.or(field(&line, "phone vault:"));
+        pin = pin.or(field(&line, "phone PIN:"));
+        if pin.is_some() || line.contains("Demo FAILED") {
+            break;
+        }
+    }
+    let (portal, vault, pin) = (portal.expect("portal URL"), vault.expect("vault"), pin.expect("PIN"));
+    std::thread::spawn(move || for _ in lines {});
+    for format in ["cms", "raw"] {
+        let mut node = Command::new("node")
+            .arg(repo().join("web/test/browser.mjs"))
+            .env("PORTAL_URL", &portal)
+            .env("FORMAT", format)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut phone = None;
+        let (mut doc, mut sas, mut result) = (None, None, None);
+        for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(q) = line.strip_prefix("QR ") {
+                let mut child = kalit_cmd(&["vault", "--vault", &vault, "pair", q]).spawn().unwrap();
+                crate::common::feed(&mut child, &[&pin, "y", &pin]);
+                phone = Some(child);
+            } else if let Some(d) = line.strip_prefix("DOC ") {
+                doc = Some(serde_json::from_str::<String>(d).unwrap());
+            } else if let Some(v) = line.strip_prefix("SAS ") {
+                sas = Some(v.to_string());
+            } else if let Some(r) = line.strip_prefix("RESULT ") {
+                result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
+            }
+        }
+        let status = node.wait().unwrap();
+        let mut phone = phone.expect("the page showed a QR");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while phone.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = phone.kill();
+        let (pcode, pout, perr) = finish(phone);
+        let result = result.expect("the page reported a result");
+        assert!(status.success(), "{format}: page result {result}\nphone: {pout}{perr}");
+        assert_eq!(result["result"], "valid", "{result}");
+        assert_eq!(pcode, 0, "{pout}{perr}");
+        let sas = sas.expect("the page showed the SAS");
+        assert!(pout.contains(&sas), "phone and page show the same SAS {sas}: {pout}");
+        // OpenSSL judges what the browser received.
+        let sig = base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap();
+        let doc_path = out.path().join(format!("browser-{format}.txt"));
+        let sig_path = out.path().join(format!("browser-{format}.sig"));
+        let cert_path = out.path().join(format!("browser-{format}.pem"));
+        std::fs::write(&doc_path, doc.expect("document")).unwrap();
+        std::fs::write(&sig_path, &sig).unwrap();
+        std::fs::write(&cert_path, result["certificate"].as_str().unwrap()).unwrap();
+        if openssl().is_some() {
+            if format == "cms" {
+                openssl_cms_verify(&sig_path, &doc_path, &out.path().join("ca.pem"));
+            } else {
+                crate::common::verify_raw_with_openssl("p-256", false, &cert_path, &doc_path, &sig_path, out.path());
+            }
+        }
+    }
+    let _ = Command::new("kill").args(["-INT", &demo.id().to_string()]).status();
+    let (code, _, _) = finish(demo);
+    assert_eq!(code, 0, "the interactive demo stops cleanly on Ctrl-C");
+}

@@ -1,0 +1,40 @@
+// Drives headless Chromium (Debian's package, through playwright-core) through the demo portal:
+// clicks "Sign with my phone", reports the QR text that kalit.js shows, waits for the result.
+// Protocol on standard output, one line each: "QR <text>", "SAS <code>", "DOC <json string>",
+// "RESULT <json>". Exit status 0 only if the page got a signature that the agent verified.
+//
+//   PORTAL_URL=http://127.0.0.1:PORT/ [CHROMIUM=/usr/bin/chromium] [FORMAT=cms|raw] node browser.mjs
+
+import { chromium } from "playwright-core";
+
+const url = process.env.PORTAL_URL;
+const format = process.env.FORMAT || "cms";
+if (!url) { console.error("PORTAL_URL is not set"); process.exit(2); }
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+let ok = false;
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => console.error("[page]", m.type(), m.text()));
+  page.on("pageerror", (e) => console.error("[page error]", e.message));
+  await page.goto(url);
+  await page.waitForSelector("#status[data-status=ready]", { timeout: 15000 });
+  await page.check(`input[name=format][value=${format}]`);
+  console.log("DOC " + JSON.stringify(await page.inputValue("#doc")));
+  await page.click("#sign");
+  const qr = await page.waitForSelector("[data-kalit-qr]", { timeout: 15000 });
+  console.log("QR " + (await qr.textContent()).trim());
+  await page.waitForSelector("#result:not([data-result='']):not([data-result=pending])", { timeout: 90000 });
+  console.log("SAS " + (await page.getAttribute("#sas", "data-sas")));
+  const result = await page.$eval("#result", (e) => ({ ...e.dataset, text: e.textContent }));
+  console.log("RESULT " + JSON.stringify(result));
+  ok = result.result === "valid";
+} catch (e) {
+  console.error("browser test failed:", e.message);
+} finally {
+  await browser.close();
+}
+process.exit(ok ? 0 : 1);
