@@ -42,6 +42,9 @@ pub struct BenchArgs {
 enum BenchWhat {
     /// Registrations per second and latency of a relay on SQLite or PostgreSQL.
     Relay(crate::bench_relay::RelayBenchArgs),
+    /// End-to-end signing latency through agent, relay and phone against the phone's own signing time;
+    /// the relay's CPU per session and memory per waiting tunnel.
+    Session(crate::bench_session::SessionBenchArgs),
 }
 
 struct Row {
@@ -110,8 +113,10 @@ fn fmt_rate(r: f64) -> String {
 }
 
 pub fn run(a: BenchArgs) -> CliResult {
-    if let Some(BenchWhat::Relay(r)) = a.what {
-        return crate::bench_relay::run(r);
+    match a.what {
+        Some(BenchWhat::Relay(r)) => return crate::bench_relay::run(r),
+        Some(BenchWhat::Session(s)) => return crate::bench_session::run(s),
+        None => {}
     }
     let have_openssl = openssl_available();
     if !have_openssl {

@@ -41,11 +41,11 @@ fn internal(e: impl std::fmt::Display) -> CliError {
 }
 
 /// The RA, relay, agent and portal, served on loopback by a background runtime for the length of the demo.
-struct Services {
-    rt: tokio::runtime::Runtime,
-    ra_url: String,
-    relay_url: String,
-    ca_pem: Vec<u8>,
+pub(crate) struct Services {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) ra_url: String,
+    pub(crate) relay_url: String,
+    pub(crate) ca_pem: Vec<u8>,
 }
 
 fn bind(rt: &tokio::runtime::Runtime) -> CliResult<(tokio::net::TcpListener, std::net::SocketAddr)> {
@@ -83,13 +83,13 @@ fn portal(agent_url: &str) -> axum::Router {
 }
 
 /// Starts the agent (allowing the portal's origin) and the portal. Returns (agent URL, portal origin).
-fn start_agent(svc: &Services, tmp: &Path) -> CliResult<(String, String)> {
+pub(crate) fn start_agent(svc: &Services, tmp: &Path, relay_url: &str) -> CliResult<(String, String)> {
     let (portal_listener, portal_addr) = bind(&svc.rt)?;
     let portal_origin = format!("http://{portal_addr}");
     let data = tmp.join("agent");
     kalit_agent::Origins::new(&data).allow(&portal_origin)?;
     let cfg = kalit_agent::AgentConfig {
-        relay: svc.relay_url.clone(),
+        relay: relay_url.to_string(),
         data,
         trust: vec![tmp.join("ra").join("ca.pem")],
         approval_timeout_secs: 300,
@@ -103,7 +103,7 @@ fn start_agent(svc: &Services, tmp: &Path) -> CliResult<(String, String)> {
     Ok((agent_url, portal_origin))
 }
 
-fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, String)> {
+pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, String)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -165,7 +165,7 @@ pub fn run(a: DemoArgs) -> CliResult {
     result
 }
 
-fn tempdir() -> CliResult<PathBuf> {
+pub(crate) fn tempdir() -> CliResult<PathBuf> {
     let base = std::env::temp_dir().join(format!(
         "kalit-demo-{}-{}",
         std::process::id(),
@@ -236,7 +236,7 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
     let doc = "Ariza: men, Demo Citizen, ushbu hujjatni imzolayman.\nApplication signed with Kalit.\n";
     files::write_atomic(&out.join("sample.txt"), doc.as_bytes(), false)?;
     step("signature 18", "Starting the agent (loopback, allow-list) and a demo portal on its own origin.");
-    let (agent_url, portal_origin) = start_agent(&svc, tmp)?;
+    let (agent_url, portal_origin) = start_agent(&svc, tmp, &svc.relay_url)?;
     println!("  agent: {agent_url}  (allows only {portal_origin})\n  portal: {portal_origin}/");
     step(
         "signature 18-19",
@@ -359,7 +359,7 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
 }
 
 /// Polls the session until a phone is paired (or the session closed).
-fn wait_connected(page: &crate::client::Client, path: &str) -> CliResult<SessionState> {
+pub(crate) fn wait_connected(page: &crate::client::Client, path: &str) -> CliResult<SessionState> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(QR_TTL_SECS) + 30);
     loop {
         let s: SessionState = page.get(path)?;

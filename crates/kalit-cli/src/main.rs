@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod agent_cmd;
 mod bench;
 mod bench_relay;
+mod bench_session;
 mod client;
 mod demo;
 mod error;

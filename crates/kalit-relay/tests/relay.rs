@@ -518,6 +518,8 @@ async fn metrics_and_openapi_describe_the_api() {
         "/v1/register",
         "/v1/devices",
         "/v1/devices/remove",
+        "/v1/tunnel/{id}/wait",
+        "/v1/tunnel/{id}/join",
     ] {
         assert!(spec["paths"].get(path).is_some(), "openapi.json lacks {path}");
     }
@@ -577,4 +579,170 @@ async fn junk_for_a_login_does_not_use_up_its_limit() {
     }
     let (s, v) = r.register(&r.request("victim", &alice, &Device::new(), None).await).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+// ---- The blind tunnel (signing sessions). ----
+
+mod tunnel {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use kalit_proto::session::TunnelEvent;
+    use kalit_service::ws::{Ws, connect};
+    use tokio_tungstenite::tungstenite::Message;
+
+    async fn serve(r: &Relay) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = app(r.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, svc).await });
+        format!("ws://{addr}")
+    }
+
+    async fn event(ws: &mut Ws) -> TunnelEvent {
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap() {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected an event, got {other:?}"),
+            }
+        }
+    }
+
+    async fn binary(ws: &mut Ws) -> Vec<u8> {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap() {
+            Some(Ok(Message::Binary(b))) => b.to_vec(),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    fn join_request(r: &Relay, login: &str, dev: &Device, nonce: &[u8], target: &str) -> String {
+        let st = Statement::device_request(&r.id, nonce, login, &dev.id(), "tunnel-join", target);
+        serde_json::to_string(&DeviceRequest {
+            login: login.into(),
+            device_id: dev.id(),
+            nonce: B64.encode(nonce),
+            relay_id: r.id.clone(),
+            target: target.into(),
+            signature: B64.encode(st.sign(&dev.key).unwrap()),
+        })
+        .unwrap()
+    }
+
+    async fn join(r: &Relay, base: &str, tunnel: &str, body: String) -> (Ws, TunnelEvent) {
+        let mut ws = connect(&format!("{base}/v1/tunnel/{tunnel}/join")).await.unwrap();
+        ws.send(Message::Text(body.into())).await.unwrap();
+        let e = event(&mut ws).await;
+        let _ = r;
+        (ws, e)
+    }
+
+    fn tid(n: u8) -> String {
+        hex::encode([n; 32])
+    }
+
+    fn err_code(e: &TunnelEvent) -> kalit_proto::ErrorCode {
+        match e {
+            TunnelEvent::Error { code, .. } => *code,
+            other => panic!("expected an error event, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tunnels_pair_one_registered_phone_forward_ciphertext_and_keep_limits() {
+        let ca = Ca::new("Test RA");
+        for db in databases().await {
+            let b = db.backend;
+            let mut limits = no_limits();
+            limits.tunnel_max_frames = 6;
+            let r = relay(&db, vec![ca.der.clone()], limits).await;
+            let alice = ca.person("Alice", KeyAlgorithm::P256);
+            let (phone, stranger) = (Device::new(), Device::new());
+            let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+            let base = serve(&r).await;
+            let t = tid(1);
+            let mut agent = connect(&format!("{base}/v1/tunnel/{t}/wait?ttl=60")).await.unwrap();
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Ready { .. }));
+            // A second computer cannot wait on the same id; malformed ids are refused.
+            let e = connect(&format!("{base}/v1/tunnel/{t}/wait")).await.unwrap_err();
+            assert_eq!(e.code, kalit_proto::ErrorCode::AlreadyExists, "{b}");
+            let e = connect(&format!("{base}/v1/tunnel/XYZ/wait")).await.unwrap_err();
+            assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput, "{b}");
+            // Unregistered devices, forged signatures, another tunnel's request and junk are refused,
+            // and the tunnel keeps waiting.
+            let n = r.nonce().await;
+            let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &stranger, &n, &t)).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::Unauthorized, "{b}");
+            let n = r.nonce().await;
+            let mut forged: Value = serde_json::from_str(&join_request(&r, "alice", &phone, &n, &t)).unwrap();
+            forged["signature"] = json!(B64.encode([7u8; 64]));
+            let (_, e) = join(&r, &base, &t, forged.to_string()).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::Unauthorized, "{b}");
+            let n = r.nonce().await;
+            let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &tid(2))).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::InvalidInput, "{b}");
+            let (_, e) = join(&r, &base, &t, "{\"not\":\"a request\"}".into()).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::InvalidInput, "{b}");
+            // The registered phone joins; the agent learns the login.
+            let n = r.nonce().await;
+            let (mut ph, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
+            assert_eq!(e, TunnelEvent::Joined, "{b}");
+            assert_eq!(event(&mut agent).await, TunnelEvent::Peer { login: "alice".into() });
+            // A second phone (even a registered one, with a fresh nonce) finds nothing to join.
+            let n = r.nonce().await;
+            let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::Expired, "{b}");
+            // Opaque frames, both ways, byte for byte.
+            for i in 0..2u8 {
+                ph.send(Message::Binary(vec![i; 1000].into())).await.unwrap();
+                assert_eq!(binary(&mut agent).await, vec![i; 1000]);
+                agent.send(Message::Binary(vec![i + 100; 65535].into())).await.unwrap();
+                assert_eq!(binary(&mut ph).await, vec![i + 100; 65535]);
+            }
+            // Beyond the frame limit the relay ends the tunnel for both sides with an error.
+            for _ in 0..3 {
+                let _ = agent.send(Message::Binary(vec![1; 10].into())).await;
+            }
+            match event(&mut ph).await {
+                TunnelEvent::Error { code, message } => {
+                    assert_eq!(code, kalit_proto::ErrorCode::Unavailable);
+                    assert!(message.contains("more frames"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            // A text frame after pairing (not ciphertext) ends a tunnel too.
+            let t3 = tid(3);
+            let mut agent = connect(&format!("{base}/v1/tunnel/{t3}/wait")).await.unwrap();
+            event(&mut agent).await;
+            let n = r.nonce().await;
+            let (mut ph, e) = join(&r, &base, &t3, join_request(&r, "alice", &phone, &n, &t3)).await;
+            assert_eq!(e, TunnelEvent::Joined);
+            event(&mut agent).await;
+            ph.send(Message::Text("hello relay".into())).await.unwrap();
+            assert_eq!(err_code(&event(&mut agent).await), kalit_proto::ErrorCode::Unavailable);
+            // The agent leaving while it waits frees the id.
+            let t4 = tid(4);
+            let mut agent = connect(&format!("{base}/v1/tunnel/{t4}/wait")).await.unwrap();
+            event(&mut agent).await;
+            agent.close(None).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert_eq!(r.state.tunnels.waiting(), 0, "{b}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_tunnels_from_one_address_gets_429() {
+        let db = databases().await.remove(0);
+        let limits = Limits { per_address_per_minute: 60, per_address_burst: 5, ..no_limits() };
+        let r = relay(&db, vec![], limits).await;
+        let base = serve(&r).await;
+        let mut limited = 0;
+        for i in 0..20u8 {
+            match connect(&format!("{base}/v1/tunnel/{}/join", tid(i))).await {
+                Err(e) if e.code == kalit_proto::ErrorCode::RateLimited => limited += 1,
+                _ => {}
+            }
+        }
+        assert!(limited >= 14, "only {limited} of 20 limited");
+    }
 }
