@@ -703,6 +703,10 @@ mod tunnel {
             for _ in 0..3 {
                 let _ = agent.send(Message::Binary(vec![1; 10].into())).await;
             }
+            // (The frames within the limit still arrive first.)
+            for _ in 0..2 {
+                assert_eq!(binary(&mut ph).await, vec![1; 10]);
+            }
             match event(&mut ph).await {
                 TunnelEvent::Error { code, message } => {
                     assert_eq!(code, kalit_proto::ErrorCode::Unavailable);
