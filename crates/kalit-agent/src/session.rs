@@ -353,7 +353,9 @@ async fn run(
     let (login, chain) = match check_hello(st, &hello, &peer_login) {
         Ok(v) => v,
         Err(e) => {
-            let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason: e.message.clone() }).await;
+            let _ =
+                send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason: e.message.clone(), code: Some(e.code) })
+                    .await;
             return Err(e);
         }
     };
@@ -380,12 +382,13 @@ async fn run(
                     let _ = reply.send(r);
                     if fatal {
                         let reason = err.as_ref().map(|e| e.message.clone()).unwrap_or_default();
-                        let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason }).await;
+                        let code = err.as_ref().map(|e| e.code);
+                        let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason, code }).await;
                         return Err(err.unwrap_or_else(|| ServiceError::internal("session")));
                     }
                 }
                 Some(Command::End) | None => {
-                    let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason: "the page ended the session".into() }).await;
+                    let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason: "the page ended the session".into(), code: None }).await;
                     let _ = ws.close(None).await;
                     return Ok(());
                 }

@@ -309,7 +309,12 @@ async fn session(
             ChannelMessage::SignRequest { id, origin, name, media_type, data, format, pss } => {
                 if origin != qr.payload.origin {
                     let reason = "the computer named another origin than the QR; nothing was signed".to_string();
-                    let _ = send(&mut ws, &mut ch, &ChannelMessage::Bye { reason: reason.clone() }).await;
+                    let _ = send(
+                        &mut ws,
+                        &mut ch,
+                        &ChannelMessage::Bye { reason: reason.clone(), code: Some(ErrorCode::RefusedByPolicy) },
+                    )
+                    .await;
                     return Err(CliError::new(ErrorCode::RefusedByPolicy, reason));
                 }
                 let data = kalit_core::statement::b64("document", &data, MAX_DOCUMENT)?;
@@ -360,9 +365,12 @@ async fn session(
                 };
                 send(&mut ws, &mut ch, &answer).await?;
             }
-            ChannelMessage::Bye { reason } => {
-                ui.show(&format!("The computer ended the session: {reason}"));
+            ChannelMessage::Bye { reason, code } => {
                 let _ = ws.close(None).await;
+                if let Some(code) = code {
+                    return Err(CliError::new(code, format!("the computer ended the session: {reason}")));
+                }
+                ui.show(&format!("The computer ended the session: {reason}"));
                 return Ok(summary);
             }
             _ => {

@@ -357,7 +357,7 @@ mod tests {
     }
 
     fn bye(s: &str) -> ChannelMessage {
-        ChannelMessage::Bye { reason: s.into() }
+        ChannelMessage::Bye { reason: s.into(), code: None }
     }
 
     #[test]

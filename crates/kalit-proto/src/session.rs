@@ -152,6 +152,9 @@ pub enum ChannelMessage {
     Bye {
         /// Why.
         reason: String,
+        /// Set when the session ends on an error (for example the agent refused the phone's certificate).
+        #[serde(default)]
+        code: Option<ErrorCode>,
     },
 }
 

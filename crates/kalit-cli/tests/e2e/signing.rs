@@ -362,3 +362,91 @@ fn a_relay_restart_mid_session_fails_cleanly_and_a_fresh_session_works() {
     let (code, _) = page.call("GET", &format!("/v1/sessions/{}", c.session), Some("wrong-token"), None);
     assert_eq!(code, 404);
 }
+
+#[test]
+fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let (a, b) = ("https://a.example", "https://b.example");
+    let stack = stack(&[a, b]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let (pa, pb) = (Page::new(&stack.agent.url, a), Page::new(&stack.agent.url, b));
+    // A session's token is useless from another (even allowed) origin.
+    let c = pa.start(None);
+    let (code, r) = pb.call("GET", &format!("/v1/sessions/{}", c.session), Some(&c.token), None);
+    assert_eq!((code, r["error"]["code"].as_str()), (404, Some("not_found")), "{r}");
+    let (code, _) = pb.call("DELETE", &format!("/v1/sessions/{}", c.session), Some(&c.token), None);
+    assert_eq!(code, 404);
+    assert_eq!(pa.state(&c)["phase"], "waiting", "B's attempts changed nothing");
+    // One open session per origin: a new one ends the previous.
+    let c2 = pa.start(None);
+    assert_eq!(pa.wait(&c, "closed")["phase"], "closed");
+    // The QR as a photo (PNG rendered here, decoded by the phone with rqrr).
+    let png = stack.root.path().join("qr.png");
+    qrcode::QrCode::new(c2.qr.as_bytes()).unwrap().render::<image::Luma<u8>>().build().save(&png).unwrap();
+    let mut child =
+        crate::common::kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", "--qr-image", s(&png)]).spawn().unwrap();
+    feed(&mut child, &[PIN, "y", PIN]);
+    assert_eq!(pa.wait(&c2, "connected")["phase"], "connected");
+    assert_eq!(pa.sign(&c2, b"from a photo", "cms", false).0, 200);
+    pa.end(&c2);
+    assert_eq!(finish(child).0, 0);
+    v.run(&["pair", "--qr-image", s(&stack.root.path().join("agent").join("origins.json"))], &[])
+        .fails(8, "invalid_input");
+    // Many sessions from one origin in a burst: 429 with a stable code.
+    let codes: Vec<u16> = (0..12).map(|_| pb.call("POST", "/v1/sessions", None, Some(json!({}))).0).collect();
+    assert!(codes.contains(&429), "{codes:?}");
+    // An agent that does not trust the phone's CA refuses its hello: no connected session.
+    let other = Ra::init(stack.root.path(), "other-ra");
+    let data = stack.root.path().join("agent2");
+    kalit(&["agent", "--data", s(&data), "allow", a], &[]).ok();
+    let strict = Service::start(
+        &[
+            "agent",
+            "--data",
+            s(&data),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            &stack.relay_url,
+            "--trust",
+            s(&other.ca()),
+        ],
+        None,
+    );
+    let ps = Page::new(&strict.url, a);
+    let c = ps.start(None);
+    let phone = pair(&v, &c.qr, &[PIN]);
+    let st = ps.wait(&c, "connected");
+    assert_eq!(
+        (st["phase"].as_str(), st["error"]["code"].as_str()),
+        (Some("closed"), Some("untrusted_certificate")),
+        "{st}"
+    );
+    assert_ne!(finish(phone).0, 0);
+    // Slow clients that trickle headers do not stop the agent from answering others.
+    let addr = stack.agent.url.trim_start_matches("http://").to_string();
+    let _slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut t = TcpStream::connect(&addr).unwrap();
+            t.write_all(b"POST /v1/sessions HTTP/1.1\r\nHost: ").unwrap();
+            t
+        })
+        .collect();
+    let mut ok = TcpStream::connect(&addr).unwrap();
+    write!(ok, "GET /v1/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    ok.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Operator commands and rules.
+    let out = kalit(&["agent", "--data", s(&stack.root.path().join("agent")), "origins", "--json"], &[]).ok().stdout;
+    assert!(out.contains(a) && out.contains(b), "{out}");
+    for bad in ["null", "*", "https://a.example/path", "ftp://x"] {
+        kalit(&["agent", "--data", s(&data), "allow", bad], &[]).fails(8, "invalid_input");
+    }
+    kalit(&["agent", "--data", s(&data), "deny", a], &[]).ok();
+    assert!(!kalit(&["agent", "--data", s(&data), "origins"], &[]).ok().stdout.contains(a));
+    kalit(&["agent", "--data", s(&data), "serve", "--listen", "0.0.0.0:0", "--relay", &stack.relay_url], &[])
+        .fails(7, "refused_by_policy");
+}
