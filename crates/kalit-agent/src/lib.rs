@@ -49,6 +49,8 @@ pub struct AgentConfig {
     pub approval_timeout_secs: u64,
     /// Print QR codes and SAS on the terminal.
     pub print_qr: bool,
+    /// New sessions per minute per origin (0: no limit; burst 5).
+    pub sessions_per_minute: u32,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -145,7 +147,7 @@ pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
         anchors: Arc::new(anchors),
         origins: Arc::new(Origins::new(&cfg.data)),
         sessions: Arc::new(session::Sessions::default()),
-        session_limiter: Arc::new(RateLimiter::new(20, 5)),
+        session_limiter: Arc::new(RateLimiter::new(cfg.sessions_per_minute, 5)),
         approval_timeout_secs: cfg.approval_timeout_secs,
         print_qr: cfg.print_qr,
     })

@@ -42,6 +42,9 @@ enum AgentCommand {
         /// Seconds the phone has to approve a document.
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         approval_timeout: u64,
+        /// New signing sessions per minute per origin (0: no limit).
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        sessions_per_minute: u32,
         /// Log format: text or json.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
@@ -61,7 +64,7 @@ pub fn run(a: AgentArgs) -> CliResult {
     let data = a.data.unwrap_or_else(|| crate::data_dir("agent"));
     let origins = Origins::new(&data);
     match a.command {
-        AgentCommand::Serve { listen, relay, trust, approval_timeout, log_format } => {
+        AgentCommand::Serve { listen, relay, trust, approval_timeout, sessions_per_minute, log_format } => {
             let addr = parse_listen(&listen)?;
             kalit_agent::check_loopback(addr)?;
             kalit_service::serve::init_logging(&log_format);
@@ -71,6 +74,7 @@ pub fn run(a: AgentArgs) -> CliResult {
                 trust,
                 approval_timeout_secs: approval_timeout,
                 print_qr: std::io::stdout().is_terminal(),
+                sessions_per_minute,
             };
             let list = origins.list()?;
             if list.is_empty() {

@@ -138,7 +138,7 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
         None,
         Some("bench"),
     )?;
-    let (agent_url, origin) = crate::demo::start_agent(&svc, tmp, &relay_url)?;
+    let (agent_url, origin) = crate::demo::start_agent(&svc, tmp, &relay_url, 0)?;
     let doc = vec![b'x'; 1024];
     let n = a.signs.max(10);
 

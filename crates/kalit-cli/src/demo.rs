@@ -83,7 +83,12 @@ fn portal(agent_url: &str) -> axum::Router {
 }
 
 /// Starts the agent (allowing the portal's origin) and the portal. Returns (agent URL, portal origin).
-pub(crate) fn start_agent(svc: &Services, tmp: &Path, relay_url: &str) -> CliResult<(String, String)> {
+pub(crate) fn start_agent(
+    svc: &Services,
+    tmp: &Path,
+    relay_url: &str,
+    sessions_per_minute: u32,
+) -> CliResult<(String, String)> {
     let (portal_listener, portal_addr) = bind(&svc.rt)?;
     let portal_origin = format!("http://{portal_addr}");
     let data = tmp.join("agent");
@@ -94,6 +99,7 @@ pub(crate) fn start_agent(svc: &Services, tmp: &Path, relay_url: &str) -> CliRes
         trust: vec![tmp.join("ra").join("ca.pem")],
         approval_timeout_secs: 300,
         print_qr: false,
+        sessions_per_minute,
     };
     let state = svc.rt.block_on(kalit_agent::build(&cfg))?;
     let (listener, addr) = bind(&svc.rt)?;
@@ -236,7 +242,7 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
     let doc = "Ariza: men, Demo Citizen, ushbu hujjatni imzolayman.\nApplication signed with Kalit.\n";
     files::write_atomic(&out.join("sample.txt"), doc.as_bytes(), false)?;
     step("signature 18", "Starting the agent (loopback, allow-list) and a demo portal on its own origin.");
-    let (agent_url, portal_origin) = start_agent(&svc, tmp, &svc.relay_url)?;
+    let (agent_url, portal_origin) = start_agent(&svc, tmp, &svc.relay_url, 20)?;
     println!("  agent: {agent_url}  (allows only {portal_origin})\n  portal: {portal_origin}/");
     step(
         "signature 18-19",
