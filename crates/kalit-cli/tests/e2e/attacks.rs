@@ -29,6 +29,10 @@ enum Mode {
     Record,
     /// ...and deliver it instead of this session's own (a frame from another session).
     SwapIn,
+    /// Drop the connection when the phone's answer passes (the phone approved, then the link died).
+    CutAnswer,
+    /// Answer the agent with garbage instead of the phone's answer.
+    Garbage,
 }
 
 #[derive(Clone)]
@@ -92,7 +96,14 @@ async fn wait(
                             let i = b.len() / 2;
                             b[i] ^= 0x80;
                         }
-                        AxMsg::Binary(b.into())
+                        if mode == Mode::CutAnswer && n == 3 {
+                            break;
+                        }
+                        if mode == Mode::Garbage && n == 3 {
+                            AxMsg::Text("<html>502 Bad Gateway</html>".into())
+                        } else {
+                            AxMsg::Binary(b.into())
+                        }
                     }
                     TMsg::Text(t) => AxMsg::Text(t.as_str().into()),
                     TMsg::Close(_) => break,
@@ -153,6 +164,8 @@ fn a_relay_that_tampers_injects_or_swaps_frames_gets_no_signature_out() {
             &evil_url,
             "--trust",
             s(&st.ra.ca()),
+            "--sessions-per-minute",
+            "0",
         ],
         None,
     );
@@ -196,4 +209,22 @@ fn a_relay_that_tampers_injects_or_swaps_frames_gets_no_signature_out() {
     let (code, r, ..) = run(Mode::FlipAnswer, &[PIN, "y", PIN]);
     assert_eq!((code, r["error"]["code"].as_str()), (502, Some("channel")), "{r}");
     assert!(r.get("signature").is_none());
+    // The link dies after the phone approved, or the relay answers garbage: a clean, retryable error, and
+    // the signature never turns up later in another session (the next one signs its own document).
+    for mode in [Mode::CutAnswer, Mode::Garbage] {
+        let (code, r, ..) = run(mode, &[PIN, "y", PIN]);
+        assert_eq!((code, r["error"]["code"].as_str()), (503, Some("unavailable")), "{mode:?}: {r}");
+        assert!(r.get("signature").is_none());
+    }
+    *evil.mode.lock().unwrap() = Mode::Honest;
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let other = b"the next session's own document";
+    let (code, r) = page.sign(&c, other, "raw", false);
+    assert_eq!(code, 200, "{r}");
+    let want = kalit_core::digest::HashAlg::Sha256.digest(other);
+    assert_eq!(r["sha256"].as_str().unwrap(), want.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    page.end(&c);
+    assert_eq!(finish(phone).0, 0);
 }
