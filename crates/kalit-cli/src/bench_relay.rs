@@ -79,7 +79,7 @@ fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<R
     })
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }

@@ -19,6 +19,7 @@ use kalit_proto::ErrorCode;
 use kalit_proto::session::{SessionCreated, SignDocResponse};
 use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Vault};
 
+use crate::bench_relay::pct;
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
 
@@ -40,11 +41,6 @@ pub struct SessionBenchArgs {
 
 fn internal(e: impl std::fmt::Display) -> CliError {
     CliError::new(ErrorCode::Internal, e.to_string())
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn stats(mut v: Vec<f64>) -> (f64, f64) {

@@ -11,9 +11,8 @@ use axum::response::IntoResponse;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as TMsg;
 
-use crate::common::{PIN, kalit, s};
-use crate::network::Service;
-use crate::signing::{Page, finish, pair, stack};
+use crate::common::PIN;
+use crate::signing::{Page, agent_serve, finish, pair, stack};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
@@ -151,24 +150,7 @@ fn a_relay_that_tampers_injects_or_swaps_frames_gets_no_signature_out() {
     rt.spawn(async move { axum::serve(listener, app).await });
     // An agent whose relay is the evil one (same relay id and key: it only forwards).
     let data = st.root.path().join("agent-evil");
-    kalit(&["agent", "--data", s(&data), "allow", origin], &[]).ok();
-    let agent = Service::start(
-        &[
-            "agent",
-            "--data",
-            s(&data),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            &evil_url,
-            "--trust",
-            s(&st.ra.ca()),
-            "--sessions-per-minute",
-            "0",
-        ],
-        None,
-    );
+    let agent = agent_serve(&data, &[origin], &evil_url, &st.ra.ca(), &["--sessions-per-minute", "0"]);
     let v = st.phone("phone", "p-256", "ali");
     let page = Page::new(&agent.url, origin);
     let doc = b"Pay 100 to Ali".as_slice();

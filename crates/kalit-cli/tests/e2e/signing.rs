@@ -29,6 +29,17 @@ pub fn relay_serve(data: &Path, ca: &Path, listen: &str) -> Service {
     Service::start(&["relay", "serve", "--data", s(data), "--listen", listen, "--trust", s(ca)], None)
 }
 
+/// `kalit agent serve` on a free loopback port with `origins` allowed in `data`.
+pub fn agent_serve(data: &Path, origins: &[&str], relay_url: &str, trust: &Path, extra: &[&str]) -> Service {
+    for o in origins {
+        kalit(&["agent", "--data", s(data), "allow", o], &[]).ok();
+    }
+    let mut args = vec!["agent", "--data", s(data), "serve", "--listen", "127.0.0.1:0", "--relay", relay_url];
+    args.extend(["--trust", s(trust)]);
+    args.extend_from_slice(extra);
+    Service::start(&args, None)
+}
+
 pub fn stack(origins: &[&str]) -> Stack {
     let root = tempfile::tempdir().unwrap();
     let ra = Ra::init(root.path(), "ra");
@@ -37,25 +48,7 @@ pub fn stack(origins: &[&str]) -> Stack {
     let relay_data = root.path().join("relay");
     let relay = relay_serve(&relay_data, &ra.ca(), "127.0.0.1:0");
     let relay_url = relay.url.clone();
-    let agent_data = root.path().join("agent");
-    for o in origins {
-        kalit(&["agent", "--data", s(&agent_data), "allow", o], &[]).ok();
-    }
-    let agent = Service::start(
-        &[
-            "agent",
-            "--data",
-            s(&agent_data),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            &relay_url,
-            "--trust",
-            s(&ra.ca()),
-        ],
-        None,
-    );
+    let agent = agent_serve(&root.path().join("agent"), origins, &relay_url, &ra.ca(), &[]);
     Stack { ra, _ra_svc: ra_svc, ra_url, relay: Some(relay), relay_url, relay_data, agent, root }
 }
 
@@ -399,22 +392,7 @@ fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
     // An agent that does not trust the phone's CA refuses its hello: no connected session.
     let other = Ra::init(stack.root.path(), "other-ra");
     let data = stack.root.path().join("agent2");
-    kalit(&["agent", "--data", s(&data), "allow", a], &[]).ok();
-    let strict = Service::start(
-        &[
-            "agent",
-            "--data",
-            s(&data),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            &stack.relay_url,
-            "--trust",
-            s(&other.ca()),
-        ],
-        None,
-    );
+    let strict = agent_serve(&data, &[a], &stack.relay_url, &other.ca(), &[]);
     let ps = Page::new(&strict.url, a);
     let c = ps.start(None);
     let phone = pair(&v, &c.qr, &[PIN]);
