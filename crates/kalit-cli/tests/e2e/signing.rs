@@ -428,3 +428,57 @@ fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
     kalit(&["agent", "--data", s(&data), "serve", "--listen", "0.0.0.0:0", "--relay", &stack.relay_url], &[])
         .fails(7, "refused_by_policy");
 }
+
+#[test]
+fn agent_trace_logs_hold_no_session_secrets_or_documents() {
+    let origin = "https://portal.example";
+    let stack = stack(&[]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let log = stack.root.path().join("agent.log");
+    let data = stack.root.path().join("agent-logged");
+    kalit(&["agent", "--data", s(&data), "allow", origin], &[]).ok();
+    let agent = Service::start_with(
+        &[
+            "agent",
+            "--data",
+            s(&data),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            &stack.relay_url,
+            "--log-format",
+            "json",
+        ],
+        None,
+        "trace",
+        std::process::Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let page = Page::new(&agent.url, origin);
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let doc = b"Confidential: salary 12345678 sum";
+    let (code, r) = page.sign(&c, doc, "raw", false);
+    assert_eq!(code, 200, "{r}");
+    page.end(&c);
+    assert_eq!(finish(phone).0, 0);
+    drop(agent);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 5, "trace logs were written: {text}");
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    let secret = kalit_core::session::Qr::parse(&c.qr).unwrap().payload.s;
+    let doc_b64 = B64.encode(doc);
+    for (what, needle) in [
+        ("QR secret", secret.as_str()),
+        ("QR", &c.qr[6..40]),
+        ("token", &c.token),
+        ("PIN", PIN),
+        ("document", "salary 12345678"),
+        ("document (base64)", &doc_b64[..20]),
+    ] {
+        assert!(!text.contains(needle), "the agent's log contains the {what}");
+    }
+}
