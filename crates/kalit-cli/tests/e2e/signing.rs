@@ -386,6 +386,17 @@ fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
     assert_eq!(finish(child).0, 0);
     v.run(&["pair", "--qr-image", s(&stack.root.path().join("agent").join("origins.json"))], &[])
         .fails(8, "invalid_input");
+    // A JPEG photo decodes too (this one holds a QR of an unknown version, refused after decoding).
+    let jpg = stack.root.path().join("qr.jpg");
+    qrcode::QrCode::new(b"kalit:eyJ2Ijo5fQ")
+        .unwrap()
+        .render::<image::Luma<u8>>()
+        .min_dimensions(300, 300)
+        .build()
+        .save(&jpg)
+        .unwrap();
+    let r = v.run(&["pair", "--qr-image", s(&jpg)], &[]).fails(8, "invalid_input");
+    assert!(r.stderr.contains("version 9"), "{}", r.stderr);
     // Many sessions from one origin in a burst: 429 with a stable code.
     let codes: Vec<u16> = (0..12).map(|_| pb.call("POST", "/v1/sessions", None, Some(json!({}))).0).collect();
     assert!(codes.contains(&429), "{codes:?}");
