@@ -114,6 +114,18 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
             }
         }
     }
+    // The same portal reached as http://localhost:PORT is another origin, not on the agent's list: the
+    // browser gets no CORS answer, and kalit.js tells "not allowed" apart from "not running".
+    let other = portal.replace("127.0.0.1", "localhost");
+    let out = Command::new("node")
+        .arg(repo().join("web/test/browser.mjs"))
+        .env("PORTAL_URL", &other)
+        .env("STATUS_ONLY", "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("STATUS origin_not_allowed"), "{said}");
     let _ = Command::new("kill").args(["-INT", &demo.id().to_string()]).status();
     let (code, _, _) = finish(demo);
     assert_eq!(code, 0, "the interactive demo stops cleanly on Ctrl-C");
