@@ -1,6 +1,6 @@
 //! The Kalit relay (module 3, the paper's web service W): it keeps logins, their certificates and their
 //! phones' device keys, and vouches for them with signed attestations. It never holds a user's private key
-//! and (from the signing issue on) forwards only ciphertext between agent and phone.
+//! and forwards only ciphertext between agent and phone (`tunnel`).
 //!
 //! `app(state)` builds the router; `kalit relay serve` is a thin binary around [`build`] and [`app`].
 
