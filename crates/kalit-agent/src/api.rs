@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::digest::HashAlg;
-use kalit_core::verify::{Document, Verified, verify_document};
+use kalit_core::verify::{Document, verify_document};
 use kalit_core::{CoreError, x509};
 use kalit_proto::ErrorCode;
 use kalit_proto::session::{
@@ -187,7 +187,7 @@ pub(crate) async fn verify(
     let mut digest_of = |h: HashAlg| Ok::<_, CoreError>(h.digest(&data));
     let mut bytes = || Ok::<_, CoreError>(data.clone());
     let cms = (r.format == DocFormat::Cms).then_some(sig.as_slice());
-    let (Verified { report, .. }, _) = verify_document(
+    let (report, _) = verify_document(
         Document { digest_of: &mut digest_of, bytes: &mut bytes },
         &sig,
         cms,

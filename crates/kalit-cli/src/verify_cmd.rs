@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kalit_core::digest::{HashAlg, Hasher};
-use kalit_core::verify::{Document, Verified, looks_like_cms, verify_document};
+use kalit_core::verify::{Document, looks_like_cms, verify_document};
 use kalit_core::{CoreError, x509};
 use kalit_proto::ErrorCode;
 use time::OffsetDateTime;
@@ -116,7 +116,7 @@ pub fn verify(a: VerifyArgs) -> CliResult {
     let mut bytes =
         || files::read_limited(doc, MAX_DOCUMENT, "document").map_err(|e| CoreError::InvalidInput(e.message));
     let cms = looks_like_cms(&sig);
-    let (Verified { report, .. }, result) = verify_document(
+    let (report, result) = verify_document(
         Document { digest_of: &mut digest_of, bytes: &mut bytes },
         &sig,
         cms.as_deref(),

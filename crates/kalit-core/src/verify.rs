@@ -34,16 +34,8 @@ impl std::fmt::Debug for Document<'_> {
     }
 }
 
-/// What verification found; `.1` is the first failure (the report then has `valid: false` and a reason).
-#[derive(Debug)]
-pub struct Verified {
-    /// The report.
-    pub report: VerifyReport,
-    /// The signer's certificate DER, when a signature verified.
-    pub signer_cert: Option<Vec<u8>>,
-}
-
-/// Verifies `sig` (raw, or CMS when `cms` is `Some`) over `doc`; `given_certs` are the signer's certificate
+/// Verifies `sig` (raw, or CMS when `cms` is `Some`) over `doc` and returns the report with the first
+/// failure, if any (the report then has `valid: false` and a reason); `given_certs` are the signer's certificate
 /// (first) and intermediates; with `anchors` the chain, validity and key usage are checked too.
 pub fn verify_document(
     doc: Document<'_>,
@@ -52,7 +44,7 @@ pub fn verify_document(
     given_certs: &[Vec<u8>],
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
-) -> (Verified, Result<(), CoreError>) {
+) -> (VerifyReport, Result<(), CoreError>) {
     let mut report = VerifyReport {
         valid: false,
         format: if cms.is_some() { "cms" } else { "raw" }.into(),
@@ -62,7 +54,6 @@ pub fn verify_document(
         chain: None,
         reason: None,
     };
-    let mut signer_cert = None;
     let result: Result<(), CoreError> = (|| {
         let (signer, pool) = match cms {
             Some(cms) => {
@@ -84,7 +75,6 @@ pub fn verify_document(
             }
         };
         report.signer = Some(x509::cert_info(&signer)?);
-        signer_cert = Some(signer.clone());
         if !anchors.is_empty() {
             report.chain = Some(x509::check_chain(&signer, &pool, anchors, now)?);
         }
@@ -94,5 +84,5 @@ pub fn verify_document(
         Ok(()) => report.valid = true,
         Err(e) => report.reason = Some(e.to_string()),
     }
-    (Verified { report, signer_cert }, result)
+    (report, result)
 }
