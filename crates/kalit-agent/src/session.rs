@@ -11,16 +11,15 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
-use futures_util::{SinkExt, StreamExt};
 use kalit_core::digest::HashAlg;
 use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Channel, Qr, agent_respond};
-use kalit_core::{CoreError, statement, x509};
+use kalit_core::{statement, x509};
 use kalit_proto::session::{
     ChannelMessage, DocFormat, SessionPhase, SessionState, SignDocResponse, SignStatus, TunnelEvent,
 };
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
-use kalit_service::ws::{Ws, connect, ws_url};
+use kalit_service::ws::{Incoming, Ws, connect, next_frame, next_incoming, next_message, send, send_message, ws_url};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -194,65 +193,13 @@ fn unavailable(msg: impl Into<String>) -> ServiceError {
     ServiceError::new(ErrorCode::Unavailable, msg)
 }
 
-fn core(e: CoreError) -> ServiceError {
-    ServiceError::new(e.code(), e.to_string())
-}
-
-/// Reads the next relay event or binary frame.
-enum Incoming {
-    Event(TunnelEvent),
-    Frame(Vec<u8>),
-}
-
-async fn next_incoming(ws: &mut Ws) -> Result<Incoming, ServiceError> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(b))) => return Ok(Incoming::Frame(b.to_vec())),
-            Some(Ok(Message::Text(t))) => {
-                let e: TunnelEvent = serde_json::from_str(t.as_str())
-                    .map_err(|_| unavailable("the relay sent something that is not a tunnel event"))?;
-                if let TunnelEvent::Error { code, message } = e {
-                    return Err(ServiceError::new(code, format!("relay: {message}")));
-                }
-                return Ok(Incoming::Event(e));
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Ok(Message::Close(_))) | None => return Err(unavailable("the relay closed the tunnel")),
-            Some(Err(e)) => return Err(unavailable(format!("the tunnel broke: {e}"))),
-        }
-    }
-}
-
-async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>, ServiceError> {
-    match next_incoming(ws).await? {
-        Incoming::Frame(f) => Ok(f),
-        Incoming::Event(_) => Err(unavailable("unexpected relay event in a paired tunnel")),
-    }
-}
-
-async fn next_message(ws: &mut Ws, ch: &mut Channel) -> Result<ChannelMessage, ServiceError> {
-    loop {
-        let f = next_frame(ws).await?;
-        if let Some(m) = ch.open(&f).map_err(core)? {
-            return Ok(m);
-        }
-    }
-}
-
-async fn send_message(ws: &mut Ws, ch: &mut Channel, m: &ChannelMessage) -> Result<(), ServiceError> {
-    for f in ch.seal(m).map_err(core)? {
-        ws.send(Message::Binary(f.into())).await.map_err(|e| unavailable(format!("the tunnel broke: {e}")))?;
-    }
-    Ok(())
-}
-
 /// Creates a session for `origin`: QR, tunnel, task. Returns the session and its capability token (kept
 /// only as a hash).
 pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Session>, String), ServiceError> {
     st.sessions.make_room(origin);
     let now = kalit_service::now_ms().max(0) as u64;
-    let (qr, secrets) = Qr::new(&st.relay_url, &st.relay_id, origin, ttl, now / 1000).map_err(core)?;
-    let tunnel = secrets.tunnel_id().map_err(core)?;
+    let (qr, secrets) = Qr::new(&st.relay_url, &st.relay_id, origin, ttl, now / 1000).map_err(ServiceError::from)?;
+    let tunnel = secrets.tunnel_id().map_err(ServiceError::from)?;
     let url = ws_url(&st.relay_url, &format!("/v1/tunnel/{tunnel}/wait?ttl={}", qr.payload.ttl))?;
     let mut ws = connect(&url).await?;
     match timeout(Duration::from_secs(10), next_incoming(&mut ws)).await {
@@ -265,8 +212,8 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(240, 240)
         .build();
-    let token = B64URL.encode(kalit_core::seal::random::<32>().map_err(core)?);
-    let id = hex::encode(kalit_core::seal::random::<12>().map_err(core)?);
+    let token = B64URL.encode(kalit_core::seal::random::<32>().map_err(ServiceError::from)?);
+    let id = hex::encode(kalit_core::seal::random::<12>().map_err(ServiceError::from)?);
     let (tx, rx) = mpsc::channel(1);
     let session = Arc::new(Session {
         id: id.clone(),
@@ -341,8 +288,8 @@ async fn run(
     // 2. Noise handshake and the phone's hello.
     let pairing = async {
         let msg1 = next_frame(&mut ws).await?;
-        let (msg2, mut ch) = agent_respond(qr, &secrets, &msg1).map_err(core)?;
-        ws.send(Message::Binary(msg2.into())).await.map_err(|e| unavailable(format!("the tunnel broke: {e}")))?;
+        let (msg2, mut ch) = agent_respond(qr, &secrets, &msg1).map_err(ServiceError::from)?;
+        send(&mut ws, Message::Binary(msg2.into())).await?;
         let hello = next_message(&mut ws, &mut ch).await?;
         Ok::<_, ServiceError>((ch, hello))
     };
@@ -416,16 +363,20 @@ fn check_hello(
     if chain.is_empty() || chain.len() > 8 {
         return Err(ServiceError::invalid("the phone sent no certificate, or too many"));
     }
-    let chain: Vec<Vec<u8>> =
-        chain.iter().map(|c| statement::b64("certificate", c, 16 * 1024)).collect::<Result<_, _>>().map_err(core)?;
+    let chain: Vec<Vec<u8>> = chain
+        .iter()
+        .map(|c| statement::b64("certificate", c, 16 * 1024))
+        .collect::<Result<_, _>>()
+        .map_err(ServiceError::from)?;
     if !st.anchors.is_empty() {
-        x509::check_chain(&chain[0], &chain[1..], &st.anchors, time::OffsetDateTime::now_utc()).map_err(core)?;
+        x509::check_chain(&chain[0], &chain[1..], &st.anchors, time::OffsetDateTime::now_utc())
+            .map_err(ServiceError::from)?;
     }
     let unauthorized = |why: &str| ServiceError::new(ErrorCode::Unauthorized, format!("the phone's attestation {why}"));
     statement::verify_attestation(&st.relay_public_key, attestation)
         .map_err(|_| unauthorized("is not signed by the relay"))?;
     let a = &attestation.attestation;
-    let login = statement::normalize_login(login).map_err(core)?;
+    let login = statement::normalize_login(login).map_err(ServiceError::from)?;
     if a.relay_id != st.relay_id {
         return Err(unauthorized("is for another relay"));
     }
@@ -478,8 +429,8 @@ async fn sign_one(
             return Err(ServiceError::new(ErrorCode::Declined, format!("the phone could not sign: {why}")));
         }
     }
-    let sig =
-        statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN).map_err(core)?;
+    let sig = statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN)
+        .map_err(ServiceError::from)?;
     let leaf = &chain[0];
     let scheme = check_signature(&doc, &sig, leaf)?;
     Ok(SignDocResponse {
@@ -488,7 +439,7 @@ async fn sign_one(
         scheme,
         sha256: hex::encode(HashAlg::Sha256.digest(&doc.data)),
         certificate_pem: chain.iter().map(|c| x509::cert_pem(c)).collect(),
-        signer: x509::cert_info(leaf).map_err(core)?,
+        signer: x509::cert_info(leaf).map_err(ServiceError::from)?,
         login: login.to_string(),
     })
 }
@@ -505,7 +456,7 @@ pub fn check_signature(doc: &Doc, sig: &[u8], leaf: &[u8]) -> Result<String, Ser
     };
     match doc.format {
         DocFormat::Raw => {
-            let spki = x509::cert_spki(leaf).map_err(core)?;
+            let spki = x509::cert_spki(leaf).map_err(ServiceError::from)?;
             let scheme = x509::verify_raw(&spki, &doc.data, sig).map_err(|e| bad(e.to_string()))?;
             if scheme.name().contains("pss") != doc.pss {
                 return Err(bad("a different padding than requested".into()));

@@ -16,11 +16,6 @@ pub struct Client {
     token: Option<String>,
 }
 
-fn is_loopback_host(url: &reqwest::Url) -> bool {
-    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
-}
-
 impl Client {
     /// A client for `base` (`https://...`, or `http://` on loopback). `KALIT_TLS_CA` may name a PEM file of
     /// extra root certificates (a private deployment or a test CA).
@@ -44,7 +39,7 @@ impl Client {
             .map_err(|e| CliError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
         match url.scheme() {
             "https" => {}
-            "http" if is_loopback_host(&url) => {}
+            "http" if kalit_service::ws::is_loopback_host(url.host_str().unwrap_or("")) => {}
             "http" => {
                 return Err(CliError::new(
                     ErrorCode::RefusedByPolicy,

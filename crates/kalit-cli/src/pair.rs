@@ -9,16 +9,15 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures_util::{SinkExt, StreamExt};
 use kalit_core::digest::HashAlg;
-use kalit_core::session::{Channel, PhoneHandshake, Qr};
+use kalit_core::session::{PhoneHandshake, Qr};
 use kalit_core::statement::Statement;
 use kalit_core::x509;
 use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::{DeviceRequest, NonceResponse};
 use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignStatus, TunnelEvent};
-use kalit_service::ws::{Ws, connect, ws_url};
+use kalit_service::ws::{Incoming, connect, next_frame, next_incoming, next_message, send, send_message, ws_url};
 use kalit_vault::{DeviceRecord, DocumentToSign, SignFormat, SignOutcome, Vault};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -159,32 +158,16 @@ fn unavailable(msg: impl Into<String>) -> CliError {
     CliError::new(ErrorCode::Unavailable, msg)
 }
 
-/// Finds this phone's registration at the QR's relay.
-fn registration(vault: &Vault, qr: &Qr, login: Option<&str>) -> CliResult<DeviceRecord> {
-    let login = login.map(kalit_core::statement::normalize_login).transpose()?;
-    let mut found: Vec<DeviceRecord> = vault
-        .devices()?
-        .into_iter()
-        .filter(|d| d.relay_id == qr.payload.relay_id && login.as_ref().is_none_or(|l| *l == d.login))
-        .collect();
-    match found.len() {
-        0 => Err(CliError::new(
-            ErrorCode::NotFound,
-            format!(
-                "this phone is not registered with the relay in the QR ({}, id {}): register first (kalit vault register)",
-                qr.payload.relay, qr.payload.relay_id
-            ),
-        )),
-        1 => Ok(found.remove(0)),
-        _ => Err(CliError::new(ErrorCode::Usage, "this phone has several logins at that relay: add --login")),
-    }
-}
-
 /// Runs one pairing from QR text to the end of the session.
 pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn PhoneUi) -> CliResult<PairSummary> {
     let qr = Qr::parse(qr_text)?;
     qr.check_fresh(now_secs())?;
-    let me = registration(vault, &qr, login)?;
+    let me = crate::vault_net::find_registration(vault, &qr.payload.relay_id, login, || {
+        format!(
+            "this phone is not registered with the relay in the QR ({}, id {}): register first (kalit vault register)",
+            qr.payload.relay, qr.payload.relay_id
+        )
+    })?;
     let chain = vault.certificate_chain(&me.key_label)?;
     if chain.is_empty() {
         return Err(CliError::new(ErrorCode::NotFound, format!("key {:?} has no certificate", me.key_label)));
@@ -218,41 +201,6 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     rt.block_on(session(vault, &qr, &me, &chain, &url, join, ui))
 }
 
-async fn next_frame(ws: &mut Ws) -> CliResult<Vec<u8>> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
-            Some(Ok(Message::Text(t))) => {
-                return Err(match serde_json::from_str::<TunnelEvent>(t.as_str()) {
-                    Ok(TunnelEvent::Error { code, message }) => CliError::new(code, format!("relay: {message}")),
-                    _ => unavailable("the relay sent an unexpected event"),
-                });
-            }
-            Some(Ok(Message::Close(_))) | None => return Err(unavailable("the relay closed the session")),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(unavailable(format!("the connection to the relay broke: {e}"))),
-        }
-    }
-}
-
-async fn next_message(ws: &mut Ws, ch: &mut Channel) -> CliResult<ChannelMessage> {
-    loop {
-        let f = next_frame(ws).await?;
-        if let Some(m) = ch.open(&f)? {
-            return Ok(m);
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, ch: &mut Channel, m: &ChannelMessage) -> CliResult<()> {
-    for f in ch.seal(m)? {
-        ws.send(Message::Binary(f.into()))
-            .await
-            .map_err(|e| unavailable(format!("sending to the relay failed: {e}")))?;
-    }
-    Ok(())
-}
-
 async fn session(
     vault: &Vault,
     qr: &Qr,
@@ -264,18 +212,15 @@ async fn session(
 ) -> CliResult<PairSummary> {
     let mut ws = connect(url).await?;
     let join_json = serde_json::to_string(&join).map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
-    ws.send(Message::Text(join_json.into())).await.map_err(|e| unavailable(format!("relay: {e}")))?;
-    let joined = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next()).await;
-    match joined {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<TunnelEvent>(t.as_str()) {
-            Ok(TunnelEvent::Joined) => {}
-            Ok(TunnelEvent::Error { code, message }) => return Err(CliError::new(code, format!("relay: {message}"))),
-            _ => return Err(unavailable("the relay answered the join with something unexpected")),
-        },
-        _ => return Err(unavailable("the relay did not answer the join request")),
+    send(&mut ws, Message::Text(join_json.into())).await?;
+    let joined = tokio::time::timeout(std::time::Duration::from_secs(15), next_incoming(&mut ws))
+        .await
+        .map_err(|_| unavailable("the relay did not answer the join request"))??;
+    if !matches!(joined, Incoming::Event(TunnelEvent::Joined)) {
+        return Err(unavailable("the relay answered the join with something unexpected"));
     }
     let (hs, msg1) = PhoneHandshake::start(qr)?;
-    ws.send(Message::Binary(msg1.into())).await.map_err(|e| unavailable(format!("relay: {e}")))?;
+    send(&mut ws, Message::Binary(msg1.into())).await?;
     let msg2 = tokio::time::timeout(std::time::Duration::from_secs(15), next_frame(&mut ws))
         .await
         .map_err(|_| unavailable("the computer did not answer the handshake"))??;
@@ -294,7 +239,7 @@ async fn session(
         chain: chain.iter().map(|c| B64.encode(c)).collect(),
         attestation: me.attestation.clone(),
     };
-    send(&mut ws, &mut ch, &hello).await?;
+    send_message(&mut ws, &mut ch, &hello).await?;
     let mut summary = PairSummary::default();
     loop {
         let m = match next_message(&mut ws, &mut ch).await {
@@ -303,13 +248,13 @@ async fn session(
                 ui.show("The session ended.");
                 return Ok(summary);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         match m {
             ChannelMessage::SignRequest { id, origin, name, media_type, data, format, pss } => {
                 if origin != qr.payload.origin {
                     let reason = "the computer named another origin than the QR; nothing was signed".to_string();
-                    let _ = send(
+                    let _ = send_message(
                         &mut ws,
                         &mut ch,
                         &ChannelMessage::Bye { reason: reason.clone(), code: Some(ErrorCode::RefusedByPolicy) },
@@ -363,7 +308,7 @@ async fn session(
                     ui.show(&format!("Declined {name:?}."));
                     ChannelMessage::SignResponse { id, status: SignStatus::Declined, signature: None, message: None }
                 };
-                send(&mut ws, &mut ch, &answer).await?;
+                send_message(&mut ws, &mut ch, &answer).await?;
             }
             ChannelMessage::Bye { reason, code } => {
                 let _ = ws.close(None).await;

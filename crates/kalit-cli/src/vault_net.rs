@@ -247,18 +247,28 @@ fn default_device_name() -> String {
 /// This phone's registration at the relay behind `client`, found by the relay's id (so a relay that moved
 /// to another URL is still recognised).
 fn pick_device(vault: &Vault, client: &Client, login: Option<&str>) -> CliResult<DeviceRecord> {
-    let login = login.map(statement::normalize_login).transpose()?;
     let (ident, _) = relay_identity(client)?;
+    find_registration(vault, &ident.relay_id, login, || {
+        format!("this phone is not registered at {} (kalit vault register)", client.base())
+    })
+}
+
+/// This phone's one registration at the relay `relay_id` (for `login`, when it has several there);
+/// `not_found` says what to do when there is none.
+pub(crate) fn find_registration(
+    vault: &Vault,
+    relay_id: &str,
+    login: Option<&str>,
+    not_found: impl FnOnce() -> String,
+) -> CliResult<DeviceRecord> {
+    let login = login.map(statement::normalize_login).transpose()?;
     let mut found: Vec<DeviceRecord> = vault
         .devices()?
         .into_iter()
-        .filter(|d| d.relay_id == ident.relay_id && login.as_ref().is_none_or(|l| *l == d.login))
+        .filter(|d| d.relay_id == relay_id && login.as_ref().is_none_or(|l| *l == d.login))
         .collect();
     match found.len() {
-        0 => Err(CliError::new(
-            ErrorCode::NotFound,
-            format!("this phone is not registered at {} (kalit vault register)", client.base()),
-        )),
+        0 => Err(CliError::new(ErrorCode::NotFound, not_found())),
         1 => Ok(found.remove(0)),
         _ => Err(CliError::new(ErrorCode::Usage, "this phone has several logins at that relay: add --login")),
     }

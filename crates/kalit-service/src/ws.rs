@@ -1,9 +1,14 @@
 //! The WebSocket client that the agent and the phone use to reach the relay's tunnel: `wss://` with
-//! rustls (aws-lc-rs, the system's roots plus `KALIT_TLS_CA`), plain `ws://` only to loopback hosts.
+//! rustls (aws-lc-rs, the system's roots plus `KALIT_TLS_CA`), plain `ws://` only to loopback hosts; and
+//! reading and writing the tunnel: relay events, frames, and channel messages over them.
 
 use std::sync::Arc;
 
+use futures_util::{SinkExt, StreamExt};
+use kalit_core::session::Channel;
 use kalit_proto::ErrorCode;
+use kalit_proto::session::{ChannelMessage, TunnelEvent};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
@@ -12,7 +17,9 @@ use crate::ServiceError;
 /// A connected tunnel WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn is_loopback_host(host: &str) -> bool {
+/// Whether a URL host (`localhost`, `127.0.0.1`, `[::1]`, ...) is a loopback address: the only place
+/// plain HTTP is allowed.
+pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
@@ -42,8 +49,14 @@ pub fn ws_url(base: &str, path: &str) -> Result<String, ServiceError> {
     Ok(format!("{ws}://{rest}{path}"))
 }
 
-/// rustls client configuration: the system's roots and the PEM certificates in `KALIT_TLS_CA`.
+/// rustls client configuration: the system's roots and the PEM certificates in `KALIT_TLS_CA`. Built once
+/// per process (every session would otherwise reread the system's certificate store).
 pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, ServiceError> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, ServiceError>> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(build_tls_config).clone()
+}
+
+fn build_tls_config() -> Result<Arc<rustls::ClientConfig>, ServiceError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(c);
@@ -90,4 +103,68 @@ pub async fn connect(url: &str) -> Result<Ws, ServiceError> {
         Ok(Err(e)) => Err(ServiceError::new(ErrorCode::Unavailable, format!("cannot reach the relay's tunnel: {e}"))),
         Err(_) => Err(ServiceError::new(ErrorCode::Unavailable, "the relay did not answer within 15 s")),
     }
+}
+
+/// What arrives on a tunnel WebSocket: a relay control event (text) or an opaque frame (binary).
+#[derive(Debug)]
+pub enum Incoming {
+    /// A control event other than `error` (which is returned as the error it names).
+    Event(TunnelEvent),
+    /// A binary frame: a Noise message.
+    Frame(Vec<u8>),
+}
+
+fn unavailable(msg: impl Into<String>) -> ServiceError {
+    ServiceError::new(ErrorCode::Unavailable, msg)
+}
+
+/// The next event or frame; the relay's `error` event, a close or a broken connection is an error.
+pub async fn next_incoming(ws: &mut Ws) -> Result<Incoming, ServiceError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(Incoming::Frame(b.to_vec())),
+            Some(Ok(Message::Text(t))) => {
+                let e: TunnelEvent = serde_json::from_str(t.as_str())
+                    .map_err(|_| unavailable("the relay sent something that is not a tunnel event"))?;
+                if let TunnelEvent::Error { code, message } = e {
+                    return Err(ServiceError::new(code, format!("relay: {message}")));
+                }
+                return Ok(Incoming::Event(e));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Close(_))) | None => return Err(unavailable("the relay closed the tunnel")),
+            Some(Err(e)) => return Err(unavailable(format!("the tunnel broke: {e}"))),
+        }
+    }
+}
+
+/// The next binary frame of a paired tunnel (any event is an error there).
+pub async fn next_frame(ws: &mut Ws) -> Result<Vec<u8>, ServiceError> {
+    match next_incoming(ws).await? {
+        Incoming::Frame(f) => Ok(f),
+        Incoming::Event(_) => Err(unavailable("unexpected relay event in a paired tunnel")),
+    }
+}
+
+/// Sends one frame or event.
+pub async fn send(ws: &mut Ws, m: Message) -> Result<(), ServiceError> {
+    ws.send(m).await.map_err(|e| unavailable(format!("the tunnel broke: {e}")))
+}
+
+/// The next whole channel message (reading as many frames as it spans).
+pub async fn next_message(ws: &mut Ws, ch: &mut Channel) -> Result<ChannelMessage, ServiceError> {
+    loop {
+        let f = next_frame(ws).await?;
+        if let Some(m) = ch.open(&f)? {
+            return Ok(m);
+        }
+    }
+}
+
+/// Encrypts and sends a channel message.
+pub async fn send_message(ws: &mut Ws, ch: &mut Channel, m: &ChannelMessage) -> Result<(), ServiceError> {
+    for f in ch.seal(m)? {
+        send(ws, Message::Binary(f.into())).await?;
+    }
+    Ok(())
 }

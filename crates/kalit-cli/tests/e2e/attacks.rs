@@ -206,7 +206,7 @@ fn a_relay_that_tampers_injects_or_swaps_frames_gets_no_signature_out() {
     let (code, r) = page.sign(&c, other, "raw", false);
     assert_eq!(code, 200, "{r}");
     let want = kalit_core::digest::HashAlg::Sha256.digest(other);
-    assert_eq!(r["sha256"].as_str().unwrap(), want.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(r["sha256"].as_str().unwrap(), hex::encode(want));
     page.end(&c);
     assert_eq!(finish(phone).0, 0);
 }

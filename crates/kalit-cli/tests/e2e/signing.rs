@@ -177,7 +177,7 @@ fn sign_with(stack: &Stack, alg: &str, origin: &str) {
     for (format, pss) in formats {
         let (code, r) = page.sign(&c, doc.as_bytes(), format, pss);
         assert_eq!(code, 200, "{alg} {format}: {r}");
-        assert_eq!(r["sha256"], hex(&kalit_core::digest::HashAlg::Sha256.digest(doc.as_bytes())));
+        assert_eq!(r["sha256"], hex::encode(kalit_core::digest::HashAlg::Sha256.digest(doc.as_bytes())));
         let sig = B64.decode(r["signature"].as_str().unwrap()).unwrap();
         let sig_path = work.join(format!("sig-{format}-{pss}"));
         std::fs::write(&sig_path, &sig).unwrap();
@@ -213,10 +213,6 @@ fn sign_with(stack: &Stack, alg: &str, origin: &str) {
     let history = v.run(&["history", "--json"], &[]).ok().stdout;
     let n = if rsa { 3 } else { 2 };
     assert_eq!(history.matches(&format!("\"origin\": \"{origin}\"")).count(), n, "{history}");
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]
