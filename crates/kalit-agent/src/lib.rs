@@ -84,6 +84,7 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
 /// refused (delete the file to accept a relay that really changed its key).
 pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, ServiceError> {
     let url = format!("{}{WELL_KNOWN_PATH}", relay.trim_end_matches('/'));
+    // The same rule as the tunnel: https, or plain http to loopback only.
     kalit_service::ws::ws_url(relay, "")?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
