@@ -235,7 +235,9 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
     });
     st.sessions.lock().insert(id, session.clone());
     if st.print_qr {
-        print_qr(&qr, origin);
+        if let Some(t) = terminal_qr(qr.text(), origin) {
+            println!("{t}");
+        }
     }
     let task_session = session.clone();
     let st2 = st.clone();
@@ -249,12 +251,14 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
     Ok((session, token))
 }
 
-fn print_qr(qr: &Qr, origin: &str) {
-    if let Ok(code) = qrcode::QrCode::new(qr.text().as_bytes()) {
-        let art = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
-        println!("\nSigning request from {origin}. Scan with the Kalit phone app, or run on the phone:\n");
-        println!("{art}\n  kalit vault pair '{}'\n", qr.text());
-    }
+/// What the agent prints on its terminal for a new session: the QR drawn with Unicode half blocks, and
+/// the command to type on the phone.
+pub fn terminal_qr(qr_text: &str, origin: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(qr_text.as_bytes()).ok()?;
+    let art = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+    Some(format!(
+        "\nSigning request from {origin}. Scan with the Kalit phone app, or run on the phone:\n\n{art}\n  kalit vault pair '{qr_text}'\n"
+    ))
 }
 
 async fn run(

@@ -321,3 +321,29 @@ fn openapi_lists_every_route_and_error_code() {
         assert!(codes.contains(&c.as_str()), "{c} missing from openapi.json (run docs/openapi/gen.py)");
     }
 }
+
+#[test]
+fn the_terminal_qr_draws_the_qr_text_and_names_the_phone_command() {
+    let (qr, _) = kalit_core::session::Qr::new("http://127.0.0.1:1", "relay", ALLOWED, 60, 1_800_000_000).unwrap();
+    let out = kalit_agent::session::terminal_qr(qr.text(), ALLOWED).unwrap();
+    assert!(out.contains(ALLOWED) && out.contains(&format!("kalit vault pair '{}'", qr.text())), "{out}");
+    // The drawing is the QR of that text: each half-block character is two modules.
+    let width = qrcode::QrCode::new(qr.text().as_bytes()).unwrap().width() + 8;
+    let art: Vec<&str> = out.lines().filter(|l| l.chars().count() == width).collect();
+    assert_eq!(art.len(), width.div_ceil(2), "{out}");
+    assert!(art.iter().any(|l| l.contains('\u{2588}')), "{out}");
+}
+
+#[tokio::test]
+async fn the_local_page_is_served_to_its_own_origin_only() {
+    let d = tempfile::tempdir().unwrap();
+    let r = app(state(d.path()), ADDR.parse().unwrap()).oneshot(req("GET", "/", ADDR, None, None, "")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(html.contains("/local/sessions") && html.contains("kalit vault pair"), "{html}");
+    let r = send(d.path(), req("GET", "/", ADDR, Some(ALLOWED), None, "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    no_cors(&r);
+    let r = send(d.path(), req("GET", "/local/sessions", ADDR, None, None, "")).await;
+    assert_eq!((r.status, &r.body["sessions"]), (StatusCode::OK, &serde_json::json!([])));
+}
