@@ -234,10 +234,10 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
         signing: AtomicBool::new(false),
     });
     st.sessions.lock().insert(id, session.clone());
-    if st.print_qr {
-        if let Some(t) = terminal_qr(qr.text(), origin) {
-            println!("{t}");
-        }
+    if st.print_qr
+        && let Some(t) = terminal_qr(qr.text(), origin)
+    {
+        println!("{t}");
     }
     let task_session = session.clone();
     let st2 = st.clone();
