@@ -74,6 +74,27 @@ pub struct AgentState {
     pub approval_timeout_secs: u64,
     /// See [`AgentConfig::print_qr`].
     pub print_qr: bool,
+    /// This computer's long-term identity (the Noise static key the phone remembers).
+    pub computer: Arc<kalit_core::session::ComputerKey>,
+    /// For a loopback relay: the local address the tunnel connections leave from (the agent's own).
+    pub source_ip: Option<std::net::IpAddr>,
+}
+
+/// Loads this computer's identity from `DATA/computer-key` (32 bytes, 0600), creating it on first use.
+pub fn computer_key(data: &Path) -> Result<kalit_core::session::ComputerKey, ServiceError> {
+    use kalit_core::session::ComputerKey;
+    let path = data.join("computer-key");
+    match std::fs::read(&path) {
+        Ok(b) => ComputerKey::from_private(&kalit_core::SecretBytes::new(b))
+            .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data).map_err(io(data))?;
+            let key = ComputerKey::generate().map_err(ServiceError::from)?;
+            kalit_service::files::atomic_write(&path, key.private().expose_secret()).map_err(io(&path))?;
+            Ok(key)
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
 }
 
 fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
@@ -151,6 +172,8 @@ pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
         session_limiter: Arc::new(RateLimiter::new(cfg.sessions_per_minute, 5)),
         approval_timeout_secs: cfg.approval_timeout_secs,
         print_qr: cfg.print_qr,
+        computer: Arc::new(computer_key(&cfg.data)?),
+        source_ip: None,
     })
 }
 

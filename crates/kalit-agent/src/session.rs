@@ -19,7 +19,7 @@ use kalit_proto::session::{
 };
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
-use kalit_service::ws::{Incoming, Ws, connect, next_frame, next_incoming, next_message, send, send_message, ws_url};
+use kalit_service::ws::{Incoming, Ws, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -198,10 +198,11 @@ fn unavailable(msg: impl Into<String>) -> ServiceError {
 pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Session>, String), ServiceError> {
     st.sessions.make_room(origin);
     let now = kalit_service::now_ms().max(0) as u64;
-    let (qr, secrets) = Qr::new(&st.relay_url, &st.relay_id, origin, ttl, now / 1000).map_err(ServiceError::from)?;
+    let (qr, secrets) = Qr::for_computer(&st.computer, &st.relay_url, &st.relay_id, origin, ttl, now / 1000)
+        .map_err(ServiceError::from)?;
     let tunnel = secrets.tunnel_id().map_err(ServiceError::from)?;
     let url = ws_url(&st.relay_url, &format!("/v1/tunnel/{tunnel}/wait?ttl={}", qr.payload.ttl))?;
-    let mut ws = connect(&url).await?;
+    let mut ws = connect_from(&url, st.source_ip).await?;
     match timeout(Duration::from_secs(10), next_incoming(&mut ws)).await {
         Ok(Ok(Incoming::Event(TunnelEvent::Ready { .. }))) => {}
         Ok(Err(e)) => return Err(e),
@@ -271,10 +272,10 @@ async fn run(
 ) -> Result<(), ServiceError> {
     // 1. Wait for a phone until the QR expires.
     let deadline = Instant::now() + Duration::from_secs(u64::from(qr.payload.ttl) + CLOCK_SKEW_SECS);
-    let peer_login = loop {
+    let peer = loop {
         tokio::select! {
             m = next_incoming(&mut ws) => match m? {
-                Incoming::Event(TunnelEvent::Peer { login }) => break login,
+                Incoming::Event(TunnelEvent::Peer { login, device_id }) => break (login, device_id),
                 _ => return Err(unavailable("the relay broke the tunnel protocol")),
             },
             c = cmd.recv() => match c {
@@ -301,7 +302,8 @@ async fn run(
         .await
         .map_err(|_| ServiceError::new(ErrorCode::Expired, "the phone did not finish pairing in time"))??;
     drop(secrets);
-    let (login, chain) = match check_hello(st, &hello, &peer_login) {
+    let now_secs = (kalit_service::now_ms() / 1000) as i64;
+    let (login, chain) = match check_hello(st, &hello, &peer.0, &peer.1, now_secs) {
         Ok(v) => v,
         Err(e) => {
             let _ =
@@ -354,12 +356,15 @@ async fn run(
     }
 }
 
-/// Checks the phone's hello: a chain to the agent's anchors (when it has any), and the relay's signed
-/// attestation binding that certificate to the login the relay authenticated when the phone joined.
-fn check_hello(
+/// Checks the phone's hello: a chain to the agent's anchors (when it has any), and the relay's signed,
+/// unexpired attestation binding that certificate to the login and the device the relay authenticated
+/// when the phone joined (a removed device's old attestation names a device the relay no longer lets in).
+pub fn check_hello(
     st: &AgentState,
     hello: &ChannelMessage,
     peer_login: &str,
+    peer_device: &str,
+    now_secs: i64,
 ) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
     let ChannelMessage::Hello { login, chain, attestation, .. } = hello else {
         return Err(ServiceError::new(ErrorCode::Channel, "the phone did not start with its hello"));
@@ -389,6 +394,15 @@ fn check_hello(
     }
     if a.cert_fingerprint != statement::cert_fingerprint(&chain[0]) {
         return Err(unauthorized("is for another certificate"));
+    }
+    if a.device_id != peer_device {
+        return Err(unauthorized("is for another device than the one the relay let in"));
+    }
+    if now_secs > a.expires_at + CLOCK_SKEW_SECS as i64 {
+        return Err(unauthorized("has expired"));
+    }
+    if a.issued_at > now_secs + CLOCK_SKEW_SECS as i64 || a.expires_at < a.issued_at {
+        return Err(unauthorized("has impossible times"));
     }
     Ok((login, chain))
 }
@@ -429,8 +443,16 @@ async fn sign_one(
             return Err(ServiceError::new(ErrorCode::Declined, "the person declined on the phone"));
         }
         SignStatus::Failed => {
+            // The phone says `code: message`; a code it names (for example refused_by_policy when the
+            // vault refuses a document that is a protocol statement) reaches the page as that code.
             let why = message.unwrap_or_default();
-            return Err(ServiceError::new(ErrorCode::Declined, format!("the phone could not sign: {why}")));
+            let code = why
+                .split_once(':')
+                .and_then(|(c, _)| ErrorCode::ALL.iter().copied().find(|k| k.as_str() == c.trim()))
+                .filter(|c| !matches!(c, ErrorCode::Internal | ErrorCode::Io))
+                .unwrap_or(ErrorCode::Declined);
+            let why = kalit_core::display::field(&why, 300);
+            return Err(ServiceError::new(code, format!("the phone could not sign: {why}")));
         }
     }
     let sig = statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN)

@@ -32,6 +32,8 @@ fn state(dir: &std::path::Path) -> AgentState {
         session_limiter: Arc::new(kalit_service::RateLimiter::new(20, 5)),
         approval_timeout_secs: 5,
         print_qr: false,
+        computer: Arc::new(kalit_agent::computer_key(dir).unwrap()),
+        source_ip: None,
     }
 }
 

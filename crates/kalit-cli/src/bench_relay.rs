@@ -67,7 +67,7 @@ fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<R
     let device = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::Ed25519)?)?;
     let raw = device.public_key_raw().to_vec();
     let fp = statement::cert_fingerprint(&p.chain[0]);
-    let sig = Statement::register(relay_id, nonce, login, &raw, &fp).sign(&p.key)?;
+    let sig = Statement::register(relay_id, nonce, login, &raw, &fp).sign_as_certificate(&p.key)?;
     Ok(RegisterRequest {
         login: login.into(),
         device_key: B64.encode(&raw),
@@ -75,7 +75,7 @@ fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<R
         nonce: B64.encode(nonce),
         relay_id: relay_id.into(),
         proof: CertProof { chain: p.chain.iter().map(|c| B64.encode(c)).collect(), signature: B64.encode(sig) },
-        existing: None,
+        approval: None,
     })
 }
 
@@ -130,6 +130,7 @@ pub fn run(a: RelayBenchArgs) -> CliResult {
             device_id: statement::key_id(&dk),
             device_key: r.device_key.clone(),
             issued_at: 0,
+            expires_at: 600,
         })?;
     }
     let crypto_ms = t.elapsed().as_secs_f64() * 1000.0 / sample.len() as f64;

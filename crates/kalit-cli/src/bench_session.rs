@@ -131,7 +131,6 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
         &Client::new(&relay_url, "relay")?,
         "bench",
         "bench.user",
-        None,
         Some("bench"),
     )?;
     let (agent_url, origin) = crate::demo::start_agent(&svc, tmp, &relay_url, 0)?;
@@ -148,7 +147,7 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
         bare.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let mut phone_only = Vec::with_capacity(n);
-    let d = DocumentToSign { name: "bench", data: &doc, format: SignFormat::Raw, pss: false, origin: None };
+    let d = DocumentToSign { name: "bench", data: &doc, format: SignFormat::Raw, pss: false, origin: None, blind_confirmed: true };
     for _ in 0..n {
         let t = Instant::now();
         u.sign("bench", &d)?;

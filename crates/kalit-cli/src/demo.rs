@@ -235,9 +235,9 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         "Both phones register the login demo.citizen at the relay (nonce, certificate proof, device key).",
     );
     let relay = crate::client::Client::new(&svc.relay_url, "relay")?;
-    crate::vault_net::register_with(&vault, &u, &relay, "demo", "demo.citizen", None, Some("first phone"))?;
+    crate::vault_net::register_with(&vault, &u, &relay, "demo", "demo.citizen", Some("first phone"))?;
     let u2 = vault2.unlock(&pin)?;
-    crate::vault_net::register_with(&vault2, &u2, &relay, "imported", "demo.citizen", None, Some("second phone"))?;
+    crate::vault_net::register_with(&vault2, &u2, &relay, "imported", "demo.citizen", Some("second phone"))?;
     drop(u2);
     let doc = "Ariza: men, Demo Citizen, ushbu hujjatni imzolayman.\nApplication signed with Kalit.\n";
     files::write_atomic(&out.join("sample.txt"), doc.as_bytes(), false)?;

@@ -233,7 +233,9 @@ enum VaultCommand {
         ca: Option<PathBuf>,
     },
     /// Register this phone at a relay under a login, with the key's certificate (asks the PIN). A login that
-    /// exists needs --proof-key: a key whose certificate is already attached to it.
+    /// exists takes a key whose certificate is already attached to it (for example imported from your
+    /// PFX); a new certificate joins it only when this phone is already registered under the login (that
+    /// registration approves it).
     Register {
         /// Label of the key whose certificate to attach.
         key: String,
@@ -243,9 +245,6 @@ enum VaultCommand {
         /// The login (3-64 of a-z 0-9 . _ - @).
         #[arg(long)]
         login: String,
-        /// A key whose certificate is already attached to the login (to add this phone to it).
-        #[arg(long, value_name = "KEY")]
-        proof_key: Option<String>,
         /// A name for this phone in device lists [default: from the host name].
         #[arg(long)]
         device_name: Option<String>,
@@ -266,6 +265,24 @@ enum VaultCommand {
         relay: String,
         /// Device id, or at least 6 leading characters of it.
         device: String,
+        #[arg(long)]
+        login: Option<String>,
+    },
+    /// Detach a certificate from your login at a relay, with all its devices, after a cooling-off period
+    /// (72 hours by default) that every device of the login sees in `kalit vault devices`; a device of that
+    /// certificate can cancel meanwhile with --cancel. The way back when a login was taken over.
+    #[command(after_help = "Examples:
+  kalit vault devices --relay https://relay.example --json      shows each device's cert_fingerprint
+  kalit vault detach 9f2c...e1 --relay https://relay.example     start the cooling-off period
+  kalit vault detach 9f2c...e1 --relay https://relay.example --cancel")]
+    Detach {
+        /// SHA-256 fingerprint of the certificate (64 hex characters).
+        cert: String,
+        #[arg(long)]
+        relay: String,
+        /// Cancel a pending detachment of this phone's own certificate instead.
+        #[arg(long)]
+        cancel: bool,
         #[arg(long)]
         login: Option<String>,
     },
@@ -322,7 +339,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError { code, message }) => {
-            eprintln!("error[{code}]: {message}");
+            // Messages can carry text from a relay, an RA or a computer: nothing in them may drive the
+            // terminal (escape sequences, bidi overrides), so every line is shown escaped.
+            eprintln!("error[{code}]: {}", kalit_core::display::terminal_text(&message));
             ExitCode::from(code.exit_code() as u8)
         }
     }

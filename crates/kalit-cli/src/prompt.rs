@@ -65,6 +65,11 @@ impl Prompter {
         Ok(a)
     }
 
+    /// A line of text (a name).
+    pub fn text(&mut self, prompt: &str) -> CliResult<String> {
+        Ok(self.line(prompt, false)?.to_string())
+    }
+
     /// A yes/no question; only `y` or `yes` is yes.
     pub fn confirm(&mut self, prompt: &str) -> CliResult<bool> {
         let a = self.line(&format!("{prompt} [y/N] "), false)?;

@@ -148,7 +148,22 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
         VaultCommand::InstallCert { key, file } => {
             let vault = Vault::open(dir)?;
             let bytes = files::read_limited(&file, 1 << 20, "certificate file")?;
-            let info = vault.install_cert(&key, &bytes)?;
+            // Checked before the PIN: a certificate for another key is refused without asking.
+            let certs = kalit_core::x509::parse_cert_bundle(&bytes)?;
+            let info = vault.key(&key)?;
+            let spki = kalit_core::x509::cert_spki(&certs[0])?;
+            if kalit_core::x509::fingerprint(&spki) != info.fingerprint {
+                return Err(CliError::new(
+                    ErrorCode::KeyMismatch,
+                    format!(
+                        "the certificate is for another key (its public key fingerprint is {}, key {key:?} has {})",
+                        kalit_core::x509::fingerprint(&spki),
+                        info.fingerprint
+                    ),
+                ));
+            }
+            let u = unlock(&vault, &mut Prompter::new())?;
+            let info = u.install_cert(&key, &bytes)?;
             println!(
                 "Installed the certificate for {key:?}\nSubject: {}\nIssuer:  {}\nValid:   {} to {}",
                 info.subject, info.issuer, info.not_before, info.not_after
@@ -304,12 +319,15 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             Ok(())
         }
         VaultCommand::Enrol { key, ra, code, ca } => crate::vault_net::enrol(dir, &key, &ra, &code, ca.as_ref()),
-        VaultCommand::Register { key, relay, login, proof_key, device_name } => {
-            crate::vault_net::register(dir, &key, &relay, &login, proof_key.as_deref(), device_name.as_deref())
+        VaultCommand::Register { key, relay, login, device_name } => {
+            crate::vault_net::register(dir, &key, &relay, &login, device_name.as_deref())
         }
         VaultCommand::Devices { relay, login, json } => crate::vault_net::devices(dir, &relay, login.as_deref(), json),
         VaultCommand::Unregister { relay, device, login } => {
             crate::vault_net::unregister(dir, &relay, &device, login.as_deref())
+        }
+        VaultCommand::Detach { cert, relay, cancel, login } => {
+            crate::vault_net::detach(dir, &relay, &cert, cancel, login.as_deref())
         }
         VaultCommand::Pair { qr, qr_image, login } => {
             let text = match (qr, qr_image) {
@@ -381,11 +399,22 @@ fn sign(
             SignFormat::Cms => "CMS (detached)",
         }
     );
+    // Refused kinds (a Kalit statement, a DER structure signed raw) are refused before any question.
+    kalit_core::purpose::check_document(&data, format == SignFormat::Raw)?;
     if !p.confirm("Sign this document?")? {
         return Err(CliError::new(ErrorCode::Declined, "you declined; nothing was signed"));
     }
+    let blind = format == SignFormat::Raw && kalit_core::purpose::needs_blind_confirmation(&data);
+    if blind
+        && !p.confirm(
+            "This file is not text Kalit can show you. A raw signature over bytes you cannot read can mean anything to whoever asked for it. Make it anyway?",
+        )?
+    {
+        return Err(CliError::new(ErrorCode::Declined, "you declined; nothing was signed"));
+    }
     let u = unlock(&vault, p)?;
-    let outcome = u.sign(key, &DocumentToSign { name: &name, data: &data, format, pss, origin: None })?;
+    let doc = DocumentToSign { name: &name, data: &data, format, pss, origin: None, blind_confirmed: blind };
+    let outcome = u.sign(key, &doc)?;
     let out = out.unwrap_or_else(|| {
         let mut s = file.as_os_str().to_owned();
         s.push(if format == SignFormat::Cms { ".p7s" } else { ".sig" });

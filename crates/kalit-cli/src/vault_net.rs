@@ -7,10 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::statement::{self, Statement};
 use kalit_core::x509;
+use kalit_proto::namespace::{ATTACH, CANCEL_DETACH, DETACH};
 use kalit_proto::ErrorCode;
 use kalit_proto::ra::{IssueRequest, IssueResponse};
 use kalit_proto::relay::{
-    CertProof, DeviceList, DeviceRequest, NonceResponse, RegisterOutcome, RegisterRequest, RegisterResponse,
+    CertProof, DetachResponse, DeviceApproval, DeviceList, DeviceRequest, NonceResponse, RegisterOutcome, RegisterRequest, RegisterResponse,
     RelayIdentity, WELL_KNOWN_PATH,
 };
 use kalit_vault::{DeviceRecord, Vault};
@@ -81,7 +82,7 @@ pub fn enrol_with(
         }
     };
     x509::check_chain(leaf, rest, &anchors, time::OffsetDateTime::now_utc())?;
-    let cert = vault.install_cert(key, resp.chain.as_bytes())?;
+    let cert = u.install_cert(key, resp.chain.as_bytes())?;
     println!("[registration 6] The certificate is for this key and chains to the RA's root: installed.");
     Ok((cert, resp.serial, csr))
 }
@@ -114,7 +115,6 @@ pub fn register(
     key: &str,
     relay: &str,
     login: &str,
-    proof_key: Option<&str>,
     device_name: Option<&str>,
 ) -> CliResult {
     let client = Client::new(relay, "relay")?;
@@ -122,7 +122,7 @@ pub fn register(
     // Reach the relay before asking for the PIN.
     relay_identity(&client)?;
     let u = unlock(&vault, &mut Prompter::new())?;
-    let rec = register_with(&vault, &u, &client, key, login, proof_key, device_name)?;
+    let rec = register_with(&vault, &u, &client, key, login, device_name)?;
     println!("  device id: {}", rec.device_id);
     Ok(())
 }
@@ -134,18 +134,21 @@ pub fn register_with(
     client: &Client,
     key: &str,
     login: &str,
-    proof_key: Option<&str>,
     device_name: Option<&str>,
 ) -> CliResult<DeviceRecord> {
     let login = statement::normalize_login(login)?;
     let (ident, relay_pk) = relay_identity(client)?;
 
-    if vault.devices()?.iter().any(|d| d.relay_id == ident.relay_id && d.login == login) {
+    let mine: Vec<DeviceRecord> =
+        vault.devices()?.into_iter().filter(|d| d.relay_id == ident.relay_id && d.login == login).collect();
+    if mine.iter().any(|d| d.key_label == key) {
         return Err(CliError::new(
             ErrorCode::AlreadyExists,
             format!("this phone is already registered as {login} at {}", client.base()),
         ));
     }
+    // A registration of this phone under the login (with another key) approves the new certificate.
+    let approver = mine.into_iter().next();
     println!("[registration 9] Relay {} ({}), id {}", ident.name, client.base(), ident.relay_id);
     let name = device_name.map_or_else(default_device_name, str::to_string);
     let nonce = nonce(client)?;
@@ -165,13 +168,13 @@ pub fn register_with(
     let fp = leaf_fp(key)?;
     let (sig, chain) =
         u.sign_statement(key, &Statement::register(&ident.relay_id, &nonce, &login, &device_key, &fp))?;
-    let existing = match proof_key {
+    let approval = match &approver {
         None => None,
-        Some(k2) => {
-            let efp = leaf_fp(k2)?;
-            let st = Statement::login_proof(&ident.relay_id, &nonce, &login, &device_key, &fp, &efp);
-            let (sig2, chain2) = u.sign_statement(k2, &st)?;
-            Some(proof(&sig2, &chain2))
+        Some(a) => {
+            let target = format!("{fp}/{}", statement::key_id(&device_key));
+            let st = Statement::device_request(&ident.relay_id, &nonce, &login, &a.device_id, ATTACH, &target);
+            println!("[registration 13] This phone's registration {} approves the new certificate", a.device_id);
+            Some(DeviceApproval { device_id: a.device_id.clone(), signature: B64.encode(u.sign_as_device(&a.device_id, &st)?) })
         }
     };
     println!(
@@ -184,14 +187,14 @@ pub fn register_with(
         nonce: B64.encode(&nonce),
         relay_id: ident.relay_id.clone(),
         proof: proof(&sig, &chain),
-        existing,
+        approval,
     };
     let resp: RegisterResponse = client.post("/v1/register", Some(&req)).map_err(|e| {
         if e.code == ErrorCode::LoginTaken {
             CliError::new(
                 e.code,
                 format!(
-                    "{}\nIf the login is yours, add this phone with --proof-key LABEL, where LABEL is a key in this vault whose certificate is already attached to {login} (for example one imported from your PFX).",
+                    "{}\nIf the login is yours: register a key whose certificate is already attached to {login} (for example one imported from your PFX), or register first from a phone that is already registered as {login}; its registration approves the new certificate.",
                     e.message
                 ),
             )
@@ -270,6 +273,11 @@ pub(crate) fn find_registration(
     match found.len() {
         0 => Err(CliError::new(ErrorCode::NotFound, not_found())),
         1 => Ok(found.remove(0)),
+        // Several registrations of one login (one per certificate): any of them speaks for the login.
+        _ if found.iter().all(|d| d.login == found[0].login) => {
+            found.sort_by(|a, b| a.created.cmp(&b.created));
+            Ok(found.remove(0))
+        }
         _ => Err(CliError::new(ErrorCode::Usage, "this phone has several logins at that relay: add --login")),
     }
 }
@@ -291,6 +299,7 @@ fn device_request(
         relay_id: me.relay_id.clone(),
         target: target.into(),
         signature: B64.encode(sig),
+        proof: None,
     })
 }
 
@@ -311,7 +320,55 @@ pub fn devices(dir: &Path, relay: &str, login: Option<&str>, json: bool) -> CliR
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
         let mine = if d.device_id == me.device_id { "  (this phone)" } else { "" };
-        println!("  {}  {:<24} {}  {}{mine}", d.device_id, d.name, when, d.cert_subject);
+        println!(
+            "  {}  {:<24} {}  {}{mine}",
+            d.device_id,
+            kalit_core::display::field(&d.name, 24),
+            when,
+            kalit_core::display::escape(&d.cert_subject)
+        );
+    }
+    for p in &list.pending_detachments {
+        let when = time::OffsetDateTime::from_unix_timestamp(p.effective_at)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        println!(
+            "WARNING: device {} asked to detach the certificate {} ({}) from {} at {when}, with all its devices.\n  If that is not you: kalit vault detach {} --relay {} --cancel (from a phone of that certificate)",
+            p.requested_by,
+            &p.cert_fingerprint[..16.min(p.cert_fingerprint.len())],
+            kalit_core::display::escape(&p.cert_subject),
+            list.login,
+            p.cert_fingerprint,
+            client.base()
+        );
+    }
+    Ok(())
+}
+
+/// `kalit vault detach CERT_FINGERPRINT --relay URL [--cancel]`: ask the relay to detach a certificate
+/// from the login after its cooling-off period (or cancel such a request, from a device of that
+/// certificate).
+pub fn detach(dir: &Path, relay: &str, cert: &str, cancel: bool, login: Option<&str>) -> CliResult {
+    let client = Client::new(relay, "relay")?;
+    let vault = Vault::open(dir)?;
+    let me = pick_device(&vault, &client, login)?;
+    let cert = cert.to_ascii_lowercase();
+    if cert.len() != 64 || !cert.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CliError::new(ErrorCode::Usage, "give the certificate's SHA-256 fingerprint (64 hex characters, as kalit vault devices --json shows)"));
+    }
+    let u = unlock(&vault, &mut Prompter::new())?;
+    let (action, path) = if cancel { (CANCEL_DETACH, "/v1/certificates/cancel-detach") } else { (DETACH, "/v1/certificates/detach") };
+    let r: DetachResponse = client.post(path, Some(&device_request(&u, &client, &me, action, &cert)?))?;
+    match r.effective_at {
+        Some(at) => {
+            let when = time::OffsetDateTime::from_unix_timestamp(at)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default();
+            println!("The certificate {cert} leaves {} at {when}, with all its devices, unless one of them cancels.", me.login);
+        }
+        None => println!("The detachment of {cert} from {} is cancelled.", me.login),
     }
     Ok(())
 }

@@ -248,7 +248,8 @@ fn verification_for(
             });
         }
         // OpenSSL signs with the longest salt the key allows; any other length is refused.
-        let max = signer_modulus_bits.map(|bits| (bits + 6) / 8 - hash.output_len() - 2);
+        // An attacker's certificate can carry a tiny RSA key: the arithmetic must not underflow.
+        let max = signer_modulus_bits.and_then(|bits| pss_max_salt(bits, hash.output_len()));
         if Some(salt) != max {
             return Err(CoreError::Unsupported(format!(
                 "PSS salt length {salt} (Kalit verifies the digest length {} or the maximum)",
@@ -284,6 +285,12 @@ fn verification_for(
 }
 
 /// RSASSA-PSS-params: `[0]` hash (default SHA-1, refused), `[1]` MGF, `[2]` salt length.
+/// The longest PSS salt an RSA key of `bits` allows with a hash of `hash_len` bytes (RFC 8017 9.1.1:
+/// emLen - hLen - 2); `None` when the key is too small for the hash at all.
+fn pss_max_salt(bits: usize, hash_len: usize) -> Option<usize> {
+    (bits.checked_add(6)? / 8).checked_sub(hash_len.checked_add(2)?)
+}
+
 fn parse_pss_params(seq_content: &[u8]) -> Result<(HashAlg, usize), CoreError> {
     let mut rest = seq_content;
     let mut hash = None;
@@ -525,6 +532,15 @@ mod tests {
                 let _ = x509::parse_cert_bundle(&m);
             }
         }
+    }
+
+    #[test]
+    fn pss_salt_arithmetic_cannot_underflow() {
+        assert_eq!(pss_max_salt(2048, 32), Some(222));
+        assert_eq!(pss_max_salt(2047, 32), Some(222));
+        assert_eq!(pss_max_salt(512, 64), None, "an attacker's tiny key with SHA-512");
+        assert_eq!(pss_max_salt(0, 32), None);
+        assert_eq!(pss_max_salt(usize::MAX, 32), None);
     }
 
     #[test]

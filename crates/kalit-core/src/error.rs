@@ -30,6 +30,10 @@ pub enum CoreError {
     /// The end-to-end channel failed (handshake mismatch, tampered or out-of-order frame).
     #[error("{0}")]
     Channel(String),
+    /// The input is well-formed but Kalit will not sign or accept it (a document that is a protocol
+    /// statement or a structure whose signature means something elsewhere).
+    #[error("{0}")]
+    Refused(String),
     /// A library failed in a way that input cannot explain.
     #[error("internal error: {0}")]
     Internal(String),
@@ -49,6 +53,7 @@ impl CoreError {
             CoreError::Corrupt(_) => ErrorCode::Corrupt,
             CoreError::Expired(_) => ErrorCode::Expired,
             CoreError::Channel(_) => ErrorCode::Channel,
+            CoreError::Refused(_) => ErrorCode::RefusedByPolicy,
             CoreError::Crypto(_) | CoreError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -167,6 +167,38 @@ impl PrivateKey {
         }
     }
 
+    /// Signs a Kalit statement (never a document) under the statement scheme, which no document
+    /// signature of this key can verify under (docs/PROTOCOL.md, "One key, many purposes"):
+    /// RSA PKCS#1 v1.5 with SHA-384 (documents use SHA-256: the DigestInfo differs, so the padded
+    /// messages differ), ECDSA P-256 over the leftmost 256 bits of SHA-384 (documents: SHA-256), and
+    /// Ed25519ph with the context [`STATEMENT_CONTEXT`] (documents: PureEdDSA, which RFC 8032's `dom2`
+    /// prefix keeps apart).
+    pub(crate) fn sign_statement(&self, msg: &[u8]) -> Result<Vec<u8>, CoreError> {
+        match &self.inner {
+            Inner::Rsa(kp) => {
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign(&signature::RSA_PKCS1_SHA384, &SystemRandom::new(), msg, &mut sig)
+                    .map_err(|_| CoreError::Crypto("RSA signing"))?;
+                Ok(sig)
+            }
+            Inner::Ecdsa(kp) => {
+                let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, msg);
+                // ECDSA uses the leftmost bits of the hash that fit the curve order (FIPS 186-5 6.4.1):
+                // a P-256 signature over SHA-384 signs its first 32 bytes.
+                let e = aws_lc_rs::digest::Digest::import_less_safe(&h.as_ref()[..32], &aws_lc_rs::digest::SHA256)
+                    .map_err(|_| CoreError::Crypto("ECDSA statement digest"))?;
+                Ok(kp.sign_digest(&e).map_err(|_| CoreError::Crypto("ECDSA signing"))?.as_ref().to_vec())
+            }
+            Inner::Ed25519(kp) => {
+                use aws_lc_rs::encoding::AsBigEndian;
+                let seed = kp.seed().map_err(|_| CoreError::Crypto("Ed25519 seed"))?;
+                let seed = seed.as_be_bytes().map_err(|_| CoreError::Crypto("Ed25519 seed"))?;
+                let seed: [u8; 32] = seed.as_ref().try_into().map_err(|_| CoreError::Crypto("Ed25519 seed"))?;
+                ed25519ph_sign(zeroize::Zeroizing::new(seed), msg, STATEMENT_CONTEXT)
+            }
+        }
+    }
+
     /// The default scheme of this key (PKCS#1 v1.5 for RSA).
     pub fn default_scheme(&self) -> SignScheme {
         match self.alg {
@@ -175,6 +207,29 @@ impl PrivateKey {
             _ => SignScheme::RsaPkcs1Sha256,
         }
     }
+}
+
+/// The Ed25519ph context of statement signatures (RFC 8032 5.1: at most 255 bytes).
+pub const STATEMENT_CONTEXT: &[u8] = b"kalit/v1/statement";
+
+/// Ed25519ph (RFC 8032 5.1, prehash SHA-512) with a context, from a 32-byte seed that is wiped after use.
+fn ed25519ph_sign(seed: zeroize::Zeroizing<[u8; 32]>, msg: &[u8], context: &[u8]) -> Result<Vec<u8>, CoreError> {
+    use sha2::Digest as _;
+    let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let sig = sk
+        .sign_prehashed(sha2::Sha512::new_with_prefix(msg), Some(context))
+        .map_err(|_| CoreError::Crypto("Ed25519ph signing"))?;
+    Ok(sig.to_bytes().to_vec())
+}
+
+/// Verifies an Ed25519ph signature with a context by a raw 32-byte public key.
+pub(crate) fn ed25519ph_verify(public: &[u8], msg: &[u8], sig: &[u8], context: &[u8]) -> Result<(), CoreError> {
+    use sha2::Digest as _;
+    let bad = || CoreError::InvalidSignature("the signature does not match".into());
+    let pk: [u8; 32] = public.try_into().map_err(|_| bad())?;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).map_err(|_| bad())?;
+    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| bad())?;
+    vk.verify_prehashed(sha2::Sha512::new_with_prefix(msg), Some(context), &sig).map_err(|_| bad())
 }
 
 impl rcgen::PublicKeyData for PrivateKey {
@@ -216,6 +271,46 @@ mod tests {
             if alg.is_rsa() {
                 let sig = key.sign(SignScheme::RsaPssSha256, msg).unwrap();
                 assert_eq!(x509::verify_raw(&spki, msg, &sig).unwrap(), SignScheme::RsaPssSha256);
+            }
+        }
+    }
+
+    /// RFC 8032 section 7.3, the Ed25519ph test vector (message "abc", empty context).
+    #[test]
+    fn ed25519ph_rfc8032_vector() {
+        let seed: [u8; 32] =
+            hex::decode("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42").unwrap().try_into().unwrap();
+        let public = hex::decode("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf").unwrap();
+        let expected = "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+                        31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406";
+        let sig = ed25519ph_sign(zeroize::Zeroizing::new(seed), b"abc", b"").unwrap();
+        assert_eq!(hex::encode(&sig), expected);
+        ed25519ph_verify(&public, b"abc", &sig, b"").unwrap();
+        assert!(ed25519ph_verify(&public, b"abd", &sig, b"").is_err());
+        assert!(ed25519ph_verify(&public, b"abc", &sig, STATEMENT_CONTEXT).is_err(), "the context is signed");
+    }
+
+    /// A statement signature and a document signature over the same bytes never verify as each other,
+    /// for every key type: the two schemes are disjoint, not merely refused.
+    #[test]
+    fn statement_and_document_signatures_are_disjoint() {
+        let msg = b"kalit/v1/register\0 the same bytes either way";
+        for alg in KeyAlgorithm::GENERATABLE {
+            let key = PrivateKey::from_pkcs8(&generate(alg).unwrap()).unwrap();
+            let spki = key.spki_der();
+            let st = key.sign_statement(msg).unwrap();
+            x509::verify_statement(&spki, msg, &st).unwrap();
+            assert!(x509::verify_raw(&spki, msg, &st).is_err(), "{alg}: a statement signature verified as a document");
+            let mut schemes = vec![key.default_scheme()];
+            if alg.is_rsa() {
+                schemes.push(SignScheme::RsaPssSha256);
+            }
+            for scheme in schemes {
+                let doc = key.sign(scheme, msg).unwrap();
+                assert!(
+                    x509::verify_statement(&spki, msg, &doc).is_err(),
+                    "{alg} {scheme:?}: a document signature verified as a statement"
+                );
             }
         }
     }

@@ -91,8 +91,55 @@ impl AgentSecrets {
     }
 }
 
+/// A computer's long-term X25519 identity: the agent's Noise static key. The QR carries its public half
+/// and the handshake (`es`) proves that the computer holds the private half, so a phone that remembers
+/// the key recognises the computer, and an attacker's computer cannot pass for it.
+pub struct ComputerKey {
+    private: SecretBytes,
+    public: [u8; 32],
+}
+
+impl std::fmt::Debug for ComputerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComputerKey").field("id", &computer_id(&self.public)).finish_non_exhaustive()
+    }
+}
+
+impl ComputerKey {
+    /// A new random key.
+    pub fn generate() -> Result<ComputerKey, CoreError> {
+        let kp = snow::Builder::new(params()?).generate_keypair().map_err(noise)?;
+        let public: [u8; 32] = kp.public.as_slice().try_into().map_err(|_| CoreError::Internal("X25519".into()))?;
+        Ok(ComputerKey { private: SecretBytes::new(kp.private), public })
+    }
+
+    /// The key from its 32 private bytes.
+    pub fn from_private(private: &SecretBytes) -> Result<ComputerKey, CoreError> {
+        let k = aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, private.expose_secret())
+            .map_err(|_| CoreError::Corrupt("not an X25519 private key".into()))?;
+        let public = k.compute_public_key().map_err(|_| CoreError::Crypto("X25519"))?;
+        let public: [u8; 32] = public.as_ref().try_into().map_err(|_| CoreError::Crypto("X25519"))?;
+        Ok(ComputerKey { private: SecretBytes::from_slice(private.expose_secret()), public })
+    }
+
+    /// The private bytes, to store (0600) on the computer.
+    pub fn private(&self) -> &SecretBytes {
+        &self.private
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+}
+
+/// The id by which a phone remembers a computer: the first 10 bytes of SHA-256 over its public key, hex.
+pub fn computer_id(public: &[u8]) -> String {
+    hex::encode(&crate::digest::HashAlg::Sha256.digest(public)[..10])
+}
+
 impl Qr {
-    /// A fresh QR for a session asked by `origin`, with new keys.
+    /// A fresh QR for a session asked by `origin`, with a new throw-away computer key (tests).
     pub fn new(
         relay: &str,
         relay_id: &str,
@@ -100,11 +147,22 @@ impl Qr {
         ttl: u32,
         now_secs: u64,
     ) -> Result<(Qr, AgentSecrets), CoreError> {
-        let kp = snow::Builder::new(params()?).generate_keypair().map_err(noise)?;
+        Qr::for_computer(&ComputerKey::generate()?, relay, relay_id, origin, ttl, now_secs)
+    }
+
+    /// A fresh QR for a session asked by `origin`, for the computer whose long-term key is `key`.
+    pub fn for_computer(
+        key: &ComputerKey,
+        relay: &str,
+        relay_id: &str,
+        origin: &str,
+        ttl: u32,
+        now_secs: u64,
+    ) -> Result<(Qr, AgentSecrets), CoreError> {
         let secret: [u8; 16] = crate::seal::random()?;
         let payload = QrPayload {
             v: SESSION_VERSION,
-            pk: B64URL.encode(&kp.public),
+            pk: B64URL.encode(key.public),
             s: B64URL.encode(secret),
             relay: relay.trim_end_matches('/').to_string(),
             relay_id: relay_id.into(),
@@ -121,7 +179,10 @@ impl Qr {
         let qr = Qr::parse(&text)?;
         Ok((
             qr,
-            AgentSecrets { static_private: SecretBytes::new(kp.private), secret: SecretBytes::from_slice(&secret) },
+            AgentSecrets {
+                static_private: SecretBytes::from_slice(key.private.expose_secret()),
+                secret: SecretBytes::from_slice(&secret),
+            },
         ))
     }
 
@@ -165,6 +226,12 @@ impl Qr {
             return Err(CoreError::invalid("QR: empty origin or relay"));
         }
         Ok(Qr { payload, text: text.to_string(), agent_public })
+    }
+
+    /// The id of the computer that made this QR ([`computer_id`] of its key). Only a computer holding the
+    /// key's private half can complete the handshake.
+    pub fn computer_id(&self) -> String {
+        computer_id(&self.agent_public)
     }
 
     /// The exact QR text.
@@ -427,6 +494,13 @@ mod tests {
     #[test]
     fn qr_parsing_and_freshness() {
         let (qr, _) = Qr::new("http://127.0.0.1:1/", "relay1", "https://portal.example", 60, 1000).unwrap();
+        let key = ComputerKey::generate().unwrap();
+        let again = ComputerKey::from_private(key.private()).unwrap();
+        assert_eq!(key.public(), again.public(), "the public key is derived from the stored private key");
+        let (a, _) = Qr::for_computer(&key, "http://127.0.0.1:1", "r", "https://p.example", 60, 1000).unwrap();
+        let (b, _) = Qr::for_computer(&again, "http://127.0.0.1:1", "r", "https://p.example", 60, 1000).unwrap();
+        assert_eq!(a.computer_id(), b.computer_id(), "one computer, one id across sessions");
+        assert_ne!(a.computer_id(), qr.computer_id());
         assert_eq!(qr.payload.relay, "http://127.0.0.1:1");
         qr.check_fresh(1000).unwrap();
         qr.check_fresh(1069).unwrap();

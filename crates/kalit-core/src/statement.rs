@@ -56,26 +56,13 @@ impl Statement {
         )
     }
 
-    /// `kalit/v1/login-proof`: the holder of a certificate already attached to the login vouches for a new
-    /// certificate and device key, answering this nonce.
-    pub fn login_proof(
-        relay_id: &str,
-        nonce: &[u8],
-        login: &str,
-        device_key: &[u8],
-        new_cert_fingerprint: &str,
-        existing_cert_fingerprint: &str,
-    ) -> Self {
+    /// `kalit/v1/device-removal`: the holder of the certificate a device registered with agrees that the
+    /// device `requester` removes device `target` (needed when the two devices registered with different
+    /// certificates).
+    pub fn device_removal(relay_id: &str, nonce: &[u8], login: &str, requester: &str, target: &str) -> Self {
         Statement::new(
-            namespace::LOGIN_PROOF,
-            &[
-                relay_id.as_bytes(),
-                nonce,
-                login.as_bytes(),
-                device_key,
-                new_cert_fingerprint.as_bytes(),
-                existing_cert_fingerprint.as_bytes(),
-            ],
+            namespace::DEVICE_REMOVAL,
+            &[relay_id.as_bytes(), nonce, login.as_bytes(), requester.as_bytes(), target.as_bytes()],
         )
     }
 
@@ -94,7 +81,7 @@ impl Statement {
         )
     }
 
-    /// `kalit/v1/attestation`: what the relay signs for a registration.
+    /// `kalit/v2/attestation`: what the relay signs for a registration or a tunnel join.
     pub fn attestation(a: &Attestation) -> Self {
         Statement::new(
             namespace::ATTESTATION,
@@ -105,14 +92,36 @@ impl Statement {
                 a.device_id.as_bytes(),
                 a.device_key.as_bytes(),
                 &a.issued_at.to_be_bytes(),
+                &a.expires_at.to_be_bytes(),
             ],
         )
     }
 
-    /// Signs with `key` under the key's fixed statement scheme (RSA PKCS#1 v1.5 SHA-256, ECDSA P-256
-    /// SHA-256, Ed25519).
+    /// True for the statements a certificate key signs (the person's document-signing key); the others
+    /// are signed by keys that never sign documents (device keys, the relay's key).
+    pub fn is_certificate_statement(&self) -> bool {
+        namespace::CERTIFICATE_STATEMENTS.contains(&self.namespace)
+    }
+
+    /// Signs with a certificate key under the statement scheme (RSA PKCS#1 v1.5 SHA-384, ECDSA P-256
+    /// over SHA-384, Ed25519ph with a context), which is disjoint from every scheme a document is
+    /// signed with: no document signature of the same key can verify as this statement's signature.
+    pub fn sign_as_certificate(&self, key: &PrivateKey) -> Result<Vec<u8>, CoreError> {
+        if !self.is_certificate_statement() {
+            return Err(CoreError::Refused(format!("{} is not signed by a certificate key", self.namespace)));
+        }
+        key.sign_statement(&self.bytes)
+    }
+
+    /// Signs with a device key or the relay's key (Ed25519 keys that never sign documents).
     pub fn sign(&self, key: &PrivateKey) -> Result<Vec<u8>, CoreError> {
-        key.sign(key.default_scheme(), &self.bytes)
+        if self.is_certificate_statement() || key.algorithm() != crate::KeyAlgorithm::Ed25519 {
+            return Err(CoreError::Refused(format!(
+                "{} is signed by an Ed25519 device or relay key only",
+                self.namespace
+            )));
+        }
+        key.sign(crate::SignScheme::Ed25519, &self.bytes)
     }
 }
 
@@ -200,8 +209,10 @@ pub fn verify_proof(
     let spki = x509::cert_spki(&leaf)?;
     let sig = b64("signature", &p.signature, 1024)?;
     let statement = statement_for(&fingerprint);
-    let scheme = x509::default_scheme_of(&spki)?;
-    x509::verify_scheme(&spki, scheme, statement.as_bytes(), &sig).map_err(|_| {
+    if !statement.is_certificate_statement() {
+        return Err(CoreError::Internal(format!("{} is not a certificate statement", statement.namespace())));
+    }
+    x509::verify_statement(&spki, statement.as_bytes(), &sig).map_err(|_| {
         CoreError::InvalidSignature("the proof's signature does not verify with its certificate".into())
     })?;
     let subject = x509::parse(&leaf)?.subject().to_string();
@@ -230,9 +241,11 @@ mod tests {
         let b = Statement::register("r", b"n", "a", b"bc", "f");
         assert_ne!(a.as_bytes(), b.as_bytes(), "length prefixes keep field boundaries");
         assert!(a.as_bytes().starts_with(b"kalit/v1/register\0"));
-        let p = Statement::login_proof("r", b"n", "ab", b"c", "f", "");
+        let p = Statement::device_removal("r", b"n", "ab", "c", "f");
         assert_ne!(a.as_bytes()[..], p.as_bytes()[..a.as_bytes().len().min(p.as_bytes().len())]);
-        assert_eq!(p.namespace(), namespace::LOGIN_PROOF);
+        assert_eq!(p.namespace(), namespace::DEVICE_REMOVAL);
+        assert!(a.is_certificate_statement() && p.is_certificate_statement());
+        assert!(!Statement::device_request("r", b"n", "ab", "d", "list", "").is_certificate_statement());
     }
 
     #[test]
@@ -251,6 +264,9 @@ mod tests {
         verify_ed25519(k.public_key_raw(), s.as_bytes(), &sig).unwrap();
         let other = Statement::device_request("r", b"nonce", "alice", "dev", "remove", "");
         assert!(verify_ed25519(k.public_key_raw(), other.as_bytes(), &sig).is_err());
+        // Each statement is signed by the kind of key it is for.
+        assert!(Statement::register("r", b"n", "alice", b"d", "f").sign(&k).is_err());
+        assert!(s.sign_as_certificate(&k).is_err());
         assert!(verify_ed25519(&[0u8; 31], s.as_bytes(), &sig).is_err());
     }
 

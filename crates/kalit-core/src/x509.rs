@@ -95,9 +95,7 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, CoreError> {
     })
 }
 
-/// The signature algorithms a public key can verify with, in the order tried.
-/// The statement scheme of a key: the first (default) scheme of its type, the one
-/// [`crate::statement::Statement::sign`] uses.
+/// The default document scheme of a key: the first scheme of its type.
 pub fn default_scheme_of(spki_der: &[u8]) -> Result<SignScheme, CoreError> {
     Ok(schemes_for(&parse_spki(spki_der)?)?[0])
 }
@@ -163,6 +161,26 @@ pub fn verify_raw(spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<SignScheme,
         return Ok(SignScheme::RsaPssSha256);
     }
     Err(CoreError::InvalidSignature("the signature does not match the document and public key".into()))
+}
+
+/// Verifies a statement signature (the statement scheme of [`crate::keys::PrivateKey`]: RSA PKCS#1
+/// v1.5 SHA-384, ECDSA P-256 over SHA-384, Ed25519ph with the statement context). No document
+/// signature verifies here, and no statement signature verifies in [`verify_raw`].
+pub fn verify_statement(spki_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), CoreError> {
+    let spki = parse_spki(spki_der)?;
+    let alg: &'static dyn VerificationAlgorithm = match schemes_for(&spki)?[0] {
+        SignScheme::RsaPkcs1Sha256 | SignScheme::RsaPssSha256 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        SignScheme::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA384_ASN1,
+        SignScheme::Ed25519 => {
+            return crate::keys::ed25519ph_verify(
+                &spki.subject_public_key.data,
+                msg,
+                sig,
+                crate::keys::STATEMENT_CONTEXT,
+            );
+        }
+    };
+    verify_with(&spki, alg, msg, sig)
 }
 
 /// Verifies a bare signature with exactly one scheme.

@@ -45,8 +45,9 @@ pub struct NonceResponse {
 pub struct CertProof {
     /// DER certificates, base64, leaf first, at most [`MAX_CHAIN_LEN`].
     pub chain: Vec<String>,
-    /// Signature over the statement, base64 (scheme fixed by the key type: RSA PKCS#1 v1.5 SHA-256,
-    /// ECDSA P-256 SHA-256, Ed25519).
+    /// Signature over the statement, base64, under the statement scheme fixed by the key type (RSA
+    /// PKCS#1 v1.5 SHA-384, ECDSA P-256 with SHA-384, Ed25519ph with context `kalit/v1/statement`), which
+    /// no document signature can match.
     pub signature: String,
 }
 
@@ -66,10 +67,22 @@ pub struct RegisterRequest {
     pub relay_id: String,
     /// The certificate to attach, with a signature over the `kalit/v1/register` statement.
     pub proof: CertProof,
-    /// For a login that already exists: a certificate already attached to it, with a signature over the
-    /// `kalit/v1/login-proof` statement.
+    /// For a new certificate joining a login that already exists: the approval of a device already
+    /// registered to that login (a certificate alone cannot join another's login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub existing: Option<CertProof>,
+    pub approval: Option<DeviceApproval>,
+}
+
+/// A registered device of a login approves a new certificate and device joining it: its Ed25519
+/// signature over `kalit/v1/device-request` with action `attach`, the registration's nonce, and target
+/// `NEW_CERT_FINGERPRINT/NEW_DEVICE_ID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceApproval {
+    /// The approving device's id.
+    pub device_id: String,
+    /// Its signature, base64.
+    pub signature: String,
 }
 
 /// What the relay vouches for: this certificate and this device key belong to this login.
@@ -86,8 +99,11 @@ pub struct Attestation {
     pub device_id: String,
     /// The device's Ed25519 public key, base64.
     pub device_key: String,
-    /// Unix time (seconds) of the registration.
+    /// Unix time (seconds) the relay signed it.
     pub issued_at: i64,
+    /// Unix time (seconds) after which no one may rely on it. A registration's attestation is a receipt;
+    /// a session uses the short-lived one the relay gives the phone when it joins a tunnel.
+    pub expires_at: i64,
 }
 
 /// An [`Attestation`] with the relay's Ed25519 signature over its `kalit/v1/attestation` statement.
@@ -120,8 +136,9 @@ pub enum RegisterOutcome {
     Added,
 }
 
-/// `POST /v1/devices` (list) and `POST /v1/devices/remove`: a request signed by a registered device key
-/// over the `kalit/v1/device-request` statement.
+/// `POST /v1/devices` (list), `POST /v1/devices/remove`, `POST /v1/certificates/detach` and
+/// `POST /v1/certificates/cancel-detach`: a request signed by a registered device key over the
+/// `kalit/v1/device-request` statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRequest {
@@ -133,11 +150,16 @@ pub struct DeviceRequest {
     pub nonce: String,
     /// The relay id.
     pub relay_id: String,
-    /// For removal: the device to remove (may be the requesting one). Empty for listing.
+    /// For removal: the device to remove (may be the requesting one); for detaching: the certificate's
+    /// fingerprint. Empty for listing.
     #[serde(default)]
     pub target: String,
     /// Ed25519 signature by the device key, base64.
     pub signature: String,
+    /// For removing a device registered with another certificate: that certificate's proof over
+    /// `kalit/v1/device-removal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<CertProof>,
 }
 
 /// One device of a login.
@@ -164,6 +186,37 @@ pub struct DeviceList {
     pub login: String,
     /// Its devices, oldest first.
     pub devices: Vec<DeviceInfo>,
+    /// Certificates that will be detached from the login (with their devices) when their cooling-off
+    /// period ends, unless a device of that certificate cancels.
+    #[serde(default)]
+    pub pending_detachments: Vec<PendingDetachment>,
+}
+
+/// A requested detachment of a certificate from a login, announced to every device of the login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingDetachment {
+    /// SHA-256 of the certificate, hex.
+    pub cert_fingerprint: String,
+    /// That certificate's subject.
+    pub cert_subject: String,
+    /// The device that asked.
+    pub requested_by: String,
+    /// Unix time (seconds) of the request.
+    pub requested_at: i64,
+    /// Unix time (seconds) at which the certificate and its devices leave the login.
+    pub effective_at: i64,
+}
+
+/// The answer to a detachment request or its cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetachResponse {
+    /// The certificate.
+    pub cert_fingerprint: String,
+    /// When it will be detached (absent after a cancellation).
+    #[serde(default)]
+    pub effective_at: Option<i64>,
 }
 
 /// `GET /healthz`.

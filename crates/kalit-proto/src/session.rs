@@ -70,11 +70,20 @@ pub enum TunnelEvent {
     },
     /// To the agent: a registered phone joined; ciphertext follows.
     Peer {
-        /// The login the relay authenticated the phone for (informative; the agent checks the attestation).
+        /// The login the relay authenticated the phone for.
         login: String,
+        /// The device the relay authenticated (the phone's attestation must name it).
+        device_id: String,
     },
     /// To the phone: joined; ciphertext follows.
-    Joined,
+    Joined {
+        /// A fresh attestation for this device, valid for minutes: the phone sends it in its hello.
+        attestation: SignedAttestation,
+        /// The network address the computer's side came from, as the relay saw it.
+        computer_address: String,
+        /// Whether it is the phone's own address (IPv6: the same /64), i.e. probably the same network.
+        same_network: bool,
+    },
     /// Either side: the tunnel ends.
     Error {
         /// Stable code.

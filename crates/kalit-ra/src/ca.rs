@@ -22,8 +22,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::RaError;
 
-/// Format tag of `ca.json`.
-pub const CA_FORMAT: &str = "kalit-ca/1";
+/// Format tag of `ca.json`: version 2 authenticates the name and the validity of issued certificates
+/// with each sealed key; version 1 files (which did not) are still opened, with a warning.
+pub const CA_FORMAT: &str = "kalit-ca/2";
+const CA_FORMAT_V1: &str = "kalit-ca/1";
 /// Shortest CA passphrase.
 pub const MIN_PASSPHRASE_LEN: usize = 12;
 
@@ -70,8 +72,14 @@ impl std::fmt::Debug for Ca {
     }
 }
 
-fn aad(role: &str, cert_b64: &str) -> Vec<u8> {
-    format!("{CA_FORMAT}|{role}|{cert_b64}").into_bytes()
+/// The associated data of a sealed CA key: everything in `ca.json` that decides what the CA issues.
+fn aad(role: &str, name: &str, validity_days: u32, cert_b64: &str) -> Vec<u8> {
+    let name_len = name.len();
+    format!("{CA_FORMAT}|{role}|{name_len}:{name}|{validity_days}|{cert_b64}").into_bytes()
+}
+
+fn aad_v1(role: &str, cert_b64: &str) -> Vec<u8> {
+    format!("{CA_FORMAT_V1}|{role}|{cert_b64}").into_bytes()
 }
 
 fn ca_params(subject: &str, path_len: Option<u8>, years: i64) -> Result<CertificateParams, RaError> {
@@ -114,7 +122,7 @@ pub fn init(
     if dir.join("ca.json").exists() {
         return Err(RaError::new(ErrorCode::AlreadyExists, format!("{} already holds a CA", dir.display())));
     }
-    std::fs::create_dir_all(dir).map_err(RaError::io(format!("cannot create {}", dir.display())))?;
+    kalit_service::files::private_dir(dir).map_err(RaError::io(format!("cannot create {}", dir.display())))?;
     let kdf = KdfParams::DEFAULT;
     let salt = seal::random::<16>()?;
     let kek = kdf.derive(passphrase, &salt)?;
@@ -126,7 +134,10 @@ pub fn init(
     let root_cert = root_params.self_signed(&root_key).map_err(RaError::internal)?.der().to_vec();
     let root_b64 = B64.encode(&root_cert);
     let root =
-        SealedCa { key: seal::seal(&kek, &aad("root", &root_b64), root_key_der.expose_secret())?, cert: root_b64 };
+        SealedCa {
+            key: seal::seal(&kek, &aad("root", name, validity_days, &root_b64), root_key_der.expose_secret())?,
+            cert: root_b64,
+        };
     let mut chain = vec![root_cert.clone()];
     let issuing = if two_tier {
         let k_der = keys::generate(alg)?;
@@ -136,7 +147,7 @@ pub fn init(
         let cert = params.signed_by(&k, &root_issuer).map_err(RaError::internal)?.der().to_vec();
         let b64 = B64.encode(&cert);
         chain.insert(0, cert);
-        Some(SealedCa { key: seal::seal(&kek, &aad("issuing", &b64), k_der.expose_secret())?, cert: b64 })
+        Some(SealedCa { key: seal::seal(&kek, &aad("issuing", name, validity_days, &b64), k_der.expose_secret())?, cert: b64 })
     } else {
         None
     };
@@ -173,7 +184,7 @@ fn read_file(dir: &Path) -> Result<CaFile, RaError> {
     })?;
     let f: CaFile = serde_json::from_slice(&bytes)
         .map_err(|e| RaError::new(ErrorCode::Corrupt, format!("{} is damaged: {e}", path.display())))?;
-    if f.format != CA_FORMAT {
+    if f.format != CA_FORMAT && f.format != CA_FORMAT_V1 {
         return Err(RaError::new(ErrorCode::Corrupt, format!("{} has unknown format {:?}", path.display(), f.format)));
     }
     Ok(f)
@@ -195,7 +206,15 @@ pub fn open(dir: &Path, passphrase: &SecretString) -> Result<Ca, RaError> {
         None => ("root", &f.root),
     };
     let cert = B64.decode(&sealed.cert).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad certificate"))?;
-    let pkcs8 = seal::open(&kek, &aad(role, &sealed.cert), &sealed.key)?
+    let ad = if f.format == CA_FORMAT_V1 {
+        tracing::warn!(
+            "ca.json is format {CA_FORMAT_V1}: its name and certificate validity are not authenticated; re-create the CA with this version to fix that"
+        );
+        aad_v1(role, &sealed.cert)
+    } else {
+        aad(role, &f.name, f.validity_days, &sealed.cert)
+    };
+    let pkcs8 = seal::open(&kek, &ad, &sealed.key)?
         .ok_or_else(|| RaError::new(ErrorCode::WrongPassword, "wrong CA passphrase (or ca.json was tampered with)"))?;
     let key = PrivateKey::from_pkcs8(&pkcs8)?;
     if key.spki_der() != x509::cert_spki(&cert)? {

@@ -100,6 +100,23 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
         return Err(RaError::new(ErrorCode::Expired, "unknown, used or expired enrolment code; ask the RA operator"));
     };
     let subject: String = row.try_get("subject").map_err(RaError::db)?;
+    // One key, one person: a public key already certified to another subject is refused (a CSR's proof
+    // of possession could have been obtained from its holder under false pretences). Returning here
+    // rolls the transaction back, so the enrolment code stays usable.
+    let spki_sha = hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&spki));
+    let other = sqlx::query("SELECT subject FROM issued WHERE spki_sha256 = $1 AND subject <> $2 LIMIT 1")
+        .bind(&spki_sha)
+        .bind(&subject)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(RaError::db)?;
+    if other.is_some() {
+        tracing::warn!(spki_sha256 = %spki_sha, "issuance refused: the key is certified to another subject");
+        return Err(RaError::new(
+            ErrorCode::RefusedByPolicy,
+            "this public key is already certified to another person; generate a new key for this enrolment",
+        ));
+    }
 
     let mut p = CertificateParams::default();
     p.distinguished_name = kalit_core::csr::parse_subject(&subject)?;
@@ -114,7 +131,6 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
         rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| RaError::invalid(format!("CSR key: {e}")))?;
     let cert = p.signed_by(&subject_key, &state.ca.issuer).map_err(RaError::internal)?.der().to_vec();
     let not_after_ms = p.not_after.unix_timestamp() * 1000;
-    let spki_sha = hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&spki));
     sqlx::query(
         "INSERT INTO issued (serial, subject, spki_sha256, cert_der, issued_ms, not_after_ms) VALUES ($1, $2, $3, $4, $5, $6)",
     )

@@ -48,20 +48,29 @@ pub struct RaStore {
 impl RaStore {
     /// Opens (creating and migrating) `DIR/ra.db`.
     pub async fn open(dir: &Path) -> Result<RaStore, RaError> {
+        // The database holds who was enrolled: owner-only, like the directory (its WAL files inherit the
+        // mode of the database file).
+        kalit_service::files::private_dir(dir).map_err(RaError::io(format!("cannot create {}", dir.display())))?;
+        kalit_service::files::private_file(&dir.join("ra.db"))
+            .map_err(RaError::io(format!("cannot create {}", dir.join("ra.db").display())))?;
         let opts = SqliteConnectOptions::new()
             .filename(dir.join("ra.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(RaError::db)?;
-        let m = Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            AssertSqlSafe(include_str!("../migrations/0001_init.sql")).into_sql_str(),
-            false,
-        );
-        Migrator { migrations: Cow::Owned(vec![m]), ..Migrator::DEFAULT }
+        let files = [
+            (include_str!("../migrations/0001_init.sql"), "init"),
+            (include_str!("../migrations/0002_spki_index.sql"), "spki index"),
+        ];
+        let migrations = files
+            .into_iter()
+            .zip(1..)
+            .map(|((sql, name), version)| {
+                Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, AssertSqlSafe(sql).into_sql_str(), false)
+            })
+            .collect();
+        Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
             .run(&pool)
             .await
             .map_err(|e| RaError::new(kalit_proto::ErrorCode::Corrupt, format!("RA database migration: {e}")))?;

@@ -10,9 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::statement::{self, Statement};
 use kalit_proto::ErrorCode;
+use kalit_proto::namespace::{ATTACH, CANCEL_DETACH, DETACH};
 use kalit_proto::relay::{
-    Attestation, DeviceInfo, DeviceList, DeviceRequest, Health, NonceResponse, RegisterOutcome, RegisterRequest,
-    RegisterResponse, RelayIdentity,
+    Attestation, DetachResponse, DeviceInfo, DeviceList, DeviceRequest, Health, NonceResponse, PendingDetachment,
+    RegisterOutcome, RegisterRequest, RegisterResponse, RelayIdentity, SignedAttestation,
 };
 use kalit_service::error::JsonBody;
 use kalit_service::{ServiceError, ServiceResult};
@@ -121,34 +122,48 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     let proof = statement::verify_proof(&req.proof, &s.anchors, now, |fp| {
         Statement::register(&relay_id, &nonce, &login, &device_key, fp)
     })?;
-    let existing = match &req.existing {
+    let approval_sig = match &req.approval {
         None => None,
-        Some(p) => Some(statement::verify_proof(p, &s.anchors, now, |fp| {
-            Statement::login_proof(&relay_id, &nonce, &login, &device_key, &proof.fingerprint, fp)
-        })?),
+        Some(a) => Some(statement::b64("approval signature", &a.signature, 64)?),
     };
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login)?;
-    take_nonce(s, &nonce).await?;
     let device_id = statement::key_id(&device_key);
     let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf };
     let device = NewDevice { device_id: &device_id, key: &device_key, name: req.device_name.trim() };
     let now_ms = now_ms();
+    s.store.apply_due_detachments(&login, now_ms).await?;
+    let taken = || {
+        ServiceError::new(
+            ErrorCode::LoginTaken,
+            "this login is already registered; a new certificate joins it only with the approval of a device already registered to it",
+        )
+    };
+    // A login that exists is joined by its own certificates, or by a new certificate that a registered
+    // device of the login approved (its signature over this request's nonce, certificate and device).
+    // The nonce is consumed only after that check, so a refused request does not burn it.
+    let exists = s.store.device_count(&login).await? > 0 || s.store.has_any_cert(&login).await?;
+    if exists && !s.store.has_cert(&login, &proof.fingerprint).await? {
+        let (Some(a), Some(sig)) = (&req.approval, &approval_sig) else {
+            tracing::info!(login = %login, "registration refused: login taken");
+            return Err(taken());
+        };
+        let approver = s.store.device(&login, &a.device_id).await?.ok_or_else(taken)?;
+        let target = format!("{}/{}", proof.fingerprint, device_id);
+        let st = Statement::device_request(&relay_id, &nonce, &login, &a.device_id, ATTACH, &target);
+        if statement::verify_ed25519(&approver.device_key, st.as_bytes(), sig).is_err() {
+            tracing::info!(login = %login, "registration refused: bad device approval");
+            return Err(taken());
+        }
+    }
+    take_nonce(s, &nonce).await?;
     let outcome = match s.store.create_login(&login, &cert, &device, now_ms).await? {
         Created::Yes => RegisterOutcome::Created,
         Created::LoginExists => {
-            let attached = s.store.has_cert(&login, &proof.fingerprint).await?
-                || match &existing {
-                    Some(e) => s.store.has_cert(&login, &e.fingerprint).await?,
-                    None => false,
-                };
-            if !attached {
-                tracing::info!(login = %login, "registration refused: login taken");
-                return Err(ServiceError::new(
-                    ErrorCode::LoginTaken,
-                    "this login is already registered; to add this phone, prove possession of a certificate already attached to it",
-                ));
+            if !exists {
+                // Another registration created the login between our check and our insert.
+                return Err(taken());
             }
             if s.store.device_count(&login).await? >= s.limits.max_devices_per_login {
                 return Err(ServiceError::new(
@@ -161,37 +176,58 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
         }
     };
     tracing::info!(login = %login, device = %device_id, outcome = outcome_name(outcome), "registered");
-    let attestation = s.identity.attest(Attestation {
-        relay_id,
-        login,
-        cert_fingerprint: proof.fingerprint,
-        device_id,
-        device_key: B64.encode(&device_key),
-        issued_at: now_ms / 1000,
-    })?;
+    let attestation = attest(s, login, proof.fingerprint, device_id, &device_key, now_ms)?;
     Ok(RegisterResponse { outcome, attestation })
 }
 
-/// Checks a device-signed request and returns the login.
-pub(crate) async fn authorize_device(s: &AppState, req: &DeviceRequest, action: &str) -> ServiceResult<String> {
+/// The relay's signed statement that this certificate and device belong to this login, valid for
+/// `attestation_ttl_secs`.
+pub(crate) fn attest(
+    s: &AppState,
+    login: String,
+    cert_fingerprint: String,
+    device_id: String,
+    device_key: &[u8],
+    now_ms: i64,
+) -> ServiceResult<SignedAttestation> {
+    let issued_at = now_ms / 1000;
+    s.identity.attest(Attestation {
+        relay_id: s.identity.id().to_string(),
+        login,
+        cert_fingerprint,
+        device_id,
+        device_key: B64.encode(device_key),
+        issued_at,
+        expires_at: issued_at + s.limits.attestation_ttl_secs as i64,
+    })
+}
+
+/// Checks a device-signed request and returns the login and the device. Detachments whose time has come
+/// are carried out first, so a detached device is refused here.
+pub(crate) async fn authorize_device(
+    s: &AppState,
+    req: &DeviceRequest,
+    action: &str,
+) -> ServiceResult<(String, crate::store::DeviceRow)> {
     let login = statement::normalize_login(&req.login)?;
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
     let sig = statement::b64("signature", &req.signature, 64)?;
     let unauthorized =
         || ServiceError::new(ErrorCode::Unauthorized, "no such device for this login, or a bad signature");
+    s.store.apply_due_detachments(&login, now_ms()).await?;
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), &sig).map_err(|_| unauthorized())?;
     limit_login(s, &login)?;
     take_nonce(s, &nonce).await?;
-    Ok(login)
+    Ok((login, device))
 }
 
 pub(crate) async fn devices(
     State(s): State<AppState>,
     JsonBody(req): JsonBody<DeviceRequest>,
 ) -> ServiceResult<Json<DeviceList>> {
-    let login = authorize_device(&s, &req, "list").await?;
+    let (login, _) = authorize_device(&s, &req, "list").await?;
     let devices = s
         .store
         .devices(&login)
@@ -205,17 +241,93 @@ pub(crate) async fn devices(
             registered_at: d.created_ms / 1000,
         })
         .collect();
-    Ok(Json(DeviceList { login, devices }))
+    let pending_detachments = s
+        .store
+        .pending_detachments(&login)
+        .await?
+        .into_iter()
+        .map(|p| PendingDetachment {
+            cert_fingerprint: p.fingerprint,
+            cert_subject: p.subject,
+            requested_by: p.requested_by,
+            requested_at: p.requested_ms / 1000,
+            effective_at: p.effective_ms / 1000,
+        })
+        .collect();
+    Ok(Json(DeviceList { login, devices, pending_detachments }))
 }
 
+/// `POST /v1/devices/remove`. A device removes itself or another device of its own certificate; a device
+/// registered with another certificate goes only with that certificate's proof (otherwise one stolen
+/// phone could remove every other phone of the login), or by detaching that certificate.
 pub(crate) async fn remove_device(
     State(s): State<AppState>,
     JsonBody(req): JsonBody<DeviceRequest>,
 ) -> ServiceResult<Json<serde_json::Value>> {
-    let login = authorize_device(&s, &req, "remove").await?;
+    let nonce = read_nonce(&s, &req.relay_id, &req.nonce)?;
+    let (login, me) = authorize_device(&s, &req, "remove").await?;
+    let not_found = || ServiceError::new(ErrorCode::NotFound, "no such device for this login");
+    let target = s.store.device(&login, &req.target).await?.ok_or_else(not_found)?;
+    if target.cert_fingerprint != me.cert_fingerprint {
+        let Some(p) = &req.proof else {
+            return Err(ServiceError::new(
+                ErrorCode::RefusedByPolicy,
+                "that device registered with another certificate: removing it needs that certificate's proof (or detach the certificate, which gives its devices time to object)",
+            ));
+        };
+        let relay_id = s.identity.id().to_string();
+        let proof = statement::verify_proof(p, &s.anchors, OffsetDateTime::now_utc(), |_| {
+            Statement::device_removal(&relay_id, &nonce, &login, &me.device_id, &target.device_id)
+        })?;
+        if proof.fingerprint != target.cert_fingerprint {
+            return Err(ServiceError::new(
+                ErrorCode::RefusedByPolicy,
+                "the proof is not by the certificate that device registered with",
+            ));
+        }
+    }
     if !s.store.remove_device(&login, &req.target, &req.device_id, now_ms()).await? {
-        return Err(ServiceError::new(ErrorCode::NotFound, "no such device for this login"));
+        return Err(not_found());
     }
     tracing::info!(login = %login, device = %req.target, by = %req.device_id, "device removed");
     Ok(Json(serde_json::json!({ "removed": req.target })))
+}
+
+/// `POST /v1/certificates/detach`: a device of the login asks that a certificate (target: fingerprint)
+/// leave the login with all its devices after the cooling-off period. Every device of the login sees
+/// the request in its device list, and a device of that certificate can cancel it meanwhile.
+pub(crate) async fn detach(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<DeviceRequest>,
+) -> ServiceResult<Json<DetachResponse>> {
+    let (login, me) = authorize_device(&s, &req, DETACH).await?;
+    if s.store.cert_subject(&login, &req.target).await?.is_none() {
+        return Err(ServiceError::new(ErrorCode::NotFound, "no such certificate on this login"));
+    }
+    let now = now_ms();
+    let effective = now + (s.limits.detach_cooling_off_secs as i64) * 1000;
+    let at = s.store.request_detach(&login, &req.target, &me.device_id, now, effective).await?;
+    tracing::warn!(login = %login, cert = %req.target, by = %me.device_id, effective_at = at / 1000, "certificate detachment requested");
+    s.store.apply_due_detachments(&login, now).await?;
+    Ok(Json(DetachResponse { cert_fingerprint: req.target, effective_at: Some(at / 1000) }))
+}
+
+/// `POST /v1/certificates/cancel-detach`: a device of the certificate named in a pending detachment
+/// cancels it.
+pub(crate) async fn cancel_detach(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<DeviceRequest>,
+) -> ServiceResult<Json<DetachResponse>> {
+    let (login, me) = authorize_device(&s, &req, CANCEL_DETACH).await?;
+    if me.cert_fingerprint != req.target {
+        return Err(ServiceError::new(
+            ErrorCode::RefusedByPolicy,
+            "only a device of the certificate being detached can cancel its detachment",
+        ));
+    }
+    if !s.store.cancel_detach(&login, &req.target, &me.device_id, now_ms()).await? {
+        return Err(ServiceError::new(ErrorCode::NotFound, "no pending detachment of this certificate"));
+    }
+    tracing::info!(login = %login, cert = %req.target, by = %me.device_id, "certificate detachment cancelled");
+    Ok(Json(DetachResponse { cert_fingerprint: req.target, effective_at: None }))
 }

@@ -62,6 +62,12 @@ pub struct Limits {
     pub tunnel_idle_secs: u64,
     /// Most frames a paired tunnel forwards (both directions together).
     pub tunnel_max_frames: u32,
+    /// Seconds between a request to detach a certificate from a login and the detachment, during which
+    /// a device of that certificate can cancel it.
+    pub detach_cooling_off_secs: u64,
+    /// Lifetime of the attestation a phone receives when it joins a tunnel (and of a registration's
+    /// receipt), seconds.
+    pub attestation_ttl_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -96,6 +102,8 @@ impl Default for Limits {
             request_timeout_secs: 15,
             header_timeout_secs: 10,
             max_devices_per_login: 20,
+            detach_cooling_off_secs: 72 * 3600,
+            attestation_ttl_secs: 600,
         }
     }
 }

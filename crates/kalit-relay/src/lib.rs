@@ -84,11 +84,17 @@ pub fn load_anchors(files: &[PathBuf]) -> Result<Vec<Vec<u8>>, ServiceError> {
 /// Opens the store and identity named by `cfg` (the data directory must be set).
 pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
     let data = cfg.data.clone().ok_or_else(|| ServiceError::invalid("the relay needs a data directory (--data)"))?;
-    std::fs::create_dir_all(&data)
+    // The data directory holds the relay's key and (with SQLite) every login: owner-only.
+    kalit_service::files::private_dir(&data)
         .map_err(|e| ServiceError::new(ErrorCode::Io, format!("cannot create {}: {e}", data.display())))?;
     let url = match &cfg.database {
         Some(u) => u.clone(),
-        None => format!("sqlite://{}?mode=rwc", data.join("relay.db").display()),
+        None => {
+            let db = data.join("relay.db");
+            kalit_service::files::private_file(&db)
+                .map_err(|e| ServiceError::new(ErrorCode::Io, format!("cannot create {}: {e}", db.display())))?;
+            format!("sqlite://{}?mode=rwc", db.display())
+        }
     };
     let anchors = load_anchors(&cfg.trust)?;
     if anchors.is_empty() {
@@ -106,6 +112,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/register", post(api::register))
         .route("/v1/devices", post(api::devices))
         .route("/v1/devices/remove", post(api::remove_device))
+        .route("/v1/certificates/detach", post(api::detach))
+        .route("/v1/certificates/cancel-detach", post(api::cancel_detach))
         .route(TUNNEL_WAIT_PATH, get(tunnel::wait))
         .route(TUNNEL_JOIN_PATH, get(tunnel::join))
         .route_layer(axum::middleware::from_fn_with_state(

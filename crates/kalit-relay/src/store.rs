@@ -52,6 +52,21 @@ pub struct DeviceRow {
     pub created_ms: i64,
 }
 
+/// A pending detachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDetachRow {
+    /// Certificate fingerprint.
+    pub fingerprint: String,
+    /// Its subject.
+    pub subject: String,
+    /// The device that asked.
+    pub requested_by: String,
+    /// Unix ms.
+    pub requested_ms: i64,
+    /// Unix ms.
+    pub effective_ms: i64,
+}
+
 /// A certificate to attach to a login.
 #[derive(Debug, Clone)]
 pub struct NewCert<'a> {
@@ -105,17 +120,29 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let (sql, description): (&'static str, &'static str) = match backend {
-        Backend::Sqlite => (include_str!("../migrations/sqlite/0001_init.sql"), "init"),
-        Backend::Postgres => (include_str!("../migrations/postgres/0001_init.sql"), "init"),
+    let files: [(&'static str, &'static str); 2] = match backend {
+        Backend::Sqlite => [
+            (include_str!("../migrations/sqlite/0001_init.sql"), "init"),
+            (include_str!("../migrations/sqlite/0002_detachments.sql"), "detachments"),
+        ],
+        Backend::Postgres => [
+            (include_str!("../migrations/postgres/0001_init.sql"), "init"),
+            (include_str!("../migrations/postgres/0002_detachments.sql"), "detachments"),
+        ],
     };
-    let migrations = vec![Migration::new(
-        1,
-        Cow::Borrowed(description),
-        MigrationType::Simple,
-        AssertSqlSafe(sql).into_sql_str(),
-        false,
-    )];
+    let migrations = files
+        .into_iter()
+        .zip(1..)
+        .map(|((sql, description), version)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                AssertSqlSafe(sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
     Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
 
@@ -233,6 +260,16 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// True when the login has any certificate.
+    pub async fn has_any_cert(&self, login: &str) -> Result<bool, ServiceError> {
+        let row = sqlx::query("SELECT 1 FROM certificates WHERE login = $1 LIMIT 1")
+            .bind(login)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.is_some())
+    }
+
     /// Number of devices of a login.
     pub async fn device_count(&self, login: &str) -> Result<i64, ServiceError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE login = $1")
@@ -308,6 +345,129 @@ impl Store {
         }
         tx.commit().await.map_err(db)?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// The subject of a certificate attached to a login.
+    pub async fn cert_subject(&self, login: &str, fingerprint: &str) -> Result<Option<String>, ServiceError> {
+        let row = sqlx::query("SELECT subject FROM certificates WHERE login = $1 AND fingerprint = $2")
+            .bind(login)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| r.try_get::<String, _>("subject").map_err(db)).transpose()
+    }
+
+    /// Records a request to detach a certificate at `effective_ms`; a request already pending keeps its
+    /// (earlier) time. Returns the time it takes effect.
+    pub async fn request_detach(
+        &self,
+        login: &str,
+        fingerprint: &str,
+        by: &str,
+        now_ms: i64,
+        effective_ms: i64,
+    ) -> Result<i64, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO detachments (login, fingerprint, requested_by, requested_ms, effective_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login, fingerprint) DO NOTHING",
+        )
+        .bind(login)
+        .bind(fingerprint)
+        .bind(by)
+        .bind(now_ms)
+        .bind(effective_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let row = sqlx::query("SELECT effective_ms FROM detachments WHERE login = $1 AND fingerprint = $2")
+            .bind(login)
+            .bind(fingerprint)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let at: i64 = row.try_get("effective_ms").map_err(db)?;
+        audit(&mut tx, now_ms, "detach_requested", login, &format!("{fingerprint} by {by}")).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(at)
+    }
+
+    /// Cancels a pending detachment; false when none was pending.
+    pub async fn cancel_detach(&self, login: &str, fingerprint: &str, by: &str, now_ms: i64) -> Result<bool, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let r = sqlx::query("DELETE FROM detachments WHERE login = $1 AND fingerprint = $2")
+            .bind(login)
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 1 {
+            audit(&mut tx, now_ms, "detach_cancelled", login, &format!("{fingerprint} by {by}")).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Pending detachments of a login: `(fingerprint, subject, requested_by, requested_ms, effective_ms)`.
+    pub async fn pending_detachments(&self, login: &str) -> Result<Vec<PendingDetachRow>, ServiceError> {
+        let rows = sqlx::query(
+            "SELECT t.fingerprint, c.subject, t.requested_by, t.requested_ms, t.effective_ms \
+             FROM detachments t JOIN certificates c ON c.login = t.login AND c.fingerprint = t.fingerprint \
+             WHERE t.login = $1 ORDER BY t.effective_ms, t.fingerprint",
+        )
+        .bind(login)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingDetachRow {
+                    fingerprint: r.try_get("fingerprint").map_err(db)?,
+                    subject: r.try_get("subject").map_err(db)?,
+                    requested_by: r.try_get("requested_by").map_err(db)?,
+                    requested_ms: r.try_get("requested_ms").map_err(db)?,
+                    effective_ms: r.try_get("effective_ms").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Carries out the detachments of a login whose time has come, in one transaction: the certificate,
+    /// its devices and the request go; a login left with no certificate goes too (it can be registered
+    /// afresh). Returns how many certificates were detached.
+    pub async fn apply_due_detachments(&self, login: &str, now_ms: i64) -> Result<usize, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let due = sqlx::query("SELECT fingerprint FROM detachments WHERE login = $1 AND effective_ms <= $2")
+            .bind(login)
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let due: Vec<String> = due.iter().map(|r| r.try_get("fingerprint").map_err(db)).collect::<Result<_, _>>()?;
+        for fp in &due {
+            for sql in [
+                "DELETE FROM devices WHERE login = $1 AND cert_fingerprint = $2",
+                "DELETE FROM detachments WHERE login = $1 AND fingerprint = $2",
+                "DELETE FROM certificates WHERE login = $1 AND fingerprint = $2",
+            ] {
+                sqlx::query(sql).bind(login).bind(fp).execute(&mut *tx).await.map_err(db)?;
+            }
+            audit(&mut tx, now_ms, "cert_detached", login, fp).await?;
+        }
+        if !due.is_empty() {
+            let left = sqlx::query("SELECT COUNT(*) AS n FROM certificates WHERE login = $1")
+                .bind(login)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            if left.try_get::<i64, _>("n").map_err(db)? == 0 {
+                sqlx::query("DELETE FROM logins WHERE login = $1").bind(login).execute(&mut *tx).await.map_err(db)?;
+                audit(&mut tx, now_ms, "login_emptied", login, "").await?;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(due.len())
     }
 
     /// Number of logins (for tests and the benchmark).

@@ -5,11 +5,13 @@
 //! relay node); the store is used to authenticate the phone and to keep an audit row.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use kalit_core::session::{CLOCK_SKEW_SECS, is_tunnel_id};
 use kalit_proto::ErrorCode;
@@ -32,12 +34,43 @@ const READ_BUFFER: usize = 4 * 1024;
 struct Joined {
     socket: WebSocket,
     login: String,
+    device_id: String,
+}
+
+/// The agent's end of a tunnel, waiting for a phone.
+struct Waiting {
+    tx: oneshot::Sender<Joined>,
+    /// The address the agent's WebSocket came from (shown to the phone).
+    addr: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 /// Tunnels waiting for a phone, by tunnel id.
 #[derive(Debug, Default)]
 pub struct Tunnels {
-    waiting: Mutex<HashMap<String, oneshot::Sender<Joined>>>,
+    waiting: Mutex<HashMap<String, Waiting>>,
+}
+
+/// The TCP peer's address, when the server recorded it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_ip(p: &Peer) -> Option<IpAddr> {
+    p.as_ref().map(|Extension(ConnectInfo(a))| a.ip().to_canonical())
+}
+
+/// Whether two addresses are probably on the same network: the same IPv4 address (one NAT), or the
+/// same IPv6 /64.
+pub fn same_network(a: IpAddr, b: IpAddr) -> bool {
+    match (a.to_canonical(), b.to_canonical()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a == b,
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.segments()[..4] == b.segments()[..4],
+        _ => false,
+    }
 }
 
 impl std::fmt::Debug for Joined {
@@ -47,7 +80,7 @@ impl std::fmt::Debug for Joined {
 }
 
 impl Tunnels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Joined>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -57,7 +90,7 @@ impl Tunnels {
     }
 
     /// Takes the waiting end of a tunnel: exactly one caller gets it.
-    fn take(&self, id: &str) -> Option<oneshot::Sender<Joined>> {
+    fn take(&self, id: &str) -> Option<Waiting> {
         self.lock().remove(id)
     }
 }
@@ -112,6 +145,7 @@ pub(crate) async fn wait(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
+    peer: Peer,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(e) = check_id(&id) {
@@ -132,7 +166,7 @@ pub(crate) async fn wait(
         if map.contains_key(&id) {
             return ServiceError::new(ErrorCode::AlreadyExists, "this tunnel id is already waiting").into_response();
         }
-        map.insert(id.clone(), tx);
+        map.insert(id.clone(), Waiting { tx, addr: peer_ip(&peer) });
     }
     let guard = WaitGuard { tunnels: s.tunnels.clone(), id };
     configure(ws).on_upgrade(move |socket| agent_side(s, socket, rx, guard, ttl))
@@ -156,8 +190,8 @@ async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joi
         }
     };
     drop(guard);
-    let Ok(Joined { socket: phone, login }) = joined else { return };
-    if agent.send(event(&TunnelEvent::Peer { login })).await.is_err() {
+    let Ok(Joined { socket: phone, login, device_id }) = joined else { return };
+    if agent.send(event(&TunnelEvent::Peer { login, device_id })).await.is_err() {
         refuse(phone, ErrorCode::Unavailable, "the computer left").await;
         return;
     }
@@ -168,14 +202,20 @@ async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joi
 
 /// `GET /v1/tunnel/{id}/join` (WebSocket): the phone's end. Its first text frame is a [`DeviceRequest`]
 /// with action `tunnel-join` and target the tunnel id.
-pub(crate) async fn join(State(s): State<AppState>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn join(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    peer: Peer,
+    ws: WebSocketUpgrade,
+) -> Response {
     if let Err(e) = check_id(&id) {
         return e.into_response();
     }
-    configure(ws).on_upgrade(move |socket| phone_side(s, id, socket))
+    let addr = peer_ip(&peer);
+    configure(ws).on_upgrade(move |socket| phone_side(s, id, socket, addr))
 }
 
-async fn phone_side(s: AppState, id: String, mut phone: WebSocket) {
+async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: Option<IpAddr>) {
     let first = timeout(Duration::from_secs(JOIN_REQUEST_SECS), phone.recv()).await;
     let req: DeviceRequest = match first {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(t.as_str()) {
@@ -188,14 +228,14 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket) {
     if req.target != id {
         return refuse(phone, ErrorCode::InvalidInput, "the join request is for another tunnel").await;
     }
-    let login = match crate::api::authorize_device(&s, &req, TUNNEL_JOIN).await {
+    let (login, device) = match crate::api::authorize_device(&s, &req, TUNNEL_JOIN).await {
         Ok(l) => l,
         Err(e) => {
             s.metrics.inc("tunnel_join", e.code.as_str());
             return refuse(phone, e.code, e.message).await;
         }
     };
-    let Some(tx) = s.tunnels.take(&id) else {
+    let Some(waiting) = s.tunnels.take(&id) else {
         s.metrics.inc("tunnel_join", "gone");
         return refuse(
             phone,
@@ -207,10 +247,30 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket) {
     if let Err(e) = s.store.audit(now_ms(), "tunnel_joined", &login, &req.device_id).await {
         tracing::warn!(error = %e.message, "audit row not written");
     }
-    if phone.send(event(&TunnelEvent::Joined)).await.is_err() {
+    // A fresh, short-lived attestation naming this device: the agent checks it against the device the
+    // relay authenticated here, so a removed device's old attestation is worth nothing.
+    let attestation = match crate::api::attest(
+        &s,
+        login.clone(),
+        device.cert_fingerprint.clone(),
+        device.device_id.clone(),
+        &device.device_key,
+        now_ms(),
+    ) {
+        Ok(a) => a,
+        Err(e) => return refuse(phone, e.code, e.message).await,
+    };
+    let (computer_address, same) = match (waiting.addr, phone_addr) {
+        (Some(a), Some(p)) => (a.to_string(), same_network(a, p)),
+        (Some(a), None) => (a.to_string(), false),
+        (None, _) => ("unknown".to_string(), false),
+    };
+    let joined = TunnelEvent::Joined { attestation, computer_address, same_network: same };
+    if phone.send(event(&joined)).await.is_err() {
         return;
     }
-    if let Err(Joined { socket, .. }) = tx.send(Joined { socket: phone, login }) {
+    let device_id = device.device_id;
+    if let Err(Joined { socket, .. }) = waiting.tx.send(Joined { socket: phone, login, device_id }) {
         refuse(socket, ErrorCode::Unavailable, "the computer left").await;
     }
 }

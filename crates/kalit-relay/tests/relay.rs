@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::KeyAlgorithm;
 use kalit_core::keys::{self, PrivateKey};
 use kalit_core::statement::{self, Statement};
-use kalit_proto::relay::{CertProof, DeviceRequest, RegisterRequest, RelayIdentity};
+use kalit_proto::relay::{CertProof, DeviceApproval, DeviceRequest, RegisterRequest, RelayIdentity};
 use kalit_relay::config::Limits;
 use kalit_relay::{AppState, Identity, Store, app};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
@@ -98,9 +98,9 @@ impl Relay {
     }
 
     /// A complete, valid registration request.
-    async fn request(&self, login: &str, who: &Person, dev: &Device, existing: Option<&Person>) -> RegisterRequest {
+    async fn request(&self, login: &str, who: &Person, dev: &Device, approver: Option<&Device>) -> RegisterRequest {
         let nonce = self.nonce().await;
-        self.request_with(login, who, dev, existing, &nonce, &self.id)
+        self.request_with(login, who, dev, approver, &nonce, &self.id)
     }
 
     fn request_with(
@@ -108,18 +108,19 @@ impl Relay {
         login: &str,
         who: &Person,
         dev: &Device,
-        existing: Option<&Person>,
+        approver: Option<&Device>,
         nonce: &[u8],
         relay_id: &str,
     ) -> RegisterRequest {
         // The phone signs the canonical login, as the relay checks it.
         let canonical = statement::normalize_login(login).unwrap_or_else(|_| login.to_string());
         let fp = statement::cert_fingerprint(&who.chain[0]);
-        let sig = Statement::register(relay_id, nonce, &canonical, &dev.raw(), &fp).sign(&who.key).unwrap();
-        let existing = existing.map(|e| {
-            let efp = statement::cert_fingerprint(&e.chain[0]);
-            let sig = Statement::login_proof(relay_id, nonce, &canonical, &dev.raw(), &fp, &efp).sign(&e.key).unwrap();
-            proof(e, sig)
+        let sig =
+            Statement::register(relay_id, nonce, &canonical, &dev.raw(), &fp).sign_as_certificate(&who.key).unwrap();
+        let approval = approver.map(|a| {
+            let target = format!("{fp}/{}", dev.id());
+            let st = Statement::device_request(relay_id, nonce, &canonical, &a.id(), "attach", &target);
+            DeviceApproval { device_id: a.id(), signature: B64.encode(st.sign(&a.key).unwrap()) }
         });
         RegisterRequest {
             login: login.into(),
@@ -128,7 +129,7 @@ impl Relay {
             nonce: B64.encode(nonce),
             relay_id: relay_id.into(),
             proof: proof(who, sig),
-            existing,
+            approval,
         }
     }
 
@@ -146,8 +147,14 @@ impl Relay {
             relay_id: self.id.clone(),
             target: target.into(),
             signature: B64.encode(sig),
+            proof: None,
         };
-        let path = if action == "list" { "/v1/devices" } else { "/v1/devices/remove" };
+        let path = match action {
+            "list" => "/v1/devices",
+            "detach" => "/v1/certificates/detach",
+            "cancel-detach" => "/v1/certificates/cancel-detach",
+            _ => "/v1/devices/remove",
+        };
         self.call("POST", path, Some(serde_json::to_value(req).unwrap())).await
     }
 }
@@ -236,14 +243,19 @@ async fn registration_devices_and_restart() {
         assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}: {v}");
         assert!(!v.to_string().contains("Alice"), "the answer names no attached certificate: {v}");
 
-        // Alice's second phone with a new certificate, proving possession of the attached one: added.
+        // Alice's new certificate joins with the approval of her registered phone: added.
         let alice2 = ca.person("Alice", KeyAlgorithm::Rsa2048);
-        let (s, v) = r.register(&r.request("alice.uz", &alice2, &phone_b, Some(&alice)).await).await;
+        let (s, v) = r.register(&r.request("alice.uz", &alice2, &phone_b, Some(&phone_a)).await).await;
         assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
         assert_eq!(v["outcome"], "added");
-        // A proof by a certificate that is not attached does not help.
-        let (s, v) = r.register(&r.request("alice.uz", &bob, &phone_c, Some(&bob)).await).await;
+        // The approval of a device that is not the login's does not help, nor does an approval made
+        // for another certificate or device.
+        let (s, v) = r.register(&r.request("alice.uz", &bob, &phone_c, Some(&Device::new())).await).await;
         assert_eq!(code(&v), "login_taken", "{b}: {s}");
+        let mut req = r.request("alice.uz", &bob, &phone_c, Some(&phone_a)).await;
+        req.approval = r.request("alice.uz", &alice2, &phone_c, Some(&phone_a)).await.approval;
+        let (_, v) = r.register(&req).await;
+        assert_eq!(code(&v), "login_taken", "{b}: an approval is bound to the nonce, certificate and device");
         // A third phone with an already attached certificate (an imported PFX): added.
         let (s, v) = r.register(&r.request("alice.uz", &alice, &phone_c, None).await).await;
         assert_eq!((s, v["outcome"].as_str()), (StatusCode::CREATED, Some("added")), "{b}: {v}");
@@ -280,6 +292,102 @@ async fn registration_devices_and_restart() {
         assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}");
         let (s, v) = r.call("GET", "/healthz", None).await;
         assert_eq!((s, v["database"].as_str()), (StatusCode::OK, Some(b)));
+        r.state.store.close().await;
+    }
+}
+
+/// The signing-oracle attack of issue 9, at the relay: a raw *document* signature over the bytes of a
+/// registration statement (what a vault without its refusal would give a page) is not a registration
+/// proof, because statements are verified under their own scheme. And a new certificate, even with a
+/// valid proof, cannot join someone else's login without a device of that login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn document_signatures_never_register_and_logins_need_their_devices() {
+    let ca = Ca::new("Test RA");
+    for db in databases().await {
+        let b = db.backend;
+        let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+        for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::P256, KeyAlgorithm::Ed25519] {
+            let victim = ca.person("Victim", alg);
+            let attacker_dev = Device::new();
+            let login = format!("victim-{}", alg.name());
+            let mut req = r.request(&login, &victim, &attacker_dev, None).await;
+            let nonce = B64.decode(&req.nonce).unwrap();
+            let fp = statement::cert_fingerprint(&victim.chain[0]);
+            let st = Statement::register(&r.id, &nonce, &login, &attacker_dev.raw(), &fp);
+            // What a page would get by asking for a raw signature of these bytes as a "document".
+            let doc_sig = victim.key.sign(victim.key.default_scheme(), st.as_bytes()).unwrap();
+            req.proof.signature = B64.encode(&doc_sig);
+            let (s, v) = r.register(&req).await;
+            assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_signature"), "{b} {alg}: {v}");
+            if alg.is_rsa() {
+                let pss = victim.key.sign(kalit_core::SignScheme::RsaPssSha256, st.as_bytes()).unwrap();
+                req.proof.signature = B64.encode(&pss);
+                assert_eq!(code(&r.register(&req).await.1), "invalid_signature", "{b}: PSS");
+            }
+        }
+        // Alice's login; Mallory holds a valid certificate from the same CA and a valid register proof.
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        let alice_phone = Device::new();
+        assert_eq!(r.register(&r.request("alice", &alice, &alice_phone, None).await).await.0, StatusCode::CREATED);
+        let mallory = ca.person("Mallory", KeyAlgorithm::P256);
+        let (s, v) = r.register(&r.request("alice", &mallory, &Device::new(), None).await).await;
+        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}");
+        r.state.store.close().await;
+    }
+}
+
+/// A way back: a certificate can be detached from a login after a cooling-off period that every device
+/// sees and the certificate's own devices can cancel; a device of one certificate cannot remove a device
+/// of another without that certificate's proof; a detached device cannot come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn detach_with_cooling_off_and_removal_across_certificates() {
+    let ca = Ca::new("Test RA");
+    for db in databases().await {
+        let b = db.backend;
+        let limits = Limits { detach_cooling_off_secs: 2, ..no_limits() };
+        let r = relay(&db, vec![ca.der.clone()], limits).await;
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        let alice_phone = Device::new();
+        assert_eq!(r.register(&r.request("alice", &alice, &alice_phone, None).await).await.0, StatusCode::CREATED);
+        // A second certificate joins with the approval of Alice's phone (say, a phone later stolen).
+        let second = ca.person("Alice work", KeyAlgorithm::Ed25519);
+        let second_phone = Device::new();
+        let (s, v) = r.register(&r.request("alice", &second, &second_phone, Some(&alice_phone)).await).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+        let second_fp = statement::cert_fingerprint(&second.chain[0]);
+        let alice_fp = statement::cert_fingerprint(&alice.chain[0]);
+
+        // Removing a device of another certificate without its proof: refused, both ways.
+        let (s, v) = r.device_call("alice", &second_phone, "remove", &alice_phone.id()).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "refused_by_policy"), "{b}: {v}");
+        let (_, v) = r.device_call("alice", &alice_phone, "remove", &second_phone.id()).await;
+        assert_eq!(code(&v), "refused_by_policy", "{b}");
+
+        // The second certificate asks to detach Alice's; everyone sees it; Alice's phone cancels.
+        let (s, v) = r.device_call("alice", &second_phone, "detach", &alice_fp).await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+        let (_, v) = r.device_call("alice", &alice_phone, "list", "").await;
+        assert_eq!(v["pending_detachments"][0]["cert_fingerprint"], alice_fp.as_str(), "{b}: {v}");
+        assert_eq!(v["pending_detachments"][0]["requested_by"], second_phone.id().as_str());
+        let (_, v) = r.device_call("alice", &second_phone, "cancel-detach", &alice_fp).await;
+        assert_eq!(code(&v), "refused_by_policy", "{b}: only the certificate's own devices cancel");
+        let (s, v) = r.device_call("alice", &alice_phone, "cancel-detach", &alice_fp).await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+
+        // Alice detaches the second certificate; after the cooling-off period it and its phone are gone.
+        let (s, v) = r.device_call("alice", &alice_phone, "detach", &second_fp).await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+        let (_, v) = r.device_call("alice", &second_phone, "list", "").await;
+        assert_eq!(v["pending_detachments"].as_array().unwrap().len(), 1, "{b}: announced to that device too");
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        let (s, v) = r.device_call("alice", &second_phone, "list", "").await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "unauthorized"), "{b}: a detached device is out");
+        let (_, v) = r.device_call("alice", &alice_phone, "list", "").await;
+        assert_eq!(v["devices"].as_array().unwrap().len(), 1, "{b}: {v}");
+        assert!(v["pending_detachments"].as_array().unwrap().is_empty());
+        // The detached certificate cannot come back by itself.
+        let (s, v) = r.register(&r.request("alice", &second, &Device::new(), None).await).await;
+        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "login_taken"), "{b}: {v}");
         r.state.store.close().await;
     }
 }
@@ -624,6 +732,7 @@ mod tunnel {
             relay_id: r.id.clone(),
             target: target.into(),
             signature: B64.encode(st.sign(&dev.key).unwrap()),
+            proof: None,
         })
         .unwrap()
     }
@@ -686,8 +795,20 @@ mod tunnel {
             // The registered phone joins; the agent learns the login.
             let n = r.nonce().await;
             let (mut ph, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
-            assert_eq!(e, TunnelEvent::Joined, "{b}");
-            assert_eq!(event(&mut agent).await, TunnelEvent::Peer { login: "alice".into() });
+            match &e {
+                TunnelEvent::Joined { attestation, computer_address, same_network } => {
+                    // A fresh attestation for this very device, signed by the relay, short-lived.
+                    let relay_key = B64.decode(&r.state.identity.public.public_key).unwrap();
+                    statement::verify_attestation(&relay_key, attestation).unwrap();
+                    let a = &attestation.attestation;
+                    assert_eq!((a.device_id.as_str(), a.login.as_str()), (phone.id().as_str(), "alice"));
+                    assert_eq!(a.expires_at - a.issued_at, 600, "{b}");
+                    assert_eq!(computer_address, "127.0.0.1");
+                    assert!(same_network, "both ends on 127.0.0.1");
+                }
+                other => panic!("{b}: {other:?}"),
+            }
+            assert_eq!(event(&mut agent).await, TunnelEvent::Peer { login: "alice".into(), device_id: phone.id() });
             // A second phone (even a registered one, with a fresh nonce) finds nothing to join.
             let n = r.nonce().await;
             let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
@@ -720,7 +841,7 @@ mod tunnel {
             event(&mut agent).await;
             let n = r.nonce().await;
             let (mut ph, e) = join(&r, &base, &t3, join_request(&r, "alice", &phone, &n, &t3)).await;
-            assert_eq!(e, TunnelEvent::Joined);
+            assert!(matches!(e, TunnelEvent::Joined { .. }), "{e:?}");
             event(&mut agent).await;
             ph.send(Message::Text("hello relay".into())).await.unwrap();
             assert_eq!(err_code(&event(&mut agent).await), kalit_proto::ErrorCode::Unavailable);

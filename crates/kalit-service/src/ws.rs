@@ -82,11 +82,34 @@ fn build_tls_config() -> Result<Arc<rustls::ClientConfig>, ServiceError> {
 
 /// Opens a WebSocket to `url` (from [`ws_url`]) with frames limited to one Noise message.
 pub async fn connect(url: &str) -> Result<Ws, ServiceError> {
+    connect_from(url, None).await
+}
+
+/// Like [`connect`]; for a plain `ws://` URL to a loopback IP address, the connection leaves from
+/// `source` when given (an agent listening on 127.0.0.2 talks to a loopback relay from 127.0.0.2, so the
+/// relay sees which local address the computer's side used).
+pub async fn connect_from(url: &str, source: Option<std::net::IpAddr>) -> Result<Ws, ServiceError> {
     let cfg = WebSocketConfig::default()
         .max_message_size(Some(kalit_proto::session::MAX_FRAME + 1024))
         .max_frame_size(Some(kalit_proto::session::MAX_FRAME + 1024));
     let connector = if url.starts_with("wss://") { Some(Connector::Rustls(tls_config()?)) } else { None };
-    let fut = tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector);
+    let target = url
+        .strip_prefix("ws://")
+        .and_then(|r| r.split('/').next())
+        .and_then(|hp| hp.parse::<std::net::SocketAddr>().ok())
+        .filter(|a| a.ip().is_loopback());
+    let fut = async {
+        match (source.filter(|s| s.is_loopback()), target) {
+            (Some(src), Some(dst)) if src.is_ipv4() == dst.is_ipv4() => {
+                let sock = if dst.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+                    .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+                sock.bind(std::net::SocketAddr::new(src, 0)).map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+                let stream = sock.connect(dst).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+                tokio_tungstenite::client_async_tls_with_config(url, stream, Some(cfg), connector).await
+            }
+            _ => tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector).await,
+        }
+    };
     match tokio::time::timeout(std::time::Duration::from_secs(15), fut).await {
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {

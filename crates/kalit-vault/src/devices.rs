@@ -123,18 +123,19 @@ fn read_device(p: &std::path::Path) -> Result<(DeviceRecord, DeviceFile), VaultE
 }
 
 impl Unlocked<'_> {
-    /// Signs a registration statement (`kalit/v1/register` or `kalit/v1/login-proof`) with a certificate
-    /// key; returns the signature and the key's certificate chain (leaf first).
+    /// Signs a certificate statement (`kalit/v1/register` or `kalit/v1/device-removal`) with a certificate
+    /// key, under the statement scheme that no document signature can match; returns the signature and
+    /// the key's certificate chain (leaf first).
     pub fn sign_statement(&self, label: &str, s: &Statement) -> Result<(Vec<u8>, Vec<Vec<u8>>), VaultError> {
-        check_ns(s, &[namespace::REGISTER, namespace::LOGIN_PROOF], "certificate key")?;
+        check_ns(s, namespace::CERTIFICATE_STATEMENTS, "certificate key")?;
         let (k, key) = self.load_private(label)?;
-        let chain = k.file.cert_ders()?;
+        let chain = self.verified_certs(&k)?;
         if chain.is_empty() {
             return Err(VaultError::Policy(format!(
                 "key {label:?} has no certificate; enrol it first (kalit vault enrol) or install one (kalit vault install-cert)"
             )));
         }
-        Ok((s.sign(&key)?, chain))
+        Ok((s.sign_as_certificate(&key)?, chain))
     }
 
     /// A fresh device key for a registration.

@@ -11,6 +11,7 @@
 //! - No PIN, password, key or document bytes in any error message or log line.
 
 mod backup;
+mod computers;
 mod crypto;
 mod devices;
 mod error;
@@ -19,6 +20,7 @@ mod storage;
 mod vault;
 
 pub use backup::BackupSummary;
+pub use computers::{KnownComputer, MAX_COMPUTER_NAME, check_computer_name};
 pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap, check_key_wrap};
 pub use devices::{DeviceRecord, PendingDevice};
 pub use error::VaultError;

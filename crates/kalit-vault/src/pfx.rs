@@ -106,9 +106,8 @@ impl Unlocked<'_> {
         let pkcs8 = PrivateKey::from_pkcs8(&pkcs8)?.to_pkcs8_v1()?;
         let key = p12_keystore::PrivateKey::from_der(pkcs8.expose_secret())
             .map_err(|e| VaultError::Internal(e.to_string()))?;
-        let certs: Vec<Certificate> = k
-            .file
-            .cert_ders()?
+        let certs: Vec<Certificate> = self
+            .verified_certs(&k)?
             .iter()
             .map(|c| Certificate::from_der(c).map_err(|e| VaultError::corrupt(format!("stored certificate: {e}"))))
             .collect::<Result<_, _>>()?;

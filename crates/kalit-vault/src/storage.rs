@@ -96,6 +96,20 @@ pub struct KeyFile {
     /// Base64 DER certificates, leaf first. Public; checked against the header's key when read.
     #[serde(default)]
     pub certificates: Vec<String>,
+    /// An AEAD tag under the master key over the header and these certificates (empty plaintext), so
+    /// that no one can swap the chain a signature or registration carries without the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates_seal: Option<SealedBox>,
+}
+
+/// The associated data that [`KeyFile::certificates_seal`] authenticates.
+pub fn certificates_aad(header_b64: &str, certificates: &[String]) -> Vec<u8> {
+    let mut aad = format!("kalit-key-certificates|{header_b64}").into_bytes();
+    for c in certificates {
+        aad.push(b'|');
+        aad.extend_from_slice(c.as_bytes());
+    }
+    aad
 }
 
 impl KeyFile {

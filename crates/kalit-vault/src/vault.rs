@@ -15,7 +15,7 @@ use kalit_proto::vault::{CertInfo, HistoryEntry, KeyInfo, KeyPolicy};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::crypto::{self, KdfParams, KeyWrap, SoftwareKeyWrap, random};
+use crate::crypto::{self, KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap, random};
 use crate::storage::{
     self, KEY_FORMAT, KeyFile, KeyHeader, Layout, PinPolicyFile, PinState, VAULT_FORMAT, VaultFile, VaultHeader,
 };
@@ -98,6 +98,10 @@ pub struct DocumentToSign<'a> {
     pub pss: bool,
     /// Requesting web origin, when known.
     pub origin: Option<&'a str>,
+    /// The person confirmed, separately, that they make a raw signature over bytes that cannot be shown
+    /// to them as text ([`kalit_core::purpose::needs_blind_confirmation`]). Without it such a raw
+    /// signature is refused.
+    pub blind_confirmed: bool,
 }
 
 /// A signature and its history record.
@@ -427,25 +431,6 @@ impl Vault {
         self.find(label)?.file.cert_ders()
     }
 
-    /// Installs a certificate (PEM or DER, optionally followed by its chain) for the key `label`.
-    /// Refused when the certificate's public key is not the key's. Needs no PIN: certificates are public.
-    pub fn install_cert(&self, label: &str, bundle: &[u8]) -> Result<CertInfo, VaultError> {
-        let mut k = self.find(label)?;
-        let certs = x509::parse_cert_bundle(bundle)?;
-        let leaf_spki = x509::cert_spki(&certs[0])?;
-        if leaf_spki != k.spki()? {
-            return Err(VaultError::Core(CoreError::KeyMismatch(format!(
-                "the certificate is for another key (its public key fingerprint is {}, key {label:?} has {})",
-                x509::fingerprint(&leaf_spki),
-                x509::fingerprint(&k.spki()?)
-            ))));
-        }
-        let info = x509::cert_info(&certs[0])?;
-        k.file.certificates = certs.iter().map(|c| B64.encode(c)).collect();
-        storage::write_json(&k.path, &k.file)?;
-        Ok(info)
-    }
-
     /// Every signature made, oldest first. A torn last line (a crash mid-append) is skipped.
     pub fn history(&self) -> Result<Vec<HistoryEntry>, VaultError> {
         let path = self.layout.history();
@@ -565,14 +550,63 @@ impl<'v> Unlocked<'v> {
         };
         let header_json = serde_json::to_vec(&header).map_err(|e| VaultError::Internal(e.to_string()))?;
         let private_key = self.wrap.wrap(&header_json, pkcs8.expose_secret())?;
-        let file = KeyFile {
-            header: B64.encode(&header_json),
-            private_key,
-            certificates: certs.iter().map(|c| B64.encode(c)).collect(),
-        };
+        let header_b64 = B64.encode(&header_json);
+        let certificates: Vec<String> = certs.iter().map(|c| B64.encode(c)).collect();
+        let certificates_seal = self.seal_certificates(&header_b64, &certificates)?;
+        let file = KeyFile { header: header_b64, private_key, certificates, certificates_seal };
         let path = self.vault.layout.key_file(&key_id);
         storage::write_json(&path, &file)?;
         self.vault.info(&StoredKey { path, file, header }, &[])
+    }
+
+    fn seal_certificates(&self, header_b64: &str, certs: &[String]) -> Result<Option<SealedBox>, VaultError> {
+        if certs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.wrap.wrap(&storage::certificates_aad(header_b64, certs), &[])?))
+    }
+
+    /// A key's certificate chain (DER, leaf first), after checking that it is the one the person
+    /// installed: its seal under the master key must verify.
+    pub(crate) fn verified_certs(&self, k: &StoredKey) -> Result<Vec<Vec<u8>>, VaultError> {
+        if k.file.certificates.is_empty() {
+            return Ok(vec![]);
+        }
+        let ok = match &k.file.certificates_seal {
+            Some(seal) => self
+                .wrap
+                .unwrap(&storage::certificates_aad(&k.file.header, &k.file.certificates), seal)?
+                .is_some(),
+            None => false,
+        };
+        if !ok {
+            return Err(VaultError::corrupt(format!(
+                "the certificates of key {:?} failed their integrity check (changed outside Kalit, or written by an older Kalit): install the certificate again (kalit vault install-cert)",
+                k.header.label
+            )));
+        }
+        k.file.cert_ders()
+    }
+
+    /// Installs a certificate (PEM or DER, optionally followed by its chain) for the key `label`.
+    /// Refused when the certificate's public key is not the key's. Needs the PIN: the chain is sealed
+    /// under the master key, so no one can swap it without it.
+    pub fn install_cert(&self, label: &str, bundle: &[u8]) -> Result<CertInfo, VaultError> {
+        let mut k = self.vault.find(label)?;
+        let certs = x509::parse_cert_bundle(bundle)?;
+        let leaf_spki = x509::cert_spki(&certs[0])?;
+        if leaf_spki != k.spki()? {
+            return Err(VaultError::Core(CoreError::KeyMismatch(format!(
+                "the certificate is for another key (its public key fingerprint is {}, key {label:?} has {})",
+                x509::fingerprint(&leaf_spki),
+                x509::fingerprint(&k.spki()?)
+            ))));
+        }
+        let info = x509::cert_info(&certs[0])?;
+        k.file.certificates = certs.iter().map(|c| B64.encode(c)).collect();
+        k.file.certificates_seal = self.seal_certificates(&k.file.header, &k.file.certificates)?;
+        storage::write_json(&k.path, &k.file)?;
+        Ok(info)
     }
 
     /// Decrypts a key's PKCS#8. The header is authenticated by the AEAD, so its flags can be trusted
@@ -614,13 +648,24 @@ impl<'v> Unlocked<'v> {
 
     /// Signs a document the person approved, and records it in the history.
     pub fn sign(&self, label: &str, doc: &DocumentToSign<'_>) -> Result<SignOutcome, VaultError> {
+        // One key, many purposes: a document is never a Kalit statement, and a raw signature is never made
+        // over a structure whose signature means something elsewhere. Checked here, before the key is
+        // decrypted, so that every front end (command line, phone session, app) inherits it.
+        let raw = doc.format == SignFormat::Raw;
+        kalit_core::purpose::check_document(doc.data, raw)?;
+        if raw && !doc.blind_confirmed && kalit_core::purpose::needs_blind_confirmation(doc.data) {
+            return Err(VaultError::Policy(
+                "a raw signature over bytes that cannot be shown as text needs a separate confirmation that you sign something you cannot read"
+                    .into(),
+            ));
+        }
         let (k, key) = self.load_private(label)?;
         let scheme = key.algorithm().scheme(doc.pss)?;
         let sha256 = HashAlg::Sha256.digest(doc.data);
         let (bytes, format) = match doc.format {
             SignFormat::Raw => (key.sign(scheme, doc.data)?, if doc.pss { "raw-pss" } else { "raw" }),
             SignFormat::Cms => {
-                let chain = k.file.cert_ders()?;
+                let chain = self.verified_certs(&k)?;
                 if chain.is_empty() {
                     return Err(VaultError::Policy(format!(
                         "key {label:?} has no certificate: CMS needs one (kalit vault install-cert), or use --format raw"

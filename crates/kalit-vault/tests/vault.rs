@@ -29,7 +29,7 @@ fn new_vault(max_attempts: u32) -> (tempfile::TempDir, std::path::PathBuf, Vault
 }
 
 fn raw(data: &[u8]) -> DocumentToSign<'_> {
-    DocumentToSign { name: "doc.txt", data, format: SignFormat::Raw, pss: false, origin: None }
+    DocumentToSign { name: "doc.txt", data, format: SignFormat::Raw, pss: false, origin: None, blind_confirmed: false }
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T, VaultError>) -> ErrorCode {
@@ -404,7 +404,7 @@ mod pfx_edge_cases {
         let alone = pfx(vec![chain(5, a.expose_secret(), &[])]);
         let info = u.import_pfx(&alone, &pw, "alone").unwrap();
         assert!(info.certificate.is_none());
-        v.install_cert("alone", &cert_a).unwrap();
+        u.install_cert("alone", &cert_a).unwrap();
         // None of the refused files left anything behind.
         let (keys, damaged) = v.keys().unwrap();
         assert!(damaged.is_empty());
@@ -485,7 +485,7 @@ fn certify(v: &Vault, label: &str) {
     let csr = rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap();
     let leaf = csr.signed_by(&issuer).unwrap().der().to_vec();
     let bundle = format!("{}{}", kalit_core::x509::cert_pem(&leaf), kalit_core::x509::cert_pem(&ca));
-    v.install_cert(label, bundle.as_bytes()).unwrap();
+    v.unlock(&pin("123456")).unwrap().install_cert(label, bundle.as_bytes()).unwrap();
 }
 
 #[test]
@@ -502,7 +502,8 @@ fn statements_only_in_their_namespaces_and_device_keys_sealed() {
     let u = v.unlock(&pin("123456")).unwrap();
     let (sig, chain) = u.sign_statement("k", &reg).unwrap();
     let spki = kalit_core::x509::cert_spki(&chain[0]).unwrap();
-    kalit_core::x509::verify_raw(&spki, reg.as_bytes(), &sig).unwrap();
+    kalit_core::x509::verify_statement(&spki, reg.as_bytes(), &sig).unwrap();
+    assert!(kalit_core::x509::verify_raw(&spki, reg.as_bytes(), &sig).is_err(), "a statement is no document");
     // A certificate key does not sign device statements, a device key does not sign registrations.
     let dev_st = Statement::device_request("relay", &[1; 32], "alice", "dev", "list", "");
     assert_eq!(code(u.sign_statement("k", &dev_st)), ErrorCode::RefusedByPolicy);
@@ -518,6 +519,7 @@ fn statements_only_in_their_namespaces_and_device_keys_sealed() {
             device_id: device_id.clone(),
             device_key: B64.encode(&raw_pub),
             issued_at: 0,
+            expires_at: 600,
         },
         signature: String::new(),
     };

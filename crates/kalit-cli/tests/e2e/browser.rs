@@ -73,8 +73,9 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
         for line in BufReader::new(node.stdout.take().unwrap()).lines() {
             let line = line.unwrap();
             if let Some(q) = line.strip_prefix("QR ") {
+                let answers = crate::common::pair_answers(std::path::Path::new(&vault), q, &[&pin, "y", &pin]);
                 let mut child = kalit_cmd(&["vault", "--vault", &vault, "pair", q]).spawn().unwrap();
-                crate::common::feed(&mut child, &[&pin, "y", &pin]);
+                crate::common::feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
                 phone = Some(child);
             } else if let Some(d) = line.strip_prefix("DOC ") {
                 doc = Some(serde_json::from_str::<String>(d).unwrap());

@@ -54,6 +54,21 @@ pub fn feed(child: &mut Child, answers: &[&str]) {
     let _ = stdin.write_all(text.as_bytes());
 }
 
+/// The answers for `kalit vault pair QR` on the vault in `dir`: a name for the computer first when the
+/// phone has never seen the computer that made the QR (the phone asks it before anything else), then
+/// `answers`.
+pub fn pair_answers(dir: &Path, qr: &str, answers: &[&str]) -> Vec<String> {
+    let mut out = vec![];
+    if let Ok(q) = kalit_core::session::Qr::parse(qr) {
+        let v = kalit_vault::Vault::open(dir).expect("open the phone's vault");
+        if v.computer(&q.computer_id()).expect("known computers").is_none() {
+            out.push("test computer".to_string());
+        }
+    }
+    out.extend(answers.iter().map(|a| a.to_string()));
+    out
+}
+
 /// A vault directory with arguments for it.
 pub struct V {
     pub dir: PathBuf,

@@ -33,7 +33,7 @@ fn check_whole(dir: &std::path::Path, pins: [&str; 2]) -> (String, Vec<String>) 
         if let Ok(u) = v.unlock(&SecretString::new(p.into())) {
             for k in &keys {
                 let doc =
-                    DocumentToSign { name: "check", data: b"check", format: SignFormat::Raw, pss: false, origin: None };
+                    DocumentToSign { name: "check", data: b"check", format: SignFormat::Raw, pss: false, origin: None, blind_confirmed: false };
                 u.sign(&k.label, &doc).unwrap_or_else(|e| panic!("key {} unusable after a crash: {e}", k.label));
             }
             working = Some(p.to_string());
@@ -89,7 +89,7 @@ fn killing_kalit_mid_write_never_breaks_the_vault() {
                 let cert = rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap().signed_by(&ca).unwrap();
                 let path = root.join(format!("{label}.pem"));
                 fs::write(&path, cert.pem()).unwrap();
-                (vec!["install-cert".into(), label.clone(), s(&path).into()], vec![], 12)
+                (vec!["install-cert".into(), label.clone(), s(&path).into()], vec![pin.clone()], 400)
             }
             "change-pin" => {
                 let new = if pin == PIN { PIN_B } else { PIN };

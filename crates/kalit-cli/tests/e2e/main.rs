@@ -10,4 +10,5 @@ mod common;
 mod crash;
 mod network;
 mod openssl;
+mod purpose;
 mod signing;

@@ -161,8 +161,8 @@ fn enrol_register_second_phone_and_restart_on_each_backend() {
         // A second phone with its own certificate: the login is taken.
         let b = enrolled_phone(root, &format!("b{i}"), "ed25519", &ra, &ra_srv.url, "CN=Boris,C=UZ");
         let r = b.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).fails(18, "login_taken");
-        assert!(r.stderr.contains("--proof-key"), "the message says how to proceed: {}", r.stderr);
-        // Aziza's second phone: she moves her first certificate over as a PFX and proves possession with it.
+        assert!(r.stderr.contains("already attached"), "the message says how to proceed: {}", r.stderr);
+        // Aziza's second phone: she moves her first certificate over as a PFX and registers with it.
         let pfx = root.join(format!("a{i}.pfx"));
         a.run(&["export", "main", "--out", s(&pfx)], &[PIN, "pfx-pass-1", "pfx-pass-1"]).ok();
         b.run(&["import", s(&pfx), "--label", "from-a"], &["pfx-pass-1", PIN]).ok();
@@ -170,13 +170,11 @@ fn enrol_register_second_phone_and_restart_on_each_backend() {
             .run(
                 &[
                     "register",
-                    "main",
+                    "from-a",
                     "--relay",
                     &rl.url,
                     "--login",
                     "aziza",
-                    "--proof-key",
-                    "from-a",
                     "--device-name",
                     "B",
                 ],
@@ -202,6 +200,15 @@ fn enrol_register_second_phone_and_restart_on_each_backend() {
         b.run(&["devices", "--relay", &rl.url], &[PIN]).fails(22, "unauthorized");
         a.run(&["unregister", "--relay", &rl.url, &ids[0]], &[PIN]).ok();
         a.run(&["devices", "--relay", &rl.url], &[PIN]).fails(6, "not_found");
+
+        // A phone with its own certificate and Aziza's PFX: its own certificate joins the login only with
+        // the approval of its registration under Aziza's (attached) certificate.
+        let c = enrolled_phone(root, &format!("c{i}"), "p-256", &ra, &ra_srv.url, "CN=Cavid,C=UZ");
+        c.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).fails(18, "login_taken");
+        c.run(&["import", s(&pfx), "--label", "from-a"], &["pfx-pass-1", PIN]).ok();
+        c.run(&["register", "from-a", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
+        let r = c.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
+        assert!(r.stdout.contains("approves the new certificate"), "{backend}: {}", r.stdout);
     }
 }
 

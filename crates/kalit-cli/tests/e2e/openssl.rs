@@ -39,7 +39,7 @@ fn every_algorithm_csr_certificate_raw_cms_and_pfx_pass_openssl() {
         bundle.extend(fs::read(&ca.cert).unwrap());
         let bundle_path = root.join(format!("{alg}.bundle.pem"));
         fs::write(&bundle_path, &bundle).unwrap();
-        v.run(&["install-cert", &label, s(&bundle_path)], &[]).ok();
+        v.run(&["install-cert", &label, s(&bundle_path)], &[PIN]).ok();
         let show: serde_json::Value =
             serde_json::from_str(&v.run(&["show", &label, "--json"], &[]).ok().stdout).unwrap();
         assert!(show["certificate"]["subject"].as_str().unwrap().contains("Ali Valiyev"));

@@ -136,8 +136,9 @@ impl Page {
 
 /// `kalit vault pair QR` on `v`, with the answers given up front (PIN to join, then per document).
 pub fn pair(v: &V, qr: &str, answers: &[&str]) -> Child {
+    let answers = crate::common::pair_answers(&v.dir, qr, answers);
     let mut child = kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", qr]).spawn().unwrap();
-    feed(&mut child, answers);
+    feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
     child
 }
 
@@ -375,7 +376,8 @@ fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
     qrcode::QrCode::new(c2.qr.as_bytes()).unwrap().render::<image::Luma<u8>>().build().save(&png).unwrap();
     let mut child =
         crate::common::kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", "--qr-image", s(&png)]).spawn().unwrap();
-    feed(&mut child, &[PIN, "y", PIN]);
+    let answers = crate::common::pair_answers(&v.dir, &c2.qr, &[PIN, "y", PIN]);
+    feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(pa.wait(&c2, "connected")["phase"], "connected");
     assert_eq!(pa.sign(&c2, b"from a photo", "cms", false).0, 200);
     pa.end(&c2);
