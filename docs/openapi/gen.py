@@ -53,7 +53,8 @@ common_paths = {
 proof = obj({"chain": {"type": "array", "minItems": 1, "maxItems": 8, "items": B64("DER certificate, leaf first")},
              "signature": B64("signature by the leaf's key over the statement")})
 attestation = obj({"relay_id": s("string"), "login": s("string"), "cert_fingerprint": s("string", "SHA-256 of the certificate DER, hex"),
-                   "device_id": s("string"), "device_key": B64("Ed25519 device key"), "issued_at": s("integer", "Unix seconds")})
+                   "device_id": s("string"), "device_key": B64("Ed25519 device key"), "issued_at": s("integer", "Unix seconds"),
+                   "expires_at": s("integer", "Unix seconds; no one relies on it after")})
 relay = {
     "openapi": "3.1.0",
     "info": {"title": "Kalit relay API", "version": "1",
@@ -68,9 +69,20 @@ relay = {
                                   "responses": {**ok(ref("RegisterResponse"), "Registered", "201"), **errors}}},
         "/v1/devices": {"post": {"summary": "List the devices of a login (request signed by one of its devices).",
                                  "requestBody": body("DeviceRequest"), "responses": {**ok(ref("DeviceList")), **errors}}},
-        "/v1/devices/remove": {"post": {"summary": "Remove a device of a login (request signed by one of its devices).",
+        "/v1/devices/remove": {"post": {"summary": "Remove a device of a login (request signed by one of its devices). A device "
+                                                   "registered with another certificate needs that certificate's proof over "
+                                                   "kalit/v1/device-removal (refused_by_policy otherwise).",
                                         "requestBody": body("DeviceRequest"),
                                         "responses": {**ok(obj({"removed": s("string")})), "404": err("not_found"), **errors}}},
+        "/v1/certificates/detach": {"post": {"summary": "Ask that a certificate (target: its fingerprint) leave the login with all its "
+                                                        "devices after the cooling-off period (action `detach`). Every device of the "
+                                                        "login sees it in its device list.",
+                                             "requestBody": body("DeviceRequest"),
+                                             "responses": {**ok(ref("DetachResponse")), "404": err("not_found"), **errors}}},
+        "/v1/certificates/cancel-detach": {"post": {"summary": "Cancel a pending detachment (action `cancel-detach`), from a device of "
+                                                               "that certificate only.",
+                                                    "requestBody": body("DeviceRequest"),
+                                                    "responses": {**ok(ref("DetachResponse")), "404": err("not_found"), **errors}}},
         "/v1/tunnel/{id}/wait": {"get": {"summary": "WebSocket: the agent's end of a blind tunnel. The relay sends a TunnelEvent "
                                                     "`ready`, then `peer` when a phone joined; after that it forwards binary frames "
                                                     "(Noise messages, at most 65535 bytes) and never reads them.",
@@ -93,19 +105,30 @@ relay = {
         "RegisterRequest": obj({"login": s("string", minLength=3, maxLength=64, pattern="^[a-zA-Z0-9][a-zA-Z0-9._@-]*$"),
                                 "device_key": B64("raw Ed25519 public key, 32 bytes"), "device_name": s("string", maxLength=64),
                                 "nonce": B64("from /v1/nonce"), "relay_id": s("string"), "proof": ref("CertProof"),
-                                "existing": ref("CertProof")}, ["login", "device_key", "device_name", "nonce", "relay_id", "proof"]),
+                                "approval": ref("DeviceApproval")}, ["login", "device_key", "device_name", "nonce", "relay_id", "proof"]),
+        "DeviceApproval": obj({"device_id": s("string", "a registered device of the login"),
+                               "signature": B64("Ed25519 over kalit/v1/device-request, action attach, target NEW_CERT_FP/NEW_DEVICE_ID")}),
+        "DetachResponse": obj({"cert_fingerprint": s("string"), "effective_at": s("integer", "Unix seconds; absent after a cancellation")},
+                              ["cert_fingerprint"]),
+        "PendingDetachment": obj({"cert_fingerprint": s("string"), "cert_subject": s("string"), "requested_by": s("string"),
+                                  "requested_at": s("integer"), "effective_at": s("integer")}),
         "Attestation": attestation,
-        "SignedAttestation": obj({"attestation": ref("Attestation"), "signature": B64("Ed25519 signature over kalit/v1/attestation")}),
+        "SignedAttestation": obj({"attestation": ref("Attestation"), "signature": B64("Ed25519 signature over kalit/v2/attestation")}),
         "RegisterResponse": obj({"outcome": s("string", enum=["created", "added"]), "attestation": ref("SignedAttestation")}),
         "DeviceRequest": obj({"login": s("string"), "device_id": s("string"), "nonce": B64("from /v1/nonce"), "relay_id": s("string"),
-                              "target": s("string", "device to remove; empty to list"), "signature": B64("Ed25519 over kalit/v1/device-request")},
+                              "target": s("string", "device to remove, certificate to detach; empty to list"),
+                              "signature": B64("Ed25519 over kalit/v1/device-request"),
+                              "proof": ref("CertProof")},
                              ["login", "device_id", "nonce", "relay_id", "signature"]),
         "DeviceInfo": obj({"device_id": s("string"), "name": s("string"), "cert_fingerprint": s("string"), "cert_subject": s("string"),
                            "registered_at": s("integer")}),
-        "DeviceList": obj({"login": s("string"), "devices": {"type": "array", "items": ref("DeviceInfo")}}),
+        "DeviceList": obj({"login": s("string"), "devices": {"type": "array", "items": ref("DeviceInfo")},
+                           "pending_detachments": {"type": "array", "items": ref("PendingDetachment")}}),
         "TunnelEvent": {"oneOf": [obj({"event": s("string", const="ready"), "expires_in": s("integer")}),
-                                  obj({"event": s("string", const="peer"), "login": s("string")}),
-                                  obj({"event": s("string", const="joined")}),
+                                  obj({"event": s("string", const="peer"), "login": s("string"), "device_id": s("string")}),
+                                  obj({"event": s("string", const="joined"), "attestation": ref("SignedAttestation"),
+                                       "computer_address": s("string", "where the computer's side came from"),
+                                       "same_network": s("boolean", "same IPv4 address or IPv6 /64 as the phone")}),
                                   obj({"event": s("string", const="error"), "code": ref("ErrorCode"), "message": s("string")})]},
     }},
 }
@@ -117,8 +140,11 @@ ra = {
                             "comes from the RA's record, the profile is fixed. Errors are ApiError bodies with stable codes."},
     "paths": {
         **common_paths,
-        "/v1/certificates": {"post": {"summary": "Issue a certificate for a CSR and an enrolment code.", "requestBody": body("IssueRequest"),
+        "/v1/certificates": {"post": {"summary": "Issue a certificate for a CSR and an enrolment code. A public key already certified "
+                                                 "to another subject is refused (refused_by_policy) and the code stays usable.",
+                                      "requestBody": body("IssueRequest"),
                                       "responses": {**ok(ref("IssueResponse"), "Issued", "201"), "400": err("invalid_input, invalid_signature"),
+                                                    "403": err("refused_by_policy (key certified to another subject)"),
                                                     "410": err("expired (code unknown, used or expired)"), "413": err("too_large"),
                                                     "429": err("rate_limited"), "500": err("internal")}}},
         "/v1/ca.pem": {"get": {"summary": "The CA chain (issuing CA first, root last), PEM.",

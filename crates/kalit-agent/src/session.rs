@@ -19,7 +19,9 @@ use kalit_proto::session::{
 };
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
-use kalit_service::ws::{Incoming, Ws, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url};
+use kalit_service::ws::{
+    Incoming, Ws, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -330,7 +332,16 @@ async fn run(
                 Some(Command::Sign(doc, reply)) => {
                     next_id += 1;
                     let r = sign_one(st, sess, &mut ws, &mut ch, next_id, doc, &chain, &login).await;
-                    let fatal = matches!(&r, Err(e) if e.code != ErrorCode::Declined);
+                    // The phone's answers about one document (declined, refused, a wrong PIN) leave the
+                    // session usable; anything else ends it.
+                    let fatal = matches!(&r, Err(e) if !matches!(
+                        e.code,
+                        ErrorCode::Declined
+                            | ErrorCode::RefusedByPolicy
+                            | ErrorCode::WrongPin
+                            | ErrorCode::TryLater
+                            | ErrorCode::InvalidInput
+                    ));
                     let err = r.as_ref().err().cloned();
                     let _ = reply.send(r);
                     if fatal {

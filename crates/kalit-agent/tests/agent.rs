@@ -349,3 +349,59 @@ async fn the_local_page_is_served_to_its_own_origin_only() {
     let r = send(d.path(), req("GET", "/local/sessions", ADDR, None, None, "")).await;
     assert_eq!((r.status, &r.body["sessions"]), (StatusCode::OK, &serde_json::json!([])));
 }
+
+/// The phone's hello is accepted only with the relay's attestation for the very device the relay let
+/// into the tunnel, unexpired: an attestation kept from before a device was removed, or an old one, is
+/// worth nothing.
+#[test]
+fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
+    use kalit_core::keys::{PrivateKey, generate};
+    use kalit_core::statement::{self, Statement};
+    use kalit_proto::relay::{Attestation, SignedAttestation};
+    use kalit_proto::session::ChannelMessage;
+    let d = tempfile::tempdir().unwrap();
+    let relay_key = PrivateKey::from_pkcs8(&generate(kalit_core::KeyAlgorithm::Ed25519).unwrap()).unwrap();
+    let mut st = state(d.path());
+    st.relay_public_key = Arc::new(relay_key.public_key_raw().to_vec());
+    // A phone certificate (self-signed is enough: this agent has no trust anchors).
+    let phone_key = PrivateKey::from_pkcs8(&generate(kalit_core::KeyAlgorithm::P256).unwrap()).unwrap();
+    let cert = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&phone_key).unwrap().der().to_vec();
+    let now = 1_900_000_000i64;
+    let hello = |a: Attestation| {
+        let sig = Statement::attestation(&a).sign(&relay_key).unwrap();
+        ChannelMessage::Hello {
+            login: "alice".into(),
+            device_name: "phone".into(),
+            chain: vec![B64.encode(&cert)],
+            attestation: SignedAttestation { attestation: a, signature: B64.encode(sig) },
+        }
+    };
+    let good = Attestation {
+        relay_id: "test-relay".into(),
+        login: "alice".into(),
+        cert_fingerprint: statement::cert_fingerprint(&cert),
+        device_id: "d1".into(),
+        device_key: B64.encode([1u8; 32]),
+        issued_at: now - 5,
+        expires_at: now + 595,
+    };
+    let check = |a: Attestation, device: &str| {
+        kalit_agent::session::check_hello(&st, &hello(a), "alice", device, now).map(|_| ()).map_err(|e| e.message)
+    };
+    check(good.clone(), "d1").unwrap();
+    let e = check(good.clone(), "d2").unwrap_err();
+    assert!(e.contains("another device"), "{e}");
+    let e = check(Attestation { issued_at: now - 700, expires_at: now - 100, ..good.clone() }, "d1").unwrap_err();
+    assert!(e.contains("expired"), "{e}");
+    let e = check(Attestation { issued_at: now + 100, expires_at: now + 700, ..good.clone() }, "d1").unwrap_err();
+    assert!(e.contains("impossible"), "{e}");
+    let e = check(Attestation { login: "bob".into(), ..good.clone() }, "d1").unwrap_err();
+    assert!(e.contains("another login"), "{e}");
+    // A changed expiry breaks the relay's signature (the expiry is signed).
+    let mut forged = hello(good.clone());
+    if let ChannelMessage::Hello { attestation, .. } = &mut forged {
+        attestation.attestation.expires_at += 3600;
+    }
+    let e = kalit_agent::session::check_hello(&st, &forged, "alice", "d1", now).unwrap_err();
+    assert!(e.message.contains("not signed by the relay"), "{}", e.message);
+}

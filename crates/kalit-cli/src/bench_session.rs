@@ -147,7 +147,14 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
         bare.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let mut phone_only = Vec::with_capacity(n);
-    let d = DocumentToSign { name: "bench", data: &doc, format: SignFormat::Raw, pss: false, origin: None, blind_confirmed: true };
+    let d = DocumentToSign {
+        name: "bench",
+        data: &doc,
+        format: SignFormat::Raw,
+        pss: false,
+        origin: None,
+        blind_confirmed: true,
+    };
     for _ in 0..n {
         let t = Instant::now();
         u.sign("bench", &d)?;

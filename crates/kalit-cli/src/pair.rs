@@ -14,10 +14,10 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::digest::HashAlg;
-use kalit_core::{display, purpose};
 use kalit_core::session::{PhoneHandshake, Qr};
 use kalit_core::statement::Statement;
 use kalit_core::x509;
+use kalit_core::{display, purpose};
 use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::{DeviceRequest, NonceResponse};
@@ -97,14 +97,16 @@ impl SignPrompt<'_> {
             s.push_str(&format!("  WARNING:    {w}\n"));
         }
         if self.format == DocFormat::Raw && purpose::needs_blind_confirmation(self.data) {
-            s.push_str("  WARNING:    this is not text the phone can show you; a raw signature over it can mean anything\n");
+            s.push_str(
+                "  WARNING:    this is not text the phone can show you; a raw signature over it can mean anything\n",
+            );
         }
-        if display::is_text_type(self.media_type) || display::sniff(self.data) == display::Sniffed::Text {
-            if let Some(lines) = display::preview(self.data, 100, 24) {
-                s.push_str("  Preview:\n");
-                for line in lines {
-                    s.push_str(&format!("    | {line}\n"));
-                }
+        if (display::is_text_type(self.media_type) || display::sniff(self.data) == display::Sniffed::Text)
+            && let Some(lines) = display::preview(self.data, 100, 24)
+        {
+            s.push_str("  Preview:\n");
+            for line in lines {
+                s.push_str(&format!("    | {line}\n"));
             }
         }
         s
@@ -151,7 +153,9 @@ impl PhoneUi for TerminalUi {
 
     fn name_new_computer(&mut self, computer_id: &str, origin: &str) -> CliResult<Option<String>> {
         println!("{}", new_computer_warning(computer_id, origin));
-        let name = self.prompter.text("Name this computer to continue (for example \"my laptop\"), or press Enter to stop: ")?;
+        let name = self
+            .prompter
+            .text("Name this computer to continue (for example \"my laptop\"), or press Enter to stop: ")?;
         Ok(Some(name).filter(|n| !n.trim().is_empty()))
     }
 

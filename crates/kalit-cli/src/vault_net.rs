@@ -7,12 +7,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::statement::{self, Statement};
 use kalit_core::x509;
-use kalit_proto::namespace::{ATTACH, CANCEL_DETACH, DETACH};
 use kalit_proto::ErrorCode;
+use kalit_proto::namespace::{ATTACH, CANCEL_DETACH, DETACH};
 use kalit_proto::ra::{IssueRequest, IssueResponse};
 use kalit_proto::relay::{
-    CertProof, DetachResponse, DeviceApproval, DeviceList, DeviceRequest, NonceResponse, RegisterOutcome, RegisterRequest, RegisterResponse,
-    RelayIdentity, WELL_KNOWN_PATH,
+    CertProof, DetachResponse, DeviceApproval, DeviceList, DeviceRequest, NonceResponse, RegisterOutcome,
+    RegisterRequest, RegisterResponse, RelayIdentity, WELL_KNOWN_PATH,
 };
 use kalit_vault::{DeviceRecord, Vault};
 
@@ -110,13 +110,7 @@ fn proof(sig: &[u8], chain: &[Vec<u8>]) -> CertProof {
 }
 
 /// `kalit vault register KEY --relay URL --login LOGIN [--proof-key KEY2] [--device-name NAME]`.
-pub fn register(
-    dir: &Path,
-    key: &str,
-    relay: &str,
-    login: &str,
-    device_name: Option<&str>,
-) -> CliResult {
+pub fn register(dir: &Path, key: &str, relay: &str, login: &str, device_name: Option<&str>) -> CliResult {
     let client = Client::new(relay, "relay")?;
     let vault = Vault::open(dir)?;
     // Reach the relay before asking for the PIN.
@@ -174,7 +168,10 @@ pub fn register_with(
             let target = format!("{fp}/{}", statement::key_id(&device_key));
             let st = Statement::device_request(&ident.relay_id, &nonce, &login, &a.device_id, ATTACH, &target);
             println!("[registration 13] This phone's registration {} approves the new certificate", a.device_id);
-            Some(DeviceApproval { device_id: a.device_id.clone(), signature: B64.encode(u.sign_as_device(&a.device_id, &st)?) })
+            Some(DeviceApproval {
+                device_id: a.device_id.clone(),
+                signature: B64.encode(u.sign_as_device(&a.device_id, &st)?),
+            })
         }
     };
     println!(
@@ -355,10 +352,14 @@ pub fn detach(dir: &Path, relay: &str, cert: &str, cancel: bool, login: Option<&
     let me = pick_device(&vault, &client, login)?;
     let cert = cert.to_ascii_lowercase();
     if cert.len() != 64 || !cert.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(CliError::new(ErrorCode::Usage, "give the certificate's SHA-256 fingerprint (64 hex characters, as kalit vault devices --json shows)"));
+        return Err(CliError::new(
+            ErrorCode::Usage,
+            "give the certificate's SHA-256 fingerprint (64 hex characters, as kalit vault devices --json shows)",
+        ));
     }
     let u = unlock(&vault, &mut Prompter::new())?;
-    let (action, path) = if cancel { (CANCEL_DETACH, "/v1/certificates/cancel-detach") } else { (DETACH, "/v1/certificates/detach") };
+    let (action, path) =
+        if cancel { (CANCEL_DETACH, "/v1/certificates/cancel-detach") } else { (DETACH, "/v1/certificates/detach") };
     let r: DetachResponse = client.post(path, Some(&device_request(&u, &client, &me, action, &cert)?))?;
     match r.effective_at {
         Some(at) => {
@@ -366,7 +367,10 @@ pub fn detach(dir: &Path, relay: &str, cert: &str, cancel: bool, login: Option<&
                 .ok()
                 .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
                 .unwrap_or_default();
-            println!("The certificate {cert} leaves {} at {when}, with all its devices, unless one of them cancels.", me.login);
+            println!(
+                "The certificate {cert} leaves {} at {when}, with all its devices, unless one of them cancels.",
+                me.login
+            );
         }
         None => println!("The detachment of {cert} from {} is cancelled.", me.login),
     }

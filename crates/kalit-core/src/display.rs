@@ -61,17 +61,26 @@ pub fn field(s: &str, max: usize) -> String {
     format!("{kept}… [{} more characters not shown]", total - max)
 }
 
-/// Text for a terminal from any party: like [`escape`], but line feeds stay line feeds (each line is
-/// still cleaned, so no escape sequence survives).
+/// Text for a terminal from any party (error messages): control, format and bidi characters escaped as
+/// in [`escape`], but line feeds stay line feeds and a backslash stays itself (a message may already
+/// hold escaped text; nothing here can drive the terminal either way).
 pub fn terminal_text(s: &str) -> String {
-    s.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\n' || c == '\\' {
+            out.push(c);
+        } else {
+            push_escaped(&mut out, c);
+        }
+    }
+    out
 }
 
 /// Checks a media type: `type/subtype` with RFC 6838 restricted names (letters, digits and
 /// `!#$&-^_.+`, starting with a letter or digit, at most 127 characters each), no parameters.
 /// Returns it lower-cased.
 pub fn media_type(s: &str) -> Result<String, CoreError> {
-    let bad = || CoreError::InvalidInput(format!("the media type {:?} is not a type/subtype token", field(s, 80)));
+    let bad = || CoreError::InvalidInput(format!("the media type \"{}\" is not a type/subtype token", field(s, 80)));
     let (t, sub) = s.split_once('/').ok_or_else(bad)?;
     let name_ok = |n: &str| {
         !n.is_empty()
@@ -89,7 +98,7 @@ pub fn media_type(s: &str) -> Result<String, CoreError> {
 /// bracketed IPv6 address) and an optional port; nothing else. Returns it as given when it is already in
 /// that canonical form.
 pub fn origin(s: &str) -> Result<String, CoreError> {
-    let bad = || CoreError::InvalidInput(format!("{:?} is not a web origin", field(s, 80)));
+    let bad = || CoreError::InvalidInput(format!("\"{}\" is not a web origin", field(s, 80)));
     if s.len() > 255 {
         return Err(bad());
     }
@@ -296,7 +305,7 @@ mod tests {
         assert_eq!(escape("zero\u{200b}width"), "zero\\u{200b}width");
         assert_eq!(escape("c:\\u{41}"), "c:\\\\u{41}", "a literal escape cannot pass for an escaped character");
         assert_eq!(escape("Toshkent — Тошкент"), "Toshkent — Тошкент");
-        assert_eq!(terminal_text("line 1\n\x1b[31mline 2"), "line 1\n\\u{1b}[31mline 2");
+        assert_eq!(terminal_text("line 1\n\x1b[31mline 2 \\u{1b}"), "line 1\n\\u{1b}[31mline 2 \\u{1b}");
     }
 
     #[test]
@@ -309,7 +318,9 @@ mod tests {
     fn media_types_and_origins() {
         assert_eq!(media_type("Text/Plain").unwrap(), "text/plain");
         assert!(media_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document").is_ok());
-        for bad in ["text", "text/plain\nX: y", "text/plain; charset=utf-8", "/x", "text/", "te xt/plain", "text/\x1b[2J"] {
+        for bad in
+            ["text", "text/plain\nX: y", "text/plain; charset=utf-8", "/x", "text/", "te xt/plain", "text/\x1b[2J"]
+        {
             assert!(media_type(bad).is_err(), "{bad:?}");
         }
         for good in ["https://my.gov.uz", "http://127.0.0.1:8080", "https://[::1]:443", "https://a-b.example"] {

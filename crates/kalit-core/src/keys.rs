@@ -278,8 +278,10 @@ mod tests {
     /// RFC 8032 section 7.3, the Ed25519ph test vector (message "abc", empty context).
     #[test]
     fn ed25519ph_rfc8032_vector() {
-        let seed: [u8; 32] =
-            hex::decode("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42").unwrap().try_into().unwrap();
+        let seed: [u8; 32] = hex::decode("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let public = hex::decode("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf").unwrap();
         let expected = "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
                         31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406";

@@ -108,11 +108,19 @@ fn der_structure(data: &[u8]) -> Option<&'static str> {
         if tags.iter().all(|t| *t == 0x30) { "a set of CMS signed attributes" } else { "an ASN.1 SET" }
     } else if tags.starts_with(&[0x02, 0x30, 0x30, 0xa0]) || tags == [0x02, 0x30, 0x30] {
         "a certificate request body (CertificationRequestInfo)"
-    } else if tags.starts_with(&[0xa0, 0x02, 0x30, 0x30, 0x30, 0x30, 0x30]) || tags.starts_with(&[0x02, 0x30, 0x30, 0x30, 0x30, 0x30]) {
+    } else if tags.starts_with(&[0xa0, 0x02, 0x30, 0x30, 0x30, 0x30, 0x30])
+        || tags.starts_with(&[0x02, 0x30, 0x30, 0x30, 0x30, 0x30])
+    {
         "a certificate body (TBSCertificate)"
-    } else if tags.starts_with(&[0x02, 0x30, 0x30, 0x17]) || tags.starts_with(&[0x02, 0x30, 0x30, 0x18]) || tags.starts_with(&[0x30, 0x30, 0x17]) {
+    } else if tags.starts_with(&[0x02, 0x30, 0x30, 0x17])
+        || tags.starts_with(&[0x02, 0x30, 0x30, 0x18])
+        || tags.starts_with(&[0x30, 0x30, 0x17])
+    {
         "a certificate revocation list body (TBSCertList)"
-    } else if tags.first() == Some(&0x30) && tags.len() <= 2 && kids.first().is_some_and(|k| children(k.1).is_some_and(|c| c.iter().any(|x| x.0 == 0x30))) {
+    } else if tags.first() == Some(&0x30)
+        && tags.len() <= 2
+        && kids.first().is_some_and(|k| children(k.1).is_some_and(|c| c.iter().any(|x| x.0 == 0x30)))
+    {
         "an OCSP request, a timestamp request or a similar signed structure"
     } else {
         "an ASN.1 DER structure"

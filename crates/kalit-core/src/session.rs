@@ -115,8 +115,9 @@ impl ComputerKey {
 
     /// The key from its 32 private bytes.
     pub fn from_private(private: &SecretBytes) -> Result<ComputerKey, CoreError> {
-        let k = aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, private.expose_secret())
-            .map_err(|_| CoreError::Corrupt("not an X25519 private key".into()))?;
+        let k =
+            aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, private.expose_secret())
+                .map_err(|_| CoreError::Corrupt("not an X25519 private key".into()))?;
         let public = k.compute_public_key().map_err(|_| CoreError::Crypto("X25519"))?;
         let public: [u8; 32] = public.as_ref().try_into().map_err(|_| CoreError::Crypto("X25519"))?;
         Ok(ComputerKey { private: SecretBytes::from_slice(private.expose_secret()), public })

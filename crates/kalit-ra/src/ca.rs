@@ -133,11 +133,10 @@ pub fn init(
     let root_params = ca_params(&root_subject, Some(u8::from(two_tier)), 20)?;
     let root_cert = root_params.self_signed(&root_key).map_err(RaError::internal)?.der().to_vec();
     let root_b64 = B64.encode(&root_cert);
-    let root =
-        SealedCa {
-            key: seal::seal(&kek, &aad("root", name, validity_days, &root_b64), root_key_der.expose_secret())?,
-            cert: root_b64,
-        };
+    let root = SealedCa {
+        key: seal::seal(&kek, &aad("root", name, validity_days, &root_b64), root_key_der.expose_secret())?,
+        cert: root_b64,
+    };
     let mut chain = vec![root_cert.clone()];
     let issuing = if two_tier {
         let k_der = keys::generate(alg)?;
@@ -147,7 +146,10 @@ pub fn init(
         let cert = params.signed_by(&k, &root_issuer).map_err(RaError::internal)?.der().to_vec();
         let b64 = B64.encode(&cert);
         chain.insert(0, cert);
-        Some(SealedCa { key: seal::seal(&kek, &aad("issuing", name, validity_days, &b64), k_der.expose_secret())?, cert: b64 })
+        Some(SealedCa {
+            key: seal::seal(&kek, &aad("issuing", name, validity_days, &b64), k_der.expose_secret())?,
+            cert: b64,
+        })
     } else {
         None
     };

@@ -67,7 +67,13 @@ impl RaStore {
             .into_iter()
             .zip(1..)
             .map(|((sql, name), version)| {
-                Migration::new(version, Cow::Borrowed(name), MigrationType::Simple, AssertSqlSafe(sql).into_sql_str(), false)
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    AssertSqlSafe(sql).into_sql_str(),
+                    false,
+                )
             })
             .collect();
         Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }

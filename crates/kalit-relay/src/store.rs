@@ -394,7 +394,13 @@ impl Store {
     }
 
     /// Cancels a pending detachment; false when none was pending.
-    pub async fn cancel_detach(&self, login: &str, fingerprint: &str, by: &str, now_ms: i64) -> Result<bool, ServiceError> {
+    pub async fn cancel_detach(
+        &self,
+        login: &str,
+        fingerprint: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<bool, ServiceError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let r = sqlx::query("DELETE FROM detachments WHERE login = $1 AND fingerprint = $2")
             .bind(login)

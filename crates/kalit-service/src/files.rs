@@ -72,3 +72,46 @@ pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     f.write_all(&buf)?;
     f.sync_data()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A symlink planted where the file will be (in a shared directory) is replaced, not followed: the
+    /// file it points to is untouched, and the new file is the owner's only.
+    #[test]
+    fn a_planted_symlink_captures_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, b"untouched").unwrap();
+        let out = d.path().join("export.pfx");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        atomic_write(&out, b"secret bytes").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&out).unwrap(), b"secret bytes");
+        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        // No temporary file is left, and each write uses a new random temporary name (two writes in a
+        // row both succeed even though the first one's name was visible while it ran).
+        atomic_write_mode(&out, b"again", 0o644).unwrap();
+        let left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn private_dirs_and_files() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("data");
+        private_dir(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let f = dir.join("relay.db");
+        fs::write(&f, b"x").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        private_file(&f).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&f).unwrap(), b"x", "an existing database is kept");
+    }
+}

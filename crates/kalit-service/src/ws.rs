@@ -101,8 +101,9 @@ pub async fn connect_from(url: &str, source: Option<std::net::IpAddr>) -> Result
     let fut = async {
         match (source.filter(|s| s.is_loopback()), target) {
             (Some(src), Some(dst)) if src.is_ipv4() == dst.is_ipv4() => {
-                let sock = if dst.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
-                    .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+                let sock =
+                    if dst.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+                        .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
                 sock.bind(std::net::SocketAddr::new(src, 0)).map_err(tokio_tungstenite::tungstenite::Error::Io)?;
                 let stream = sock.connect(dst).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
                 tokio_tungstenite::client_async_tls_with_config(url, stream, Some(cfg), connector).await

@@ -42,9 +42,7 @@ struct ComputersFile {
 /// Checks a computer name: 1 to 40 characters, none of them control, format or bidi characters.
 pub fn check_computer_name(name: &str) -> Result<String, VaultError> {
     let n = name.trim();
-    if n.is_empty()
-        || n.chars().count() > MAX_COMPUTER_NAME
-        || n.chars().any(kalit_core::display::is_hidden_or_control)
+    if n.is_empty() || n.chars().count() > MAX_COMPUTER_NAME || n.chars().any(kalit_core::display::is_hidden_or_control)
     {
         return Err(VaultError::Core(kalit_core::CoreError::InvalidInput(format!(
             "a computer's name is 1 to {MAX_COMPUTER_NAME} visible characters"

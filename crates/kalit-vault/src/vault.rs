@@ -573,10 +573,9 @@ impl<'v> Unlocked<'v> {
             return Ok(vec![]);
         }
         let ok = match &k.file.certificates_seal {
-            Some(seal) => self
-                .wrap
-                .unwrap(&storage::certificates_aad(&k.file.header, &k.file.certificates), seal)?
-                .is_some(),
+            Some(seal) => {
+                self.wrap.unwrap(&storage::certificates_aad(&k.file.header, &k.file.certificates), seal)?.is_some()
+            }
             None => false,
         };
         if !ok {

@@ -556,3 +556,64 @@ fn statements_only_in_their_namespaces_and_device_keys_sealed() {
     u.forget_device(&device_id).unwrap();
     assert!(v.devices().unwrap().is_empty());
 }
+
+/// Issue 9: a document is never a Kalit statement or (raw) a structure whose signature means something
+/// elsewhere, whatever the front end; raw bytes that cannot be shown need their own confirmation.
+#[test]
+fn documents_that_are_statements_or_der_structures_are_refused() {
+    use kalit_core::statement::Statement;
+    let (_d, _dir, v) = new_vault(10);
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::Ed25519, "k", false).unwrap();
+    drop(u);
+    certify(&v, "k");
+    let u = v.unlock(&pin("123456")).unwrap();
+    let reg = Statement::register("relay", &[1; 32], "alice", &[2; 32], "fp");
+    for format in [SignFormat::Raw, SignFormat::Cms] {
+        let doc = DocumentToSign { format, blind_confirmed: true, ..raw(reg.as_bytes()) };
+        assert_eq!(code(u.sign("k", &doc)), ErrorCode::RefusedByPolicy, "{format:?}");
+    }
+    // The body of this key's own certificate request and certificate, signed raw: refused.
+    let csr = u.csr("k", "CN=Mallory").unwrap();
+    let der = pem::parse(&csr).unwrap().contents().to_vec();
+    let (_, content, _) = kalit_core::der::read_tlv(&der).unwrap();
+    let (_, _, rest) = kalit_core::der::read_tlv(content).unwrap();
+    let cri = &content[..content.len() - rest.len()];
+    let doc = DocumentToSign { blind_confirmed: true, ..raw(cri) };
+    assert_eq!(code(u.sign("k", &doc)), ErrorCode::RefusedByPolicy);
+    // Binary bytes signed raw: only with the separate confirmation.
+    assert_eq!(code(u.sign("k", &raw(&[0, 1, 2, 0xff]))), ErrorCode::RefusedByPolicy);
+    u.sign("k", &DocumentToSign { blind_confirmed: true, ..raw(&[0, 1, 2, 0xff]) }).unwrap();
+    u.sign("k", &raw(b"plain text needs no extra step")).unwrap();
+    assert_eq!(v.history().unwrap().len(), 2, "nothing refused was recorded");
+}
+
+/// The certificates stored with a key are sealed with it: swapping the chain (or stripping the seal)
+/// outside Kalit makes every use of the chain fail instead of signing under a chain someone else chose.
+#[test]
+fn certificates_in_a_key_file_are_authenticated() {
+    let (_d, dir, v) = new_vault(10);
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::P256, "k", false).unwrap();
+    drop(u);
+    certify(&v, "k");
+    let cms = |v: &Vault| {
+        let u = v.unlock(&pin("123456")).unwrap();
+        u.sign("k", &DocumentToSign { format: SignFormat::Cms, ..raw(b"doc") }).map(|_| ())
+    };
+    cms(&v).unwrap();
+    let key_file = fs::read_dir(dir.join("keys")).unwrap().next().unwrap().unwrap().path();
+    let original = fs::read(&key_file).unwrap();
+    let mut j: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    // Drop the CA certificate from the chain.
+    j["certificates"].as_array_mut().unwrap().truncate(1);
+    fs::write(&key_file, serde_json::to_vec(&j).unwrap()).unwrap();
+    assert_eq!(code(cms(&v)), ErrorCode::Corrupt);
+    // Strip the seal instead.
+    let mut j: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    j.as_object_mut().unwrap().remove("certificates_seal");
+    fs::write(&key_file, serde_json::to_vec(&j).unwrap()).unwrap();
+    assert_eq!(code(cms(&v)), ErrorCode::Corrupt);
+    fs::write(&key_file, &original).unwrap();
+    cms(&v).unwrap();
+}

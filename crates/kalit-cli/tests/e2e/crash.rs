@@ -32,8 +32,14 @@ fn check_whole(dir: &std::path::Path, pins: [&str; 2]) -> (String, Vec<String>) 
     for p in pins {
         if let Ok(u) = v.unlock(&SecretString::new(p.into())) {
             for k in &keys {
-                let doc =
-                    DocumentToSign { name: "check", data: b"check", format: SignFormat::Raw, pss: false, origin: None, blind_confirmed: false };
+                let doc = DocumentToSign {
+                    name: "check",
+                    data: b"check",
+                    format: SignFormat::Raw,
+                    pss: false,
+                    origin: None,
+                    blind_confirmed: false,
+                };
                 u.sign(&k.label, &doc).unwrap_or_else(|e| panic!("key {} unusable after a crash: {e}", k.label));
             }
             working = Some(p.to_string());

@@ -166,21 +166,8 @@ fn enrol_register_second_phone_and_restart_on_each_backend() {
         let pfx = root.join(format!("a{i}.pfx"));
         a.run(&["export", "main", "--out", s(&pfx)], &[PIN, "pfx-pass-1", "pfx-pass-1"]).ok();
         b.run(&["import", s(&pfx), "--label", "from-a"], &["pfx-pass-1", PIN]).ok();
-        let r = b
-            .run(
-                &[
-                    "register",
-                    "from-a",
-                    "--relay",
-                    &rl.url,
-                    "--login",
-                    "aziza",
-                    "--device-name",
-                    "B",
-                ],
-                &[PIN],
-            )
-            .ok();
+        let r =
+            b.run(&["register", "from-a", "--relay", &rl.url, "--login", "aziza", "--device-name", "B"], &[PIN]).ok();
         assert!(r.stdout.contains("added this phone"), "{backend}: {}", r.stdout);
 
         let r = b.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok();
@@ -292,6 +279,15 @@ fn the_phone_refuses_a_certificate_for_another_key_and_broken_services() {
     // Plain HTTP to a non-loopback host is refused before anything is sent.
     v.run(&["register", "k", "--relay", "http://relay.example", "--login", "victim"], &[])
         .fails(7, "refused_by_policy");
+    // An RA whose error message carries terminal escapes (OSC title, clipboard, screen clear) and a bidi
+    // override: shown escaped, never interpreted.
+    let hostile = serde_json::json!({"error": {"code": "invalid_input",
+        "message": "bad\u{1b}]0;pwned\u{7}\u{1b}]52;c;cGF5bG9hZA==\u{7}\u{1b}[2J\u{202e}txt.exe"}})
+    .to_string();
+    let evil_ra = fake_server("400 Bad Request", hostile);
+    let r = v.run(&["enrol", "k", "--ra", &evil_ra, "--code", "AAAA-BBBB"], &[PIN]).fails(8, "invalid_input");
+    assert!(!r.stderr.contains('\x1b') && !r.stderr.contains('\u{202e}'), "{:?}", r.stderr);
+    assert!(r.stderr.contains("\\u{1b}]0;pwned"), "{:?}", r.stderr);
 }
 
 #[test]

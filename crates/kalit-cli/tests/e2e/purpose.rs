@@ -107,7 +107,9 @@ fn documents_that_are_statements_or_signed_structures_are_refused_everywhere() {
     assert_eq!(r["error"]["code"], "refused_by_policy", "{r}");
     let mallory = crate::common::V::init(st.root.path(), "mallory", 10);
     mallory.generate("ed25519", "own");
-    mallory.run(&["enrol", "own", "--ra", &st.ra_url, "--code", &code_for_mallory, "--ca", s(&st.ra.ca())], &[PIN]).ok();
+    mallory
+        .run(&["enrol", "own", "--ra", &st.ra_url, "--code", &code_for_mallory, "--ca", s(&st.ra.ca())], &[PIN])
+        .ok();
 
     // Databases and data directories are the owner's only.
     assert_eq!(mode(&st.ra.dir), 0o700);
@@ -131,7 +133,7 @@ struct HostileAgent {
 
 impl HostileAgent {
     fn new(relay: &str) -> HostileAgent {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let id: serde_json::Value =
             reqwest::blocking::get(format!("{relay}/.well-known/kalit-relay")).unwrap().json().unwrap();
         HostileAgent {
@@ -153,7 +155,10 @@ impl HostileAgent {
         let (qr, secrets) = Qr::for_computer(&self.key, &self.relay, &self.relay_id, origin, 120, now).unwrap();
         let url = ws_url(&self.relay, &format!("/v1/tunnel/{}/wait?ttl=120", secrets.tunnel_id().unwrap())).unwrap();
         let mut ws = self.rt.block_on(connect_from(&url, Some("127.0.0.2".parse().unwrap()))).unwrap();
-        assert!(matches!(self.rt.block_on(next_incoming(&mut ws)).unwrap(), Incoming::Event(TunnelEvent::Ready { .. })));
+        assert!(matches!(
+            self.rt.block_on(next_incoming(&mut ws)).unwrap(),
+            Incoming::Event(TunnelEvent::Ready { .. })
+        ));
         let text = qr.text().to_string();
         let task = self.rt.spawn(async move {
             let mut answers = vec![];
@@ -180,6 +185,13 @@ impl HostileAgent {
     }
 }
 
+/// `kalit vault pair QR` with exactly these answers (no name added for a new computer).
+fn pair_exact(v: &crate::common::V, qr: &str, answers: &[&str]) -> std::process::Child {
+    let mut child = crate::common::kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", qr]).spawn().unwrap();
+    crate::common::feed(&mut child, answers);
+    child
+}
+
 fn request(id: u32, origin: &str, name: &str, media_type: &str, data: &[u8], format: DocFormat) -> ChannelMessage {
     ChannelMessage::SignRequest {
         id,
@@ -201,7 +213,7 @@ fn an_attackers_computer_is_named_first_and_cannot_draw_on_the_phone() {
 
     // 1. A computer never seen: the full warning, a name asked before the PIN; no name, nothing happens.
     let (qr, task) = evil.session(claimed, vec![]);
-    let (code, out, err) = finish(pair(&v, &qr, &[""]));
+    let (code, out, err) = finish(pair_exact(&v, &qr, &[""]));
     assert_eq!(code, 10, "{out}{err}");
     assert!(out.contains("A COMPUTER THIS PHONE HAS NEVER SEEN"), "{out}");
     assert!(out.contains("Is this the computer in front of you?"), "{out}");
@@ -214,14 +226,22 @@ fn an_attackers_computer_is_named_first_and_cannot_draw_on_the_phone() {
     let hidden = format!("I agree to pay 100 som.{}and also to sell my house.\n\x1b]0;evil\x07\x1b[2J", " ".repeat(70));
     let script = vec![
         (
-            request(1, claimed, "invoice\u{202e}fdp.exe\n\x1b[1A\x1b[2KSigned by the bank", "text/plain", hidden.as_bytes(), DocFormat::Cms),
+            request(
+                1,
+                claimed,
+                "invoice\u{202e}fdp.exe\n\x1b[1A\x1b[2KSigned by the bank",
+                "text/plain",
+                hidden.as_bytes(),
+                DocFormat::Cms,
+            ),
             true,
         ),
         (request(2, claimed, "x.txt", "text/plain\n  Preview:\n    | all good\x1b[0m", b"swap", DocFormat::Cms), true),
     ];
     let (qr, task) = evil.session(claimed, script);
-    let (code, out, err) = finish(pair(&v, &qr, &["my laptop", PIN, "y", PIN]));
+    let (code, out, err) = finish(pair_exact(&v, &qr, &["my laptop", PIN, "y", PIN]));
     let answers = evil.rt.block_on(task).unwrap();
+    println!("PHONE SCREEN:\n{out}\n{err}");
     assert_eq!(code, 8, "the bad media type ends the session: {out}{err}");
     assert!(!out.contains('\x1b') && !err.contains('\x1b'), "no escape sequence reaches the terminal: {out:?}");
     assert!(!out.contains('\u{202e}') && !err.contains('\u{202e}'), "no bidi override reaches the terminal");
@@ -232,7 +252,10 @@ fn an_attackers_computer_is_named_first_and_cannot_draw_on_the_phone() {
     assert!(out.contains("as the computer says"), "{out}");
     assert!(!out.contains("all good"), "the fake preview in the media type is never drawn: {out}");
     assert!(matches!(answers.get(1), Some(ChannelMessage::SignResponse { status: SignStatus::Approved, .. })));
-    assert!(matches!(answers.get(2), Some(ChannelMessage::Bye { code: Some(kalit_proto::ErrorCode::InvalidInput), .. })));
+    assert!(matches!(
+        answers.get(2),
+        Some(ChannelMessage::Bye { code: Some(kalit_proto::ErrorCode::InvalidInput), .. })
+    ));
 
     // 3. The same computer again: known by its name and count; its bye reason cannot draw either.
     let bye = ChannelMessage::Bye { reason: "done\x1b]52;c;cGF5bG9hZA==\x07\n\x1b[2J".into(), code: None };
