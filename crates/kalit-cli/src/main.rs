@@ -259,7 +259,9 @@ enum VaultCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a device (this phone or another of the same login) from a relay (asks the PIN).
+    /// Remove a device (this phone or another of the same login) from a relay (asks the PIN). A device that
+    /// registered with another certificate goes only with that certificate's proof (--proof-key), or by
+    /// detaching that certificate (kalit vault detach).
     Unregister {
         #[arg(long)]
         relay: String,
@@ -267,6 +269,9 @@ enum VaultCommand {
         device: String,
         #[arg(long)]
         login: Option<String>,
+        /// A key in this vault whose certificate the removed device registered with: it signs the removal.
+        #[arg(long, value_name = "KEY")]
+        proof_key: Option<String>,
     },
     /// Detach a certificate from your login at a relay, with all its devices, after a cooling-off period
     /// (72 hours by default) that every device of the login sees in `kalit vault devices`; a device of that

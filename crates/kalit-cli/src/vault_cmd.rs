@@ -323,8 +323,8 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             crate::vault_net::register(dir, &key, &relay, &login, device_name.as_deref())
         }
         VaultCommand::Devices { relay, login, json } => crate::vault_net::devices(dir, &relay, login.as_deref(), json),
-        VaultCommand::Unregister { relay, device, login } => {
-            crate::vault_net::unregister(dir, &relay, &device, login.as_deref())
+        VaultCommand::Unregister { relay, device, login, proof_key } => {
+            crate::vault_net::unregister(dir, &relay, &device, login.as_deref(), proof_key.as_deref())
         }
         VaultCommand::Detach { cert, relay, cancel, login } => {
             crate::vault_net::detach(dir, &relay, &cert, cancel, login.as_deref())

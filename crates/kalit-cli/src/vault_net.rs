@@ -377,8 +377,8 @@ pub fn detach(dir: &Path, relay: &str, cert: &str, cancel: bool, login: Option<&
     Ok(())
 }
 
-/// `kalit vault unregister --relay URL DEVICE [--login L]`.
-pub fn unregister(dir: &Path, relay: &str, device: &str, login: Option<&str>) -> CliResult {
+/// `kalit vault unregister --relay URL DEVICE [--login L] [--proof-key KEY]`.
+pub fn unregister(dir: &Path, relay: &str, device: &str, login: Option<&str>, proof_key: Option<&str>) -> CliResult {
     let client = Client::new(relay, "relay")?;
     let vault = Vault::open(dir)?;
     let me = pick_device(&vault, &client, login)?;
@@ -404,11 +404,21 @@ pub fn unregister(dir: &Path, relay: &str, device: &str, login: Option<&str>) ->
             }
         }
     };
-    let _: serde_json::Value =
-        client.post("/v1/devices/remove", Some(&device_request(&u, &client, &me, "remove", &target)?))?;
+    let mut req = device_request(&u, &client, &me, "remove", &target)?;
+    if let Some(k) = proof_key {
+        // The certificate of the device being removed agrees, over this request's nonce.
+        let nonce = statement::b64("nonce", &req.nonce, 32)?;
+        let st = Statement::device_removal(&me.relay_id, &nonce, &me.login, &me.device_id, &target);
+        let (sig, chain) = u.sign_statement(k, &st)?;
+        req.proof = Some(proof(&sig, &chain));
+    }
+    let _: serde_json::Value = client.post("/v1/devices/remove", Some(&req))?;
     if target == me.device_id {
         u.forget_device(&me.device_id)?;
         println!("Removed this phone ({target}) from {} at {}.", me.login, client.base());
+    } else if vault.devices()?.iter().any(|d| d.device_id == target) {
+        u.forget_device(&target)?;
+        println!("Removed this phone's registration {target} from {} at {}.", me.login, client.base());
     } else {
         println!("Removed device {target} from {}.", me.login);
     }

@@ -196,6 +196,23 @@ fn enrol_register_second_phone_and_restart_on_each_backend() {
         c.run(&["register", "from-a", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
         let r = c.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
         assert!(r.stdout.contains("approves the new certificate"), "{backend}: {}", r.stdout);
+        // Removing the device of Cavid's certificate from the registration of Aziza's needs the proof of
+        // Cavid's certificate.
+        let list = c.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok().stdout;
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        let cavid = list["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["cert_subject"].as_str().unwrap().contains("Cavid"))
+            .unwrap()["device_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.run(&["unregister", "--relay", &rl.url, &cavid], &[PIN]).fails(7, "refused_by_policy");
+        c.run(&["unregister", "--relay", &rl.url, &cavid, "--proof-key", "main"], &[PIN]).ok();
+        let list = c.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok().stdout;
+        assert!(!list.contains(&cavid), "{backend}: {list}");
     }
 }
 

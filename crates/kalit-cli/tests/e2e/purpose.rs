@@ -57,8 +57,15 @@ fn documents_that_are_statements_or_signed_structures_are_refused_everywhere() {
     )
     .unwrap()
     .to_be_signed();
-    let cases: [(&str, &[u8]); 4] =
-        [("statement", stmt.as_bytes()), ("cri", &cri), ("tbs-cert", &tbs_cert), ("signed-attrs", &attrs)];
+    // The statement the attack of issue 9 used (the retired login-proof layout) is refused by its prefix.
+    let login_proof = b"kalit/v1/login-proof\0\0\0\0\x08relay-id".to_vec();
+    let cases: [(&str, &[u8]); 5] = [
+        ("statement", stmt.as_bytes()),
+        ("login-proof", &login_proof),
+        ("cri", &cri),
+        ("tbs-cert", &tbs_cert),
+        ("signed-attrs", &attrs),
+    ];
 
     // Through the command line: refused before any question, in raw; the statement in CMS too.
     for (name, bytes) in cases {
@@ -210,6 +217,13 @@ fn an_attackers_computer_is_named_first_and_cannot_draw_on_the_phone() {
     let v = st.phone("phone", "p-256", "ali");
     let evil = HostileAgent::new(&st.relay_url);
     let claimed = "https://my.gov.example";
+
+    // 0. A QR whose origin is not an origin (here with a screen-clearing escape) is refused outright.
+    let (qr, task) = evil.session("https://my.gov.example\x1b[2J", vec![]);
+    let (code, out, err) = finish(pair_exact(&v, &qr, &["my laptop", PIN]));
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(!out.contains('\x1b') && !err.contains('\x1b') && err.contains("is not a web origin"), "{err:?}");
+    task.abort();
 
     // 1. A computer never seen: the full warning, a name asked before the PIN; no name, nothing happens.
     let (qr, task) = evil.session(claimed, vec![]);
