@@ -53,7 +53,6 @@ type Reply = oneshot::Sender<Result<SignDocResponse, ServiceError>>;
 #[derive(Debug)]
 enum Command {
     Sign(Doc, Reply),
-    End,
 }
 
 #[derive(Debug)]
@@ -82,7 +81,21 @@ pub struct Session {
     pub expires_at: u64,
     shared: Mutex<Shared>,
     cmd: mpsc::Sender<Command>,
+    /// Set (and notified) when the page ends the session: the task sees it even while it waits for the
+    /// phone, and a notification is never lost (a permit is kept until the task waits).
+    ending: tokio::sync::Notify,
+    ended: AtomicBool,
     signing: AtomicBool,
+}
+
+/// Clears the session's `signing` flag when the sign request ends in any way, including when the page
+/// disconnects and its request future is dropped mid-await.
+struct SigningGuard<'a>(&'a AtomicBool);
+
+impl Drop for SigningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Session {
@@ -127,9 +140,10 @@ impl Session {
         }
     }
 
-    /// Asks the session to end.
+    /// Asks the session to end (a request waiting at the phone is withdrawn first).
     pub fn end(&self) {
-        let _ = self.cmd.try_send(Command::End);
+        self.ended.store(true, Ordering::SeqCst);
+        self.ending.notify_one();
     }
 
     /// Sends a document to the phone and waits for its checked signature. One at a time per session.
@@ -146,14 +160,14 @@ impl Session {
                 "a signature is already waiting for approval in this session",
             ));
         }
+        let _guard = SigningGuard(&self.signing);
+        // If this future is dropped (the page disconnected), `rx` is dropped with it: the session task
+        // sees its reply channel close and withdraws the request at the phone.
         let (tx, rx) = oneshot::channel();
-        let sent = self.cmd.send(Command::Sign(doc, tx)).await;
-        let r = match sent {
+        match self.cmd.send(Command::Sign(doc, tx)).await {
             Ok(()) => rx.await.unwrap_or_else(|_| Err(ServiceError::new(ErrorCode::Unavailable, "the session ended"))),
             Err(_) => Err(ServiceError::new(ErrorCode::Expired, "the session ended")),
-        };
-        self.signing.store(false, Ordering::SeqCst);
-        r
+        }
     }
 }
 
@@ -234,6 +248,8 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
             closed_at: None,
         }),
         cmd: tx,
+        ending: tokio::sync::Notify::new(),
+        ended: AtomicBool::new(false),
         signing: AtomicBool::new(false),
     });
     st.sessions.lock().insert(id, session.clone());
@@ -284,8 +300,9 @@ async fn run(
                 Some(Command::Sign(_, reply)) => {
                     let _ = reply.send(Err(ServiceError::new(ErrorCode::Expired, "no phone connected yet")));
                 }
-                Some(Command::End) | None => return Ok(()),
+                None => return Ok(()),
             },
+            () = sess.ending.notified() => return Ok(()),
             () = sleep_until(deadline) => {
                 return Err(ServiceError::new(ErrorCode::Expired, "no phone scanned the QR before it expired"));
             }
@@ -324,14 +341,30 @@ async fn run(
     if st.print_qr {
         println!("Phone of {login} connected. Check that it shows the code {}", ch.sas());
     }
-    // 3. Sign requests, one at a time.
+    // 3. Sign requests, one at a time. Requests the page withdrew stay listed: a late answer to one of
+    // them is refused, never delivered.
     let mut next_id = 0u32;
+    let mut withdrawn: Vec<u32> = vec![];
     loop {
+        if sess.ended.load(Ordering::SeqCst) {
+            return end_session(&mut ws, &mut ch).await;
+        }
         tokio::select! {
             c = cmd.recv() => match c {
-                Some(Command::Sign(doc, reply)) => {
+                Some(Command::Sign(doc, mut reply)) => {
                     next_id += 1;
-                    let r = sign_one(st, sess, &mut ws, &mut ch, next_id, doc, &chain, &login).await;
+                    let r = sign_one(st, sess, &mut ws, &mut ch, next_id, doc, &chain, &login, &mut reply).await;
+                    let r = match r {
+                        Outcome::Answer(r) => *r,
+                        Outcome::Withdrawn(why) => {
+                            withdrawn.push(next_id);
+                            let cancel = ChannelMessage::Cancel { id: next_id, reason: why.to_string() };
+                            send_message(&mut ws, &mut ch, &cancel).await?;
+                            tracing::info!(session = %sess.id, request = next_id, "request withdrawn: {why}");
+                            let _ = reply.send(Err(ServiceError::new(ErrorCode::Expired, format!("the request was withdrawn: {why}"))));
+                            continue;
+                        }
+                    };
                     // The phone's answers about one document (declined, refused, a wrong PIN) leave the
                     // session usable; anything else ends it.
                     let fatal = matches!(&r, Err(e) if !matches!(
@@ -351,20 +384,35 @@ async fn run(
                         return Err(err.unwrap_or_else(|| ServiceError::internal("session")));
                     }
                 }
-                Some(Command::End) | None => {
-                    let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason: "the page ended the session".into(), code: None }).await;
-                    let _ = ws.close(None).await;
-                    return Ok(());
-                }
+                None => return end_session(&mut ws, &mut ch).await,
             },
+            () = sess.ending.notified() => return end_session(&mut ws, &mut ch).await,
             m = next_message(&mut ws, &mut ch) => match m? {
                 ChannelMessage::Bye { .. } => {
                     return Err(ServiceError::new(ErrorCode::Declined, "the phone ended the session"));
+                }
+                ChannelMessage::SignResponse { id, .. } if withdrawn.contains(&id) => {
+                    tracing::info!(session = %sess.id, request = id, "an answer to a withdrawn request was refused");
                 }
                 _ => return Err(ServiceError::new(ErrorCode::Channel, "the phone sent a message out of turn")),
             },
         }
     }
+}
+
+async fn end_session(ws: &mut Ws, ch: &mut Channel) -> Result<(), ServiceError> {
+    let bye = ChannelMessage::Bye { reason: "the page ended the session".into(), code: None };
+    let _ = send_message(ws, ch, &bye).await;
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
+/// What became of one sign request.
+enum Outcome {
+    /// The phone answered (or the exchange failed).
+    Answer(Box<Result<SignDocResponse, ServiceError>>),
+    /// The page withdrew it before the phone answered (why, for the phone's screen).
+    Withdrawn(&'static str),
 }
 
 /// Checks the phone's hello: a chain to the agent's anchors (when it has any), and the relay's signed,
@@ -428,7 +476,8 @@ async fn sign_one(
     doc: Doc,
     chain: &[Vec<u8>],
     login: &str,
-) -> Result<SignDocResponse, ServiceError> {
+    reply: &mut Reply,
+) -> Outcome {
     let req = ChannelMessage::SignRequest {
         id,
         origin: sess.origin.clone(),
@@ -438,7 +487,31 @@ async fn sign_one(
         format: doc.format,
         pss: doc.pss,
     };
-    send_message(ws, ch, &req).await?;
+    // The request goes out whole (a half-sent message would break the channel); then, while the phone
+    // decides, the page may end the session or drop its request: either withdraws it.
+    if let Err(e) = send_message(ws, ch, &req).await {
+        return Outcome::Answer(Box::new(Err(e)));
+    }
+    tokio::select! {
+        r = await_answer(st, ws, ch, id, &doc, chain, login) => Outcome::Answer(Box::new(r)),
+        () = reply.closed() => Outcome::Withdrawn("the page stopped waiting"),
+        () = sess.ending.notified() => {
+            // Keep the end for the session loop, which says goodbye after the cancel.
+            sess.ending.notify_one();
+            Outcome::Withdrawn("the page ended the session")
+        }
+    }
+}
+
+async fn await_answer(
+    st: &AgentState,
+    ws: &mut Ws,
+    ch: &mut Channel,
+    id: u32,
+    doc: &Doc,
+    chain: &[Vec<u8>],
+    login: &str,
+) -> Result<SignDocResponse, ServiceError> {
     let answer = timeout(Duration::from_secs(st.approval_timeout_secs), next_message(ws, ch))
         .await
         .map_err(|_| ServiceError::new(ErrorCode::Expired, "the phone did not answer in time"))??;
@@ -469,7 +542,7 @@ async fn sign_one(
     let sig = statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN)
         .map_err(ServiceError::from)?;
     let leaf = &chain[0];
-    let scheme = check_signature(&doc, &sig, leaf)?;
+    let scheme = check_signature(doc, &sig, leaf)?;
     Ok(SignDocResponse {
         format: doc.format,
         signature: B64.encode(&sig),

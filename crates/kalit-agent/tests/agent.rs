@@ -405,3 +405,54 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
     let e = kalit_agent::session::check_hello(&st, &forged, "alice", "d1", now).unwrap_err();
     assert!(e.message.contains("not signed by the relay"), "{}", e.message);
 }
+
+/// The agent refuses a phone whose certificate carries an unknown critical extension, even with the
+/// relay's valid attestation (the chain checker is the standard one).
+#[test]
+fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
+    use kalit_core::keys::{PrivateKey, generate};
+    use kalit_core::statement::{self, Statement};
+    use kalit_proto::relay::{Attestation, SignedAttestation};
+    use kalit_proto::session::ChannelMessage;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
+    let d = tempfile::tempdir().unwrap();
+    let k = |alg| PrivateKey::from_pkcs8(&generate(alg).unwrap()).unwrap();
+    let relay_key = k(kalit_core::KeyAlgorithm::Ed25519);
+    let ca_key = k(kalit_core::KeyAlgorithm::P256);
+    let mut cp = CertificateParams::new(vec![]).unwrap();
+    cp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    cp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca = cp.self_signed(&ca_key).unwrap().der().to_vec();
+    let issuer = Issuer::new(cp, ca_key);
+    let mut st = state(d.path());
+    st.relay_public_key = Arc::new(relay_key.public_key_raw().to_vec());
+    st.anchors = Arc::new(vec![ca.clone()]);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let hello_for = |critical: bool| {
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0x00]);
+        ext.set_criticality(critical);
+        p.custom_extensions.push(ext);
+        let cert = p.signed_by(&k(kalit_core::KeyAlgorithm::P256), &issuer).unwrap().der().to_vec();
+        let a = Attestation {
+            relay_id: "test-relay".into(),
+            login: "alice".into(),
+            cert_fingerprint: statement::cert_fingerprint(&cert),
+            device_id: "d1".into(),
+            device_key: B64.encode([1u8; 32]),
+            issued_at: now,
+            expires_at: now + 600,
+        };
+        let sig = Statement::attestation(&a).sign(&relay_key).unwrap();
+        ChannelMessage::Hello {
+            login: "alice".into(),
+            device_name: "phone".into(),
+            chain: vec![B64.encode(&cert), B64.encode(&ca)],
+            attestation: SignedAttestation { attestation: a, signature: B64.encode(sig) },
+        }
+    };
+    kalit_agent::session::check_hello(&st, &hello_for(false), "alice", "d1", now).unwrap();
+    let e = kalit_agent::session::check_hello(&st, &hello_for(true), "alice", "d1", now).unwrap_err();
+    assert_eq!(e.code, kalit_proto::ErrorCode::UntrustedCertificate, "{}", e.message);
+}

@@ -194,6 +194,8 @@ pub struct PairSummary {
     pub signed: usize,
     /// Requests declined.
     pub declined: usize,
+    /// Requests the computer withdrew before the person answered.
+    pub withdrawn: usize,
 }
 
 /// Reads a QR from a PNG/JPEG photo or screenshot.
@@ -340,8 +342,14 @@ async fn session(
     };
     send_message(&mut ws, &mut ch, &hello).await?;
     let mut summary = PairSummary::default();
+    // Messages read early (while checking whether a request was withdrawn), in order.
+    let mut early: std::collections::VecDeque<ChannelMessage> = std::collections::VecDeque::new();
     loop {
-        let m = match next_message(&mut ws, &mut ch).await {
+        let next = match early.pop_front() {
+            Some(m) => Ok(m),
+            None => next_message(&mut ws, &mut ch).await,
+        };
+        let m = match next {
             Ok(m) => m,
             Err(e) if e.code == ErrorCode::Unavailable && summary.signed + summary.declined > 0 => {
                 ui.show("The session ended.");
@@ -398,7 +406,17 @@ async fn session(
                     continue;
                 }
                 let blind = format == DocFormat::Raw && purpose::needs_blind_confirmation(&data);
-                let answer = if ui.approve(&prompt)? && (!blind || ui.confirm_blind(&prompt)?) {
+                let approved = ui.approve(&prompt)? && (!blind || ui.confirm_blind(&prompt)?);
+                // The person may have answered after the page withdrew the request: look before the PIN.
+                if approved && withdrawn(&mut ws, &mut ch, id, &mut early).await? {
+                    summary.withdrawn += 1;
+                    ui.show(&format!(
+                        "The computer withdrew \"{}\" before you answered; nothing was signed.",
+                        display::field(&name, 60)
+                    ));
+                    continue;
+                }
+                let answer = if approved {
                     let doc = DocumentToSign {
                         name: &name,
                         data: &data,
@@ -442,6 +460,10 @@ async fn session(
                 };
                 send_message(&mut ws, &mut ch, &answer).await?;
             }
+            ChannelMessage::Cancel { id, reason } => {
+                // A request already answered (or never shown) was withdrawn: nothing to do but say so.
+                ui.show(&format!("The computer withdrew request {id}: {}", display::field(&reason, 200)));
+            }
             ChannelMessage::Bye { reason, code } => {
                 let _ = ws.close(None).await;
                 let reason = display::field(&reason, 300);
@@ -454,6 +476,30 @@ async fn session(
             _ => {
                 return Err(CliError::new(ErrorCode::Channel, "the computer sent a message out of turn"));
             }
+        }
+    }
+}
+
+/// Whether request `id` was withdrawn: reads what the computer sent meanwhile (for a short while), keeping
+/// every other message, in order, for the session loop.
+async fn withdrawn(
+    ws: &mut kalit_service::ws::Ws,
+    ch: &mut kalit_core::session::Channel,
+    id: u32,
+    early: &mut std::collections::VecDeque<ChannelMessage>,
+) -> CliResult<bool> {
+    if early.iter().any(|m| matches!(m, ChannelMessage::Cancel { id: c, .. } if *c == id)) {
+        early.retain(|m| !matches!(m, ChannelMessage::Cancel { id: c, .. } if *c == id));
+        return Ok(true);
+    }
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(100), next_message(ws, ch)).await {
+            Err(_) => return Ok(false),
+            Ok(Ok(ChannelMessage::Cancel { id: c, .. })) if c == id => return Ok(true),
+            Ok(Ok(m)) => early.push_back(m),
+            // The link is gone: the answer could not reach the page anyway.
+            Ok(Err(e)) if e.code == ErrorCode::Unavailable => return Ok(true),
+            Ok(Err(e)) => return Err(e.into()),
         }
     }
 }

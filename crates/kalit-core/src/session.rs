@@ -515,12 +515,15 @@ mod tests {
             &t[..t.len() - 4],
             &format!("{t}AAAA"),
             &"kalit:".repeat(400),
-            "kalit:eyJ2IjoyfQ", // {"v":2}
+            "kalit:eyJ2IjozfQ", // {"v":3}
         ] {
             assert!(Qr::parse(bad).is_err(), "{bad}");
         }
-        let v2 = Qr::parse("kalit:eyJ2IjoyfQ").unwrap_err();
-        assert!(v2.to_string().contains("version 2"), "{v2}");
+        let v3 = Qr::parse("kalit:eyJ2IjozfQ").unwrap_err();
+        assert!(v3.to_string().contains("version 3"), "{v3}");
+        // A version 1 QR (before the computer identity and the cancel message) is refused by name.
+        let v1 = Qr::parse("kalit:eyJ2IjoxfQ").unwrap_err();
+        assert!(v1.to_string().contains("version 1") && v1.to_string().contains("version 2"), "{v1}");
         let mut p = qr.payload.clone();
         p.ttl = 100_000;
         assert!(Qr::parse(&format!("kalit:{}", B64URL.encode(serde_json::to_vec(&p).unwrap()))).is_err());

@@ -215,33 +215,99 @@ fn check_validity(c: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), Co
     Ok(())
 }
 
-/// RFC 5280 4.2.1.9: a CA certificate with pathLenConstraint n may have at most n intermediate CA
-/// certificates below it.
-fn check_path_len(c: &X509Certificate<'_>, intermediates_below: u32) -> Result<(), CoreError> {
-    if let Ok(Some(bc)) = c.basic_constraints()
-        && let Some(n) = bc.value.path_len_constraint
-        && intermediates_below > n
-    {
-        return Err(CoreError::Untrusted(format!(
-            "CA {} allows {n} intermediate CA(s) below it, the chain has {intermediates_below}",
-            c.subject()
-        )));
+/// The signature algorithms a certificate path may use (rustls-webpki on aws-lc-rs): ECDSA P-256/P-384,
+/// Ed25519, RSA PKCS#1 v1.5 and PSS with SHA-256/384/512 and keys of 2048 bits or more. No SHA-1, no
+/// RSA below 2048: OpenSSL's default security level refuses those too.
+static CHAIN_ALGS: &[&dyn pki_types::SignatureVerificationAlgorithm] = &[
+    webpki::aws_lc_rs::ECDSA_P256_SHA256,
+    webpki::aws_lc_rs::ECDSA_P256_SHA384,
+    webpki::aws_lc_rs::ECDSA_P384_SHA256,
+    webpki::aws_lc_rs::ECDSA_P384_SHA384,
+    webpki::aws_lc_rs::ED25519,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA384,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA512,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+];
+
+/// Extended key usages that mean "may sign documents" (RFC 5280 4.2.1.12: when a certificate in the path
+/// has the extension, one of these must be in it): id-kp-documentSigning (RFC 9336), id-kp-emailProtection
+/// (what many national CAs put in signing certificates), anyExtendedKeyUsage, Microsoft document signing
+/// and Adobe Authentic Documents Trust.
+pub const DOCUMENT_SIGNING_EKUS: [&[u8]; 5] = [
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x24],
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04],
+    &[0x55, 0x1d, 0x25, 0x00],
+    &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x0a, 0x03, 0x0c],
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x2f, 0x01, 0x01, 0x05],
+];
+
+/// The EKU policy of document signing: no extension, or one naming a document-signing purpose.
+struct DocumentSigning;
+
+impl webpki::ExtendedKeyUsageValidator for DocumentSigning {
+    fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        let mut present = vec![];
+        for id in iter {
+            let id = id?;
+            if DOCUMENT_SIGNING_EKUS.iter().any(|e| webpki::KeyPurposeId::new(e) == id) {
+                return Ok(());
+            }
+            present.push(id.to_decoded_oid());
+        }
+        if present.is_empty() {
+            return Ok(());
+        }
+        Err(webpki::Error::RequiredEkuNotFoundContext(webpki::RequiredEkuNotFoundContext {
+            required: webpki::KeyUsage::required_if_present(DOCUMENT_SIGNING_EKUS[0]),
+            present,
+        }))
     }
-    Ok(())
 }
 
-fn is_ca(c: &X509Certificate<'_>) -> bool {
-    let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
-    let ku_ok = match c.key_usage() {
-        Ok(Some(ku)) => ku.value.key_cert_sign(),
-        Ok(None) => true,
-        Err(_) => false,
-    };
-    ca && ku_ok
+/// Words for a path-validation failure.
+fn describe_path_error(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => "no chain to a trusted CA: the issuer is neither a trust anchor nor a CA certificate at hand".into(),
+        E::CertExpired { .. } => "a CA certificate in the chain expired".into(),
+        E::CertNotValidYet { .. } => "a CA certificate in the chain is not valid yet".into(),
+        E::UnsupportedSignatureAlgorithmContext(_) => {
+            "a certificate in the chain is signed with an algorithm Kalit does not accept (SHA-1, or RSA below 2048 bits)".into()
+        }
+        E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            "a certificate in the chain is signed with an algorithm that does not fit its issuer's key (or an RSA key below 2048 bits)".into()
+        }
+        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
+        E::UnsupportedCriticalExtension => {
+            "a certificate in the chain has a critical extension Kalit does not understand (RFC 5280 requires refusing it)".into()
+        }
+        E::RequiredEkuNotFoundContext(_) => {
+            "a certificate in the chain is restricted (extendedKeyUsage) to purposes other than signing documents".into()
+        }
+        E::NameConstraintViolation => "the signer's name is outside the name constraints of a CA in the chain".into(),
+        E::PathLenConstraintViolated => "the chain has more intermediate CAs than a CA's pathLenConstraint allows".into(),
+        E::CaUsedAsEndEntity => "the signer certificate is a CA certificate, not a signer's".into(),
+        E::EndEntityUsedAsCa => "a certificate that is not a CA issued another".into(),
+        E::MaximumPathDepthExceeded | E::MaximumPathBuildCallsExceeded | E::MaximumSignatureChecksExceeded => {
+            format!("the chain is too long or too tangled to check ({e:?})")
+        }
+        E::BadDer | E::BadDerTime | E::TrailingData(_) => "a certificate in the chain is malformed".into(),
+        other => format!("the chain does not validate ({other:?})"),
+    }
 }
 
 /// Checks that `leaf` is fit for document signing now and chains, through certificates in `pool`, to one
-/// of `anchors`. Signatures, validity periods, CA flags and the leaf's key usage are checked.
+/// of `anchors`, with rustls-webpki: signatures from a fixed set of algorithms (no SHA-1, no RSA below
+/// 2048 bits), validity periods, CA flags and path lengths, unknown critical extensions refused, name
+/// constraints, extendedKeyUsage (when present: a document-signing purpose), path building with
+/// backtracking. Kalit's own policy on top: the leaf's keyUsage allows digitalSignature or
+/// nonRepudiation, and its own validity is reported by name.
 pub fn check_chain(
     leaf: &[u8],
     pool: &[Vec<u8>],
@@ -257,52 +323,61 @@ pub fn check_chain(
             "the signer certificate's key usage allows neither digitalSignature nor nonRepudiation".into(),
         ));
     }
-    let anchors_parsed: Vec<X509Certificate<'_>> = anchors.iter().map(|d| parse(d)).collect::<Result<_, _>>()?;
-    let pool_parsed: Vec<(usize, X509Certificate<'_>)> =
-        pool.iter().enumerate().filter_map(|(i, d)| parse(d).ok().map(|c| (i, c))).collect();
+    if pool.len() > MAX_CHAIN_DEPTH {
+        return Err(CoreError::Untrusted(format!("more than {MAX_CHAIN_DEPTH} certificates to build a chain from")));
+    }
     let mut path = vec![leaf_c.subject().to_string()];
-    let mut current_der: &[u8] = leaf;
-    let mut current = leaf_c;
-    for depth in 0..MAX_CHAIN_DEPTH {
-        // Intermediate CA certificates between the leaf and the certificate about to be added.
-        let below = depth as u32;
-        if anchors.iter().any(|a| a.as_slice() == current_der) {
-            return Ok(ChainReport { trusted: true, path });
+    // A certificate configured as a trust anchor is trusted as itself.
+    if anchors.iter().any(|a| a.as_slice() == leaf) {
+        return Ok(ChainReport { trusted: true, path });
+    }
+    let anchor_ders: Vec<pki_types::CertificateDer<'_>> =
+        anchors.iter().map(|a| pki_types::CertificateDer::from(a.as_slice())).collect();
+    let tas: Vec<(usize, pki_types::TrustAnchor<'_>)> = anchor_ders
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| webpki::anchor_from_trusted_cert(d).ok().map(|t| (i, t)))
+        .collect();
+    let ta_only: Vec<pki_types::TrustAnchor<'_>> = tas.iter().map(|(_, t)| t.clone()).collect();
+    let intermediates: Vec<pki_types::CertificateDer<'_>> =
+        pool.iter().map(|p| pki_types::CertificateDer::from(p.as_slice())).collect();
+    let leaf_der = pki_types::CertificateDer::from(leaf);
+    let ee = webpki::EndEntityCert::try_from(&leaf_der)
+        .map_err(|e| CoreError::Untrusted(format!("the signer certificate: {}", describe_path_error(&e))))?;
+    let t = pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.unix_timestamp().max(0) as u64));
+    // webpki takes a trust anchor as subject and key only; the anchor certificate's own
+    // pathLenConstraint (which OpenSSL enforces, and so did Kalit) is checked here.
+    let anchor_der_of = |a: &pki_types::TrustAnchor<'_>| {
+        tas.iter()
+            .find(|(_, t)| t.subject == a.subject && t.subject_public_key_info == a.subject_public_key_info)
+            .map(|(i, _)| anchors[*i].as_slice())
+    };
+    let anchor_path_len = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+        let below = path.intermediate_certificates().count() as u32;
+        if let Some(der) = anchor_der_of(path.anchor())
+            && let Ok(c) = parse(der)
+            && let Ok(Some(bc)) = c.basic_constraints()
+            && let Some(n) = bc.value.path_len_constraint
+            && below > n
+        {
+            return Err(webpki::Error::PathLenConstraintViolated);
         }
-        for a in &anchors_parsed {
-            if a.subject().as_raw() == current.issuer().as_raw()
-                && current.verify_signature(Some(a.public_key())).is_ok()
-            {
-                check_validity(a, now)?;
-                check_path_len(a, below)?;
-                path.push(a.subject().to_string());
-                return Ok(ChainReport { trusted: true, path });
-            }
-        }
-        let next = pool_parsed.iter().find(|(i, c)| {
-            pool[*i].as_slice() != current_der
-                && c.subject().as_raw() == current.issuer().as_raw()
-                && is_ca(c)
-                && current.verify_signature(Some(c.public_key())).is_ok()
-        });
-        match next {
-            Some((i, c)) => {
-                check_validity(c, now)?;
-                check_path_len(c, below)?;
-                path.push(c.subject().to_string());
-                current_der = &pool[*i];
-                current = parse(current_der)?;
-            }
-            None => {
-                return Err(CoreError::Untrusted(format!(
-                    "no chain to a trusted CA: issuer {} of {} is neither a trust anchor nor a CA certificate at hand",
-                    current.issuer(),
-                    current.subject()
-                )));
-            }
+        Ok(())
+    };
+    let verified = ee
+        .verify_for_usage(CHAIN_ALGS, &ta_only, &intermediates, t, DocumentSigning, None, Some(&anchor_path_len))
+        .map_err(|e| CoreError::Untrusted(describe_path_error(&e)))?;
+    for c in verified.intermediate_certificates() {
+        if let Ok(p) = parse(c.der().as_ref()) {
+            path.push(p.subject().to_string());
         }
     }
-    Err(CoreError::Untrusted(format!("chain longer than {MAX_CHAIN_DEPTH} certificates")))
+    if let Some(der) = anchor_der_of(verified.anchor())
+        && let Ok(p) = parse(der)
+    {
+        path.push(p.subject().to_string());
+    }
+    Ok(ChainReport { trusted: true, path })
 }
 
 #[cfg(test)]
@@ -388,7 +463,104 @@ mod tests {
         check_chain(&direct, &[], std::slice::from_ref(&root), now).unwrap();
         let below = leaf(&inter_issuer, (-1, 30), sign);
         let e = check_chain(&below, std::slice::from_ref(&inter), std::slice::from_ref(&root), now).unwrap_err();
-        assert!(e.to_string().contains("allows 0 intermediate"), "{e}");
+        assert!(e.to_string().contains("pathLenConstraint"), "{e}");
+    }
+
+    fn signer_params(cn: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = crate::csr::parse_subject(&format!("CN={cn}")).unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p
+    }
+
+    /// RFC 5280 4.2: an unknown critical extension in the signer's certificate or in a CA's is refused
+    /// (the hand-written checker accepted it).
+    #[test]
+    fn unknown_critical_extensions_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let (root, root_issuer) = ca("Root");
+        let mut p = signer_params("Signer");
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0x00]);
+        ext.set_criticality(true);
+        p.custom_extensions.push(ext);
+        let bad = p.signed_by(&key(), &root_issuer).unwrap().der().to_vec();
+        let e = check_chain(&bad, &[], std::slice::from_ref(&root), now).unwrap_err();
+        assert!(e.to_string().contains("critical extension"), "{e}");
+        // The same extension, not critical, is fine.
+        let mut p = signer_params("Signer");
+        p.custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0x00]));
+        check_chain(p.signed_by(&key(), &root_issuer).unwrap().der(), &[], std::slice::from_ref(&root), now).unwrap();
+    }
+
+    /// extendedKeyUsage, when present, must allow signing documents (in the signer's and the CAs'
+    /// certificates).
+    #[test]
+    fn extended_key_usage_when_present_must_allow_document_signing() {
+        use rcgen::ExtendedKeyUsagePurpose as Eku;
+        let now = OffsetDateTime::now_utc();
+        let (root, root_issuer) = ca("Root");
+        let with = |ekus: Vec<Eku>| {
+            let mut p = signer_params("Signer");
+            p.extended_key_usages = ekus;
+            p.signed_by(&key(), &root_issuer).unwrap().der().to_vec()
+        };
+        let anchors = std::slice::from_ref(&root);
+        let e = check_chain(&with(vec![Eku::ServerAuth]), &[], anchors, now).unwrap_err();
+        assert!(e.to_string().contains("extendedKeyUsage"), "{e}");
+        check_chain(&with(vec![Eku::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 36])]), &[], anchors, now).unwrap();
+        check_chain(&with(vec![Eku::ServerAuth, Eku::EmailProtection]), &[], anchors, now).unwrap();
+        check_chain(&with(vec![]), &[], anchors, now).unwrap();
+    }
+
+    /// Path building backtracks: of two CA certificates with the issuer's name and key, the first one at
+    /// hand leads to an untrusted root; the second to the trusted one.
+    #[test]
+    fn path_building_backtracks() {
+        let now = OffsetDateTime::now_utc();
+        let (root, root_issuer) = ca("Root");
+        let (_, other_issuer) = ca("Other root");
+        let inter_key_der = generate(KeyAlgorithm::P256).unwrap();
+        let inter_params = || {
+            let mut p = CertificateParams::new(vec![]).unwrap();
+            p.distinguished_name = crate::csr::parse_subject("CN=Intermediate").unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            p
+        };
+        let k = || PrivateKey::from_pkcs8(&inter_key_der).unwrap();
+        let via_other = inter_params().signed_by(&k(), &other_issuer).unwrap().der().to_vec();
+        let via_root = inter_params().signed_by(&k(), &root_issuer).unwrap().der().to_vec();
+        let inter_issuer = Issuer::new(inter_params(), k());
+        let signer = signer_params("Signer").signed_by(&key(), &inter_issuer).unwrap().der().to_vec();
+        let r = check_chain(&signer, &[via_other.clone(), via_root], std::slice::from_ref(&root), now).unwrap();
+        assert_eq!(r.path, vec!["CN=Signer", "CN=Intermediate", "CN=Root"]);
+        assert!(check_chain(&signer, &[via_other], std::slice::from_ref(&root), now).is_err());
+    }
+
+    /// Name constraints of a CA bind the names of the certificates under it.
+    #[test]
+    fn name_constraints_are_enforced() {
+        let now = OffsetDateTime::now_utc();
+        let k = key();
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = crate::csr::parse_subject("CN=Constrained CA").unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("gov.example".into())],
+            excluded_subtrees: vec![],
+        });
+        let root = p.self_signed(&k).unwrap().der().to_vec();
+        let issuer = Issuer::new(p, k);
+        let signer = |name: &str| {
+            let mut p = signer_params("Signer");
+            p.subject_alt_names = vec![rcgen::SanType::DnsName(name.try_into().unwrap())];
+            p.signed_by(&key(), &issuer).unwrap().der().to_vec()
+        };
+        check_chain(&signer("portal.gov.example"), &[], std::slice::from_ref(&root), now).unwrap();
+        let e = check_chain(&signer("evil.example"), &[], std::slice::from_ref(&root), now).unwrap_err();
+        assert!(e.to_string().contains("name constraints"), "{e}");
     }
 
     #[test]

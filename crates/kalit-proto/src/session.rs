@@ -14,8 +14,10 @@ use crate::{ErrorBody, ErrorCode};
 
 /// Prefix of the QR text.
 pub const QR_SCHEME: &str = "kalit:";
-/// Version of the QR payload and channel messages.
-pub const SESSION_VERSION: u32 = 1;
+/// Version of the QR payload and channel messages. A change that an older peer cannot read bumps it:
+/// 2 added [`ChannelMessage::Cancel`], the computer identity in `pk` and the fields of the relay's
+/// `joined` and `peer` events (and `Bye.code`, which 1 had gained without a bump).
+pub const SESSION_VERSION: u32 = 2;
 /// Default lifetime of a QR, seconds.
 pub const QR_TTL_SECS: u32 = 60;
 /// Longest lifetime an agent may give a QR, seconds.
@@ -156,6 +158,15 @@ pub enum ChannelMessage {
         signature: Option<String>,
         /// Why not, when not approved.
         message: Option<String>,
+    },
+    /// Agent -> phone: the page withdrew request `id` (it ended the session or gave up waiting). The phone
+    /// dismisses the prompt and signs nothing for it; an answer the phone sends anyway is refused by the
+    /// agent and never reaches the page.
+    Cancel {
+        /// The withdrawn request's id.
+        id: u32,
+        /// Why, for the screen.
+        reason: String,
     },
     /// Either side: the session ends.
     Bye {

@@ -2,12 +2,10 @@
 //! certificates. `kalit ra enrol` and `kalit ra revoke` write while `kalit ra serve` runs; SQLite's WAL
 //! and busy timeout serialise them.
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use crate::RaError;
 
@@ -63,20 +61,7 @@ impl RaStore {
             (include_str!("../migrations/0001_init.sql"), "init"),
             (include_str!("../migrations/0002_spki_index.sql"), "spki index"),
         ];
-        let migrations = files
-            .into_iter()
-            .zip(1..)
-            .map(|((sql, name), version)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(name),
-                    MigrationType::Simple,
-                    AssertSqlSafe(sql).into_sql_str(),
-                    false,
-                )
-            })
-            .collect();
-        Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+        kalit_service::migrations::migrator(&files)
             .run(&pool)
             .await
             .map_err(|e| RaError::new(kalit_proto::ErrorCode::Corrupt, format!("RA database migration: {e}")))?;

@@ -6,13 +6,11 @@
 //! consumed by exactly one request (a conditional delete decides races); every write is a transaction, so
 //! a crash leaves the old or the new state.
 
-use std::borrow::Cow;
-
 use kalit_proto::ErrorCode;
 use kalit_service::ServiceError;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,20 +128,7 @@ fn migrator(backend: Backend) -> Migrator {
             (include_str!("../migrations/postgres/0002_detachments.sql"), "detachments"),
         ],
     };
-    let migrations = files
-        .into_iter()
-        .zip(1..)
-        .map(|((sql, description), version)| {
-            Migration::new(
-                version,
-                Cow::Borrowed(description),
-                MigrationType::Simple,
-                AssertSqlSafe(sql).into_sql_str(),
-                false,
-            )
-        })
-        .collect();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+    kalit_service::migrations::migrator(&files)
 }
 
 impl Store {

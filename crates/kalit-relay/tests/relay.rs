@@ -46,6 +46,19 @@ impl Ca {
         let cert = p.signed_by(&k, &self.issuer).unwrap().der().to_vec();
         Person { key: k, chain: vec![cert, self.der.clone()] }
     }
+
+    /// A person whose certificate carries an extension no one understands, marked critical.
+    fn odd_person(&self, cn: &str) -> Person {
+        let k = key(KeyAlgorithm::P256);
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN={cn}")).unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0x00]);
+        ext.set_criticality(true);
+        p.custom_extensions.push(ext);
+        let cert = p.signed_by(&k, &self.issuer).unwrap().der().to_vec();
+        Person { key: k, chain: vec![cert, self.der.clone()] }
+    }
 }
 
 struct Person {
@@ -325,6 +338,10 @@ async fn document_signatures_never_register_and_logins_need_their_devices() {
                 assert_eq!(code(&r.register(&req).await.1), "invalid_signature", "{b}: PSS");
             }
         }
+        // A certificate with an unknown critical extension cannot register (RFC 5280 4.2).
+        let odd = ca.odd_person("Odd");
+        let (s, v) = r.register(&r.request("odd", &odd, &Device::new(), None).await).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "untrusted_certificate"), "{b}: {v}");
         // Alice's login; Mallory holds a valid certificate from the same CA and a valid register proof.
         let alice = ca.person("Alice", KeyAlgorithm::P256);
         let alice_phone = Device::new();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod metrics;
+pub mod migrations;
 pub mod ratelimit;
 pub mod serve;
 pub mod ws;

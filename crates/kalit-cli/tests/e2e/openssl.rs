@@ -322,3 +322,101 @@ fn weak_and_unsupported_keys_in_a_pfx_are_refused() {
     }
     assert!(v.run(&["list"], &[]).ok().stdout.contains("No keys yet"));
 }
+
+/// Issue 10: chains OpenSSL refuses are refused by `kalit verify --ca` too (the hand-written checker
+/// reported them trusted): a SHA-1 / RSA-1024 CA, and a signer certificate with an unknown critical
+/// extension. The agent and the relay use the same checker (`kalit_core::x509::check_chain`).
+#[test]
+fn chains_openssl_refuses_are_refused() {
+    if crate::common::openssl().is_none() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path();
+    let doc = d.join("doc.txt");
+    fs::write(&doc, b"a document\n").unwrap();
+    let leaf_key = d.join("leaf.key");
+    let csr = d.join("leaf.csr");
+    ossl_ok(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", s(&leaf_key)]);
+    ossl_ok(&["req", "-new", "-key", s(&leaf_key), "-subj", "/CN=Signer/C=UZ", "-out", s(&csr)]);
+    let sig = d.join("doc.sig");
+    ossl_ok(&["dgst", "-sha256", "-sign", s(&leaf_key), "-out", s(&sig), s(&doc)]);
+    let ext = d.join("leaf.ext");
+    fs::write(
+        &ext,
+        "[ok]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n[odd]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n1.3.6.1.4.1.99999.1=critical,ASN1:NULL\n",
+    )
+    .unwrap();
+    let issue = |ca: &Path, ca_key: &Path, md: &str, section: &str, out: &Path| {
+        ossl_ok(&[
+            "x509",
+            "-req",
+            "-in",
+            s(&csr),
+            "-CA",
+            s(ca),
+            "-CAkey",
+            s(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            md,
+            "-extfile",
+            s(&ext),
+            "-extensions",
+            section,
+            "-out",
+            s(out),
+        ]);
+    };
+    let verify = |leaf: &Path, ca: &Path| {
+        crate::common::kalit(&["verify", "--file", s(&doc), "--sig", s(&sig), "--cert", s(leaf), "--ca", s(ca)], &[])
+    };
+
+    // A SHA-1, RSA-1024 CA.
+    let weak_ca = d.join("weak.pem");
+    let weak_key = d.join("weak.key");
+    ossl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:1024",
+        "-sha1",
+        "-nodes",
+        "-keyout",
+        s(&weak_key),
+        "-out",
+        s(&weak_ca),
+        "-subj",
+        "/CN=Weak CA",
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    let weak_leaf = d.join("weak-leaf.pem");
+    issue(&weak_ca, &weak_key, "-sha1", "ok", &weak_leaf);
+    // OpenSSL refuses it at security level 2, Debian's default for TLS (its `verify` command checks no
+    // level unless asked), and accepts the sound chain below at that level.
+    let o = ossl(&["verify", "-auth_level", "2", "-CAfile", s(&weak_ca), s(&weak_leaf)]);
+    assert!(!o.status.success(), "OpenSSL refuses the SHA-1 / RSA-1024 chain");
+    let r = verify(&weak_leaf, &weak_ca).fails(17, "untrusted_certificate");
+    assert!(r.stderr.contains("SHA-1") || r.stderr.contains("2048"), "{}", r.stderr);
+
+    // A sound CA, a signer certificate with an unknown critical extension.
+    let ca = OpensslCa::new(d, "Sound CA");
+    let odd_leaf = d.join("odd-leaf.pem");
+    issue(&ca.cert, &ca.key, "-sha256", "odd", &odd_leaf);
+    let o = ossl(&["verify", "-CAfile", s(&ca.cert), s(&odd_leaf)]);
+    assert!(!o.status.success(), "OpenSSL refuses the unknown critical extension");
+    let r = verify(&odd_leaf, &ca.cert).fails(17, "untrusted_certificate");
+    assert!(r.stderr.contains("critical extension"), "{}", r.stderr);
+    // The same signer with a sound certificate from the same CA: trusted, as OpenSSL says.
+    let good_leaf = d.join("good-leaf.pem");
+    issue(&ca.cert, &ca.key, "-sha256", "ok", &good_leaf);
+    assert!(ossl(&["verify", "-auth_level", "2", "-CAfile", s(&ca.cert), s(&good_leaf)]).status.success());
+    let r = verify(&good_leaf, &ca.cert).ok();
+    assert!(r.stdout.contains("trusted"), "{}", r.stdout);
+}

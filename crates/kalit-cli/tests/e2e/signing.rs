@@ -491,3 +491,94 @@ fn agent_trace_logs_hold_no_session_secrets_or_documents() {
         assert!(!text.contains(needle), "the agent's log contains the {what}");
     }
 }
+
+/// A phone whose answers are typed one by one, when the test says.
+struct SlowPhone {
+    child: Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl SlowPhone {
+    fn start(v: &V, qr: &str, first: &[&str]) -> SlowPhone {
+        let mut child = kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", qr]).spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut p = SlowPhone { child, stdin };
+        for a in crate::common::pair_answers(&v.dir, qr, first) {
+            p.say(&a);
+        }
+        p
+    }
+    fn say(&mut self, line: &str) {
+        use std::io::Write;
+        // The phone may have exited already (it then needs no more answers).
+        let _ = writeln!(self.stdin, "{line}").and_then(|()| self.stdin.flush());
+    }
+    fn finish(self) -> (i32, String, String) {
+        drop(self.stdin);
+        finish(self.child)
+    }
+}
+
+/// Issue 10's two session bugs, as found: the page ends the session while the phone is prompting and the
+/// person approves afterwards; a page that drops its sign request. The phone signs nothing it was asked
+/// for by a request that was withdrawn, and the session stays usable after a dropped request.
+#[test]
+fn a_withdrawn_request_is_never_signed_and_a_dropped_one_leaves_the_session_usable() {
+    let origin = "https://portal.example";
+    let stack = stack(&[origin]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let page = Page::new(&stack.agent.url, origin);
+
+    // 1. The page ends the session while the phone shows the request; the person then approves.
+    let c = page.start(None);
+    let mut phone = SlowPhone::start(&v, &c.qr, &[PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let waiting = std::thread::scope(|sc| {
+        let pending = sc.spawn(|| page.sign(&c, b"a contract the page gave up on", "cms", false));
+        // The phone shows the request (its prompt waits on standard input); then the page gives up.
+        std::thread::sleep(Duration::from_millis(1500));
+        page.end(&c);
+        pending.join().unwrap()
+    });
+    assert_ne!(waiting.0, 200, "the page's request gets no signature: {}", waiting.1);
+    assert_eq!(page.wait(&c, "closed")["phase"], "closed");
+    phone.say("y");
+    phone.say(PIN);
+    let (code, out, err) = phone.finish();
+    assert!(out.contains("withdrew") && out.contains("nothing was signed"), "{code}: {out}{err}");
+    assert!(!out.contains("Signed \""), "{out}");
+    let history = v.run(&["history", "--json"], &[]).ok().stdout;
+    assert!(!history.contains("page gave up"), "no signature was recorded: {history}");
+
+    // 2. The page drops its sign request (a client that disconnects); the session stays usable: the next
+    // request is signed, the dropped one never is.
+    let c = page.start(None);
+    let mut phone = SlowPhone::start(&v, &c.qr, &[PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let impatient = reqwest::blocking::Client::builder().timeout(Duration::from_millis(1500)).build().unwrap();
+    let body =
+        json!({ "data": B64.encode(b"dropped"), "name": "dropped.txt", "media_type": "text/plain", "format": "cms" });
+    let r = impatient
+        .post(format!("{}/v1/sessions/{}/sign", stack.agent.url, c.session))
+        .header("origin", origin)
+        .bearer_auth(&c.token)
+        .json(&body)
+        .send();
+    assert!(r.is_err(), "the impatient client gave up");
+    let (code, r) = std::thread::scope(|sc| {
+        let second = sc.spawn(|| page.sign(&c, b"the one that counts", "cms", false));
+        std::thread::sleep(Duration::from_millis(1000));
+        phone.say("y"); // the dropped request's prompt: withdrawn, no PIN asked
+        std::thread::sleep(Duration::from_millis(500));
+        phone.say("y"); // the second request
+        phone.say(PIN);
+        second.join().unwrap()
+    });
+    assert_eq!(code, 200, "the session is still usable: {r}");
+    page.end(&c);
+    let (code, out, err) = phone.finish();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("withdrew \"dropped.txt\""), "{out}");
+    let history = v.run(&["history", "--json"], &[]).ok().stdout;
+    assert!(history.contains("contract.txt") && !history.contains("dropped.txt"), "{history}");
+}
