@@ -500,10 +500,12 @@ struct SlowPhone {
 
 impl SlowPhone {
     fn start(v: &V, qr: &str, first: &[&str]) -> SlowPhone {
+        // The answers are worked out before the phone starts: the running phone holds the vault's lock.
+        let answers = crate::common::pair_answers(&v.dir, qr, first);
         let mut child = kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", qr]).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let mut p = SlowPhone { child, stdin };
-        for a in crate::common::pair_answers(&v.dir, qr, first) {
+        for a in answers {
             p.say(&a);
         }
         p
@@ -555,16 +557,27 @@ fn a_withdrawn_request_is_never_signed_and_a_dropped_one_leaves_the_session_usab
     let c = page.start(None);
     let mut phone = SlowPhone::start(&v, &c.qr, &[PIN]);
     assert_eq!(page.wait(&c, "connected")["phase"], "connected");
-    let impatient = reqwest::blocking::Client::builder().timeout(Duration::from_millis(1500)).build().unwrap();
-    let body =
-        json!({ "data": B64.encode(b"dropped"), "name": "dropped.txt", "media_type": "text/plain", "format": "cms" });
-    let r = impatient
-        .post(format!("{}/v1/sessions/{}/sign", stack.agent.url, c.session))
-        .header("origin", origin)
-        .bearer_auth(&c.token)
-        .json(&body)
-        .send();
-    assert!(r.is_err(), "the impatient client gave up");
+    // A client that sends its request and then closes the connection (a tab closed mid-request).
+    {
+        use std::io::{Read, Write};
+        let body = json!({ "data": B64.encode(b"dropped"), "name": "dropped.txt", "media_type": "text/plain", "format": "cms" })
+            .to_string();
+        let addr = stack.agent.url.trim_start_matches("http://").to_string();
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            tcp,
+            "POST /v1/sessions/{}/sign HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            c.session,
+            c.token,
+            body.len()
+        )
+        .unwrap();
+        // Wait until the phone has the request (its prompt then waits on standard input); nothing comes back.
+        tcp.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        let mut buf = [0u8; 1];
+        assert!(tcp.read(&mut buf).is_err(), "no answer while the phone decides");
+        tcp.shutdown(std::net::Shutdown::Both).unwrap();
+    }
     let (code, r) = std::thread::scope(|sc| {
         let second = sc.spawn(|| page.sign(&c, b"the one that counts", "cms", false));
         std::thread::sleep(Duration::from_millis(1000));
