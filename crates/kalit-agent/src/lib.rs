@@ -51,6 +51,9 @@ pub struct AgentConfig {
     pub print_qr: bool,
     /// New sessions per minute per origin (0: no limit; burst 5).
     pub sessions_per_minute: u32,
+    /// Run without trust anchors, relying on the relay's attestations alone (a breached relay could then
+    /// vouch for any certificate). Off by default: the agent refuses to start without `trust`.
+    pub dangerously_trust_relay_attestations_only: bool,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -158,8 +161,14 @@ pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
         );
     }
     if anchors.is_empty() {
+        if !cfg.dangerously_trust_relay_attestations_only {
+            return Err(ServiceError::new(
+                ErrorCode::Usage,
+                "the agent needs the CA certificates that phones' certificates must chain to (--trust CA.pem); to rely on the relay's attestations alone, say so with --dangerously-trust-relay-attestations-only",
+            ));
+        }
         tracing::warn!(
-            "no trust anchors (--trust): phones' certificates are checked only through the relay's attestation"
+            "DANGER: no trust anchors; phones' certificates are checked only through the relay's attestations (a breached relay could vouch for any certificate)"
         );
     }
     Ok(AgentState {
@@ -233,7 +242,9 @@ pub async fn serve(cfg: AgentConfig, listen: SocketAddr) -> Result<(), ServiceEr
     check_loopback(listen)?;
     let listener = kalit_service::serve::bind(listen)?;
     let addr = listener.local_addr().map_err(|e| ServiceError::new(ErrorCode::Io, e.to_string()))?;
-    let state = build(&cfg).await?;
+    let mut state = build(&cfg).await?;
+    // A loopback relay sees the tunnel connections come from the agent's own address.
+    state.source_ip = Some(addr.ip());
     let router = app(state, addr);
     kalit_service::serve::serve_bound("kalit agent", router, listener, None, Duration::from_secs(10)).await
 }

@@ -36,9 +36,14 @@ enum AgentCommand {
         /// The relay's URL (https://, or http:// on loopback).
         #[arg(long, env = "KALIT_RELAY_URL")]
         relay: String,
-        /// CA certificates (PEM) that phones' certificates must chain to; repeatable.
+        /// CA certificates (PEM) that phones' certificates must chain to; repeatable. Required, unless
+        /// --dangerously-trust-relay-attestations-only.
         #[arg(long, value_name = "CA.pem")]
         trust: Vec<PathBuf>,
+        /// Start without --trust and accept any certificate the relay's attestation vouches for. A breached
+        /// relay could then have this computer accept a certificate of its choosing. For tests only.
+        #[arg(long)]
+        dangerously_trust_relay_attestations_only: bool,
         /// Seconds the phone has to approve a document.
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         approval_timeout: u64,
@@ -64,7 +69,15 @@ pub fn run(a: AgentArgs) -> CliResult {
     let data = a.data.unwrap_or_else(|| crate::data_dir("agent"));
     let origins = Origins::new(&data);
     match a.command {
-        AgentCommand::Serve { listen, relay, trust, approval_timeout, sessions_per_minute, log_format } => {
+        AgentCommand::Serve {
+            listen,
+            relay,
+            trust,
+            dangerously_trust_relay_attestations_only,
+            approval_timeout,
+            sessions_per_minute,
+            log_format,
+        } => {
             let addr = parse_listen(&listen)?;
             kalit_agent::check_loopback(addr)?;
             kalit_service::serve::init_logging(&log_format);
@@ -75,6 +88,7 @@ pub fn run(a: AgentArgs) -> CliResult {
                 approval_timeout_secs: approval_timeout,
                 print_qr: std::io::stdout().is_terminal(),
                 sessions_per_minute,
+                dangerously_trust_relay_attestations_only,
             };
             let list = origins.list()?;
             if list.is_empty() {

@@ -100,6 +100,7 @@ pub(crate) fn start_agent(
         approval_timeout_secs: 300,
         print_qr: false,
         sessions_per_minute,
+        dangerously_trust_relay_attestations_only: false,
     };
     let state = svc.rt.block_on(kalit_agent::build(&cfg))?;
     let (listener, addr) = bind(&svc.rt)?;

@@ -436,6 +436,14 @@ fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
     assert!(!kalit(&["agent", "--data", s(&data), "origins"], &[]).ok().stdout.contains(a));
     kalit(&["agent", "--data", s(&data), "serve", "--listen", "0.0.0.0:0", "--relay", &stack.relay_url], &[])
         .fails(7, "refused_by_policy");
+    // Without trust anchors the agent does not start, unless told loudly to rely on the relay alone.
+    let r = kalit(&["agent", "--data", s(&data), "serve", "--listen", "127.0.0.1:0", "--relay", &stack.relay_url], &[])
+        .fails(2, "usage");
+    assert!(
+        r.stderr.contains("--trust") && r.stderr.contains("--dangerously-trust-relay-attestations-only"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -456,6 +464,8 @@ fn agent_trace_logs_hold_no_session_secrets_or_documents() {
             "127.0.0.1:0",
             "--relay",
             &stack.relay_url,
+            "--trust",
+            s(&stack.ra.ca()),
             "--log-format",
             "json",
         ],
