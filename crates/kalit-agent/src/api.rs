@@ -78,8 +78,18 @@ pub(crate) async fn hash(JsonBody(r): JsonBody<HashRequest>) -> ServiceResult<Js
             return Err(ServiceError::invalid(format!("unknown hash algorithm {other:?} (sha256, sha384, sha512)")));
         }
     };
-    let data = document("data", &r.data)?;
-    Ok(Json(HashResponse { alg: alg.name().into(), digest: hex::encode(alg.digest(&data)) }))
+    // Decoding and hashing up to 8 MiB is CPU work: off the async runtime, so other requests carry on.
+    let (name, digest) = blocking(move || {
+        let data = document("data", &r.data)?;
+        Ok((alg.name().to_string(), hex::encode(alg.digest(&data))))
+    })
+    .await?;
+    Ok(Json(HashResponse { alg: name, digest }))
+}
+
+/// Runs CPU-bound work (decoding, hashing, verifying documents) on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + Send + 'static) -> ServiceResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ServiceError::internal(format!("worker: {e}")))?
 }
 
 fn caller_origin(c: &Caller) -> ServiceResult<String> {
@@ -175,25 +185,30 @@ pub(crate) async fn verify(
     State(s): State<AgentState>,
     JsonBody(r): JsonBody<VerifyRequest>,
 ) -> ServiceResult<Json<VerifyReport>> {
-    let data = document("data", &r.data)?;
-    let sig = kalit_core::statement::b64("signature", &r.signature, kalit_core::cms::MAX_CMS_LEN)?;
-    let certs = match &r.certificate {
-        Some(pem) if pem.len() > 256 * 1024 => {
-            return Err(ServiceError::new(ErrorCode::TooLarge, "certificate too large"));
-        }
-        Some(pem) => x509::parse_cert_bundle(pem.as_bytes())?,
-        None => vec![],
-    };
-    let mut digest_of = |h: HashAlg| Ok::<_, CoreError>(h.digest(&data));
-    let mut bytes = || Ok::<_, CoreError>(data.clone());
-    let cms = (r.format == DocFormat::Cms).then_some(sig.as_slice());
-    let (report, _) = verify_document(
-        Document { digest_of: &mut digest_of, bytes: &mut bytes },
-        &sig,
-        cms,
-        &certs,
-        &s.anchors,
-        time::OffsetDateTime::now_utc(),
-    );
+    let anchors = s.anchors.clone();
+    let report = blocking(move || {
+        let data = document("data", &r.data)?;
+        let sig = kalit_core::statement::b64("signature", &r.signature, kalit_core::cms::MAX_CMS_LEN)?;
+        let certs = match &r.certificate {
+            Some(pem) if pem.len() > 256 * 1024 => {
+                return Err(ServiceError::new(ErrorCode::TooLarge, "certificate too large"));
+            }
+            Some(pem) => x509::parse_cert_bundle(pem.as_bytes())?,
+            None => vec![],
+        };
+        let mut digest_of = |h: HashAlg| Ok::<_, CoreError>(h.digest(&data));
+        let mut bytes = || Ok::<_, CoreError>(data.clone());
+        let cms = (r.format == DocFormat::Cms).then_some(sig.as_slice());
+        let (report, _) = verify_document(
+            Document { digest_of: &mut digest_of, bytes: &mut bytes },
+            &sig,
+            cms,
+            &certs,
+            &anchors,
+            time::OffsetDateTime::now_utc(),
+        );
+        Ok(report)
+    })
+    .await?;
     Ok(Json(report))
 }
