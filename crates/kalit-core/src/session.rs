@@ -279,9 +279,17 @@ impl std::fmt::Debug for PhoneHandshake {
 impl PhoneHandshake {
     /// Starts the handshake for `qr`; returns the state and message 1 (to send through the tunnel).
     pub fn start(qr: &Qr) -> Result<(PhoneHandshake, Vec<u8>), CoreError> {
+        PhoneHandshake::start_with(qr, None)
+    }
+
+    fn start_with(qr: &Qr, ephemeral: Option<&[u8]>) -> Result<(PhoneHandshake, Vec<u8>), CoreError> {
         let psk = psk(&qr.secret()?)?;
         let psk: &[u8; 32] = psk.expose_secret().try_into().map_err(|_| CoreError::Internal("psk".into()))?;
-        let mut hs = snow::Builder::new(params()?)
+        let mut b = snow::Builder::new(params()?);
+        if let Some(e) = ephemeral {
+            b = b.fixed_ephemeral_key_for_testing_only(e);
+        }
+        let mut hs = b
             .psk(0, psk)
             .and_then(|b| b.prologue(qr.text.as_bytes()))
             .and_then(|b| b.remote_public_key(&qr.agent_public))
@@ -306,12 +314,25 @@ impl PhoneHandshake {
 
 /// The agent's half: reads message 1 and answers with message 2.
 pub fn agent_respond(qr: &Qr, secrets: &AgentSecrets, msg1: &[u8]) -> Result<(Vec<u8>, Channel), CoreError> {
+    agent_respond_with(qr, secrets, msg1, None)
+}
+
+fn agent_respond_with(
+    qr: &Qr,
+    secrets: &AgentSecrets,
+    msg1: &[u8],
+    ephemeral: Option<&[u8]>,
+) -> Result<(Vec<u8>, Channel), CoreError> {
     if msg1.len() > 256 {
         return Err(channel_err("handshake message too long"));
     }
     let psk = psk(secrets.secret.expose_secret())?;
     let psk: &[u8; 32] = psk.expose_secret().try_into().map_err(|_| CoreError::Internal("psk".into()))?;
-    let mut hs = snow::Builder::new(params()?)
+    let mut b = snow::Builder::new(params()?);
+    if let Some(e) = ephemeral {
+        b = b.fixed_ephemeral_key_for_testing_only(e);
+    }
+    let mut hs = b
         .psk(0, psk)
         .and_then(|b| b.prologue(qr.text.as_bytes()))
         .and_then(|b| b.local_private_key(secrets.static_private.expose_secret()))
@@ -322,6 +343,49 @@ pub fn agent_respond(qr: &Qr, secrets: &AgentSecrets, msg1: &[u8]) -> Result<(Ve
     let n = hs.write_message(&[], &mut buf).map_err(noise)?;
     buf.truncate(n);
     Ok((buf, Channel::from_handshake(hs)?))
+}
+
+/// Deterministic sessions for conformance vectors (`crates/kalit-core/vectors/`): fixed session secret,
+/// fixed ephemeral keys. **Never use these outside tests**: a session's security rests on fresh random
+/// secrets and ephemeral keys, which the ordinary constructors make.
+pub mod hazmat {
+    use super::*;
+
+    /// A QR with a given session secret (instead of a random one).
+    pub fn danger_qr_with_secret(
+        key: &ComputerKey,
+        secret: [u8; 16],
+        payload: &QrPayload,
+    ) -> Result<(Qr, AgentSecrets), CoreError> {
+        let payload = QrPayload { pk: B64URL.encode(key.public), s: B64URL.encode(secret), ..payload.clone() };
+        let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let qr = Qr::parse(&format!("{QR_SCHEME}{}", B64URL.encode(json)))?;
+        let secrets = AgentSecrets {
+            static_private: SecretBytes::from_slice(key.private.expose_secret()),
+            secret: SecretBytes::from_slice(&secret),
+        };
+        Ok((qr, secrets))
+    }
+
+    /// The phone's handshake with a fixed ephemeral private key.
+    pub fn danger_phone_start(qr: &Qr, ephemeral: &[u8; 32]) -> Result<(PhoneHandshake, Vec<u8>), CoreError> {
+        PhoneHandshake::start_with(qr, Some(ephemeral))
+    }
+
+    /// The agent's answer with a fixed ephemeral private key.
+    pub fn danger_agent_respond(
+        qr: &Qr,
+        secrets: &AgentSecrets,
+        msg1: &[u8],
+        ephemeral: &[u8; 32],
+    ) -> Result<(Vec<u8>, Channel), CoreError> {
+        agent_respond_with(qr, secrets, msg1, Some(ephemeral))
+    }
+
+    /// The PSK a QR's secret gives (to publish in vectors; the session keeps it secret).
+    pub fn danger_psk(secret: &[u8]) -> Result<Vec<u8>, CoreError> {
+        Ok(psk(secret)?.expose_secret().to_vec())
+    }
 }
 
 /// An established channel: turns [`ChannelMessage`]s into frames and back.

@@ -1,0 +1,282 @@
+//! Conformance vectors: what Kalit's protocol produces from fixed inputs, byte for byte, committed in
+//! `crates/kalit-core/vectors/`. Every implementation of the protocol (this one; the TypeScript phone app
+//! and kalit.js later) must reproduce them.
+//!
+//! `cargo test -p kalit-core --test vectors` fails when the committed files differ from what this code
+//! generates; after an intended change, `KALIT_WRITE_VECTORS=1 cargo test -p kalit-core --test vectors`
+//! rewrites them (and the change must then bump the version its file names).
+
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::SecretBytes;
+use kalit_core::keys::PrivateKey;
+use kalit_core::session::{ComputerKey, Qr, hazmat, tunnel_id};
+use kalit_core::statement::Statement;
+use kalit_proto::relay::Attestation;
+use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignStatus};
+use serde_json::{Value, json};
+
+fn dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}
+
+/// Bytes 0, 1, 2, ... offset by `start`: fixed keys that protect nothing.
+fn fixed<const N: usize>(start: u8) -> [u8; N] {
+    std::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+/// An Ed25519 key from a 32-byte seed (PKCS#8 v1 around it).
+fn ed25519(seed: [u8; 32]) -> PrivateKey {
+    let mut der = hex::decode("302e020100300506032b657004220420").unwrap();
+    der.extend_from_slice(&seed);
+    PrivateKey::from_pkcs8(&SecretBytes::new(der)).unwrap()
+}
+
+fn session_vectors() -> Value {
+    let computer = ComputerKey::from_private(&SecretBytes::from_slice(&fixed::<32>(1))).unwrap();
+    let secret: [u8; 16] = fixed(101);
+    let payload = QrPayload {
+        v: kalit_proto::session::SESSION_VERSION,
+        pk: String::new(),
+        s: String::new(),
+        relay: "https://relay.example".into(),
+        relay_id: "00112233445566778899aabbccddeeff".into(),
+        origin: "https://portal.example".into(),
+        iat: 1_800_000_000,
+        ttl: 60,
+        op: "sign".into(),
+    };
+    let (qr, secrets) = hazmat::danger_qr_with_secret(&computer, secret, &payload).unwrap();
+    let phone_e: [u8; 32] = fixed(33);
+    let agent_e: [u8; 32] = fixed(65);
+    let (hs, msg1) = hazmat::danger_phone_start(&qr, &phone_e).unwrap();
+    let (msg2, mut agent) = hazmat::danger_agent_respond(&qr, &secrets, &msg1, &agent_e).unwrap();
+    let mut phone = hs.finish(&msg2).unwrap();
+    assert_eq!(phone.sas(), agent.sas());
+    let device = ed25519(fixed(201));
+    let attestation = Attestation {
+        relay_id: payload.relay_id.clone(),
+        login: "ali".into(),
+        cert_fingerprint: hex::encode([7u8; 32]),
+        device_id: kalit_core::statement::key_id(device.public_key_raw()),
+        device_key: B64.encode(device.public_key_raw()),
+        issued_at: 1_800_000_000,
+        expires_at: 1_800_000_600,
+    };
+    let relay_key = ed25519(fixed(150));
+    let signed = kalit_proto::relay::SignedAttestation {
+        signature: B64.encode(Statement::attestation(&attestation).sign(&relay_key).unwrap()),
+        attestation,
+    };
+    // A whole session: hello, a request, its answer, a second request the page withdraws, goodbye.
+    let script: Vec<(&str, ChannelMessage)> = vec![
+        (
+            "phone",
+            ChannelMessage::Hello {
+                login: "ali".into(),
+                device_name: "phone".into(),
+                chain: vec![B64.encode(b"not a real certificate")],
+                attestation: signed,
+            },
+        ),
+        (
+            "agent",
+            ChannelMessage::SignRequest {
+                id: 1,
+                origin: payload.origin.clone(),
+                name: "contract.txt".into(),
+                media_type: "text/plain".into(),
+                data: B64.encode("Shartnoma / Договор / Contract\n"),
+                format: DocFormat::Cms,
+                pss: false,
+            },
+        ),
+        (
+            "phone",
+            ChannelMessage::SignResponse {
+                id: 1,
+                status: SignStatus::Approved,
+                signature: Some(B64.encode(b"a signature")),
+                message: None,
+            },
+        ),
+        (
+            "agent",
+            ChannelMessage::SignRequest {
+                id: 2,
+                origin: payload.origin.clone(),
+                name: "second.txt".into(),
+                media_type: "text/plain".into(),
+                data: B64.encode("withdrawn"),
+                format: DocFormat::Raw,
+                pss: false,
+            },
+        ),
+        ("agent", ChannelMessage::Cancel { id: 2, reason: "the page ended the session".into() }),
+        ("agent", ChannelMessage::Bye { reason: "the page ended the session".into(), code: None }),
+    ];
+    let mut transcript = vec![];
+    for (from, m) in script {
+        let (tx, rx) = if from == "agent" { (&mut agent, &mut phone) } else { (&mut phone, &mut agent) };
+        let frames = tx.seal(&m).unwrap();
+        let mut got = None;
+        for f in &frames {
+            got = rx.open(f).unwrap();
+        }
+        assert_eq!(got.as_ref(), Some(&m));
+        transcript.push(json!({
+            "from": from,
+            "message": serde_json::to_value(&m).unwrap(),
+            "frames": frames.iter().map(hex::encode).collect::<Vec<_>>(),
+        }));
+    }
+    json!({
+        "description": "A signing session from fixed inputs: the QR, the keys its secret gives, the Noise_NKpsk0_25519_ChaChaPoly_SHA256 handshake with fixed ephemeral keys (phone = initiator), the SAS, and every frame of a session (JSON messages split into Noise messages whose first plaintext byte is 1 when more follow, 0 on the last). Keys here protect nothing.",
+        "session_version": kalit_proto::session::SESSION_VERSION,
+        "computer_private": hex::encode(fixed::<32>(1)),
+        "computer_public": hex::encode(computer.public()),
+        "computer_id": qr.computer_id(),
+        "secret": hex::encode(secret),
+        "qr_text": qr.text(),
+        "tunnel_id": tunnel_id(&secret).unwrap(),
+        "psk": hex::encode(hazmat::danger_psk(&secret).unwrap()),
+        "phone_ephemeral_private": hex::encode(phone_e),
+        "agent_ephemeral_private": hex::encode(agent_e),
+        "msg1": hex::encode(&msg1),
+        "msg2": hex::encode(&msg2),
+        "sas": agent.sas(),
+        "transcript": transcript,
+    })
+}
+
+fn statement_vectors() -> Value {
+    let device = ed25519(fixed(201));
+    let cert_key = ed25519(fixed(7));
+    let relay_key = ed25519(fixed(150));
+    let nonce: [u8; 32] = fixed(9);
+    let relay_id = "00112233445566778899aabbccddeeff";
+    let fp = hex::encode([7u8; 32]);
+    let dev = device.public_key_raw().to_vec();
+    let dev_id = kalit_core::statement::key_id(&dev);
+    let register = Statement::register(relay_id, &nonce, "ali", &dev, &fp);
+    let removal = Statement::device_removal(relay_id, &nonce, "ali", &dev_id, "ffeeddccbbaa99887766554433221100");
+    let join = Statement::device_request(relay_id, &nonce, "ali", &dev_id, "tunnel-join", &"ab".repeat(32));
+    let attach = Statement::device_request(relay_id, &nonce, "ali", &dev_id, "attach", &format!("{fp}/{dev_id}"));
+    let attestation = Attestation {
+        relay_id: relay_id.into(),
+        login: "ali".into(),
+        cert_fingerprint: fp.clone(),
+        device_id: dev_id.clone(),
+        device_key: B64.encode(&dev),
+        issued_at: 1_800_000_000,
+        expires_at: 1_800_000_600,
+    };
+    let att = Statement::attestation(&attestation);
+    let entry = |s: &Statement, signature: Vec<u8>, signer: &str| json!({"namespace": s.namespace(), "bytes": hex::encode(s.as_bytes()), "signer": signer, "signature": hex::encode(signature)});
+    json!({
+        "description": "Statements: namespace, 0x00, then each field as u32 big-endian length and bytes. Certificate statements are signed under the statement scheme (here Ed25519ph, SHA-512 prehash, context \"kalit/v1/statement\"); device and relay statements with plain Ed25519. Ed25519 keys are PKCS#8 v1 around the given seed.",
+        "relay_id": relay_id,
+        "nonce": hex::encode(nonce),
+        "device_seed": hex::encode(fixed::<32>(201)),
+        "device_public": hex::encode(&dev),
+        "certificate_key_seed": hex::encode(fixed::<32>(7)),
+        "certificate_key_public": hex::encode(cert_key.public_key_raw()),
+        "relay_seed": hex::encode(fixed::<32>(150)),
+        "relay_public": hex::encode(relay_key.public_key_raw()),
+        "statements": [
+            entry(&register, register.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
+            entry(&removal, removal.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
+            entry(&join, join.sign(&device).unwrap(), "device (Ed25519)"),
+            entry(&attach, attach.sign(&device).unwrap(), "device (Ed25519)"),
+            entry(&att, att.sign(&relay_key).unwrap(), "relay (Ed25519)"),
+        ],
+        "attestation": serde_json::to_value(&attestation).unwrap(),
+    })
+}
+
+fn check(name: &str, generated: Value) {
+    let path = dir().join(name);
+    let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+    if std::env::var_os("KALIT_WRITE_VECTORS").is_some() {
+        std::fs::create_dir_all(dir()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (write it with KALIT_WRITE_VECTORS=1)", path.display()));
+    assert!(
+        committed == text,
+        "{} differs from what the code generates: a protocol change must bump its version and rewrite the vectors (KALIT_WRITE_VECTORS=1)",
+        path.display()
+    );
+}
+
+#[test]
+fn committed_vectors_are_what_the_code_generates() {
+    check("session-v2.json", session_vectors());
+    check("statements-v1.json", statement_vectors());
+}
+
+/// The other direction, as another implementation would use the files: from the committed inputs alone,
+/// derive and open everything.
+#[test]
+fn the_committed_session_replays() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("session-v2.json")).unwrap()).unwrap();
+    let h = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+    let qr = Qr::parse(v["qr_text"].as_str().unwrap()).unwrap();
+    assert_eq!(qr.tunnel_id().unwrap(), v["tunnel_id"].as_str().unwrap());
+    assert_eq!(hazmat::danger_psk(&h("secret")).unwrap(), h("psk"));
+    assert_eq!(qr.computer_id(), v["computer_id"].as_str().unwrap());
+    let computer = ComputerKey::from_private(&SecretBytes::new(h("computer_private"))).unwrap();
+    let secret: [u8; 16] = h("secret").try_into().unwrap();
+    let (_, secrets) = hazmat::danger_qr_with_secret(&computer, secret, &qr.payload).unwrap();
+    let e: [u8; 32] = h("agent_ephemeral_private").try_into().unwrap();
+    // The agent answers the committed message 1 with the committed message 2.
+    let (msg2, mut agent) = hazmat::danger_agent_respond(&qr, &secrets, &h("msg1"), &e).unwrap();
+    assert_eq!(msg2, h("msg2"));
+    assert_eq!(agent.sas(), v["sas"].as_str().unwrap());
+    let pe: [u8; 32] = h("phone_ephemeral_private").try_into().unwrap();
+    let (hs, msg1) = hazmat::danger_phone_start(&qr, &pe).unwrap();
+    assert_eq!(msg1, h("msg1"));
+    let mut phone = hs.finish(&msg2).unwrap();
+    for step in v["transcript"].as_array().unwrap() {
+        let rx = if step["from"] == "agent" { &mut phone } else { &mut agent };
+        let mut got = None;
+        for f in step["frames"].as_array().unwrap() {
+            got = rx.open(&hex::decode(f.as_str().unwrap()).unwrap()).unwrap();
+        }
+        assert_eq!(serde_json::to_value(got.unwrap()).unwrap(), step["message"]);
+    }
+    // One flipped bit in any frame breaks the channel.
+    let first = v["transcript"][0]["frames"][0].as_str().unwrap();
+    let mut bad = hex::decode(first).unwrap();
+    bad[5] ^= 1;
+    let (hs, _) = hazmat::danger_phone_start(&qr, &pe).unwrap();
+    let (_, mut agent) = hazmat::danger_agent_respond(&qr, &secrets, &h("msg1"), &e).unwrap();
+    drop(hs);
+    assert!(agent.open(&bad).is_err());
+}
+
+#[test]
+fn the_committed_statements_verify() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("statements-v1.json")).unwrap()).unwrap();
+    let cert_public = hex::decode(v["certificate_key_public"].as_str().unwrap()).unwrap();
+    // The certificate key's SubjectPublicKeyInfo (Ed25519): 302a300506032b6570032100 || key.
+    let mut spki = hex::decode("302a300506032b6570032100").unwrap();
+    spki.extend_from_slice(&cert_public);
+    for s in v["statements"].as_array().unwrap() {
+        let bytes = hex::decode(s["bytes"].as_str().unwrap()).unwrap();
+        let sig = hex::decode(s["signature"].as_str().unwrap()).unwrap();
+        let signer = s["signer"].as_str().unwrap();
+        if signer.starts_with("certificate") {
+            kalit_core::x509::verify_statement(&spki, &bytes, &sig).unwrap();
+            assert!(kalit_core::x509::verify_raw(&spki, &bytes, &sig).is_err(), "never a document signature");
+        } else {
+            let key = if signer.starts_with("device") { "device_public" } else { "relay_public" };
+            let pk = hex::decode(v[key].as_str().unwrap()).unwrap();
+            kalit_core::statement::verify_ed25519(&pk, &bytes, &sig).unwrap();
+        }
+        assert!(bytes.starts_with(format!("{}\0", s["namespace"].as_str().unwrap()).as_bytes()));
+    }
+}
