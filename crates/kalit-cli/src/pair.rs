@@ -480,8 +480,9 @@ async fn session(
     }
 }
 
-/// Whether request `id` was withdrawn: reads what the computer sent meanwhile (for a short while), keeping
-/// every other message, in order, for the session loop.
+/// Whether request `id` was withdrawn: reads what the computer already sent (a withdrawal made while the
+/// person was deciding is waiting in the socket; a few milliseconds let the runtime see it), keeping every
+/// other message, in order, for the session loop.
 async fn withdrawn(
     ws: &mut kalit_service::ws::Ws,
     ch: &mut kalit_core::session::Channel,
@@ -493,7 +494,7 @@ async fn withdrawn(
         return Ok(true);
     }
     loop {
-        match tokio::time::timeout(std::time::Duration::from_millis(100), next_message(ws, ch)).await {
+        match tokio::time::timeout(std::time::Duration::from_millis(5), next_message(ws, ch)).await {
             Err(_) => return Ok(false),
             Ok(Ok(ChannelMessage::Cancel { id: c, .. })) if c == id => return Ok(true),
             Ok(Ok(m)) => early.push_back(m),
