@@ -240,7 +240,8 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     if qr.payload.relay != me.relay_url.trim_end_matches('/') {
         ui.show(&format!(
             "Note: the QR names {} for this relay; using the registered address {}.",
-            qr.payload.relay, me.relay_url
+            display::field(&qr.payload.relay, 100),
+            me.relay_url
         ));
     }
     // Who is asking, before the PIN: a known computer by its name, a new one with the full warning and a
