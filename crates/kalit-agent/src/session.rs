@@ -478,12 +478,19 @@ async fn sign_one(
     login: &str,
     reply: &mut Reply,
 ) -> Outcome {
+    let doc = Arc::new(doc);
+    // Encoding up to 8 MiB is CPU work: on the blocking pool, like the checks of the answer.
+    let d = doc.clone();
+    let data = match tokio::task::spawn_blocking(move || B64.encode(&d.data)).await {
+        Ok(data) => data,
+        Err(e) => return Outcome::Answer(Box::new(Err(ServiceError::internal(format!("worker: {e}"))))),
+    };
     let req = ChannelMessage::SignRequest {
         id,
         origin: sess.origin.clone(),
         name: doc.name.clone(),
         media_type: doc.media_type.clone(),
-        data: B64.encode(&doc.data),
+        data,
         format: doc.format,
         pss: doc.pss,
     };
@@ -508,7 +515,7 @@ async fn await_answer(
     ws: &mut Ws,
     ch: &mut Channel,
     id: u32,
-    doc: &Doc,
+    doc: &Arc<Doc>,
     chain: &[Vec<u8>],
     login: &str,
 ) -> Result<SignDocResponse, ServiceError> {
@@ -542,12 +549,18 @@ async fn await_answer(
     let sig = statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN)
         .map_err(ServiceError::from)?;
     let leaf = &chain[0];
-    let scheme = check_signature(doc, &sig, leaf)?;
+    // Verifying (and hashing) up to 8 MiB: on the blocking pool, so other pages' requests carry on.
+    let (d, l, sg) = (doc.clone(), leaf.clone(), sig.clone());
+    let (scheme, sha256) = tokio::task::spawn_blocking(move || {
+        check_signature(&d, &sg, &l).map(|scheme| (scheme, hex::encode(HashAlg::Sha256.digest(&d.data))))
+    })
+    .await
+    .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
     Ok(SignDocResponse {
         format: doc.format,
         signature: B64.encode(&sig),
         scheme,
-        sha256: hex::encode(HashAlg::Sha256.digest(&doc.data)),
+        sha256,
         certificate_pem: chain.iter().map(|c| x509::cert_pem(c)).collect(),
         signer: x509::cert_info(leaf).map_err(ServiceError::from)?,
         login: login.to_string(),

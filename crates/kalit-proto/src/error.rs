@@ -63,6 +63,10 @@ pub enum ErrorCode {
     Channel,
     /// Another request is already waiting (one pending session or signature at a time).
     Busy,
+    /// A code this version of Kalit does not know, received from a newer peer (never sent; it reads as
+    /// an internal failure of the peer, exit status 1).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorCode {
@@ -123,6 +127,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Channel => "channel",
             ErrorCode::Busy => "busy",
+            ErrorCode::Unknown => "unknown",
         }
     }
 
@@ -154,13 +159,14 @@ impl ErrorCode {
             ErrorCode::TooLarge => 23,
             ErrorCode::Channel => 24,
             ErrorCode::Busy => 25,
+            ErrorCode::Unknown => 1,
         }
     }
 
     /// The HTTP status the relay and the RA answer with for this code.
     pub const fn http_status(self) -> u16 {
         match self {
-            ErrorCode::Internal | ErrorCode::Io | ErrorCode::Corrupt => 500,
+            ErrorCode::Internal | ErrorCode::Io | ErrorCode::Corrupt | ErrorCode::Unknown => 500,
             ErrorCode::Usage
             | ErrorCode::InvalidInput
             | ErrorCode::WeakSecret

@@ -15,3 +15,33 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 
 /// Version of the vault-facing JSON outputs (`kalit vault list --json` and friends).
 pub const OUTPUT_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod evolution {
+    //! The evolution rules, as tests: requests refuse unknown fields, responses and peer messages tolerate
+    //! them, and an unknown error code reads as `Unknown`.
+
+    use crate::relay::{NonceResponse, RegisterRequest};
+    use crate::session::{ChannelMessage, TunnelEvent};
+    use crate::{ApiError, ErrorCode};
+
+    #[test]
+    fn requests_refuse_and_responses_tolerate_unknown_fields() {
+        let req = r#"{"login":"ali","device_key":"AA==","device_name":"p","nonce":"AA==","relay_id":"r","proof":{"chain":[],"signature":""},"extra":1}"#;
+        assert!(serde_json::from_str::<RegisterRequest>(req).is_err());
+        let resp = r#"{"nonce":"AA==","expires_at":1,"added_later":true}"#;
+        assert_eq!(serde_json::from_str::<NonceResponse>(resp).unwrap().expires_at, 1);
+        let bye = r#"{"type":"bye","reason":"done","code":null,"added_later":[1,2]}"#;
+        assert!(matches!(serde_json::from_str::<ChannelMessage>(bye).unwrap(), ChannelMessage::Bye { .. }));
+        let ready = r#"{"event":"ready","expires_in":5,"node":"b"}"#;
+        assert_eq!(serde_json::from_str::<TunnelEvent>(ready).unwrap(), TunnelEvent::Ready { expires_in: 5 });
+    }
+
+    #[test]
+    fn an_unknown_error_code_reads_as_unknown() {
+        let e: ApiError = serde_json::from_str(r#"{"error":{"code":"quota_exceeded","message":"later"}}"#).unwrap();
+        assert_eq!(e.error.code, ErrorCode::Unknown);
+        assert_eq!(ErrorCode::Unknown.exit_code(), ErrorCode::Internal.exit_code());
+        assert!(!ErrorCode::ALL.contains(&ErrorCode::Unknown), "never sent");
+    }
+}

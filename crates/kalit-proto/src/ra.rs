@@ -15,7 +15,6 @@ pub struct IssueRequest {
 
 /// The issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IssueResponse {
     /// Serial number, hex.
     pub serial: String,

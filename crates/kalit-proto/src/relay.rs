@@ -1,7 +1,9 @@
 //! The relay's HTTP API (the paper's W): identity, nonces, registration, devices.
 //!
-//! Binary fields travel as standard base64; fingerprints as lowercase hex. Every request body is JSON and
-//! rejects unknown fields, so a typo is an error instead of a silently ignored option.
+//! Binary fields travel as standard base64; fingerprints as lowercase hex. Evolution rule: every request
+//! body rejects unknown fields (a typo is an error instead of a silently ignored option); every response
+//! tolerates them (a newer relay may add fields an older phone ignores). Error codes a peer does not know
+//! read as [`crate::ErrorCode::Unknown`]. A change an older peer cannot read bumps the API version.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +19,6 @@ pub const MAX_CHAIN_LEN: usize = 8;
 /// The relay's public identity, published at [`WELL_KNOWN_PATH`] so phones can name the relay in what they
 /// sign and agents can check its attestations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RelayIdentity {
     /// [`API_VERSION`].
     pub version: u32,
@@ -31,7 +32,6 @@ pub struct RelayIdentity {
 
 /// A fresh single-use nonce for one registration or device request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NonceResponse {
     /// 32 random bytes, base64.
     pub nonce: String,
@@ -87,7 +87,6 @@ pub struct DeviceApproval {
 
 /// What the relay vouches for: this certificate and this device key belong to this login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Attestation {
     /// The relay id.
     pub relay_id: String,
@@ -108,7 +107,6 @@ pub struct Attestation {
 
 /// An [`Attestation`] with the relay's Ed25519 signature over its `kalit/v1/attestation` statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SignedAttestation {
     /// The attested facts.
     pub attestation: Attestation,
@@ -118,7 +116,6 @@ pub struct SignedAttestation {
 
 /// The answer to a successful registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RegisterResponse {
     /// `created` (a new login) or `added` (a device joined an existing login).
     pub outcome: RegisterOutcome,
@@ -164,7 +161,6 @@ pub struct DeviceRequest {
 
 /// One device of a login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceInfo {
     /// Device id.
     pub device_id: String,
@@ -180,7 +176,6 @@ pub struct DeviceInfo {
 
 /// The devices of a login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceList {
     /// The login.
     pub login: String,
@@ -194,7 +189,6 @@ pub struct DeviceList {
 
 /// A requested detachment of a certificate from a login, announced to every device of the login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PendingDetachment {
     /// SHA-256 of the certificate, hex.
     pub cert_fingerprint: String,
@@ -210,7 +204,6 @@ pub struct PendingDetachment {
 
 /// The answer to a detachment request or its cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DetachResponse {
     /// The certificate.
     pub cert_fingerprint: String,
@@ -221,7 +214,6 @@ pub struct DetachResponse {
 
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Health {
     /// `ok` when the database answers.
     pub status: String,

@@ -63,7 +63,7 @@ pub struct QrPayload {
 /// A control event the relay sends on a tunnel WebSocket as a text frame. Ciphertext travels as binary
 /// frames and is never interpreted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum TunnelEvent {
     /// To the agent: the tunnel is waiting for a phone until `expires_in` seconds from now.
     Ready {
@@ -118,7 +118,7 @@ impl DocFormat {
 
 /// A message inside the encrypted channel (JSON, split into Noise messages).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelMessage {
     /// Phone -> agent, first: who is signing.
     Hello {
