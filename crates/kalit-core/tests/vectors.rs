@@ -196,12 +196,117 @@ fn statement_vectors() -> Value {
     })
 }
 
+/// The phone's display rules (`kalit_core::display`, `kalit_core::purpose`) as input -> output cases:
+/// the phone app must show exactly these.
+fn display_vectors() -> Value {
+    use kalit_core::display;
+    let strings = [
+        "contract.pdf",
+        "invoice\u{202e}fdp.exe",
+        "a\x1b[2Jb",
+        "\x1b]52;c;cGF5bG9hZA==\x07",
+        "two\nlines",
+        "zero\u{200b}width",
+        "c:\\temp",
+        "Toshkent — Тошкент",
+        "tab\there",
+        "emoji \u{1f600}",
+    ];
+    let escape: Vec<Value> = strings.iter().map(|s| json!({"input": s, "output": display::escape(s)})).collect();
+    let field: Vec<Value> = [("short", 10), ("abcdefghijklmno", 10), ("\u{202e}abcdefghij", 10)]
+        .iter()
+        .map(|(s, n)| json!({"input": s, "max": n, "output": display::field(s, *n)}))
+        .collect();
+    let media: Vec<Value> = [
+        "text/plain",
+        "Text/Plain",
+        "application/vnd.oasis.opendocument.text",
+        "text",
+        "text/plain; charset=utf-8",
+        "text/plain\n  Preview: all good",
+        "te xt/plain",
+        "/x",
+    ]
+    .iter()
+    .map(|s| json!({"input": s, "output": display::media_type(s).ok()}))
+    .collect();
+    let origins: Vec<Value> = [
+        "https://my.gov.example",
+        "http://127.0.0.1:8080",
+        "https://[::1]:443",
+        "https://my.gov.example/",
+        "https://MY.gov.example",
+        "https://user@my.gov.example",
+        "https://my.gov.example:0",
+        "https://my.gov.example\x1b[2J",
+        "javascript://x",
+    ]
+    .iter()
+    .map(|s| json!({"input": s, "valid": display::origin(s).is_ok()}))
+    .collect();
+    let previews: Vec<Value> = [
+        format!("I agree to pay 100 som.{}and also to sell my house.", " ".repeat(70)),
+        "x".repeat(100),
+        (0..30).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n"),
+        "ok\x1b[2J\u{202e}\r\nnext\n".to_string(),
+    ]
+    .iter()
+    .map(|t| json!({"input": t, "width": 40, "max_lines": 12, "output": display::preview(t.as_bytes(), 40, 12)}))
+    .collect();
+    let sniff: Vec<Value> = [
+        ("text/plain", b"hello".to_vec()),
+        ("text/plain", b"%PDF-1.7\n".to_vec()),
+        ("application/pdf", b"just text".to_vec()),
+        ("application/pdf", b"%PDF-1.4".to_vec()),
+        ("application/octet-stream", b"%PDF-1.4".to_vec()),
+        ("application/octet-stream", vec![0, 1, 2]),
+        ("image/png", b"\x89PNG\r\n\x1a\n".to_vec()),
+    ]
+    .iter()
+    .map(|(t, d)| json!({"media_type": t, "data": hex::encode(d), "warning": display::type_mismatch(t, d)}))
+    .collect();
+    let stmt = Statement::register("r", &[1; 32], "ali", &[2; 32], "fp");
+    let documents: Vec<Value> = [
+        ("kalit statement", stmt.as_bytes().to_vec()),
+        ("DER SEQUENCE", vec![0x30, 0x03, 0x02, 0x01, 0x00]),
+        ("DER SET", vec![0x31, 0x04, 0x30, 0x02, 0x05, 0x00]),
+        ("BER indefinite", vec![0x30, 0x80, 0x00, 0x00]),
+        ("SEQUENCE then more", vec![0x30, 0x00, b'x']),
+        ("text", b"Shartnoma".to_vec()),
+        ("binary", vec![0x89, b'P', b'N', b'G', 0, 1]),
+    ]
+    .iter()
+    .map(|(what, d)| {
+        json!({
+            "what": what,
+            "data": hex::encode(d),
+            "raw_refused": kalit_core::purpose::check_document(d, true).is_err(),
+            "cms_refused": kalit_core::purpose::check_document(d, false).is_err(),
+            "raw_needs_blind_confirmation": kalit_core::purpose::needs_blind_confirmation(d),
+        })
+    })
+    .collect();
+    json!({
+        "description": "The phone's display and document rules: every string from the computer, relay or RA is shown through these (escape: control, format and bidi characters as \\u{hex}, backslash doubled; field: escape then cut with a marked remainder; media types are type/subtype tokens, lower-cased; origins are scheme://host[:port]; previews wrap, mark long blank runs and hidden lines; the claimed type is checked against the content; documents that are Kalit statements or (raw) DER structures are refused).",
+        "escape": escape,
+        "field": field,
+        "media_type": media,
+        "origin": origins,
+        "preview": previews,
+        "type_mismatch": sniff,
+        "documents": documents,
+    })
+}
+
 fn check(name: &str, generated: Value) {
     let path = dir().join(name);
     let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
     if std::env::var_os("KALIT_WRITE_VECTORS").is_some() {
         std::fs::create_dir_all(dir()).unwrap();
-        std::fs::write(&path, &text).unwrap();
+        // Whole or not at all: the replay tests may read the file meanwhile.
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
     }
     let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (write it with KALIT_WRITE_VECTORS=1)", path.display()));
@@ -216,6 +321,7 @@ fn check(name: &str, generated: Value) {
 fn committed_vectors_are_what_the_code_generates() {
     check("session-v2.json", session_vectors());
     check("statements-v1.json", statement_vectors());
+    check("display-v1.json", display_vectors());
 }
 
 /// The other direction, as another implementation would use the files: from the committed inputs alone,
