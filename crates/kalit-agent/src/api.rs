@@ -79,17 +79,12 @@ pub(crate) async fn hash(JsonBody(r): JsonBody<HashRequest>) -> ServiceResult<Js
         }
     };
     // Decoding and hashing up to 8 MiB is CPU work: off the async runtime, so other requests carry on.
-    let (name, digest) = blocking(move || {
+    let (name, digest) = crate::blocking(move || {
         let data = document("data", &r.data)?;
         Ok((alg.name().to_string(), hex::encode(alg.digest(&data))))
     })
     .await?;
     Ok(Json(HashResponse { alg: name, digest }))
-}
-
-/// Runs CPU-bound work (decoding, hashing, verifying documents) on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + Send + 'static) -> ServiceResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ServiceError::internal(format!("worker: {e}")))?
 }
 
 fn caller_origin(c: &Caller) -> ServiceResult<String> {
@@ -186,7 +181,7 @@ pub(crate) async fn verify(
     JsonBody(r): JsonBody<VerifyRequest>,
 ) -> ServiceResult<Json<VerifyReport>> {
     let anchors = s.anchors.clone();
-    let report = blocking(move || {
+    let report = crate::blocking(move || {
         let data = document("data", &r.data)?;
         let sig = kalit_core::statement::b64("signature", &r.signature, kalit_core::cms::MAX_CMS_LEN)?;
         let certs = match &r.certificate {

@@ -100,6 +100,13 @@ pub fn computer_key(data: &Path) -> Result<kalit_core::session::ComputerKey, Ser
     }
 }
 
+/// Runs CPU-bound work (decoding, encoding, hashing, verifying documents) on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ServiceError::internal(format!("worker: {e}")))?
+}
+
 fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
     move |e| ServiceError::new(ErrorCode::Io, format!("{}: {e}", what.display()))
 }

@@ -481,9 +481,9 @@ async fn sign_one(
     let doc = Arc::new(doc);
     // Encoding up to 8 MiB is CPU work: on the blocking pool, like the checks of the answer.
     let d = doc.clone();
-    let data = match tokio::task::spawn_blocking(move || B64.encode(&d.data)).await {
+    let data = match crate::blocking(move || Ok(B64.encode(&d.data))).await {
         Ok(data) => data,
-        Err(e) => return Outcome::Answer(Box::new(Err(ServiceError::internal(format!("worker: {e}"))))),
+        Err(e) => return Outcome::Answer(Box::new(Err(e))),
     };
     let req = ChannelMessage::SignRequest {
         id,
@@ -502,11 +502,8 @@ async fn sign_one(
     tokio::select! {
         r = await_answer(st, ws, ch, id, &doc, chain, login) => Outcome::Answer(Box::new(r)),
         () = reply.closed() => Outcome::Withdrawn("the page stopped waiting"),
-        () = sess.ending.notified() => {
-            // Keep the end for the session loop, which says goodbye after the cancel.
-            sess.ending.notify_one();
-            Outcome::Withdrawn("the page ended the session")
-        }
+        // The session loop sees `ended` next and says goodbye after the cancel.
+        () = sess.ending.notified() => Outcome::Withdrawn("the page ended the session"),
     }
 }
 
@@ -551,11 +548,10 @@ async fn await_answer(
     let leaf = &chain[0];
     // Verifying (and hashing) up to 8 MiB: on the blocking pool, so other pages' requests carry on.
     let (d, l, sg) = (doc.clone(), leaf.clone(), sig.clone());
-    let (scheme, sha256) = tokio::task::spawn_blocking(move || {
+    let (scheme, sha256) = crate::blocking(move || {
         check_signature(&d, &sg, &l).map(|scheme| (scheme, hex::encode(HashAlg::Sha256.digest(&d.data))))
     })
-    .await
-    .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
+    .await?;
     Ok(SignDocResponse {
         format: doc.format,
         signature: B64.encode(&sig),

@@ -247,7 +247,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     // Who is asking, before the PIN: a known computer by its name, a new one with the full warning and a
     // name the person gives it (nothing else happens until then).
     let computer_id = qr.computer_id();
-    let (computer, new_name) = match vault.computer(&computer_id)? {
+    let (mut computer, new_name) = match vault.computer(&computer_id)? {
         Some(k) => (Computer { id: computer_id.clone(), name: k.name, uses_before: k.uses, network: None }, None),
         None => {
             let Some(name) = ui.name_new_computer(&computer_id, &qr.payload.origin)? else {
@@ -282,7 +282,6 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         .enable_all()
         .build()
         .map_err(|e| CliError::new(ErrorCode::Internal, format!("async runtime: {e}")))?;
-    let mut computer = computer;
     rt.block_on(session(vault, &qr, &me, &chain, &url, join, &mut computer, new_name.as_deref(), ui))
 }
 

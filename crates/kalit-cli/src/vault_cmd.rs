@@ -149,19 +149,7 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             let vault = Vault::open(dir)?;
             let bytes = files::read_limited(&file, 1 << 20, "certificate file")?;
             // Checked before the PIN: a certificate for another key is refused without asking.
-            let certs = kalit_core::x509::parse_cert_bundle(&bytes)?;
-            let info = vault.key(&key)?;
-            let spki = kalit_core::x509::cert_spki(&certs[0])?;
-            if kalit_core::x509::fingerprint(&spki) != info.fingerprint {
-                return Err(CliError::new(
-                    ErrorCode::KeyMismatch,
-                    format!(
-                        "the certificate is for another key (its public key fingerprint is {}, key {key:?} has {})",
-                        kalit_core::x509::fingerprint(&spki),
-                        info.fingerprint
-                    ),
-                ));
-            }
+            vault.check_certificate(&key, &bytes)?;
             let u = unlock(&vault, &mut Prompter::new())?;
             let info = u.install_cert(&key, &bytes)?;
             println!(

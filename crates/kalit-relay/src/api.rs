@@ -143,7 +143,8 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     // A login that exists is joined by its own certificates, or by a new certificate that a registered
     // device of the login approved (its signature over this request's nonce, certificate and device).
     // The nonce is consumed only after that check, so a refused request does not burn it.
-    let exists = s.store.device_count(&login).await? > 0 || s.store.has_any_cert(&login).await?;
+    // (A login always has a certificate: the last one's detachment removes the login.)
+    let exists = s.store.has_any_cert(&login).await?;
     if exists && !s.store.has_cert(&login, &proof.fingerprint).await? {
         let (Some(a), Some(sig)) = (&req.approval, &approval_sig) else {
             tracing::info!(login = %login, "registration refused: login taken");
@@ -308,7 +309,6 @@ pub(crate) async fn detach(
     let effective = now + (s.limits.detach_cooling_off_secs as i64) * 1000;
     let at = s.store.request_detach(&login, &req.target, &me.device_id, now, effective).await?;
     tracing::warn!(login = %login, cert = %req.target, by = %me.device_id, effective_at = at / 1000, "certificate detachment requested");
-    s.store.apply_due_detachments(&login, now).await?;
     Ok(Json(DetachResponse { cert_fingerprint: req.target, effective_at: Some(at / 1000) }))
 }
 

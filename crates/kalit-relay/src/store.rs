@@ -400,7 +400,7 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Pending detachments of a login: `(fingerprint, subject, requested_by, requested_ms, effective_ms)`.
+    /// Pending detachments of a login, soonest first.
     pub async fn pending_detachments(&self, login: &str) -> Result<Vec<PendingDetachRow>, ServiceError> {
         let rows = sqlx::query(
             "SELECT t.fingerprint, c.subject, t.requested_by, t.requested_ms, t.effective_ms \
@@ -428,6 +428,16 @@ impl Store {
     /// its devices and the request go; a login left with no certificate goes too (it can be registered
     /// afresh). Returns how many certificates were detached.
     pub async fn apply_due_detachments(&self, login: &str, now_ms: i64) -> Result<usize, ServiceError> {
+        // Every device request passes here: one read when nothing is due, a transaction only when it is.
+        let any = sqlx::query("SELECT 1 FROM detachments WHERE login = $1 AND effective_ms <= $2 LIMIT 1")
+            .bind(login)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        if any.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.pool.begin().await.map_err(db)?;
         let due = sqlx::query("SELECT fingerprint FROM detachments WHERE login = $1 AND effective_ms <= $2")
             .bind(login)

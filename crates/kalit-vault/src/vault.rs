@@ -426,6 +426,27 @@ impl Vault {
         })
     }
 
+    /// Parses a certificate bundle for the key `label` and refuses it when the leaf is for another key.
+    /// Needs no PIN, so a front end can refuse a wrong certificate before asking for one;
+    /// [`Unlocked::install_cert`] runs it again.
+    pub fn check_certificate(&self, label: &str, bundle: &[u8]) -> Result<(), VaultError> {
+        self.checked_certificate(label, bundle).map(|_| ())
+    }
+
+    fn checked_certificate(&self, label: &str, bundle: &[u8]) -> Result<(StoredKey, Vec<Vec<u8>>), VaultError> {
+        let k = self.find(label)?;
+        let certs = x509::parse_cert_bundle(bundle)?;
+        let leaf_spki = x509::cert_spki(&certs[0])?;
+        if leaf_spki != k.spki()? {
+            return Err(VaultError::Core(CoreError::KeyMismatch(format!(
+                "the certificate is for another key (its public key fingerprint is {}, key {label:?} has {})",
+                x509::fingerprint(&leaf_spki),
+                x509::fingerprint(&k.spki()?)
+            ))));
+        }
+        Ok((k, certs))
+    }
+
     /// The key's certificate chain (DER, leaf first); empty when none is installed.
     pub fn certificate_chain(&self, label: &str) -> Result<Vec<Vec<u8>>, VaultError> {
         self.find(label)?.file.cert_ders()
@@ -591,16 +612,7 @@ impl<'v> Unlocked<'v> {
     /// Refused when the certificate's public key is not the key's. Needs the PIN: the chain is sealed
     /// under the master key, so no one can swap it without it.
     pub fn install_cert(&self, label: &str, bundle: &[u8]) -> Result<CertInfo, VaultError> {
-        let mut k = self.vault.find(label)?;
-        let certs = x509::parse_cert_bundle(bundle)?;
-        let leaf_spki = x509::cert_spki(&certs[0])?;
-        if leaf_spki != k.spki()? {
-            return Err(VaultError::Core(CoreError::KeyMismatch(format!(
-                "the certificate is for another key (its public key fingerprint is {}, key {label:?} has {})",
-                x509::fingerprint(&leaf_spki),
-                x509::fingerprint(&k.spki()?)
-            ))));
-        }
+        let (mut k, certs) = self.vault.checked_certificate(label, bundle)?;
         let info = x509::cert_info(&certs[0])?;
         k.file.certificates = certs.iter().map(|c| B64.encode(c)).collect();
         k.file.certificates_seal = self.seal_certificates(&k.file.header, &k.file.certificates)?;
