@@ -154,7 +154,10 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             let info = u.install_cert(&key, &bytes)?;
             println!(
                 "Installed the certificate for {key:?}\nSubject: {}\nIssuer:  {}\nValid:   {} to {}",
-                info.subject, info.issuer, info.not_before, info.not_after
+                kalit_core::display::escape(&info.subject),
+                kalit_core::display::escape(&info.issuer),
+                info.not_before,
+                info.not_after
             );
             Ok(())
         }

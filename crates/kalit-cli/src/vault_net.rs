@@ -35,7 +35,13 @@ pub fn enrol(dir: &Path, key: &str, ra: &str, code: &str, ca: Option<&PathBuf>) 
     };
     let u = unlock(&vault, &mut Prompter::new())?;
     let (cert, serial, _) = enrol_with(&vault, &u, &client, key, code, anchors)?;
-    println!("  subject:   {}\n  serial:    {serial}\n  valid to:  {}", cert.subject, cert.not_after);
+    // The subject and serial come from the RA: shown escaped, like every string from another party.
+    println!(
+        "  subject:   {}\n  serial:    {}\n  valid to:  {}",
+        kalit_core::display::escape(&cert.subject),
+        kalit_core::display::field(&serial, 80),
+        cert.not_after
+    );
     Ok(())
 }
 
@@ -143,7 +149,12 @@ pub fn register_with(
     }
     // A registration of this phone under the login (with another key) approves the new certificate.
     let approver = mine.into_iter().next();
-    println!("[registration 9] Relay {} ({}), id {}", ident.name, client.base(), ident.relay_id);
+    println!(
+        "[registration 9] Relay {} ({}), id {}",
+        kalit_core::display::field(&ident.name, 80),
+        client.base(),
+        kalit_core::display::field(&ident.relay_id, 64)
+    );
     let name = device_name.map_or_else(default_device_name, str::to_string);
     let nonce = nonce(client)?;
     let device = u.new_device()?;
@@ -310,7 +321,7 @@ pub fn devices(dir: &Path, relay: &str, login: Option<&str>, json: bool) -> CliR
     if json {
         return print_json(&list);
     }
-    println!("Devices of {} at {}:", list.login, client.base());
+    println!("Devices of {} at {}:", kalit_core::display::field(&list.login, 64), client.base());
     for d in &list.devices {
         let when = time::OffsetDateTime::from_unix_timestamp(d.registered_at)
             .ok()
