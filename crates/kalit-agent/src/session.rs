@@ -12,16 +12,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use kalit_core::digest::HashAlg;
-use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Channel, Qr, agent_respond};
-use kalit_core::{statement, x509};
-use kalit_proto::session::{
-    ChannelMessage, DocFormat, SessionPhase, SessionState, SignDocResponse, SignStatus, TunnelEvent,
-};
+use kalit_core::flow::{AgentAction, AgentConfig, AgentSession, Failure, Paired, SignDoc};
+use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Qr};
+use kalit_core::x509;
+use kalit_proto::session::{ChannelMessage, SessionPhase, SessionState, SignDocResponse, TunnelEvent};
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
-use kalit_service::ws::{
-    Incoming, Ws, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url,
-};
+use kalit_service::ws::{Incoming, Ws, connect_from, next_incoming, send, ws_url};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -34,19 +31,7 @@ const KEEP_CLOSED_SECS: u64 = 120;
 const PAIRING_SECS: u64 = 30;
 
 /// A document the page asked to sign.
-#[derive(Debug)]
-pub struct Doc {
-    /// Bytes.
-    pub data: Vec<u8>,
-    /// Name shown on the phone.
-    pub name: String,
-    /// Media type.
-    pub media_type: String,
-    /// Raw or CMS.
-    pub format: DocFormat,
-    /// RSA-PSS.
-    pub pss: bool,
-}
+pub type Doc = SignDoc;
 
 type Reply = oneshot::Sender<Result<SignDocResponse, ServiceError>>;
 
@@ -261,7 +246,7 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
     let task_session = session.clone();
     let st2 = st.clone();
     tokio::spawn(async move {
-        let r = run(&st2, &task_session, ws, &qr, secrets, rx).await;
+        let r = run(&st2, &task_session, ws, qr, secrets, rx).await;
         if let Err(e) = &r {
             tracing::info!(session = %task_session.id, code = %e.code, "session ended: {}", e.message);
         }
@@ -284,269 +269,167 @@ async fn run(
     st: &AgentState,
     sess: &Session,
     mut ws: Ws,
-    qr: &Qr,
+    qr: Qr,
     secrets: AgentSecrets,
     mut cmd: mpsc::Receiver<Command>,
 ) -> Result<(), ServiceError> {
-    // 1. Wait for a phone until the QR expires.
-    let deadline = Instant::now() + Duration::from_secs(u64::from(qr.payload.ttl) + CLOCK_SKEW_SECS);
-    let peer = loop {
-        tokio::select! {
-            m = next_incoming(&mut ws) => match m? {
-                Incoming::Event(TunnelEvent::Peer { login, device_id }) => break (login, device_id),
-                _ => return Err(unavailable("the relay broke the tunnel protocol")),
-            },
-            c = cmd.recv() => match c {
-                Some(Command::Sign(_, reply)) => {
-                    let _ = reply.send(Err(ServiceError::new(ErrorCode::Expired, "no phone connected yet")));
-                }
-                None => return Ok(()),
-            },
-            () = sess.ending.notified() => return Ok(()),
-            () = sleep_until(deadline) => {
-                return Err(ServiceError::new(ErrorCode::Expired, "no phone scanned the QR before it expired"));
-            }
-        }
+    let config = AgentConfig {
+        relay_id: st.relay_id.clone(),
+        relay_public_key: st.relay_public_key.to_vec(),
+        anchors: st.anchors.to_vec(),
     };
-    sess.set_phase(SessionPhase::Pairing);
-    // 2. Noise handshake and the phone's hello.
-    let pairing = async {
-        let msg1 = next_frame(&mut ws).await?;
-        let (msg2, mut ch) = agent_respond(qr, &secrets, &msg1).map_err(ServiceError::from)?;
-        send(&mut ws, Message::Binary(msg2.into())).await?;
-        let hello = next_message(&mut ws, &mut ch).await?;
-        Ok::<_, ServiceError>((ch, hello))
-    };
-    let (mut ch, hello) = timeout(Duration::from_secs(PAIRING_SECS), pairing)
-        .await
-        .map_err(|_| ServiceError::new(ErrorCode::Expired, "the phone did not finish pairing in time"))??;
-    drop(secrets);
-    let now_secs = (kalit_service::now_ms() / 1000) as i64;
-    let (login, chain) = match check_hello(st, &hello, &peer.0, &peer.1, now_secs) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ =
-                send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason: e.message.clone(), code: Some(e.code) })
-                    .await;
-            return Err(e);
-        }
-    };
-    {
-        let mut s = sess.shared();
-        s.phase = SessionPhase::Connected;
-        s.sas = Some(ch.sas().to_string());
-        s.login = Some(login.clone());
-        s.chain = chain.clone();
-    }
-    if st.print_qr {
-        println!("Phone of {login} connected. Check that it shows the code {}", ch.sas());
-    }
-    // 3. Sign requests, one at a time. Requests the page withdrew stay listed: a late answer to one of
-    // them is refused, never delivered.
-    let mut next_id = 0u32;
-    let mut withdrawn: Vec<u32> = vec![];
+    // Every session rule is in the state machine; this task moves frames, keeps the timers and answers
+    // the page.
+    let mut m = Some(AgentSession::new(qr, secrets, config));
+    let ttl = m.as_ref().map_or(0, |m| u64::from(m.qr().payload.ttl));
+    let mut deadline = Instant::now() + Duration::from_secs(ttl + CLOCK_SKEW_SECS);
+    let mut pending: Option<Pending> = None;
     loop {
-        if sess.ended.load(Ordering::SeqCst) {
-            return end_session(&mut ws, &mut ch).await;
-        }
-        tokio::select! {
-            c = cmd.recv() => match c {
-                Some(Command::Sign(doc, mut reply)) => {
-                    next_id += 1;
-                    let r = sign_one(st, sess, &mut ws, &mut ch, next_id, doc, &chain, &login, &mut reply).await;
-                    let r = match r {
-                        Outcome::Answer(r) => *r,
-                        Outcome::Withdrawn(why) => {
-                            withdrawn.push(next_id);
-                            let cancel = ChannelMessage::Cancel { id: next_id, reason: why.to_string() };
-                            send_message(&mut ws, &mut ch, &cancel).await?;
-                            tracing::info!(session = %sess.id, request = next_id, "request withdrawn: {why}");
-                            let _ = reply.send(Err(ServiceError::new(ErrorCode::Expired, format!("the request was withdrawn: {why}"))));
-                            continue;
+        let Some(mach) = m.as_mut() else { return Err(ServiceError::internal("session state lost")) };
+        let actions = if sess.ended.load(Ordering::SeqCst) {
+            mach.end("the page ended the session")
+        } else {
+            let timed = deadline_applies(mach, &pending);
+            let reply_closed = async {
+                match pending.as_mut() {
+                    Some(p) => p.reply.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                inc = next_incoming(&mut ws) => match inc {
+                    Ok(Incoming::Event(ev)) => {
+                        let was_waiting = mach.phase() == SessionPhase::Waiting;
+                        let a = mach.on_event(ev);
+                        if was_waiting && mach.phase() == SessionPhase::Pairing {
+                            sess.set_phase(SessionPhase::Pairing);
+                            deadline = Instant::now() + Duration::from_secs(PAIRING_SECS);
                         }
-                    };
-                    // The phone's answers about one document (declined, refused, a wrong PIN) leave the
-                    // session usable; anything else ends it.
-                    let fatal = matches!(&r, Err(e) if !matches!(
-                        e.code,
-                        ErrorCode::Declined
-                            | ErrorCode::RefusedByPolicy
-                            | ErrorCode::WrongPin
-                            | ErrorCode::TryLater
-                            | ErrorCode::InvalidInput
-                    ));
-                    let err = r.as_ref().err().cloned();
-                    let _ = reply.send(r);
-                    if fatal {
-                        let reason = err.as_ref().map(|e| e.message.clone()).unwrap_or_default();
-                        let code = err.as_ref().map(|e| e.code);
-                        let _ = send_message(&mut ws, &mut ch, &ChannelMessage::Bye { reason, code }).await;
-                        return Err(err.unwrap_or_else(|| ServiceError::internal("session")));
+                        a
+                    }
+                    Ok(Incoming::Frame(f)) => mach.on_frame(&f, (kalit_service::now_ms() / 1000) as i64),
+                    Err(e) => mach.fail(Failure::new(e.code, e.message)),
+                },
+                c = cmd.recv() => match c {
+                    Some(Command::Sign(doc, reply)) => {
+                        // Encoding and sealing up to 8 MiB is CPU work: on the blocking pool, with the machine.
+                        let Some(mach) = m.take() else { continue };
+                        let doc = Arc::new(doc);
+                        let d = doc.clone();
+                        let (back, r) = crate::blocking(move || {
+                            let mut mach = mach;
+                            let r = mach.sign(&d);
+                            Ok((mach, r))
+                        })
+                        .await?;
+                        m = Some(back);
+                        match r {
+                            Ok((id, a)) => {
+                                pending = Some(Pending { id, doc, reply });
+                                deadline = Instant::now() + Duration::from_secs(st.approval_timeout_secs);
+                                a
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e.into()));
+                                continue;
+                            }
+                        }
+                    }
+                    None => mach.end("the page ended the session"),
+                },
+                () = sess.ending.notified() => mach.end("the page ended the session"),
+                () = reply_closed => {
+                    let id = pending.take().map(|p| p.id).unwrap_or_default();
+                    tracing::info!(session = %sess.id, request = id, "request withdrawn: the page stopped waiting");
+                    mach.withdraw("the page stopped waiting")
+                }
+                () = sleep_until(deadline), if timed => {
+                    mach.fail(Failure::new(ErrorCode::Expired, match mach.phase() {
+                        SessionPhase::Waiting => "no phone scanned the QR before it expired",
+                        SessionPhase::Pairing => "the phone did not finish pairing in time",
+                        _ => "the phone did not answer in time",
+                    }))
+                }
+            }
+        };
+        let mut queue: std::collections::VecDeque<AgentAction> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                AgentAction::Send(frame) => {
+                    if let Err(e) = send(&mut ws, Message::Binary(frame.into())).await
+                        && let Some(mach) = m.as_mut()
+                    {
+                        queue.extend(mach.fail(Failure::new(e.code, e.message)));
                     }
                 }
-                None => return end_session(&mut ws, &mut ch).await,
-            },
-            () = sess.ending.notified() => return end_session(&mut ws, &mut ch).await,
-            m = next_message(&mut ws, &mut ch) => match m? {
-                ChannelMessage::Bye { .. } => {
-                    return Err(ServiceError::new(ErrorCode::Declined, "the phone ended the session"));
+                AgentAction::Paired(p) => {
+                    if st.print_qr {
+                        println!("Phone of {} connected. Check that it shows the code {}", p.login, p.sas);
+                    }
+                    let mut s = sess.shared();
+                    s.phase = SessionPhase::Connected;
+                    s.sas = Some(p.sas);
+                    s.login = Some(p.login);
+                    s.chain = p.chain;
                 }
-                ChannelMessage::SignResponse { id, .. } if withdrawn.contains(&id) => {
+                AgentAction::Answer { id, result } => {
+                    let Some(p) = pending.take().filter(|p| p.id == id) else { continue };
+                    let paired = m.as_ref().and_then(|m| m.paired().cloned());
+                    let answer = match (result, paired) {
+                        (Ok(sig), Some(paired)) => checked_answer(&p.doc, sig, paired).await,
+                        (Ok(_), None) => Err(ServiceError::internal("answer before pairing")),
+                        (Err(e), _) => Err(e.into()),
+                    };
+                    if let Err(e) = &answer
+                        && e.code == ErrorCode::InvalidSignature
+                        && let Some(mach) = m.as_mut()
+                    {
+                        queue.extend(mach.fail(Failure::new(e.code, e.message.clone())));
+                    }
+                    let _ = p.reply.send(answer);
+                }
+                AgentAction::LateAnswerRefused { id } => {
                     tracing::info!(session = %sess.id, request = id, "an answer to a withdrawn request was refused");
                 }
-                _ => return Err(ServiceError::new(ErrorCode::Channel, "the phone sent a message out of turn")),
-            },
+                AgentAction::Closed(err) => {
+                    let err: Option<ServiceError> = err.map(Into::into);
+                    if let Some(p) = pending.take() {
+                        let e =
+                            err.clone().unwrap_or_else(|| ServiceError::new(ErrorCode::Expired, "the session ended"));
+                        let _ = p.reply.send(Err(e));
+                    }
+                    // Goodbye frames queued before this were sent; the connection ends here.
+                    while let Some(AgentAction::Send(frame)) = queue.pop_front() {
+                        let _ = send(&mut ws, Message::Binary(frame.into())).await;
+                    }
+                    let _ = ws.close(None).await;
+                    return err.map_or(Ok(()), Err);
+                }
+            }
         }
     }
 }
 
-async fn end_session(ws: &mut Ws, ch: &mut Channel) -> Result<(), ServiceError> {
-    let bye = ChannelMessage::Bye { reason: "the page ended the session".into(), code: None };
-    let _ = send_message(ws, ch, &bye).await;
-    let _ = ws.close(None).await;
-    Ok(())
-}
-
-/// What became of one sign request.
-enum Outcome {
-    /// The phone answered (or the exchange failed).
-    Answer(Box<Result<SignDocResponse, ServiceError>>),
-    /// The page withdrew it before the phone answered (why, for the phone's screen).
-    Withdrawn(&'static str),
-}
-
-/// Checks the phone's hello: a chain to the agent's anchors (when it has any), and the relay's signed,
-/// unexpired attestation binding that certificate to the login and the device the relay authenticated
-/// when the phone joined (a removed device's old attestation names a device the relay no longer lets in).
-pub fn check_hello(
-    st: &AgentState,
-    hello: &ChannelMessage,
-    peer_login: &str,
-    peer_device: &str,
-    now_secs: i64,
-) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
-    let ChannelMessage::Hello { login, chain, attestation, .. } = hello else {
-        return Err(ServiceError::new(ErrorCode::Channel, "the phone did not start with its hello"));
-    };
-    if chain.is_empty() || chain.len() > 8 {
-        return Err(ServiceError::invalid("the phone sent no certificate, or too many"));
-    }
-    let chain: Vec<Vec<u8>> = chain
-        .iter()
-        .map(|c| statement::b64("certificate", c, 16 * 1024))
-        .collect::<Result<_, _>>()
-        .map_err(ServiceError::from)?;
-    if !st.anchors.is_empty() {
-        x509::check_chain(&chain[0], &chain[1..], &st.anchors, time::OffsetDateTime::now_utc())
-            .map_err(ServiceError::from)?;
-    }
-    let unauthorized = |why: &str| ServiceError::new(ErrorCode::Unauthorized, format!("the phone's attestation {why}"));
-    statement::verify_attestation(&st.relay_public_key, attestation)
-        .map_err(|_| unauthorized("is not signed by the relay"))?;
-    let a = &attestation.attestation;
-    let login = statement::normalize_login(login).map_err(ServiceError::from)?;
-    if a.relay_id != st.relay_id {
-        return Err(unauthorized("is for another relay"));
-    }
-    if a.login != login || a.login != peer_login {
-        return Err(unauthorized("is for another login"));
-    }
-    if a.cert_fingerprint != statement::cert_fingerprint(&chain[0]) {
-        return Err(unauthorized("is for another certificate"));
-    }
-    if a.device_id != peer_device {
-        return Err(unauthorized("is for another device than the one the relay let in"));
-    }
-    if now_secs > a.expires_at + CLOCK_SKEW_SECS as i64 {
-        return Err(unauthorized("has expired"));
-    }
-    if a.issued_at > now_secs + CLOCK_SKEW_SECS as i64 || a.expires_at < a.issued_at {
-        return Err(unauthorized("has impossible times"));
-    }
-    Ok((login, chain))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sign_one(
-    st: &AgentState,
-    sess: &Session,
-    ws: &mut Ws,
-    ch: &mut Channel,
+/// The request waiting at the phone, with the page's reply channel.
+struct Pending {
     id: u32,
-    doc: Doc,
-    chain: &[Vec<u8>],
-    login: &str,
-    reply: &mut Reply,
-) -> Outcome {
-    let doc = Arc::new(doc);
-    // Encoding up to 8 MiB is CPU work: on the blocking pool, like the checks of the answer.
-    let d = doc.clone();
-    let data = match crate::blocking(move || Ok(B64.encode(&d.data))).await {
-        Ok(data) => data,
-        Err(e) => return Outcome::Answer(Box::new(Err(e))),
-    };
-    let req = ChannelMessage::SignRequest {
-        id,
-        origin: sess.origin.clone(),
-        name: doc.name.clone(),
-        media_type: doc.media_type.clone(),
-        data,
-        format: doc.format,
-        pss: doc.pss,
-    };
-    // The request goes out whole (a half-sent message would break the channel); then, while the phone
-    // decides, the page may end the session or drop its request: either withdraws it.
-    if let Err(e) = send_message(ws, ch, &req).await {
-        return Outcome::Answer(Box::new(Err(e)));
-    }
-    tokio::select! {
-        r = await_answer(st, ws, ch, id, &doc, chain, login) => Outcome::Answer(Box::new(r)),
-        () = reply.closed() => Outcome::Withdrawn("the page stopped waiting"),
-        // The session loop sees `ended` next and says goodbye after the cancel.
-        () = sess.ending.notified() => Outcome::Withdrawn("the page ended the session"),
+    doc: Arc<Doc>,
+    reply: Reply,
+}
+
+/// Timers: until a phone pairs, and while a request waits at the phone.
+fn deadline_applies(m: &AgentSession, pending: &Option<Pending>) -> bool {
+    match m.phase() {
+        SessionPhase::Waiting | SessionPhase::Pairing => true,
+        SessionPhase::Connected => pending.is_some(),
+        SessionPhase::Closed => false,
     }
 }
 
-async fn await_answer(
-    st: &AgentState,
-    ws: &mut Ws,
-    ch: &mut Channel,
-    id: u32,
-    doc: &Arc<Doc>,
-    chain: &[Vec<u8>],
-    login: &str,
-) -> Result<SignDocResponse, ServiceError> {
-    let answer = timeout(Duration::from_secs(st.approval_timeout_secs), next_message(ws, ch))
-        .await
-        .map_err(|_| ServiceError::new(ErrorCode::Expired, "the phone did not answer in time"))??;
-    let ChannelMessage::SignResponse { id: rid, status, signature, message } = answer else {
-        return Err(ServiceError::new(ErrorCode::Channel, "the phone answered with something other than a signature"));
-    };
-    if rid != id {
-        return Err(ServiceError::new(ErrorCode::Channel, "the phone answered another request"));
-    }
-    match status {
-        SignStatus::Approved => {}
-        SignStatus::Declined => {
-            return Err(ServiceError::new(ErrorCode::Declined, "the person declined on the phone"));
-        }
-        SignStatus::Failed => {
-            // The phone says `code: message`; a code it names (for example refused_by_policy when the
-            // vault refuses a document that is a protocol statement) reaches the page as that code.
-            let why = message.unwrap_or_default();
-            let code = why
-                .split_once(':')
-                .and_then(|(c, _)| ErrorCode::ALL.iter().copied().find(|k| k.as_str() == c.trim()))
-                .filter(|c| !matches!(c, ErrorCode::Internal | ErrorCode::Io))
-                .unwrap_or(ErrorCode::Declined);
-            let why = kalit_core::display::field(&why, 300);
-            return Err(ServiceError::new(code, format!("the phone could not sign: {why}")));
-        }
-    }
-    let sig = statement::b64("signature", signature.as_deref().unwrap_or(""), kalit_core::cms::MAX_CMS_LEN)
-        .map_err(ServiceError::from)?;
-    let leaf = &chain[0];
-    // Verifying (and hashing) up to 8 MiB: on the blocking pool, so other pages' requests carry on.
+/// The agent's own check of an approved signature (on the blocking pool: hashing and verifying up to
+/// 8 MiB), then the answer the page receives.
+async fn checked_answer(doc: &Arc<Doc>, sig: Vec<u8>, paired: Paired) -> Result<SignDocResponse, ServiceError> {
+    let leaf = paired.chain.first().cloned().ok_or_else(|| ServiceError::internal("no certificate"))?;
     let (d, l, sg) = (doc.clone(), leaf.clone(), sig.clone());
     let (scheme, sha256) = crate::blocking(move || {
         check_signature(&d, &sg, &l).map(|scheme| (scheme, hex::encode(HashAlg::Sha256.digest(&d.data))))
@@ -557,38 +440,29 @@ async fn await_answer(
         signature: B64.encode(&sig),
         scheme,
         sha256,
-        certificate_pem: chain.iter().map(|c| x509::cert_pem(c)).collect(),
-        signer: x509::cert_info(leaf).map_err(ServiceError::from)?,
-        login: login.to_string(),
+        certificate_pem: paired.chain.iter().map(|c| x509::cert_pem(c)).collect(),
+        signer: x509::cert_info(&leaf).map_err(ServiceError::from)?,
+        login: paired.login,
     })
 }
 
-/// The agent's own check before a signature goes to the page: it verifies with the paired certificate over
-/// the document *the page sent* (so a phone, relay or anything between that signed something else is
-/// caught), with the padding the page asked for; a CMS must be signed by that very certificate.
-pub fn check_signature(doc: &Doc, sig: &[u8], leaf: &[u8]) -> Result<String, ServiceError> {
-    let bad = |why: String| {
-        ServiceError::new(
-            ErrorCode::InvalidSignature,
-            format!("the phone's answer does not verify over the document this page sent ({why}); it was not returned"),
-        )
+/// Checks the phone's hello against this agent's trust (`kalit_core::flow::agent::check_hello`).
+pub fn check_hello(
+    st: &AgentState,
+    hello: &ChannelMessage,
+    peer_login: &str,
+    peer_device: &str,
+    now_secs: i64,
+) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
+    let config = AgentConfig {
+        relay_id: st.relay_id.clone(),
+        relay_public_key: st.relay_public_key.to_vec(),
+        anchors: st.anchors.to_vec(),
     };
-    match doc.format {
-        DocFormat::Raw => {
-            let spki = x509::cert_spki(leaf).map_err(ServiceError::from)?;
-            let scheme = x509::verify_raw(&spki, &doc.data, sig).map_err(|e| bad(e.to_string()))?;
-            if scheme.name().contains("pss") != doc.pss {
-                return Err(bad("a different padding than requested".into()));
-            }
-            Ok(scheme.name().to_string())
-        }
-        DocFormat::Cms => {
-            let mut digest_of = |h: HashAlg| Ok(h.digest(&doc.data));
-            let v = kalit_core::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
-            if v.signer_cert != leaf {
-                return Err(bad("signed with another certificate".into()));
-            }
-            Ok(v.scheme)
-        }
-    }
+    Ok(kalit_core::flow::agent::check_hello(&config, hello, peer_login, peer_device, now_secs)?)
+}
+
+/// The agent's own check before a signature goes to the page (`kalit_core::flow::agent::check_signature`).
+pub fn check_signature(doc: &Doc, sig: &[u8], leaf: &[u8]) -> Result<String, ServiceError> {
+    Ok(kalit_core::flow::agent::check_signature(doc, sig, leaf)?)
 }

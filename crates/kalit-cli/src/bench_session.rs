@@ -20,8 +20,8 @@ use kalit_proto::session::{SessionCreated, SignDocResponse};
 use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Vault};
 
 use crate::bench_relay::pct;
-use crate::client::Client;
 use crate::error::{CliError, CliResult};
+use kalit_phone::Client;
 
 #[derive(Debug, Args)]
 pub struct SessionBenchArgs {
@@ -124,14 +124,16 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
     let u = vault.unlock(&pin)?;
     u.generate(KeyAlgorithm::P256, "bench", false)?;
     let anchors = x509::parse_cert_bundle(&svc.ca_pem)?;
-    crate::vault_net::enrol_with(&vault, &u, &Client::new(&svc.ra_url, "RA")?, "bench", &code, Some(anchors))?;
-    crate::vault_net::register_with(
+    let mut quiet = kalit_phone::Printed;
+    kalit_phone::net::enrol(&vault, &u, &Client::new(&svc.ra_url, "RA")?, "bench", &code, Some(anchors), &mut quiet)?;
+    kalit_phone::net::register(
         &vault,
         &u,
         &Client::new(&relay_url, "relay")?,
         "bench",
         "bench.user",
-        Some("bench"),
+        "bench",
+        &mut quiet,
     )?;
     let (agent_url, origin) = crate::demo::start_agent(&svc, tmp, &relay_url, 0)?;
     let doc = vec![b'x'; 1024];
@@ -169,8 +171,8 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
         let path = format!("/v1/sessions/{}", created.session);
         std::thread::scope(|scope| {
             let phone = scope.spawn(|| {
-                let mut ui = crate::pair::AutoUi { unlocked: &u, verbose: false };
-                crate::pair::pair(&vault, &created.qr, None, &mut ui)
+                let mut ui = kalit_phone::pair::AutoUi { unlocked: &u, verbose: false };
+                kalit_phone::pair::pair(&vault, &created.qr, None, &mut ui).map_err(CliError::from)
             });
             let r = (|| {
                 crate::demo::wait_connected(&page, &path)?;

@@ -202,9 +202,10 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
     let (svc, code) =
         start_services(tmp, &hex::encode(kalit_core::digest::HashAlg::Sha256.digest(pin.expose_secret().as_bytes())))?;
     println!("  the operator verified \"Demo Citizen\" and handed out the one-time enrolment code {code}");
-    let ra = crate::client::Client::new(&svc.ra_url, "RA")?;
+    let ra = kalit_phone::Client::new(&svc.ra_url, "RA")?;
     let anchors = x509::parse_cert_bundle(&svc.ca_pem)?;
-    let (cert, serial, csr) = crate::vault_net::enrol_with(&vault, &u, &ra, "demo", &code, Some(anchors.clone()))?;
+    let kalit_phone::net::Enrolled { cert, serial, csr } =
+        kalit_phone::net::enrol(&vault, &u, &ra, "demo", &code, Some(anchors.clone()), &mut kalit_phone::Printed)?;
     files::write_atomic(&out.join("demo.csr.pem"), csr.as_bytes(), false)?;
     println!("  installed: {}  serial {serial}  issued by {}", cert.subject, cert.issuer);
     let bundle = {
@@ -235,10 +236,18 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         "registration 9-17",
         "Both phones register the login demo.citizen at the relay (nonce, certificate proof, device key).",
     );
-    let relay = crate::client::Client::new(&svc.relay_url, "relay")?;
-    crate::vault_net::register_with(&vault, &u, &relay, "demo", "demo.citizen", Some("first phone"))?;
+    let relay = kalit_phone::Client::new(&svc.relay_url, "relay")?;
+    kalit_phone::net::register(&vault, &u, &relay, "demo", "demo.citizen", "first phone", &mut kalit_phone::Printed)?;
     let u2 = vault2.unlock(&pin)?;
-    crate::vault_net::register_with(&vault2, &u2, &relay, "imported", "demo.citizen", Some("second phone"))?;
+    kalit_phone::net::register(
+        &vault2,
+        &u2,
+        &relay,
+        "imported",
+        "demo.citizen",
+        "second phone",
+        &mut kalit_phone::Printed,
+    )?;
     drop(u2);
     let doc = "Ariza: men, Demo Citizen, ushbu hujjatni imzolayman.\nApplication signed with Kalit.\n";
     files::write_atomic(&out.join("sample.txt"), doc.as_bytes(), false)?;
@@ -249,7 +258,7 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         "signature 18-19",
         "The portal asks the agent for a session: a QR with a fresh X25519 key and secret, a blind tunnel at the relay.",
     );
-    let mut page = crate::client::Client::page(&agent_url, &portal_origin)?;
+    let mut page = kalit_phone::Client::page(&agent_url, &portal_origin)?;
     let created: SessionCreated = page.post("/v1/sessions", Some(&serde_json::json!({})))?;
     page.set_token(Some(created.token.clone()));
     println!("  QR text: {}...  (expires in {} s)", &created.qr[..32], QR_TTL_SECS);
@@ -260,8 +269,8 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
     let session_path = format!("/v1/sessions/{}", created.session);
     let (cms, raw) = std::thread::scope(|scope| {
         let phone = scope.spawn(|| {
-            let mut ui = crate::pair::AutoUi { unlocked: &u, verbose: true };
-            crate::pair::pair(&vault, &created.qr, None, &mut ui)
+            let mut ui = kalit_phone::pair::AutoUi { unlocked: &u, verbose: true };
+            kalit_phone::pair::pair(&vault, &created.qr, None, &mut ui).map_err(CliError::from)
         });
         let result = (|| {
             let state = wait_connected(&page, &session_path)?;
@@ -277,13 +286,13 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
                  signature against the certificate and its own digest before the page gets it.",
             );
             let sign = |format: &str| -> CliResult<SignDocResponse> {
-                page.post(
+                Ok(page.post(
                     &format!("{session_path}/sign"),
                     Some(&serde_json::json!({
                         "data": B64.encode(doc.as_bytes()), "name": "sample.txt",
                         "media_type": "text/plain", "format": format,
                     })),
-                )
+                )?)
             };
             let cms = sign("cms")?;
             let raw = sign("raw")?;
@@ -366,7 +375,7 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
 }
 
 /// Polls the session until a phone is paired (or the session closed).
-pub(crate) fn wait_connected(page: &crate::client::Client, path: &str) -> CliResult<SessionState> {
+pub(crate) fn wait_connected(page: &kalit_phone::Client, path: &str) -> CliResult<SessionState> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(QR_TTL_SECS) + 30);
     loop {
         let s: SessionState = page.get(path)?;

@@ -30,6 +30,25 @@ impl From<VaultError> for CliError {
     }
 }
 
+impl From<kalit_core::flow::Failure> for CliError {
+    fn from(e: kalit_core::flow::Failure) -> Self {
+        CliError::new(e.code, e.message)
+    }
+}
+
+impl From<kalit_phone::PhoneError> for CliError {
+    fn from(e: kalit_phone::PhoneError) -> Self {
+        CliError::new(e.code, e.message)
+    }
+}
+
+/// A terminal prompt's failure inside the phone library's traits.
+impl From<CliError> for kalit_phone::PhoneError {
+    fn from(e: CliError) -> Self {
+        kalit_phone::PhoneError::new(e.code, e.message)
+    }
+}
+
 impl From<CoreError> for CliError {
     fn from(e: CoreError) -> Self {
         CliError::new(e.code(), e.to_string())

@@ -10,7 +10,6 @@ mod agent_cmd;
 mod bench;
 mod bench_relay;
 mod bench_session;
-mod client;
 mod demo;
 mod error;
 mod files;

@@ -328,7 +328,7 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             };
             let vault = Vault::open(dir)?;
             let mut ui = crate::pair::TerminalUi { prompter: Prompter::new() };
-            let s = crate::pair::pair(&vault, &text, login.as_deref(), &mut ui)?;
+            let s = kalit_phone::pair::pair(&vault, &text, login.as_deref(), &mut ui)?;
             let withdrawn =
                 if s.withdrawn > 0 { format!(", {} withdrawn by the computer", s.withdrawn) } else { String::new() };
             println!("Session over: {} signed, {} declined{withdrawn}.", s.signed, s.declined);

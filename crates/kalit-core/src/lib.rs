@@ -1,17 +1,19 @@
-//! Kalit's sans-I/O core: the crypto facade over aws-lc-rs, X.509 and CMS helpers, and (later) the
-//! protocol state machines.
+//! Kalit's sans-I/O core: the crypto facade over aws-lc-rs, X.509 and CMS helpers, and the
+//! protocol's state machines ([`flow`]).
 //!
 //! Architecture invariants: no file, network or clock access here (time and randomness come in from the
 //! caller or from aws-lc-rs's RNG); every secret lives in a [`secret`] newtype; private-key operations go
 //! through [`keys::PrivateKey`] only.
 
 pub mod alg;
+pub mod ceremony;
 pub mod cms;
 pub mod csr;
 pub mod der;
 pub mod digest;
 pub mod display;
 pub mod error;
+pub mod flow;
 pub mod keys;
 pub mod purpose;
 pub mod seal;

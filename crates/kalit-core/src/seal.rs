@@ -78,11 +78,39 @@ pub fn seal(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Result<SealedBox
     let k = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, key.expose_secret()).map_err(|_| CoreError::Crypto("AEAD key"))?,
     );
-    let nonce = random::<NONCE_LEN>()?;
+    seal_with_nonce(&k, random::<NONCE_LEN>()?, aad, plaintext)
+}
+
+fn seal_with_nonce(
+    k: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<SealedBox, CoreError> {
     let mut buf = zeroize::Zeroizing::new(plaintext.to_vec());
     k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *buf)
         .map_err(|_| CoreError::Crypto("AEAD seal"))?;
     Ok(SealedBox { nonce: B64.encode(nonce), ciphertext: B64.encode(&*buf) })
+}
+
+/// Sealing with a given nonce, for conformance vectors (`crates/kalit-core/vectors/vault-v1.json`) only.
+/// **Never outside tests**: AES-GCM with a repeated nonce under one key loses both confidentiality and
+/// integrity; [`seal`] draws a fresh nonce every time.
+pub mod hazmat {
+    use super::*;
+
+    /// [`seal`] with a fixed nonce.
+    pub fn danger_seal_with_nonce(
+        key: &SecretBytes,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<SealedBox, CoreError> {
+        let k = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, key.expose_secret()).map_err(|_| CoreError::Crypto("AEAD key"))?,
+        );
+        seal_with_nonce(&k, nonce, aad, plaintext)
+    }
 }
 
 /// Opens a [`SealedBox`]; `None` when the key is wrong or anything (ciphertext, tag, nonce, associated

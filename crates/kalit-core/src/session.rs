@@ -382,6 +382,33 @@ pub mod hazmat {
         agent_respond_with(qr, secrets, msg1, Some(ephemeral))
     }
 
+    /// An agent session whose handshake uses a fixed ephemeral private key.
+    pub fn danger_fix_agent_ephemeral(s: &mut crate::flow::AgentSession, ephemeral: [u8; 32]) {
+        s.set_ephemeral(ephemeral);
+    }
+
+    /// A phone session whose handshake uses a fixed ephemeral private key.
+    pub fn danger_fix_phone_ephemeral(s: &mut crate::flow::PhoneSession, ephemeral: [u8; 32]) {
+        s.set_ephemeral(ephemeral);
+    }
+
+    /// Seals any message through a paired agent session's channel, bypassing its rules: a lying
+    /// computer, for tests and fuzzing.
+    pub fn danger_agent_seal(
+        s: &mut crate::flow::AgentSession,
+        m: &ChannelMessage,
+    ) -> Result<Vec<Vec<u8>>, crate::flow::Failure> {
+        s.danger_seal(m)
+    }
+
+    /// The same for a phone session: a lying phone.
+    pub fn danger_phone_seal(
+        s: &mut crate::flow::PhoneSession,
+        m: &ChannelMessage,
+    ) -> Result<Vec<Vec<u8>>, crate::flow::Failure> {
+        s.danger_seal(m)
+    }
+
     /// The PSK a QR's secret gives (to publish in vectors; the session keeps it secret).
     pub fn danger_psk(secret: &[u8]) -> Result<Vec<u8>, CoreError> {
         Ok(psk(secret)?.expose_secret().to_vec())

@@ -11,11 +11,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::SecretBytes;
+use kalit_core::flow::{
+    AgentAction, AgentConfig, AgentSession, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, SignDoc,
+};
 use kalit_core::keys::PrivateKey;
 use kalit_core::session::{ComputerKey, Qr, hazmat, tunnel_id};
 use kalit_core::statement::Statement;
+use kalit_proto::ErrorCode;
 use kalit_proto::relay::Attestation;
-use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignStatus};
+use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignStatus, TunnelEvent};
 use serde_json::{Value, json};
 
 fn dir() -> std::path::PathBuf {
@@ -34,10 +38,9 @@ fn ed25519(seed: [u8; 32]) -> PrivateKey {
     PrivateKey::from_pkcs8(&SecretBytes::new(der)).unwrap()
 }
 
-fn session_vectors() -> Value {
-    let computer = ComputerKey::from_private(&SecretBytes::from_slice(&fixed::<32>(1))).unwrap();
-    let secret: [u8; 16] = fixed(101);
-    let payload = QrPayload {
+/// The QR payload of the session vectors (`pk` and `s` are filled from the fixed keys).
+fn vector_payload() -> QrPayload {
+    QrPayload {
         v: kalit_proto::session::SESSION_VERSION,
         pk: String::new(),
         s: String::new(),
@@ -47,7 +50,13 @@ fn session_vectors() -> Value {
         iat: 1_800_000_000,
         ttl: 60,
         op: "sign".into(),
-    };
+    }
+}
+
+fn session_vectors() -> Value {
+    let computer = ComputerKey::from_private(&SecretBytes::from_slice(&fixed::<32>(1))).unwrap();
+    let secret: [u8; 16] = fixed(101);
+    let payload = vector_payload();
     let (qr, secrets) = hazmat::danger_qr_with_secret(&computer, secret, &payload).unwrap();
     let phone_e: [u8; 32] = fixed(33);
     let agent_e: [u8; 32] = fixed(65);
@@ -100,6 +109,7 @@ fn session_vectors() -> Value {
                 status: SignStatus::Approved,
                 signature: Some(B64.encode(b"a signature")),
                 message: None,
+                code: None,
             },
         ),
         (
@@ -148,6 +158,258 @@ fn session_vectors() -> Value {
         "msg2": hex::encode(&msg2),
         "sas": agent.sas(),
         "transcript": transcript,
+    })
+}
+
+fn agent_action(a: &AgentAction) -> Value {
+    match a {
+        AgentAction::Send(f) => json!({"send": hex::encode(f)}),
+        AgentAction::Paired(p) => json!({"paired": {"sas": p.sas, "login": p.login,
+            "chain": p.chain.iter().map(hex::encode).collect::<Vec<_>>()}}),
+        AgentAction::Answer { id, result } => match result {
+            Ok(sig) => json!({"answer": {"id": id, "signature": hex::encode(sig)}}),
+            Err(f) => json!({"answer": {"id": id, "error": f.code.as_str()}}),
+        },
+        AgentAction::LateAnswerRefused { id } => json!({"late_answer_refused": id}),
+        AgentAction::Closed(f) => json!({"closed": f.as_ref().map(|f| f.code.as_str())}),
+    }
+}
+
+fn phone_action(a: &PhoneAction) -> Value {
+    match a {
+        PhoneAction::Send(f) => json!({"send": hex::encode(f)}),
+        PhoneAction::Network { computer_address, same_network } => {
+            json!({"network": {"computer_address": computer_address, "same_network": same_network}})
+        }
+        PhoneAction::Connected { sas } => json!({"connected": {"sas": sas}}),
+        PhoneAction::Prompt(p) => json!({"prompt": {"id": p.id, "origin": p.origin, "name": p.name,
+            "media_type": p.media_type, "data": hex::encode(&p.data), "format": p.format.as_str(), "pss": p.pss,
+            "sha256": p.sha256, "blind": p.blind, "type_warning": p.type_warning}}),
+        PhoneAction::Refused { id, failure, .. } => json!({"refused": {"id": id, "error": failure.code.as_str()}}),
+        PhoneAction::Withdrawn { id, prompted, .. } => json!({"withdrawn": {"id": id, "prompted": prompted}}),
+        PhoneAction::Ended { reason } => json!({"ended": reason}),
+        PhoneAction::Closed(f) => json!({"closed": f.as_ref().map(|f| f.code.as_str())}),
+    }
+}
+
+/// The inputs of the flow vectors (fixed keys that protect nothing).
+struct FlowInputs {
+    agent: AgentSession,
+    phone: PhoneSession,
+    joined: TunnelEvent,
+    header: Value,
+}
+
+fn flow_inputs() -> FlowInputs {
+    let computer = ComputerKey::from_private(&SecretBytes::from_slice(&fixed::<32>(1))).unwrap();
+    let secret: [u8; 16] = fixed(101);
+    let payload = vector_payload();
+    let (qr, secrets) = hazmat::danger_qr_with_secret(&computer, secret, &payload).unwrap();
+    let relay = ed25519(fixed(150));
+    let device = ed25519(fixed(201));
+    let cert = b"a certificate: the agent of these vectors has no trust anchors".to_vec();
+    let attestation = Attestation {
+        relay_id: payload.relay_id.clone(),
+        login: "ali".into(),
+        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert),
+        device_id: kalit_core::statement::key_id(device.public_key_raw()),
+        device_key: B64.encode(device.public_key_raw()),
+        issued_at: 1_800_000_000,
+        expires_at: 1_800_000_600,
+    };
+    let signed = kalit_proto::relay::SignedAttestation {
+        signature: B64.encode(Statement::attestation(&attestation).sign(&relay).unwrap()),
+        attestation: attestation.clone(),
+    };
+    let mut agent = AgentSession::new(
+        qr.clone(),
+        secrets,
+        AgentConfig {
+            relay_id: payload.relay_id.clone(),
+            relay_public_key: relay.public_key_raw().to_vec(),
+            anchors: vec![],
+        },
+    );
+    hazmat::danger_fix_agent_ephemeral(&mut agent, fixed(65));
+    let mut phone = PhoneSession::new(
+        qr.text(),
+        payload.iat,
+        PhoneConfig {
+            relay_id: payload.relay_id.clone(),
+            relay_public_key: relay.public_key_raw().to_vec(),
+            login: "ali".into(),
+            device_id: attestation.device_id.clone(),
+            chain: vec![cert.clone()],
+        },
+    )
+    .unwrap();
+    hazmat::danger_fix_phone_ephemeral(&mut phone, fixed(33));
+    let joined = TunnelEvent::Joined { attestation: signed, computer_address: "192.0.2.7".into(), same_network: false };
+    let header = json!({
+        "computer_private": hex::encode(fixed::<32>(1)),
+        "secret": hex::encode(secret),
+        "qr_text": qr.text(),
+        "now": payload.iat,
+        "relay_id": payload.relay_id,
+        "relay_public": hex::encode(relay.public_key_raw()),
+        "login": "ali",
+        "device_id": attestation.device_id,
+        "chain": [hex::encode(&cert)],
+        "agent_anchors": [],
+        "agent_ephemeral_private": hex::encode(fixed::<32>(65)),
+        "phone_ephemeral_private": hex::encode(fixed::<32>(33)),
+    });
+    FlowInputs { agent, phone, joined, header }
+}
+
+/// One side's input, in the vectors' words.
+#[derive(Clone)]
+enum Input {
+    Event(TunnelEvent),
+    Frame(Vec<u8>),
+    Sign { name: &'static str, media_type: &'static str, data: &'static [u8], format: DocFormat },
+    Withdraw(&'static str),
+    Answer(u32, PhoneAnswer),
+    End(&'static str),
+}
+
+fn input_json(i: &Input) -> Value {
+    match i {
+        Input::Event(e) => json!({"event": serde_json::to_value(e).unwrap()}),
+        Input::Frame(f) => json!({"frame": hex::encode(f)}),
+        Input::Sign { name, media_type, data, format } => {
+            json!({"sign": {"name": name, "media_type": media_type, "data": hex::encode(data), "format": format.as_str(), "pss": false}})
+        }
+        Input::Withdraw(r) => json!({"withdraw": r}),
+        Input::Answer(id, a) => json!({"answer": {"id": id, "decision": match a {
+            PhoneAnswer::Approved(sig) => json!({"approved": hex::encode(sig)}),
+            PhoneAnswer::Declined => json!("declined"),
+            PhoneAnswer::Failed(f) => json!({"failed": f.code.as_str(), "message": f.message}),
+        }}}),
+        Input::End(r) => json!({"end": r}),
+    }
+}
+
+/// A whole session through both state machines: each side's frames are delivered to the other in order.
+fn flow_vectors() -> Value {
+    let FlowInputs { mut agent, mut phone, joined, header } = flow_inputs();
+    let mut steps = vec![];
+    // Frames in flight, per receiving side.
+    let mut to_agent: std::collections::VecDeque<Vec<u8>> = Default::default();
+    let mut to_phone: std::collections::VecDeque<Vec<u8>> = Default::default();
+    let record_agent = |agent: &mut AgentSession,
+                        i: Input,
+                        to_phone: &mut std::collections::VecDeque<Vec<u8>>,
+                        steps: &mut Vec<Value>| {
+        let out = match i.clone() {
+            Input::Event(e) => agent.on_event(e),
+            Input::Frame(f) => agent.on_frame(&f, 1_800_000_001),
+            Input::Sign { name, media_type, data, format } => {
+                let d = SignDoc {
+                    data: data.to_vec(),
+                    name: name.into(),
+                    media_type: media_type.into(),
+                    format,
+                    pss: false,
+                };
+                match agent.sign(&d) {
+                    Ok((_, a)) => a,
+                    Err(f) => vec![AgentAction::Closed(Some(f))],
+                }
+            }
+            Input::Withdraw(r) => agent.withdraw(r),
+            Input::End(r) => agent.end(r),
+            Input::Answer(..) => unreachable!(),
+        };
+        for a in &out {
+            if let AgentAction::Send(f) = a {
+                to_phone.push_back(f.clone());
+            }
+        }
+        steps.push(json!({"side": "agent", "input": input_json(&i), "actions": out.iter().map(agent_action).collect::<Vec<_>>()}));
+    };
+    let record_phone = |phone: &mut PhoneSession,
+                        i: Input,
+                        to_agent: &mut std::collections::VecDeque<Vec<u8>>,
+                        steps: &mut Vec<Value>| {
+        let out = match i.clone() {
+            Input::Event(e) => phone.on_event(e),
+            Input::Frame(f) => phone.on_frame(&f),
+            Input::Answer(id, a) => match phone.answer(id, a) {
+                Ok(out) => out,
+                Err(f) => {
+                    // Refused (a withdrawn request): nothing sent, the session goes on.
+                    steps.push(json!({"side": "phone", "input": input_json(&i), "actions": [{"answer_refused": f.code.as_str()}]}));
+                    return;
+                }
+            },
+            Input::End(r) => phone.end(r),
+            _ => unreachable!(),
+        };
+        for a in &out {
+            if let PhoneAction::Send(f) = a {
+                to_agent.push_back(f.clone());
+            }
+        }
+        steps.push(json!({"side": "phone", "input": input_json(&i), "actions": out.iter().map(phone_action).collect::<Vec<_>>()}));
+    };
+    record_agent(&mut agent, Input::Event(TunnelEvent::Ready { expires_in: 60 }), &mut to_phone, &mut steps);
+    let peer = TunnelEvent::Peer { login: "ali".into(), device_id: header["device_id"].as_str().unwrap().into() };
+    record_agent(&mut agent, Input::Event(peer), &mut to_phone, &mut steps);
+    record_phone(&mut phone, Input::Event(joined), &mut to_agent, &mut steps);
+    macro_rules! deliver {
+        () => {
+            while !to_agent.is_empty() || !to_phone.is_empty() {
+                while let Some(f) = to_agent.pop_front() {
+                    record_agent(&mut agent, Input::Frame(f), &mut to_phone, &mut steps);
+                }
+                while let Some(f) = to_phone.pop_front() {
+                    record_phone(&mut phone, Input::Frame(f), &mut to_agent, &mut steps);
+                }
+            }
+        };
+    }
+    deliver!();
+    // 1: approved. 2: a wrong PIN (the session goes on). 3: withdrawn while the person reads.
+    // 4: a protocol statement, refused before asking. 5: declined. Then the page ends the session.
+    let sign = |name, data: &'static [u8], format| Input::Sign { name, media_type: "text/plain", data, format };
+    record_agent(
+        &mut agent,
+        sign("contract.txt", "Shartnoma / Договор / Contract\n".as_bytes(), DocFormat::Cms),
+        &mut to_phone,
+        &mut steps,
+    );
+    deliver!();
+    record_phone(
+        &mut phone,
+        Input::Answer(1, PhoneAnswer::Approved(b"a signature".to_vec())),
+        &mut to_agent,
+        &mut steps,
+    );
+    deliver!();
+    record_agent(&mut agent, sign("second.txt", b"second", DocFormat::Raw), &mut to_phone, &mut steps);
+    deliver!();
+    let wrong = PhoneAnswer::Failed(kalit_core::flow::Failure::new(ErrorCode::WrongPin, "wrong PIN (4 tries left)"));
+    record_phone(&mut phone, Input::Answer(2, wrong), &mut to_agent, &mut steps);
+    deliver!();
+    record_agent(&mut agent, sign("third.txt", b"withdrawn", DocFormat::Raw), &mut to_phone, &mut steps);
+    deliver!();
+    record_agent(&mut agent, Input::Withdraw("the page stopped waiting"), &mut to_phone, &mut steps);
+    deliver!();
+    record_phone(&mut phone, Input::Answer(3, PhoneAnswer::Approved(b"too late".to_vec())), &mut to_agent, &mut steps);
+    record_agent(&mut agent, sign("statement", b"kalit/v1/register\0...", DocFormat::Raw), &mut to_phone, &mut steps);
+    deliver!();
+    record_agent(&mut agent, sign("fifth.txt", b"declined", DocFormat::Raw), &mut to_phone, &mut steps);
+    deliver!();
+    record_phone(&mut phone, Input::Answer(5, PhoneAnswer::Declined), &mut to_agent, &mut steps);
+    deliver!();
+    record_agent(&mut agent, Input::End("the page ended the session"), &mut to_phone, &mut steps);
+    deliver!();
+    json!({
+        "description": "A whole signing session through the two state machines (kalit_core::flow): each step is one input to one side (a relay event, a tunnel frame, a request of the page, the person's answer) and the actions that side produced, in order; frames are delivered to the other side in the order sent. An implementation of either side, from the same inputs and fixed ephemeral keys, must produce the same actions byte for byte. Keys here protect nothing.",
+        "session_version": kalit_proto::session::SESSION_VERSION,
+        "inputs": header,
+        "steps": steps,
     })
 }
 
@@ -320,6 +582,7 @@ fn check(name: &str, generated: Value) {
 #[test]
 fn committed_vectors_are_what_the_code_generates() {
     check("session-v2.json", session_vectors());
+    check("flow-v2.json", flow_vectors());
     check("statements-v1.json", statement_vectors());
     check("display-v1.json", display_vectors());
 }
@@ -385,4 +648,97 @@ fn the_committed_statements_verify() {
         }
         assert!(bytes.starts_with(format!("{}\0", s["namespace"].as_str().unwrap()).as_bytes()));
     }
+}
+
+/// The flow vectors from the committed file alone: both machines rebuilt from its inputs, every step's
+/// input fed to its side, every action compared.
+#[test]
+fn the_committed_flow_replays() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("flow-v2.json")).unwrap()).unwrap();
+    let i = &v["inputs"];
+    let h = |x: &Value| hex::decode(x.as_str().unwrap()).unwrap();
+    let computer = ComputerKey::from_private(&SecretBytes::new(h(&i["computer_private"]))).unwrap();
+    let qr = Qr::parse(i["qr_text"].as_str().unwrap()).unwrap();
+    let (qr2, secrets) =
+        hazmat::danger_qr_with_secret(&computer, h(&i["secret"]).try_into().unwrap(), &qr.payload).unwrap();
+    assert_eq!(qr2.text(), qr.text());
+    let chain: Vec<Vec<u8>> = i["chain"].as_array().unwrap().iter().map(h).collect();
+    let mut agent = AgentSession::new(
+        qr.clone(),
+        secrets,
+        AgentConfig {
+            relay_id: i["relay_id"].as_str().unwrap().into(),
+            relay_public_key: h(&i["relay_public"]),
+            anchors: vec![],
+        },
+    );
+    hazmat::danger_fix_agent_ephemeral(&mut agent, h(&i["agent_ephemeral_private"]).try_into().unwrap());
+    let mut phone = PhoneSession::new(
+        qr.text(),
+        i["now"].as_u64().unwrap(),
+        PhoneConfig {
+            relay_id: i["relay_id"].as_str().unwrap().into(),
+            relay_public_key: h(&i["relay_public"]),
+            login: i["login"].as_str().unwrap().into(),
+            device_id: i["device_id"].as_str().unwrap().into(),
+            chain,
+        },
+    )
+    .unwrap();
+    hazmat::danger_fix_phone_ephemeral(&mut phone, h(&i["phone_ephemeral_private"]).try_into().unwrap());
+    let now = i["now"].as_i64().unwrap() + 1;
+    for (n, step) in v["steps"].as_array().unwrap().iter().enumerate() {
+        let input = &step["input"];
+        let got: Vec<Value> = if step["side"] == "agent" {
+            let out = if let Some(e) = input.get("event") {
+                agent.on_event(serde_json::from_value(e.clone()).unwrap())
+            } else if let Some(f) = input.get("frame") {
+                agent.on_frame(&h(f), now)
+            } else if let Some(s) = input.get("sign") {
+                let d = SignDoc {
+                    data: h(&s["data"]),
+                    name: s["name"].as_str().unwrap().into(),
+                    media_type: s["media_type"].as_str().unwrap().into(),
+                    format: serde_json::from_value(s["format"].clone()).unwrap(),
+                    pss: s["pss"].as_bool().unwrap(),
+                };
+                agent.sign(&d).map(|(_, a)| a).unwrap_or_else(|f| vec![AgentAction::Closed(Some(f))])
+            } else if let Some(r) = input.get("withdraw") {
+                agent.withdraw(r.as_str().unwrap())
+            } else {
+                agent.end(input["end"].as_str().unwrap())
+            };
+            out.iter().map(agent_action).collect()
+        } else {
+            let out = if let Some(e) = input.get("event") {
+                phone.on_event(serde_json::from_value(e.clone()).unwrap())
+            } else if let Some(f) = input.get("frame") {
+                phone.on_frame(&h(f))
+            } else if let Some(a) = input.get("answer") {
+                let d = &a["decision"];
+                let decision = if let Some(sig) = d.get("approved") {
+                    PhoneAnswer::Approved(h(sig))
+                } else if let Some(code) = d.get("failed") {
+                    let code = ErrorCode::ALL.iter().copied().find(|c| c.as_str() == code.as_str().unwrap()).unwrap();
+                    PhoneAnswer::Failed(kalit_core::flow::Failure::new(code, d["message"].as_str().unwrap()))
+                } else {
+                    PhoneAnswer::Declined
+                };
+                let id = a["id"].as_u64().unwrap() as u32;
+                match phone.answer(id, decision) {
+                    Ok(out) => out,
+                    Err(f) => {
+                        assert_eq!(step["actions"], json!([{"answer_refused": f.code.as_str()}]), "step {n}");
+                        continue;
+                    }
+                }
+            } else {
+                phone.end(input["end"].as_str().unwrap())
+            };
+            out.iter().map(phone_action).collect()
+        };
+        assert_eq!(Value::from(got), step["actions"], "step {n}");
+    }
+    assert_eq!(agent.phase(), kalit_proto::session::SessionPhase::Closed);
+    assert!(phone.closed());
 }

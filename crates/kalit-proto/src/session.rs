@@ -158,6 +158,10 @@ pub enum ChannelMessage {
         signature: Option<String>,
         /// Why not, when not approved.
         message: Option<String>,
+        /// With `failed`: the stable code of the failure (`wrong_pin`, `locked`, `refused_by_policy`, ...),
+        /// which reaches the page as itself. Absent from older phones, whose `message` starts `code: `.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
     },
     /// Agent -> phone: the page withdrew request `id` (it ended the session or gave up waiting). The phone
     /// dismisses the prompt and signs nothing for it; an answer the phone sends anyway is refused by the

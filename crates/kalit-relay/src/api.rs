@@ -8,9 +8,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::ceremony::{self, CheckedRegistration};
 use kalit_core::statement::{self, Statement};
 use kalit_proto::ErrorCode;
-use kalit_proto::namespace::{ATTACH, CANCEL_DETACH, DETACH};
+use kalit_proto::namespace::{CANCEL_DETACH, DETACH};
 use kalit_proto::relay::{
     Attestation, DetachResponse, DeviceInfo, DeviceList, DeviceRequest, Health, NonceResponse, PendingDetachment,
     RegisterOutcome, RegisterRequest, RegisterResponse, RelayIdentity, SignedAttestation,
@@ -84,13 +85,6 @@ async fn take_nonce(s: &AppState, nonce: &[u8]) -> ServiceResult<()> {
     Ok(())
 }
 
-fn check_device_name(name: &str) -> ServiceResult<()> {
-    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid("device_name must be 1 to 64 printable characters"));
-    }
-    Ok(())
-}
-
 pub(crate) async fn register(
     State(s): State<AppState>,
     JsonBody(req): JsonBody<RegisterRequest>,
@@ -110,28 +104,16 @@ fn outcome_name(o: RegisterOutcome) -> &'static str {
 async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<RegisterResponse> {
     // Everything that does not depend on the store comes first, so a request that fails them gets the
     // same answer whether or not the login exists.
-    let login = statement::normalize_login(&req.login)?;
-    check_device_name(&req.device_name)?;
-    let device_key = statement::b64("device_key", &req.device_key, 32)?;
-    if device_key.len() != 32 {
-        return Err(ServiceError::invalid("device_key must be a raw 32-byte Ed25519 public key"));
-    }
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
     let now = OffsetDateTime::now_utc();
     let relay_id = s.identity.id().to_string();
-    let proof = statement::verify_proof(&req.proof, &s.anchors, now, |fp| {
-        Statement::register(&relay_id, &nonce, &login, &device_key, fp)
-    })?;
-    let approval_sig = match &req.approval {
-        None => None,
-        Some(a) => Some(statement::b64("approval signature", &a.signature, 64)?),
-    };
+    let CheckedRegistration { login, device_key, device_id, device_name, proof, approval } =
+        ceremony::check_registration(&req, &relay_id, &nonce, &s.anchors, now)?;
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login)?;
-    let device_id = statement::key_id(&device_key);
     let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf };
-    let device = NewDevice { device_id: &device_id, key: &device_key, name: req.device_name.trim() };
+    let device = NewDevice { device_id: &device_id, key: &device_key, name: &device_name };
     let now_ms = now_ms();
     s.store.apply_due_detachments(&login, now_ms).await?;
     let taken = || {
@@ -146,13 +128,12 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     // (A login always has a certificate: the last one's detachment removes the login.)
     let exists = s.store.has_any_cert(&login).await?;
     if exists && !s.store.has_cert(&login, &proof.fingerprint).await? {
-        let (Some(a), Some(sig)) = (&req.approval, &approval_sig) else {
+        let Some((approver_id, sig)) = &approval else {
             tracing::info!(login = %login, "registration refused: login taken");
             return Err(taken());
         };
-        let approver = s.store.device(&login, &a.device_id).await?.ok_or_else(taken)?;
-        let target = format!("{}/{}", proof.fingerprint, device_id);
-        let st = Statement::device_request(&relay_id, &nonce, &login, &a.device_id, ATTACH, &target);
+        let approver = s.store.device(&login, approver_id).await?.ok_or_else(taken)?;
+        let st = ceremony::approval_statement(&relay_id, &nonce, &login, approver_id, &proof.fingerprint, &device_id);
         if statement::verify_ed25519(&approver.device_key, st.as_bytes(), sig).is_err() {
             tracing::info!(login = %login, "registration refused: bad device approval");
             return Err(taken());

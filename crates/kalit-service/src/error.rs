@@ -53,6 +53,12 @@ impl From<CoreError> for ServiceError {
     }
 }
 
+impl From<kalit_core::flow::Failure> for ServiceError {
+    fn from(e: kalit_core::flow::Failure) -> Self {
+        ServiceError::new(e.code, e.message)
+    }
+}
+
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -19,7 +19,7 @@ mod pfx;
 mod storage;
 mod vault;
 
-pub use backup::BackupSummary;
+pub use backup::{BACKUP_FORMAT, BackupSummary};
 pub use computers::{KnownComputer, MAX_COMPUTER_NAME, check_computer_name};
 pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap, check_key_wrap};
 pub use devices::{DeviceRecord, PendingDevice};

@@ -5,7 +5,7 @@ use kalit_proto::{ApiError, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{CliError, CliResult};
+use crate::{PhoneError, PhoneResult};
 
 /// A client for one service.
 #[derive(Debug)]
@@ -19,13 +19,13 @@ pub struct Client {
 impl Client {
     /// A client for `base` (`https://...`, or `http://` on loopback). `KALIT_TLS_CA` may name a PEM file of
     /// extra root certificates (a private deployment or a test CA).
-    pub fn new(base: &str, what: &'static str) -> CliResult<Client> {
+    pub fn new(base: &str, what: &'static str) -> PhoneResult<Client> {
         Client::build(base, what, None)
     }
 
     /// A client that calls the agent as a web page of `origin` would (an `Origin` header on every request,
     /// long timeouts: a signature waits for the person).
-    pub fn page(agent: &str, origin: &str) -> CliResult<Client> {
+    pub fn page(agent: &str, origin: &str) -> PhoneResult<Client> {
         Client::build(agent, "agent", Some(origin))
     }
 
@@ -34,24 +34,24 @@ impl Client {
         self.token = token;
     }
 
-    fn build(base: &str, what: &'static str, origin: Option<&str>) -> CliResult<Client> {
+    fn build(base: &str, what: &'static str, origin: Option<&str>) -> PhoneResult<Client> {
         let url = reqwest::Url::parse(base)
-            .map_err(|e| CliError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
+            .map_err(|e| PhoneError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
         match url.scheme() {
             "https" => {}
             "http" if kalit_service::ws::is_loopback_host(url.host_str().unwrap_or("")) => {}
             "http" => {
-                return Err(CliError::new(
+                return Err(PhoneError::new(
                     ErrorCode::RefusedByPolicy,
                     format!("refusing plain HTTP to {base}: use https:// (plain HTTP is for loopback only)"),
                 ));
             }
-            s => return Err(CliError::new(ErrorCode::Usage, format!("{what} URL scheme {s:?} (expected https)"))),
+            s => return Err(PhoneError::new(ErrorCode::Usage, format!("{what} URL scheme {s:?} (expected https)"))),
         }
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(o) = origin {
             let v = reqwest::header::HeaderValue::from_str(o)
-                .map_err(|_| CliError::new(ErrorCode::Usage, format!("origin {o:?}")))?;
+                .map_err(|_| PhoneError::new(ErrorCode::Usage, format!("origin {o:?}")))?;
             headers.insert(reqwest::header::ORIGIN, v);
         }
         let mut b = reqwest::blocking::Client::builder()
@@ -60,14 +60,14 @@ impl Client {
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = std::env::var_os("KALIT_TLS_CA") {
-            let pem = std::fs::read(&path).map_err(CliError::io(format!("KALIT_TLS_CA {}", path.display())))?;
+            let pem = std::fs::read(&path).map_err(io_error(format!("KALIT_TLS_CA {}", path.display())))?;
             for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| CliError::new(ErrorCode::InvalidInput, format!("KALIT_TLS_CA: {e}")))?
+                .map_err(|e| PhoneError::new(ErrorCode::InvalidInput, format!("KALIT_TLS_CA: {e}")))?
             {
                 b = b.add_root_certificate(c);
             }
         }
-        let http = b.build().map_err(|e| CliError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
+        let http = b.build().map_err(|e| PhoneError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
         Ok(Client { base: base.trim_end_matches('/').to_string(), http, what, token: None })
     }
 
@@ -76,26 +76,29 @@ impl Client {
         &self.base
     }
 
-    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> CliResult<reqwest::blocking::Response> {
+    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> PhoneResult<reqwest::blocking::Response> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
         req.send().map_err(|e| {
-            CliError::new(
+            PhoneError::new(
                 ErrorCode::Unavailable,
                 format!("cannot reach the {} at {}: {}", self.what, self.base, root(&e)),
             )
         })
     }
 
-    fn decode<T: DeserializeOwned>(&self, resp: reqwest::blocking::Response) -> CliResult<T> {
+    fn decode<T: DeserializeOwned>(&self, resp: reqwest::blocking::Response) -> PhoneResult<T> {
         let status = resp.status();
         let bytes = resp.bytes().map_err(|e| {
-            CliError::new(ErrorCode::Unavailable, format!("the {} at {} stopped answering: {e}", self.what, self.base))
+            PhoneError::new(
+                ErrorCode::Unavailable,
+                format!("the {} at {} stopped answering: {e}", self.what, self.base),
+            )
         })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::new(
+                PhoneError::new(
                     ErrorCode::Unavailable,
                     format!("the {} at {} answered something unexpected: {e}", self.what, self.base),
                 )
@@ -103,9 +106,9 @@ impl Client {
         }
         match serde_json::from_slice::<ApiError>(&bytes) {
             Ok(ApiError { error }) => {
-                Err(CliError::new(error.code, format!("the {} refused: {}", self.what, error.message)))
+                Err(PhoneError::new(error.code, format!("the {} refused: {}", self.what, error.message)))
             }
-            Err(_) => Err(CliError::new(
+            Err(_) => Err(PhoneError::new(
                 ErrorCode::Unavailable,
                 format!("the {} at {} answered HTTP {status}, not Kalit's API (wrong URL?)", self.what, self.base),
             )),
@@ -113,13 +116,13 @@ impl Client {
     }
 
     /// `GET path` as JSON.
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> CliResult<T> {
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> PhoneResult<T> {
         let r = self.send(self.http.get(format!("{}{path}", self.base)))?;
         self.decode(r)
     }
 
     /// `POST path` with a JSON body (or none).
-    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> CliResult<T> {
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> PhoneResult<T> {
         let mut req = self.http.post(format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(b);
@@ -131,7 +134,7 @@ impl Client {
 
 impl Client {
     /// `DELETE path`; any success status is fine.
-    pub fn delete(&self, path: &str) -> CliResult<()> {
+    pub fn delete(&self, path: &str) -> PhoneResult<()> {
         let r = self.send(self.http.delete(format!("{}{path}", self.base)))?;
         if r.status().is_success() {
             return Ok(());
@@ -146,4 +149,11 @@ fn root(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s;
     }
     cur.to_string()
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> PhoneError {
+    move |e| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound { ErrorCode::NotFound } else { ErrorCode::Io };
+        PhoneError::new(code, format!("{context}: {e}"))
+    }
 }

@@ -1,0 +1,83 @@
+//! The signing session's rules as two sans-I/O state machines, one per side: [`AgentSession`] (the
+//! computer) and [`PhoneSession`] (the phone). Each takes events in (a relay event, a tunnel frame, a
+//! request of the page or an answer of the person, with the time when a rule needs it) and gives actions
+//! out (frames to send, what to show, what to tell the page). They do no I/O, read no clock and draw no
+//! randomness: the QR secret, the agent's keys and the phone's ephemeral key come in from the caller, so
+//! a test (or a conformance vector) can replay a whole session byte for byte.
+//!
+//! Every session rule lives here once: the hello comes first and is checked (certificate chain, the
+//! relay's attestation for this device, login and time); one request at a time with increasing ids; the
+//! phone refuses an origin other than the QR's, a media type that is not a token and a document that is a
+//! protocol statement; a withdrawn request ([`kalit_proto::session::ChannelMessage::Cancel`]) dismisses
+//! the phone's prompt, and an answer to it is refused on both sides; either side ends with a goodbye.
+//! The drivers (the agent's tokio task, the phone's `kalit_phone::pair`) move bytes and keep timers.
+
+pub mod agent;
+pub mod phone;
+
+pub use agent::{AgentAction, AgentConfig, AgentSession, Paired, SignDoc};
+pub use phone::{PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, Prompt};
+
+use kalit_proto::ErrorCode;
+
+use crate::CoreError;
+use crate::session::Channel;
+use kalit_proto::session::ChannelMessage;
+
+/// Why a session (or one request in it) failed: a stable code and a message for people. Messages never
+/// hold secrets; strings that came from the other side are escaped by the display rules before they get
+/// here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+
+    fn channel(message: impl Into<String>) -> Failure {
+        Failure::new(ErrorCode::Channel, message)
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Failure {
+        Failure { code: e.code(), message: e.to_string() }
+    }
+}
+
+/// Answers of the phone about one document that leave the session usable (the person declined, the
+/// vault refused the document, a wrong PIN...); any other failure ends the session.
+pub fn answer_keeps_session(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::Declined
+            | ErrorCode::RefusedByPolicy
+            | ErrorCode::WrongPin
+            | ErrorCode::TryLater
+            | ErrorCode::InvalidInput
+    )
+}
+
+/// How many withdrawn request ids a side remembers (a late answer to an older one is out of turn).
+const WITHDRAWN_KEPT: usize = 64;
+
+fn remember_withdrawn(list: &mut Vec<u32>, id: u32) {
+    if list.len() == WITHDRAWN_KEPT {
+        list.remove(0);
+    }
+    list.push(id);
+}
+
+/// A message sealed into frames on a side's channel (there is none before the handshake).
+fn seal_frames(channel: &mut Option<Channel>, m: &ChannelMessage) -> Result<Vec<Vec<u8>>, Failure> {
+    let ch = channel.as_mut().ok_or_else(|| Failure::channel("no channel"))?;
+    Ok(ch.seal(m)?)
+}

@@ -1,0 +1,472 @@
+//! The phone's side of a signing session (paper steps 18-28), without I/O.
+//!
+//! ```text
+//! new (QR checked) --joined (attestation checked)--> Handshake --msg2--> Ready (hello sent)
+//! Ready --sign request (checked)--> Prompting(id) --answer | cancel--> Ready ... --bye/fail--> Closed
+//! ```
+//!
+//! The driver joins the tunnel with [`PhoneSession::join_statement`] signed by the device key, then feeds
+//! [`PhoneSession::on_event`] and [`PhoneSession::on_frame`], asks the person when a [`PhoneAction::Prompt`]
+//! comes, and gives their decision to [`PhoneSession::answer`]. Before it unlocks the key for an approved
+//! request it feeds the frames that already arrived and asks [`PhoneSession::is_withdrawn`]: a request the
+//! computer withdrew is never signed, and an answer to it is refused here too.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_proto::ErrorCode;
+use kalit_proto::namespace::TUNNEL_JOIN;
+use kalit_proto::relay::SignedAttestation;
+use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignStatus, TunnelEvent};
+
+use super::{Failure, remember_withdrawn, seal_frames};
+use crate::digest::HashAlg;
+use crate::session::{Channel, PhoneHandshake, Qr};
+use crate::statement::{self, Statement};
+use crate::{display, purpose};
+
+/// This phone's registration with the relay the QR names.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// The relay's id.
+    pub relay_id: String,
+    /// The relay's raw Ed25519 public key (pinned at registration).
+    pub relay_public_key: Vec<u8>,
+    /// The login.
+    pub login: String,
+    /// This device's id at the relay.
+    pub device_id: String,
+    /// The signing certificate chain, leaf first, DER.
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// A sign request that passed the phone's rules, for the person to decide. Every string came from the
+/// computer: show it by the display rules (`crate::display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// Request id (give it back to [`PhoneSession::answer`]).
+    pub id: u32,
+    /// The origin (the QR's, checked to be an origin).
+    pub origin: String,
+    /// Document name.
+    pub name: String,
+    /// Media type, normalised (a checked type/subtype token).
+    pub media_type: String,
+    /// The document.
+    pub data: Vec<u8>,
+    /// Raw or CMS.
+    pub format: DocFormat,
+    /// RSA-PSS.
+    pub pss: bool,
+    /// SHA-256 of the document, hex.
+    pub sha256: String,
+    /// A raw signature over bytes the phone cannot show: needs a separate confirmation.
+    pub blind: bool,
+    /// The content does not look like its claimed type.
+    pub type_warning: Option<String>,
+}
+
+/// The person's decision on a [`Prompt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneAnswer {
+    /// Approved and signed: the signature (raw) or DER CMS.
+    Approved(Vec<u8>),
+    /// Declined.
+    Declined,
+    /// Approved, but signing failed (wrong PIN, locked vault, refused by the vault...).
+    Failed(Failure),
+}
+
+/// What the driver does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneAction {
+    /// Send this binary frame into the tunnel.
+    Send(Vec<u8>),
+    /// The relay let the phone in: where the computer's side connects from (show it).
+    Network {
+        /// As the relay saw it.
+        computer_address: String,
+        /// The phone's own network (IPv6: the same /64).
+        same_network: bool,
+    },
+    /// The handshake proved the computer holds the key the QR names; the hello is on its way. Show the
+    /// SAS; the computer may be remembered now.
+    Connected {
+        /// The short authentication string.
+        sas: String,
+    },
+    /// Ask the person.
+    Prompt(Prompt),
+    /// A request refused before asking anything (a protocol statement, a DER structure asked for raw);
+    /// the computer has been told; the session goes on.
+    Refused {
+        /// The request.
+        id: u32,
+        /// Its origin.
+        origin: String,
+        /// Why.
+        failure: Failure,
+    },
+    /// The computer withdrew request `id` (`prompted`: it is the one being asked; dismiss the prompt).
+    Withdrawn {
+        /// The request.
+        id: u32,
+        /// Why, as the computer says (escaped).
+        reason: String,
+        /// Whether it was waiting for the person.
+        prompted: bool,
+    },
+    /// The computer said goodbye without an error (escaped reason).
+    Ended {
+        /// Why.
+        reason: String,
+    },
+    /// The session is over (`None`: normally).
+    Closed(Option<Failure>),
+}
+
+enum Phase {
+    Joining,
+    Handshake(Box<PhoneHandshake>),
+    Ready,
+    Prompting(u32),
+    Closed,
+}
+
+impl std::fmt::Debug for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Joining => "Joining",
+            Phase::Handshake(_) => "Handshake",
+            Phase::Ready => "Ready",
+            Phase::Prompting(_) => "Prompting",
+            Phase::Closed => "Closed",
+        })
+    }
+}
+
+/// The phone's side of one session.
+#[derive(Debug)]
+pub struct PhoneSession {
+    qr: Qr,
+    config: PhoneConfig,
+    ephemeral: Option<[u8; 32]>,
+    phase: Phase,
+    channel: Option<Channel>,
+    attestation: Option<SignedAttestation>,
+    last_id: u32,
+    withdrawn: Vec<u32>,
+}
+
+impl PhoneSession {
+    /// Checks the QR (version, expiry against `now_secs`, origin syntax, the relay this phone is
+    /// registered with) and prepares the session. Nothing has been sent yet.
+    pub fn new(qr_text: &str, now_secs: u64, config: PhoneConfig) -> Result<PhoneSession, Failure> {
+        let qr = Qr::parse(qr_text)?;
+        qr.check_fresh(now_secs)?;
+        display::origin(&qr.payload.origin)?;
+        if qr.payload.relay_id != config.relay_id {
+            return Err(Failure::new(ErrorCode::NotFound, "the QR names another relay than this registration"));
+        }
+        if config.chain.is_empty() {
+            return Err(Failure::new(ErrorCode::NotFound, "this registration's key has no certificate"));
+        }
+        Ok(PhoneSession {
+            qr,
+            config,
+            ephemeral: None,
+            phase: Phase::Joining,
+            channel: None,
+            attestation: None,
+            last_id: 0,
+            withdrawn: vec![],
+        })
+    }
+
+    /// The QR.
+    pub fn qr(&self) -> &Qr {
+        &self.qr
+    }
+
+    /// The tunnel to join.
+    pub fn tunnel_id(&self) -> Result<String, Failure> {
+        Ok(self.qr.tunnel_id()?)
+    }
+
+    /// What the device key signs to join the tunnel, over the relay's fresh `nonce`.
+    pub fn join_statement(&self, nonce: &[u8]) -> Result<Statement, Failure> {
+        let c = &self.config;
+        Ok(Statement::device_request(&c.relay_id, nonce, &c.login, &c.device_id, TUNNEL_JOIN, &self.tunnel_id()?))
+    }
+
+    /// Whether the session is over.
+    pub fn closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the computer withdrew request `id`.
+    pub fn is_withdrawn(&self, id: u32) -> bool {
+        self.withdrawn.contains(&id)
+    }
+
+    /// A control event from the relay.
+    pub fn on_event(&mut self, event: TunnelEvent) -> Vec<PhoneAction> {
+        match (&self.phase, event) {
+            (Phase::Closed, _) => vec![],
+            (Phase::Joining, TunnelEvent::Joined { attestation, computer_address, same_network }) => {
+                // The relay's fresh attestation for this device: the agent checks it; so do we, before
+                // sending it.
+                if statement::verify_attestation(&self.config.relay_public_key, &attestation).is_err() {
+                    return self.close(Some(Failure::new(
+                        ErrorCode::Unavailable,
+                        "the relay's attestation does not verify with its pinned key",
+                    )));
+                }
+                let a = &attestation.attestation;
+                if a.device_id != self.config.device_id || a.login != self.config.login {
+                    return self.close(Some(Failure::new(
+                        ErrorCode::Unavailable,
+                        "the relay's attestation is for another device or login",
+                    )));
+                }
+                self.attestation = Some(attestation);
+                let started = match &self.ephemeral {
+                    Some(e) => crate::session::hazmat::danger_phone_start(&self.qr, e),
+                    None => PhoneHandshake::start(&self.qr),
+                };
+                match started {
+                    Ok((hs, msg1)) => {
+                        self.phase = Phase::Handshake(Box::new(hs));
+                        vec![
+                            PhoneAction::Network {
+                                computer_address: display::field(&computer_address, 60),
+                                same_network,
+                            },
+                            PhoneAction::Send(msg1),
+                        ]
+                    }
+                    Err(e) => self.close(Some(e.into())),
+                }
+            }
+            (_, TunnelEvent::Error { code, message }) => {
+                let code = if code == ErrorCode::Unknown { ErrorCode::Unavailable } else { code };
+                self.close(Some(Failure::new(code, format!("the relay: {}", display::field(&message, 200)))))
+            }
+            _ => self.close(Some(Failure::new(ErrorCode::Unavailable, "the relay broke the tunnel protocol"))),
+        }
+    }
+
+    /// A binary frame from the tunnel.
+    pub fn on_frame(&mut self, frame: &[u8]) -> Vec<PhoneAction> {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Closed => vec![],
+            Phase::Joining => {
+                self.close(Some(Failure::new(ErrorCode::Unavailable, "the relay broke the tunnel protocol")))
+            }
+            Phase::Handshake(hs) => match hs.finish(frame) {
+                Err(e) => self.close(Some(e.into())),
+                Ok(channel) => {
+                    let sas = channel.sas().to_string();
+                    self.channel = Some(channel);
+                    self.phase = Phase::Ready;
+                    let Some(attestation) = self.attestation.clone() else {
+                        return self.close(Some(Failure::channel("no attestation")));
+                    };
+                    let hello = ChannelMessage::Hello {
+                        login: self.config.login.clone(),
+                        device_name: self.config.device_id.clone(),
+                        chain: self.config.chain.iter().map(|c| B64.encode(c)).collect(),
+                        attestation,
+                    };
+                    let mut out = vec![PhoneAction::Connected { sas }];
+                    match self.seal(&hello) {
+                        Ok(frames) => out.extend(frames),
+                        Err(e) => out.extend(self.close(Some(e))),
+                    }
+                    out
+                }
+            },
+            phase @ (Phase::Ready | Phase::Prompting(_)) => {
+                self.phase = phase;
+                let opened = match self.channel.as_mut() {
+                    Some(ch) => ch.open(frame).map_err(Failure::from),
+                    None => Err(Failure::channel("no channel")),
+                };
+                match opened {
+                    Err(e) => self.close(Some(e)),
+                    Ok(None) => vec![],
+                    Ok(Some(m)) => self.on_message(m),
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, m: ChannelMessage) -> Vec<PhoneAction> {
+        match m {
+            ChannelMessage::SignRequest { id, origin, name, media_type, data, format, pss } => {
+                if !matches!(self.phase, Phase::Ready) {
+                    return self
+                        .fail(Failure::channel("the computer sent a second request before this one was answered"));
+                }
+                if id <= self.last_id {
+                    return self.fail(Failure::channel("the computer reused a request id"));
+                }
+                self.last_id = id;
+                if origin != self.qr.payload.origin || display::origin(&origin).is_err() {
+                    return self.fail(Failure::new(
+                        ErrorCode::RefusedByPolicy,
+                        "the computer named another origin than the QR; nothing was signed",
+                    ));
+                }
+                let data = match statement::b64("document", &data, MAX_DOCUMENT) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
+                    }
+                };
+                let media_type = match display::media_type(&media_type) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
+                    }
+                };
+                // A document that is a protocol statement, or a DER structure asked for raw, is refused
+                // before anything is asked (the vault refuses it too, whatever the front end).
+                if let Err(e) = purpose::check_document(&data, format == DocFormat::Raw) {
+                    let failure = Failure::from(e);
+                    let answer = failed_response(id, &failure);
+                    let mut out = match self.seal(&answer) {
+                        Ok(frames) => frames,
+                        Err(e) => return self.close(Some(e)),
+                    };
+                    out.push(PhoneAction::Refused { id, origin, failure });
+                    return out;
+                }
+                let prompt = Prompt {
+                    id,
+                    origin,
+                    name,
+                    blind: format == DocFormat::Raw && purpose::needs_blind_confirmation(&data),
+                    type_warning: display::type_mismatch(&media_type, &data),
+                    sha256: hex::encode(HashAlg::Sha256.digest(&data)),
+                    media_type,
+                    data,
+                    format,
+                    pss,
+                };
+                self.phase = Phase::Prompting(id);
+                vec![PhoneAction::Prompt(prompt)]
+            }
+            ChannelMessage::Cancel { id, reason } => {
+                let prompted = matches!(self.phase, Phase::Prompting(p) if p == id);
+                if prompted {
+                    remember_withdrawn(&mut self.withdrawn, id);
+                    self.phase = Phase::Ready;
+                }
+                vec![PhoneAction::Withdrawn { id, reason: display::field(&reason, 200), prompted }]
+            }
+            ChannelMessage::Bye { reason, code } => {
+                let reason = display::field(&reason, 300);
+                match code {
+                    Some(code) => {
+                        let code = if code == ErrorCode::Unknown { ErrorCode::Channel } else { code };
+                        self.close(Some(Failure::new(code, format!("the computer ended the session: {reason}"))))
+                    }
+                    None => {
+                        let mut out = vec![PhoneAction::Ended { reason }];
+                        out.extend(self.close(None));
+                        out
+                    }
+                }
+            }
+            _ => self.close(Some(Failure::channel("the computer sent a message out of turn"))),
+        }
+    }
+
+    /// The person's decision on request `id`. Refused (and nothing sent) when the computer withdrew it.
+    pub fn answer(&mut self, id: u32, answer: PhoneAnswer) -> Result<Vec<PhoneAction>, Failure> {
+        if self.is_withdrawn(id) {
+            return Err(Failure::new(ErrorCode::Expired, "the computer withdrew this request; no answer was sent"));
+        }
+        if !matches!(self.phase, Phase::Prompting(p) if p == id) {
+            return Err(Failure::new(ErrorCode::InvalidInput, format!("no request {id} is waiting for an answer")));
+        }
+        let m = match answer {
+            PhoneAnswer::Approved(sig) => ChannelMessage::SignResponse {
+                id,
+                status: SignStatus::Approved,
+                signature: Some(B64.encode(sig)),
+                message: None,
+                code: None,
+            },
+            PhoneAnswer::Declined => ChannelMessage::SignResponse {
+                id,
+                status: SignStatus::Declined,
+                signature: None,
+                message: None,
+                code: None,
+            },
+            PhoneAnswer::Failed(f) => failed_response(id, &f),
+        };
+        let frames = self.seal(&m)?;
+        self.phase = Phase::Ready;
+        Ok(frames)
+    }
+
+    /// The phone ends the session with an error the computer should know.
+    pub fn fail(&mut self, e: Failure) -> Vec<PhoneAction> {
+        if self.closed() {
+            return vec![];
+        }
+        let mut out = vec![];
+        if self.channel.is_some()
+            && let Ok(frames) = self.seal(&ChannelMessage::Bye { reason: e.message.clone(), code: Some(e.code) })
+        {
+            out.extend(frames);
+        }
+        out.extend(self.close(Some(e)));
+        out
+    }
+
+    /// The person ends the session.
+    pub fn end(&mut self, reason: &str) -> Vec<PhoneAction> {
+        if self.closed() {
+            return vec![];
+        }
+        let mut out = vec![];
+        if self.channel.is_some()
+            && let Ok(frames) = self.seal(&ChannelMessage::Bye { reason: reason.to_string(), code: None })
+        {
+            out.extend(frames);
+        }
+        out.extend(self.close(None));
+        out
+    }
+
+    fn seal(&mut self, m: &ChannelMessage) -> Result<Vec<PhoneAction>, Failure> {
+        Ok(seal_frames(&mut self.channel, m)?.into_iter().map(PhoneAction::Send).collect())
+    }
+
+    fn close(&mut self, e: Option<Failure>) -> Vec<PhoneAction> {
+        self.phase = Phase::Closed;
+        vec![PhoneAction::Closed(e)]
+    }
+
+    pub(crate) fn danger_seal(&mut self, m: &ChannelMessage) -> Result<Vec<Vec<u8>>, Failure> {
+        seal_frames(&mut self.channel, m)
+    }
+
+    /// For conformance vectors only: the handshake's ephemeral key.
+    pub(crate) fn set_ephemeral(&mut self, e: [u8; 32]) {
+        self.ephemeral = Some(e);
+    }
+}
+
+fn failed_response(id: u32, f: &Failure) -> ChannelMessage {
+    ChannelMessage::SignResponse {
+        id,
+        status: SignStatus::Failed,
+        signature: None,
+        message: Some(format!("{}: {}", f.code, f.message)),
+        code: Some(f.code),
+    }
+}

@@ -1,0 +1,320 @@
+//! The session state machines (`kalit_core::flow`) against each other, with no network: every rule, and
+//! the two bugs issue 10 found (a withdrawn request signed anyway; an answer to it delivered).
+
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::SecretBytes;
+use kalit_core::flow::{
+    AgentAction, AgentConfig, AgentSession, Failure, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, SignDoc,
+};
+use kalit_core::keys::PrivateKey;
+use kalit_core::session::{ComputerKey, Qr, hazmat};
+use kalit_core::statement::Statement;
+use kalit_proto::ErrorCode;
+use kalit_proto::relay::{Attestation, SignedAttestation};
+use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, TunnelEvent};
+
+const NOW: u64 = 1_800_000_000;
+const ORIGIN: &str = "https://portal.example";
+const RELAY_ID: &str = "00112233445566778899aabbccddeeff";
+
+fn ed25519(seed: u8) -> PrivateKey {
+    let mut der = hex::decode("302e020100300506032b657004220420").unwrap();
+    der.extend_from_slice(&[seed; 32]);
+    PrivateKey::from_pkcs8(&SecretBytes::new(der)).unwrap()
+}
+
+struct World {
+    agent: AgentSession,
+    phone: PhoneSession,
+    joined: TunnelEvent,
+}
+
+fn world() -> World {
+    let computer = ComputerKey::from_private(&SecretBytes::from_slice(&[1; 32])).unwrap();
+    let (qr, secrets) = Qr::for_computer(&computer, "https://relay.example", RELAY_ID, ORIGIN, 60, NOW).unwrap();
+    let relay = ed25519(150);
+    let device = ed25519(201);
+    let cert = b"a certificate (the agent here has no anchors)".to_vec();
+    let a = Attestation {
+        relay_id: RELAY_ID.into(),
+        login: "ali".into(),
+        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert),
+        device_id: "d1".into(),
+        device_key: B64.encode(device.public_key_raw()),
+        issued_at: NOW as i64,
+        expires_at: NOW as i64 + 600,
+    };
+    let attestation =
+        SignedAttestation { signature: B64.encode(Statement::attestation(&a).sign(&relay).unwrap()), attestation: a };
+    let agent = AgentSession::new(
+        qr.clone(),
+        secrets,
+        AgentConfig { relay_id: RELAY_ID.into(), relay_public_key: relay.public_key_raw().to_vec(), anchors: vec![] },
+    );
+    let phone = PhoneSession::new(
+        qr.text(),
+        NOW,
+        PhoneConfig {
+            relay_id: RELAY_ID.into(),
+            relay_public_key: relay.public_key_raw().to_vec(),
+            login: "ali".into(),
+            device_id: "d1".into(),
+            chain: vec![cert],
+        },
+    )
+    .unwrap();
+    let joined = TunnelEvent::Joined { attestation, computer_address: "127.0.0.1".into(), same_network: true };
+    World { agent, phone, joined }
+}
+
+fn sends_a(actions: &[AgentAction]) -> Vec<Vec<u8>> {
+    actions.iter().filter_map(|a| if let AgentAction::Send(f) = a { Some(f.clone()) } else { None }).collect()
+}
+
+fn sends_p(actions: &[PhoneAction]) -> Vec<Vec<u8>> {
+    actions.iter().filter_map(|a| if let PhoneAction::Send(f) = a { Some(f.clone()) } else { None }).collect()
+}
+
+fn to_phone(w: &mut World, frames: Vec<Vec<u8>>) -> Vec<PhoneAction> {
+    frames.iter().flat_map(|f| w.phone.on_frame(f)).collect()
+}
+
+fn to_agent(w: &mut World, frames: Vec<Vec<u8>>) -> Vec<AgentAction> {
+    frames.iter().flat_map(|f| w.agent.on_frame(f, NOW as i64)).collect()
+}
+
+/// Pairs the two sides; returns the world.
+fn paired() -> World {
+    let mut w = world();
+    assert!(w.agent.on_event(TunnelEvent::Ready { expires_in: 60 }).is_empty());
+    assert!(w.agent.on_event(TunnelEvent::Peer { login: "ali".into(), device_id: "d1".into() }).is_empty());
+    assert_eq!(w.agent.phase(), SessionPhase::Pairing);
+    let joined = w.joined.clone();
+    let a = w.phone.on_event(joined);
+    assert!(matches!(a[0], PhoneAction::Network { same_network: true, .. }));
+    let msg2 = sends_a(&to_agent(&mut w, sends_p(&a)));
+    let a = to_phone(&mut w, msg2);
+    let PhoneAction::Connected { sas } = &a[0] else { panic!("{a:?}") };
+    let sas = sas.clone();
+    let out = to_agent(&mut w, sends_p(&a));
+    let Some(AgentAction::Paired(p)) = out.last() else { panic!("{out:?}") };
+    assert_eq!((p.sas.as_str(), p.login.as_str()), (sas.as_str(), "ali"));
+    assert_eq!(w.agent.phase(), SessionPhase::Connected);
+    w
+}
+
+fn doc(text: &str) -> SignDoc {
+    SignDoc {
+        data: text.as_bytes().to_vec(),
+        name: "contract.txt".into(),
+        media_type: "text/plain".into(),
+        format: DocFormat::Cms,
+        pss: false,
+    }
+}
+
+fn prompt_id(a: &[PhoneAction]) -> u32 {
+    a.iter().find_map(|x| if let PhoneAction::Prompt(p) = x { Some(p.id) } else { None }).expect("a prompt")
+}
+
+#[test]
+fn a_session_signs_and_ends() {
+    let mut w = paired();
+    let (id, a) = w.agent.sign(&doc("Shartnoma")).unwrap();
+    assert_eq!(w.agent.sign(&doc("again")).unwrap_err().code, ErrorCode::Busy);
+    let p = to_phone(&mut w, sends_a(&a));
+    assert_eq!(prompt_id(&p), id);
+    let PhoneAction::Prompt(prompt) = &p[0] else { panic!() };
+    assert_eq!((prompt.origin.as_str(), prompt.data.as_slice(), prompt.blind), (ORIGIN, &b"Shartnoma"[..], false));
+    let ans = w.phone.answer(id, PhoneAnswer::Approved(b"sig".to_vec())).unwrap();
+    let out = to_agent(&mut w, sends_p(&ans));
+    assert_eq!(out, vec![AgentAction::Answer { id, result: Ok(b"sig".to_vec()) }]);
+    // A declined one and a wrong PIN leave the session usable, and the code reaches the page as itself.
+    let (id2, a) = w.agent.sign(&doc("two")).unwrap();
+    assert!(id2 > id);
+    to_phone(&mut w, sends_a(&a));
+    let ans = w.phone.answer(id2, PhoneAnswer::Failed(Failure::new(ErrorCode::WrongPin, "wrong PIN"))).unwrap();
+    let out = to_agent(&mut w, sends_p(&ans));
+    assert!(
+        matches!(&out[..], [AgentAction::Answer { result: Err(f), .. }] if f.code == ErrorCode::WrongPin),
+        "{out:?}"
+    );
+    let (id3, a) = w.agent.sign(&doc("three")).unwrap();
+    to_phone(&mut w, sends_a(&a));
+    let ans = w.phone.answer(id3, PhoneAnswer::Declined).unwrap();
+    let out = to_agent(&mut w, sends_p(&ans));
+    assert!(matches!(&out[..], [AgentAction::Answer { result: Err(f), .. }] if f.code == ErrorCode::Declined));
+    // The page ends: goodbye, the phone ends cleanly.
+    let out = w.agent.end("the page ended the session");
+    assert_eq!(out.last(), Some(&AgentAction::Closed(None)));
+    let p = to_phone(&mut w, sends_a(&out));
+    assert!(matches!(&p[..], [PhoneAction::Ended { .. }, PhoneAction::Closed(None)]), "{p:?}");
+    assert!(w.phone.closed());
+}
+
+#[test]
+fn a_withdrawn_request_is_never_answered_on_either_side() {
+    let mut w = paired();
+    let (id, a) = w.agent.sign(&doc("withdrawn")).unwrap();
+    let p = to_phone(&mut w, sends_a(&a));
+    assert_eq!(prompt_id(&p), id);
+    // The page gives up while the person reads: the prompt is dismissed...
+    let cancel = w.agent.withdraw("the page stopped waiting");
+    assert_eq!(w.agent.pending(), None);
+    let p = to_phone(&mut w, sends_a(&cancel));
+    assert!(matches!(&p[..], [PhoneAction::Withdrawn { id: i, prompted: true, .. }] if *i == id), "{p:?}");
+    assert!(w.phone.is_withdrawn(id));
+    // ... an answer is refused by the phone (nothing sent) ...
+    let e = w.phone.answer(id, PhoneAnswer::Approved(b"sig".to_vec())).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Expired);
+    // ... and by the agent, had a phone sent one anyway (a phone that missed the cancel).
+    let mut w = paired();
+    let (id, a) = w.agent.sign(&doc("withdrawn")).unwrap();
+    to_phone(&mut w, sends_a(&a));
+    let ans = w.phone.answer(id, PhoneAnswer::Approved(b"sig".to_vec())).unwrap();
+    let cancel = w.agent.withdraw("the page ended the session");
+    assert!(!cancel.is_empty());
+    let out = to_agent(&mut w, sends_p(&ans));
+    assert_eq!(out, vec![AgentAction::LateAnswerRefused { id }]);
+    // The cancel reaches a phone that already answered: nothing to dismiss; the session goes on.
+    let p = to_phone(&mut w, sends_a(&cancel));
+    assert!(matches!(&p[..], [PhoneAction::Withdrawn { prompted: false, .. }]));
+    let (id2, a) = w.agent.sign(&doc("next")).unwrap();
+    assert_eq!(prompt_id(&to_phone(&mut w, sends_a(&a))), id2);
+    // Ending while a request waits withdraws it first, then says goodbye.
+    let out = w.agent.end("the page ended the session");
+    let p = to_phone(&mut w, sends_a(&out));
+    assert!(matches!(p[0], PhoneAction::Withdrawn { prompted: true, .. }), "{p:?}");
+    assert!(w.phone.is_withdrawn(id2));
+    assert!(w.phone.closed());
+}
+
+#[test]
+fn the_phone_refuses_what_the_qr_did_not_promise() {
+    // Another origin than the QR's ends the session with refused_by_policy, and the agent learns why.
+    let mut w2 = paired();
+    let evil = ChannelMessage::SignRequest {
+        id: 1,
+        origin: "https://evil.example".into(),
+        name: "n".into(),
+        media_type: "text/plain".into(),
+        data: B64.encode("x"),
+        format: DocFormat::Raw,
+        pss: false,
+    };
+    let frames = agent_seal(&mut w2, &evil);
+    let p = to_phone(&mut w2, frames);
+    let Some(PhoneAction::Closed(Some(f))) = p.last() else { panic!("{p:?}") };
+    assert_eq!(f.code, ErrorCode::RefusedByPolicy);
+    let out = to_agent(&mut w2, sends_p(&p));
+    assert!(
+        matches!(out.last(), Some(AgentAction::Closed(Some(f))) if f.code == ErrorCode::RefusedByPolicy),
+        "{out:?}"
+    );
+
+    // A media type that is not a token, a reused id, a second request before the answer: the session ends.
+    for (msg, code) in [
+        (req(1, "text/plain\n\nPreview: all is fine", "x"), ErrorCode::InvalidInput),
+        (req(0, "text/plain", "x"), ErrorCode::Channel),
+    ] {
+        let mut w = paired();
+        let frames = agent_seal(&mut w, &msg);
+        let p = to_phone(&mut w, frames);
+        assert!(matches!(p.last(), Some(PhoneAction::Closed(Some(f))) if f.code == code), "{p:?}");
+    }
+    let mut w = paired();
+    let frames = agent_seal(&mut w, &req(1, "text/plain", "x"));
+    assert_eq!(prompt_id(&to_phone(&mut w, frames)), 1);
+    let frames = agent_seal(&mut w, &req(2, "text/plain", "y"));
+    let p = to_phone(&mut w, frames);
+    assert!(matches!(p.last(), Some(PhoneAction::Closed(Some(f))) if f.code == ErrorCode::Channel), "{p:?}");
+
+    // A protocol statement as a document: refused before asking, the session goes on.
+    let mut w = paired();
+    let frames = agent_seal(&mut w, &req(1, "text/plain", "kalit/v1/register\0..."));
+    let p = to_phone(&mut w, frames);
+    assert!(
+        matches!(&p[..], [PhoneAction::Send(_), PhoneAction::Refused { failure, .. }] if failure.code == ErrorCode::RefusedByPolicy),
+        "{p:?}"
+    );
+    assert!(!w.phone.closed());
+}
+
+fn req(id: u32, media_type: &str, data: &str) -> ChannelMessage {
+    ChannelMessage::SignRequest {
+        id,
+        origin: ORIGIN.into(),
+        name: "n".into(),
+        media_type: media_type.into(),
+        data: B64.encode(data),
+        format: DocFormat::Raw,
+        pss: false,
+    }
+}
+
+/// Seals any message through the agent's channel, bypassing its rules: a lying computer.
+fn agent_seal(w: &mut World, m: &ChannelMessage) -> Vec<Vec<u8>> {
+    hazmat::danger_agent_seal(&mut w.agent, m).unwrap()
+}
+
+#[test]
+fn the_agent_checks_the_hello_and_the_order() {
+    // A phone whose attestation names another device than the one the relay let in.
+    let mut w = world();
+    w.agent.on_event(TunnelEvent::Peer { login: "ali".into(), device_id: "someone-else".into() });
+    let joined = w.joined.clone();
+    let a = w.phone.on_event(joined);
+    let msg2 = sends_a(&to_agent(&mut w, sends_p(&a)));
+    let a = to_phone(&mut w, msg2);
+    let out = to_agent(&mut w, sends_p(&a));
+    assert!(matches!(out.last(), Some(AgentAction::Closed(Some(f))) if f.code == ErrorCode::Unauthorized), "{out:?}");
+    // The phone is told why.
+    let p = to_phone(&mut w, sends_a(&out));
+    assert!(matches!(p.last(), Some(PhoneAction::Closed(Some(f))) if f.code == ErrorCode::Unauthorized), "{p:?}");
+
+    // A frame before any phone joined, a second peer event: the relay broke the protocol.
+    let mut w = world();
+    let out = w.agent.on_frame(b"early", NOW as i64);
+    assert!(matches!(&out[..], [AgentAction::Closed(Some(f))] if f.code == ErrorCode::Unavailable));
+    let mut w = world();
+    w.agent.on_event(TunnelEvent::Peer { login: "ali".into(), device_id: "d1".into() });
+    let out = w.agent.on_event(TunnelEvent::Peer { login: "ali".into(), device_id: "d1".into() });
+    assert!(matches!(&out[..], [AgentAction::Closed(Some(_))]));
+    // Signing before pairing is refused with expired; after closing, nothing happens.
+    let mut w = world();
+    assert_eq!(w.agent.sign(&doc("x")).unwrap_err().code, ErrorCode::Expired);
+    assert_eq!(w.agent.end("bye"), vec![AgentAction::Closed(None)]);
+    assert!(w.agent.end("bye").is_empty());
+    assert!(w.agent.on_frame(b"late", NOW as i64).is_empty());
+}
+
+#[test]
+fn the_phone_checks_the_qr_and_the_relay() {
+    let w = world();
+    let qr = w.phone.qr().text().to_string();
+    let cfg = |relay_id: &str| PhoneConfig {
+        relay_id: relay_id.into(),
+        relay_public_key: ed25519(150).public_key_raw().to_vec(),
+        login: "ali".into(),
+        device_id: "d1".into(),
+        chain: vec![b"c".to_vec()],
+    };
+    assert_eq!(PhoneSession::new(&qr, NOW + 3600, cfg(RELAY_ID)).unwrap_err().code, ErrorCode::Expired);
+    assert_eq!(PhoneSession::new(&qr, NOW, cfg("another")).unwrap_err().code, ErrorCode::NotFound);
+    // An attestation signed by another key than the pinned relay's: nothing is sent.
+    let mut p = PhoneSession::new(
+        &qr,
+        NOW,
+        PhoneConfig { relay_public_key: ed25519(151).public_key_raw().to_vec(), ..cfg(RELAY_ID) },
+    )
+    .unwrap();
+    let a = p.on_event(w.joined.clone());
+    assert!(matches!(&a[..], [PhoneAction::Closed(Some(f))] if f.code == ErrorCode::Unavailable), "{a:?}");
+    // The relay's error event ends the session with its code.
+    let mut p = PhoneSession::new(&qr, NOW, cfg(RELAY_ID)).unwrap();
+    let a = p.on_event(TunnelEvent::Error { code: ErrorCode::Expired, message: "gone".into() });
+    assert!(matches!(&a[..], [PhoneAction::Closed(Some(f))] if f.code == ErrorCode::Expired));
+}

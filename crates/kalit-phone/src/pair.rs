@@ -1,0 +1,486 @@
+//! The phone's half of a signing session (paper steps 18-28): a tokio driver of
+//! `kalit_core::flow::PhoneSession` over the relay's tunnel, with the person behind [`PhoneUi`].
+//!
+//! The phone checks the QR (version, expiry, origin syntax, a relay it is registered with), shows which
+//! computer asks (by the name the person gave its key, or the full warning for a computer never seen,
+//! which must be named first), only then asks the PIN and joins the relay's tunnel with a device-signed
+//! request, shows the network the computer came from, runs the Noise handshake (which proves the computer
+//! holds the key), shows the SAS, sends its hello (certificate chain and the relay's fresh attestation),
+//! then for each sign request shows what is signed by the display rules of `kalit_core::display`, asks
+//! approval (and a separate confirmation for raw bytes it cannot show), then the PIN, signs and answers,
+//! or declines. History records the origin.
+
+use std::collections::VecDeque;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kalit_core::flow::{Failure, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, Prompt};
+use kalit_core::session::Qr;
+use kalit_core::statement::Statement;
+use kalit_core::x509;
+use kalit_core::{display, purpose};
+use kalit_proto::ErrorCode;
+use kalit_proto::relay::DeviceRequest;
+use kalit_proto::session::DocFormat;
+use kalit_service::ServiceError;
+use kalit_service::ws::{Incoming, connect, next_incoming, send, ws_url};
+use kalit_vault::{DeviceRecord, DocumentToSign, SignFormat, SignOutcome, Vault};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::Client;
+use crate::{PhoneError, PhoneResult};
+
+/// Who is asking: the computer (by the key the handshake authenticates) and where it connects from.
+#[derive(Debug, Clone)]
+pub struct Computer {
+    /// Its id (`kalit_core::session::computer_id`).
+    pub id: String,
+    /// The name the person gave it.
+    pub name: String,
+    /// Sessions before this one (0: the first time).
+    pub uses_before: u64,
+    /// What the relay said of its network, once joined.
+    pub network: Option<String>,
+}
+
+impl Computer {
+    /// The line every screen shows.
+    pub fn line(&self) -> String {
+        let seen = match self.uses_before {
+            0 => "first time".to_string(),
+            1 => "used once before".to_string(),
+            n => format!("used {n} times before"),
+        };
+        let mut s = format!("Computer:   {} ({seen})", display::field(&self.name, 40));
+        if let Some(n) = &self.network {
+            s.push_str(&format!("\n  Network:    {n}"));
+        }
+        s
+    }
+}
+
+/// A sign request as the person sees it. Every string in it comes from the computer and is shown by the
+/// display rules of `kalit_core::display`.
+#[derive(Debug)]
+pub struct SignPrompt<'a> {
+    /// The computer.
+    pub computer: &'a Computer,
+    /// The requesting origin (checked to be an origin).
+    pub origin: &'a str,
+    /// Document name.
+    pub name: &'a str,
+    /// Media type (checked to be a type/subtype token).
+    pub media_type: &'a str,
+    /// The document.
+    pub data: &'a [u8],
+    /// Raw or CMS.
+    pub format: DocFormat,
+    /// SHA-256 of the document, hex.
+    pub sha256: String,
+}
+
+impl SignPrompt<'_> {
+    /// What the phone screen shows.
+    pub fn describe(&self) -> String {
+        let fp: Vec<String> =
+            self.sha256.as_bytes().chunks(8).take(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        let mut s = format!(
+            "\nSign request from {origin} (as this computer says; only as true as the computer)\n  {computer}\n  Document:   {name}\n  Size:       {size} bytes\n  Type:       {ty}\n  Format:     {format}\n  SHA-256:    {fp} ...\n",
+            origin = display::escape(self.origin),
+            computer = self.computer.line(),
+            name = display::field(self.name, 120),
+            size = self.data.len(),
+            ty = display::escape(self.media_type),
+            format = self.format.as_str(),
+            fp = fp.join(" ")
+        );
+        if let Some(w) = display::type_mismatch(self.media_type, self.data) {
+            s.push_str(&format!("  WARNING:    {w}\n"));
+        }
+        if self.format == DocFormat::Raw && purpose::needs_blind_confirmation(self.data) {
+            s.push_str(
+                "  WARNING:    this is not text the phone can show you; a raw signature over it can mean anything\n",
+            );
+        }
+        if (display::is_text_type(self.media_type) || display::sniff(self.data) == display::Sniffed::Text)
+            && let Some(lines) = display::preview(self.data, 100, 24)
+        {
+            s.push_str("  Preview:\n");
+            for line in lines {
+                s.push_str(&format!("    | {line}\n"));
+            }
+        }
+        s
+    }
+}
+
+/// What the phone does at each point that needs the person; the terminal asks, the demo and the benchmark
+/// answer by themselves.
+pub trait PhoneUi {
+    /// Shows a line of information.
+    fn show(&mut self, text: &str);
+    /// A computer this phone has never seen asks: warn, and ask the person to name it (`None`: stop).
+    fn name_new_computer(&mut self, computer_id: &str, origin: &str) -> PhoneResult<Option<String>>;
+    /// A raw signature over bytes that cannot be shown: the separate confirmation.
+    fn confirm_blind(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
+    /// Signs the join request with the device key (the terminal asks the PIN to unlock).
+    fn sign_join(&mut self, vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>>;
+    /// Asks whether to sign.
+    fn approve(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
+    /// Signs an approved document (the terminal asks the PIN).
+    fn sign(&mut self, vault: &Vault, label: &str, doc: &DocumentToSign<'_>) -> PhoneResult<SignOutcome>;
+}
+
+/// The full-screen warning for a computer the phone has never seen.
+pub fn new_computer_warning(computer_id: &str, origin: &str) -> String {
+    let bar = "=".repeat(72);
+    format!(
+        "{bar}\n  A COMPUTER THIS PHONE HAS NEVER SEEN\n\n  Is this the computer in front of you? Only continue if you started this on it yourself.\n  Someone else's computer can show you a QR code and claim to be any web site.\n\n  It says it asks for: {origin}\n  Computer id:          {computer_id}\n{bar}",
+        origin = display::escape(origin),
+    )
+}
+
+/// What a pairing did.
+#[derive(Debug, Default)]
+pub struct PairSummary {
+    /// Signatures made.
+    pub signed: usize,
+    /// Requests declined.
+    pub declined: usize,
+    /// Requests the computer withdrew before the person answered.
+    pub withdrawn: usize,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Runs one pairing from QR text to the end of the session.
+pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn PhoneUi) -> PhoneResult<PairSummary> {
+    // The QR's own checks come first (version, expiry, origin), before any registration is looked up.
+    let qr = Qr::parse(qr_text)?;
+    qr.check_fresh(now_secs())?;
+    display::origin(&qr.payload.origin)?;
+    let me = crate::net::find_registration(vault, &qr.payload.relay_id, login, || {
+        format!(
+            "this phone is not registered with the relay in the QR ({}, id {}): register first (kalit vault register)",
+            qr.payload.relay, qr.payload.relay_id
+        )
+    })?;
+    let chain = vault.certificate_chain(&me.key_label)?;
+    if chain.is_empty() {
+        return Err(PhoneError::new(ErrorCode::NotFound, format!("key {:?} has no certificate", me.key_label)));
+    }
+    let config = PhoneConfig {
+        relay_id: me.relay_id.clone(),
+        relay_public_key: kalit_core::statement::b64("relay key", &me.relay_public_key, 64)?,
+        login: me.login.clone(),
+        device_id: me.device_id.clone(),
+        chain,
+    };
+    let mut session = PhoneSession::new(qr_text, now_secs(), config)?;
+    // The registered URL, not the QR's: the QR only names which relay (by id).
+    if qr.payload.relay != me.relay_url.trim_end_matches('/') {
+        ui.show(&format!(
+            "Note: the QR names {} for this relay; using the registered address {}.",
+            display::field(&qr.payload.relay, 100),
+            me.relay_url
+        ));
+    }
+    // Who is asking, before the PIN: a known computer by its name, a new one with the full warning and a
+    // name the person gives it (nothing else happens until then).
+    let computer_id = qr.computer_id();
+    let (mut computer, new_name) = match vault.computer(&computer_id)? {
+        Some(k) => (Computer { id: computer_id.clone(), name: k.name, uses_before: k.uses, network: None }, None),
+        None => {
+            let Some(name) = ui.name_new_computer(&computer_id, &qr.payload.origin)? else {
+                return Err(PhoneError::new(ErrorCode::Declined, "you did not name the computer; nothing was signed"));
+            };
+            let name = kalit_vault::check_computer_name(&name)?;
+            (Computer { id: computer_id.clone(), name: name.clone(), uses_before: 0, network: None }, Some(name))
+        }
+    };
+    ui.show(&format!(
+        "{}\n  Asks for:   {} (as the computer says)",
+        computer.line(),
+        display::escape(&qr.payload.origin)
+    ));
+    let tunnel = session.tunnel_id()?;
+    let client = Client::new(&me.relay_url, "relay")?;
+    let nonce = crate::net::nonce(&client)?;
+    let st = session.join_statement(&nonce)?;
+    let sig = ui.sign_join(vault, &me.device_id, &st)?;
+    let join = DeviceRequest {
+        login: me.login.clone(),
+        device_id: me.device_id.clone(),
+        nonce: B64.encode(&nonce),
+        relay_id: me.relay_id.clone(),
+        target: tunnel.clone(),
+        signature: B64.encode(sig),
+        proof: None,
+    };
+    let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("async runtime: {e}")))?;
+    let mut driver = Driver { vault, me: &me, computer: &mut computer, new_name: new_name.as_deref(), ui };
+    rt.block_on(driver.run(&mut session, &url, join))
+}
+
+/// Drives a [`PhoneSession`] over the relay's tunnel: moves frames, keeps timers, asks the person.
+struct Driver<'a> {
+    vault: &'a Vault,
+    me: &'a DeviceRecord,
+    computer: &'a mut Computer,
+    new_name: Option<&'a str>,
+    ui: &'a mut dyn PhoneUi,
+}
+
+/// Seconds to wait for the relay's answer to the join, and for the computer's handshake.
+const JOIN_SECS: u64 = 15;
+
+impl Driver<'_> {
+    async fn run(&mut self, s: &mut PhoneSession, url: &str, join: DeviceRequest) -> PhoneResult<PairSummary> {
+        let mut ws = connect(url).await?;
+        let join_json =
+            serde_json::to_string(&join).map_err(|e| PhoneError::new(ErrorCode::Internal, e.to_string()))?;
+        send(&mut ws, Message::Text(join_json.into())).await?;
+        let mut summary = PairSummary::default();
+        let mut queue: VecDeque<PhoneAction> = VecDeque::new();
+        let mut connected = false;
+        loop {
+            let Some(action) = queue.pop_front() else {
+                // Nothing left to do: wait for the relay or the computer.
+                let wait = if connected { None } else { Some(std::time::Duration::from_secs(JOIN_SECS)) };
+                let next = match wait {
+                    Some(w) => tokio::time::timeout(w, next_incoming(&mut ws)).await.unwrap_or_else(|_| {
+                        Err(ServiceError::new(
+                            ErrorCode::Unavailable,
+                            "the relay or the computer did not answer in time",
+                        ))
+                    }),
+                    None => next_incoming(&mut ws).await,
+                };
+                match next {
+                    Ok(Incoming::Event(ev)) => queue.extend(s.on_event(ev)),
+                    Ok(Incoming::Frame(f)) => queue.extend(s.on_frame(&f)),
+                    // The link is gone after the person answered something: the session simply ended.
+                    Err(e) if e.code == ErrorCode::Unavailable && summary.signed + summary.declined > 0 => {
+                        self.ui.show("The session ended.");
+                        return Ok(summary);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            };
+            match action {
+                PhoneAction::Send(frame) => send(&mut ws, Message::Binary(frame.into())).await?,
+                PhoneAction::Network { computer_address, same_network } => {
+                    self.computer.network = Some(if same_network {
+                        "same network as this phone".to_string()
+                    } else {
+                        format!("another network: {computer_address}")
+                    });
+                }
+                PhoneAction::Connected { sas } => {
+                    connected = true;
+                    // The handshake proved the computer holds the key this phone knows it by: remember it now.
+                    self.vault.record_computer(&self.computer.id, self.new_name)?;
+                    let chain = self.vault.certificate_chain(&self.me.key_label)?;
+                    let subject = chain.first().map(|c| x509::cert_info(c)).transpose()?.map(|i| i.subject);
+                    self.ui.show(&format!(
+                        "Connected to the computer for {origin}.\n  {computer}\n  Code:       {sas}   (the computer must show the same code; if not, stop)\n  Signing as: {login} ({subject})",
+                        origin = display::escape(&s.qr().payload.origin),
+                        computer = self.computer.line(),
+                        login = self.me.login,
+                        subject = display::escape(subject.as_deref().unwrap_or(""))
+                    ));
+                }
+                PhoneAction::Prompt(p) => {
+                    let answer = self.ask(s, &mut ws, &mut queue, &p, &mut summary).await?;
+                    if let Some(answer) = answer {
+                        match s.answer(p.id, answer) {
+                            Ok(a) => {
+                                // The answer goes before anything that arrived meanwhile is handled.
+                                for f in a {
+                                    queue.push_front(f);
+                                }
+                            }
+                            Err(e) => self.ui.show(&format!("Not sent: {}", e.message)),
+                        }
+                    }
+                }
+                PhoneAction::Refused { origin, failure, .. } => {
+                    self.ui.show(&format!(
+                        "Refused a request from {}: {}",
+                        display::escape(&origin),
+                        display::terminal_text(&failure.message)
+                    ));
+                }
+                PhoneAction::Withdrawn { id, reason, prompted } => {
+                    if prompted {
+                        summary.withdrawn += 1;
+                    }
+                    self.ui.show(&format!("The computer withdrew request {id}: {reason}"));
+                }
+                PhoneAction::Ended { reason } => self.ui.show(&format!("The computer ended the session: {reason}")),
+                PhoneAction::Closed(failure) => {
+                    for a in queue.drain(..) {
+                        if let PhoneAction::Send(frame) = a {
+                            let _ = send(&mut ws, Message::Binary(frame.into())).await;
+                        }
+                    }
+                    let _ = ws.close(None).await;
+                    return match failure {
+                        // The link is gone after the person answered something: the session simply ended.
+                        Some(f) if f.code == ErrorCode::Unavailable && summary.signed + summary.declined > 0 => {
+                            self.ui.show("The session ended.");
+                            Ok(summary)
+                        }
+                        Some(f) => Err(PhoneError::new(f.code, f.message)),
+                        None => Ok(summary),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Asks the person about one request; `None` when the computer withdrew it meanwhile (nothing is
+    /// signed then).
+    async fn ask(
+        &mut self,
+        s: &mut PhoneSession,
+        ws: &mut kalit_service::ws::Ws,
+        queue: &mut VecDeque<PhoneAction>,
+        p: &Prompt,
+        summary: &mut PairSummary,
+    ) -> PhoneResult<Option<PhoneAnswer>> {
+        let prompt = SignPrompt {
+            computer: self.computer,
+            origin: &p.origin,
+            name: &p.name,
+            media_type: &p.media_type,
+            data: &p.data,
+            format: p.format,
+            sha256: p.sha256.clone(),
+        };
+        let approved = self.ui.approve(&prompt)? && (!p.blind || self.ui.confirm_blind(&prompt)?);
+        // The person may have answered after the computer withdrew the request: look before the PIN.
+        if approved {
+            read_arrived(s, ws, queue).await?;
+        }
+        if s.is_withdrawn(p.id) || s.closed() {
+            summary.withdrawn += 1;
+            // The withdrawal itself is shown once, here.
+            queue.retain(|a| !matches!(a, PhoneAction::Withdrawn { id, .. } if *id == p.id));
+            self.ui.show(&format!(
+                "The computer withdrew \"{}\" before you answered; nothing was signed.",
+                display::field(&p.name, 60)
+            ));
+            return Ok(None);
+        }
+        if !approved {
+            summary.declined += 1;
+            self.ui.show(&format!("Declined \"{}\".", display::field(&p.name, 60)));
+            return Ok(Some(PhoneAnswer::Declined));
+        }
+        let doc = DocumentToSign {
+            name: &p.name,
+            data: &p.data,
+            format: match p.format {
+                DocFormat::Raw => SignFormat::Raw,
+                DocFormat::Cms => SignFormat::Cms,
+            },
+            pss: p.pss,
+            origin: Some(&p.origin),
+            blind_confirmed: p.blind,
+        };
+        Ok(Some(match self.ui.sign(self.vault, &self.me.key_label, &doc) {
+            Ok(out) => {
+                summary.signed += 1;
+                self.ui.show(&format!(
+                    "Signed \"{}\" ({}); the answer is on its way.",
+                    display::field(&p.name, 60),
+                    out.record.format
+                ));
+                PhoneAnswer::Approved(out.bytes.to_vec())
+            }
+            Err(e) => {
+                self.ui.show(&format!("Not signed: {}", display::terminal_text(&e.message)));
+                PhoneAnswer::Failed(Failure::new(e.code, e.message))
+            }
+        }))
+    }
+}
+
+/// Feeds the session what the computer already sent (a withdrawal made while the person was deciding is
+/// waiting in the socket; a few milliseconds let the runtime see it); the actions wait in `queue`.
+async fn read_arrived(
+    s: &mut PhoneSession,
+    ws: &mut kalit_service::ws::Ws,
+    queue: &mut VecDeque<PhoneAction>,
+) -> PhoneResult<()> {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(5), next_incoming(ws)).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(Incoming::Frame(f))) => queue.extend(s.on_frame(&f)),
+            Ok(Ok(Incoming::Event(ev))) => queue.extend(s.on_event(ev)),
+            // The link is gone: the answer could not reach the page anyway.
+            Ok(Err(e)) if e.code == ErrorCode::Unavailable => {
+                queue.extend(s.fail(Failure::new(e.code, e.message)));
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// A phone that approves every request by itself with an already unlocked vault: the demo (which prints
+/// each step) and the benchmark (quiet). Never used by `kalit vault pair`.
+#[derive(Debug)]
+pub struct AutoUi<'a, 'v> {
+    /// The unlocked vault.
+    pub unlocked: &'a kalit_vault::Unlocked<'v>,
+    /// Print what a phone screen would show.
+    pub verbose: bool,
+}
+
+impl PhoneUi for AutoUi<'_, '_> {
+    fn show(&mut self, text: &str) {
+        if self.verbose {
+            for line in text.lines() {
+                println!("  phone | {line}");
+            }
+        }
+    }
+
+    fn name_new_computer(&mut self, computer_id: &str, origin: &str) -> PhoneResult<Option<String>> {
+        if self.verbose {
+            self.show(&new_computer_warning(computer_id, origin));
+            self.show("Named \"demo computer\" (automatically, in the demo).");
+        }
+        Ok(Some("demo computer".into()))
+    }
+
+    fn confirm_blind(&mut self, _prompt: &SignPrompt<'_>) -> PhoneResult<bool> {
+        // The demo and the benchmark sign only what they made themselves.
+        Ok(true)
+    }
+
+    fn sign_join(&mut self, _vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>> {
+        Ok(self.unlocked.sign_as_device(device_id, st)?)
+    }
+
+    fn approve(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool> {
+        if self.verbose {
+            self.show(&prompt.describe());
+            self.show("Approved (automatically, in the demo).");
+        }
+        Ok(true)
+    }
+
+    fn sign(&mut self, _vault: &Vault, label: &str, doc: &DocumentToSign<'_>) -> PhoneResult<SignOutcome> {
+        Ok(self.unlocked.sign(label, doc)?)
+    }
+}
