@@ -323,9 +323,22 @@ pub fn check_chain(
             "the signer certificate's key usage allows neither digitalSignature nor nonRepudiation".into(),
         ));
     }
+    validate_path(leaf, &leaf_c, pool, anchors, now, DocumentSigning)
+}
+
+/// The path validation under [`check_chain`], for any extendedKeyUsage rule.
+fn validate_path(
+    leaf: &[u8],
+    leaf_c: &X509Certificate<'_>,
+    pool: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+    usage: impl webpki::ExtendedKeyUsageValidator,
+) -> Result<ChainReport, CoreError> {
     if pool.len() > MAX_CHAIN_DEPTH {
         return Err(CoreError::Untrusted(format!("more than {MAX_CHAIN_DEPTH} certificates to build a chain from")));
     }
+    leaf_structure(leaf_c)?;
     let mut path = vec![leaf_c.subject().to_string()];
     // A certificate configured as a trust anchor is trusted as itself.
     if anchors.iter().any(|a| a.as_slice() == leaf) {
@@ -365,19 +378,126 @@ pub fn check_chain(
         Ok(())
     };
     let verified = ee
-        .verify_for_usage(CHAIN_ALGS, &ta_only, &intermediates, t, DocumentSigning, None, Some(&anchor_path_len))
+        .verify_for_usage(CHAIN_ALGS, &ta_only, &intermediates, t, usage, None, Some(&anchor_path_len))
         .map_err(|e| CoreError::Untrusted(describe_path_error(&e)))?;
     for c in verified.intermediate_certificates() {
         if let Ok(p) = parse(c.der().as_ref()) {
             path.push(p.subject().to_string());
         }
     }
-    if let Some(der) = anchor_der_of(verified.anchor())
-        && let Ok(p) = parse(der)
-    {
-        path.push(p.subject().to_string());
+    if let Some(der) = anchor_der_of(verified.anchor()) {
+        let a = parse(der)?;
+        anchor_policy(&a, now)?;
+        path.push(a.subject().to_string());
     }
     Ok(ChainReport { trusted: true, path })
+}
+
+/// RFC 5280 rules on the signer's certificate that path validation leaves out: a certificate that is not
+/// a CA must not assert keyCertSign (4.2.1.9) nor carry name constraints (4.2.1.10); and Kalit's floor on
+/// the signer's key: RSA of at least 2048 bits, ECDSA on P-256, P-384 or P-521, or Ed25519 (no DSA, no
+/// P-192), the keys OpenSSL's default security level accepts.
+fn leaf_structure(c: &X509Certificate<'_>) -> Result<(), CoreError> {
+    let untrusted = |m: &str| Err(CoreError::Untrusted(m.into()));
+    let is_ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    if !is_ca && matches!(c.key_usage(), Ok(Some(ku)) if ku.value.key_cert_sign()) {
+        return untrusted("the signer certificate asserts keyCertSign without being a CA (RFC 5280 4.2.1.9)");
+    }
+    if !is_ca && matches!(c.name_constraints(), Ok(Some(_))) {
+        return untrusted(
+            "the signer certificate carries name constraints, which only CA certificates may (RFC 5280 4.2.1.10)",
+        );
+    }
+    use x509_parser::public_key::PublicKey;
+    let spki = c.public_key();
+    let alg = &spki.algorithm.algorithm;
+    let ok = match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => rsa.key_size() >= 2048,
+        Ok(PublicKey::EC(_)) => spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).is_some_and(|curve| {
+            curve == oids::OID_EC_P256 || curve == oids::OID_NIST_EC_P384 || curve == oids::OID_NIST_EC_P521
+        }),
+        _ => *alg == oids::OID_SIG_ED25519,
+    };
+    if !ok {
+        return untrusted(
+            "the signer certificate's key is too weak or of a kind Kalit does not accept (RSA below 2048 bits, DSA, or a curve other than P-256, P-384, P-521)",
+        );
+    }
+    Ok(())
+}
+
+/// What path validation does not check on a trust anchor (webpki takes only its subject and key), but
+/// RFC 5280 and OpenSSL do: the anchor certificate is valid now, is a CA (basicConstraints cA, critical),
+/// may sign certificates when it has a key usage, and has no critical extension Kalit does not understand.
+fn anchor_policy(a: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), CoreError> {
+    let v = a.validity();
+    if now < v.not_before.to_datetime() || now > v.not_after.to_datetime() {
+        return Err(CoreError::Untrusted(format!(
+            "the trusted root {} is not valid now (valid {} to {})",
+            a.subject(),
+            v.not_before,
+            v.not_after
+        )));
+    }
+    match a.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca && bc.critical => {}
+        _ => {
+            return Err(CoreError::Untrusted(format!(
+                "the trusted root {} is not marked as a CA (a critical basicConstraints with cA)",
+                a.subject()
+            )));
+        }
+    }
+    if matches!(a.key_usage(), Ok(Some(ku)) if !ku.value.key_cert_sign()) {
+        return Err(CoreError::Untrusted(format!(
+            "the trusted root {} has a key usage that does not allow signing certificates",
+            a.subject()
+        )));
+    }
+    if a.extensions().iter().any(|e| {
+        e.critical
+            && matches!(e.parsed_extension(), x509_parser::extensions::ParsedExtension::UnsupportedExtension { .. })
+    }) {
+        return Err(CoreError::Untrusted(format!(
+            "the trusted root {} has a critical extension Kalit does not understand",
+            a.subject()
+        )));
+    }
+    Ok(())
+}
+
+/// For the x509-limbo conformance test only (`tests/limbo.rs`): the same path validation as
+/// [`check_chain`] (algorithms, validity, critical extensions, path building, name constraints, the
+/// anchor's path length), for the TLS purpose a limbo case names instead of document signing, and
+/// without Kalit's keyUsage policy on the signer. Kalit itself never validates a TLS purpose with it.
+pub mod conformance {
+    use super::*;
+
+    /// The purpose a limbo case validates for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TlsPurpose {
+        /// serverAuth when the extension is present.
+        Server,
+        /// clientAuth when the extension is present.
+        Client,
+    }
+
+    /// [`check_chain`]'s path validation for `purpose`.
+    pub fn validate_path_for(
+        leaf: &[u8],
+        pool: &[Vec<u8>],
+        anchors: &[Vec<u8>],
+        now: OffsetDateTime,
+        purpose: TlsPurpose,
+    ) -> Result<ChainReport, CoreError> {
+        let leaf_c = parse(leaf)?;
+        check_validity(&leaf_c, now)?;
+        let usage = match purpose {
+            TlsPurpose::Server => webpki::KeyUsage::server_auth(),
+            TlsPurpose::Client => webpki::KeyUsage::client_auth(),
+        };
+        validate_path(leaf, &leaf_c, pool, anchors, now, usage)
+    }
 }
 
 #[cfg(test)]
