@@ -292,28 +292,32 @@ fn pss_max_salt(bits: usize, hash_len: usize) -> Option<usize> {
 }
 
 fn parse_pss_params(seq_content: &[u8]) -> Result<(HashAlg, usize), CoreError> {
-    let mut rest = seq_content;
+    use der::asn1::AnyRef;
+    use der::{Decode, Reader, SliceReader, Tag, TagNumber};
     let mut hash = None;
     let mut salt = 20usize;
-    while !rest.is_empty() {
-        let (tag, content, next) = w::read_tlv(rest).ok_or_else(|| bad("PSS parameters"))?;
-        rest = next;
-        match tag {
-            0xA0 => {
-                let (_, alg, _) = w::read_tlv(content).ok_or_else(|| bad("PSS hash"))?;
-                let (t, oid_bytes, _) = w::read_tlv(alg).ok_or_else(|| bad("PSS hash"))?;
-                if t != 0x06 {
-                    return Err(bad("PSS hash"));
-                }
-                let o = ObjectIdentifier::from_bytes(oid_bytes).map_err(|_| bad("PSS hash"))?;
+    let mut r = SliceReader::new(seq_content).map_err(|_| bad("PSS parameters"))?;
+    while !r.is_finished() {
+        let field = AnyRef::decode(&mut r).map_err(|_| bad("PSS parameters"))?;
+        match field.tag() {
+            Tag::ContextSpecific { constructed: true, number: TagNumber(0) } => {
+                let o = SliceReader::new(field.value())
+                    .and_then(|mut a| {
+                        a.sequence(|s: &mut SliceReader<'_>| {
+                            let o = ObjectIdentifier::decode(s)?;
+                            let n = s.remaining_len();
+                            s.read_slice(n)?;
+                            Ok::<_, der::Error>(o)
+                        })
+                    })
+                    .map_err(|_| bad("PSS hash"))?;
                 hash = Some(parse_hash(&o)?);
             }
-            0xA2 => {
-                let (t, int, _) = w::read_tlv(content).ok_or_else(|| bad("PSS salt"))?;
-                if t != 0x02 || int.is_empty() || int.len() > 2 {
-                    return Err(bad("PSS salt"));
-                }
-                salt = int.iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+            Tag::ContextSpecific { constructed: true, number: TagNumber(2) } => {
+                let v = SliceReader::new(field.value())
+                    .and_then(|mut a| u16::decode(&mut a))
+                    .map_err(|_| bad("PSS salt"))?;
+                salt = usize::from(v);
             }
             _ => {}
         }
@@ -541,6 +545,19 @@ mod tests {
         assert_eq!(pss_max_salt(512, 64), None, "an attacker's tiny key with SHA-512");
         assert_eq!(pss_max_salt(0, 32), None);
         assert_eq!(pss_max_salt(usize::MAX, 32), None);
+    }
+
+    #[test]
+    fn pss_parameters_read_with_the_der_decoder() {
+        let sha256 = w::alg_id(&oid::SHA256);
+        let mgf = w::seq(&[&w::oid(&oid::MGF1), &sha256]);
+        let content = [w::ctx(0, &sha256), w::ctx(1, &mgf), w::ctx(2, &w::small_int(32))].concat();
+        assert_eq!(parse_pss_params(&content).unwrap(), (HashAlg::Sha256, 32));
+        // No hash: the default, SHA-1, is refused; a truncated or wrongly typed field is malformed.
+        assert!(matches!(parse_pss_params(&w::ctx(2, &w::small_int(20))), Err(CoreError::Unsupported(_))));
+        assert!(parse_pss_params(&content[..content.len() - 1]).is_err());
+        assert!(parse_pss_params(&[w::ctx(0, &sha256), w::ctx(2, &w::octets(b"x"))].concat()).is_err());
+        assert!(parse_pss_params(&w::ctx(0, &w::octets(b"not an algorithm"))).is_err());
     }
 
     #[test]

@@ -66,28 +66,14 @@ pub fn alg_id_null(o: &ObjectIdentifier) -> Vec<u8> {
     seq(&[&oid(o), &[0x05, 0x00]])
 }
 
-/// Reads one TLV with a definite length from `input`: `(tag, content, rest)`. Only for small,
-/// already-decoded fields (algorithm parameters); multi-byte tags are refused.
-pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    if tag & 0x1f == 0x1f {
-        return None;
-    }
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
+/// The complete encoding (tag, length, content) of the first element inside the DER SEQUENCE or SET
+/// `der` (for example the signed part of a certificate or CSR), read with the `der` crate's decoder.
+pub fn first_element(der: &[u8]) -> Option<&[u8]> {
+    use der::{Decode, Header, Reader, SliceReader};
+    let mut r = SliceReader::new(der).ok()?;
+    let outer = Header::decode(&mut r).ok()?;
+    let mut inner = SliceReader::new(r.read_slice(outer.length()).ok()?).ok()?;
+    inner.tlv_bytes().ok()
 }
 
 #[cfg(test)]
@@ -100,5 +86,14 @@ mod tests {
         assert_eq!(tlv(0x04, &[1; 200])[..3], [0x04, 0x81, 200]);
         assert_eq!(tlv(0x04, &[1; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
         assert_eq!(small_int(200), vec![0x02, 0x02, 0x00, 200]);
+    }
+
+    #[test]
+    fn first_element_of_a_sequence() {
+        let inner = seq(&[&small_int(5), &octets(&[7; 200])]);
+        let outer = seq(&[&inner, &small_int(1)]);
+        assert_eq!(first_element(&outer), Some(&inner[..]));
+        assert_eq!(first_element(&outer[..outer.len() - 1]), None);
+        assert_eq!(first_element(&[0x30, 0x00]), None);
     }
 }

@@ -36,26 +36,39 @@ pub fn generate(alg: KeyAlgorithm) -> Result<SecretBytes, CoreError> {
 }
 
 /// Names what a PKCS#8 blob holds, for error messages ("RSA-1024 key", "EC key on curve 1.3.132.0.34").
-fn describe_pkcs8(der: &[u8]) -> String {
-    use crate::der::read_tlv;
-    let parse = || -> Option<String> {
-        let (_, info, _) = read_tlv(der)?;
-        let (_, _, rest) = read_tlv(info)?; // version
-        let (_, alg, rest) = read_tlv(rest)?;
-        let (_, oid_bytes, params) = read_tlv(alg)?;
-        let oid = const_oid::ObjectIdentifier::from_bytes(oid_bytes).ok()?;
-        let (_, key, _) = read_tlv(rest)?;
-        Some(match oid.to_string().as_str() {
+/// The blob is untrusted (an imported PFX): read with the `der` crate's decoder.
+fn describe_pkcs8(pkcs8: &[u8]) -> String {
+    use der::asn1::{AnyRef, ObjectIdentifier, OctetStringRef, UintRef};
+    use der::{Decode, Reader, SliceReader};
+    fn rest<'a>(r: &mut SliceReader<'a>) -> der::Result<()> {
+        let n = r.remaining_len();
+        r.read_slice(n).map(|_| ())
+    }
+    let parse = || -> der::Result<String> {
+        let (oid, params, key) = SliceReader::new(pkcs8)?.sequence(|r: &mut SliceReader<'_>| {
+            let _version = AnyRef::decode(r)?;
+            let (oid, params) = r.sequence(|a: &mut SliceReader<'_>| {
+                let oid: ObjectIdentifier = ObjectIdentifier::decode(a)?;
+                let params = Option::<AnyRef<'_>>::decode(a)?;
+                Ok::<_, der::Error>((oid, params))
+            })?;
+            let key = <&OctetStringRef>::decode(r)?;
+            rest(r)?;
+            Ok::<_, der::Error>((oid, params, key.as_bytes()))
+        })?;
+        Ok(match oid.to_string().as_str() {
             "1.2.840.113549.1.1.1" => {
-                let (_, rsa, _) = read_tlv(key)?;
-                let (_, _, rest) = read_tlv(rsa)?;
-                let (_, modulus, _) = read_tlv(rest)?;
-                let significant = modulus.iter().skip_while(|b| **b == 0).count();
-                format!("an RSA-{} key", significant * 8)
+                let modulus = SliceReader::new(key)?.sequence(|r: &mut SliceReader<'_>| {
+                    let _version = AnyRef::decode(r)?;
+                    let m = UintRef::decode(r)?.as_bytes();
+                    rest(r)?;
+                    Ok::<_, der::Error>(m)
+                })?;
+                format!("an RSA-{} key", modulus.len() * 8)
             }
             "1.2.840.10045.2.1" => {
-                let curve = read_tlv(params)
-                    .and_then(|(_, c, _)| const_oid::ObjectIdentifier::from_bytes(c).ok())
+                let curve = params
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "unknown".into());
                 format!("an EC key on curve {curve}")
@@ -64,7 +77,7 @@ fn describe_pkcs8(der: &[u8]) -> String {
             other => format!("a key of algorithm {other}"),
         })
     };
-    parse().unwrap_or_else(|| "a malformed private key".into())
+    parse().unwrap_or_else(|_| "a malformed private key".into())
 }
 
 enum Inner {
@@ -256,6 +269,20 @@ impl rcgen::SigningKey for PrivateKey {
 mod tests {
     use super::*;
     use crate::x509;
+
+    #[test]
+    fn pkcs8_descriptions_come_from_the_der_decoder() {
+        let rsa = generate(KeyAlgorithm::Rsa2048).unwrap();
+        assert_eq!(describe_pkcs8(rsa.expose_secret()), "an RSA-2048 key");
+        let ec = generate(KeyAlgorithm::P256).unwrap();
+        assert_eq!(describe_pkcs8(ec.expose_secret()), "an EC key on curve 1.2.840.10045.3.1.7");
+        let ed = generate(KeyAlgorithm::Ed25519).unwrap();
+        assert_eq!(describe_pkcs8(ed.expose_secret()), "a key of algorithm 1.3.101.112");
+        let bytes = ec.expose_secret();
+        for cut in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
+            assert_eq!(describe_pkcs8(&bytes[..cut]), "a malformed private key");
+        }
+    }
 
     #[test]
     fn every_algorithm_generates_signs_and_verifies() {

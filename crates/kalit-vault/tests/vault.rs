@@ -576,9 +576,7 @@ fn documents_that_are_statements_or_der_structures_are_refused() {
     // The body of this key's own certificate request and certificate, signed raw: refused.
     let csr = u.csr("k", "CN=Mallory").unwrap();
     let der = pem::parse(&csr).unwrap().contents().to_vec();
-    let (_, content, _) = kalit_core::der::read_tlv(&der).unwrap();
-    let (_, _, rest) = kalit_core::der::read_tlv(content).unwrap();
-    let cri = &content[..content.len() - rest.len()];
+    let cri = kalit_core::der::first_element(&der).unwrap();
     let doc = DocumentToSign { blind_confirmed: true, ..raw(cri) };
     assert_eq!(code(u.sign("k", &doc)), ErrorCode::RefusedByPolicy);
     // Binary bytes signed raw: only with the separate confirmation.

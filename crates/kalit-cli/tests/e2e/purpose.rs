@@ -20,9 +20,7 @@ use crate::signing::{Page, finish, pair, stack};
 
 /// The bytes of the first element of a DER SEQUENCE (the "to be signed" part of a CSR or certificate).
 fn tbs_of(der: &[u8]) -> Vec<u8> {
-    let (_, content, _) = kalit_core::der::read_tlv(der).unwrap();
-    let (_, _, rest) = kalit_core::der::read_tlv(content).unwrap();
-    content[..content.len() - rest.len()].to_vec()
+    kalit_core::der::first_element(der).unwrap().to_vec()
 }
 
 fn pem_body(pem: &str) -> Vec<u8> {
