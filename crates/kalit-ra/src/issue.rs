@@ -82,7 +82,7 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
     if req.code.len() > 64 {
         return Err(RaError::invalid("an enrolment code is at most 64 characters"));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let now_ms = kalit_service::unix_ms(now);
     let serial = random_serial()?;
     let serial_hex = hex::encode(&serial);
@@ -183,7 +183,7 @@ pub fn check_reason(name: &str) -> Result<(), RaError> {
 
 /// A CRL (DER) of the issuing CA, valid for a day, numbered by the current time.
 pub async fn crl(state: &RaState) -> Result<Vec<u8>, RaError> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let revoked = state.store.revoked(now.unix_timestamp() * 1000).await?;
     let revoked_certs = revoked
         .iter()

@@ -47,6 +47,8 @@ pub struct RaState {
     pub limiter: Arc<RateLimiter>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Where "now" comes from (the system clock; tests move a manual one).
+    pub clock: kalit_service::Clock,
 }
 
 impl RaState {
@@ -58,6 +60,7 @@ impl RaState {
             dir: dir.to_path_buf(),
             limiter: Arc::new(RateLimiter::new(per_minute, per_minute.max(1))),
             metrics: Arc::new(Metrics::new("kalit_ra")),
+            clock: kalit_service::Clock::system(),
         })
     }
 }

@@ -195,7 +195,9 @@ async fn refuses_bad_csrs_and_weak_keys_without_burning_the_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_code_is_used_once_under_races_and_expires() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Arc::new(setup(dir.path(), false).await);
+    let mut state = setup(dir.path(), false).await;
+    state.clock = kalit_service::Clock::manual(time::OffsetDateTime::now_utc());
+    let s = Arc::new(state);
     let code = enrol(dir.path(), "CN=Racer", Duration::from_secs(600)).await.unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -211,8 +213,14 @@ async fn a_code_is_used_once_under_races_and_expires() {
         }
     }
     assert_eq!(won, 1);
-    let short = enrol(dir.path(), "CN=Late", Duration::from_secs(1)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // A code for a day, presented a minute after it expired (the RA's clock moves; the test does not
+    // sleep); a minute before, it works.
+    let short = enrol(dir.path(), "CN=Late", Duration::from_secs(86400)).await.unwrap();
+    let early = enrol(dir.path(), "CN=Early", Duration::from_secs(86400)).await.unwrap();
+    s.clock.advance(Duration::from_secs(86400 - 60));
+    let (st, _) = post(&s, json!({"code": early, "csr": csr(KeyAlgorithm::P256, "CN=x").1})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    s.clock.advance(Duration::from_secs(120));
     let (st, v) = post(&s, json!({"code": short, "csr": csr(KeyAlgorithm::P256, "CN=x").1})).await;
     assert_eq!((st, code_of(&v)), (StatusCode::GONE, "expired"));
     assert!(enrol(dir.path(), "no equals sign", Duration::from_secs(60)).await.is_err());

@@ -18,12 +18,9 @@ use kalit_proto::relay::{
 };
 use kalit_service::error::JsonBody;
 use kalit_service::{ServiceError, ServiceResult};
-use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::store::{Created, NewCert, NewDevice};
-
-use kalit_service::now_ms;
 
 pub(crate) async fn identity(State(s): State<AppState>) -> Json<RelayIdentity> {
     Json(s.identity.public.clone())
@@ -55,7 +52,7 @@ fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {
 
 pub(crate) async fn nonce(State(s): State<AppState>) -> ServiceResult<Json<NonceResponse>> {
     let n = kalit_core::seal::random::<32>()?;
-    let now = now_ms();
+    let now = s.clock.now_ms();
     let expires_ms = now + (s.limits.nonce_ttl_secs as i64) * 1000;
     s.store.put_nonce(&n, expires_ms, now).await?;
     s.metrics.inc("nonces", "issued");
@@ -79,7 +76,7 @@ fn read_nonce(s: &AppState, relay_id: &str, nonce_b64: &str) -> ServiceResult<Ve
 
 /// Consumes a nonce: exactly one request can use it, before it expires.
 async fn take_nonce(s: &AppState, nonce: &[u8]) -> ServiceResult<()> {
-    if !s.store.take_nonce(nonce, now_ms()).await? {
+    if !s.store.take_nonce(nonce, s.clock.now_ms()).await? {
         return Err(ServiceError::new(ErrorCode::Expired, "unknown, used or expired nonce; ask for a new one"));
     }
     Ok(())
@@ -105,7 +102,7 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     // Everything that does not depend on the store comes first, so a request that fails them gets the
     // same answer whether or not the login exists.
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
-    let now = OffsetDateTime::now_utc();
+    let now = s.clock.now();
     let relay_id = s.identity.id().to_string();
     let CheckedRegistration { login, device_key, device_id, device_name, proof, approval } =
         ceremony::check_registration(&req, &relay_id, &nonce, &s.anchors, now)?;
@@ -114,7 +111,7 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     limit_login(s, &login)?;
     let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf };
     let device = NewDevice { device_id: &device_id, key: &device_key, name: &device_name };
-    let now_ms = now_ms();
+    let now_ms = s.clock.now_ms();
     s.store.apply_due_detachments(&login, now_ms).await?;
     let taken = || {
         ServiceError::new(
@@ -196,7 +193,7 @@ pub(crate) async fn authorize_device(
     let sig = statement::b64("signature", &req.signature, 64)?;
     let unauthorized =
         || ServiceError::new(ErrorCode::Unauthorized, "no such device for this login, or a bad signature");
-    s.store.apply_due_detachments(&login, now_ms()).await?;
+    s.store.apply_due_detachments(&login, s.clock.now_ms()).await?;
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), &sig).map_err(|_| unauthorized())?;
@@ -258,7 +255,7 @@ pub(crate) async fn remove_device(
             ));
         };
         let relay_id = s.identity.id().to_string();
-        let proof = statement::verify_proof(p, &s.anchors, OffsetDateTime::now_utc(), |_| {
+        let proof = statement::verify_proof(p, &s.anchors, s.clock.now(), |_| {
             Statement::device_removal(&relay_id, &nonce, &login, &me.device_id, &target.device_id)
         })?;
         if proof.fingerprint != target.cert_fingerprint {
@@ -268,7 +265,7 @@ pub(crate) async fn remove_device(
             ));
         }
     }
-    if !s.store.remove_device(&login, &req.target, &req.device_id, now_ms()).await? {
+    if !s.store.remove_device(&login, &req.target, &req.device_id, s.clock.now_ms()).await? {
         return Err(not_found());
     }
     tracing::info!(login = %login, device = %req.target, by = %req.device_id, "device removed");
@@ -286,7 +283,7 @@ pub(crate) async fn detach(
     if s.store.cert_subject(&login, &req.target).await?.is_none() {
         return Err(ServiceError::new(ErrorCode::NotFound, "no such certificate on this login"));
     }
-    let now = now_ms();
+    let now = s.clock.now_ms();
     let effective = now + (s.limits.detach_cooling_off_secs as i64) * 1000;
     let at = s.store.request_detach(&login, &req.target, &me.device_id, now, effective).await?;
     tracing::warn!(login = %login, cert = %req.target, by = %me.device_id, effective_at = at / 1000, "certificate detachment requested");
@@ -306,7 +303,7 @@ pub(crate) async fn cancel_detach(
             "only a device of the certificate being detached can cancel its detachment",
         ));
     }
-    if !s.store.cancel_detach(&login, &req.target, &me.device_id, now_ms()).await? {
+    if !s.store.cancel_detach(&login, &req.target, &me.device_id, s.clock.now_ms()).await? {
         return Err(ServiceError::new(ErrorCode::NotFound, "no pending detachment of this certificate"));
     }
     tracing::info!(login = %login, cert = %req.target, by = %me.device_id, "certificate detachment cancelled");

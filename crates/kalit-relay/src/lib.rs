@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Tunnels waiting for a phone.
     pub tunnels: Arc<tunnel::Tunnels>,
+    /// Where "now" comes from (the system clock; tests move a manual one).
+    pub clock: kalit_service::Clock,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             limits,
             metrics: Arc::new(Metrics::new("kalit_relay")),
             tunnels: Arc::new(tunnel::Tunnels::default()),
+            clock: kalit_service::Clock::system(),
         }
     }
 }

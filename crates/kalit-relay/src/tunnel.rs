@@ -18,7 +18,7 @@ use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::{MAX_FRAME, QR_TTL_MAX_SECS, TunnelEvent};
-use kalit_service::{ServiceError, now_ms};
+use kalit_service::ServiceError;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
@@ -244,7 +244,7 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: O
         )
         .await;
     };
-    if let Err(e) = s.store.audit(now_ms(), "tunnel_joined", &login, &req.device_id).await {
+    if let Err(e) = s.store.audit(s.clock.now_ms(), "tunnel_joined", &login, &req.device_id).await {
         tracing::warn!(error = %e.message, "audit row not written");
     }
     // A fresh, short-lived attestation naming this device: the agent checks it against the device the
@@ -255,7 +255,7 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: O
         device.cert_fingerprint.clone(),
         device.device_id.clone(),
         &device.device_key,
-        now_ms(),
+        s.clock.now_ms(),
     ) {
         Ok(a) => a,
         Err(e) => return refuse(phone, e.code, e.message).await,

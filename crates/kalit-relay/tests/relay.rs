@@ -361,8 +361,10 @@ async fn detach_with_cooling_off_and_removal_across_certificates() {
     let ca = Ca::new("Test RA");
     for db in databases().await {
         let b = db.backend;
-        let limits = Limits { detach_cooling_off_secs: 2, ..no_limits() };
-        let r = relay(&db, vec![ca.der.clone()], limits).await;
+        // The real cooling-off period (72 hours), on a clock the test moves.
+        let limits = Limits { detach_cooling_off_secs: 72 * 3600, ..no_limits() };
+        let mut r = relay(&db, vec![ca.der.clone()], limits).await;
+        r.state.clock = kalit_service::Clock::manual(time::OffsetDateTime::now_utc());
         let alice = ca.person("Alice", KeyAlgorithm::P256);
         let alice_phone = Device::new();
         assert_eq!(r.register(&r.request("alice", &alice, &alice_phone, None).await).await.0, StatusCode::CREATED);
@@ -396,7 +398,11 @@ async fn detach_with_cooling_off_and_removal_across_certificates() {
         assert_eq!(s, StatusCode::OK, "{b}: {v}");
         let (_, v) = r.device_call("alice", &second_phone, "list", "").await;
         assert_eq!(v["pending_detachments"].as_array().unwrap().len(), 1, "{b}: announced to that device too");
-        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        // Not before the cooling-off period has passed (the relay's clock moves; the test does not sleep).
+        r.state.clock.advance(std::time::Duration::from_secs(72 * 3600 - 60));
+        let (s, _) = r.device_call("alice", &second_phone, "list", "").await;
+        assert_eq!(s, StatusCode::OK, "{b}: still attached a minute before");
+        r.state.clock.advance(std::time::Duration::from_secs(61));
         let (s, v) = r.device_call("alice", &second_phone, "list", "").await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "unauthorized"), "{b}: a detached device is out");
         let (_, v) = r.device_call("alice", &alice_phone, "list", "").await;

@@ -5,6 +5,7 @@
 //! Architecture invariant: no protocol logic lives here; the relay and the RA share this crate and the
 //! wire types, never each other.
 
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod files;
@@ -14,6 +15,7 @@ pub mod ratelimit;
 pub mod serve;
 pub mod ws;
 
+pub use clock::Clock;
 pub use error::{ServiceError, ServiceResult};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimiter;
