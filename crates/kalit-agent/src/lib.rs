@@ -114,10 +114,10 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
 /// Fetches the relay's identity and pins it in `data/relay.json` on first use; a later change of key is
 /// refused (delete the file to accept a relay that really changed its key).
 pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, ServiceError> {
-    let url = format!("{}{WELL_KNOWN_PATH}", relay.trim_end_matches('/'));
-    // The same rule as the tunnel: https, or plain http to loopback only.
-    kalit_service::ws::ws_url(relay, "")?;
+    // The same endpoint rule and the same TLS roots (the system's and KALIT_TLS_CA) as the tunnel.
+    let url = kalit_service::ws::Endpoint::parse(relay, "relay")?.http(WELL_KNOWN_PATH);
     let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(kalit_service::ws::http_tls_config()?)
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| ServiceError::internal(format!("HTTP client: {e}")))?;
@@ -128,6 +128,8 @@ pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, S
         return Err(unreachable(format!("HTTP {} from {url}: is this a Kalit relay?", resp.status())));
     }
     let id: RelayIdentity = resp.json().await.map_err(|e| unreachable(format!("not a Kalit relay identity: {e}")))?;
+    // The key must be the one the id names (the same check as the phone's).
+    kalit_core::ceremony::check_relay_identity(&id)?;
     let pin = data.join("relay.json");
     match std::fs::read(&pin) {
         Ok(b) => {

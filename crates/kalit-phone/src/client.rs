@@ -35,40 +35,25 @@ impl Client {
     }
 
     fn build(base: &str, what: &'static str, origin: Option<&str>) -> PhoneResult<Client> {
-        let url = reqwest::Url::parse(base)
+        // The one endpoint rule (https, or plain http to loopback only), then the URL's own syntax.
+        let endpoint = kalit_service::ws::Endpoint::parse(base, what)?;
+        reqwest::Url::parse(endpoint.base())
             .map_err(|e| PhoneError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if kalit_service::ws::is_loopback_host(url.host_str().unwrap_or("")) => {}
-            "http" => {
-                return Err(PhoneError::new(
-                    ErrorCode::RefusedByPolicy,
-                    format!("refusing plain HTTP to {base}: use https:// (plain HTTP is for loopback only)"),
-                ));
-            }
-            s => return Err(PhoneError::new(ErrorCode::Usage, format!("{what} URL scheme {s:?} (expected https)"))),
-        }
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(o) = origin {
             let v = reqwest::header::HeaderValue::from_str(o)
                 .map_err(|_| PhoneError::new(ErrorCode::Usage, format!("origin {o:?}")))?;
             headers.insert(reqwest::header::ORIGIN, v);
         }
-        let mut b = reqwest::blocking::Client::builder()
+        let b = reqwest::blocking::Client::builder()
             .default_headers(headers)
             .timeout(std::time::Duration::from_secs(if origin.is_some() { 900 } else { 30 }))
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = std::env::var_os("KALIT_TLS_CA") {
-            let pem = std::fs::read(&path).map_err(io_error(format!("KALIT_TLS_CA {}", path.display())))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| PhoneError::new(ErrorCode::InvalidInput, format!("KALIT_TLS_CA: {e}")))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
+        // The same roots as the tunnel WebSocket: the system's and KALIT_TLS_CA.
+        let b = b.tls_backend_preconfigured(kalit_service::ws::http_tls_config()?);
         let http = b.build().map_err(|e| PhoneError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
-        Ok(Client { base: base.trim_end_matches('/').to_string(), http, what, token: None })
+        Ok(Client { base: endpoint.base().to_string(), http, what, token: None })
     }
 
     /// The base URL without a trailing slash.
@@ -149,11 +134,4 @@ fn root(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s;
     }
     cur.to_string()
-}
-
-fn io_error(context: String) -> impl FnOnce(std::io::Error) -> PhoneError {
-    move |e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound { ErrorCode::NotFound } else { ErrorCode::Io };
-        PhoneError::new(code, format!("{context}: {e}"))
-    }
 }

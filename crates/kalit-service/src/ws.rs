@@ -1,6 +1,7 @@
-//! The WebSocket client that the agent and the phone use to reach the relay's tunnel: `wss://` with
-//! rustls (aws-lc-rs, the system's roots plus `KALIT_TLS_CA`), plain `ws://` only to loopback hosts; and
-//! reading and writing the tunnel: relay events, frames, and channel messages over them.
+//! The client transport of the agent and the phone: one [`Endpoint`] rule (https, or plain http to
+//! loopback only), one rustls configuration (aws-lc-rs, the system's roots plus `KALIT_TLS_CA`) shared by
+//! their HTTP clients and the tunnel WebSocket, and reading and writing the tunnel: relay events, frames,
+//! and channel messages over them.
 
 use std::sync::Arc;
 
@@ -24,29 +25,70 @@ pub fn is_loopback_host(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
+/// A service's base URL, checked once by the one rule every client of Kalit follows: `https://`, or
+/// plain `http://` to a loopback host only. The relay's HTTP API and its tunnel WebSocket, the RA, and the
+/// agent's view of the relay all go through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    base: String,
+    tls: bool,
+    rest: String,
+}
+
+impl Endpoint {
+    /// Parses `base`; `what` names the service in messages ("relay", "RA").
+    pub fn parse(base: &str, what: &str) -> Result<Endpoint, ServiceError> {
+        let base = base.trim_end_matches('/');
+        let (scheme, rest) = base
+            .split_once("://")
+            .ok_or_else(|| ServiceError::new(ErrorCode::Usage, format!("{what} URL {base:?} has no scheme")))?;
+        let host = rest.split('/').next().unwrap_or("");
+        let host = match host.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        if host.is_empty() {
+            return Err(ServiceError::new(ErrorCode::Usage, format!("{what} URL {base:?} has no host")));
+        }
+        let tls = match scheme {
+            "https" => true,
+            "http" if is_loopback_host(host) => false,
+            "http" => {
+                return Err(ServiceError::new(
+                    ErrorCode::RefusedByPolicy,
+                    format!("refusing plain HTTP to {base}: use https:// (plain HTTP is for loopback only)"),
+                ));
+            }
+            s => return Err(ServiceError::new(ErrorCode::Usage, format!("{what} URL scheme {s:?} (expected https)"))),
+        };
+        Ok(Endpoint { base: base.to_string(), tls, rest: rest.to_string() })
+    }
+
+    /// The base URL without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The HTTP(S) URL of `path`.
+    pub fn http(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The WebSocket URL of `path` (`wss://`, or `ws://` on loopback).
+    pub fn ws(&self, path: &str) -> String {
+        format!("{}://{}{path}", if self.tls { "wss" } else { "ws" }, self.rest)
+    }
+}
+
 /// The WebSocket URL of `path` on the service at `base` (`https://` -> `wss://`; `http://` only on loopback).
 pub fn ws_url(base: &str, path: &str) -> Result<String, ServiceError> {
-    let base = base.trim_end_matches('/');
-    let (scheme, rest) = base
-        .split_once("://")
-        .ok_or_else(|| ServiceError::new(ErrorCode::Usage, format!("relay URL {base:?} has no scheme")))?;
-    let host = rest.split('/').next().unwrap_or("");
-    let host = match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    let ws = match scheme {
-        "https" => "wss",
-        "http" if is_loopback_host(host) => "ws",
-        "http" => {
-            return Err(ServiceError::new(
-                ErrorCode::RefusedByPolicy,
-                format!("refusing plain HTTP to {base}: use https:// (plain HTTP is for loopback only)"),
-            ));
-        }
-        s => return Err(ServiceError::new(ErrorCode::Usage, format!("relay URL scheme {s:?} (expected https)"))),
-    };
-    Ok(format!("{ws}://{rest}{path}"))
+    Ok(Endpoint::parse(base, "relay")?.ws(path))
+}
+
+/// The TLS client configuration of [`tls_config`], for an HTTP client (reqwest's
+/// `tls_backend_preconfigured`), so HTTP and WebSocket clients trust exactly the same roots.
+pub fn http_tls_config() -> Result<rustls::ClientConfig, ServiceError> {
+    Ok((*tls_config()?).clone())
 }
 
 /// rustls client configuration: the system's roots and the PEM certificates in `KALIT_TLS_CA`. Built once

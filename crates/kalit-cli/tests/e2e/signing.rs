@@ -605,3 +605,106 @@ fn a_withdrawn_request_is_never_signed_and_a_dropped_one_leaves_the_session_usab
     let history = v.run(&["history", "--json"], &[]).ok().stdout;
     assert!(history.contains("contract.txt") && !history.contains("dropped.txt"), "{history}");
 }
+
+/// A deployment's transport: the relay on TLS with a certificate from a private CA, which the agent and
+/// the phone trust through `KALIT_TLS_CA` (one TLS configuration for their HTTP clients and the `wss://`
+/// tunnel). Without it the agent refuses to start; with it, a whole session signs over `wss://`.
+#[test]
+fn a_session_over_a_tls_relay_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    // The private CA and the relay's server certificate.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Private TLS CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".into()]).unwrap().signed_by(&server_key, &issuer).unwrap();
+    let (tls_ca, tls_cert, tls_key) = (root.join("tls-ca.pem"), root.join("tls.pem"), root.join("tls.key"));
+    std::fs::write(&tls_ca, ca_cert.pem()).unwrap();
+    std::fs::write(&tls_cert, server.pem()).unwrap();
+    std::fs::write(&tls_key, server_key.serialize_pem()).unwrap();
+    let env = [("KALIT_TLS_CA", s(&tls_ca))];
+
+    let ra = Ra::init(root, "ra");
+    let ra_svc = ra.serve();
+    let relay = Service::start(
+        &[
+            "relay",
+            "serve",
+            "--data",
+            s(&root.join("relay")),
+            "--listen",
+            "127.0.0.1:0",
+            "--trust",
+            s(&ra.ca()),
+            "--tls-cert",
+            s(&tls_cert),
+            "--tls-key",
+            s(&tls_key),
+        ],
+        None,
+    );
+    let relay_url = relay.url.replace("127.0.0.1", "localhost");
+    assert!(relay_url.starts_with("https://localhost:"), "{relay_url}");
+
+    let agent_data = root.join("agent");
+    kalit(&["agent", "--data", s(&agent_data), "allow", "https://portal.example"], &[]).ok();
+    let ra_ca = ra.ca();
+    let agent_args = [
+        "agent",
+        "--data",
+        s(&agent_data),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--relay",
+        &relay_url,
+        "--trust",
+        s(&ra_ca),
+    ];
+    // Without the private CA the agent cannot fetch the relay's identity and does not start.
+    let mut child = kalit_cmd(&agent_args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the agent started although it cannot trust the relay's certificate");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(21), "{err}");
+    assert!(err.contains("error[unavailable]") && err.contains("relay"), "{err}");
+    let agent = Service::start_env(&agent_args, None, "info", std::process::Stdio::null(), &env);
+
+    // The phone registers over https with the same CA, then pairs over wss.
+    let v = enrolled_phone(root, "phone", "p-256", &ra, &ra_svc.url, "CN=Tls Citizen,C=UZ");
+    let run_phone = |args: &[&str], answers: &[String]| -> Child {
+        let mut c = kalit_cmd(&[&["vault", "--vault", s(&v.dir)], args].concat());
+        c.envs(env);
+        let mut child = c.spawn().unwrap();
+        feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
+        child
+    };
+    let (code, out, err) =
+        finish(run_phone(&["register", "main", "--relay", &relay_url, "--login", "tls.citizen"], &[PIN.into()]));
+    assert_eq!(code, 0, "{out}{err}");
+    let page = Page::new(&agent.url, "https://portal.example");
+    let c = page.start(None);
+    let qr = kalit_core::session::Qr::parse(&c.qr).unwrap();
+    assert_eq!(qr.payload.relay, relay_url, "the QR names the TLS relay");
+    let phone = run_phone(&["pair", &c.qr], &crate::common::pair_answers(&v.dir, &c.qr, &[PIN, "y", PIN]));
+    let st = page.wait(&c, "connected");
+    assert_eq!(st["login"], "tls.citizen", "{st}");
+    let (code, r) = page.sign(&c, b"Signed over wss with a private CA.\n", "raw", false);
+    assert_eq!(code, 200, "{r}");
+    page.call("DELETE", &format!("/v1/sessions/{}", c.session), Some(&c.token), None);
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Signed"), "{out}");
+}
