@@ -1,10 +1,49 @@
 // TypeScript declarations for kalit.js.
 
+// ---- generated from kalit-proto by crates/kalit-proto/tests/contract.rs: do not edit by hand ----
+/** The agent's stable error codes (a failure on the phone reaches the page as its own code). */
+export type AgentErrorCode = "internal" | "usage" | "wrong_pin" | "locked" | "wrong_password" | "not_found" |
+  "refused_by_policy" | "invalid_input" | "invalid_signature" | "declined" | "corrupt" | "already_exists" |
+  "key_mismatch" | "weak_secret" | "io" | "try_later" | "untrusted_certificate" | "login_taken" |
+  "rate_limited" | "expired" | "unavailable" | "unauthorized" | "too_large" | "channel" | "busy";
+/** `GET /v1/status`. */
+export interface AgentStatus { api: number; origin_allowed: boolean; relay: string; relay_id: string; service: string; version: string; }
+/** The JSON body of every error answer of the relay, the RA and the agent: `{"error": {"code": ..., "message": ...}}`. */
+export interface ApiError { error: ErrorBody; }
+/** A summary of an X.509 certificate. */
+export interface CertInfo { issuer: string; not_after: string; not_before: string; serial: string; sha256: string; subject: string; }
+/** Result of checking a certificate chain against trust anchors. */
+export interface ChainReport { path: string[]; trusted: boolean; }
+/** Output format of a document signature. */
+export type DocFormat = "raw" | "cms";
+/** The JSON shape of an error printed by `kalit ... --json`. */
+export interface ErrorBody { code: AgentErrorCode; message: string; }
+/** `POST /v1/hash`. */
+export interface HashRequest { alg?: string | null; data: string; }
+/** Answer to [`HashRequest`]. */
+export interface HashResponse { alg: string; digest: string; }
+/** A new session: show `qr_svg` (or `qr`) to the person, then poll its state. */
+export interface SessionCreated { expires_at: number; qr: string; qr_svg: string; session: string; token: string; }
+/** Where a session is. */
+export type SessionPhase = "waiting" | "pairing" | "connected" | "closed";
+/** `POST /v1/sessions`. */
+export interface SessionRequest { ttl?: number | null; }
+/** `GET /v1/sessions/{id}`. */
+export interface SessionState { certificate?: CertInfo | null; error?: ErrorBody | null; login?: string | null; phase: SessionPhase; sas?: string | null; session: string; }
+/** `POST /v1/sessions/{id}/sign`. */
+export interface SignDocRequest { data: string; format?: DocFormat; media_type?: string | null; name: string; pss?: boolean; }
+/** Answer to [`SignDocRequest`]: checked by the agent before it is returned. */
+export interface SignDocResponse { certificate_pem: string; format: DocFormat; login: string; scheme: string; sha256: string; signature: string; signer: CertInfo; }
+/** Result of verifying a signature. */
+export interface VerifyReport { chain?: ChainReport | null; format: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signing_time?: string | null; valid: boolean; }
+/** `POST /v1/verify`. */
+export interface VerifyRequest { certificate?: string | null; data: string; format?: DocFormat; signature: string; }
+// ---- end of generated ----
+
+/** kalit.js's own codes (found in the browser), then every code the agent may answer with. */
 export type ErrorCode =
   | "agent_not_running" | "origin_not_allowed" | "local_network_blocked" | "relay_unreachable"
-  | "timeout" | "cancelled" | "declined" | "expired" | "busy" | "invalid_signature" | "channel"
-  | "invalid_input" | "too_large" | "protocol" | "refused_by_policy" | "not_found" | "unauthorized"
-  | "untrusted_certificate" | "rate_limited" | "unavailable" | "internal" | (string & {});
+  | "timeout" | "cancelled" | "protocol" | AgentErrorCode | (string & {});
 
 export declare const ErrorCodes: Readonly<{
   AGENT_NOT_RUNNING: "agent_not_running"; ORIGIN_NOT_ALLOWED: "origin_not_allowed";
@@ -23,8 +62,6 @@ export declare class KalitError extends Error {
 export interface Config { agent: string; timeoutMs: number; pollMs: number; }
 export declare function configure(options?: Partial<Config>): Config;
 
-export interface CertInfo { subject: string; issuer: string; serial: string; not_before: string; not_after: string; sha256: string; }
-export interface AgentStatus { service: "kalit-agent"; version: string; api: number; relay: string; relay_id: string; origin_allowed: boolean; }
 export declare function status(): Promise<AgentStatus>;
 
 export type Bytes = Blob | ArrayBuffer | ArrayBufferView | string;
@@ -41,8 +78,4 @@ export interface Signature {
 }
 export declare function sign(data: Bytes, options?: SignOptions): Promise<Signature>;
 
-export interface VerifyReport {
-  valid: boolean; format: string; scheme: string | null; signer: CertInfo | null; signing_time: string | null;
-  chain: { trusted: boolean; path: string[] } | null; reason: string | null;
-}
 export declare function verify(data: Bytes, signature: Bytes, options?: { format?: "cms" | "raw"; certificate?: string }): Promise<VerifyReport>;

@@ -320,7 +320,10 @@ fn openapi_lists_every_route_and_error_code() {
         .map(|v| v.as_str().unwrap())
         .collect();
     for c in kalit_proto::ErrorCode::ALL {
-        assert!(codes.contains(&c.as_str()), "{c} missing from openapi.json (run docs/openapi/gen.py)");
+        assert!(
+            codes.contains(&c.as_str()),
+            "{c} missing from openapi.json (KALIT_WRITE_CONTRACT=1 cargo test -p kalit-proto --test contract)"
+        );
     }
 }
 

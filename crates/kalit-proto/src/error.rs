@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Every failure that a user or a script can act on has its own code and exit status. Internal failures
 /// map to [`ErrorCode::Internal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -194,6 +195,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The JSON body of every error answer of the relay, the RA and the agent: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     /// The error.
     pub error: ErrorBody,
@@ -201,6 +203,7 @@ pub struct ApiError {
 
 /// The JSON shape of an error printed by `kalit ... --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     /// Stable code.
     pub code: ErrorCode,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/certificates`: a CSR and the enrolment code the operator handed to the person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// The one-time enrolment code (dashes and case do not matter).
@@ -15,6 +16,7 @@ pub struct IssueRequest {
 
 /// The issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IssueResponse {
     /// Serial number, hex.
     pub serial: String,
@@ -28,6 +30,7 @@ pub struct IssueResponse {
 
 /// `kalit ra enrol --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnrolmentCode {
     /// The code.
     pub code: String,

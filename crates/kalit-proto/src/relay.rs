@@ -19,6 +19,7 @@ pub const MAX_CHAIN_LEN: usize = 8;
 /// The relay's public identity, published at [`WELL_KNOWN_PATH`] so phones can name the relay in what they
 /// sign and agents can check its attestations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RelayIdentity {
     /// [`API_VERSION`].
     pub version: u32,
@@ -32,6 +33,7 @@ pub struct RelayIdentity {
 
 /// A fresh single-use nonce for one registration or device request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NonceResponse {
     /// 32 random bytes, base64.
     pub nonce: String,
@@ -41,6 +43,7 @@ pub struct NonceResponse {
 
 /// A certificate chain and a signature by the leaf certificate's key over a statement built by the phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CertProof {
     /// DER certificates, base64, leaf first, at most [`MAX_CHAIN_LEN`].
@@ -53,6 +56,7 @@ pub struct CertProof {
 
 /// `POST /v1/register`: attach a device (and its certificate) to a login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The login (lowercase letters, digits, `.`, `_`, `-`, `@`; 3 to 64 bytes).
@@ -77,6 +81,7 @@ pub struct RegisterRequest {
 /// signature over `kalit/v1/device-request` with action `attach`, the registration's nonce, and target
 /// `NEW_CERT_FINGERPRINT/NEW_DEVICE_ID`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceApproval {
     /// The approving device's id.
@@ -87,6 +92,7 @@ pub struct DeviceApproval {
 
 /// What the relay vouches for: this certificate and this device key belong to this login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Attestation {
     /// The relay id.
     pub relay_id: String,
@@ -107,6 +113,7 @@ pub struct Attestation {
 
 /// An [`Attestation`] with the relay's Ed25519 signature over its `kalit/v1/attestation` statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SignedAttestation {
     /// The attested facts.
     pub attestation: Attestation,
@@ -116,6 +123,7 @@ pub struct SignedAttestation {
 
 /// The answer to a successful registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RegisterResponse {
     /// `created` (a new login) or `added` (a device joined an existing login).
     pub outcome: RegisterOutcome,
@@ -125,6 +133,7 @@ pub struct RegisterResponse {
 
 /// Whether a registration created the login or joined it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RegisterOutcome {
     /// The login did not exist and now belongs to this certificate.
@@ -137,6 +146,7 @@ pub enum RegisterOutcome {
 /// `POST /v1/certificates/cancel-detach`: a request signed by a registered device key over the
 /// `kalit/v1/device-request` statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRequest {
     /// The login.
@@ -161,6 +171,7 @@ pub struct DeviceRequest {
 
 /// One device of a login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceInfo {
     /// Device id.
     pub device_id: String,
@@ -176,6 +187,7 @@ pub struct DeviceInfo {
 
 /// The devices of a login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceList {
     /// The login.
     pub login: String,
@@ -189,6 +201,7 @@ pub struct DeviceList {
 
 /// A requested detachment of a certificate from a login, announced to every device of the login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PendingDetachment {
     /// SHA-256 of the certificate, hex.
     pub cert_fingerprint: String,
@@ -204,6 +217,7 @@ pub struct PendingDetachment {
 
 /// The answer to a detachment request or its cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DetachResponse {
     /// The certificate.
     pub cert_fingerprint: String,
@@ -214,6 +228,7 @@ pub struct DetachResponse {
 
 /// `GET /healthz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     /// `ok` when the database answers.
     pub status: String,

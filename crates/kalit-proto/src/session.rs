@@ -38,6 +38,7 @@ pub const TUNNEL_JOIN_PATH: &str = "/v1/tunnel/{id}/join";
 /// What the QR carries. Its text form is `kalit:` + base64url(JSON); that exact text is the Noise prologue,
 /// so a changed field makes the handshake fail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QrPayload {
     /// [`SESSION_VERSION`].
@@ -63,6 +64,7 @@ pub struct QrPayload {
 /// A control event the relay sends on a tunnel WebSocket as a text frame. Ciphertext travels as binary
 /// frames and is never interpreted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TunnelEvent {
     /// To the agent: the tunnel is waiting for a phone until `expires_in` seconds from now.
@@ -97,6 +99,7 @@ pub enum TunnelEvent {
 
 /// Output format of a document signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DocFormat {
     /// The bare signature over the document.
@@ -118,6 +121,7 @@ impl DocFormat {
 
 /// A message inside the encrypted channel (JSON, split into Noise messages).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelMessage {
     /// Phone -> agent, first: who is signing.
@@ -184,6 +188,7 @@ pub enum ChannelMessage {
 
 /// Outcome of one sign request on the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SignStatus {
     /// Approved and signed.
@@ -198,6 +203,7 @@ pub enum SignStatus {
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentStatus {
     /// `kalit-agent`.
     pub service: String,
@@ -215,6 +221,7 @@ pub struct AgentStatus {
 
 /// `POST /v1/hash`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HashRequest {
     /// The data, base64.
@@ -226,6 +233,7 @@ pub struct HashRequest {
 
 /// Answer to [`HashRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HashResponse {
     /// The algorithm.
     pub alg: String,
@@ -235,6 +243,7 @@ pub struct HashResponse {
 
 /// `POST /v1/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     /// QR lifetime in seconds (default [`QR_TTL_SECS`], at most [`QR_TTL_MAX_SECS`]).
@@ -244,6 +253,7 @@ pub struct SessionRequest {
 
 /// A new session: show `qr_svg` (or `qr`) to the person, then poll its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionCreated {
     /// Session id.
     pub session: String,
@@ -259,6 +269,7 @@ pub struct SessionCreated {
 
 /// Where a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionPhase {
     /// The QR is waiting for a phone.
@@ -273,6 +284,7 @@ pub enum SessionPhase {
 
 /// `GET /v1/sessions/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionState {
     /// Session id.
     pub session: String,
@@ -290,6 +302,7 @@ pub struct SessionState {
 
 /// `POST /v1/sessions/{id}/sign`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignDocRequest {
     /// The document, base64.
@@ -309,6 +322,7 @@ pub struct SignDocRequest {
 
 /// Answer to [`SignDocRequest`]: checked by the agent before it is returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SignDocResponse {
     /// `raw` or `cms`.
     pub format: DocFormat,
@@ -328,6 +342,7 @@ pub struct SignDocResponse {
 
 /// `POST /v1/verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The document, base64.

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A key as shown to people and scripts. Public information only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KeyInfo {
     /// Unique, human-chosen name of the key in this vault.
     pub label: String,
@@ -29,6 +30,7 @@ pub struct KeyInfo {
 
 /// Per-key policy. Flags are fixed when the key is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KeyPolicy {
     /// The key may never leave the vault: export and backup refuse it.
     pub no_export: bool,
@@ -36,6 +38,7 @@ pub struct KeyPolicy {
 
 /// A summary of an X.509 certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CertInfo {
     /// RFC 4514 subject.
     pub subject: String,
@@ -53,6 +56,7 @@ pub struct CertInfo {
 
 /// One signature made by the vault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HistoryEntry {
     /// RFC 3339 time of signing.
     pub time: String,

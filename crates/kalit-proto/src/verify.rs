@@ -6,6 +6,7 @@ use crate::vault::CertInfo;
 
 /// Result of verifying a signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VerifyReport {
     /// True only if the signature (and, when asked, the chain) verified.
     pub valid: bool,
@@ -25,6 +26,7 @@ pub struct VerifyReport {
 
 /// Result of checking a certificate chain against trust anchors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChainReport {
     /// True when a path to an anchor was found and every certificate on it is valid now.
     pub trusted: bool,
