@@ -78,7 +78,9 @@ pub fn code_hash(code: &str) -> String {
 /// Issues a certificate for `req`: the code is consumed in the same transaction that records the
 /// certificate, so a code is used once and a failure leaves it usable.
 pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse, RaError> {
-    let spki = check_csr(&req.csr)?;
+    // Parsing the CSR and checking its signature: CPU work, on the blocking pool.
+    let csr = req.csr.clone();
+    let spki = tokio::task::spawn_blocking(move || check_csr(&csr)).await.map_err(RaError::internal)??;
     if req.code.len() > 64 {
         return Err(RaError::invalid("an enrolment code is at most 64 characters"));
     }
@@ -149,7 +151,11 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
         "cert_sha256": kalit_core::statement::cert_fingerprint(&cert),
     });
     // The log line is on disk before the issuance commits: the log never misses a certificate.
-    kalit_service::files::append_line(&state.dir.join("issued.log"), &line.to_string())
+    // An fsynced append: on the blocking pool, so other requests carry on meanwhile.
+    let log = state.dir.join("issued.log");
+    tokio::task::spawn_blocking(move || kalit_service::files::append_line(&log, &line.to_string()))
+        .await
+        .map_err(RaError::internal)?
         .map_err(RaError::io("cannot append to issued.log"))?;
     tx.commit().await.map_err(RaError::db)?;
     tracing::info!(serial = %serial_hex, subject = %subject, "certificate issued");

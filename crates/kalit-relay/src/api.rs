@@ -104,8 +104,12 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
     let now = s.clock.now();
     let relay_id = s.identity.id().to_string();
+    // Chain validation and a signature check: CPU work, on the blocking pool.
+    let (anchors, rid, n) = (s.anchors.clone(), relay_id.clone(), nonce.clone());
     let CheckedRegistration { login, device_key, device_id, device_name, proof, approval } =
-        ceremony::check_registration(&req, &relay_id, &nonce, &s.anchors, now)?;
+        tokio::task::spawn_blocking(move || ceremony::check_registration(&req, &rid, &n, &anchors, now))
+            .await
+            .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login)?;
@@ -254,10 +258,11 @@ pub(crate) async fn remove_device(
                 "that device registered with another certificate: removing it needs that certificate's proof (or detach the certificate, which gives its devices time to object)",
             ));
         };
-        let relay_id = s.identity.id().to_string();
-        let proof = statement::verify_proof(p, &s.anchors, s.clock.now(), |_| {
-            Statement::device_removal(&relay_id, &nonce, &login, &me.device_id, &target.device_id)
-        })?;
+        let st = Statement::device_removal(s.identity.id(), &nonce, &login, &me.device_id, &target.device_id);
+        let (p, anchors, now) = (p.clone(), s.anchors.clone(), s.clock.now());
+        let proof = tokio::task::spawn_blocking(move || statement::verify_proof(&p, &anchors, now, |_| st))
+            .await
+            .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
         if proof.fingerprint != target.cert_fingerprint {
             return Err(ServiceError::new(
                 ErrorCode::RefusedByPolicy,
