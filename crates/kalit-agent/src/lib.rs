@@ -115,9 +115,9 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
 /// refused (delete the file to accept a relay that really changed its key).
 pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, ServiceError> {
     // The same endpoint rule and the same TLS roots (the system's and KALIT_TLS_CA) as the tunnel.
-    let url = kalit_service::ws::Endpoint::parse(relay, "relay")?.http(WELL_KNOWN_PATH);
+    let url = kalit_transport::Endpoint::parse(relay, "relay")?.http(WELL_KNOWN_PATH);
     let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(kalit_service::ws::http_tls_config()?)
+        .tls_backend_preconfigured(kalit_transport::http_tls_config()?)
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| ServiceError::internal(format!("HTTP client: {e}")))?;

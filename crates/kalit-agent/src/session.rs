@@ -18,7 +18,7 @@ use kalit_core::x509;
 use kalit_proto::session::{ChannelMessage, SessionPhase, SessionState, SignDocResponse, TunnelEvent};
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
-use kalit_service::ws::{Incoming, Ws, connect_from, next_incoming, send, ws_url};
+use kalit_transport::{Incoming, Ws, connect_from, next_incoming, send, ws_url};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;

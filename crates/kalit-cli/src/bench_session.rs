@@ -215,10 +215,10 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
     let sockets = svc.rt.block_on(async {
         let mut out = Vec::with_capacity(k);
         let mut pending = futures_util::stream::iter((0..k).map(|i| {
-            let url = kalit_service::ws::ws_url(&relay_url, &format!("/v1/tunnel/{:064x}/wait?ttl=300", i + 1))
+            let url = kalit_transport::ws_url(&relay_url, &format!("/v1/tunnel/{:064x}/wait?ttl=300", i + 1))
                 .unwrap_or_default();
             async move {
-                let mut ws = kalit_service::ws::connect(&url).await?;
+                let mut ws = kalit_transport::connect(&url).await?;
                 ws.next().await; // ready
                 Ok::<_, kalit_service::ServiceError>(ws)
             }

@@ -22,7 +22,7 @@ use kalit_proto::relay::{
 };
 use time::OffsetDateTime;
 
-use crate::flow::Failure;
+use crate::error::Failure;
 use crate::statement::{self, Statement, VerifiedProof};
 
 /// The relay's identity, checked: its key is 32 bytes and its id is that key's id.

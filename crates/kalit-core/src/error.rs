@@ -62,3 +62,33 @@ impl CoreError {
         CoreError::InvalidInput(msg.into())
     }
 }
+
+/// Why a session (or one request in it) failed: a stable code and a message for people. Messages never
+/// hold secrets; strings that came from the other side are escaped by the display rules before they get
+/// here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+
+    #[cfg(feature = "session")]
+    pub(crate) fn channel(message: impl Into<String>) -> Failure {
+        Failure::new(ErrorCode::Channel, message)
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Failure {
+        Failure { code: e.code(), message: e.to_string() }
+    }
+}

@@ -13,11 +13,13 @@ pub mod der;
 pub mod digest;
 pub mod display;
 pub mod error;
+#[cfg(feature = "session")]
 pub mod flow;
 pub mod keys;
 pub mod purpose;
 pub mod seal;
 pub mod secret;
+#[cfg(feature = "session")]
 pub mod session;
 pub mod statement;
 pub mod verify;

@@ -18,8 +18,7 @@ use crate::{CoreError, SecretBytes};
 
 /// The Noise protocol of the channel.
 pub const NOISE_PARAMS: &str = "Noise_NKpsk0_25519_ChaChaPoly_SHA256";
-/// Accepted clock difference between agent and phone, seconds.
-pub const CLOCK_SKEW_SECS: u64 = 10;
+pub use kalit_proto::session::{CLOCK_SKEW_SECS, is_tunnel_id};
 const TAG_LEN: usize = 16;
 /// Plaintext bytes per frame: one flag byte and a chunk of the message.
 const CHUNK: usize = MAX_FRAME - TAG_LEN - 1;
@@ -50,11 +49,6 @@ fn noise(e: snow::Error) -> CoreError {
 /// The tunnel id the relay sees: hex of HKDF(s, `kalit/v1/tunnel`). Reveals nothing about the PSK.
 pub fn tunnel_id(secret: &[u8]) -> Result<String, CoreError> {
     Ok(hex::encode(hkdf32(secret, namespace::TUNNEL)?))
-}
-
-/// Whether `s` looks like a tunnel id (64 lowercase hex characters).
-pub fn is_tunnel_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn psk(secret: &[u8]) -> Result<SecretBytes, CoreError> {

@@ -36,7 +36,7 @@ impl Client {
 
     fn build(base: &str, what: &'static str, origin: Option<&str>) -> PhoneResult<Client> {
         // The one endpoint rule (https, or plain http to loopback only), then the URL's own syntax.
-        let endpoint = kalit_service::ws::Endpoint::parse(base, what)?;
+        let endpoint = kalit_transport::Endpoint::parse(base, what)?;
         reqwest::Url::parse(endpoint.base())
             .map_err(|e| PhoneError::new(ErrorCode::Usage, format!("{what} URL {base:?}: {e}")))?;
         let mut headers = reqwest::header::HeaderMap::new();
@@ -51,7 +51,7 @@ impl Client {
             .connect_timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")));
         // The same roots as the tunnel WebSocket: the system's and KALIT_TLS_CA.
-        let b = b.tls_backend_preconfigured(kalit_service::ws::http_tls_config()?);
+        let b = b.tls_backend_preconfigured(kalit_transport::http_tls_config()?);
         let http = b.build().map_err(|e| PhoneError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
         Ok(Client { base: endpoint.base().to_string(), http, what, token: None })
     }

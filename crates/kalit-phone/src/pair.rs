@@ -23,7 +23,7 @@ use kalit_proto::ErrorCode;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::DocFormat;
 use kalit_service::ServiceError;
-use kalit_service::ws::{Incoming, connect, next_incoming, send, ws_url};
+use kalit_transport::{Incoming, connect, next_incoming, send, ws_url};
 use kalit_vault::{DeviceRecord, DocumentToSign, SignFormat, SignOutcome, Vault};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -351,7 +351,7 @@ impl Driver<'_> {
     async fn ask(
         &mut self,
         s: &mut PhoneSession,
-        ws: &mut kalit_service::ws::Ws,
+        ws: &mut kalit_transport::Ws,
         queue: &mut VecDeque<PhoneAction>,
         p: &Prompt,
         summary: &mut PairSummary,
@@ -418,7 +418,7 @@ impl Driver<'_> {
 /// waiting in the socket); the actions wait in `queue`.
 async fn read_arrived(
     s: &mut PhoneSession,
-    ws: &mut kalit_service::ws::Ws,
+    ws: &mut kalit_transport::Ws,
     queue: &mut VecDeque<PhoneAction>,
 ) -> PhoneResult<()> {
     // While the person decided, the runtime did not run (the prompt blocks it): a yielded task resumes

@@ -30,6 +30,14 @@ pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 pub const MAX_CHANNEL_MESSAGE: usize = MAX_DOCUMENT / 3 * 4 + 64 * 1024;
 /// Largest WebSocket frame in the tunnel: one Noise message.
 pub const MAX_FRAME: usize = 65535;
+/// Accepted clock difference between agent and phone, seconds.
+pub const CLOCK_SKEW_SECS: u64 = 10;
+
+/// Whether `s` looks like a tunnel id (64 lowercase hex characters).
+pub fn is_tunnel_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Path of the agent's side of a tunnel (`{id}`: the tunnel id).
 pub const TUNNEL_WAIT_PATH: &str = "/v1/tunnel/{id}/wait";
 /// Path of the phone's side of a tunnel.

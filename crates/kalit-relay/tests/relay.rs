@@ -718,7 +718,7 @@ mod tunnel {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
     use kalit_proto::session::TunnelEvent;
-    use kalit_service::ws::{Ws, connect};
+    use kalit_transport::{Ws, connect};
     use tokio_tungstenite::tungstenite::Message;
 
     async fn serve(r: &Relay) -> String {

@@ -53,8 +53,8 @@ impl From<CoreError> for ServiceError {
     }
 }
 
-impl From<kalit_core::flow::Failure> for ServiceError {
-    fn from(e: kalit_core::flow::Failure) -> Self {
+impl From<kalit_core::error::Failure> for ServiceError {
+    fn from(e: kalit_core::error::Failure) -> Self {
         ServiceError::new(e.code, e.message)
     }
 }

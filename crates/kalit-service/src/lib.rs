@@ -13,7 +13,6 @@ pub mod metrics;
 pub mod migrations;
 pub mod ratelimit;
 pub mod serve;
-pub mod ws;
 
 pub use clock::Clock;
 pub use error::{ServiceError, ServiceResult};

@@ -52,9 +52,9 @@ async fn wait(
     RawQuery(q): RawQuery,
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
-    let url = kalit_service::ws::ws_url(&e.real, &format!("/v1/tunnel/{id}/wait?{}", q.unwrap_or_default())).unwrap();
+    let url = kalit_transport::ws_url(&e.real, &format!("/v1/tunnel/{id}/wait?{}", q.unwrap_or_default())).unwrap();
     ws.on_upgrade(move |agent| async move {
-        let Ok(relay) = kalit_service::ws::connect(&url).await else { return };
+        let Ok(relay) = kalit_transport::connect(&url).await else { return };
         let mode = *e.mode.lock().unwrap();
         let (mut a_tx, mut a_rx) = agent.split();
         let (mut r_tx, mut r_rx) = relay.split();

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::session::{ComputerKey, Qr, agent_respond};
 use kalit_core::statement::Statement;
 use kalit_proto::session::{ChannelMessage, DocFormat, SignStatus, TunnelEvent};
-use kalit_service::ws::{Incoming, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url};
+use kalit_transport::{Incoming, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{PIN, s};

@@ -302,9 +302,9 @@ fn two_phones_race_for_one_qr_and_a_second_computer_cannot_wait_on_it() {
         let c = page.start(None);
         // A second computer that photographed the QR derives the tunnel id, but cannot wait on it.
         let tunnel = kalit_core::session::Qr::parse(&c.qr).unwrap().tunnel_id().unwrap();
-        let url = kalit_service::ws::ws_url(&stack.relay_url, &format!("/v1/tunnel/{tunnel}/wait")).unwrap();
+        let url = kalit_transport::ws_url(&stack.relay_url, &format!("/v1/tunnel/{tunnel}/wait")).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let e = rt.block_on(kalit_service::ws::connect(&url)).expect_err("second waiter refused");
+        let e = rt.block_on(kalit_transport::connect(&url)).expect_err("second waiter refused");
         assert_eq!(e.code, kalit_proto::ErrorCode::AlreadyExists, "{e}");
         let pa = pair(&a, &c.qr, &[PIN]);
         let pb = pair(&b, &c.qr, &[PIN]);

@@ -20,38 +20,9 @@ pub use phone::{PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, Prompt};
 
 use kalit_proto::ErrorCode;
 
-use crate::CoreError;
+pub use crate::error::Failure;
 use crate::session::Channel;
 use kalit_proto::session::ChannelMessage;
-
-/// Why a session (or one request in it) failed: a stable code and a message for people. Messages never
-/// hold secrets; strings that came from the other side are escaped by the display rules before they get
-/// here.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    /// Stable code.
-    pub code: ErrorCode,
-    /// For people.
-    pub message: String,
-}
-
-impl Failure {
-    /// A failure with `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
-    }
-
-    fn channel(message: impl Into<String>) -> Failure {
-        Failure::new(ErrorCode::Channel, message)
-    }
-}
-
-impl From<CoreError> for Failure {
-    fn from(e: CoreError) -> Failure {
-        Failure { code: e.code(), message: e.to_string() }
-    }
-}
 
 /// Answers of the phone about one document that leave the session usable (the person declined, the
 /// vault refused the document, a wrong PIN...); any other failure ends the session.

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::ServiceError;
+use kalit_service::ServiceError;
 
 /// A connected tunnel WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
