@@ -19,7 +19,7 @@ use kalit_core::session::{ComputerKey, Qr, hazmat, tunnel_id};
 use kalit_core::statement::Statement;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::Attestation;
-use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignStatus, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignAnswer, TunnelEvent};
 use serde_json::{Value, json};
 
 fn dir() -> std::path::PathBuf {
@@ -106,10 +106,7 @@ fn session_vectors() -> Value {
             "phone",
             ChannelMessage::SignResponse {
                 id: 1,
-                status: SignStatus::Approved,
-                signature: Some(B64.encode(b"a signature")),
-                message: None,
-                code: None,
+                answer: SignAnswer::Approved { signature: B64.encode(b"a signature") },
             },
         ),
         (

@@ -38,6 +38,45 @@ mod evolution {
     }
 
     #[test]
+    fn sign_answers_are_typed_and_read_what_the_first_version_2_phones_sent() {
+        use crate::session::SignAnswer;
+        let answer = |json: &str| match serde_json::from_str::<ChannelMessage>(json).unwrap() {
+            ChannelMessage::SignResponse { id: 7, answer } => answer,
+            other => panic!("{other:?}"),
+        };
+        // As the first phones of version 2 wrote them (every field, null where unused).
+        assert_eq!(
+            answer(r#"{"type":"sign_response","id":7,"status":"approved","signature":"c2ln","message":null}"#),
+            SignAnswer::Approved { signature: "c2ln".into() }
+        );
+        assert_eq!(
+            answer(r#"{"type":"sign_response","id":7,"status":"declined","signature":null,"message":null}"#),
+            SignAnswer::Declined
+        );
+        assert_eq!(
+            answer(
+                r#"{"type":"sign_response","id":7,"status":"failed","signature":null,"message":"wrong_pin: wrong PIN"}"#
+            ),
+            SignAnswer::Failed { code: None, message: "wrong_pin: wrong PIN".into() }
+        );
+        // As they are written now: only the fields of the status.
+        let failed = ChannelMessage::SignResponse {
+            id: 7,
+            answer: SignAnswer::Failed { code: Some(ErrorCode::Locked), message: "locked: the vault is locked".into() },
+        };
+        let json = serde_json::to_string(&failed).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"sign_response","id":7,"status":"failed","code":"locked","message":"locked: the vault is locked"}"#
+        );
+        assert_eq!(serde_json::from_str::<ChannelMessage>(&json).unwrap(), failed);
+        // An approval without its signature is no approval.
+        assert!(
+            serde_json::from_str::<ChannelMessage>(r#"{"type":"sign_response","id":7,"status":"approved"}"#).is_err()
+        );
+    }
+
+    #[test]
     fn an_unknown_error_code_reads_as_unknown() {
         let e: ApiError = serde_json::from_str(r#"{"error":{"code":"quota_exceeded","message":"later"}}"#).unwrap();
         assert_eq!(e.error.code, ErrorCode::Unknown);

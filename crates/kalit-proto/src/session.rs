@@ -164,16 +164,9 @@ pub enum ChannelMessage {
     SignResponse {
         /// The request's id.
         id: u32,
-        /// `approved` (with `signature`) or an error (`declined`, `wrong_pin`, ...).
-        status: SignStatus,
-        /// Signature (raw) or DER CMS, base64.
-        signature: Option<String>,
-        /// Why not, when not approved.
-        message: Option<String>,
-        /// With `failed`: the stable code of the failure (`wrong_pin`, `locked`, `refused_by_policy`, ...),
-        /// which reaches the page as itself. Absent from older phones, whose `message` starts `code: `.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<ErrorCode>,
+        /// Approved with the signature, declined, or failed with its code.
+        #[serde(flatten)]
+        answer: SignAnswer,
     },
     /// Agent -> phone: the page withdrew request `id` (it ended the session or gave up waiting). The phone
     /// dismisses the prompt and signs nothing for it; an answer the phone sends anyway is refused by the
@@ -194,17 +187,30 @@ pub enum ChannelMessage {
     },
 }
 
-/// Outcome of one sign request on the phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The phone's answer to one sign request, on the wire as `status` with its fields beside it:
+/// `{"status": "approved", "signature": ...}`, `{"status": "declined"}`,
+/// `{"status": "failed", "code": ..., "message": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum SignStatus {
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SignAnswer {
     /// Approved and signed.
-    Approved,
+    Approved {
+        /// Signature (raw) or DER CMS, base64.
+        signature: String,
+    },
     /// The person declined.
     Declined,
-    /// Approved, but signing failed (wrong PIN, locked vault...).
-    Failed,
+    /// Approved, but signing failed (a wrong PIN, a locked vault, a document the vault refuses...).
+    Failed {
+        /// The stable code, which reaches the page as itself. Absent from the first phones of session
+        /// version 2, whose `message` starts `code: `.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
+        /// Why, for people (`code: message`, which older agents read).
+        #[serde(default)]
+        message: String,
+    },
 }
 
 // ---- The agent's JSON API for web pages (see crates/kalit-agent/openapi.json). ----

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::session::{ComputerKey, Qr, agent_respond};
 use kalit_core::statement::Statement;
-use kalit_proto::session::{ChannelMessage, DocFormat, SignStatus, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, SignAnswer, TunnelEvent};
 use kalit_transport::{Incoming, connect_from, next_frame, next_incoming, next_message, send, send_message, ws_url};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -263,7 +263,7 @@ fn an_attackers_computer_is_named_first_and_cannot_draw_on_the_phone() {
     assert!(out.contains("another network: 127.0.0.2"), "{out}");
     assert!(out.contains("as the computer says"), "{out}");
     assert!(!out.contains("all good"), "the fake preview in the media type is never drawn: {out}");
-    assert!(matches!(answers.get(1), Some(ChannelMessage::SignResponse { status: SignStatus::Approved, .. })));
+    assert!(matches!(answers.get(1), Some(ChannelMessage::SignResponse { answer: SignAnswer::Approved { .. }, .. })));
     assert!(matches!(
         answers.get(2),
         Some(ChannelMessage::Bye { code: Some(kalit_proto::ErrorCode::InvalidInput), .. })

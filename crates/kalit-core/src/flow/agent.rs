@@ -14,7 +14,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_proto::ErrorCode;
-use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignStatus, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent};
 
 use super::{Failure, answer_keeps_session, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
@@ -238,9 +238,9 @@ impl AgentSession {
                 self.withdrawn.retain(|w| *w != id);
                 vec![AgentAction::LateAnswerRefused { id }]
             }
-            ChannelMessage::SignResponse { id, status, signature, message, code } if self.pending == Some(id) => {
+            ChannelMessage::SignResponse { id, answer } if self.pending == Some(id) => {
                 self.pending = None;
-                let result = phone_answer(status, signature, message, code);
+                let result = phone_answer(answer);
                 match &result {
                     Err(e) if !answer_keeps_session(e.code) => {
                         let e = e.clone();
@@ -352,29 +352,24 @@ impl AgentSession {
 }
 
 /// The phone's answer as the page will see it.
-fn phone_answer(
-    status: SignStatus,
-    signature: Option<String>,
-    message: Option<String>,
-    code: Option<ErrorCode>,
-) -> Result<Vec<u8>, Failure> {
-    match status {
-        SignStatus::Approved => {
-            statement::b64("signature", signature.as_deref().unwrap_or(""), crate::cms::MAX_CMS_LEN)
-                .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string()))
-        }
-        SignStatus::Declined => Err(Failure::new(ErrorCode::Declined, "the person declined on the phone")),
-        SignStatus::Failed => {
+fn phone_answer(answer: SignAnswer) -> Result<Vec<u8>, Failure> {
+    match answer {
+        SignAnswer::Approved { signature } => statement::b64("signature", &signature, crate::cms::MAX_CMS_LEN)
+            .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string())),
+        SignAnswer::Declined => Err(Failure::new(ErrorCode::Declined, "the person declined on the phone")),
+        SignAnswer::Failed { code, message } => {
             // The code the phone names (a wrong PIN, a locked vault, a refused document) reaches the page as
-            // itself; older phones say `code: message`. Never internal or io from the other side.
-            let why = message.unwrap_or_default();
+            // itself; the first phones of version 2 say it as `code: message`. Never internal or io from
+            // the other side.
             let named = code.or_else(|| {
-                why.split_once(':').and_then(|(c, _)| ErrorCode::ALL.iter().copied().find(|k| k.as_str() == c.trim()))
+                message
+                    .split_once(':')
+                    .and_then(|(c, _)| ErrorCode::ALL.iter().copied().find(|k| k.as_str() == c.trim()))
             });
             let code = named
                 .filter(|c| !matches!(c, ErrorCode::Internal | ErrorCode::Io | ErrorCode::Unknown))
                 .unwrap_or(ErrorCode::Declined);
-            let why = display::field(&why, 300);
+            let why = display::field(&message, 300);
             Err(Failure::new(code, format!("the phone could not sign: {why}")))
         }
     }

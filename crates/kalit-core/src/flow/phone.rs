@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::SignedAttestation;
-use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignStatus, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent};
 
 use super::{Failure, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
@@ -391,20 +391,10 @@ impl PhoneSession {
             return Err(Failure::new(ErrorCode::InvalidInput, format!("no request {id} is waiting for an answer")));
         }
         let m = match answer {
-            PhoneAnswer::Approved(sig) => ChannelMessage::SignResponse {
-                id,
-                status: SignStatus::Approved,
-                signature: Some(B64.encode(sig)),
-                message: None,
-                code: None,
-            },
-            PhoneAnswer::Declined => ChannelMessage::SignResponse {
-                id,
-                status: SignStatus::Declined,
-                signature: None,
-                message: None,
-                code: None,
-            },
+            PhoneAnswer::Approved(sig) => {
+                ChannelMessage::SignResponse { id, answer: SignAnswer::Approved { signature: B64.encode(sig) } }
+            }
+            PhoneAnswer::Declined => ChannelMessage::SignResponse { id, answer: SignAnswer::Declined },
             PhoneAnswer::Failed(f) => failed_response(id, &f),
         };
         let frames = self.seal(&m)?;
@@ -464,9 +454,6 @@ impl PhoneSession {
 fn failed_response(id: u32, f: &Failure) -> ChannelMessage {
     ChannelMessage::SignResponse {
         id,
-        status: SignStatus::Failed,
-        signature: None,
-        message: Some(format!("{}: {}", f.code, f.message)),
-        code: Some(f.code),
+        answer: SignAnswer::Failed { code: Some(f.code), message: format!("{}: {}", f.code, f.message) },
     }
 }
