@@ -157,6 +157,17 @@ pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, S
     Ok(id)
 }
 
+impl AgentState {
+    /// What a session's state machine trusts: this relay and the trust anchors.
+    pub fn session_config(&self) -> kalit_core::flow::AgentConfig {
+        kalit_core::flow::AgentConfig {
+            relay_id: self.relay_id.clone(),
+            relay_public_key: self.relay_public_key.to_vec(),
+            anchors: self.anchors.to_vec(),
+        }
+    }
+}
+
 /// Builds the state: relay identity (pinned), trust anchors, origin list.
 pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
     let id = relay_identity(&cfg.relay, &cfg.data).await?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use kalit_core::digest::HashAlg;
-use kalit_core::flow::{AgentAction, AgentConfig, AgentSession, Failure, Paired, SignDoc};
+use kalit_core::flow::{AgentAction, AgentSession, Failure, Paired, SignDoc};
 use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Qr};
 use kalit_core::x509;
 use kalit_proto::session::{ChannelMessage, SessionPhase, SessionState, SignDocResponse, TunnelEvent};
@@ -273,14 +273,9 @@ async fn run(
     secrets: AgentSecrets,
     mut cmd: mpsc::Receiver<Command>,
 ) -> Result<(), ServiceError> {
-    let config = AgentConfig {
-        relay_id: st.relay_id.clone(),
-        relay_public_key: st.relay_public_key.to_vec(),
-        anchors: st.anchors.to_vec(),
-    };
     // Every session rule is in the state machine; this task moves frames, keeps the timers and answers
     // the page.
-    let mut m = Some(AgentSession::new(qr, secrets, config));
+    let mut m = Some(AgentSession::new(qr, secrets, st.session_config()));
     let ttl = m.as_ref().map_or(0, |m| u64::from(m.qr().payload.ttl));
     let mut deadline = Instant::now() + Duration::from_secs(ttl + CLOCK_SKEW_SECS);
     let mut pending: Option<Pending> = None;
@@ -454,12 +449,7 @@ pub fn check_hello(
     peer_device: &str,
     now_secs: i64,
 ) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
-    let config = AgentConfig {
-        relay_id: st.relay_id.clone(),
-        relay_public_key: st.relay_public_key.to_vec(),
-        anchors: st.anchors.to_vec(),
-    };
-    Ok(kalit_core::flow::agent::check_hello(&config, hello, peer_login, peer_device, now_secs)?)
+    Ok(kalit_core::flow::agent::check_hello(&st.session_config(), hello, peer_login, peer_device, now_secs)?)
 }
 
 /// The agent's own check before a signature goes to the page (`kalit_core::flow::agent::check_signature`).
