@@ -7,7 +7,7 @@ export type AgentErrorCode = "internal" | "usage" | "wrong_pin" | "locked" | "wr
   "key_mismatch" | "weak_secret" | "io" | "try_later" | "untrusted_certificate" | "login_taken" |
   "rate_limited" | "expired" | "unavailable" | "unauthorized" | "too_large" | "channel" | "busy";
 /** `GET /v1/status`. */
-export interface AgentStatus { api: number; origin_allowed: boolean; relay: string; relay_id: string; service: string; version: string; }
+export interface AgentStatus { api: number; origin_allowed: boolean; relay: string; relay_id: RelayId; service: string; version: string; }
 /** The JSON body of every error answer of the relay, the RA and the agent: `{"error": {"code": ..., "message": ...}}`. */
 export interface ApiError { error: ErrorBody; }
 /** A summary of an X.509 certificate. */
@@ -22,6 +22,10 @@ export interface ErrorBody { code: AgentErrorCode; message: string; }
 export interface HashRequest { alg?: string | null; data: string; }
 /** Answer to [`HashRequest`]. */
 export interface HashResponse { alg: string; digest: string; }
+/** A login at a relay (lowercase; `kalit_core::statement::normalize_login` checks and normalises one). */
+export type Login = string;
+/** A relay's id: the first 16 bytes of SHA-256 over its Ed25519 attestation key, hex. */
+export type RelayId = string;
 /** A new session: show `qr_svg` (or `qr`) to the person, then poll its state. */
 export interface SessionCreated { expires_at: number; qr: string; qr_svg: string; session: string; token: string; }
 /** Where a session is. */
@@ -29,11 +33,11 @@ export type SessionPhase = "waiting" | "pairing" | "connected" | "closed";
 /** `POST /v1/sessions`. */
 export interface SessionRequest { ttl?: number | null; }
 /** `GET /v1/sessions/{id}`. */
-export interface SessionState { certificate?: CertInfo | null; error?: ErrorBody | null; login?: string | null; phase: SessionPhase; sas?: string | null; session: string; }
+export interface SessionState { certificate?: CertInfo | null; error?: ErrorBody | null; login?: Login | null; phase: SessionPhase; sas?: string | null; session: string; }
 /** `POST /v1/sessions/{id}/sign`. */
 export interface SignDocRequest { data: string; format?: DocFormat; media_type?: string | null; name: string; pss?: boolean; }
 /** Answer to [`SignDocRequest`]: checked by the agent before it is returned. */
-export interface SignDocResponse { certificate_pem: string; format: DocFormat; login: string; scheme: string; sha256: string; signature: string; signer: CertInfo; }
+export interface SignDocResponse { certificate_pem: string; format: DocFormat; login: Login; scheme: string; sha256: string; signature: string; signer: CertInfo; }
 /** Result of verifying a signature. */
 export interface VerifyReport { chain?: ChainReport | null; format: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signing_time?: string | null; valid: boolean; }
 /** `POST /v1/verify`. */

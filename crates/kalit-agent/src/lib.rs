@@ -62,7 +62,7 @@ pub struct AgentState {
     /// The relay's base URL.
     pub relay_url: String,
     /// The relay's id.
-    pub relay_id: String,
+    pub relay_id: kalit_proto::RelayId,
     /// The relay's Ed25519 attestation key.
     pub relay_public_key: Arc<Vec<u8>>,
     /// DER trust anchors.

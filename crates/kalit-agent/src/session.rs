@@ -44,7 +44,7 @@ enum Command {
 struct Shared {
     phase: SessionPhase,
     sas: Option<String>,
-    login: Option<String>,
+    login: Option<kalit_proto::Login>,
     chain: Vec<Vec<u8>>,
     error: Option<ErrorBody>,
     closed_at: Option<Instant>,
@@ -448,7 +448,7 @@ pub fn check_hello(
     peer_login: &str,
     peer_device: &str,
     now_secs: i64,
-) -> Result<(String, Vec<Vec<u8>>), ServiceError> {
+) -> Result<(kalit_proto::Login, Vec<Vec<u8>>), ServiceError> {
     Ok(kalit_core::flow::agent::check_hello(&st.session_config(), hello, peer_login, peer_device, now_secs)?)
 }
 

@@ -382,7 +382,7 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
     let good = Attestation {
         relay_id: "test-relay".into(),
         login: "alice".into(),
-        cert_fingerprint: statement::cert_fingerprint(&cert),
+        cert_fingerprint: statement::cert_fingerprint(&cert).into(),
         device_id: "d1".into(),
         device_key: B64.encode([1u8; 32]),
         issued_at: now - 5,
@@ -441,7 +441,7 @@ fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
         let a = Attestation {
             relay_id: "test-relay".into(),
             login: "alice".into(),
-            cert_fingerprint: statement::cert_fingerprint(&cert),
+            cert_fingerprint: statement::cert_fingerprint(&cert).into(),
             device_id: "d1".into(),
             device_key: B64.encode([1u8; 32]),
             issued_at: now,

@@ -124,10 +124,10 @@ pub fn run(a: RelayBenchArgs) -> CliResult {
             Statement::register(&relay_id, &nonce, &r.login, &dk, fp)
         })?;
         state.identity.attest(Attestation {
-            relay_id: relay_id.clone(),
+            relay_id: relay_id.clone().into(),
             login: r.login.clone(),
-            cert_fingerprint: v.fingerprint,
-            device_id: statement::key_id(&dk),
+            cert_fingerprint: v.fingerprint.into(),
+            device_id: statement::key_id(&dk).into(),
             device_key: r.device_key.clone(),
             issued_at: 0,
             expires_at: 600,

@@ -15,11 +15,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kalit_proto::ErrorCode;
 use kalit_proto::namespace::ATTACH;
 use kalit_proto::relay::{
     CertProof, DeviceApproval, DeviceRequest, RegisterRequest, RegisterResponse, RelayIdentity, SignedAttestation,
 };
+use kalit_proto::{DeviceId, ErrorCode, RelayId};
 use time::OffsetDateTime;
 
 use crate::error::Failure;
@@ -85,7 +85,7 @@ pub struct Registration<'a> {
 /// A registration sent and not yet answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingRegistration {
-    relay_id: String,
+    relay_id: RelayId,
     relay_public_key: Vec<u8>,
     login: String,
     device_id: String,
@@ -113,11 +113,11 @@ impl Registration<'_> {
             None => None,
             Some((approver, sign)) => {
                 let st = approval_statement(&ident.relay_id, self.nonce, &login, approver, &fp, &device_id);
-                Some(DeviceApproval { device_id: approver.to_string(), signature: B64.encode(sign(&st)?) })
+                Some(DeviceApproval { device_id: approver.into(), signature: B64.encode(sign(&st)?) })
             }
         };
         let req = RegisterRequest {
-            login: login.clone(),
+            login: login.as_str().into(),
             device_key: B64.encode(self.device_key),
             device_name: self.device_name.to_string(),
             nonce: B64.encode(self.nonce),
@@ -176,10 +176,10 @@ pub fn device_request(
 ) -> Result<DeviceRequest, Failure> {
     let st = Statement::device_request(relay_id, nonce, login, device_id, action, target);
     Ok(DeviceRequest {
-        login: login.to_string(),
-        device_id: device_id.to_string(),
+        login: login.into(),
+        device_id: device_id.into(),
         nonce: B64.encode(nonce),
-        relay_id: relay_id.to_string(),
+        relay_id: relay_id.into(),
         target: target.to_string(),
         signature: B64.encode(sign(&st)?),
         proof: None,
@@ -200,7 +200,7 @@ pub struct CheckedRegistration {
     /// The verified certificate proof.
     pub proof: VerifiedProof,
     /// The approval's signature, when there is one (checked against the approver's key by the relay).
-    pub approval: Option<(String, Vec<u8>)>,
+    pub approval: Option<(DeviceId, Vec<u8>)>,
 }
 
 /// The relay's checks of a registration that need no store: login syntax, device name (1 to 64 printable

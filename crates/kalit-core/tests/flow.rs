@@ -41,7 +41,7 @@ fn world() -> World {
     let a = Attestation {
         relay_id: RELAY_ID.into(),
         login: "ali".into(),
-        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert),
+        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert).into(),
         device_id: "d1".into(),
         device_key: B64.encode(device.public_key_raw()),
         issued_at: NOW as i64,

@@ -68,8 +68,8 @@ fn session_vectors() -> Value {
     let attestation = Attestation {
         relay_id: payload.relay_id.clone(),
         login: "ali".into(),
-        cert_fingerprint: hex::encode([7u8; 32]),
-        device_id: kalit_core::statement::key_id(device.public_key_raw()),
+        cert_fingerprint: hex::encode([7u8; 32]).into(),
+        device_id: kalit_core::statement::key_id(device.public_key_raw()).into(),
         device_key: B64.encode(device.public_key_raw()),
         issued_at: 1_800_000_000,
         expires_at: 1_800_000_600,
@@ -208,8 +208,8 @@ fn flow_inputs() -> FlowInputs {
     let attestation = Attestation {
         relay_id: payload.relay_id.clone(),
         login: "ali".into(),
-        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert),
-        device_id: kalit_core::statement::key_id(device.public_key_raw()),
+        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert).into(),
+        device_id: kalit_core::statement::key_id(device.public_key_raw()).into(),
         device_key: B64.encode(device.public_key_raw()),
         issued_at: 1_800_000_000,
         expires_at: 1_800_000_600,
@@ -426,8 +426,8 @@ fn statement_vectors() -> Value {
     let attestation = Attestation {
         relay_id: relay_id.into(),
         login: "ali".into(),
-        cert_fingerprint: fp.clone(),
-        device_id: dev_id.clone(),
+        cert_fingerprint: fp.clone().into(),
+        device_id: dev_id.clone().into(),
         device_key: B64.encode(&dev),
         issued_at: 1_800_000_000,
         expires_at: 1_800_000_600,

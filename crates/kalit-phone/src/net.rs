@@ -182,7 +182,7 @@ pub fn register(
             format: String::new(),
             device_id: String::new(),
             relay_url: client.base().to_string(),
-            relay_id: ident.relay_id.clone(),
+            relay_id: ident.relay_id.to_string(),
             relay_public_key: ident.public_key.clone(),
             login: login.clone(),
             key_label: key.to_string(),
@@ -321,6 +321,7 @@ pub fn unregister(
                 ));
             }
         }
+        .to_string()
     };
     let mut req = device_request(u, client, me, "remove", &target)?;
     if let Some(k) = proof_key {

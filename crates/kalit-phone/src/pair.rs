@@ -172,10 +172,10 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         return Err(PhoneError::new(ErrorCode::NotFound, format!("key {:?} has no certificate", me.key_label)));
     }
     let config = PhoneConfig {
-        relay_id: me.relay_id.clone(),
+        relay_id: me.relay_id.clone().into(),
         relay_public_key: kalit_core::statement::b64("relay key", &me.relay_public_key, 64)?,
-        login: me.login.clone(),
-        device_id: me.device_id.clone(),
+        login: me.login.clone().into(),
+        device_id: me.device_id.clone().into(),
         chain,
     };
     let mut session = PhoneSession::new(qr_text, now_secs(), config)?;
@@ -211,10 +211,10 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     let st = session.join_statement(&nonce)?;
     let sig = ui.sign_join(vault, &me.device_id, &st)?;
     let join = DeviceRequest {
-        login: me.login.clone(),
-        device_id: me.device_id.clone(),
+        login: me.login.clone().into(),
+        device_id: me.device_id.clone().into(),
         nonce: B64.encode(&nonce),
-        relay_id: me.relay_id.clone(),
+        relay_id: me.relay_id.clone().into(),
         target: tunnel.clone(),
         signature: B64.encode(sig),
         proof: None,

@@ -4,6 +4,7 @@
 //! promise: scripts parse `kalit ... --json`, and later the relay and agent speak these types.
 
 pub mod error;
+pub mod ids;
 pub mod namespace;
 pub mod ra;
 pub mod relay;
@@ -12,6 +13,7 @@ pub mod vault;
 pub mod verify;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use ids::{CertFingerprint, DeviceId, Login, RelayId};
 
 /// Version of the vault-facing JSON outputs (`kalit vault list --json` and friends).
 pub const OUTPUT_VERSION: u32 = 1;

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{CertFingerprint, DeviceId, Login, RelayId};
+
 /// Version of the relay API (the `/v1/` in paths).
 pub const API_VERSION: u32 = 1;
 /// The well-known path of [`RelayIdentity`].
@@ -24,7 +26,7 @@ pub struct RelayIdentity {
     /// [`API_VERSION`].
     pub version: u32,
     /// The relay id: the first 16 bytes of SHA-256 over the public key, hex.
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// The relay's Ed25519 attestation key, raw 32 bytes, base64.
     pub public_key: String,
     /// The operator's name for this relay.
@@ -60,7 +62,7 @@ pub struct CertProof {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The login (lowercase letters, digits, `.`, `_`, `-`, `@`; 3 to 64 bytes).
-    pub login: String,
+    pub login: Login,
     /// The new device's Ed25519 public key, raw 32 bytes, base64.
     pub device_key: String,
     /// A name the person gives the device ("Dilnoza's phone"), shown in device lists.
@@ -68,7 +70,7 @@ pub struct RegisterRequest {
     /// The nonce from `POST /v1/nonce`.
     pub nonce: String,
     /// The relay id the phone read from the relay's identity (a proof made for another relay fails).
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// The certificate to attach, with a signature over the `kalit/v1/register` statement.
     pub proof: CertProof,
     /// For a new certificate joining a login that already exists: the approval of a device already
@@ -85,7 +87,7 @@ pub struct RegisterRequest {
 #[serde(deny_unknown_fields)]
 pub struct DeviceApproval {
     /// The approving device's id.
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// Its signature, base64.
     pub signature: String,
 }
@@ -95,13 +97,13 @@ pub struct DeviceApproval {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Attestation {
     /// The relay id.
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// The login.
-    pub login: String,
+    pub login: Login,
     /// SHA-256 of the certificate's DER, hex.
-    pub cert_fingerprint: String,
+    pub cert_fingerprint: CertFingerprint,
     /// The device id (first 16 bytes of SHA-256 over the device key, hex).
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The device's Ed25519 public key, base64.
     pub device_key: String,
     /// Unix time (seconds) the relay signed it.
@@ -150,13 +152,13 @@ pub enum RegisterOutcome {
 #[serde(deny_unknown_fields)]
 pub struct DeviceRequest {
     /// The login.
-    pub login: String,
+    pub login: Login,
     /// The id of the device making the request.
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The nonce from `POST /v1/nonce`.
     pub nonce: String,
     /// The relay id.
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// For removal: the device to remove (may be the requesting one); for detaching: the certificate's
     /// fingerprint. Empty for listing.
     #[serde(default)]
@@ -174,11 +176,11 @@ pub struct DeviceRequest {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceInfo {
     /// Device id.
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The name given at registration.
     pub name: String,
     /// SHA-256 of the certificate the device registered with, hex.
-    pub cert_fingerprint: String,
+    pub cert_fingerprint: CertFingerprint,
     /// That certificate's subject.
     pub cert_subject: String,
     /// Unix time (seconds) of the registration.
@@ -190,7 +192,7 @@ pub struct DeviceInfo {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeviceList {
     /// The login.
-    pub login: String,
+    pub login: Login,
     /// Its devices, oldest first.
     pub devices: Vec<DeviceInfo>,
     /// Certificates that will be detached from the login (with their devices) when their cooling-off
@@ -204,11 +206,11 @@ pub struct DeviceList {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PendingDetachment {
     /// SHA-256 of the certificate, hex.
-    pub cert_fingerprint: String,
+    pub cert_fingerprint: CertFingerprint,
     /// That certificate's subject.
     pub cert_subject: String,
     /// The device that asked.
-    pub requested_by: String,
+    pub requested_by: DeviceId,
     /// Unix time (seconds) of the request.
     pub requested_at: i64,
     /// Unix time (seconds) at which the certificate and its devices leave the login.
@@ -220,7 +222,7 @@ pub struct PendingDetachment {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DetachResponse {
     /// The certificate.
-    pub cert_fingerprint: String,
+    pub cert_fingerprint: CertFingerprint,
     /// When it will be detached (absent after a cancellation).
     #[serde(default)]
     pub effective_at: Option<i64>,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::relay::SignedAttestation;
 use crate::vault::CertInfo;
-use crate::{ErrorBody, ErrorCode};
+use crate::{DeviceId, ErrorBody, ErrorCode, Login, RelayId};
 
 /// Prefix of the QR text.
 pub const QR_SCHEME: &str = "kalit:";
@@ -58,7 +58,7 @@ pub struct QrPayload {
     /// The relay's base URL.
     pub relay: String,
     /// The relay's id (the phone must be registered with it).
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// The web origin that asked for the session.
     pub origin: String,
     /// Issue time, Unix seconds.
@@ -83,9 +83,9 @@ pub enum TunnelEvent {
     /// To the agent: a registered phone joined; ciphertext follows.
     Peer {
         /// The login the relay authenticated the phone for.
-        login: String,
+        login: Login,
         /// The device the relay authenticated (the phone's attestation must name it).
-        device_id: String,
+        device_id: DeviceId,
     },
     /// To the phone: joined; ciphertext follows.
     Joined {
@@ -135,7 +135,7 @@ pub enum ChannelMessage {
     /// Phone -> agent, first: who is signing.
     Hello {
         /// The login.
-        login: String,
+        login: Login,
         /// The phone's name at the relay.
         device_name: String,
         /// Certificate chain, leaf first, base64 DER.
@@ -228,7 +228,7 @@ pub struct AgentStatus {
     /// The relay's base URL.
     pub relay: String,
     /// The relay's id.
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// Whether the calling origin is on the allow-list.
     pub origin_allowed: bool,
 }
@@ -307,7 +307,7 @@ pub struct SessionState {
     /// Six-digit short authentication string, once paired: the phone shows the same.
     pub sas: Option<String>,
     /// The phone's login, once paired.
-    pub login: Option<String>,
+    pub login: Option<Login>,
     /// The phone's signing certificate, once paired.
     pub certificate: Option<CertInfo>,
     /// Why the session closed, when it closed on an error.
@@ -351,7 +351,7 @@ pub struct SignDocResponse {
     /// The signer's certificate.
     pub signer: CertInfo,
     /// The signer's login at the relay.
-    pub login: String,
+    pub login: Login,
 }
 
 /// `POST /v1/verify`.

@@ -175,10 +175,10 @@ pub(crate) fn attest(
 ) -> ServiceResult<SignedAttestation> {
     let issued_at = now_ms / 1000;
     s.identity.attest(Attestation {
-        relay_id: s.identity.id().to_string(),
-        login,
-        cert_fingerprint,
-        device_id,
+        relay_id: s.identity.id().to_string().into(),
+        login: login.into(),
+        cert_fingerprint: cert_fingerprint.into(),
+        device_id: device_id.into(),
         device_key: B64.encode(device_key),
         issued_at,
         expires_at: issued_at + s.limits.attestation_ttl_secs as i64,
@@ -217,9 +217,9 @@ pub(crate) async fn devices(
         .await?
         .into_iter()
         .map(|d| DeviceInfo {
-            device_id: d.device_id,
+            device_id: d.device_id.into(),
             name: d.name,
-            cert_fingerprint: d.cert_fingerprint,
+            cert_fingerprint: d.cert_fingerprint.into(),
             cert_subject: d.cert_subject,
             registered_at: d.created_ms / 1000,
         })
@@ -230,14 +230,14 @@ pub(crate) async fn devices(
         .await?
         .into_iter()
         .map(|p| PendingDetachment {
-            cert_fingerprint: p.fingerprint,
+            cert_fingerprint: p.fingerprint.into(),
             cert_subject: p.subject,
-            requested_by: p.requested_by,
+            requested_by: p.requested_by.into(),
             requested_at: p.requested_ms / 1000,
             effective_at: p.effective_ms / 1000,
         })
         .collect();
-    Ok(Json(DeviceList { login, devices, pending_detachments }))
+    Ok(Json(DeviceList { login: login.into(), devices, pending_detachments }))
 }
 
 /// `POST /v1/devices/remove`. A device removes itself or another device of its own certificate; a device
@@ -292,7 +292,7 @@ pub(crate) async fn detach(
     let effective = now + (s.limits.detach_cooling_off_secs as i64) * 1000;
     let at = s.store.request_detach(&login, &req.target, &me.device_id, now, effective).await?;
     tracing::warn!(login = %login, cert = %req.target, by = %me.device_id, effective_at = at / 1000, "certificate detachment requested");
-    Ok(Json(DetachResponse { cert_fingerprint: req.target, effective_at: Some(at / 1000) }))
+    Ok(Json(DetachResponse { cert_fingerprint: req.target.into(), effective_at: Some(at / 1000) }))
 }
 
 /// `POST /v1/certificates/cancel-detach`: a device of the certificate named in a pending detachment
@@ -312,5 +312,5 @@ pub(crate) async fn cancel_detach(
         return Err(ServiceError::new(ErrorCode::NotFound, "no pending detachment of this certificate"));
     }
     tracing::info!(login = %login, cert = %req.target, by = %me.device_id, "certificate detachment cancelled");
-    Ok(Json(DetachResponse { cert_fingerprint: req.target, effective_at: None }))
+    Ok(Json(DetachResponse { cert_fingerprint: req.target.into(), effective_at: None }))
 }

@@ -48,7 +48,7 @@ impl Identity {
         let raw = key.public_key_raw().to_vec();
         let public = RelayIdentity {
             version: API_VERSION,
-            relay_id: statement::key_id(&raw),
+            relay_id: statement::key_id(&raw).into(),
             public_key: B64.encode(&raw),
             name: name.to_string(),
         };

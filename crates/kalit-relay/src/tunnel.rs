@@ -191,7 +191,7 @@ async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joi
     };
     drop(guard);
     let Ok(Joined { socket: phone, login, device_id }) = joined else { return };
-    if agent.send(event(&TunnelEvent::Peer { login, device_id })).await.is_err() {
+    if agent.send(event(&TunnelEvent::Peer { login: login.into(), device_id: device_id.into() })).await.is_err() {
         refuse(phone, ErrorCode::Unavailable, "the computer left").await;
         return;
     }

@@ -133,7 +133,7 @@ impl Relay {
         let approval = approver.map(|a| {
             let target = format!("{fp}/{}", dev.id());
             let st = Statement::device_request(relay_id, nonce, &canonical, &a.id(), "attach", &target);
-            DeviceApproval { device_id: a.id(), signature: B64.encode(st.sign(&a.key).unwrap()) }
+            DeviceApproval { device_id: a.id().into(), signature: B64.encode(st.sign(&a.key).unwrap()) }
         });
         RegisterRequest {
             login: login.into(),
@@ -155,9 +155,9 @@ impl Relay {
         let sig = Statement::device_request(&self.id, &nonce, login, &dev.id(), action, target).sign(&dev.key).unwrap();
         let req = DeviceRequest {
             login: login.into(),
-            device_id: dev.id(),
+            device_id: dev.id().into(),
             nonce: B64.encode(&nonce),
-            relay_id: self.id.clone(),
+            relay_id: self.id.clone().into(),
             target: target.into(),
             signature: B64.encode(sig),
             proof: None,
@@ -750,9 +750,9 @@ mod tunnel {
         let st = Statement::device_request(&r.id, nonce, login, &dev.id(), "tunnel-join", target);
         serde_json::to_string(&DeviceRequest {
             login: login.into(),
-            device_id: dev.id(),
+            device_id: dev.id().into(),
             nonce: B64.encode(nonce),
-            relay_id: r.id.clone(),
+            relay_id: r.id.clone().into(),
             target: target.into(),
             signature: B64.encode(st.sign(&dev.key).unwrap()),
             proof: None,
@@ -831,7 +831,10 @@ mod tunnel {
                 }
                 other => panic!("{b}: {other:?}"),
             }
-            assert_eq!(event(&mut agent).await, TunnelEvent::Peer { login: "alice".into(), device_id: phone.id() });
+            assert_eq!(
+                event(&mut agent).await,
+                TunnelEvent::Peer { login: "alice".into(), device_id: phone.id().into() }
+            );
             // A second phone (even a registered one, with a fresh nonce) finds nothing to join.
             let n = r.nonce().await;
             let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;

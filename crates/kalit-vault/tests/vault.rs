@@ -516,7 +516,7 @@ fn statements_only_in_their_namespaces_and_device_keys_sealed() {
             relay_id: "relay".into(),
             login: "alice".into(),
             cert_fingerprint: "fp".into(),
-            device_id: device_id.clone(),
+            device_id: device_id.clone().into(),
             device_key: B64.encode(&raw_pub),
             issued_at: 0,
             expires_at: 600,

@@ -13,8 +13,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kalit_proto::ErrorCode;
 use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent};
+use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, answer_keeps_session, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
@@ -25,7 +25,7 @@ use crate::{display, statement, x509};
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// The relay's id.
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// The relay's raw Ed25519 public key (pinned).
     pub relay_public_key: Vec<u8>,
     /// DER trust anchors for the phone's certificate; empty: the relay's attestation alone (the agent
@@ -54,7 +54,7 @@ pub struct Paired {
     /// The short authentication string both screens show.
     pub sas: String,
     /// The login the relay attested.
-    pub login: String,
+    pub login: Login,
     /// The phone's certificate chain, leaf first, DER.
     pub chain: Vec<Vec<u8>>,
 }
@@ -87,8 +87,8 @@ pub enum AgentAction {
 #[derive(Debug)]
 enum Phase {
     Waiting,
-    Handshake { login: String, device_id: String },
-    Hello { login: String, device_id: String },
+    Handshake { login: Login, device_id: DeviceId },
+    Hello { login: Login, device_id: DeviceId },
     Connected,
     Closed,
 }
@@ -385,7 +385,7 @@ pub fn check_hello(
     peer_login: &str,
     peer_device: &str,
     now_secs: i64,
-) -> Result<(String, Vec<Vec<u8>>), Failure> {
+) -> Result<(Login, Vec<Vec<u8>>), Failure> {
     let ChannelMessage::Hello { login, chain, attestation, .. } = hello else {
         return Err(Failure::channel("the phone did not start with its hello"));
     };
@@ -422,7 +422,7 @@ pub fn check_hello(
     if a.issued_at > now_secs.saturating_add(CLOCK_SKEW_SECS as i64) || a.expires_at < a.issued_at {
         return Err(unauthorized("has impossible times"));
     }
-    Ok((login, chain))
+    Ok((login.into(), chain))
 }
 
 /// The agent's own check before a signature goes to the page: it verifies with the paired certificate

@@ -13,10 +13,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::SignedAttestation;
 use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent};
+use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
@@ -28,13 +28,13 @@ use crate::{display, purpose};
 #[derive(Debug, Clone)]
 pub struct PhoneConfig {
     /// The relay's id.
-    pub relay_id: String,
+    pub relay_id: RelayId,
     /// The relay's raw Ed25519 public key (pinned at registration).
     pub relay_public_key: Vec<u8>,
     /// The login.
-    pub login: String,
+    pub login: Login,
     /// This device's id at the relay.
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The signing certificate chain, leaf first, DER.
     pub chain: Vec<Vec<u8>>,
 }
@@ -273,7 +273,7 @@ impl PhoneSession {
                     };
                     let hello = ChannelMessage::Hello {
                         login: self.config.login.clone(),
-                        device_name: self.config.device_id.clone(),
+                        device_name: self.config.device_id.to_string(),
                         chain: self.config.chain.iter().map(|c| B64.encode(c)).collect(),
                         attestation,
                     };
