@@ -98,7 +98,7 @@ fn setup() -> Option<Run> {
     let a = Attestation {
         relay_id: "r1".into(),
         login: "ali".into(),
-        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert),
+        cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert).into(),
         device_id: "d1".into(),
         device_key: String::new(),
         issued_at: NOW as i64,
