@@ -112,8 +112,8 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
 }
 
 /// Fetches the relay's identity and pins it in `data/relay.json` on first use; a later change of key is
-/// refused (delete the file to accept a relay that really changed its key).
-pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, ServiceError> {
+/// refused (delete the file to accept a relay that really changed its key). Returns it with its raw key.
+pub async fn relay_identity(relay: &str, data: &Path) -> Result<(RelayIdentity, Vec<u8>), ServiceError> {
     // The same endpoint rule and the same TLS roots (the system's and KALIT_TLS_CA) as the tunnel.
     let url = kalit_transport::Endpoint::parse(relay, "relay")?.http(WELL_KNOWN_PATH);
     let client = reqwest::Client::builder()
@@ -129,7 +129,7 @@ pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, S
     }
     let id: RelayIdentity = resp.json().await.map_err(|e| unreachable(format!("not a Kalit relay identity: {e}")))?;
     // The key must be the one the id names (the same check as the phone's).
-    kalit_core::ceremony::check_relay_identity(&id)?;
+    let public_key = kalit_core::ceremony::check_relay_identity(&id)?;
     let pin = data.join("relay.json");
     match std::fs::read(&pin) {
         Ok(b) => {
@@ -154,7 +154,7 @@ pub async fn relay_identity(relay: &str, data: &Path) -> Result<RelayIdentity, S
         }
         Err(e) => return Err(io(&pin)(e)),
     }
-    Ok(id)
+    Ok((id, public_key))
 }
 
 impl AgentState {
@@ -170,8 +170,7 @@ impl AgentState {
 
 /// Builds the state: relay identity (pinned), trust anchors, origin list.
 pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
-    let id = relay_identity(&cfg.relay, &cfg.data).await?;
-    let public_key = kalit_core::statement::b64("relay public key", &id.public_key, 64)?;
+    let (id, public_key) = relay_identity(&cfg.relay, &cfg.data).await?;
     let mut anchors = vec![];
     for f in &cfg.trust {
         let bytes = std::fs::read(f).map_err(io(f))?;

@@ -171,6 +171,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     if chain.is_empty() {
         return Err(PhoneError::new(ErrorCode::NotFound, format!("key {:?} has no certificate", me.key_label)));
     }
+    let signer_subject = x509::cert_info(&chain[0])?.subject;
     let config = PhoneConfig {
         relay_id: me.relay_id.clone().into(),
         relay_public_key: kalit_core::statement::b64("relay key", &me.relay_public_key, 64)?,
@@ -224,7 +225,14 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         .enable_all()
         .build()
         .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("async runtime: {e}")))?;
-    let mut driver = Driver { vault, me: &me, computer: &mut computer, new_name: new_name.as_deref(), ui };
+    let mut driver = Driver {
+        vault,
+        me: &me,
+        signer_subject: &signer_subject,
+        computer: &mut computer,
+        new_name: new_name.as_deref(),
+        ui,
+    };
     rt.block_on(driver.run(&mut session, &url, join))
 }
 
@@ -232,6 +240,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
 struct Driver<'a> {
     vault: &'a Vault,
     me: &'a DeviceRecord,
+    signer_subject: &'a str,
     computer: &'a mut Computer,
     new_name: Option<&'a str>,
     ui: &'a mut dyn PhoneUi,
@@ -287,14 +296,12 @@ impl Driver<'_> {
                     connected = true;
                     // The handshake proved the computer holds the key this phone knows it by: remember it now.
                     self.vault.record_computer(&self.computer.id, self.new_name)?;
-                    let chain = self.vault.certificate_chain(&self.me.key_label)?;
-                    let subject = chain.first().map(|c| x509::cert_info(c)).transpose()?.map(|i| i.subject);
                     self.ui.show(&format!(
                         "Connected to the computer for {origin}.\n  {computer}\n  Code:       {sas}   (the computer must show the same code; if not, stop)\n  Signing as: {login} ({subject})",
                         origin = display::escape(&s.qr().payload.origin),
                         computer = self.computer.line(),
                         login = self.me.login,
-                        subject = display::escape(subject.as_deref().unwrap_or(""))
+                        subject = display::escape(self.signer_subject)
                     ));
                 }
                 PhoneAction::Prompt(p) => {

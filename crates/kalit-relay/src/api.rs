@@ -175,7 +175,7 @@ pub(crate) fn attest(
 ) -> ServiceResult<SignedAttestation> {
     let issued_at = now_ms / 1000;
     s.identity.attest(Attestation {
-        relay_id: s.identity.id().to_string().into(),
+        relay_id: s.identity.id().into(),
         login: login.into(),
         cert_fingerprint: cert_fingerprint.into(),
         device_id: device_id.into(),

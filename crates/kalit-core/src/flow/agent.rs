@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
-use super::{Failure, answer_keeps_session, remember_withdrawn, seal_frames};
+use super::{Failure, answer_keeps_session, bye_frames, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
 use crate::session::{AgentSecrets, CLOCK_SKEW_SECS, Channel, Qr};
 use crate::{display, statement, x509};
@@ -305,12 +305,7 @@ impl AgentSession {
             return vec![];
         }
         let mut out = self.withdraw(reason);
-        if matches!(self.phase, Phase::Connected | Phase::Hello { .. })
-            && let Ok(frames) = self.seal(&ChannelMessage::Bye { reason: reason.to_string(), code: None })
-        {
-            out.extend(frames);
-        }
-        out.extend(self.close(None));
+        out.extend(self.goodbye(reason, None));
         out
     }
 
@@ -320,13 +315,16 @@ impl AgentSession {
         if matches!(self.phase, Phase::Closed) {
             return vec![];
         }
-        let mut out = vec![];
-        if self.channel.is_some()
-            && let Ok(frames) = self.seal(&ChannelMessage::Bye { reason: e.message.clone(), code: Some(e.code) })
-        {
-            out.extend(frames);
-        }
-        out.extend(self.close(Some(e)));
+        let reason = e.message.clone();
+        self.goodbye(&reason, Some(e))
+    }
+
+    /// Says goodbye (with the failure's code, if any) when the channel is up, then closes.
+    fn goodbye(&mut self, reason: &str, failure: Option<Failure>) -> Vec<AgentAction> {
+        let code = failure.as_ref().map(|f| f.code);
+        let mut out: Vec<AgentAction> =
+            bye_frames(&mut self.channel, reason, code).into_iter().map(AgentAction::Send).collect();
+        out.extend(self.close(failure));
         out
     }
 

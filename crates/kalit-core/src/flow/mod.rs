@@ -52,3 +52,12 @@ fn seal_frames(channel: &mut Option<Channel>, m: &ChannelMessage) -> Result<Vec<
     let ch = channel.as_mut().ok_or_else(|| Failure::channel("no channel"))?;
     Ok(ch.seal(m)?)
 }
+
+/// The goodbye frames on a side's channel; none before the handshake, or when the channel already failed
+/// (the session closes either way).
+fn bye_frames(channel: &mut Option<Channel>, reason: &str, code: Option<ErrorCode>) -> Vec<Vec<u8>> {
+    if channel.is_none() {
+        return vec![];
+    }
+    seal_frames(channel, &ChannelMessage::Bye { reason: reason.to_string(), code }).unwrap_or_default()
+}

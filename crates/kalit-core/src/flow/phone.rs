@@ -18,7 +18,7 @@ use kalit_proto::relay::SignedAttestation;
 use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
-use super::{Failure, remember_withdrawn, seal_frames};
+use super::{Failure, bye_frames, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
 use crate::session::{Channel, PhoneHandshake, Qr};
 use crate::statement::{self, Statement};
@@ -407,13 +407,16 @@ impl PhoneSession {
         if self.closed() {
             return vec![];
         }
-        let mut out = vec![];
-        if self.channel.is_some()
-            && let Ok(frames) = self.seal(&ChannelMessage::Bye { reason: e.message.clone(), code: Some(e.code) })
-        {
-            out.extend(frames);
-        }
-        out.extend(self.close(Some(e)));
+        let reason = e.message.clone();
+        self.goodbye(&reason, Some(e))
+    }
+
+    /// Says goodbye (with the failure's code, if any) when the channel is up, then closes.
+    fn goodbye(&mut self, reason: &str, failure: Option<Failure>) -> Vec<PhoneAction> {
+        let code = failure.as_ref().map(|f| f.code);
+        let mut out: Vec<PhoneAction> =
+            bye_frames(&mut self.channel, reason, code).into_iter().map(PhoneAction::Send).collect();
+        out.extend(self.close(failure));
         out
     }
 
@@ -422,14 +425,7 @@ impl PhoneSession {
         if self.closed() {
             return vec![];
         }
-        let mut out = vec![];
-        if self.channel.is_some()
-            && let Ok(frames) = self.seal(&ChannelMessage::Bye { reason: reason.to_string(), code: None })
-        {
-            out.extend(frames);
-        }
-        out.extend(self.close(None));
-        out
+        self.goodbye(reason, None)
     }
 
     fn seal(&mut self, m: &ChannelMessage) -> Result<Vec<PhoneAction>, Failure> {
