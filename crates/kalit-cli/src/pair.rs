@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use kalit_core::display;
 use kalit_core::statement::Statement;
-use kalit_phone::PhoneResult;
+use kalit_core::{SecretString, display};
 use kalit_phone::pair::{PhoneUi, SignPrompt, new_computer_warning};
+use kalit_phone::{PhoneError, PhoneResult};
 use kalit_proto::ErrorCode;
 use kalit_vault::{DocumentToSign, SignOutcome, Vault};
 
@@ -54,9 +54,19 @@ impl PhoneUi for TerminalUi {
         ))?)
     }
 
-    fn sign(&mut self, vault: &Vault, label: &str, doc: &DocumentToSign<'_>) -> PhoneResult<SignOutcome> {
-        let u = crate::vault_cmd::unlock(vault, &mut self.prompter)?;
-        Ok(u.sign(label, doc)?)
+    fn pin(&mut self, vault: &Vault) -> PhoneResult<Option<SecretString>> {
+        Ok(Some(crate::vault_cmd::ask_pin(vault, &mut self.prompter)?))
+    }
+
+    fn sign(
+        &mut self,
+        vault: &Vault,
+        pin: Option<&SecretString>,
+        label: &str,
+        doc: &DocumentToSign<'_>,
+    ) -> PhoneResult<SignOutcome> {
+        let pin = pin.ok_or_else(|| PhoneError::new(ErrorCode::Internal, "the terminal signs with a PIN"))?;
+        Ok(vault.unlock(pin)?.sign(label, doc)?)
     }
 }
 

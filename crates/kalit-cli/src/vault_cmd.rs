@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use kalit_core::KeyAlgorithm;
 use kalit_core::digest::HashAlg;
+use kalit_core::{KeyAlgorithm, SecretString};
 use kalit_proto::ErrorCode;
 use kalit_proto::vault::KeyInfo;
 use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Unlocked, Vault};
@@ -21,6 +21,13 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
 
 /// Asks the PIN (after any wait the counter imposes) and unlocks.
 pub(crate) fn unlock<'v>(vault: &'v Vault, p: &mut Prompter) -> CliResult<Unlocked<'v>> {
+    let pin = ask_pin(vault, p)?;
+    Ok(vault.unlock(&pin)?)
+}
+
+/// Asks the PIN after saying how many attempts are left (and waiting out the delay after wrong ones); a
+/// locked vault is refused before asking.
+pub(crate) fn ask_pin(vault: &Vault, p: &mut Prompter) -> CliResult<SecretString> {
     let status = vault.pin_status()?;
     if status.locked {
         return Err(kalit_vault::VaultError::Locked { failures: status.failures }.into());
@@ -36,8 +43,7 @@ pub(crate) fn unlock<'v>(vault: &'v Vault, p: &mut Prompter) -> CliResult<Unlock
     if status.failures > 0 {
         eprintln!("{} PIN attempt(s) left before the vault locks.", status.remaining);
     }
-    let pin = p.secret("Vault PIN: ")?;
-    Ok(vault.unlock(&pin)?)
+    p.secret("Vault PIN: ")
 }
 
 fn describe(k: &KeyInfo) -> String {

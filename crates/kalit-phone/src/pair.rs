@@ -18,7 +18,7 @@ use kalit_core::flow::{Failure, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSess
 use kalit_core::session::Qr;
 use kalit_core::statement::Statement;
 use kalit_core::x509;
-use kalit_core::{display, purpose};
+use kalit_core::{SecretString, display, purpose};
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::DocFormat;
@@ -127,8 +127,17 @@ pub trait PhoneUi {
     fn sign_join(&mut self, vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>>;
     /// Asks whether to sign.
     fn approve(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
-    /// Signs an approved document (the terminal asks the PIN).
-    fn sign(&mut self, vault: &Vault, label: &str, doc: &DocumentToSign<'_>) -> PhoneResult<SignOutcome>;
+    /// Asks the PIN for an approved request (`None`: the vault is open already, as in the demo). The driver
+    /// looks for a withdrawal after the person has typed it and before anything is signed.
+    fn pin(&mut self, vault: &Vault) -> PhoneResult<Option<SecretString>>;
+    /// Signs an approved document with the PIN `pin` gave.
+    fn sign(
+        &mut self,
+        vault: &Vault,
+        pin: Option<&SecretString>,
+        label: &str,
+        doc: &DocumentToSign<'_>,
+    ) -> PhoneResult<SignOutcome>;
 }
 
 /// The full-screen warning for a computer the phone has never seen.
@@ -373,24 +382,26 @@ impl Driver<'_> {
             sha256: p.sha256.clone(),
         };
         let approved = self.ui.approve(&prompt)? && (!p.blind || self.ui.confirm_blind(&prompt)?);
-        // The person may have answered after the computer withdrew the request: look before the PIN.
+        // The person may have answered after the computer withdrew the request: look before the PIN...
         if approved {
             read_arrived(s, ws, queue).await?;
         }
-        if s.is_withdrawn(p.id) || s.closed() {
-            summary.withdrawn += 1;
-            // The withdrawal itself is shown once, here.
-            queue.retain(|a| !matches!(a, PhoneAction::Withdrawn { id, .. } if *id == p.id));
-            self.ui.show(&format!(
-                "The computer withdrew \"{}\" before you answered; nothing was signed.",
-                display::field(&p.name, 60)
-            ));
+        if self.withdrawn(s, queue, p, summary) {
             return Ok(None);
         }
         if !approved {
             summary.declined += 1;
             self.ui.show(&format!("Declined \"{}\".", display::field(&p.name, 60)));
             return Ok(Some(PhoneAnswer::Declined));
+        }
+        // ... and again after the PIN, which the computer may have withdrawn the request during.
+        let pin = match self.ui.pin(self.vault) {
+            Ok(pin) => pin,
+            Err(e) => return Ok(Some(self.failed(e))),
+        };
+        read_arrived(s, ws, queue).await?;
+        if self.withdrawn(s, queue, p, summary) {
+            return Ok(None);
         }
         let doc = DocumentToSign {
             name: &p.name,
@@ -403,7 +414,7 @@ impl Driver<'_> {
             origin: Some(&p.origin),
             blind_confirmed: p.blind,
         };
-        Ok(Some(match self.ui.sign(self.vault, &self.me.key_label, &doc) {
+        Ok(Some(match self.ui.sign(self.vault, pin.as_ref(), &self.me.key_label, &doc) {
             Ok(out) => {
                 summary.signed += 1;
                 self.ui.show(&format!(
@@ -413,11 +424,34 @@ impl Driver<'_> {
                 ));
                 PhoneAnswer::Approved(out.bytes.to_vec())
             }
-            Err(e) => {
-                self.ui.show(&format!("Not signed: {}", display::terminal_text(&e.message)));
-                PhoneAnswer::Failed(Failure::new(e.code, e.message))
-            }
+            Err(e) => self.failed(e),
         }))
+    }
+
+    /// Whether the computer withdrew the request (or the session ended); the withdrawal is shown once, here.
+    fn withdrawn(
+        &mut self,
+        s: &PhoneSession,
+        queue: &mut VecDeque<PhoneAction>,
+        p: &Prompt,
+        summary: &mut PairSummary,
+    ) -> bool {
+        if !(s.is_withdrawn(p.id) || s.closed()) {
+            return false;
+        }
+        summary.withdrawn += 1;
+        queue.retain(|a| !matches!(a, PhoneAction::Withdrawn { id, .. } if *id == p.id));
+        self.ui.show(&format!(
+            "The computer withdrew \"{}\" before you answered; nothing was signed.",
+            display::field(&p.name, 60)
+        ));
+        true
+    }
+
+    /// A request the phone could not sign (wrong PIN, locked vault, refused): the page gets the reason.
+    fn failed(&mut self, e: PhoneError) -> PhoneAnswer {
+        self.ui.show(&format!("Not signed: {}", display::terminal_text(&e.message)));
+        PhoneAnswer::Failed(Failure::new(e.code, e.message))
     }
 }
 
@@ -491,7 +525,17 @@ impl PhoneUi for AutoUi<'_, '_> {
         Ok(true)
     }
 
-    fn sign(&mut self, _vault: &Vault, label: &str, doc: &DocumentToSign<'_>) -> PhoneResult<SignOutcome> {
+    fn pin(&mut self, _vault: &Vault) -> PhoneResult<Option<SecretString>> {
+        Ok(None)
+    }
+
+    fn sign(
+        &mut self,
+        _vault: &Vault,
+        _pin: Option<&SecretString>,
+        label: &str,
+        doc: &DocumentToSign<'_>,
+    ) -> PhoneResult<SignOutcome> {
         Ok(self.unlocked.sign(label, doc)?)
     }
 }
