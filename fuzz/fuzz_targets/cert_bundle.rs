@@ -2,17 +2,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(certs) = kalit_core::x509::parse_cert_bundle(data) {
-        for c in &certs {
-            let _ = kalit_core::x509::cert_info(c);
-            let _ = kalit_core::x509::cert_spki(c);
-        }
-        let _ = kalit_core::x509::check_chain(
-            &certs[0],
-            &certs,
-            &certs[certs.len() - 1..],
-            time::OffsetDateTime::UNIX_EPOCH,
-        );
-    }
-});
+mod cert_bundle_logic;
+
+fuzz_target!(|data: &[u8]| cert_bundle_logic::run(data));

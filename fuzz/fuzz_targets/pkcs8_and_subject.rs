@@ -2,9 +2,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = kalit_core::keys::PrivateKey::from_pkcs8(&kalit_core::SecretBytes::from_slice(data));
-    if let Ok(s) = std::str::from_utf8(data) {
-        let _ = kalit_core::csr::parse_subject(s);
-    }
-});
+mod pkcs8_and_subject_logic;
+
+fuzz_target!(|data: &[u8]| pkcs8_and_subject_logic::run(data));

@@ -1,16 +1,8 @@
 //! Any bytes as a registration request body: JSON decoding with unknown fields refused, then the relay's
 //! proof checks (bounded base64, chain, statement signature) against a fixed anchor. Never a panic.
 #![no_main]
-use kalit_core::statement::{self, Statement};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(req) = serde_json::from_slice::<kalit_proto::relay::RegisterRequest>(data) else { return };
-    let _ = statement::normalize_login(&req.login);
-    let dk = statement::b64("device_key", &req.device_key, 32).unwrap_or_default();
-    let nonce = statement::b64("nonce", &req.nonce, 32).unwrap_or_default();
-    let anchors: Vec<Vec<u8>> = statement::proof_chain(&req.proof).map(|(_, rest)| rest).unwrap_or_default();
-    let _ = statement::verify_proof(&req.proof, &anchors, time::OffsetDateTime::UNIX_EPOCH, |fp| {
-        Statement::register(&req.relay_id, &nonce, &req.login, &dk, fp)
-    });
-});
+mod relay_proof_logic;
+
+fuzz_target!(|data: &[u8]| relay_proof_logic::run(data));
