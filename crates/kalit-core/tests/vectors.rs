@@ -423,6 +423,7 @@ fn statement_vectors() -> Value {
     let removal = Statement::device_removal(relay_id, &nonce, "ali", &dev_id, "ffeeddccbbaa99887766554433221100");
     let join = Statement::device_request(relay_id, &nonce, "ali", &dev_id, "tunnel-join", &"ab".repeat(32));
     let attach = Statement::device_request(relay_id, &nonce, "ali", &dev_id, "attach", &format!("{fp}/{dev_id}"));
+    let (rid, ali, fpb, did) = (relay_id.as_bytes(), b"ali".as_slice(), fp.as_bytes(), dev_id.as_bytes());
     let attestation = Attestation {
         relay_id: relay_id.into(),
         login: "ali".into(),
@@ -433,7 +434,15 @@ fn statement_vectors() -> Value {
         expires_at: 1_800_000_600,
     };
     let att = Statement::attestation(&attestation);
-    let entry = |s: &Statement, signature: Vec<u8>, signer: &str| json!({"namespace": s.namespace(), "bytes": hex::encode(s.as_bytes()), "signer": signer, "signature": hex::encode(signature)});
+    // Each statement with its fields (hex, in order), so that another implementation builds the bytes itself.
+    let entry = |s: &Statement, fields: &[&[u8]], signature: Vec<u8>, signer: &str| {
+        json!({"namespace": s.namespace(),
+        "fields": fields.iter().map(hex::encode).collect::<Vec<_>>(), "bytes": hex::encode(s.as_bytes()),
+        "signer": signer, "signature": hex::encode(signature)})
+    };
+    let removed = "ffeeddccbbaa99887766554433221100";
+    let tunnel = "ab".repeat(32);
+    let attach_target = format!("{fp}/{dev_id}");
     json!({
         "description": "Statements: namespace, 0x00, then each field as u32 big-endian length and bytes. Certificate statements are signed under the statement scheme (here Ed25519ph, SHA-512 prehash, context \"kalit/v1/statement\"); device and relay statements with plain Ed25519. Ed25519 keys are PKCS#8 v1 around the given seed.",
         "relay_id": relay_id,
@@ -445,11 +454,12 @@ fn statement_vectors() -> Value {
         "relay_seed": hex::encode(fixed::<32>(150)),
         "relay_public": hex::encode(relay_key.public_key_raw()),
         "statements": [
-            entry(&register, register.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
-            entry(&removal, removal.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
-            entry(&join, join.sign(&device).unwrap(), "device (Ed25519)"),
-            entry(&attach, attach.sign(&device).unwrap(), "device (Ed25519)"),
-            entry(&att, att.sign(&relay_key).unwrap(), "relay (Ed25519)"),
+            entry(&register, &[rid, &nonce, ali, &dev, fpb], register.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
+            entry(&removal, &[rid, &nonce, ali, did, removed.as_bytes()], removal.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
+            entry(&join, &[rid, &nonce, ali, did, b"tunnel-join", tunnel.as_bytes()], join.sign(&device).unwrap(), "device (Ed25519)"),
+            entry(&attach, &[rid, &nonce, ali, did, b"attach", attach_target.as_bytes()], attach.sign(&device).unwrap(), "device (Ed25519)"),
+            entry(&att, &[rid, ali, fpb, did, attestation.device_key.as_bytes(), &attestation.issued_at.to_be_bytes(),
+                &attestation.expires_at.to_be_bytes()], att.sign(&relay_key).unwrap(), "relay (Ed25519)"),
         ],
         "attestation": serde_json::to_value(&attestation).unwrap(),
     })
@@ -627,7 +637,8 @@ fn the_committed_session_replays() {
 #[test]
 fn the_committed_statements_verify() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("statements-v1.json")).unwrap()).unwrap();
-    let cert_public = hex::decode(v["certificate_key_public"].as_str().unwrap()).unwrap();
+    let h = |x: &Value| hex::decode(x.as_str().unwrap()).unwrap();
+    let cert_public = h(&v["certificate_key_public"]);
     // The certificate key's SubjectPublicKeyInfo (Ed25519): 302a300506032b6570032100 || key.
     let mut spki = hex::decode("302a300506032b6570032100").unwrap();
     spki.extend_from_slice(&cert_public);
@@ -643,7 +654,14 @@ fn the_committed_statements_verify() {
             let pk = hex::decode(v[key].as_str().unwrap()).unwrap();
             kalit_core::statement::verify_ed25519(&pk, &bytes, &sig).unwrap();
         }
-        assert!(bytes.starts_with(format!("{}\0", s["namespace"].as_str().unwrap()).as_bytes()));
+        // The bytes are the namespace, a zero byte and the fields, each after its u32 big-endian length.
+        let mut built = format!("{}\0", s["namespace"].as_str().unwrap()).into_bytes();
+        for f in s["fields"].as_array().unwrap() {
+            let f = h(f);
+            built.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            built.extend_from_slice(&f);
+        }
+        assert_eq!(built, bytes);
     }
 }
 

@@ -1,0 +1,171 @@
+//! The TypeScript phone (phone/, the protocol code the phone app is built on) against the Rust agent and
+//! relay: it opens a key from a `kalit vault backup` file, registers a device key of its own at the relay
+//! (the certificate key's statement signature made by WebCrypto or, for Ed25519ph, @noble, and checked by
+//! the relay), joins the tunnel with the QR a page got from the agent, runs the Noise handshake (the same
+//! SAS on both sides), shows the request and answers it. The agent checks each signature before the page
+//! gets it, and OpenSSL checks it again.
+//!
+//! Runs when node and the built TypeScript (`cd phone && npm ci && npm run build:test`) are present;
+//! `KALIT_PHONE_APP_TEST=1` (set by .ci/run) makes their absence a failure instead of a skip.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::common::{PIN, openssl, s, verify_raw_with_openssl};
+use crate::network::enrolled_phone;
+use crate::signing::{Page, stack};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn live_phone() -> Option<PathBuf> {
+    let script = repo().join("phone/build/tools/live-phone.js");
+    let have = script.exists()
+        && repo().join("phone/node_modules/ws").exists()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if have {
+        return Some(script);
+    }
+    if std::env::var("KALIT_PHONE_APP_TEST").is_ok_and(|v| v == "1") {
+        panic!(
+            "KALIT_PHONE_APP_TEST=1 but node or the built phone code is missing (cd phone && npm ci && npm run build:test)"
+        );
+    }
+    println!("SKIPPED: the TypeScript phone test needs node and `cd phone && npm ci && npm run build:test`");
+    None
+}
+
+/// The TypeScript phone as a process: lines in, lines out.
+struct TsPhone {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl TsPhone {
+    fn start(script: &Path, relay_url: &str, backup: &Path, passphrase: &str, login: &str) -> TsPhone {
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("RELAY_URL", relay_url)
+            .env("BACKUP_FILE", backup)
+            .env("BACKUP_PASSPHRASE", passphrase)
+            .env("LOGIN", login)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        TsPhone { child, stdin, lines }
+    }
+
+    /// The next line starting with `prefix` (a FAILED line fails the test).
+    fn expect(&self, prefix: &str) -> String {
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(60)).expect("the TypeScript phone went quiet");
+            assert!(!line.starts_with("FAILED"), "the TypeScript phone: {line}");
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for TsPhone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_relay() {
+    let Some(script) = live_phone() else { return };
+    let origin = "https://portal.example";
+    let stack = stack(&[origin]);
+    let page = Page::new(&stack.agent.url, origin);
+    for (alg, login) in [("p-256", "ts-ali"), ("ed25519", "ts-vali"), ("rsa-2048", "ts-guli")] {
+        // A key enrolled at the RA by the command-line vault, carried to the TypeScript phone in a backup
+        // (not registered at the relay: the TypeScript phone does that itself, with its own device key).
+        let v = enrolled_phone(
+            stack.root.path(),
+            &format!("cli-{alg}"),
+            alg,
+            &stack.ra,
+            &stack.ra_url,
+            &format!("CN={login},C=UZ"),
+        );
+        let backup = stack.root.path().join(format!("{alg}.backup"));
+        v.run(&["backup", "--out", s(&backup)], &[PIN, "backup-pass-1", "backup-pass-1"]).ok();
+        let mut phone = TsPhone::start(&script, &stack.relay_url, &backup, "backup-pass-1", login);
+        let device_id = phone.expect("REGISTERED");
+        assert_eq!(device_id.len(), 32, "{device_id}");
+
+        let c = page.start(None);
+        phone.say(&format!("QR {}", c.qr));
+        let sas = phone.expect("SAS");
+        let st = page.wait(&c, "connected");
+        assert_eq!(st["phase"], "connected", "{st}");
+        assert_eq!(st["sas"], sas.as_str(), "both screens show the same code");
+        assert_eq!(st["login"], login);
+
+        // Approved: a raw signature the agent checked, and OpenSSL checks again.
+        let doc = format!("Shartnoma {alg} / Договор / Contract\n");
+        let (code, r) = std::thread::scope(|sc| {
+            let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "raw", false));
+            let prompt = phone.expect("PROMPT");
+            assert!(prompt.contains("contract.txt") && prompt.ends_with(origin), "{prompt}");
+            phone.say("approve");
+            pending.join().unwrap()
+        });
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(r["login"], login);
+        if openssl().is_some() {
+            let work = stack.root.path().join(format!("check-{alg}"));
+            std::fs::create_dir_all(&work).unwrap();
+            let (cert, d, sig) = (work.join("cert.pem"), work.join("doc.txt"), work.join("doc.sig"));
+            std::fs::write(&cert, r["certificate_pem"].as_str().unwrap()).unwrap();
+            std::fs::write(&d, &doc).unwrap();
+            std::fs::write(&sig, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
+            let openssl_alg = if alg.starts_with("rsa") { "rsa" } else { alg };
+            verify_raw_with_openssl(openssl_alg, false, &cert, &d, &sig, &work);
+        }
+
+        // Declined: the page learns it, the session stays usable.
+        let (code, r) = std::thread::scope(|sc| {
+            let pending = sc.spawn(|| page.sign(&c, b"no, thank you", "raw", false));
+            phone.expect("PROMPT");
+            phone.say("decline");
+            pending.join().unwrap()
+        });
+        assert_eq!((code, r["error"]["code"].as_str()), (403, Some("declined")), "{r}");
+
+        // A Kalit statement as a document is refused by the TypeScript phone before anyone is asked.
+        let (code, r) = page.sign(&c, b"kalit/v1/register\0forged", "raw", false);
+        assert_eq!((code, r["error"]["code"].as_str()), (403, Some("refused_by_policy")), "{r}");
+
+        page.end(&c);
+        assert_eq!(phone.expect("DONE"), "1 1 0");
+    }
+}

@@ -1,0 +1,180 @@
+// Drives a PhoneSession over the relay's tunnel (a WebSocket): the join request first, then relay events
+// (text) and Noise frames (binary). The person's answer is asked while frames keep being read, so a
+// request the computer withdraws is taken off the screen at once (the prompt's signal aborts) and an
+// answer that comes after the withdrawal is never sent.
+
+import { deviceRequest } from "../protocol/ceremony.js";
+import { b64 } from "../protocol/bytes.js";
+import { Failure } from "../protocol/errors.js";
+import type { DeviceKey } from "../protocol/keys.js";
+import { type PhoneAction, type PhoneAnswer, PhoneSession, type Prompt } from "../protocol/phone-session.js";
+import { ACTION } from "../protocol/statement.js";
+import { parseTunnelEvent } from "../protocol/wire.js";
+import type { Relay, RegistrationRecord } from "./relay.js";
+
+/** The part of the WebSocket API the driver uses (the browser's, or the `ws` package's in Node). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: "open" | "close" | "error" | "message", listener: (ev: { data?: unknown }) => void): void;
+}
+export type WebSocketFactory = (url: string) => WebSocketLike;
+
+export interface PairUi {
+  /** The handshake is done: show the code both screens must show. */
+  connected(info: { sas: string; origin: string; network: string | null }): void;
+  /** Asks the person; `signal` aborts when the computer withdraws the request. `null`: nothing to send. */
+  ask(prompt: Prompt, signal: AbortSignal): Promise<PhoneAnswer | null>;
+  /** Something to tell the person (a refusal, a withdrawal, the end). */
+  notice(kind: "refused" | "withdrawn" | "ended" | "late", text: string): void;
+}
+
+export interface PairSummary {
+  signed: number;
+  declined: number;
+  withdrawn: number;
+}
+
+/** Seconds to wait for the relay's answer to the join, and for the computer's handshake. */
+export const JOIN_SECS = 15;
+
+export function wsUrl(relayUrl: string, path: string): string {
+  return relayUrl.replace(/^http/, "ws") + path;
+}
+
+export async function pair(p: {
+  qrText: string;
+  nowSecs: number;
+  registration: RegistrationRecord;
+  chain: Uint8Array[];
+  device: DeviceKey;
+  relay: Relay;
+  ui: PairUi;
+  connect: WebSocketFactory;
+}): Promise<PairSummary> {
+  const reg = p.registration;
+  const relayKey = b64.decode(reg.relayPublicKey);
+  if (!relayKey) throw new Failure("corrupt", "the stored relay key is damaged");
+  const session = new PhoneSession(p.qrText, p.nowSecs, {
+    relayId: reg.relayId,
+    relayPublicKey: relayKey,
+    login: reg.login,
+    deviceId: reg.deviceId,
+    chain: p.chain,
+  });
+  const tunnel = session.tunnelId();
+  const nonce = await p.relay.nonce();
+  const join = await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device);
+  return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join`)), JSON.stringify({ ...join, target: tunnel }), p.ui);
+}
+
+/** Runs `session` over `ws` until it closes. */
+export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string, ui: PairUi): Promise<PairSummary> {
+  ws.binaryType = "arraybuffer";
+  const summary: PairSummary = { signed: 0, declined: 0, withdrawn: 0 };
+  let network: string | null = null;
+  let connected = false;
+  let prompting: { id: number; abort: AbortController } | null = null;
+  return new Promise<PairSummary>((resolve, reject) => {
+    let done = false;
+    const finish = (failure: Failure | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      prompting?.abort.abort();
+      try {
+        ws.close(1000);
+      } catch {
+        /* already closed */
+      }
+      // The link is gone after the person answered something: the session simply ended.
+      if (failure && !(failure.code === "unavailable" && summary.signed + summary.declined > 0)) reject(failure);
+      else resolve(summary);
+    };
+    const timer = setTimeout(
+      () => !connected && finish(new Failure("unavailable", "the relay or the computer did not answer in time")),
+      JOIN_SECS * 1000,
+    );
+    const run = (actions: PhoneAction[]) => {
+      for (const a of actions) {
+        switch (a.kind) {
+          case "send":
+            if (!done) ws.send(a.frame);
+            break;
+          case "network":
+            network = a.sameNetwork ? null : a.computerAddress;
+            break;
+          case "connected":
+            connected = true;
+            ui.connected({ sas: a.sas, origin: session.qr.payload.origin, network });
+            break;
+          case "prompt":
+            ask(a.prompt);
+            break;
+          case "refused":
+            ui.notice("refused", a.failure.message);
+            break;
+          case "withdrawn":
+            if (a.prompted) {
+              summary.withdrawn++;
+              if (prompting?.id === a.id) prompting.abort.abort();
+            }
+            ui.notice("withdrawn", a.reason);
+            break;
+          case "ended":
+            ui.notice("ended", a.reason);
+            break;
+          case "closed":
+            finish(a.failure);
+            break;
+        }
+      }
+    };
+    const ask = (prompt: Prompt) => {
+      const abort = new AbortController();
+      prompting = { id: prompt.id, abort };
+      ui.ask(prompt, abort.signal).then(
+        (answer) => {
+          if (prompting?.id === prompt.id) prompting = null;
+          if (done || answer === null) return;
+          if (session.isWithdrawn(prompt.id)) {
+            ui.notice("late", "the computer withdrew this request before you answered; nothing was sent");
+            return;
+          }
+          try {
+            const frames = session.answer(prompt.id, answer);
+            if (answer.kind === "approved") summary.signed++;
+            if (answer.kind === "declined") summary.declined++;
+            run(frames);
+          } catch (e) {
+            ui.notice("late", e instanceof Error ? e.message : String(e));
+          }
+        },
+        (e: unknown) => run(session.fail(e instanceof Failure ? e : new Failure("internal", String(e)))),
+      );
+    };
+    ws.addEventListener("open", () => ws.send(joinJson));
+    ws.addEventListener("message", (ev) => {
+      if (done) return;
+      const data = ev.data;
+      if (typeof data === "string") {
+        let event;
+        try {
+          event = parseTunnelEvent(data);
+        } catch (e) {
+          finish(e instanceof Failure ? e : new Failure("unavailable", "the relay sent something that is not a tunnel event"));
+          return;
+        }
+        run(session.onEvent(event));
+      } else if (data instanceof ArrayBuffer) {
+        run(session.onFrame(new Uint8Array(data)));
+      } else if (ArrayBuffer.isView(data)) {
+        run(session.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+      }
+    });
+    ws.addEventListener("close", () => finish(session.closed ? null : new Failure("unavailable", "the relay closed the tunnel")));
+    ws.addEventListener("error", () => finish(new Failure("unavailable", "the tunnel broke")));
+  });
+}

@@ -1,0 +1,112 @@
+// The phone's requests to its relay: identity, nonces, registration, the tunnel join.
+
+import { b64 } from "../protocol/bytes.js";
+import {
+  type DeviceRequest,
+  type PendingRegistration,
+  type RelayIdentity,
+  type Registration,
+  checkNonce,
+  checkRelayIdentity,
+  finishRegistration,
+  startRegistration,
+} from "../protocol/ceremony.js";
+import { Failure } from "../protocol/errors.js";
+import type { DeviceKey, SigningKey } from "../protocol/keys.js";
+import { readAttestation, type SignedAttestation } from "../protocol/wire.js";
+import { type Fetch, JsonClient } from "./http.js";
+
+export const WELL_KNOWN_PATH = "/.well-known/kalit-relay";
+
+/** What the phone keeps of one registration (the device key itself stays in the browser's key store). */
+export interface RegistrationRecord {
+  relayUrl: string;
+  relayId: string;
+  /** The relay's Ed25519 key, base64: pinned at registration. */
+  relayPublicKey: string;
+  relayName: string;
+  login: string;
+  deviceId: string;
+  attestation: SignedAttestation;
+}
+
+export class Relay {
+  readonly client: JsonClient;
+
+  constructor(url: string, fetchImpl?: Fetch) {
+    this.client = new JsonClient(url, "relay", fetchImpl);
+  }
+
+  async identity(): Promise<{ identity: RelayIdentity; publicKey: Uint8Array }> {
+    const identity = await this.client.get<RelayIdentity>(WELL_KNOWN_PATH);
+    if (typeof identity?.relay_id !== "string" || typeof identity.public_key !== "string") {
+      throw new Failure("unavailable", "the relay's identity is malformed");
+    }
+    return { identity, publicKey: checkRelayIdentity(identity) };
+  }
+
+  async nonce(): Promise<Uint8Array> {
+    const n = await this.client.post<{ nonce?: unknown }>("/v1/nonce");
+    if (typeof n?.nonce !== "string") throw new Failure("unavailable", "the relay sent a malformed nonce");
+    return checkNonce(n.nonce);
+  }
+
+  /** Registers `device` under `login` with the certificate key's proof; the answer is checked before it is kept. */
+  async register(p: {
+    login: string;
+    device: DeviceKey;
+    deviceName: string;
+    chain: Uint8Array[];
+    certificateKey: SigningKey;
+    approver?: { deviceId: string; device: DeviceKey };
+    /** The relay's key pinned earlier (a second registration must find the same relay). */
+    pinned?: { relayId: string; publicKey: string };
+  }): Promise<RegistrationRecord> {
+    const { identity, publicKey } = await this.identity();
+    if (p.pinned && (p.pinned.relayId !== identity.relay_id || p.pinned.publicKey !== b64.encode(publicKey))) {
+      throw new Failure("untrusted_certificate", "this relay's key is not the one pinned at the first registration");
+    }
+    const nonce = await this.nonce();
+    const reg: Registration = {
+      relay: identity,
+      relayPublicKey: publicKey,
+      nonce,
+      login: p.login,
+      device: p.device,
+      deviceName: p.deviceName,
+      chain: p.chain,
+      certificateKey: p.certificateKey,
+      ...(p.approver ? { approver: p.approver } : {}),
+    };
+    const { request, pending } = await startRegistration(reg);
+    const resp = await this.client.post<{ attestation?: unknown }>("/v1/register", request);
+    return record(this.client.base, identity, publicKey, pending, resp);
+  }
+}
+
+function record(
+  relayUrl: string,
+  identity: RelayIdentity,
+  publicKey: Uint8Array,
+  pending: PendingRegistration,
+  resp: { attestation?: unknown },
+): RegistrationRecord {
+  let attestation: SignedAttestation;
+  try {
+    attestation = readAttestation(resp.attestation as Record<string, unknown>);
+  } catch {
+    throw new Failure("unavailable", "the relay's answer to the registration is malformed; nothing was saved");
+  }
+  finishRegistration(pending, attestation);
+  return {
+    relayUrl,
+    relayId: identity.relay_id,
+    relayPublicKey: b64.encode(publicKey),
+    relayName: identity.name,
+    login: pending.login,
+    deviceId: pending.deviceId,
+    attestation,
+  };
+}
+
+export type { DeviceRequest };

@@ -1,0 +1,344 @@
+// The phone's side of a signing session as a state machine (kalit_core::flow::PhoneSession): events in,
+// actions out; no I/O, no clock and no randomness inside (time and, for vectors, the ephemeral key come
+// from the caller). Every rule of the Rust phone is here once for TypeScript, and the committed flow
+// vectors hold both to the same bytes.
+
+import { sha256 } from "@noble/hashes/sha2.js";
+
+import { b64, toHex } from "./bytes.js";
+import { Channel, MAX_DOCUMENT } from "./channel.js";
+import * as display from "./display.js";
+import { type ErrorCode, Failure } from "./errors.js";
+import { NKpsk0Initiator } from "./noise.js";
+import * as purpose from "./purpose.js";
+import { Qr } from "./qr.js";
+import { ACTION, type Statement, b64Field, statements, verifyAttestation } from "./statement.js";
+import type { ChannelMessage, DocFormat, SignedAttestation, TunnelEvent } from "./wire.js";
+
+export interface PhoneConfig {
+  relayId: string;
+  relayPublicKey: Uint8Array;
+  login: string;
+  deviceId: string;
+  /** The signing certificate first, then its issuers (DER). */
+  chain: Uint8Array[];
+}
+
+export interface Prompt {
+  id: number;
+  origin: string;
+  name: string;
+  mediaType: string;
+  data: Uint8Array;
+  format: DocFormat;
+  pss: boolean;
+  sha256: string;
+  /** A raw signature over bytes that are not text: the separate confirmation is needed. */
+  blind: boolean;
+  typeWarning: string | null;
+}
+
+export type PhoneAnswer =
+  | { kind: "approved"; signature: Uint8Array }
+  | { kind: "declined" }
+  | { kind: "failed"; failure: Failure };
+
+export type PhoneAction =
+  | { kind: "send"; frame: Uint8Array }
+  | { kind: "network"; computerAddress: string; sameNetwork: boolean }
+  | { kind: "connected"; sas: string }
+  | { kind: "prompt"; prompt: Prompt }
+  | { kind: "refused"; id: number; origin: string; failure: Failure }
+  | { kind: "withdrawn"; id: number; reason: string; prompted: boolean }
+  | { kind: "ended"; reason: string }
+  | { kind: "closed"; failure: Failure | null };
+
+type Phase =
+  | { p: "joining" }
+  | { p: "handshake"; hs: NKpsk0Initiator }
+  | { p: "ready" }
+  | { p: "prompting"; id: number }
+  | { p: "closed" };
+
+const WITHDRAWN_KEPT = 64;
+
+export class PhoneSession {
+  readonly qr: Qr;
+  #config: PhoneConfig;
+  #ephemeral: Uint8Array | undefined;
+  #phase: Phase = { p: "joining" };
+  #channel: Channel | null = null;
+  #attestation: SignedAttestation | null = null;
+  #lastId = 0;
+  #withdrawn: number[] = [];
+
+  /** Reads and checks the QR (fresh at `nowSecs`, a web origin, this registration's relay). */
+  constructor(qrText: string, nowSecs: number, config: PhoneConfig) {
+    const qr = Qr.parse(qrText);
+    qr.checkFresh(nowSecs);
+    display.origin(qr.payload.origin);
+    if (qr.payload.relay_id !== config.relayId) {
+      throw new Failure("not_found", "the QR names another relay than this registration");
+    }
+    if (config.chain.length === 0) throw new Failure("not_found", "this registration's key has no certificate");
+    this.qr = qr;
+    this.#config = config;
+  }
+
+  /** Fixes the ephemeral key: for the conformance vectors only. */
+  dangerFixEphemeral(e: Uint8Array): void {
+    this.#ephemeral = e.slice();
+  }
+
+  tunnelId(): string {
+    return this.qr.tunnelId();
+  }
+
+  /** The device request that joins the tunnel (signed by the device key, sent to the relay). */
+  joinStatement(nonce: Uint8Array): Statement {
+    const c = this.#config;
+    return statements.deviceRequest(c.relayId, nonce, c.login, c.deviceId, ACTION.TUNNEL_JOIN, this.tunnelId());
+  }
+
+  get closed(): boolean {
+    return this.#phase.p === "closed";
+  }
+
+  isWithdrawn(id: number): boolean {
+    return this.#withdrawn.includes(id);
+  }
+
+  onEvent(event: TunnelEvent): PhoneAction[] {
+    if (this.#phase.p === "closed") return [];
+    if (this.#phase.p === "joining" && event.event === "joined") {
+      try {
+        verifyAttestation(this.#config.relayPublicKey, event.attestation);
+      } catch {
+        return this.#close(new Failure("unavailable", "the relay's attestation does not verify with its pinned key"));
+      }
+      const a = event.attestation.attestation;
+      if (a.device_id !== this.#config.deviceId || a.login !== this.#config.login) {
+        return this.#close(new Failure("unavailable", "the relay's attestation is for another device or login"));
+      }
+      this.#attestation = event.attestation;
+      let hs: NKpsk0Initiator;
+      let msg1: Uint8Array;
+      try {
+        hs = new NKpsk0Initiator(new TextEncoder().encode(this.qr.text), this.qr.agentPublic, this.qr.psk(), this.#ephemeral);
+        msg1 = hs.writeMessage1();
+      } catch (e) {
+        return this.#close(asFailure(e));
+      }
+      this.#phase = { p: "handshake", hs };
+      return [
+        { kind: "network", computerAddress: display.field(event.computer_address, 60), sameNetwork: event.same_network },
+        { kind: "send", frame: msg1 },
+      ];
+    }
+    if (event.event === "error") {
+      const code: ErrorCode = event.code === "unknown" ? "unavailable" : event.code;
+      return this.#close(new Failure(code, `the relay: ${display.field(event.message, 200)}`));
+    }
+    return this.#close(new Failure("unavailable", "the relay broke the tunnel protocol"));
+  }
+
+  onFrame(frame: Uint8Array): PhoneAction[] {
+    const phase = this.#phase;
+    this.#phase = { p: "closed" };
+    switch (phase.p) {
+      case "closed":
+        return [];
+      case "joining":
+        return this.#close(new Failure("unavailable", "the relay broke the tunnel protocol"));
+      case "handshake": {
+        let channel: Channel;
+        try {
+          if (frame.length > 256) throw new Failure("channel", "handshake message too long");
+          channel = new Channel(phase.hs.readMessage2(frame).transport);
+        } catch (e) {
+          return this.#close(asFailure(e, true));
+        }
+        this.#channel = channel;
+        this.#phase = { p: "ready" };
+        const attestation = this.#attestation;
+        if (!attestation) return this.#close(new Failure("channel", "no attestation"));
+        const hello: ChannelMessage = {
+          type: "hello",
+          login: this.#config.login,
+          device_name: this.#config.deviceId,
+          chain: this.#config.chain.map((c) => b64.encode(c)),
+          attestation,
+        };
+        const out: PhoneAction[] = [{ kind: "connected", sas: channel.sas }];
+        try {
+          out.push(...this.#seal(hello));
+        } catch (e) {
+          out.push(...this.#close(asFailure(e)));
+        }
+        return out;
+      }
+      case "ready":
+      case "prompting": {
+        this.#phase = phase;
+        let m: ChannelMessage | null;
+        try {
+          if (!this.#channel) throw new Failure("channel", "no channel");
+          m = this.#channel.open(frame);
+        } catch (e) {
+          return this.#close(asFailure(e, true));
+        }
+        return m ? this.#onMessage(m) : [];
+      }
+    }
+  }
+
+  #onMessage(m: ChannelMessage): PhoneAction[] {
+    switch (m.type) {
+      case "sign_request": {
+        if (this.#phase.p !== "ready") {
+          return this.fail(new Failure("channel", "the computer sent a second request before this one was answered"));
+        }
+        if (m.id <= this.#lastId) return this.fail(new Failure("channel", "the computer reused a request id"));
+        this.#lastId = m.id;
+        let originOk = m.origin === this.qr.payload.origin;
+        try {
+          display.origin(m.origin);
+        } catch {
+          originOk = false;
+        }
+        if (!originOk) {
+          return this.fail(
+            new Failure("refused_by_policy", "the computer named another origin than the QR; nothing was signed"),
+          );
+        }
+        let data: Uint8Array;
+        let mediaType: string;
+        try {
+          data = b64Field("document", m.data, MAX_DOCUMENT);
+          mediaType = display.mediaType(m.media_type);
+        } catch (e) {
+          const f = asFailure(e);
+          return this.fail(new Failure("invalid_input", `${f.message}; nothing was signed`));
+        }
+        try {
+          purpose.checkDocument(data, m.format === "raw");
+        } catch (e) {
+          const failure = asFailure(e);
+          let out: PhoneAction[];
+          try {
+            out = this.#seal(failedResponse(m.id, failure));
+          } catch (e2) {
+            return this.#close(asFailure(e2));
+          }
+          out.push({ kind: "refused", id: m.id, origin: m.origin, failure });
+          return out;
+        }
+        const prompt: Prompt = {
+          id: m.id,
+          origin: m.origin,
+          name: m.name,
+          blind: m.format === "raw" && purpose.needsBlindConfirmation(data),
+          typeWarning: display.typeMismatch(mediaType, data),
+          sha256: toHex(sha256(data)),
+          mediaType,
+          data,
+          format: m.format,
+          pss: m.pss,
+        };
+        this.#phase = { p: "prompting", id: m.id };
+        return [{ kind: "prompt", prompt }];
+      }
+      case "cancel": {
+        const prompted = this.#phase.p === "prompting" && this.#phase.id === m.id;
+        if (prompted) {
+          if (this.#withdrawn.length === WITHDRAWN_KEPT) this.#withdrawn.shift();
+          this.#withdrawn.push(m.id);
+          this.#phase = { p: "ready" };
+        }
+        return [{ kind: "withdrawn", id: m.id, reason: display.field(m.reason, 200), prompted }];
+      }
+      case "bye": {
+        const reason = display.field(m.reason, 300);
+        if (m.code !== null) {
+          const code: ErrorCode = m.code === "unknown" ? "channel" : m.code;
+          return this.#close(new Failure(code, `the computer ended the session: ${reason}`));
+        }
+        return [{ kind: "ended", reason }, ...this.#close(null)];
+      }
+      default:
+        return this.#close(new Failure("channel", "the computer sent a message out of turn"));
+    }
+  }
+
+  /** The person's answer to request `id` (refused when the computer withdrew it meanwhile). */
+  answer(id: number, answer: PhoneAnswer): PhoneAction[] {
+    if (this.isWithdrawn(id)) {
+      throw new Failure("expired", "the computer withdrew this request; no answer was sent");
+    }
+    if (!(this.#phase.p === "prompting" && this.#phase.id === id)) {
+      throw new Failure("invalid_input", `no request ${id} is waiting for an answer`);
+    }
+    let m: ChannelMessage;
+    switch (answer.kind) {
+      case "approved":
+        m = { type: "sign_response", id, status: "approved", signature: b64.encode(answer.signature) };
+        break;
+      case "declined":
+        m = { type: "sign_response", id, status: "declined" };
+        break;
+      case "failed":
+        m = failedResponse(id, answer.failure);
+        break;
+    }
+    const frames = this.#seal(m);
+    this.#phase = { p: "ready" };
+    return frames;
+  }
+
+  /** Ends the session because of `e` (a goodbye with its code goes to the computer). */
+  fail(e: Failure): PhoneAction[] {
+    if (this.closed) return [];
+    return this.#goodbye(e.message, e);
+  }
+
+  /** The person ends the session. */
+  end(reason: string): PhoneAction[] {
+    if (this.closed) return [];
+    return this.#goodbye(reason, null);
+  }
+
+  #goodbye(reason: string, failure: Failure | null): PhoneAction[] {
+    let out: PhoneAction[] = [];
+    if (this.#channel) {
+      try {
+        out = this.#seal({ type: "bye", reason, code: failure ? failure.code : null });
+      } catch {
+        out = [];
+      }
+    }
+    return [...out, ...this.#close(failure)];
+  }
+
+  #seal(m: ChannelMessage): PhoneAction[] {
+    if (!this.#channel) throw new Failure("channel", "no channel");
+    return this.#channel.seal(m).map((frame) => ({ kind: "send", frame }) as const);
+  }
+
+  #close(failure: Failure | null): PhoneAction[] {
+    this.#phase = { p: "closed" };
+    return [{ kind: "closed", failure }];
+  }
+}
+
+function failedResponse(id: number, f: Failure): ChannelMessage {
+  return { type: "sign_response", id, status: "failed", code: f.code, message: `${f.code}: ${f.message}` };
+}
+
+/** Any thrown value as a failure; `channel` marks a broken handshake or channel. */
+function asFailure(e: unknown, channel = false): Failure {
+  if (e instanceof Failure) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return channel
+    ? new Failure("channel", `the secure channel failed (${message}): the QR, the relay or a frame was altered`)
+    : new Failure("internal", message);
+}

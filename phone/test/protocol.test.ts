@@ -1,0 +1,187 @@
+// The TypeScript protocol code on hostile and edge-case input (the vectors cover the well-formed paths).
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { ed25519, ed25519ph } from "@noble/curves/ed25519.js";
+
+import { b64, b64url, fromHex, fromUtf8, toHex, utf8 } from "../src/protocol/bytes.js";
+import { checkNonce, checkRelayIdentity, keyId, normalizeLogin } from "../src/protocol/ceremony.js";
+import { ecdsaRawToDer } from "../src/protocol/der.js";
+import { Failure } from "../src/protocol/errors.js";
+import { SigningKey, STATEMENT_CONTEXT, describePkcs8, generateDeviceKey } from "../src/protocol/keys.js";
+import { Qr } from "../src/protocol/qr.js";
+import { statements } from "../src/protocol/statement.js";
+import { parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
+
+const code = (f: () => unknown): string => {
+  try {
+    f();
+  } catch (e) {
+    return e instanceof Failure ? e.code : `not a failure: ${String(e)}`;
+  }
+  return "accepted";
+};
+
+test("base64 and hex accept only canonical text", () => {
+  assert.equal(b64.encode(utf8("ab")), "YWI=");
+  assert.deepEqual(b64.decode("YWI="), utf8("ab"));
+  for (const bad of ["YWI", "YWJ=", "YW I=", "YWI==", "Y===", "YW-=", "====", "YWI=YWI="]) assert.equal(b64.decode(bad), null, bad);
+  assert.deepEqual(b64.decode(""), new Uint8Array(0));
+  assert.equal(b64url.encode(Uint8Array.of(0xfb, 0xff)), "-_8");
+  assert.equal(b64url.decode("-_8="), null, "no padding in base64url");
+  assert.equal(b64url.decode("-_9"), null, "non-zero trailing bits");
+  assert.equal(fromHex("abc"), null);
+  assert.equal(fromHex("zz"), null);
+  assert.equal(toHex(fromHex("00ff")!), "00ff");
+  assert.equal(fromUtf8(Uint8Array.of(0xc3, 0x28)), null);
+  assert.equal(fromUtf8(Uint8Array.of(0xef, 0xbb, 0xbf, 0x61)), "\ufeffa", "a byte-order mark is kept");
+});
+
+test("hostile QR texts are refused with a clear code", () => {
+  const payload = (o: Record<string, unknown>) => `kalit:${b64url.encode(utf8(JSON.stringify(o)))}`;
+  const good = {
+    v: 2,
+    pk: b64url.encode(new Uint8Array(32).fill(1)),
+    s: b64url.encode(new Uint8Array(16).fill(2)),
+    relay: "https://relay.example",
+    relay_id: "r1",
+    origin: "https://portal.example",
+    iat: 1_800_000_000,
+    ttl: 60,
+    op: "sign",
+  };
+  assert.equal(code(() => Qr.parse(payload(good))), "accepted");
+  assert.equal(code(() => Qr.parse(`  ${payload(good)}\n`)), "accepted", "surrounding blanks are trimmed");
+  const cases: [string, Record<string, unknown>][] = [
+    ["unknown field", { ...good, extra: 1 }],
+    ["missing field", { ...good, op: undefined }],
+    ["short key", { ...good, pk: b64url.encode(new Uint8Array(31)) }],
+    ["short secret", { ...good, s: b64url.encode(new Uint8Array(15)) }],
+    ["other operation", { ...good, op: "login" }],
+    ["no lifetime", { ...good, ttl: 0 }],
+    ["long lifetime", { ...good, ttl: 301 }],
+    ["empty origin", { ...good, origin: "" }],
+    ["number as text", { ...good, iat: "1800000000" }],
+    ["negative time", { ...good, iat: -1 }],
+    ["other version", { ...good, v: 3 }],
+  ];
+  for (const [what, o] of cases) assert.equal(code(() => Qr.parse(payload(o))), "invalid_input", what);
+  for (const bad of ["", "kalit:", "kalit:%%%", "KALIT:abc", "https://evil.example/#kalit:x", `kalit:${b64url.encode(utf8("[1,2]"))}`]) {
+    assert.equal(code(() => Qr.parse(bad)), "invalid_input", bad);
+  }
+  assert.match(String((() => { try { Qr.parse(payload({ ...good, v: 9 })); } catch (e) { return (e as Error).message; } return ""; })()), /version 9/);
+});
+
+test("peer messages: unknown fields tolerated, unknown types and wrong types refused", () => {
+  const m = parseChannelMessage('{"type":"cancel","id":3,"reason":"gone","new_field":true}');
+  assert.deepEqual(m, { type: "cancel", id: 3, reason: "gone" });
+  const bye = parseChannelMessage('{"type":"bye","reason":"x","code":"a_code_from_the_future"}');
+  assert.deepEqual(bye, { type: "bye", reason: "x", code: "unknown" });
+  assert.equal(serializeChannelMessage({ type: "bye", reason: "r", code: null }), '{"type":"bye","reason":"r","code":null}');
+  for (const bad of [
+    "not json",
+    "[]",
+    '{"type":"teleport"}',
+    '{"type":"cancel","id":-1,"reason":"x"}',
+    '{"type":"cancel","id":4294967296,"reason":"x"}',
+    '{"type":"cancel","id":1.5,"reason":"x"}',
+    '{"type":"sign_request","id":1,"origin":"o","name":"n","media_type":"t/x","data":"","format":"pdf","pss":false}',
+    '{"type":"sign_response","id":1,"status":"maybe"}',
+  ]) {
+    assert.equal(code(() => parseChannelMessage(bad)), "channel", bad);
+  }
+  assert.equal(code(() => parseTunnelEvent('{"event":"teleported"}')), "unavailable");
+  assert.deepEqual(parseTunnelEvent('{"event":"error","code":"rate_limited","message":"slow down","x":1}'), {
+    event: "error",
+    code: "rate_limited",
+    message: "slow down",
+  });
+});
+
+test("relay identity, nonce and login checks", () => {
+  const pk = ed25519.getPublicKey(new Uint8Array(32).fill(5));
+  const ident = { version: 1, relay_id: keyId(pk), public_key: b64.encode(pk), name: "relay" };
+  assert.deepEqual(checkRelayIdentity(ident), pk);
+  assert.equal(code(() => checkRelayIdentity({ ...ident, relay_id: "0".repeat(32) })), "unavailable");
+  assert.equal(code(() => checkRelayIdentity({ ...ident, public_key: "!!" })), "invalid_input");
+  assert.equal(checkNonce(b64.encode(new Uint8Array(32))).length, 32);
+  assert.equal(code(() => checkNonce(b64.encode(new Uint8Array(16)))), "unavailable");
+  assert.equal(normalizeLogin("  Ali.Valiyev@Example "), "ali.valiyev@example");
+  for (const bad of ["ab", "-ali", "алишер", "a".repeat(65), "ali valiyev"]) assert.equal(code(() => normalizeLogin(bad)), "invalid_input", bad);
+});
+
+test("keys: PKCS#8 kinds, document and statement signatures that verify, and only for their purpose", async () => {
+  // Ed25519 from a fixed seed: the document signature is plain Ed25519, the statement Ed25519ph.
+  const seed = new Uint8Array(32).fill(7);
+  const pkcs8 = Uint8Array.from([...fromHex("302e020100300506032b657004220420")!, ...seed]);
+  assert.equal(describePkcs8(pkcs8).alg, "ed25519");
+  const ed = SigningKey.fromPkcs8(pkcs8);
+  const pub = ed25519.getPublicKey(seed);
+  const doc = utf8("a document") as Uint8Array<ArrayBuffer>;
+  const d = await ed.signDocument(doc, false);
+  assert.equal(d.scheme, "ed25519");
+  assert.ok(ed25519.verify(d.signature, doc, pub));
+  const st = statements.register("r1", new Uint8Array(32), "ali", new Uint8Array(32), "fp");
+  const s = await ed.signStatement(st.bytes);
+  assert.ok(ed25519ph.verify(s, st.bytes, pub, { context: utf8(STATEMENT_CONTEXT) }));
+  assert.ok(!ed25519.verify(s, st.bytes, pub), "a statement signature is not a document signature");
+  await assert.rejects(ed.signStatement(doc), (e: unknown) => e instanceof Failure && e.code === "refused_by_policy");
+  await assert.rejects(ed.signDocument(doc, true), (e: unknown) => e instanceof Failure && e.code === "invalid_input");
+
+  // P-256 and RSA from WebCrypto: the signatures verify with WebCrypto's own verify (DER converted back).
+  for (const alg of [
+    { gen: { name: "ECDSA", namedCurve: "P-256" }, kind: "p-256" },
+    { gen: { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: Uint8Array.of(1, 0, 1), hash: "SHA-256" }, kind: "rsa" },
+  ] as const) {
+    const pair = (await crypto.subtle.generateKey(alg.gen, true, ["sign", "verify"])) as CryptoKeyPair;
+    const p8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
+    assert.equal(describePkcs8(p8).alg, alg.kind);
+    const k = SigningKey.fromPkcs8(p8);
+    const sig = await k.signDocument(doc, false);
+    const spki = await crypto.subtle.exportKey("spki", pair.publicKey);
+    if (alg.kind === "p-256") {
+      assert.equal(sig.signature[0], 0x30, "DER");
+      const v = await crypto.subtle.importKey("spki", spki, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+      const raw = derToRaw(sig.signature);
+      assert.ok(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, v, raw, doc));
+    } else {
+      const v = await crypto.subtle.importKey("spki", spki, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
+      assert.ok(await crypto.subtle.verify("RSASSA-PKCS1-v1_5", v, sig.signature as Uint8Array<ArrayBuffer>, doc));
+    }
+  }
+  assert.equal(code(() => describePkcs8(utf8("not a key"))), "invalid_input");
+  assert.equal(code(() => describePkcs8(new Uint8Array(0))), "invalid_input");
+});
+
+test("device keys are non-extractable and never sign a certificate statement", async () => {
+  const { pair, device } = await generateDeviceKey();
+  assert.equal(pair.privateKey.extractable, false);
+  await assert.rejects(crypto.subtle.exportKey("pkcs8", pair.privateKey));
+  const st = statements.deviceRequest("r1", new Uint8Array(32), "ali", keyId(device.publicKey), "tunnel-join", "t");
+  const sig = await device.sign(st.bytes);
+  assert.ok(ed25519.verify(sig, st.bytes, device.publicKey));
+  const reg = statements.register("r1", new Uint8Array(32), "ali", device.publicKey, "fp");
+  await assert.rejects(device.sign(reg.bytes), (e: unknown) => e instanceof Failure && e.code === "refused_by_policy");
+});
+
+test("ECDSA r||s to DER: leading zeros stripped, high bits padded", () => {
+  const raw = new Uint8Array(64);
+  raw[31] = 1;
+  raw[32] = 0x80;
+  assert.equal(toHex(ecdsaRawToDer(raw)), `3026020101022100${"80"}${"00".repeat(31)}`);
+});
+
+function derToRaw(der: Uint8Array): Uint8Array<ArrayBuffer> {
+  // SEQUENCE { INTEGER r, INTEGER s } -> r||s of 32 bytes each.
+  const out = new Uint8Array(64);
+  let i = 2;
+  for (let part = 0; part < 2; part++) {
+    const len = der[i + 1]!;
+    let v = der.subarray(i + 2, i + 2 + len);
+    while (v.length > 32 && v[0] === 0) v = v.subarray(1);
+    out.set(v, part * 32 + (32 - v.length));
+    i += 2 + len;
+  }
+  return out;
+}
