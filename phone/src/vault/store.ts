@@ -1,0 +1,97 @@
+// Where the app's vault lives: a key-value store of structured-clone values. The browser's is IndexedDB
+// (one object store; a non-extractable CryptoKey is kept as it is, never as bytes); tests use memory.
+// Every write is one transaction: a record is either the old or the new one, never half of each.
+
+export interface Store {
+  get<T>(key: string): Promise<T | undefined>;
+  put(key: string, value: unknown): Promise<void>;
+  /** Several writes in one transaction. */
+  putMany(entries: [string, unknown][]): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Keys starting with `prefix`, sorted. */
+  keys(prefix: string): Promise<string[]>;
+}
+
+export class MemoryStore implements Store {
+  readonly map = new Map<string, unknown>();
+
+  async get<T>(key: string): Promise<T | undefined> {
+    return structuredClone(this.map.get(key)) as T | undefined;
+  }
+
+  async put(key: string, value: unknown): Promise<void> {
+    this.map.set(key, structuredClone(value));
+  }
+
+  async putMany(entries: [string, unknown][]): Promise<void> {
+    for (const [k, v] of entries) this.map.set(k, structuredClone(v));
+  }
+
+  async delete(key: string): Promise<void> {
+    this.map.delete(key);
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    return [...this.map.keys()].filter((k) => k.startsWith(prefix)).sort();
+  }
+}
+
+const DB = "kalit";
+const OBJECTS = "vault";
+
+function request<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+/** The browser's store: IndexedDB database `kalit`, object store `vault`. */
+export class IndexedDbStore implements Store {
+  private constructor(private readonly db: IDBDatabase) {}
+
+  static async open(): Promise<IndexedDbStore> {
+    const req = indexedDB.open(DB, 1);
+    req.onupgradeneeded = () => {
+      if (!req.result.objectStoreNames.contains(OBJECTS)) req.result.createObjectStore(OBJECTS);
+    };
+    return new IndexedDbStore(await request(req));
+  }
+
+  private tx(mode: IDBTransactionMode): { store: IDBObjectStore; done: Promise<void> } {
+    const t = this.db.transaction(OBJECTS, mode, { durability: "strict" });
+    const done = new Promise<void>((resolve, reject) => {
+      t.oncomplete = () => resolve();
+      t.onerror = () => reject(t.error);
+      t.onabort = () => reject(t.error ?? new Error("the storage transaction was aborted (is the storage full?)"));
+    });
+    return { store: t.objectStore(OBJECTS), done };
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const { store } = this.tx("readonly");
+    return (await request(store.get(key))) as T | undefined;
+  }
+
+  async put(key: string, value: unknown): Promise<void> {
+    await this.putMany([[key, value]]);
+  }
+
+  async putMany(entries: [string, unknown][]): Promise<void> {
+    const { store, done } = this.tx("readwrite");
+    for (const [k, v] of entries) store.put(v, k);
+    await done;
+  }
+
+  async delete(key: string): Promise<void> {
+    const { store, done } = this.tx("readwrite");
+    store.delete(key);
+    await done;
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    const { store } = this.tx("readonly");
+    const all = (await request(store.getAllKeys())) as IDBValidKey[];
+    return all.map(String).filter((k) => k.startsWith(prefix)).sort();
+  }
+}

@@ -1,0 +1,73 @@
+// CSRs the phone builds, judged by OpenSSL (`openssl req -verify`), and the enrolment chain check on
+// certificates OpenSSL issues for them.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+import { b64 } from "../src/protocol/bytes.js";
+import { Failure } from "../src/protocol/errors.js";
+import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../src/protocol/x509.js";
+import { MemoryStore } from "../src/vault/store.js";
+import { AppVault } from "../src/vault/vault.js";
+
+const NOW = Date.now();
+const now = () => Math.floor(Date.now() / 1000);
+
+function haveOpenssl(): boolean {
+  try {
+    execFileSync("openssl", ["version"]);
+    return true;
+  } catch {
+    if (process.env.KALIT_REQUIRE_OPENSSL === "1") throw new Error("KALIT_REQUIRE_OPENSSL=1 but openssl is missing");
+    console.log("SKIPPED: openssl is not installed");
+    return false;
+  }
+}
+
+test("CSRs for every key kind verify with OpenSSL; the issued chain checks; another key's does not", async (t) => {
+  if (!haveOpenssl()) return t.skip("no openssl");
+  const dir = mkdtempSync(join(tmpdir(), "kalit-x509-"));
+  const ossl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
+  ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=Test RA root/C=UZ");
+  writeFileSync(join(dir, "ext.cnf"), "keyUsage=critical,digitalSignature,nonRepudiation\n");
+  const v = await AppVault.init(new MemoryStore(), "123456", NOW);
+  const u = await v.unlock("123456", NOW);
+  let first: Uint8Array | undefined;
+  for (const alg of ["p-256", "ed25519", "rsa-2048"] as const) {
+    const k = await u.generate(alg, `key ${alg}`, false, NOW);
+    const key = await u.signingKey(k.id);
+    const spki = b64.decode(k.spki)!;
+    const csr = await buildCsr(key, spki, "Alisher Navoiy");
+    writeFileSync(join(dir, `${alg}.csr`), csr);
+    // OpenSSL 3 says "verify OK" on standard error and exits 1 on a bad self-signature.
+    const verified = execFileSync("sh", ["-c", `openssl req -verify -noout -in ${alg}.csr 2>&1`], { cwd: dir }).toString();
+    assert.match(verified, /verify OK/, verified);
+    ossl("x509", "-req", "-in", `${alg}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "10", "-extfile", "ext.cnf", "-out", `${alg}.pem`);
+    const chain = [...pemCertificates(readFileSync(join(dir, `${alg}.pem`), "utf8")), ...pemCertificates(readFileSync(join(dir, "ca.pem"), "utf8"))];
+    const { root, leaf } = await checkEnrolledChain(chain, spki, now());
+    assert.equal(root.length, 64);
+    assert.equal(nameText(leaf.subject), "CN=Alisher Navoiy");
+    assert.equal(nameText(parseCertificate(chain[1]!).subject), "CN=Test RA root, C=UZ");
+    if (first) {
+      // The certificate of another key: refused.
+      await assert.rejects(checkEnrolledChain(chain, first, now()), (e: unknown) => e instanceof Failure && e.code === "key_mismatch");
+    }
+    first = spki;
+    // Outside the validity: refused. A certificate altered by one byte: refused.
+    await assert.rejects(checkEnrolledChain(chain, spki, now() + 90 * 86400), (e: unknown) => e instanceof Failure && e.code === "untrusted_certificate");
+    // One bit altered in the signed part (the serial number), or anywhere in the signature: refused.
+    for (const at of [15, -40, -60]) {
+      const altered = chain.map((c) => c.slice());
+      const c0 = altered[0]!;
+      c0[at < 0 ? c0.length + at : at]! ^= 1;
+      await assert.rejects(checkEnrolledChain(altered, spki, now()), Failure, `bit at ${at}`);
+    }
+    // No CA chain at all.
+    await assert.rejects(checkEnrolledChain(chain.slice(0, 1), spki, now()), (e: unknown) => e instanceof Failure && e.code === "untrusted_certificate");
+    key.wipe();
+  }
+});
