@@ -120,6 +120,11 @@ enum RaCommand {
         /// Issuance requests per minute per client address (0: unlimited).
         #[arg(long, default_value_t = 60)]
         rate_per_minute: u32,
+        /// Web origin of a phone app allowed to enrol from a browser (CORS), e.g. the relay that serves
+        /// the app: --app-origin https://relay.example (repeat for several). Without it, browsers get no
+        /// CORS headers and only the command-line phone can enrol.
+        #[arg(long = "app-origin", value_name = "ORIGIN")]
+        app_origins: Vec<String>,
         /// Log lines as text or json (filter with KALIT_LOG, e.g. KALIT_LOG=debug).
         #[arg(long, default_value = "text")]
         log_format: String,
@@ -189,7 +194,16 @@ pub fn ra(a: RaArgs) -> CliResult {
             }
             Ok(())
         }
-        RaCommand::Serve { dir, listen, passphrase_file, tls_cert, tls_key, rate_per_minute, log_format } => {
+        RaCommand::Serve {
+            dir,
+            listen,
+            passphrase_file,
+            tls_cert,
+            tls_key,
+            rate_per_minute,
+            app_origins,
+            log_format,
+        } => {
             let addr = parse_listen(&listen)?;
             let tls = tls(tls_cert, tls_key)?;
             kalit_service::serve::check_listen(addr, tls.as_ref())?;
@@ -199,7 +213,7 @@ pub fn ra(a: RaArgs) -> CliResult {
             kalit_service::serve::init_logging(&log_format);
             let rt = runtime()?;
             rt.block_on(async {
-                let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute).await?;
+                let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute).await?.with_app_origins(&app_origins)?;
                 let header_timeout = std::time::Duration::from_secs(10);
                 kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls, header_timeout).await?;
                 Ok(())

@@ -49,6 +49,9 @@ pub struct RaState {
     pub metrics: Arc<Metrics>,
     /// Where "now" comes from (the system clock; tests move a manual one).
     pub clock: kalit_service::Clock,
+    /// Web origins of phone apps allowed to call the RA from a browser (CORS), e.g. the relay's
+    /// `https://relay.example` serving the app at `/app/`. Empty: no CORS headers at all.
+    pub app_origins: Arc<Vec<String>>,
 }
 
 impl RaState {
@@ -61,8 +64,62 @@ impl RaState {
             limiter: Arc::new(RateLimiter::new(per_minute, per_minute.max(1))),
             metrics: Arc::new(Metrics::new("kalit_ra")),
             clock: kalit_service::Clock::system(),
+            app_origins: Arc::new(vec![]),
         })
     }
+
+    /// Allows phone apps served from `origins` to call the RA from a browser (each must be an exact web
+    /// origin: scheme, host and port, nothing else).
+    pub fn with_app_origins(mut self, origins: &[String]) -> Result<RaState, RaError> {
+        let mut checked = Vec::with_capacity(origins.len());
+        for o in origins {
+            let o = o.trim_end_matches('/');
+            kalit_core::display::origin(o).map_err(|_| {
+                RaError::invalid(format!("--app-origin {o:?} is not a web origin (https://host[:port])"))
+            })?;
+            checked.push(o.to_string());
+        }
+        self.app_origins = Arc::new(checked);
+        Ok(self)
+    }
+}
+
+/// CORS for the phone apps' origins only: their preflight is answered, their requests get
+/// `Access-Control-Allow-Origin` with their exact origin; any other origin gets no CORS header, so a
+/// browser keeps other sites from reading the RA's answers.
+async fn app_cors(
+    State(origins): State<Arc<Vec<String>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| origins.iter().any(|a| a == o))
+        .map(str::to_owned);
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let allow = |r: &mut axum::response::Response| {
+        let h = r.headers_mut();
+        if let Ok(v) = header::HeaderValue::from_str(&origin) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+        h.append(header::VARY, header::HeaderValue::from_static("Origin"));
+    };
+    if req.method() == axum::http::Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        allow(&mut r);
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, header::HeaderValue::from_static("GET, POST"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, header::HeaderValue::from_static("content-type"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, header::HeaderValue::from_static("600"));
+        return r;
+    }
+    let mut r = next.run(req).await;
+    allow(&mut r);
+    r
 }
 
 /// Records a person verified by the operator and returns their one-time enrolment code
@@ -201,6 +258,7 @@ pub fn app(state: RaState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(15),
         ))
+        .layer(axum::middleware::from_fn_with_state(state.app_origins.clone(), app_cors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

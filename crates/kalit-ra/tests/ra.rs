@@ -298,3 +298,58 @@ async fn openapi_lists_routes_and_codes() {
     let n = spec["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap().len();
     assert_eq!(n, kalit_proto::ErrorCode::ALL.len());
 }
+
+/// CORS only for the phone apps' exact origins: their preflight is answered and their answers readable;
+/// any other origin (or none configured) gets no CORS header; a bad `--app-origin` is refused at start.
+#[tokio::test]
+async fn cors_only_for_the_configured_phone_app_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let app_origin = "https://relay.example";
+    let s = setup(dir.path(), false).await.with_app_origins(&[format!("{app_origin}/")]).unwrap();
+    let call = |method: &str, origin: &str| {
+        let mut r = Request::builder().method(method).uri("/v1/certificates").header("origin", origin);
+        if method == "OPTIONS" {
+            r = r
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type");
+        } else {
+            r = r.header("content-type", "application/json");
+        }
+        let body =
+            if method == "POST" { Body::from(json!({"code": "x", "csr": "y"}).to_string()) } else { Body::empty() };
+        let s = s.clone();
+        async move { app(s).oneshot(r.body(body).unwrap()).await.unwrap() }
+    };
+    let pre = call("OPTIONS", app_origin).await;
+    assert_eq!(pre.status(), StatusCode::NO_CONTENT);
+    assert_eq!(pre.headers()["access-control-allow-origin"], app_origin);
+    assert_eq!(pre.headers()["access-control-allow-headers"], "content-type");
+    let post = call("POST", app_origin).await;
+    assert_eq!(post.headers()["access-control-allow-origin"], app_origin, "an error answer is readable too");
+    assert!(post.headers()["vary"].to_str().unwrap().contains("Origin"));
+    for other in ["https://evil.example", "https://relay.example.evil", "null"] {
+        for method in ["OPTIONS", "POST"] {
+            let r = call(method, other).await;
+            assert!(r.headers().get("access-control-allow-origin").is_none(), "{method} from {other}");
+        }
+    }
+    // Without --app-origin nobody gets CORS headers.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = setup(plain_dir.path(), false).await;
+    let r = app(plain)
+        .oneshot(
+            Request::builder()
+                .method("OPTIONS")
+                .uri("/v1/certificates")
+                .header("origin", app_origin)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    for bad in ["relay.example", "https://relay.example/app/", "https://Relay.example", "*"] {
+        let d = tempfile::tempdir().unwrap();
+        assert!(setup(d.path(), false).await.with_app_origins(&[bad.to_string()]).is_err(), "{bad}");
+    }
+}

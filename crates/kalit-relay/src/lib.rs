@@ -21,6 +21,7 @@ use kalit_service::{Metrics, RateLimiter, ServiceError};
 mod api;
 pub mod config;
 pub mod identity;
+pub mod phone_app;
 pub mod store;
 pub mod tunnel;
 
@@ -128,6 +129,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
         .route("/openapi.json", get(api::openapi))
+        .merge(phone_app::routes())
         .merge(api)
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), kalit_service::metrics::track))
         .fallback(kalit_service::error::not_found)

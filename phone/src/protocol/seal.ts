@@ -37,20 +37,33 @@ export function checkKdf(k: KdfParams): void {
   }
 }
 
+/** Argon2id itself: hash-wasm here; the app runs it in a Worker instead so that the screen stays alive. */
+export type Argon2id = (password: Uint8Array, salt: Uint8Array, k: KdfParams) => Promise<Uint8Array>;
+
+export const argon2idHere: Argon2id = (password, salt, k) =>
+  argon2id({
+    password,
+    salt,
+    parallelism: k.p,
+    iterations: k.t,
+    memorySize: k.m_kib,
+    hashLength: 32,
+    outputType: "binary",
+  });
+
+let argon2: Argon2id = argon2idHere;
+
+/** Replaces where Argon2id runs (the app: a Worker). */
+export function setArgon2id(f: Argon2id): void {
+  argon2 = f;
+}
+
 /** A 32-byte key from a secret (its UTF-8 bytes) and a salt. */
 export async function deriveKey(k: KdfParams, secret: string, salt: Uint8Array): Promise<Uint8Array> {
   checkKdf(k);
   const password = utf8(secret);
   try {
-    return await argon2id({
-      password,
-      salt,
-      parallelism: k.p,
-      iterations: k.t,
-      memorySize: k.m_kib,
-      hashLength: 32,
-      outputType: "binary",
-    });
+    return await argon2(password, salt, k);
   } finally {
     password.fill(0);
   }

@@ -80,11 +80,15 @@ impl Ra {
         Ra { dir }
     }
     pub fn serve(&self) -> Service {
+        self.serve_with(&[])
+    }
+    /// `kalit ra serve` with `extra` arguments (e.g. `--app-origin`).
+    pub fn serve_with(&self, extra: &[&str]) -> Service {
         let pass = self.dir.with_extension("pass");
-        Service::start(
-            &["ra", "serve", "--dir", s(&self.dir), "--listen", "127.0.0.1:0", "--passphrase-file", s(&pass)],
-            None,
-        )
+        let mut args =
+            vec!["ra", "serve", "--dir", s(&self.dir), "--listen", "127.0.0.1:0", "--passphrase-file", s(&pass)];
+        args.extend_from_slice(extra);
+        Service::start(&args, None)
     }
     pub fn code(&self, subject: &str) -> String {
         let r = kalit(&["ra", "enrol", "--dir", s(&self.dir), "--subject", subject, "--ttl", "1h"], &[]).ok();

@@ -169,3 +169,166 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
         assert_eq!(phone.expect("DONE"), "1 1 0");
     }
 }
+
+fn app_browser_ready() -> bool {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let have = Path::new(&chromium).exists()
+        && repo().join("phone/node_modules/playwright-core").exists()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if have {
+        return true;
+    }
+    if std::env::var("KALIT_PHONE_APP_TEST").is_ok_and(|v| v == "1") {
+        panic!("KALIT_PHONE_APP_TEST=1 but Chromium, node or phone/node_modules is missing (see .ci/run)");
+    }
+    println!("SKIPPED: the phone app browser test needs Debian's chromium and `cd phone && npm ci`");
+    false
+}
+
+/// The relay serves the app with its security headers and exact content types, and nothing else.
+fn check_app_headers(relay: &str) {
+    let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http.get(format!("{relay}/app")).send().unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (308, "/app/"));
+    for (path, ctype) in [
+        ("/app/", "text/html; charset=utf-8"),
+        ("/app/app.js", "text/javascript; charset=utf-8"),
+        ("/app/sw.js", "text/javascript; charset=utf-8"),
+        ("/app/manifest.webmanifest", "application/manifest+json"),
+        ("/app/icon-512.png", "image/png"),
+    ] {
+        let r = http.get(format!("{relay}{path}")).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert_eq!(h["content-type"], ctype, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self' 'wasm-unsafe-eval';") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let etag = h["etag"].clone();
+        let again = http.get(format!("{relay}{path}")).header("if-none-match", etag).send().unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+    }
+    for missing in ["/app/nope.js", "/app/..%2f..%2fetc%2fpasswd", "/app/%2e%2e/Cargo.toml"] {
+        let r = http.get(format!("{relay}{missing}")).send().unwrap();
+        assert_eq!(r.status(), 404, "{missing}");
+    }
+}
+
+/// A citizen's path in the phone app, in Chromium as a Pixel 7: first run with a PIN, a key, a
+/// certificate from the RA (CORS for the app's origin), registration at the relay that serves the app;
+/// then a portal's request through the Rust agent: the link opens the app, the new computer is named,
+/// both sides show the same SAS, the app shows origin, name and preview; approve (OpenSSL checks the
+/// signature), decline, a wrong PIN (the page learns `wrong_pin`); the session ends; the app opens
+/// offline; every language renders. Screenshots of every screen: target/screenshots/phone-app/.
+#[test]
+fn the_phone_app_in_chromium_enrols_registers_and_signs() {
+    if !app_browser_ready() {
+        return;
+    }
+    let origin = "https://portal.example";
+    let root = tempfile::tempdir().unwrap();
+    let ra = crate::network::Ra::init(root.path(), "ra");
+    let relay = crate::signing::relay_serve(&root.path().join("relay"), &ra.ca(), "127.0.0.1:0");
+    let ra_svc = ra.serve_with(&["--app-origin", &relay.url]);
+    let agent = crate::signing::agent_serve(&root.path().join("agent"), &[origin], &relay.url, &ra.ca(), &[]);
+    check_app_headers(&relay.url);
+    let code = ra.code("CN=Dilnoza App,C=UZ");
+    let shots = repo().join("target/screenshots/phone-app");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut child = Command::new("node")
+        .arg(repo().join("phone/test-browser/app.mjs"))
+        .env("APP_URL", format!("{}/app/", relay.url))
+        .env("RA_URL", &ra_svc.url)
+        .env("CODE", &code)
+        .env("LOGIN", "app-dilnoza")
+        .env("SHOTS", &shots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut app = TsPhone { child, stdin, lines };
+    let timeout = Duration::from_secs(120);
+    let expect = |app: &TsPhone, prefix: &str| -> String {
+        loop {
+            let line = app.lines.recv_timeout(timeout).expect("the app test went quiet");
+            assert!(!line.starts_with("FAILED") && !line.starts_with("PAGEERROR"), "the phone app: {line}");
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+    };
+
+    app.say("SETUP");
+    assert_eq!(expect(&app, "INSTALLABILITY"), "[]", "Chromium finds the app installable");
+    let root_fp = expect(&app, "ROOT");
+    let ca_pem = std::fs::read_to_string(ra.ca()).unwrap();
+    let ca_root = pem::parse_many(&ca_pem).unwrap().last().unwrap().contents().to_vec();
+    assert_eq!(root_fp, kalit_core::statement::cert_fingerprint(&ca_root), "the app shows the RA root's fingerprint");
+    assert!(expect(&app, "SUBJECT").contains("CN=Dilnoza App"), "the RA's subject, not the CSR's");
+    assert!(expect(&app, "REGISTERED").contains("app-dilnoza"));
+
+    let page = Page::new(&agent.url, origin);
+    let c = page.start(None);
+    app.say(&format!("QR {}", c.qr));
+    assert_eq!(expect(&app, "ASKING"), origin, "the new-computer warning names the origin the computer claims");
+    let sas = expect(&app, "SAS");
+    let st = page.wait(&c, "connected");
+    assert_eq!((st["phase"].as_str(), st["sas"].as_str()), (Some("connected"), Some(sas.as_str())), "{st}");
+
+    // Approved, with the PIN: OpenSSL checks the signature with the certificate the page received.
+    let doc = "Ariza / Заявление / Application\nI ask for a certificate of residence.\n";
+    let (code, r) = std::thread::scope(|sc| {
+        let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "raw", false));
+        app.say("PROMPT");
+        let p = expect(&app, "PROMPT");
+        assert!(p.starts_with(&format!("{origin}|contract.txt|Ariza")), "{p}");
+        app.say("APPROVE");
+        expect(&app, "ANSWERED");
+        pending.join().unwrap()
+    });
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["login"], "app-dilnoza");
+    if openssl().is_some() {
+        let work = root.path().join("check");
+        std::fs::create_dir_all(&work).unwrap();
+        let (cert, d, sig) = (work.join("cert.pem"), work.join("doc.txt"), work.join("doc.sig"));
+        std::fs::write(&cert, r["certificate_pem"].as_str().unwrap()).unwrap();
+        std::fs::write(&d, doc).unwrap();
+        std::fs::write(&sig, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
+        verify_raw_with_openssl("p-256", false, &cert, &d, &sig, &work);
+    }
+    // Declined; then a wrong PIN, which the page learns as such.
+    for (answer, want) in [("DECLINE", "declined"), ("WRONGPIN", "wrong_pin")] {
+        let (code, r) = std::thread::scope(|sc| {
+            let pending = sc.spawn(|| page.sign(&c, b"second thoughts", "raw", false));
+            app.say("PROMPT");
+            expect(&app, "PROMPT");
+            app.say(answer);
+            expect(&app, "ANSWERED");
+            pending.join().unwrap()
+        });
+        assert_eq!(r["error"]["code"], want, "{code} {r}");
+    }
+    page.end(&c);
+    app.say("ENDED");
+    expect(&app, "ENDED");
+    app.say("OFFLINE");
+    expect(&app, "OFFLINE OK");
+    app.say("LANGS");
+    expect(&app, "LANGS OK");
+    app.say("QUIT");
+    assert_eq!(expect(&app, "CONSOLE"), "CLEAN", "no PIN in the browser console");
+}

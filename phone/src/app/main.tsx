@@ -1,0 +1,646 @@
+// The phone app's screens (Preact). Every string from the wire, the QR, the relay or the RA is rendered
+// as a text node (Preact escapes it) after the display rules (`display.field`), never as markup.
+
+import { render } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+
+import { b64 } from "../protocol/bytes.js";
+import * as display from "../protocol/display.js";
+import { Failure } from "../protocol/errors.js";
+import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
+import type { PairUi } from "../phone/pair.js";
+import { setArgon2id } from "../protocol/seal.js";
+import { IndexedDbStore } from "../vault/store.js";
+import type { KeyInfo, NewKeyAlgorithm } from "../vault/vault.js";
+import { type Key, LANGS, type Lang, formatDate, formatNumber, initialLang, saveLang, storedLang, t } from "./i18n.js";
+import { type CertSummary, Services, type StoredRegistration, answerWith, certSummary } from "./services.js";
+import { workerArgon2id } from "./worker-kdf.js";
+
+type Screen =
+  | { s: "loading" }
+  | { s: "first-run" }
+  | { s: "keys" }
+  | { s: "new-key" }
+  | { s: "key"; id: string }
+  | { s: "enrol"; id: string }
+  | { s: "register"; id: string }
+  | { s: "sign"; qr: string }
+  | { s: "history" }
+  | { s: "settings" };
+
+interface Ctx {
+  lang: Lang;
+  tr: (k: Key, p?: Record<string, string | number>) => string;
+  svc: Services;
+  go: (s: Screen) => void;
+  /** Asks the PIN; resolves with it, or null when the person cancels. */
+  askPin: () => Promise<string | null>;
+  fail: (e: unknown) => void;
+}
+
+function failureOf(e: unknown): Failure {
+  return e instanceof Failure ? e : new Failure("internal", e instanceof Error ? e.message : String(e));
+}
+
+/** The QR a link carries: `https://RELAY/app/#kalit:...`. */
+function qrFromHash(): string | null {
+  const h = decodeURIComponent(location.hash.slice(1));
+  return h.startsWith("kalit:") ? h : null;
+}
+
+function App({ svc }: { svc: Services }) {
+  const [lang, setLang] = useState<Lang>(() => initialLang(storedLang(), navigator.languages));
+  const [screen, setScreen] = useState<Screen>({ s: "loading" });
+  const [error, setError] = useState<Failure | null>(null);
+  const [pinAsk, setPinAsk] = useState<((pin: string | null) => void) | null>(null);
+  const tr = (k: Key, p?: Record<string, string | number>) => t(lang, k, p);
+
+  useEffect(() => {
+    document.documentElement.lang = lang === "uz" ? "uz-Latn" : lang;
+    document.title = t(lang, "appName");
+  }, [lang]);
+
+  useEffect(() => {
+    void (async () => {
+      if (!(await svc.hasVault())) return setScreen({ s: "first-run" });
+      const qr = qrFromHash();
+      setScreen(qr ? { s: "sign", qr } : { s: "keys" });
+    })().catch((e: unknown) => setError(failureOf(e)));
+    const onHash = () => {
+      const qr = qrFromHash();
+      if (qr) setScreen({ s: "sign", qr });
+    };
+    addEventListener("hashchange", onHash);
+    return () => removeEventListener("hashchange", onHash);
+  }, []);
+
+  const ctx: Ctx = {
+    lang,
+    tr,
+    svc,
+    go: (s) => {
+      setError(null);
+      setScreen(s);
+    },
+    askPin: () => new Promise((resolve) => setPinAsk(() => (pin: string | null) => {
+      setPinAsk(null);
+      resolve(pin);
+    })),
+    fail: (e) => setError(failureOf(e)),
+  };
+
+  const nav = screen.s !== "first-run" && screen.s !== "loading";
+  return (
+    <div class="app">
+      <header>
+        <h1>{tr("appName")}</h1>
+        <select aria-label={tr("language")} value={lang} onChange={(e) => {
+          const l = (e.target as HTMLSelectElement).value as Lang;
+          saveLang(l);
+          setLang(l);
+        }}>
+          {LANGS.map((l) => <option value={l} key={l}>{t(l, "langName")}</option>)}
+        </select>
+      </header>
+      {nav && (
+        <nav>
+          <button class={screen.s === "keys" ? "on" : ""} onClick={() => ctx.go({ s: "keys" })}>{tr("keys")}</button>
+          <button class={screen.s === "sign" ? "on" : ""} onClick={() => ctx.go({ s: "sign", qr: "" })}>{tr("sign")}</button>
+          <button class={screen.s === "history" ? "on" : ""} onClick={() => ctx.go({ s: "history" })}>{tr("history")}</button>
+        </nav>
+      )}
+      {error && (
+        <div class="error" role="alert">
+          <strong>{tr("error")}:</strong> {display.field(error.message, 400)} <small>{tr("errorCode", { code: error.code })}</small>
+        </div>
+      )}
+      <main>
+        {screen.s === "loading" && <p>…</p>}
+        {screen.s === "first-run" && <FirstRun ctx={ctx} />}
+        {screen.s === "keys" && <Keys ctx={ctx} />}
+        {screen.s === "new-key" && <NewKey ctx={ctx} />}
+        {screen.s === "key" && <KeyDetails ctx={ctx} id={screen.id} />}
+        {screen.s === "enrol" && <Enrol ctx={ctx} id={screen.id} />}
+        {screen.s === "register" && <Register ctx={ctx} id={screen.id} />}
+        {screen.s === "sign" && <Sign ctx={ctx} initial={screen.qr} />}
+        {screen.s === "history" && <History ctx={ctx} />}
+      </main>
+      {pinAsk && <PinDialog tr={tr} done={pinAsk} />}
+    </div>
+  );
+}
+
+function PinDialog({ tr, done }: { tr: Ctx["tr"]; done: (pin: string | null) => void }) {
+  const ref = useRef<HTMLInputElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const pin = ref.current?.value ?? "";
+    if (ref.current) ref.current.value = "";
+    done(pin);
+  };
+  return (
+    <div class="modal" role="dialog" aria-modal="true">
+      <form onSubmit={submit}>
+        <label>
+          {tr("pin")}
+          <input ref={ref} id="pin" type="password" inputMode="numeric" autoComplete="off" />
+        </label>
+        <div class="row">
+          <button type="submit" id="pin-ok">{tr("unlock")}</button>
+          <button type="button" onClick={() => done(null)}>{tr("cancel")}</button>
+        </div>
+      </form>
+    </div>
+  );
+}
+
+function FirstRun({ ctx }: { ctx: Ctx }) {
+  const [a, setA] = useState("");
+  const [b, setB] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [storage, setStorage] = useState<boolean | null>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (a !== b) return ctx.fail(new Failure("invalid_input", ctx.tr("pinsDiffer")));
+    setBusy(true);
+    try {
+      await ctx.svc.createVault(a);
+      const kept = (await navigator.storage?.persist?.()) ?? false;
+      setStorage(kept);
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+      setA("");
+      setB("");
+    }
+  };
+  if (storage !== null) {
+    return (
+      <section>
+        <p class={storage ? "ok" : "warn"} id="storage">{ctx.tr(storage ? "storageKept" : "storageNotKept")}</p>
+        <button id="continue" onClick={() => ctx.go({ s: "keys" })}>{ctx.tr("ok")}</button>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <h2>{ctx.tr("firstRunTitle")}</h2>
+      <p>{ctx.tr("firstRunExplain")}</p>
+      <form onSubmit={submit}>
+        <label>{ctx.tr("choosePin")}<input id="pin1" type="password" autoComplete="new-password" value={a} onInput={(e) => setA((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("repeatPin")}<input id="pin2" type="password" autoComplete="new-password" value={b} onInput={(e) => setB((e.target as HTMLInputElement).value)} /></label>
+        <button id="create-vault" type="submit" disabled={busy}>{ctx.tr("createVault")}</button>
+      </form>
+    </section>
+  );
+}
+
+function useKeys(ctx: Ctx): [KeyInfo[] | null, StoredRegistration[]] {
+  const [keys, setKeys] = useState<KeyInfo[] | null>(null);
+  const [regs, setRegs] = useState<StoredRegistration[]>([]);
+  useEffect(() => {
+    void Promise.all([ctx.svc.keys(), ctx.svc.registrations()]).then(([k, r]) => {
+      setKeys(k);
+      setRegs(r);
+    }, ctx.fail);
+  }, []);
+  return [keys, regs];
+}
+
+function CertLine({ ctx, c }: { ctx: Ctx; c: CertSummary | null }) {
+  if (!c) return <span class="muted">{ctx.tr("noCertificate")}</span>;
+  return <span>{c.subject}</span>;
+}
+
+function Keys({ ctx }: { ctx: Ctx }) {
+  const [keys, regs] = useKeys(ctx);
+  if (!keys) return <p>…</p>;
+  return (
+    <section>
+      <h2>{ctx.tr("keys")} <small>{ctx.tr("keyCount", { n: keys.length })}</small></h2>
+      {keys.length === 0 && <p>{ctx.tr("noKeys")}</p>}
+      <ul class="list">
+        {keys.map((k) => (
+          <li key={k.id}>
+            <button class="link" onClick={() => ctx.go({ s: "key", id: k.id })}>
+              <strong>{k.label}</strong> <span class="muted">{k.algorithm}</span>
+              <br />
+              <CertLine ctx={ctx} c={certSummary(k)} />
+              {regs.filter((r) => r.keyId === k.id).map((r) => (
+                <span class="tag" key={r.record.relayId + r.record.login}>{r.record.login} @ {display.field(r.record.relayName || r.record.relayUrl, 40)}</span>
+              ))}
+            </button>
+          </li>
+        ))}
+      </ul>
+      <button id="new-key" onClick={() => ctx.go({ s: "new-key" })}>{ctx.tr("newKey")}</button>
+    </section>
+  );
+}
+
+function NewKey({ ctx }: { ctx: Ctx }) {
+  const [label, setLabel] = useState("");
+  const [alg, setAlg] = useState<NewKeyAlgorithm>("p-256");
+  const [noExport, setNoExport] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    try {
+      const u = await ctx.svc.unlock(pin);
+      try {
+        const k = await ctx.svc.generate(u, alg, label, noExport);
+        ctx.go({ s: "key", id: k.id });
+      } finally {
+        u.lock();
+      }
+    } catch (err) {
+      ctx.fail(err);
+      setBusy(false);
+    }
+  };
+  return (
+    <section>
+      <h2>{ctx.tr("newKey")}</h2>
+      <form onSubmit={submit}>
+        <label>{ctx.tr("keyName")}<input id="key-name" value={label} maxLength={64} onInput={(e) => setLabel((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("algorithm")}
+          <select id="key-alg" value={alg} onChange={(e) => setAlg((e.target as HTMLSelectElement).value as NewKeyAlgorithm)}>
+            <option value="p-256">ECDSA P-256</option>
+            <option value="ed25519">Ed25519</option>
+            <option value="rsa-2048">RSA 2048</option>
+            <option value="rsa-3072">RSA 3072</option>
+          </select>
+        </label>
+        <label class="check"><input type="checkbox" checked={noExport} onChange={(e) => setNoExport((e.target as HTMLInputElement).checked)} /> {ctx.tr("noExport")}</label>
+        {busy ? <p class="progress" role="status">{ctx.tr("generating")}</p> : <button id="create-key" type="submit">{ctx.tr("create")}</button>}
+      </form>
+    </section>
+  );
+}
+
+function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
+  const [keys, regs] = useKeys(ctx);
+  const k = keys?.find((x) => x.id === id);
+  if (!keys) return <p>…</p>;
+  if (!k) return <p>{ctx.tr("noKeys")}</p>;
+  const c = certSummary(k);
+  const del = async () => {
+    if (!confirm(ctx.tr("confirmDelete", { name: k.label }))) return;
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    try {
+      const u = await ctx.svc.unlock(pin);
+      await u.destroy(k.id);
+      u.lock();
+      ctx.go({ s: "keys" });
+    } catch (err) {
+      ctx.fail(err);
+    }
+  };
+  return (
+    <section>
+      <h2>{k.label}</h2>
+      <dl>
+        <dt>{ctx.tr("algorithm")}</dt><dd>{k.algorithm}</dd>
+        <dt>{ctx.tr("fingerprint")}</dt><dd class="mono">{k.fingerprint}</dd>
+        <dt>{ctx.tr("created")}</dt><dd>{formatDate(ctx.lang, Date.parse(k.created))}</dd>
+        <dt>{ctx.tr("certificate")}</dt><dd id="cert-subject"><CertLine ctx={ctx} c={c} /></dd>
+        {c && <><dt>{ctx.tr("issuer")}</dt><dd>{c.issuer}</dd><dt>{ctx.tr("validUntil")}</dt><dd>{formatDate(ctx.lang, c.notAfter)}</dd></>}
+        {regs.filter((r) => r.keyId === k.id).map((r) => (
+          <><dt>{ctx.tr("registrations")}</dt><dd class="registration">{r.record.login} @ {display.field(r.record.relayUrl, 80)}</dd></>
+        ))}
+      </dl>
+      <div class="row">
+        <button id="enrol" onClick={() => ctx.go({ s: "enrol", id })}>{ctx.tr("getCertificate")}</button>
+        {c && <button id="register" onClick={() => ctx.go({ s: "register", id })}>{ctx.tr("register")}</button>}
+        <button class="danger" onClick={del}>{ctx.tr("deleteKey")}</button>
+      </div>
+    </section>
+  );
+}
+
+function Enrol({ ctx, id }: { ctx: Ctx; id: string }) {
+  const [keys] = useKeys(ctx);
+  const [ra, setRa] = useState("");
+  const [code, setCode] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [answer, setAnswer] = useState<{ chain: Uint8Array[]; root: string; subject: string } | null>(null);
+  const k = keys?.find((x) => x.id === id);
+  if (!k) return <p>…</p>;
+  const ask = async (e: Event) => {
+    e.preventDefault();
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    try {
+      const u = await ctx.svc.unlock(pin);
+      try {
+        setAnswer(await ctx.svc.enrol(u, k, ra, code));
+      } finally {
+        u.lock();
+      }
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const install = async () => {
+    if (!answer) return;
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    try {
+      const u = await ctx.svc.unlock(pin);
+      await ctx.svc.install(u, k, answer.chain, answer.root);
+      u.lock();
+      ctx.go({ s: "key", id });
+    } catch (err) {
+      ctx.fail(err);
+    }
+  };
+  if (answer) {
+    return (
+      <section>
+        <h2>{ctx.tr("getCertificate")}</h2>
+        <dl>
+          <dt>{ctx.tr("subject")}</dt><dd id="enrolled-subject">{answer.subject}</dd>
+          <dt>{ctx.tr("rootFingerprint")}</dt><dd class="mono" id="root-fingerprint">{answer.root.match(/.{1,4}/g)?.join(" ")}</dd>
+        </dl>
+        <button id="install" onClick={install}>{ctx.tr("install")}</button>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <h2>{ctx.tr("getCertificate")}: {k.label}</h2>
+      <form onSubmit={ask}>
+        <label>{ctx.tr("raAddress")}<input id="ra-url" type="url" value={ra} onInput={(e) => setRa((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("enrolCode")}<input id="ra-code" value={code} autoComplete="off" onInput={(e) => setCode((e.target as HTMLInputElement).value)} /></label>
+        {busy ? <p class="progress" role="status">{ctx.tr("requesting")}</p> : <button id="ask-cert" type="submit">{ctx.tr("getCertificate")}</button>}
+      </form>
+    </section>
+  );
+}
+
+function Register({ ctx, id }: { ctx: Ctx; id: string }) {
+  const [keys] = useKeys(ctx);
+  const [relay, setRelay] = useState(location.origin);
+  const [login, setLogin] = useState("");
+  const [done, setDone] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const k = keys?.find((x) => x.id === id);
+  if (!k) return <p>…</p>;
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    try {
+      const u = await ctx.svc.unlock(pin);
+      try {
+        const r = await ctx.svc.register(u, k, relay, login);
+        setDone(ctx.tr("registered", { login: r.login, relay: display.field(r.relayName || r.relayUrl, 80) }));
+      } finally {
+        u.lock();
+      }
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (done) {
+    return (
+      <section>
+        <p class="ok" id="registered">{done}</p>
+        <button onClick={() => ctx.go({ s: "keys" })}>{ctx.tr("ok")}</button>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <h2>{ctx.tr("register")}: {k.label}</h2>
+      <form onSubmit={submit}>
+        <label>{ctx.tr("relayAddress")}<input id="relay-url" type="url" value={relay} onInput={(e) => setRelay((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("login")}<input id="login" value={login} autoComplete="username" onInput={(e) => setLogin((e.target as HTMLInputElement).value)} /></label>
+        {busy ? <p class="progress" role="status">…</p> : <button id="do-register" type="submit">{ctx.tr("register")}</button>}
+      </form>
+    </section>
+  );
+}
+
+type Phase =
+  | { p: "input" }
+  | { p: "name-computer"; qr: string; computerId: string; origin: string }
+  | { p: "connecting"; origin: string }
+  | { p: "connected"; sas: string; origin: string; network: string | null }
+  | { p: "ended" };
+
+interface Asking {
+  prompt: Prompt;
+  resolve: (a: PhoneAnswer | null) => void;
+}
+
+function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
+  const [text, setText] = useState(initial);
+  const [phase, setPhase] = useState<Phase>({ p: "input" });
+  const [asking, setAsking] = useState<Asking | null>(null);
+  const [notices, setNotices] = useState<string[]>([]);
+  const [computerName, setComputerName] = useState("");
+  const keyId = useRef<string>("");
+  const notice = (s: string) => setNotices((n) => [...n, s]);
+
+  const start = async (qrText: string, name: string | null) => {
+    try {
+      const { qr, reg } = await ctx.svc.registrationFor(qrText);
+      const computerId = qr.computerId();
+      const known = await ctx.svc.computer(computerId);
+      if (!known && name === null) {
+        setPhase({ p: "name-computer", qr: qrText, computerId, origin: qr.payload.origin });
+        return;
+      }
+      const keys = await ctx.svc.keys();
+      const key = keys.find((k) => k.id === reg.keyId);
+      if (!key) throw new Failure("not_found", "the key of this registration was deleted");
+      keyId.current = key.id;
+      const chain = key.certificates.map((c) => b64.decode(c)!);
+      setPhase({ p: "connecting", origin: qr.payload.origin });
+      const ui: PairUi = {
+        connected: ({ sas, origin, network }) => {
+          void ctx.svc.recordComputer(computerId, name);
+          setPhase({ p: "connected", sas, origin, network });
+        },
+        ask: (prompt, signal) =>
+          new Promise<PhoneAnswer | null>((resolve) => {
+            signal.addEventListener("abort", () => {
+              setAsking(null);
+              resolve(null);
+            });
+            setAsking({
+              prompt,
+              resolve: (a) => {
+                setAsking(null);
+                if (a?.kind === "approved") {
+                  void ctx.svc.appendHistory({
+                    time: Date.now(),
+                    key: key.label,
+                    document: prompt.name,
+                    sha256: prompt.sha256,
+                    size: prompt.data.length,
+                    format: prompt.format,
+                    origin: prompt.origin,
+                  });
+                }
+                resolve(a);
+              },
+            });
+          }),
+        notice: (kind, msg) => {
+          if (kind === "withdrawn") notice(ctx.tr("withdrawn"));
+          else if (kind === "refused") notice(ctx.tr("refused", { reason: display.field(msg, 200) }));
+          else if (kind === "ended") notice(ctx.tr("ended"));
+          else notice(display.field(msg, 200));
+        },
+      };
+      await ctx.svc.pair(qrText, reg, chain, ui, (url) => new WebSocket(url));
+      setPhase({ p: "ended" });
+      notice(ctx.tr("ended"));
+      if (location.hash) history.replaceState(null, "", location.pathname);
+    } catch (e) {
+      setPhase({ p: "input" });
+      ctx.fail(e);
+    }
+  };
+
+  useEffect(() => {
+    if (initial) void start(initial, null);
+  }, []);
+
+  return (
+    <section>
+      {phase.p === "input" && (
+        <form onSubmit={(e) => {
+          e.preventDefault();
+          void start(text, null);
+        }}>
+          <label>{ctx.tr("pasteQr")}<textarea id="qr-text" rows={4} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} /></label>
+          <button id="connect" type="submit">{ctx.tr("connect")}</button>
+        </form>
+      )}
+      {phase.p === "name-computer" && (
+        <form class="warning-screen" onSubmit={(e) => {
+          e.preventDefault();
+          if (computerName.trim()) void start(phase.qr, computerName.trim());
+        }}>
+          <h2>{ctx.tr("newComputerTitle")}</h2>
+          <p class="origin" id="asking-origin">{display.field(phase.origin, 120)}</p>
+          <p>{ctx.tr("newComputerWarn")}</p>
+          <label>{ctx.tr("nameComputer")}<input id="computer-name" value={computerName} maxLength={40} onInput={(e) => setComputerName((e.target as HTMLInputElement).value)} /></label>
+          <div class="row">
+            <button id="name-ok" type="submit">{ctx.tr("connect")}</button>
+            <button type="button" onClick={() => setPhase({ p: "input" })}>{ctx.tr("cancel")}</button>
+          </div>
+        </form>
+      )}
+      {phase.p === "connecting" && <p class="progress" role="status">{ctx.tr("connecting")}</p>}
+      {phase.p === "connected" && !asking && (
+        <div>
+          <p>{ctx.tr("connected")}: <span class="origin">{display.field(phase.origin, 120)}</span></p>
+          <p class="sas" id="sas">{phase.sas}</p>
+          <p>{ctx.tr("compareCode")}</p>
+          <p class="muted">{ctx.tr("waitingRequest")}</p>
+        </div>
+      )}
+      {asking && <Ask ctx={ctx} asking={asking} keyId={keyId.current} />}
+      {notices.length > 0 && <ul class="notices" id="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
+    </section>
+  );
+}
+
+function Ask({ ctx, asking, keyId }: { ctx: Ctx; asking: Asking; keyId: string }) {
+  const p = asking.prompt;
+  const [busy, setBusy] = useState(false);
+  const lines = display.isTextType(p.mediaType) || display.sniff(p.data) === "text" ? display.preview(p.data, 60, 24) : null;
+  const approve = async () => {
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    let answer: PhoneAnswer;
+    try {
+      const u = await ctx.svc.unlock(pin);
+      try {
+        answer = await answerWith(u, keyId, p);
+      } finally {
+        u.lock();
+      }
+    } catch (e) {
+      answer = { kind: "failed", failure: failureOf(e) };
+      ctx.fail(e);
+    }
+    asking.resolve(answer);
+  };
+  return (
+    <div class="prompt" id="prompt">
+      <p class="origin big" id="prompt-origin">{display.field(p.origin, 120)}</p>
+      <p>{ctx.tr("requestFrom")}</p>
+      <dl>
+        <dt>{ctx.tr("document")}</dt><dd id="prompt-name">{display.field(p.name, 120)}</dd>
+        <dt>{ctx.tr("size")}</dt><dd>{ctx.tr("bytes", { n: p.data.length })}</dd>
+        <dt>{ctx.tr("type")}</dt><dd>{display.field(p.mediaType, 80)} ({p.format})</dd>
+        <dt>{ctx.tr("sha256")}</dt><dd class="mono">{p.sha256}</dd>
+      </dl>
+      {p.typeWarning && <p class="warn">{p.typeWarning}</p>}
+      {p.blind && <p class="warn">{ctx.tr("blindWarning")}</p>}
+      {lines && (
+        <figure>
+          <figcaption>{ctx.tr("preview")}</figcaption>
+          <pre id="prompt-preview">{lines.join("\n")}</pre>
+        </figure>
+      )}
+      {busy ? <p class="progress" role="status">{ctx.tr("signing")}</p> : (
+        <div class="row">
+          <button id="approve" onClick={approve}>{ctx.tr("approve")}</button>
+          <button id="decline" class="danger" onClick={() => asking.resolve({ kind: "declined" })}>{ctx.tr("decline")}</button>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function History({ ctx }: { ctx: Ctx }) {
+  const [items, setItems] = useState<Awaited<ReturnType<Services["history"]>> | null>(null);
+  useEffect(() => void ctx.svc.history().then(setItems, ctx.fail), []);
+  if (!items) return <p>…</p>;
+  if (items.length === 0) return <p>{ctx.tr("noHistory")}</p>;
+  return (
+    <ul class="list">
+      {[...items].reverse().map((h, i) => (
+        <li key={i}>
+          <strong>{display.field(h.document, 80)}</strong> · {display.field(h.origin, 80)}
+          <br />
+          <small>{formatDate(ctx.lang, h.time)} · {h.key} · {h.format} · {formatNumber(ctx.lang, h.size)} B</small>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+async function boot(): Promise<void> {
+  setArgon2id(workerArgon2id("./argon2-worker.js"));
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("./sw.js", { scope: "./" }).catch(() => {
+      /* offline use needs it; the app works without it */
+    });
+  }
+  const root = document.getElementById("root");
+  if (!root) return;
+  const store = await IndexedDbStore.open();
+  render(<App svc={new Services(store)} />, root);
+}
+
+void boot();

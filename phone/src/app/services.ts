@@ -1,0 +1,205 @@
+// What the screens call: the vault, registrations (with their non-extractable device keys), the
+// computers this phone signed for, the history, enrolment and signing. No markup here.
+
+import { b64 } from "../protocol/bytes.js";
+import { Failure } from "../protocol/errors.js";
+import { type DeviceKey, deviceKeyOf, generateDeviceKey } from "../protocol/keys.js";
+import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
+import { Qr } from "../protocol/qr.js";
+import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../protocol/x509.js";
+import { JsonClient } from "../phone/http.js";
+import { type PairSummary, type PairUi, pair } from "../phone/pair.js";
+import { Relay, type RegistrationRecord } from "../phone/relay.js";
+import type { Store } from "../vault/store.js";
+import { AppVault, type KeyInfo, type NewKeyAlgorithm, type Unlocked } from "../vault/vault.js";
+
+export interface StoredRegistration {
+  record: RegistrationRecord;
+  keyId: string;
+  devicePrivate: CryptoKey;
+  devicePublic: string;
+}
+
+export interface Computer {
+  id: string;
+  name: string;
+  uses: number;
+}
+
+export interface HistoryEntry {
+  time: number;
+  key: string;
+  document: string;
+  sha256: string;
+  size: number;
+  format: string;
+  origin: string;
+}
+
+export interface CertSummary {
+  subject: string;
+  issuer: string;
+  notAfter: number;
+}
+
+export function certSummary(k: KeyInfo): CertSummary | null {
+  const first = k.certificates[0];
+  if (!first) return null;
+  try {
+    const c = parseCertificate(b64.decode(first)!);
+    return { subject: nameText(c.subject), issuer: nameText(c.issuer), notAfter: c.notAfter * 1000 };
+  } catch {
+    return null;
+  }
+}
+
+const nowMs = () => Date.now();
+
+export class Services {
+  constructor(
+    readonly store: Store,
+    private readonly fetchImpl: typeof fetch = fetch.bind(globalThis),
+  ) {}
+
+  hasVault(): Promise<boolean> {
+    return AppVault.exists(this.store);
+  }
+
+  async createVault(pin: string): Promise<void> {
+    await AppVault.init(this.store, pin, nowMs());
+  }
+
+  vault(): Promise<AppVault> {
+    return AppVault.open(this.store);
+  }
+
+  async unlock(pin: string): Promise<Unlocked> {
+    return (await this.vault()).unlock(pin, nowMs());
+  }
+
+  async keys(): Promise<KeyInfo[]> {
+    return (await this.vault()).keys();
+  }
+
+  async generate(u: Unlocked, alg: NewKeyAlgorithm, label: string, noExport: boolean): Promise<KeyInfo> {
+    return u.generate(alg, label, noExport, nowMs());
+  }
+
+  /** CSR to the RA with the code; the answer checked; returns what to show before installing. */
+  async enrol(u: Unlocked, key: KeyInfo, raUrl: string, code: string): Promise<{ chain: Uint8Array[]; root: string; subject: string }> {
+    const ra = new JsonClient(raUrl, "registration office", this.fetchImpl);
+    const signer = await u.signingKey(key.id);
+    let csr: string;
+    try {
+      csr = await buildCsr(signer, b64.decode(key.spki)!, key.label);
+    } finally {
+      signer.wipe();
+    }
+    const resp = await ra.post<{ chain?: unknown }>("/v1/certificates", { code: code.trim(), csr });
+    if (typeof resp?.chain !== "string") throw new Failure("unavailable", "the registration office answered without a certificate");
+    const chain = pemCertificates(resp.chain);
+    const { root, leaf } = await checkEnrolledChain(chain, b64.decode(key.spki)!, Math.floor(nowMs() / 1000));
+    return { chain, root, subject: nameText(leaf.subject) };
+  }
+
+  async install(u: Unlocked, key: KeyInfo, chain: Uint8Array[], root: string): Promise<void> {
+    await u.installCertificates(key.id, chain.map((c) => b64.encode(c)));
+    const roots = (await this.store.get<string[]>("ra-roots")) ?? [];
+    if (!roots.includes(root)) await this.store.put("ra-roots", [...roots, root]);
+  }
+
+  async register(u: Unlocked, key: KeyInfo, relayUrl: string, login: string): Promise<RegistrationRecord> {
+    if (key.certificates.length === 0) throw new Failure("refused_by_policy", "this key has no certificate: get one first");
+    const relay = new Relay(relayUrl, this.fetchImpl);
+    const { pair: devicePair, device } = await generateDeviceKey();
+    const signer = await u.signingKey(key.id);
+    let record: RegistrationRecord;
+    try {
+      record = await relay.register({
+        login,
+        device,
+        deviceName: "Kalit app",
+        chain: key.certificates.map((c) => b64.decode(c)!),
+        certificateKey: signer,
+      });
+    } finally {
+      signer.wipe();
+    }
+    const stored: StoredRegistration = { record, keyId: key.id, devicePrivate: devicePair.privateKey, devicePublic: b64.encode(device.publicKey) };
+    await this.store.put(`registration/${record.relayId}/${record.login}`, stored);
+    return record;
+  }
+
+  async registrations(): Promise<StoredRegistration[]> {
+    const out: StoredRegistration[] = [];
+    for (const k of await this.store.keys("registration/")) {
+      const r = await this.store.get<StoredRegistration>(k);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  async computer(id: string): Promise<Computer | null> {
+    return (await this.store.get<Computer>(`computer/${id}`)) ?? null;
+  }
+
+  async recordComputer(id: string, name: string | null): Promise<void> {
+    const known = await this.computer(id);
+    await this.store.put(`computer/${id}`, { id, name: known?.name ?? name ?? id, uses: (known?.uses ?? 0) + 1 } satisfies Computer);
+  }
+
+  async history(): Promise<HistoryEntry[]> {
+    return (await this.store.get<HistoryEntry[]>("history")) ?? [];
+  }
+
+  async appendHistory(e: HistoryEntry): Promise<void> {
+    await this.store.put("history", [...(await this.history()), e]);
+  }
+
+  /** The registration a QR needs, or why there is none. */
+  async registrationFor(qrText: string): Promise<{ qr: Qr; reg: StoredRegistration }> {
+    const qr = Qr.parse(qrText);
+    qr.checkFresh(Math.floor(nowMs() / 1000));
+    const reg = (await this.registrations()).find((r) => r.record.relayId === qr.payload.relay_id);
+    if (!reg) throw new Failure("not_found", "this phone is not registered with the relay in the QR code");
+    return { qr, reg };
+  }
+
+  /** Runs one signing session; `ask` is the screen's question, `sign` signs after the PIN. */
+  async pair(
+    qrText: string,
+    reg: StoredRegistration,
+    chain: Uint8Array[],
+    ui: PairUi,
+    connect: (url: string) => WebSocket,
+  ): Promise<PairSummary> {
+    const device: DeviceKey = deviceKeyOf(reg.devicePrivate, b64.decode(reg.devicePublic)!);
+    return pair({
+      qrText,
+      nowSecs: Math.floor(nowMs() / 1000),
+      registration: reg.record,
+      chain,
+      device,
+      relay: new Relay(reg.record.relayUrl, this.fetchImpl),
+      ui,
+      connect: (url) => connect(url),
+    });
+  }
+}
+
+/** Signs an approved prompt with the key, or says why not (the page learns the code). */
+export async function answerWith(u: Unlocked, keyId: string, p: Prompt): Promise<PhoneAnswer> {
+  if (p.format !== "raw") {
+    return {
+      kind: "failed",
+      failure: new Failure("refused_by_policy", "this phone app signs raw signatures only for now (CMS is not built in the app yet)"),
+    };
+  }
+  const key = await u.signingKey(keyId);
+  try {
+    const { signature } = await key.signDocument(p.data, p.pss);
+    return { kind: "approved", signature };
+  } finally {
+    key.wipe();
+  }
+}

@@ -1,0 +1,192 @@
+// Drives the phone app (served by a relay at APP_URL) in Debian's Chromium as a phone (Pixel 7
+// emulation), for crates/kalit-cli/tests/e2e/phone_app.rs. Commands on standard input, one per line;
+// results on standard output. Screenshots of every screen go to SHOTS (not committed).
+//
+//   env: APP_URL, RA_URL, CODE, LOGIN, SHOTS, [CHROMIUM]
+//   SETUP                 first run (PIN), a P-256 key, a certificate from the RA, registration at the relay
+//   QR <text>             opens APP_URL#<text> as a link would, names the new computer, prints SAS <code>
+//   PROMPT                waits for a request, prints PROMPT <origin>|<name>|<preview>
+//   APPROVE | DECLINE     answers it (APPROVE enters the PIN)
+//   WRONGPIN              approves with a wrong PIN
+//   ENDED                 waits until the session ended
+//   OFFLINE               reloads the app with the network off; it must still open
+//   LANGS                 every language renders the keys screen and a key with no {placeholder} left
+//   QUIT
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+import { chromium, devices } from "playwright-core";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const APP = env("APP_URL");
+const SHOTS = env("SHOTS");
+const PIN = "123456";
+mkdirSync(SHOTS, { recursive: true });
+
+const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
+const profile = join(tmpdir(), `kalit-app-${process.pid}`);
+const ctx = await chromium.launchPersistentContext(profile, {
+  ...pixel,
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  locale: "uz-UZ",
+});
+const page = ctx.pages()[0] ?? (await ctx.newPage());
+const consoleLines = [];
+page.on("console", (m) => consoleLines.push(m.text()));
+page.on("pageerror", (e) => console.log(`PAGEERROR ${e.message}`));
+let shot = 0;
+const snap = async (name) => {
+  shot++;
+  await page.screenshot({ path: join(SHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
+};
+const say = (s) => console.log(s);
+const pin = async (value = PIN) => {
+  await page.locator("#pin").fill(value);
+  await page.locator("#pin-ok").click();
+};
+const errorText = async () => ((await page.locator(".error").count()) ? await page.locator(".error").innerText() : "");
+
+async function setup() {
+  await page.goto(APP);
+  await page.locator("#pin1").waitFor();
+  await snap("first-run");
+  await page.locator("#pin1").fill(PIN);
+  await page.locator("#pin2").fill(PIN);
+  await page.locator("#create-vault").click();
+  await page.locator("#storage").waitFor({ timeout: 30000 });
+  await snap("storage");
+  await page.locator("#continue").click();
+  await page.locator("#new-key").waitFor();
+  await snap("keys-empty");
+  // Installability, once the service worker controls the page.
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  const cdp = await ctx.newCDPSession(page);
+  const inst = await cdp.send("Page.getInstallabilityErrors");
+  say(`INSTALLABILITY ${JSON.stringify(inst.installabilityErrors)}`);
+  await page.locator("#new-key").click();
+  await page.locator("#key-name").fill("work");
+  await snap("new-key");
+  await page.locator("#create-key").click();
+  await pin();
+  await page.locator("#cert-subject").waitFor({ timeout: 30000 });
+  await snap("key-details");
+  await page.locator("#enrol").click();
+  await page.locator("#ra-url").fill(env("RA_URL"));
+  await page.locator("#ra-code").fill(env("CODE"));
+  await snap("enrol");
+  await page.locator("#ask-cert").click();
+  await pin();
+  await page.locator("#root-fingerprint").waitFor({ timeout: 30000 }).catch(async () => {
+    throw new Error(`enrolment: ${await errorText()}`);
+  });
+  say(`ROOT ${(await page.locator("#root-fingerprint").innerText()).replace(/\s+/g, "")}`);
+  say(`SUBJECT ${await page.locator("#enrolled-subject").innerText()}`);
+  await snap("enrolled");
+  await page.locator("#install").click();
+  await pin();
+  await page.locator("#register").waitFor({ timeout: 30000 });
+  await snap("key-with-certificate");
+  await page.locator("#register").click();
+  await page.locator("#login").fill(env("LOGIN"));
+  await snap("register");
+  await page.locator("#do-register").click();
+  await pin();
+  await page.locator("#registered").waitFor({ timeout: 30000 }).catch(async () => {
+    throw new Error(`registration: ${await errorText()}`);
+  });
+  say(`REGISTERED ${await page.locator("#registered").innerText()}`);
+  await snap("registered");
+}
+
+async function qr(text) {
+  await page.goto(`${APP}#${encodeURIComponent(text)}`);
+  const named = page.locator("#computer-name");
+  const sas = page.locator("#sas");
+  await Promise.race([named.waitFor({ timeout: 30000 }), sas.waitFor({ timeout: 30000 })]).catch(async () => {
+    throw new Error(`pairing: ${await errorText()}`);
+  });
+  if (await named.isVisible()) {
+    say(`ASKING ${await page.locator("#asking-origin").innerText()}`);
+    await snap("new-computer");
+    await named.fill("test laptop");
+    await page.locator("#name-ok").click();
+  }
+  await sas.waitFor({ timeout: 30000 }).catch(async () => {
+    throw new Error(`pairing: ${await errorText()}`);
+  });
+  await snap("connected");
+  say(`SAS ${await sas.innerText()}`);
+}
+
+async function prompt() {
+  await page.locator("#prompt").waitFor({ timeout: 60000 });
+  await snap("prompt");
+  const preview = (await page.locator("#prompt-preview").count()) ? await page.locator("#prompt-preview").innerText() : "";
+  say(`PROMPT ${await page.locator("#prompt-origin").innerText()}|${await page.locator("#prompt-name").innerText()}|${preview.replace(/\n/g, "\\n")}`);
+}
+
+async function langs() {
+  await page.goto(APP);
+  await page.locator("#new-key").waitFor();
+  for (const l of ["uz", "ru", "en"]) {
+    await page.locator("header select").selectOption(l);
+    await page.locator("nav button").first().click();
+    await page.locator("ul.list button.link").first().click();
+    await page.locator("#cert-subject").waitFor();
+    const text = await page.locator("body").innerText();
+    if (/\{\w+\}/.test(text)) throw new Error(`${l}: a placeholder was left: ${text}`);
+    await snap(`key-${l}`);
+    await page.locator("nav button").nth(2).click();
+    await snap(`history-${l}`);
+  }
+  say("LANGS OK");
+}
+
+const lines = createInterface({ input: process.stdin });
+try {
+  for await (const line of lines) {
+    const [cmd, ...rest] = line.split(" ");
+    const arg = rest.join(" ");
+    if (cmd === "SETUP") await setup();
+    else if (cmd === "QR") await qr(arg);
+    else if (cmd === "PROMPT") await prompt();
+    else if (cmd === "APPROVE" || cmd === "WRONGPIN") {
+      await page.locator("#approve").click();
+      await pin(cmd === "APPROVE" ? PIN : "999999");
+      await page.locator("#prompt").waitFor({ state: "detached", timeout: 60000 });
+      say(`ANSWERED ${await errorText()}`);
+    } else if (cmd === "DECLINE") {
+      await page.locator("#decline").click();
+      await page.locator("#prompt").waitFor({ state: "detached", timeout: 30000 });
+      say("ANSWERED");
+    } else if (cmd === "ENDED") {
+      await page.waitForFunction(() => document.querySelectorAll("#notices li").length > 0, null, { timeout: 60000 });
+      await snap("ended");
+      say(`ENDED ${await page.locator("#notices").innerText()}`);
+    } else if (cmd === "OFFLINE") {
+      await ctx.setOffline(true);
+      await page.reload();
+      await page.locator("#new-key").waitFor({ timeout: 30000 });
+      await snap("offline");
+      await ctx.setOffline(false);
+      say("OFFLINE OK");
+    } else if (cmd === "LANGS") await langs();
+    else if (cmd === "QUIT") break;
+    else throw new Error(`unknown command ${cmd}`);
+  }
+  // Nothing secret reached the console.
+  const leaked = consoleLines.filter((l) => l.includes(PIN));
+  say(leaked.length ? `CONSOLE LEAK ${leaked.join(" | ")}` : "CONSOLE CLEAN");
+} catch (e) {
+  await snap("failure").catch(() => undefined);
+  say(`FAILED ${(e instanceof Error ? e.message : String(e)).replace(/\n/g, " | ")}`);
+} finally {
+  await ctx.close();
+}
