@@ -10,6 +10,7 @@ import { test } from "node:test";
 
 import { b64 } from "../src/protocol/bytes.js";
 import { Failure } from "../src/protocol/errors.js";
+import { signCmsDetached } from "../src/protocol/cms.js";
 import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../src/protocol/x509.js";
 import { MemoryStore } from "../src/vault/store.js";
 import { AppVault } from "../src/vault/vault.js";
@@ -65,6 +66,31 @@ test("CSRs for every key kind verify with OpenSSL; the issued chain checks; anot
       const c0 = altered[0]!;
       c0[at < 0 ? c0.length + at : at]! ^= 1;
       await assert.rejects(checkEnrolledChain(altered, spki, now()), Failure, `bit at ${at}`);
+    }
+    // A detached CMS signature of a document, checked by OpenSSL with the CAdES checks (its signing
+    // certificate attribute must name this certificate). OpenSSL 3.0 cannot check Ed25519 CMS: the
+    // Rust agent checks those (e2e phone_app.rs).
+    const doc = new TextEncoder().encode("Shartnoma / Договор\n");
+    const cms = await signCmsDetached(key, chain, doc, false, new Date());
+    writeFileSync(join(dir, "doc.txt"), doc);
+    writeFileSync(join(dir, `${alg}.p7s`), cms);
+    if (alg !== "ed25519") {
+      const out = execFileSync(
+        "sh",
+        ["-c", `openssl cms -verify -cades -binary -inform DER -in ${alg}.p7s -content doc.txt -CAfile ca.pem -purpose any -out /dev/null 2>&1`],
+        { cwd: dir },
+      ).toString();
+      assert.match(out, /Verification successful/, out);
+      writeFileSync(join(dir, "other.txt"), "another document");
+      assert.throws(() => execFileSync("openssl", ["cms", "-verify", "-binary", "-inform", "DER", "-in", `${alg}.p7s`, "-content", "other.txt", "-CAfile", "ca.pem", "-purpose", "any"], { cwd: dir, stdio: "pipe" }));
+    } else {
+      assert.match(ossl("cms", "-cmsout", "-print", "-inform", "DER", "-in", `${alg}.p7s`), /ED25519/i);
+    }
+    if (alg === "rsa-2048") {
+      const pssCms = await signCmsDetached(key, chain, doc, true, new Date());
+      writeFileSync(join(dir, "pss.p7s"), pssCms);
+      const out = execFileSync("sh", ["-c", "openssl cms -verify -cades -binary -inform DER -in pss.p7s -content doc.txt -CAfile ca.pem -purpose any -out /dev/null 2>&1"], { cwd: dir }).toString();
+      assert.match(out, /Verification successful/, out);
     }
     // No CA chain at all.
     await assert.rejects(checkEnrolledChain(chain.slice(0, 1), spki, now()), (e: unknown) => e instanceof Failure && e.code === "untrusted_certificate");

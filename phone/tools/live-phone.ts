@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import WebSocket from "ws";
 
 import { b64 } from "../src/protocol/bytes.js";
+import { signCmsDetached } from "../src/protocol/cms.js";
 import { Failure } from "../src/protocol/errors.js";
 import { SigningKey, generateDeviceKey } from "../src/protocol/keys.js";
 import type { PhoneAnswer, Prompt } from "../src/protocol/phone-session.js";
@@ -57,9 +58,7 @@ async function main(): Promise<void> {
         ]);
         if (signal.aborted || decision === null) return null;
         if (decision !== "approve") return { kind: "declined" };
-        if (p.format !== "raw") {
-          return { kind: "failed", failure: new Failure("refused_by_policy", "this phone signs raw only (CMS is not built in TypeScript yet)") };
-        }
+        if (p.format === "cms") return { kind: "approved", signature: await signCmsDetached(key, chain, p.data, p.pss, new Date()) };
         const { signature } = await key.signDocument(p.data, p.pss);
         return { kind: "approved", signature };
       },

@@ -452,7 +452,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
   const [asking, setAsking] = useState<Asking | null>(null);
   const [notices, setNotices] = useState<string[]>([]);
   const [computerName, setComputerName] = useState("");
-  const keyId = useRef<string>("");
+  const signingKey = useRef<KeyInfo | null>(null);
   const notice = (s: string) => setNotices((n) => [...n, s]);
 
   const start = async (qrText: string, name: string | null) => {
@@ -467,7 +467,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       const keys = await ctx.svc.keys();
       const key = keys.find((k) => k.id === reg.keyId);
       if (!key) throw new Failure("not_found", "the key of this registration was deleted");
-      keyId.current = key.id;
+      signingKey.current = key;
       const chain = key.certificates.map((c) => b64.decode(c)!);
       setPhase({ p: "connecting", origin: qr.payload.origin });
       const ui: PairUi = {
@@ -556,13 +556,13 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
           <p class="muted">{ctx.tr("waitingRequest")}</p>
         </div>
       )}
-      {asking && <Ask ctx={ctx} asking={asking} keyId={keyId.current} />}
+      {asking && signingKey.current && <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} />}
       {notices.length > 0 && <ul class="notices" id="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
     </section>
   );
 }
 
-function Ask({ ctx, asking, keyId }: { ctx: Ctx; asking: Asking; keyId: string }) {
+function Ask({ ctx, asking, signingKey }: { ctx: Ctx; asking: Asking; signingKey: KeyInfo }) {
   const p = asking.prompt;
   const [busy, setBusy] = useState(false);
   const lines = display.isTextType(p.mediaType) || display.sniff(p.data) === "text" ? display.preview(p.data, 60, 24) : null;
@@ -574,7 +574,7 @@ function Ask({ ctx, asking, keyId }: { ctx: Ctx; asking: Asking; keyId: string }
     try {
       const u = await ctx.svc.unlock(pin);
       try {
-        answer = await answerWith(u, keyId, p);
+        answer = await answerWith(u, signingKey, p);
       } finally {
         u.lock();
       }

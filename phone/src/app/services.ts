@@ -2,6 +2,7 @@
 // computers this phone signed for, the history, enrolment and signing. No markup here.
 
 import { b64 } from "../protocol/bytes.js";
+import { signCmsDetached } from "../protocol/cms.js";
 import { Failure } from "../protocol/errors.js";
 import { type DeviceKey, deviceKeyOf, generateDeviceKey } from "../protocol/keys.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
@@ -187,19 +188,17 @@ export class Services {
   }
 }
 
-/** Signs an approved prompt with the key, or says why not (the page learns the code). */
-export async function answerWith(u: Unlocked, keyId: string, p: Prompt): Promise<PhoneAnswer> {
-  if (p.format !== "raw") {
-    return {
-      kind: "failed",
-      failure: new Failure("refused_by_policy", "this phone app signs raw signatures only for now (CMS is not built in the app yet)"),
-    };
-  }
-  const key = await u.signingKey(keyId);
+/** Signs an approved prompt with the key (raw, or detached CMS with the certificate chain). */
+export async function answerWith(u: Unlocked, key: KeyInfo, p: Prompt): Promise<PhoneAnswer> {
+  const signer = await u.signingKey(key.id);
   try {
-    const { signature } = await key.signDocument(p.data, p.pss);
+    if (p.format === "cms") {
+      const chain = key.certificates.map((c) => b64.decode(c)!);
+      return { kind: "approved", signature: await signCmsDetached(signer, chain, p.data, p.pss, new Date()) };
+    }
+    const { signature } = await signer.signDocument(p.data, p.pss);
     return { kind: "approved", signature };
   } finally {
-    key.wipe();
+    signer.wipe();
   }
 }

@@ -18,6 +18,8 @@ export interface Certificate {
   signatureAlgorithm: string;
   signature: Uint8Array;
   serial: string;
+  /** The serial number's whole INTEGER (tag, length, value). */
+  serialDer: Uint8Array;
   issuer: Uint8Array;
   subject: Uint8Array;
   notBefore: number;
@@ -55,6 +57,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     signatureAlgorithm: oidText(der.subarray(algOid.start, algOid.end)),
     signature: der.slice(sig.start + 1, sig.end),
     serial: toHex(der.subarray(serial.start, serial.end)),
+    serialDer: whole(serial),
     issuer: whole(issuer),
     subject: whole(subject),
     notBefore: time(der, nb),

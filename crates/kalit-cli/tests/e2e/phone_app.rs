@@ -3,7 +3,7 @@
 //! (the certificate key's statement signature made by WebCrypto or, for Ed25519ph, @noble, and checked by
 //! the relay), joins the tunnel with the QR a page got from the agent, runs the Noise handshake (the same
 //! SAS on both sides), shows the request and answers it. The agent checks each signature before the page
-//! gets it, and OpenSSL checks it again.
+//! gets it, and OpenSSL checks it again (raw and CMS; Ed25519 CMS by parts, as OpenSSL 3.0 cannot).
 //!
 //! Runs when node and the built TypeScript (`cd phone && npm ci && npm run build:test`) are present;
 //! `KALIT_PHONE_APP_TEST=1` (set by .ci/run) makes their absence a failure instead of a skip.
@@ -152,6 +152,23 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
             verify_raw_with_openssl(openssl_alg, false, &cert, &d, &sig, &work);
         }
 
+        // CMS (what kalit.js asks for by default): the agent checks it, and OpenSSL (Ed25519 by parts).
+        let (code, r) = std::thread::scope(|sc| {
+            let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "cms", false));
+            phone.expect("PROMPT");
+            phone.say("approve");
+            pending.join().unwrap()
+        });
+        assert_eq!(code, 200, "{r}");
+        if openssl().is_some() {
+            let work = stack.root.path().join(format!("cms-{alg}"));
+            std::fs::create_dir_all(&work).unwrap();
+            let (d, sig) = (work.join("doc.txt"), work.join("doc.p7s"));
+            std::fs::write(&d, &doc).unwrap();
+            std::fs::write(&sig, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
+            crate::common::openssl_cms_verify(&sig, &d, &stack.ra.ca());
+        }
+
         // Declined: the page learns it, the session stays usable.
         let (code, r) = std::thread::scope(|sc| {
             let pending = sc.spawn(|| page.sign(&c, b"no, thank you", "raw", false));
@@ -166,7 +183,7 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
         assert_eq!((code, r["error"]["code"].as_str()), (403, Some("refused_by_policy")), "{r}");
 
         page.end(&c);
-        assert_eq!(phone.expect("DONE"), "1 1 0");
+        assert_eq!(phone.expect("DONE"), "2 1 0");
     }
 }
 
@@ -221,8 +238,8 @@ fn check_app_headers(relay: &str) {
 /// A citizen's path in the phone app, in Chromium as a Pixel 7: first run with a PIN, a key, a
 /// certificate from the RA (CORS for the app's origin), registration at the relay that serves the app;
 /// then a portal's request through the Rust agent: the link opens the app, the new computer is named,
-/// both sides show the same SAS, the app shows origin, name and preview; approve (OpenSSL checks the
-/// signature), decline, a wrong PIN (the page learns `wrong_pin`); the session ends; the app opens
+/// both sides show the same SAS, the app shows origin, name and preview; approve (a CMS signature
+/// OpenSSL checks), decline, a wrong PIN (the page learns `wrong_pin`); the session ends; the app opens
 /// offline; every language renders. Screenshots of every screen: target/screenshots/phone-app/.
 #[test]
 fn the_phone_app_in_chromium_enrols_registers_and_signs() {
@@ -288,10 +305,10 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     let st = page.wait(&c, "connected");
     assert_eq!((st["phase"].as_str(), st["sas"].as_str()), (Some("connected"), Some(sas.as_str())), "{st}");
 
-    // Approved, with the PIN: OpenSSL checks the signature with the certificate the page received.
+    // Approved, with the PIN, as CMS (kalit.js's default): the agent and OpenSSL check it.
     let doc = "Ariza / Заявление / Application\nI ask for a certificate of residence.\n";
     let (code, r) = std::thread::scope(|sc| {
-        let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "raw", false));
+        let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "cms", false));
         app.say("PROMPT");
         let p = expect(&app, "PROMPT");
         assert!(p.starts_with(&format!("{origin}|contract.txt|Ariza")), "{p}");
@@ -304,11 +321,10 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     if openssl().is_some() {
         let work = root.path().join("check");
         std::fs::create_dir_all(&work).unwrap();
-        let (cert, d, sig) = (work.join("cert.pem"), work.join("doc.txt"), work.join("doc.sig"));
-        std::fs::write(&cert, r["certificate_pem"].as_str().unwrap()).unwrap();
+        let (d, sig) = (work.join("doc.txt"), work.join("doc.p7s"));
         std::fs::write(&d, doc).unwrap();
         std::fs::write(&sig, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
-        verify_raw_with_openssl("p-256", false, &cert, &d, &sig, &work);
+        crate::common::openssl_cms_verify(&sig, &d, &ra.ca());
     }
     // Declined; then a wrong PIN, which the page learns as such.
     for (answer, want) in [("DECLINE", "declined"), ("WRONGPIN", "wrong_pin")] {
