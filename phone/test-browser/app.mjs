@@ -11,6 +11,9 @@
 //   ENDED                 waits until the session ended
 //   OFFLINE               reloads the app with the network off; it must still open
 //   LANGS                 every language renders the keys screen and a key with no {placeholder} left
+//   CHANGEPIN             changes the PIN (later PINs are the new one)
+//   BACKUP <passphrase>   makes a backup in Settings and saves the download; prints BACKUP <path>
+//   RESTORE <file> <passphrase>  in a fresh browser profile: first run, restore from the file, prints RESTORED
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,7 +29,7 @@ const env = (k) => {
 };
 const APP = env("APP_URL");
 const SHOTS = env("SHOTS");
-const PIN = "123456";
+let PIN = "123456";
 mkdirSync(SHOTS, { recursive: true });
 
 const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
@@ -47,7 +50,8 @@ const snap = async (name) => {
   await page.screenshot({ path: join(SHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
 };
 const say = (s) => console.log(s);
-const pin = async (value = PIN) => {
+const pin = async (value) => {
+  value = value ?? PIN;
   await page.locator("#pin").fill(value);
   await page.locator("#pin-ok").click();
 };
@@ -178,6 +182,58 @@ try {
       await ctx.setOffline(false);
       say("OFFLINE OK");
     } else if (cmd === "LANGS") await langs();
+    else if (cmd === "CHANGEPIN") {
+      await page.goto(APP);
+      await page.locator("#nav-settings").click();
+      await page.locator("#old-pin").fill(PIN);
+      await page.locator("#new-pin").fill("654321");
+      await page.locator("#change-pin").click();
+      await page.locator("#pin-changed").waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`change PIN: ${await errorText()}`);
+      });
+      PIN = "654321";
+      await snap("pin-changed");
+      say("PIN CHANGED");
+    } else if (cmd === "BACKUP") {
+      await page.goto(APP);
+      await page.locator("#nav-settings").click();
+      await page.locator("#backup-pass1").fill(arg);
+      await page.locator("#backup-pass2").fill(arg);
+      await snap("settings");
+      await page.locator("#make-backup").click();
+      await pin();
+      await page.locator("#backup-download").waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`backup: ${await errorText()}`);
+      });
+      const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#backup-download").click()]);
+      const path = join(SHOTS, "app-backup.json");
+      await download.saveAs(path);
+      await snap("backup-made");
+      say(`BACKUP ${path}`);
+    } else if (cmd === "RESTORE") {
+      const [file, passphrase] = rest;
+      const fresh = await chromium.launchPersistentContext(join(tmpdir(), `kalit-app-restore-${process.pid}`), {
+        ...pixel,
+        executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+        headless: true,
+        locale: "ru-RU",
+      });
+      const p2 = fresh.pages()[0] ?? (await fresh.newPage());
+      await p2.goto(APP);
+      await p2.locator("details summary").click();
+      await p2.locator("#restore-file").setInputFiles(file);
+      await p2.locator("#restore-pass").fill(passphrase);
+      await p2.locator("#restore-pin1").fill("135790");
+      await p2.locator("#restore-pin2").fill("135790");
+      await p2.locator("#do-restore").click();
+      await p2.locator("#restored").waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`restore: ${(await p2.locator(".error").count()) ? await p2.locator(".error").innerText() : "no answer"}`);
+      });
+      shot++;
+      await p2.screenshot({ path: join(SHOTS, `${String(shot).padStart(2, "0")}-restored-ru.png`), fullPage: true });
+      say(`RESTORED ${await p2.locator("#restored").innerText()}`);
+      await fresh.close();
+    }
     else if (cmd === "QUIT") break;
     else throw new Error(`unknown command ${cmd}`);
   }

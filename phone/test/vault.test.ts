@@ -7,7 +7,8 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { b64, utf8 } from "../src/protocol/bytes.js";
 import { Failure } from "../src/protocol/errors.js";
-import { AppVault, delayAfter } from "../src/vault/vault.js";
+import { openBackup, writeBackup } from "../src/protocol/seal.js";
+import { AppVault, delayAfter, restoreVault } from "../src/vault/vault.js";
 import { MemoryStore } from "../src/vault/store.js";
 
 const NOW = 1_800_000_000_000;
@@ -84,4 +85,46 @@ test("keys: every algorithm generated, listed, signed with; no-export refused; d
   assert.equal((await v.keys()).length, 2);
   u.lock();
   await assert.rejects(u.signingKey(keys.find((k) => k.label === "old portal")!.id), isCode("locked"));
+});
+
+test("change PIN: the old PIN is checked and counted, the new one opens, the keys stay", async () => {
+  const store = new MemoryStore();
+  const v = await AppVault.init(store, "123456", NOW);
+  const u = await v.unlock("123456", NOW);
+  const k = await u.generate("p-256", "work", false, NOW);
+  u.lock();
+  await assert.rejects(v.changePin("000000", "654321", NOW), isCode("wrong_pin"));
+  assert.equal((await v.pinStatus(NOW)).failures, 1);
+  await assert.rejects(v.changePin("123456", "short", NOW), isCode("weak_secret"));
+  await v.changePin("123456", "654321", NOW);
+  const again = await AppVault.open(store);
+  await assert.rejects(again.unlock("123456", NOW), isCode("wrong_pin"));
+  const u2 = await again.unlock("654321", NOW);
+  (await u2.signingKey(k.id)).wipe();
+});
+
+test("backup: written by the app, opened again, restored under a new PIN; no-export keys stay out", async () => {
+  const v = await AppVault.init(new MemoryStore(), "123456", NOW);
+  const u = await v.unlock("123456", NOW);
+  const a = await u.generate("ed25519", "home", false, NOW);
+  await u.generate("p-256", "pinned", true, NOW);
+  const { contents, skipped } = await u.backupContents(v.header.policy, []);
+  assert.deepEqual(skipped, ["pinned"]);
+  await assert.rejects(writeBackup(contents, "short", NOW), isCode("weak_secret"));
+  const file = await writeBackup(contents, "Парол-ўзбек1", NOW);
+  await assert.rejects(openBackup(file, "wrong passphrase"), isCode("wrong_password"));
+  const opened = await openBackup(file, "Парол-ўзбек1");
+  const store = new MemoryStore();
+  const { vault, keys } = await restoreVault(store, opened, "135790", NOW);
+  assert.deepEqual(keys, ["home"]);
+  const u2 = await vault.unlock("135790", NOW);
+  const restored = (await vault.keys())[0]!;
+  assert.equal(restored.fingerprint, a.fingerprint, "the same key");
+  (await u2.signingKey(restored.id)).wipe();
+  // A restore never overwrites a vault.
+  await assert.rejects(restoreVault(store, opened, "135790", NOW), isCode("already_exists"));
+  // A damaged backup: nothing is restored.
+  const damaged = file.slice();
+  damaged[damaged.length - 30]! ^= 1;
+  await assert.rejects(openBackup(damaged, "Парол-ўзбек1"));
 });

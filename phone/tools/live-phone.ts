@@ -3,12 +3,13 @@
 // `kalit vault backup` file, registers a fresh device key at the relay, then joins every QR it is given
 // on standard input and answers each request as told, printing what a screen would show.
 //
-//   env: RELAY_URL, BACKUP_FILE, BACKUP_PASSPHRASE, LOGIN
+//   env: RELAY_URL, BACKUP_FILE, BACKUP_PASSPHRASE, LOGIN, [BACKUP_OUT: also writes the key into a new
+//        backup there, as the app writes it, under the same passphrase, for `kalit vault restore`]
 //   stdin: "QR <text>" lines, each followed by the answers for its requests: "approve" or "decline"
 //   stdout: REGISTERED <device id>, SAS <code>, PROMPT <id> <name> <sha256> <origin>, DONE <signed> <declined> <withdrawn>,
 //           FAILED <code> <message>
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 import WebSocket from "ws";
@@ -18,7 +19,9 @@ import { signCmsDetached } from "../src/protocol/cms.js";
 import { Failure } from "../src/protocol/errors.js";
 import { SigningKey, generateDeviceKey } from "../src/protocol/keys.js";
 import type { PhoneAnswer, Prompt } from "../src/protocol/phone-session.js";
-import { openBackup } from "../src/protocol/seal.js";
+import { openBackup, writeBackup } from "../src/protocol/seal.js";
+import { MemoryStore } from "../src/vault/store.js";
+import { restoreVault } from "../src/vault/vault.js";
 import { type PairUi, type WebSocketLike, pair } from "../src/phone/pair.js";
 import { Relay } from "../src/phone/relay.js";
 
@@ -40,6 +43,16 @@ async function main(): Promise<void> {
   if (!k) throw new Failure("not_found", "the backup holds no key");
   const key = SigningKey.fromPkcs8(b64.decode(k.pkcs8)!);
   const chain = k.certificates.map((c) => b64.decode(c)!);
+  const out = process.env.BACKUP_OUT;
+  if (out) {
+    const store = new MemoryStore();
+    const { vault } = await restoreVault(store, contents, "123456", Date.now());
+    const u = await vault.unlock("123456", Date.now());
+    const { contents: again } = await u.backupContents(vault.header.policy, []);
+    writeFileSync(out, await writeBackup(again, env("BACKUP_PASSPHRASE"), Date.now()));
+    u.lock();
+    console.log(`BACKUP ${out}`);
+  }
   const relay = new Relay(env("RELAY_URL"));
   const { device } = await generateDeviceKey();
   const registration = await relay.register({ login: env("LOGIN"), device, deviceName: "ts-phone", chain, certificateKey: key });

@@ -107,6 +107,7 @@ function App({ svc }: { svc: Services }) {
           <button class={screen.s === "keys" ? "on" : ""} onClick={() => ctx.go({ s: "keys" })}>{tr("keys")}</button>
           <button class={screen.s === "sign" ? "on" : ""} onClick={() => ctx.go({ s: "sign", qr: "" })}>{tr("sign")}</button>
           <button class={screen.s === "history" ? "on" : ""} onClick={() => ctx.go({ s: "history" })}>{tr("history")}</button>
+          <button id="nav-settings" class={screen.s === "settings" ? "on" : ""} onClick={() => ctx.go({ s: "settings" })}>{tr("settings")}</button>
         </nav>
       )}
       {error && (
@@ -124,6 +125,7 @@ function App({ svc }: { svc: Services }) {
         {screen.s === "register" && <Register ctx={ctx} id={screen.id} />}
         {screen.s === "sign" && <Sign ctx={ctx} initial={screen.qr} />}
         {screen.s === "history" && <History ctx={ctx} />}
+        {screen.s === "settings" && <Settings ctx={ctx} />}
       </main>
       {pinAsk && <PinDialog tr={tr} done={pinAsk} />}
     </div>
@@ -176,9 +178,11 @@ function FirstRun({ ctx }: { ctx: Ctx }) {
       setB("");
     }
   };
+  const [restored, setRestored] = useState<string | null>(null);
   if (storage !== null) {
     return (
       <section>
+        {restored && <p class="ok" id="restored">{restored}</p>}
         <p class={storage ? "ok" : "warn"} id="storage">{ctx.tr(storage ? "storageKept" : "storageNotKept")}</p>
         <button id="continue" onClick={() => ctx.go({ s: "keys" })}>{ctx.tr("ok")}</button>
       </section>
@@ -193,6 +197,121 @@ function FirstRun({ ctx }: { ctx: Ctx }) {
         <label>{ctx.tr("repeatPin")}<input id="pin2" type="password" autoComplete="new-password" value={b} onInput={(e) => setB((e.target as HTMLInputElement).value)} /></label>
         <button id="create-vault" type="submit" disabled={busy}>{ctx.tr("createVault")}</button>
       </form>
+      <Restore ctx={ctx} done={async (msg) => {
+        setRestored(msg);
+        setStorage((await navigator.storage?.persist?.()) ?? false);
+      }} />
+    </section>
+  );
+}
+
+function Restore({ ctx, done }: { ctx: Ctx; done: (message: string) => void }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [pass, setPass] = useState("");
+  const [pin1, setPin1] = useState("");
+  const [pin2, setPin2] = useState("");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (!file) return;
+    if (pin1 !== pin2) return ctx.fail(new Failure("invalid_input", ctx.tr("pinsDiffer")));
+    setBusy(true);
+    try {
+      const keys = await ctx.svc.restore(new Uint8Array(await file.arrayBuffer()), pass, pin1);
+      done(ctx.tr("restored", { keys: keys.map((k) => display.field(k, 64)).join(", ") }));
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+      setPass("");
+      setPin1("");
+      setPin2("");
+    }
+  };
+  return (
+    <details>
+      <summary>{ctx.tr("restore")}</summary>
+      <form onSubmit={submit}>
+        <label>{ctx.tr("backupFile")}<input id="restore-file" type="file" onChange={(e) => setFile((e.target as HTMLInputElement).files?.[0] ?? null)} /></label>
+        <label>{ctx.tr("backupPassphrase")}<input id="restore-pass" type="password" value={pass} onInput={(e) => setPass((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("newPin")}<input id="restore-pin1" type="password" value={pin1} onInput={(e) => setPin1((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("repeatPin")}<input id="restore-pin2" type="password" value={pin2} onInput={(e) => setPin2((e.target as HTMLInputElement).value)} /></label>
+        {busy ? <p class="progress" role="status">{ctx.tr("working")}</p> : <button id="do-restore" type="submit">{ctx.tr("restore")}</button>}
+      </form>
+    </details>
+  );
+}
+
+function Settings({ ctx }: { ctx: Ctx }) {
+  const [p1, setP1] = useState("");
+  const [p2, setP2] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [made, setMade] = useState<{ url: string; name: string; skipped: string[] } | null>(null);
+  const [oldPin, setOldPin] = useState("");
+  const [newPin, setNewPin] = useState("");
+  const [pinDone, setPinDone] = useState(false);
+  const backup = async (e: Event) => {
+    e.preventDefault();
+    if (p1 !== p2) return ctx.fail(new Failure("invalid_input", ctx.tr("passphrasesDiffer")));
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    try {
+      const u = await ctx.svc.unlock(pin);
+      try {
+        const { file, skipped } = await ctx.svc.backup(u, p1);
+        const name = `kalit-backup-${new Date().toISOString().slice(0, 10)}.json`;
+        setMade({ url: URL.createObjectURL(new Blob([file as Uint8Array<ArrayBuffer>], { type: "application/json" })), name, skipped });
+      } finally {
+        u.lock();
+      }
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+      setP1("");
+      setP2("");
+    }
+  };
+  const change = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      await ctx.svc.changePin(oldPin, newPin);
+      setPinDone(true);
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+      setOldPin("");
+      setNewPin("");
+    }
+  };
+  return (
+    <section>
+      <h2>{ctx.tr("backup")}</h2>
+      <p>{ctx.tr("backupExplain")}</p>
+      {made ? (
+        <div>
+          <p class="ok">{ctx.tr("backupMade", { file: made.name })}</p>
+          <a id="backup-download" class="button" href={made.url} download={made.name}>{made.name}</a>
+          {made.skipped.length > 0 && <p class="warn">{ctx.tr("skippedNoExport", { keys: made.skipped.join(", ") })}</p>}
+        </div>
+      ) : (
+        <form onSubmit={backup}>
+          <label>{ctx.tr("backupPassphrase")}<input id="backup-pass1" type="password" value={p1} onInput={(e) => setP1((e.target as HTMLInputElement).value)} /></label>
+          <label>{ctx.tr("repeatPassphrase")}<input id="backup-pass2" type="password" value={p2} onInput={(e) => setP2((e.target as HTMLInputElement).value)} /></label>
+          {busy ? <p class="progress" role="status">{ctx.tr("working")}</p> : <button id="make-backup" type="submit">{ctx.tr("makeBackup")}</button>}
+        </form>
+      )}
+      <h2>{ctx.tr("changePin")}</h2>
+      {pinDone ? <p class="ok" id="pin-changed">{ctx.tr("pinChanged")}</p> : (
+        <form onSubmit={change}>
+          <label>{ctx.tr("currentPin")}<input id="old-pin" type="password" value={oldPin} onInput={(e) => setOldPin((e.target as HTMLInputElement).value)} /></label>
+          <label>{ctx.tr("newPin")}<input id="new-pin" type="password" value={newPin} onInput={(e) => setNewPin((e.target as HTMLInputElement).value)} /></label>
+          <button id="change-pin" type="submit" disabled={busy}>{ctx.tr("changePin")}</button>
+        </form>
+      )}
     </section>
   );
 }

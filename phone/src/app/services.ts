@@ -12,7 +12,8 @@ import { JsonClient } from "../phone/http.js";
 import { type PairSummary, type PairUi, pair } from "../phone/pair.js";
 import { Relay, type RegistrationRecord } from "../phone/relay.js";
 import type { Store } from "../vault/store.js";
-import { AppVault, type KeyInfo, type NewKeyAlgorithm, type Unlocked } from "../vault/vault.js";
+import { type BackupHistoryEntry, openBackup, writeBackup } from "../protocol/seal.js";
+import { AppVault, type KeyInfo, type NewKeyAlgorithm, type Unlocked, restoreVault } from "../vault/vault.js";
 
 export interface StoredRegistration {
   record: RegistrationRecord;
@@ -147,6 +148,46 @@ export class Services {
   async recordComputer(id: string, name: string | null): Promise<void> {
     const known = await this.computer(id);
     await this.store.put(`computer/${id}`, { id, name: known?.name ?? name ?? id, uses: (known?.uses ?? 0) + 1 } satisfies Computer);
+  }
+
+  /** A backup file of every exportable key, with the history; `skipped`: the no-export keys left out. */
+  async backup(u: Unlocked, passphrase: string): Promise<{ file: Uint8Array; skipped: string[] }> {
+    const v = await this.vault();
+    const keys = await v.keys();
+    const fingerprint = (label: string) => keys.find((k) => k.label === label)?.fingerprint ?? "";
+    const history: BackupHistoryEntry[] = (await this.history()).map((h) => ({
+      time: new Date(h.time).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      key: h.key,
+      fingerprint: fingerprint(h.key),
+      document: h.document,
+      sha256: h.sha256,
+      size: h.size,
+      format: h.format,
+      origin: h.origin,
+    }));
+    const { contents, skipped } = await u.backupContents(v.header.policy, history);
+    return { file: await writeBackup(contents, passphrase, nowMs()), skipped };
+  }
+
+  /** A new vault from a backup file (this phone must have none yet). */
+  async restore(file: Uint8Array, passphrase: string, newPin: string): Promise<string[]> {
+    const contents = await openBackup(file, passphrase);
+    const { keys } = await restoreVault(this.store, contents, newPin, nowMs());
+    const history: HistoryEntry[] = (contents.history as BackupHistoryEntry[]).map((h) => ({
+      time: Date.parse(h.time) || 0,
+      key: h.key,
+      document: h.document,
+      sha256: h.sha256,
+      size: h.size,
+      format: h.format,
+      origin: h.origin ?? "",
+    }));
+    await this.store.put("history", history);
+    return keys;
+  }
+
+  async changePin(oldPin: string, newPin: string): Promise<void> {
+    await (await this.vault()).changePin(oldPin, newPin, nowMs());
   }
 
   async history(): Promise<HistoryEntry[]> {

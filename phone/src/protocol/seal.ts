@@ -191,3 +191,54 @@ export async function openBackup(file: Uint8Array, passphrase: string): Promise<
     key.fill(0);
   }
 }
+
+export const MIN_PASSWORD_LEN = 8;
+
+export interface BackupHistoryEntry {
+  time: string;
+  key: string;
+  fingerprint: string;
+  document: string;
+  sha256: string;
+  size: number;
+  format: string;
+  origin: string | null;
+}
+
+/** Writes a `kalit-backup/1` file (docs/BACKUP-FORMAT.md) that `kalit vault restore` reads. */
+export async function writeBackup(contents: BackupContents, passphrase: string, nowMs: number, salt?: Uint8Array, nonce?: Uint8Array): Promise<Uint8Array> {
+  if (Array.from(passphrase).length < MIN_PASSWORD_LEN) {
+    throw new Failure("weak_secret", `the backup passphrase must have at least ${MIN_PASSWORD_LEN} characters`);
+  }
+  const s = salt ?? crypto.getRandomValues(new Uint8Array(16));
+  // The header's fields in the order the Rust side writes them; its exact bytes are the associated data.
+  const header = JSON.stringify({
+    format: BACKUP_FORMAT,
+    kdf: { m_kib: KDF_DEFAULT.m_kib, t: KDF_DEFAULT.t, p: KDF_DEFAULT.p },
+    salt: b64.encode(s),
+    created: new Date(nowMs).toISOString().replace(/\.\d{3}Z$/, "Z"),
+  });
+  const headerBytes = utf8(header);
+  const plain = utf8(
+    JSON.stringify({
+      policy: { max_attempts: contents.policy.max_attempts, delay_base_ms: contents.policy.delay_base_ms },
+      keys: contents.keys.map((k) => ({
+        label: k.label,
+        no_export: false,
+        origin: k.origin,
+        created: k.created,
+        pkcs8: k.pkcs8,
+        certificates: k.certificates,
+      })),
+      history: contents.history,
+    }),
+  );
+  const key = await deriveKey(KDF_DEFAULT, passphrase, s);
+  try {
+    const payload = await seal(key, headerBytes, plain, nonce);
+    return utf8(JSON.stringify({ header: b64.encode(headerBytes), payload: { nonce: payload.nonce, ciphertext: payload.ciphertext } }, null, 2));
+  } finally {
+    key.fill(0);
+    plain.fill(0);
+  }
+}

@@ -9,7 +9,17 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { b64, toHex, utf8 } from "../protocol/bytes.js";
 import { Failure } from "../protocol/errors.js";
 import { type KeyAlgorithm, SigningKey, describePkcs8 } from "../protocol/keys.js";
-import { KDF_DEFAULT, type KdfParams, type SealedBox, checkKdf, deriveKey, open, seal } from "../protocol/seal.js";
+import {
+  type BackupContents,
+  type BackupHistoryEntry,
+  KDF_DEFAULT,
+  type KdfParams,
+  type SealedBox,
+  checkKdf,
+  deriveKey,
+  open,
+  seal,
+} from "../protocol/seal.js";
 import type { Store } from "./store.js";
 
 export const VAULT_FORMAT = "kalit-app-vault/1";
@@ -164,6 +174,28 @@ export class AppVault {
 
   /** Opens the vault with `pin`. The failed attempt is counted before the PIN is tried. */
   async unlock(pin: string, nowMs: number): Promise<Unlocked> {
+    const master = await this.openMaster(pin, nowMs);
+    const key = await crypto.subtle.importKey("raw", master as Uint8Array<ArrayBuffer>, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+    master.fill(0);
+    return new Unlocked(this.store, key);
+  }
+
+  /** Seals the master key under a new PIN (with a new salt); the old PIN is checked and counted first. */
+  async changePin(oldPin: string, newPin: string, nowMs: number): Promise<void> {
+    checkNewPin(newPin);
+    const master = await this.openMaster(oldPin, nowMs);
+    const header: VaultHeader = { ...this.header, salt: b64.encode(crypto.getRandomValues(new Uint8Array(16))) };
+    const text = JSON.stringify(header);
+    const kek = await deriveKey(header.kdf, newPin, b64.decode(header.salt)!);
+    try {
+      await this.store.put(K.vault, { header: text, master: await seal(kek, utf8(text), master) } satisfies VaultRecord);
+    } finally {
+      kek.fill(0);
+      master.fill(0);
+    }
+  }
+
+  private async openMaster(pin: string, nowMs: number): Promise<Uint8Array> {
     const policy = this.header.policy;
     const status = await this.pinStatus(nowMs);
     if (status.locked) throw new Failure("locked", `the vault is locked after ${status.failures} wrong PINs; restore a backup`);
@@ -178,9 +210,7 @@ export class AppVault {
       throw new Failure("wrong_pin", `wrong PIN (${policy.max_attempts - failures} tries left)`);
     }
     await this.store.put(K.pin, { failures: 0, not_before_ms: 0 } satisfies PinState);
-    const key = await crypto.subtle.importKey("raw", master as Uint8Array<ArrayBuffer>, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
-    master.fill(0);
-    return new Unlocked(this.store, key);
+    return master;
   }
 
   /** The keys' public facts, readable before the PIN. */
@@ -347,10 +377,56 @@ export class Unlocked {
     return info(updated);
   }
 
+  /** What a backup carries: every exportable key with its certificates, the policy, the history given. */
+  async backupContents(policy: PinPolicy, history: BackupHistoryEntry[]): Promise<{ contents: BackupContents; skipped: string[] }> {
+    const keys: BackupContents["keys"] = [];
+    const skipped: string[] = [];
+    for (const k of await this.store.keys(K.keys)) {
+      const rec = await this.store.get<KeyRecord>(k);
+      if (!rec) continue;
+      const h = parseJson<KeyHeader>(rec.header, "a key's header");
+      if (h.no_export) {
+        skipped.push(h.label);
+        continue;
+      }
+      const pkcs8 = await unaead(this.master, utf8(rec.header), rec.sealed);
+      keys.push({ label: h.label, no_export: false, origin: h.origin, created: h.created, pkcs8: b64.encode(pkcs8), certificates: rec.certificates });
+      pkcs8.fill(0);
+    }
+    return { contents: { policy, keys, history }, skipped };
+  }
+
   async destroy(id: string): Promise<void> {
     await this.record(id);
     await this.store.delete(K.key(id));
   }
+}
+
+/**
+ * A new vault from a backup's contents under a new PIN (the store must hold no vault). The backup's
+ * PIN policy is kept; every key is sealed again under the new master key.
+ */
+export async function restoreVault(store: Store, contents: BackupContents, newPin: string, nowMs: number): Promise<{ vault: AppVault; keys: string[] }> {
+  const policy = contents.policy;
+  if (!Number.isInteger(policy?.max_attempts) || policy.max_attempts < 3 || policy.max_attempts > 100 || !Number.isInteger(policy.delay_base_ms)) {
+    throw new Failure("corrupt", "the backup's PIN policy is damaged");
+  }
+  const vault = await AppVault.init(store, newPin, nowMs, { max_attempts: policy.max_attempts, delay_base_ms: policy.delay_base_ms });
+  const u = await vault.unlock(newPin, nowMs);
+  const keys: string[] = [];
+  try {
+    for (const k of contents.keys) {
+      const pkcs8 = b64.decode(k.pkcs8);
+      if (!pkcs8) throw new Failure("corrupt", "a key in the backup is damaged");
+      const origin: KeyOrigin = k.origin === "imported" ? "imported" : "generated";
+      await u.storeKey(pkcs8, k.label, false, origin, k.certificates, Date.parse(k.created) || nowMs);
+      pkcs8.fill(0);
+      keys.push(k.label);
+    }
+  } finally {
+    u.lock();
+  }
+  return { vault, keys };
 }
 
 /** The SubjectPublicKeyInfo of a PKCS#8 key (through a temporary extractable import). */

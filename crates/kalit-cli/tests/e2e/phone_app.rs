@@ -53,6 +53,7 @@ impl TsPhone {
     fn start(script: &Path, relay_url: &str, backup: &Path, passphrase: &str, login: &str) -> TsPhone {
         let mut child = Command::new("node")
             .arg(script)
+            .env("BACKUP_OUT", backup.with_extension("from-app"))
             .env("RELAY_URL", relay_url)
             .env("BACKUP_FILE", backup)
             .env("BACKUP_PASSPHRASE", passphrase)
@@ -119,6 +120,15 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
         let backup = stack.root.path().join(format!("{alg}.backup"));
         v.run(&["backup", "--out", s(&backup)], &[PIN, "backup-pass-1", "backup-pass-1"]).ok();
         let mut phone = TsPhone::start(&script, &stack.relay_url, &backup, "backup-pass-1", login);
+        // The app's code wrote the same key into a backup of its own: the command line restores it.
+        let from_app = phone.expect("BACKUP");
+        let restored = crate::common::V { dir: stack.root.path().join(format!("restored-{alg}")) };
+        restored.run(&["restore", &from_app], &["backup-pass-1", "135790", "135790"]).ok();
+        let listed = restored.run(&["list", "--json"], &[]).ok().stdout;
+        let original = v.run(&["list", "--json"], &[]).ok().stdout;
+        let fp = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap()[0]["fingerprint"].clone();
+        assert!(fp(&original).is_string(), "{original}");
+        assert_eq!(fp(&listed), fp(&original), "the same key came back: {listed}");
         let device_id = phone.expect("REGISTERED");
         assert_eq!(device_id.len(), 32, "{device_id}");
 
@@ -240,7 +250,8 @@ fn check_app_headers(relay: &str) {
 /// then a portal's request through the Rust agent: the link opens the app, the new computer is named,
 /// both sides show the same SAS, the app shows origin, name and preview; approve (a CMS signature
 /// OpenSSL checks), decline, a wrong PIN (the page learns `wrong_pin`); the session ends; the app opens
-/// offline; every language renders. Screenshots of every screen: target/screenshots/phone-app/.
+/// offline; every language renders; a PIN change; backups both ways between the app and the command
+/// line. Screenshots of every screen: target/screenshots/phone-app/.
 #[test]
 fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     if !app_browser_ready() {
@@ -345,6 +356,23 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     expect(&app, "OFFLINE OK");
     app.say("LANGS");
     expect(&app, "LANGS OK");
+    // A new PIN; then a backup made in the app (with it) restores with the command line...
+    app.say("CHANGEPIN");
+    expect(&app, "PIN CHANGED");
+    app.say("BACKUP app-backup-pass");
+    let file = expect(&app, "BACKUP");
+    let cli = crate::common::V { dir: root.path().join("restored-from-app") };
+    cli.run(&["restore", &file], &["app-backup-pass", "135790", "135790"]).ok();
+    let listed = cli.run(&["list", "--json"], &[]).ok().stdout;
+    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!((keys[0]["label"].as_str(), keys[0]["algorithm"].as_str()), (Some("work"), Some("p-256")), "{listed}");
+    assert!(keys[0]["certificate"].to_string().contains("Dilnoza App"), "the certificate came along: {listed}");
+    // ... and a backup made by the command line restores in the app (a fresh browser, in Russian).
+    let other = crate::network::enrolled_phone(root.path(), "cli-phone", "ed25519", &ra, &ra_svc.url, "CN=Vali Cli,C=UZ");
+    let cli_backup = root.path().join("cli.backup");
+    other.run(&["backup", "--out", s(&cli_backup)], &[PIN, "cli-backup-pass", "cli-backup-pass"]).ok();
+    app.say(&format!("RESTORE {} cli-backup-pass", cli_backup.display()));
+    assert!(expect(&app, "RESTORED").contains("main"), "the CLI's key came back in the app");
     app.say("QUIT");
     assert_eq!(expect(&app, "CONSOLE"), "CLEAN", "no PIN in the browser console");
 }
