@@ -368,7 +368,8 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     assert_eq!((keys[0]["label"].as_str(), keys[0]["algorithm"].as_str()), (Some("work"), Some("p-256")), "{listed}");
     assert!(keys[0]["certificate"].to_string().contains("Dilnoza App"), "the certificate came along: {listed}");
     // ... and a backup made by the command line restores in the app (a fresh browser, in Russian).
-    let other = crate::network::enrolled_phone(root.path(), "cli-phone", "ed25519", &ra, &ra_svc.url, "CN=Vali Cli,C=UZ");
+    let other =
+        crate::network::enrolled_phone(root.path(), "cli-phone", "ed25519", &ra, &ra_svc.url, "CN=Vali Cli,C=UZ");
     let cli_backup = root.path().join("cli.backup");
     other.run(&["backup", "--out", s(&cli_backup)], &[PIN, "cli-backup-pass", "cli-backup-pass"]).ok();
     app.say(&format!("RESTORE {} cli-backup-pass", cli_backup.display()));
