@@ -14,6 +14,7 @@
 //   CHANGEPIN             changes the PIN (later PINs are the new one)
 //   BACKUP <passphrase>   makes a backup in Settings and saves the download; prints BACKUP <path>
 //   RESTORE <file> <passphrase>  in a fresh browser profile: first run, restore from the file, prints RESTORED
+//   HOSTILE <qr>          a QR whose origin is markup: the app must show it as text (no element made)
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -175,6 +176,8 @@ try {
       await snap("ended");
       say(`ENDED ${await page.locator("#notices").innerText()}`);
     } else if (cmd === "OFFLINE") {
+      await page.goto(APP);
+      await page.locator("#new-key").waitFor({ timeout: 30000 });
       await ctx.setOffline(true);
       await page.reload();
       await page.locator("#new-key").waitFor({ timeout: 30000 });
@@ -182,7 +185,15 @@ try {
       await ctx.setOffline(false);
       say("OFFLINE OK");
     } else if (cmd === "LANGS") await langs();
-    else if (cmd === "CHANGEPIN") {
+    else if (cmd === "HOSTILE") {
+      await page.goto(`${APP}#${encodeURIComponent(arg)}`);
+      await page.locator(".error", { hasText: "<img" }).waitFor({ timeout: 30000 });
+      await snap("hostile-origin");
+      const text = await page.locator(".error").innerText();
+      const images = await page.locator("img").count();
+      const title = await page.title();
+      say(`HOSTILE images=${images} title=${title} text=${text.replace(/\n/g, " ")}`);
+    } else if (cmd === "CHANGEPIN") {
       await page.goto(APP);
       await page.locator("#nav-settings").click();
       await page.locator("#old-pin").fill(PIN);

@@ -45,6 +45,8 @@ pub(crate) struct Services {
     pub(crate) rt: tokio::runtime::Runtime,
     pub(crate) ra_url: String,
     pub(crate) relay_url: String,
+    /// The RA's directory (the interactive demo hands out one more enrolment code, for the phone app).
+    pub(crate) ra_dir: std::path::PathBuf,
     pub(crate) ca_pem: Vec<u8>,
 }
 
@@ -125,7 +127,10 @@ pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, S
         "CN=Demo Citizen,SERIALNUMBER=00000000000000,C=UZ",
         std::time::Duration::from_secs(600),
     ))?;
-    let ra_state = rt.block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?;
+    // The relay's address first: it serves the phone app, whose origin the RA answers CORS for.
+    let (relay_listener, relay_addr) = bind(&rt)?;
+    let relay_url = format!("http://{relay_addr}");
+    let ra_state = rt.block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?.with_app_origins(&[relay_url.clone()])?;
     let ra_url = serve_on_loopback(&rt, kalit_ra::app(ra_state))?;
     println!("  RA: {ra_url}  (root CA SHA-256 {})", &summary.root_fingerprint[..16]);
     let cfg = kalit_relay::RelayConfig {
@@ -135,10 +140,10 @@ pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, S
         ..Default::default()
     };
     let state = rt.block_on(kalit_relay::build(&cfg))?;
-    let relay_url = serve_on_loopback(&rt, kalit_relay::app(state))?;
-    println!("  relay: {relay_url}  (SQLite in {})", tmp.join("relay").display());
+    spawn_app(&rt, relay_listener, kalit_relay::app(state));
+    println!("  relay: {relay_url}  (SQLite in {}; the phone app at {relay_url}/app/)", tmp.join("relay").display());
     let ca_pem = std::fs::read(ra_dir.join("ca.pem")).map_err(CliError::io("cannot read the demo CA"))?;
-    Ok((Services { rt, ra_url, relay_url, ca_pem }, code))
+    Ok((Services { rt, ra_url, relay_url, ca_pem, ra_dir }, code))
 }
 
 pub fn run(a: DemoArgs) -> CliResult {
@@ -363,6 +368,17 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         println!(
             "Then copy the text under the QR and answer on the \"phone\":\n  kalit vault pair --vault {} 'kalit:...'",
             vault_dir.display()
+        );
+        let app_code = svc.rt.block_on(kalit_ra::enrol(
+            &svc.ra_dir,
+            "CN=Demo App Citizen,SERIALNUMBER=00000000000001,C=UZ",
+            std::time::Duration::from_secs(3600),
+        ))?;
+        println!(
+            "Or be the phone in a browser with the phone app (a phone-sized window works best):\n  phone app:    {}/app/\n  \
+             in the app: set a PIN, make a key, \"Get a certificate\" from RA {} with the code {app_code},\n  \
+             register at the relay, then open the QR's link on the portal page or paste its text under \"Sign\".",
+            svc.relay_url, svc.ra_url
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();

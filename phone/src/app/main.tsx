@@ -68,7 +68,10 @@ function App({ svc }: { svc: Services }) {
     })().catch((e: unknown) => setError(failureOf(e)));
     const onHash = () => {
       const qr = qrFromHash();
-      if (qr) setScreen({ s: "sign", qr });
+      if (qr) {
+        setError(null);
+        setScreen({ s: "sign", qr });
+      }
     };
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
@@ -123,7 +126,7 @@ function App({ svc }: { svc: Services }) {
         {screen.s === "key" && <KeyDetails ctx={ctx} id={screen.id} />}
         {screen.s === "enrol" && <Enrol ctx={ctx} id={screen.id} />}
         {screen.s === "register" && <Register ctx={ctx} id={screen.id} />}
-        {screen.s === "sign" && <Sign ctx={ctx} initial={screen.qr} />}
+        {screen.s === "sign" && <Sign key={screen.qr} ctx={ctx} initial={screen.qr} />}
         {screen.s === "history" && <History ctx={ctx} />}
         {screen.s === "settings" && <Settings ctx={ctx} />}
       </main>
@@ -589,6 +592,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       signingKey.current = key;
       const chain = key.certificates.map((c) => b64.decode(c)!);
       setPhase({ p: "connecting", origin: qr.payload.origin });
+      let endedShown = false;
       const ui: PairUi = {
         connected: ({ sas, origin, network }) => {
           void ctx.svc.recordComputer(computerId, name);
@@ -622,17 +626,22 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
         notice: (kind, msg) => {
           if (kind === "withdrawn") notice(ctx.tr("withdrawn"));
           else if (kind === "refused") notice(ctx.tr("refused", { reason: display.field(msg, 200) }));
-          else if (kind === "ended") notice(ctx.tr("ended"));
+          else if (kind === "ended") {
+            endedShown = true;
+            notice(`${ctx.tr("ended")} ${display.field(msg, 200)}`);
+          }
           else notice(display.field(msg, 200));
         },
       };
       await ctx.svc.pair(qrText, reg, chain, ui, (url) => new WebSocket(url));
       setPhase({ p: "ended" });
-      notice(ctx.tr("ended"));
+      if (!endedShown) notice(ctx.tr("ended"));
       if (location.hash) history.replaceState(null, "", location.pathname);
     } catch (e) {
       setPhase({ p: "input" });
       ctx.fail(e);
+      // A link that failed is not run again by a reload.
+      if (location.hash) history.replaceState(null, "", location.pathname);
     }
   };
 

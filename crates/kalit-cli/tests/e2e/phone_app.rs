@@ -352,6 +352,16 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     page.end(&c);
     app.say("ENDED");
     expect(&app, "ENDED");
+    // A computer that puts markup in its QR's origin: the app shows it as text and makes no element.
+    let c = page.start(None);
+    let mut p = kalit_core::session::Qr::parse(&c.qr).unwrap().payload;
+    p.origin = "<img src=x onerror=\"document.title='pwned'\">".into();
+    let hostile =
+        format!("kalit:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()));
+    app.say(&format!("HOSTILE {hostile}"));
+    let seen = expect(&app, "HOSTILE");
+    assert!(seen.starts_with("images=0 title=Kalit text=") && seen.contains("<img src=x"), "{seen}");
+    page.end(&c);
     app.say("OFFLINE");
     expect(&app, "OFFLINE OK");
     app.say("LANGS");
