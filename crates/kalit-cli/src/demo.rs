@@ -130,7 +130,8 @@ pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, S
     // The relay's address first: it serves the phone app, whose origin the RA answers CORS for.
     let (relay_listener, relay_addr) = bind(&rt)?;
     let relay_url = format!("http://{relay_addr}");
-    let ra_state = rt.block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?.with_app_origins(&[relay_url.clone()])?;
+    let ra_state =
+        rt.block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?.with_app_origins(std::slice::from_ref(&relay_url))?;
     let ra_url = serve_on_loopback(&rt, kalit_ra::app(ra_state))?;
     println!("  RA: {ra_url}  (root CA SHA-256 {})", &summary.root_fingerprint[..16]);
     let cfg = kalit_relay::RelayConfig {
