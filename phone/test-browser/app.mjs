@@ -15,6 +15,9 @@
 //   BACKUP <passphrase>   makes a backup in Settings and saves the download; prints BACKUP <path>
 //   RESTORE <file> <passphrase>  in a fresh browser profile: first run, restore from the file, prints RESTORED
 //   HOSTILE <qr>          a QR whose origin is markup: the app must show it as text (no element made)
+//   DEVICES               the key's devices at the relay: prints DEVICES <count> <this-phone marks>
+//   REMOVESELF            removes this phone's device from the login (as for a lost phone); the
+//                         registration disappears from the app; prints REMOVED <registrations left>
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -193,6 +196,27 @@ try {
       const images = await page.locator("img").count();
       const title = await page.title();
       say(`HOSTILE images=${images} title=${title} text=${text.replace(/\n/g, " ")}`);
+    } else if (cmd === "DEVICES" || cmd === "REMOVESELF") {
+      await page.goto(APP);
+      await page.locator("ul.list button.link").first().click();
+      await page.locator("button.devices").click();
+      await page.locator(".device").first().waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`devices: ${await errorText()}`);
+      });
+      if (cmd === "DEVICES") {
+        await snap("devices");
+        say(`DEVICES ${await page.locator(".device").count()} ${await page.locator(".device .tag").count()}`);
+      } else {
+        page.once("dialog", (d) => d.accept());
+        await page.locator(".device", { has: page.locator(".tag") }).locator("button.danger").click();
+        await page.locator("#new-key").waitFor({ timeout: 30000 }).catch(async () => {
+          throw new Error(`remove: ${await errorText()}`);
+        });
+        await page.locator("ul.list button.link").first().click();
+        await page.locator("#cert-subject").waitFor();
+        await snap("removed-self");
+        say(`REMOVED ${await page.locator(".registration").count()}`);
+      }
     } else if (cmd === "CHANGEPIN") {
       await page.goto(APP);
       await page.locator("#nav-settings").click();

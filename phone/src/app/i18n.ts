@@ -109,6 +109,12 @@ const en = {
   newPin: "New PIN (at least 6 characters)",
   pinChanged: "The PIN is changed.",
   working: "Working… (this takes a few seconds)",
+  devices: "Devices",
+  thisPhone: "this phone",
+  removeDevice: "Remove",
+  confirmRemoveDevice: "Remove the device {name} from {login}? Use this for a lost phone. It can no longer sign for you.",
+  deviceRemoved: "The device was removed.",
+  registeredAt: "Registered",
 };
 
 export type Key = keyof typeof en;
@@ -216,6 +222,12 @@ const uz: Dict = {
   newPin: "Yangi PIN-kod (kamida 6 belgi)",
   pinChanged: "PIN-kod oʻzgartirildi.",
   working: "Bajarilmoqda… (bir necha soniya)",
+  devices: "Qurilmalar",
+  thisPhone: "shu telefon",
+  removeDevice: "Olib tashlash",
+  confirmRemoveDevice: "{name} qurilmasi {login} loginidan olib tashlansinmi? Yoʻqolgan telefon uchun. U endi siz uchun imzo qoʻya olmaydi.",
+  deviceRemoved: "Qurilma olib tashlandi.",
+  registeredAt: "Roʻyxatdan oʻtgan",
 };
 
 const ru: Dict = {
@@ -320,6 +332,12 @@ const ru: Dict = {
   newPin: "Новый PIN-код (не меньше 6 символов)",
   pinChanged: "PIN-код изменён.",
   working: "Выполняется… (несколько секунд)",
+  devices: "Устройства",
+  thisPhone: "этот телефон",
+  removeDevice: "Удалить",
+  confirmRemoveDevice: "Удалить устройство {name} из {login}? Для потерянного телефона. Оно больше не сможет подписывать за вас.",
+  deviceRemoved: "Устройство удалено.",
+  registeredAt: "Зарегистрировано",
 };
 
 export const DICTS: Record<Lang, Dict> = { en: en as Dict, uz, ru };

@@ -9,6 +9,7 @@ import * as display from "../protocol/display.js";
 import { Failure } from "../protocol/errors.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
 import type { PairUi } from "../phone/pair.js";
+import type { DeviceList } from "../phone/relay.js";
 import { setArgon2id } from "../protocol/seal.js";
 import { IndexedDbStore } from "../vault/store.js";
 import type { KeyInfo, NewKeyAlgorithm } from "../vault/vault.js";
@@ -437,12 +438,49 @@ function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
           <><dt>{ctx.tr("registrations")}</dt><dd class="registration">{r.record.login} @ {display.field(r.record.relayUrl, 80)}</dd></>
         ))}
       </dl>
+      {regs.filter((r) => r.keyId === k.id).map((r) => <Devices key={r.record.relayId + r.record.login} ctx={ctx} reg={r} />)}
       <div class="row">
         <button id="enrol" onClick={() => ctx.go({ s: "enrol", id })}>{ctx.tr("getCertificate")}</button>
         {c && <button id="register" onClick={() => ctx.go({ s: "register", id })}>{ctx.tr("register")}</button>}
         <button class="danger" onClick={del}>{ctx.tr("deleteKey")}</button>
       </div>
     </section>
+  );
+}
+
+function Devices({ ctx, reg }: { ctx: Ctx; reg: StoredRegistration }) {
+  const [list, setList] = useState<DeviceList | null>(null);
+  const [msg, setMsg] = useState<string | null>(null);
+  const load = () => ctx.svc.devices(reg).then(setList, ctx.fail);
+  const remove = async (id: string, name: string) => {
+    if (!confirm(ctx.tr("confirmRemoveDevice", { name: display.field(name, 60), login: reg.record.login }))) return;
+    try {
+      await ctx.svc.removeDevice(reg, id);
+      setMsg(ctx.tr("deviceRemoved"));
+      if (id === reg.record.deviceId) return ctx.go({ s: "keys" });
+      await load();
+    } catch (e) {
+      ctx.fail(e);
+    }
+  };
+  if (!list) return <button class="devices" onClick={load}>{ctx.tr("devices")}: {reg.record.login}</button>;
+  return (
+    <div class="devices-list">
+      <h3>{ctx.tr("devices")}: {display.field(list.login, 64)}</h3>
+      {msg && <p class="ok">{msg}</p>}
+      <ul class="list">
+        {list.devices.map((d) => (
+          <li key={d.device_id} class="device">
+            <strong>{display.field(d.name, 60)}</strong>{d.device_id === reg.record.deviceId && <span class="tag">{ctx.tr("thisPhone")}</span>}
+            <br />
+            <small class="mono">{d.device_id.slice(0, 8)}</small> · <small>{ctx.tr("registeredAt")}: {formatDate(ctx.lang, d.registered_at * 1000)}</small>
+            <br />
+            <small>{display.field(d.cert_subject, 120)}</small>
+            <div><button class="danger" onClick={() => remove(d.device_id, d.name)}>{ctx.tr("removeDevice")}</button></div>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
 

@@ -10,7 +10,7 @@ import { Qr } from "../protocol/qr.js";
 import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../protocol/x509.js";
 import { JsonClient } from "../phone/http.js";
 import { type PairSummary, type PairUi, pair } from "../phone/pair.js";
-import { Relay, type RegistrationRecord } from "../phone/relay.js";
+import { type DeviceList, Relay, type RegistrationRecord, listDevices, removeDevice } from "../phone/relay.js";
 import type { Store } from "../vault/store.js";
 import { type BackupHistoryEntry, openBackup, writeBackup } from "../protocol/seal.js";
 import { AppVault, type KeyInfo, type NewKeyAlgorithm, type Unlocked, restoreVault } from "../vault/vault.js";
@@ -141,6 +141,20 @@ export class Services {
     return out;
   }
 
+  private deviceOf(reg: StoredRegistration): DeviceKey {
+    return deviceKeyOf(reg.devicePrivate, b64.decode(reg.devicePublic)!);
+  }
+
+  async devices(reg: StoredRegistration): Promise<DeviceList> {
+    return listDevices(new Relay(reg.record.relayUrl, this.fetchImpl), reg.record, this.deviceOf(reg));
+  }
+
+  /** Removes a device from the login; removing this phone's own forgets the registration here too. */
+  async removeDevice(reg: StoredRegistration, target: string): Promise<void> {
+    await removeDevice(new Relay(reg.record.relayUrl, this.fetchImpl), reg.record, this.deviceOf(reg), target);
+    if (target === reg.record.deviceId) await this.store.delete(`registration/${reg.record.relayId}/${reg.record.login}`);
+  }
+
   async computer(id: string): Promise<Computer | null> {
     return (await this.store.get<Computer>(`computer/${id}`)) ?? null;
   }
@@ -215,7 +229,7 @@ export class Services {
     ui: PairUi,
     connect: (url: string) => WebSocket,
   ): Promise<PairSummary> {
-    const device: DeviceKey = deviceKeyOf(reg.devicePrivate, b64.decode(reg.devicePublic)!);
+    const device = this.deviceOf(reg);
     return pair({
       qrText,
       nowSecs: Math.floor(nowMs() / 1000),

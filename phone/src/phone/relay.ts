@@ -3,6 +3,7 @@
 import { b64 } from "../protocol/bytes.js";
 import {
   type DeviceRequest,
+  deviceRequest,
   type PendingRegistration,
   type RelayIdentity,
   type Registration,
@@ -107,6 +108,36 @@ function record(
     deviceId: pending.deviceId,
     attestation,
   };
+}
+
+export interface DeviceInfo {
+  device_id: string;
+  name: string;
+  cert_fingerprint: string;
+  cert_subject: string;
+  registered_at: number;
+}
+
+export interface DeviceList {
+  login: string;
+  devices: DeviceInfo[];
+}
+
+/** The devices of a registration's login (a request signed by this phone's device key). */
+export async function listDevices(relay: Relay, reg: RegistrationRecord, device: DeviceKey): Promise<DeviceList> {
+  const nonce = await relay.nonce();
+  const req = await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, "list", "", device);
+  const list = await relay.client.post<DeviceList>("/v1/devices", req);
+  if (!Array.isArray(list?.devices)) throw new Failure("unavailable", "the relay's device list is malformed");
+  return list;
+}
+
+/** Removes a device of the same certificate from the login (a lost phone, or this one). */
+export async function removeDevice(relay: Relay, reg: RegistrationRecord, device: DeviceKey, target: string): Promise<void> {
+  if (!/^[0-9a-f]{32}$/.test(target)) throw new Failure("invalid_input", "a device id is 32 hex characters");
+  const nonce = await relay.nonce();
+  const req = await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, "remove", target, device);
+  await relay.client.post<unknown>("/v1/devices/remove", req);
 }
 
 export type { DeviceRequest };

@@ -384,6 +384,12 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     other.run(&["backup", "--out", s(&cli_backup)], &[PIN, "cli-backup-pass", "cli-backup-pass"]).ok();
     app.say(&format!("RESTORE {} cli-backup-pass", cli_backup.display()));
     assert!(expect(&app, "RESTORED").contains("main"), "the CLI's key came back in the app");
+    // The login's devices as the relay lists them; then this phone removes itself (as one would remove a
+    // lost phone): the relay forgets it and so does the app.
+    app.say("DEVICES");
+    assert_eq!(expect(&app, "DEVICES"), "1 1", "one device, marked as this phone");
+    app.say("REMOVESELF");
+    assert_eq!(expect(&app, "REMOVED"), "0", "no registration left in the app");
     app.say("QUIT");
     assert_eq!(expect(&app, "CONSOLE"), "CLEAN", "no PIN in the browser console");
 }
