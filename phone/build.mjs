@@ -22,7 +22,10 @@ const common = {
   jsx: "automatic",
   jsxImportSource: "preact",
 };
-await build({ ...common, entryPoints: ["src/app/main.tsx"], outfile: `${DIST}/app.js`, format: "esm" });
+// The scanner (and zxing's WebAssembly) load only when the person scans: a file of their own.
+await build({ ...common, entryPoints: ["src/app/main.tsx"], outfile: `${DIST}/app.js`, format: "esm", external: ["./scanner.js"] });
+await build({ ...common, entryPoints: ["src/app/scanner.ts"], outfile: `${DIST}/scanner.js`, format: "esm" });
+copyFileSync("node_modules/zxing-wasm/dist/reader/zxing_reader.wasm", `${DIST}/zxing_reader.wasm`);
 await build({ ...common, entryPoints: ["src/app/argon2-worker.ts"], outfile: `${DIST}/argon2-worker.js`, format: "esm" });
 for (const f of readdirSync("static")) copyFileSync(`static/${f}`, `${DIST}/${f}`);
 
@@ -33,13 +36,19 @@ for (const size of [192, 512]) writeFileSync(`${DIST}/icon-${size}.png`, png(siz
 const files = readdirSync(DIST).sort();
 const hash = createHash("sha256");
 for (const f of files) hash.update(f).update(readFileSync(`${DIST}/${f}`));
-const shell = ["./", ...files.filter((f) => f !== "index.html")];
+// Precached at install: the shell. The scanner and its WebAssembly are cached when first used.
+const lazy = ["scanner.js", "zxing_reader.wasm"];
+const shell = ["./", ...files.filter((f) => f !== "index.html" && !lazy.includes(f))];
 await build({
   ...common,
   entryPoints: ["src/app/sw.ts"],
   outfile: `${DIST}/sw.js`,
   format: "iife",
-  define: { __KALIT_VERSION__: JSON.stringify(hash.digest("hex").slice(0, 16)), __KALIT_FILES__: JSON.stringify(shell) },
+  define: {
+    __KALIT_VERSION__: JSON.stringify(hash.digest("hex").slice(0, 16)),
+    __KALIT_FILES__: JSON.stringify(shell),
+    __KALIT_ALL__: JSON.stringify(["./", ...files.filter((f) => f !== "index.html")]),
+  },
 });
 console.log(`built ${DIST}/: ${readdirSync(DIST).sort().join(", ")}`);
 

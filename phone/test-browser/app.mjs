@@ -18,6 +18,8 @@
 //   DEVICES               the key's devices at the relay: prints DEVICES <count> <this-phone marks>
 //   REMOVESELF            removes this phone's device from the login (as for a lost phone); the
 //                         registration disappears from the app; prints REMOVED <registrations left>
+//   CAMERA <y4m>          relaunches Chromium on the same profile with <y4m> as its camera, scans the
+//                         QR in the app (Sign, "Scan"), prints SAS <code>
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,20 +36,35 @@ const env = (k) => {
 const APP = env("APP_URL");
 const SHOTS = env("SHOTS");
 let PIN = "123456";
+const pinsUsed = [PIN];
 mkdirSync(SHOTS, { recursive: true });
 
 const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
 const profile = join(tmpdir(), `kalit-app-${process.pid}`);
-const ctx = await chromium.launchPersistentContext(profile, {
-  ...pixel,
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  locale: "uz-UZ",
-});
-const page = ctx.pages()[0] ?? (await ctx.newPage());
 const consoleLines = [];
-page.on("console", (m) => consoleLines.push(m.text()));
-page.on("pageerror", (e) => console.log(`PAGEERROR ${e.message}`));
+const foreign = new Set();
+const appOrigin = new URL(APP).origin;
+const raOrigin = new URL(env("RA_URL")).origin;
+async function launch(extraArgs = []) {
+  const c = await chromium.launchPersistentContext(profile, {
+    ...pixel,
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    locale: "uz-UZ",
+    permissions: extraArgs.length ? ["camera"] : [],
+    args: extraArgs,
+  });
+  const p = c.pages()[0] ?? (await c.newPage());
+  p.on("console", (m) => consoleLines.push(m.text()));
+  p.on("pageerror", (e) => console.log(`PAGEERROR ${e.message}`));
+  // Nothing is fetched from any host but the relay (the app) and the RA.
+  p.on("request", (r) => {
+    const o = new URL(r.url()).origin;
+    if (o !== appOrigin && o !== raOrigin && !r.url().startsWith("blob:") && !r.url().startsWith("data:")) foreign.add(r.url());
+  });
+  return [c, p];
+}
+let [ctx, page] = await launch();
 let shot = 0;
 const snap = async (name) => {
   shot++;
@@ -188,7 +205,18 @@ try {
       await ctx.setOffline(false);
       say("OFFLINE OK");
     } else if (cmd === "LANGS") await langs();
-    else if (cmd === "HOSTILE") {
+    else if (cmd === "CAMERA") {
+      await ctx.close();
+      [ctx, page] = await launch(["--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${arg}`]);
+      await page.goto(APP);
+      await page.locator("nav button").nth(1).click();
+      await page.locator("#scan").click();
+      await page.locator("#sas").waitFor({ timeout: 60000 }).catch(async () => {
+        throw new Error(`camera: ${await errorText()}`);
+      });
+      await snap("scanned");
+      say(`SAS ${await page.locator("#sas").innerText()}`);
+    } else if (cmd === "HOSTILE") {
       await page.goto(`${APP}#${encodeURIComponent(arg)}`);
       await page.locator(".error", { hasText: "<img" }).waitFor({ timeout: 30000 });
       await snap("hostile-origin");
@@ -227,6 +255,7 @@ try {
         throw new Error(`change PIN: ${await errorText()}`);
       });
       PIN = "654321";
+      pinsUsed.push(PIN);
       await snap("pin-changed");
       say("PIN CHANGED");
     } else if (cmd === "BACKUP") {
@@ -273,8 +302,9 @@ try {
     else throw new Error(`unknown command ${cmd}`);
   }
   // Nothing secret reached the console.
-  const leaked = consoleLines.filter((l) => l.includes(PIN));
+  const leaked = consoleLines.filter((l) => pinsUsed.some((p) => l.includes(p)));
   say(leaked.length ? `CONSOLE LEAK ${leaked.join(" | ")}` : "CONSOLE CLEAN");
+  say(`FOREIGN ${foreign.size ? [...foreign].join(" ") : "none"}`);
 } catch (e) {
   await snap("failure").catch(() => undefined);
   say(`FAILED ${(e instanceof Error ? e.message : String(e)).replace(/\n/g, " | ")}`);

@@ -27,6 +27,8 @@ const ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("argon2-worker.js", "text/javascript; charset=utf-8"),
+    asset!("scanner.js", "text/javascript; charset=utf-8"),
+    asset!("zxing_reader.wasm", "application/wasm"),
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("manifest.webmanifest", "application/manifest+json"),

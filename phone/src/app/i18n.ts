@@ -115,6 +115,11 @@ const en = {
   confirmRemoveDevice: "Remove the device {name} from {login}? Use this for a lost phone. It can no longer sign for you.",
   deviceRemoved: "The device was removed.",
   registeredAt: "Registered",
+  scan: "Scan with the camera",
+  stopScan: "Stop",
+  scanning: "Point the camera at the QR code on the computer's screen.",
+  cameraRefused: "The camera was not allowed. Allow it in the browser's site settings, or paste the QR's text.",
+  cameraMissing: "This device has no camera the browser can use. Paste the QR's text instead.",
 };
 
 export type Key = keyof typeof en;
@@ -228,6 +233,11 @@ const uz: Dict = {
   confirmRemoveDevice: "{name} qurilmasi {login} loginidan olib tashlansinmi? Yoʻqolgan telefon uchun. U endi siz uchun imzo qoʻya olmaydi.",
   deviceRemoved: "Qurilma olib tashlandi.",
   registeredAt: "Roʻyxatdan oʻtgan",
+  scan: "Kamera bilan skanerlash",
+  stopScan: "Toʻxtatish",
+  scanning: "Kamerani kompyuter ekranidagi QR-kodga qarating.",
+  cameraRefused: "Kameraga ruxsat berilmadi. Brauzerning sayt sozlamalarida ruxsat bering yoki QR matnini qoʻying.",
+  cameraMissing: "Bu qurilmada brauzer foydalana oladigan kamera yoʻq. QR matnini qoʻying.",
 };
 
 const ru: Dict = {
@@ -338,6 +348,11 @@ const ru: Dict = {
   confirmRemoveDevice: "Удалить устройство {name} из {login}? Для потерянного телефона. Оно больше не сможет подписывать за вас.",
   deviceRemoved: "Устройство удалено.",
   registeredAt: "Зарегистрировано",
+  scan: "Сканировать камерой",
+  stopScan: "Остановить",
+  scanning: "Наведите камеру на QR-код на экране компьютера.",
+  cameraRefused: "Доступ к камере не разрешён. Разрешите его в настройках сайта в браузере или вставьте текст QR-кода.",
+  cameraMissing: "На этом устройстве нет камеры, доступной браузеру. Вставьте текст QR-кода.",
 };
 
 export const DICTS: Record<Lang, Dict> = { en: en as Dict, uz, ru };

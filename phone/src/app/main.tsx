@@ -690,13 +690,16 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
   return (
     <section>
       {phase.p === "input" && (
-        <form onSubmit={(e) => {
-          e.preventDefault();
-          void start(text, null);
-        }}>
-          <label>{ctx.tr("pasteQr")}<textarea id="qr-text" rows={4} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} /></label>
-          <button id="connect" type="submit">{ctx.tr("connect")}</button>
-        </form>
+        <>
+          <Scanner ctx={ctx} found={(qr) => void start(qr, null)} />
+          <form onSubmit={(e) => {
+            e.preventDefault();
+            void start(text, null);
+          }}>
+            <label>{ctx.tr("pasteQr")}<textarea id="qr-text" rows={4} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} /></label>
+            <button id="connect" type="submit">{ctx.tr("connect")}</button>
+          </form>
+        </>
       )}
       {phase.p === "name-computer" && (
         <form class="warning-screen" onSubmit={(e) => {
@@ -725,6 +728,44 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       {asking && signingKey.current && <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} />}
       {notices.length > 0 && <ul class="notices" id="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
     </section>
+  );
+}
+
+/** The camera, loaded only when the person presses "Scan" (scanner.js and its WebAssembly). */
+function Scanner({ ctx, found }: { ctx: Ctx; found: (qr: string) => void }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const [stop, setStop] = useState<AbortController | null>(null);
+  useEffect(() => () => stop?.abort(), [stop]);
+  const scan = async () => {
+    const abort = new AbortController();
+    setStop(abort);
+    try {
+      const { scanQr } = (await import("./scanner.js")) as typeof import("./scanner.js");
+      if (!video.current) return;
+      const qr = await scanQr(video.current, abort.signal);
+      setStop(null);
+      found(qr);
+    } catch (e) {
+      setStop(null);
+      if (abort.signal.aborted) return;
+      const f = failureOf(e);
+      if (f.message === "camera-refused") ctx.fail(new Failure(f.code, ctx.tr("cameraRefused")));
+      else if (f.message === "camera-missing") ctx.fail(new Failure(f.code, ctx.tr("cameraMissing")));
+      else ctx.fail(f);
+    }
+  };
+  return (
+    <div class="scanner">
+      <video ref={video} id="camera" playsInline muted class={stop ? "on" : "off"} />
+      {stop ? (
+        <>
+          <p role="status">{ctx.tr("scanning")}</p>
+          <button onClick={() => stop.abort()}>{ctx.tr("stopScan")}</button>
+        </>
+      ) : (
+        <button id="scan" onClick={() => void scan()}>{ctx.tr("scan")}</button>
+      )}
+    </div>
   );
 }
 

@@ -4,6 +4,8 @@
 
 declare const __KALIT_VERSION__: string;
 declare const __KALIT_FILES__: string[];
+/** Every file of the app (the scanner's too), cached when fetched. */
+declare const __KALIT_ALL__: string[];
 
 interface SwScope {
   addEventListener(type: "install", l: (e: { waitUntil(p: Promise<unknown>): void }) => void): void;
@@ -41,7 +43,7 @@ sw.addEventListener("fetch", (e) => {
   e.respondWith(
     fetch(req).then(
       (resp) => {
-        if (resp.ok && __KALIT_FILES__.some((f) => new URL(f, sw.registration.scope).pathname === url.pathname)) {
+        if (resp.ok && __KALIT_ALL__.some((f) => new URL(f, sw.registration.scope).pathname === url.pathname)) {
           const copy = resp.clone();
           void caches.open(CACHE).then((c) => c.put(req, copy));
         }

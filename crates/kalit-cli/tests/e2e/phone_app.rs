@@ -223,6 +223,7 @@ fn check_app_headers(relay: &str) {
         ("/app/sw.js", "text/javascript; charset=utf-8"),
         ("/app/manifest.webmanifest", "application/manifest+json"),
         ("/app/icon-512.png", "image/png"),
+        ("/app/zxing_reader.wasm", "application/wasm"),
     ] {
         let r = http.get(format!("{relay}{path}")).send().unwrap();
         assert_eq!(r.status(), 200, "{path}");
@@ -352,6 +353,25 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     page.end(&c);
     app.say("ENDED");
     expect(&app, "ENDED");
+    // The camera: Chromium's fake camera shows the QR of a new session (a 640x480 video of it); the app
+    // scans it (zxing-wasm from the relay), pairs, and signs.
+    let c = page.start(None);
+    let y4m = root.path().join("qr.y4m");
+    write_qr_video(&c.qr, &y4m);
+    app.say(&format!("CAMERA {}", y4m.display()));
+    let sas = expect(&app, "SAS");
+    assert_eq!(page.wait(&c, "connected")["sas"], sas.as_str());
+    let (code, r) = std::thread::scope(|sc| {
+        let pending = sc.spawn(|| page.sign(&c, b"scanned with the camera", "raw", false));
+        app.say("PROMPT");
+        expect(&app, "PROMPT");
+        app.say("APPROVE");
+        expect(&app, "ANSWERED");
+        pending.join().unwrap()
+    });
+    assert_eq!(code, 200, "{r}");
+    page.end(&c);
+
     // A computer that puts markup in its QR's origin: the app shows it as text and makes no element.
     let c = page.start(None);
     let mut p = kalit_core::session::Qr::parse(&c.qr).unwrap().payload;
@@ -392,4 +412,27 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     assert_eq!(expect(&app, "REMOVED"), "0", "no registration left in the app");
     app.say("QUIT");
     assert_eq!(expect(&app, "CONSOLE"), "CLEAN", "no PIN in the browser console");
+    assert_eq!(expect(&app, "FOREIGN"), "none", "nothing fetched from any host but the relay and the RA");
+}
+
+/// A two-frame 640x480 Y4M video (what Chromium's fake camera plays) of the QR of `text`.
+fn write_qr_video(text: &str, path: &Path) {
+    let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
+    let img = code.render::<image::Luma<u8>>().quiet_zone(true).module_dimensions(5, 5).build();
+    let (w, h) = (640usize, 480usize);
+    assert!(img.width() as usize <= w && img.height() as usize <= h, "the QR fits the frame");
+    let mut y = vec![255u8; w * h];
+    let (ox, oy) = ((w - img.width() as usize) / 2, (h - img.height() as usize) / 2);
+    for (x, yy, p) in img.enumerate_pixels() {
+        y[(oy + yy as usize) * w + ox + x as usize] = p.0[0];
+    }
+    let chroma = vec![128u8; w * h / 4];
+    let mut out = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..2 {
+        out.extend_from_slice(b"FRAME\n");
+        out.extend_from_slice(&y);
+        out.extend_from_slice(&chroma);
+        out.extend_from_slice(&chroma);
+    }
+    std::fs::write(path, out).unwrap();
 }
