@@ -5,6 +5,7 @@
 //   env: APP_URL, RA_URL, CODE, LOGIN, SHOTS, [CHROMIUM]
 //   SETUP                 first run (PIN), a P-256 key, a certificate from the RA, registration at the relay
 //   QR <text>             opens APP_URL#<text> as a link would, names the new computer, prints SAS <code>
+//   QRAS <login> <text>   the same, choosing <login> when the phone has several at this relay
 //   PROMPT                waits for a request, prints PROMPT <origin>|<name>|<preview>
 //   APPROVE | DECLINE     answers it (APPROVE enters the PIN)
 //   WRONGPIN              approves with a wrong PIN
@@ -20,6 +21,9 @@
 //                         registration disappears from the app; prints REMOVED <registrations left>
 //   CAMERA <y4m>          relaunches Chromium on the same profile with <y4m> as its camera, scans the
 //                         QR in the app (Sign, "Scan"), prints SAS <code>
+//   IMPORTPFX <file> <password> <label> <login>  imports a PFX, registers its key under <login>;
+//                         prints IMPORTED <subject>
+//   EXPORTPFX <password>  exports the first key as a PFX; prints PFX <path>
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -130,13 +134,20 @@ async function setup() {
   await snap("registered");
 }
 
-async function qr(text) {
+async function qr(text, login) {
   await page.goto(`${APP}#${encodeURIComponent(text)}`);
   const named = page.locator("#computer-name");
   const sas = page.locator("#sas");
-  await Promise.race([named.waitFor({ timeout: 30000 }), sas.waitFor({ timeout: 30000 })]).catch(async () => {
+  const choose = page.locator(".choose-login");
+  await Promise.race([named.waitFor({ timeout: 30000 }), sas.waitFor({ timeout: 30000 }), choose.first().waitFor({ timeout: 30000 })]).catch(async () => {
     throw new Error(`pairing: ${await errorText()}`);
   });
+  if (await choose.first().isVisible()) {
+    await snap("choose-login");
+    say(`CHOOSING ${(await choose.allInnerTexts()).join(",")}`);
+    await choose.filter({ hasText: login }).click();
+    await Promise.race([named.waitFor({ timeout: 30000 }), sas.waitFor({ timeout: 30000 })]);
+  }
   if (await named.isVisible()) {
     say(`ASKING ${await page.locator("#asking-origin").innerText()}`);
     await snap("new-computer");
@@ -181,6 +192,7 @@ try {
     const arg = rest.join(" ");
     if (cmd === "SETUP") await setup();
     else if (cmd === "QR") await qr(arg);
+    else if (cmd === "QRAS") await qr(rest.slice(1).join(" "), rest[0]);
     else if (cmd === "PROMPT") await prompt();
     else if (cmd === "APPROVE" || cmd === "WRONGPIN") {
       await page.locator("#approve").click();
@@ -245,6 +257,45 @@ try {
         await snap("removed-self");
         say(`REMOVED ${await page.locator(".registration").count()}`);
       }
+    } else if (cmd === "IMPORTPFX") {
+      const [file, password, label, login] = rest;
+      await page.goto(APP);
+      await page.locator("#import-pfx").click();
+      await page.locator("#pfx-file").setInputFiles(file);
+      await page.locator("#pfx-password").fill(password);
+      await page.locator("#pfx-label").fill(label);
+      await snap("import-pfx");
+      await page.locator("#do-import").click();
+      await pin();
+      await page.locator("#register").waitFor({ timeout: 60000 }).catch(async () => {
+        throw new Error(`import: ${await errorText()}`);
+      });
+      const subject = await page.locator("#cert-subject").innerText();
+      await snap("imported-pfx");
+      await page.locator("#register").click();
+      await page.locator("#login").fill(login);
+      await page.locator("#do-register").click();
+      await pin();
+      await page.locator("#registered").waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`registration: ${await errorText()}`);
+      });
+      say(`IMPORTED ${subject}`);
+    } else if (cmd === "EXPORTPFX") {
+      await page.goto(APP);
+      await page.locator("ul.list button.link").first().click();
+      await page.locator("#export-pfx").click();
+      await page.locator("#pfx-pass1").fill(arg);
+      await page.locator("#pfx-pass2").fill(arg);
+      await page.locator("#do-export").click();
+      await pin();
+      await page.locator("#pfx-download").waitFor({ timeout: 60000 }).catch(async () => {
+        throw new Error(`export: ${await errorText()}`);
+      });
+      const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#pfx-download").click()]);
+      const path = join(SHOTS, "app-export.pfx");
+      await download.saveAs(path);
+      await snap("exported-pfx");
+      say(`PFX ${path}`);
     } else if (cmd === "CHANGEPIN") {
       await page.goto(APP);
       await page.locator("#nav-settings").click();

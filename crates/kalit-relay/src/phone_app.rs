@@ -28,6 +28,8 @@ const ASSETS: &[Asset] = &[
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("argon2-worker.js", "text/javascript; charset=utf-8"),
     asset!("scanner.js", "text/javascript; charset=utf-8"),
+    asset!("pfx.js", "text/javascript; charset=utf-8"),
+    asset!("pfx-legacy.js", "text/javascript; charset=utf-8"),
     asset!("zxing_reader.wasm", "application/wasm"),
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),

@@ -22,6 +22,7 @@ type Screen =
   | { s: "first-run" }
   | { s: "keys" }
   | { s: "new-key" }
+  | { s: "import-pfx" }
   | { s: "key"; id: string }
   | { s: "enrol"; id: string }
   | { s: "register"; id: string }
@@ -124,6 +125,7 @@ function App({ svc }: { svc: Services }) {
         {screen.s === "first-run" && <FirstRun ctx={ctx} />}
         {screen.s === "keys" && <Keys ctx={ctx} />}
         {screen.s === "new-key" && <NewKey ctx={ctx} />}
+        {screen.s === "import-pfx" && <ImportPfx ctx={ctx} />}
         {screen.s === "key" && <KeyDetails ctx={ctx} id={screen.id} />}
         {screen.s === "enrol" && <Enrol ctx={ctx} id={screen.id} />}
         {screen.s === "register" && <Register ctx={ctx} id={screen.id} />}
@@ -358,7 +360,10 @@ function Keys({ ctx }: { ctx: Ctx }) {
           </li>
         ))}
       </ul>
-      <button id="new-key" onClick={() => ctx.go({ s: "new-key" })}>{ctx.tr("newKey")}</button>
+      <div class="row">
+        <button id="new-key" onClick={() => ctx.go({ s: "new-key" })}>{ctx.tr("newKey")}</button>
+        <button id="import-pfx" onClick={() => ctx.go({ s: "import-pfx" })}>{ctx.tr("importPfx")}</button>
+      </div>
     </section>
   );
 }
@@ -406,6 +411,99 @@ function NewKey({ ctx }: { ctx: Ctx }) {
   );
 }
 
+function ImportPfx({ ctx }: { ctx: Ctx }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [password, setPassword] = useState("");
+  const [label, setLabel] = useState("");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (!file) return;
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    try {
+      const { importPfx } = (await import("./pfx.js")) as typeof import("./pfx.js");
+      const contents = await importPfx(new Uint8Array(await file.arrayBuffer()), password);
+      const u = await ctx.svc.unlock(pin);
+      try {
+        const k = await u.storeKey(contents.pkcs8, label || file.name.replace(/\.(pfx|p12)$/i, ""), false, "imported", contents.certificates.map((c) => b64.encode(c)), Date.now());
+        contents.pkcs8.fill(0);
+        ctx.go({ s: "key", id: k.id });
+      } finally {
+        u.lock();
+      }
+    } catch (err) {
+      ctx.fail(err);
+      setBusy(false);
+    } finally {
+      setPassword("");
+    }
+  };
+  return (
+    <section>
+      <h2>{ctx.tr("importPfx")}</h2>
+      <form onSubmit={submit}>
+        <label>{ctx.tr("pfxFile")}<input id="pfx-file" type="file" accept=".pfx,.p12,application/x-pkcs12" onChange={(e) => setFile((e.target as HTMLInputElement).files?.[0] ?? null)} /></label>
+        <label>{ctx.tr("pfxPassword")}<input id="pfx-password" type="password" autoComplete="off" value={password} onInput={(e) => setPassword((e.target as HTMLInputElement).value)} /></label>
+        <label>{ctx.tr("keyName")}<input id="pfx-label" value={label} maxLength={64} onInput={(e) => setLabel((e.target as HTMLInputElement).value)} /></label>
+        {busy ? <p class="progress" role="status">{ctx.tr("working")}</p> : <button id="do-import" type="submit">{ctx.tr("importPfx")}</button>}
+      </form>
+    </section>
+  );
+}
+
+function ExportPfx({ ctx, k }: { ctx: Ctx; k: KeyInfo }) {
+  const [open, setOpen] = useState(false);
+  const [p1, setP1] = useState("");
+  const [p2, setP2] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [made, setMade] = useState<{ url: string; name: string } | null>(null);
+  if (k.no_export) return null;
+  if (!open) return <button id="export-pfx" onClick={() => setOpen(true)}>{ctx.tr("exportPfx")}</button>;
+  if (made) {
+    return (
+      <div>
+        <p class="ok">{ctx.tr("pfxReady", { file: made.name })}</p>
+        <a id="pfx-download" class="button" href={made.url} download={made.name}>{made.name}</a>
+      </div>
+    );
+  }
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (p1 !== p2) return ctx.fail(new Failure("invalid_input", ctx.tr("passphrasesDiffer")));
+    const pin = await ctx.askPin();
+    if (pin === null) return;
+    setBusy(true);
+    try {
+      const { exportPfx } = (await import("./pfx.js")) as typeof import("./pfx.js");
+      const u = await ctx.svc.unlock(pin);
+      try {
+        const pkcs8 = await u.exportPkcs8(k.id);
+        const file = await exportPfx(pkcs8, k.certificates.map((c) => b64.decode(c)!), p1, k.label);
+        pkcs8.fill(0);
+        const name = `${k.label.replace(/[^\p{L}\p{N}._-]+/gu, "_")}.pfx`;
+        setMade({ url: URL.createObjectURL(new Blob([file as Uint8Array<ArrayBuffer>], { type: "application/x-pkcs12" })), name });
+      } finally {
+        u.lock();
+      }
+    } catch (err) {
+      ctx.fail(err);
+    } finally {
+      setBusy(false);
+      setP1("");
+      setP2("");
+    }
+  };
+  return (
+    <form onSubmit={submit}>
+      <label>{ctx.tr("newPfxPassword")}<input id="pfx-pass1" type="password" value={p1} onInput={(e) => setP1((e.target as HTMLInputElement).value)} /></label>
+      <label>{ctx.tr("repeatPassphrase")}<input id="pfx-pass2" type="password" value={p2} onInput={(e) => setP2((e.target as HTMLInputElement).value)} /></label>
+      {busy ? <p class="progress" role="status">{ctx.tr("working")}</p> : <button id="do-export" type="submit">{ctx.tr("exportPfx")}</button>}
+    </form>
+  );
+}
+
 function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
   const [keys, regs] = useKeys(ctx);
   const k = keys?.find((x) => x.id === id);
@@ -444,6 +542,7 @@ function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
         {c && <button id="register" onClick={() => ctx.go({ s: "register", id })}>{ctx.tr("register")}</button>}
         <button class="danger" onClick={del}>{ctx.tr("deleteKey")}</button>
       </div>
+      <ExportPfx ctx={ctx} k={k} />
     </section>
   );
 }
@@ -596,7 +695,8 @@ function Register({ ctx, id }: { ctx: Ctx; id: string }) {
 
 type Phase =
   | { p: "input" }
-  | { p: "name-computer"; qr: string; computerId: string; origin: string }
+  | { p: "name-computer"; qr: string; computerId: string; origin: string; login: string }
+  | { p: "choose"; qr: string; name: string | null; logins: string[] }
   | { p: "connecting"; origin: string }
   | { p: "connected"; sas: string; origin: string; network: string | null }
   | { p: "ended" };
@@ -615,13 +715,19 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
   const signingKey = useRef<KeyInfo | null>(null);
   const notice = (s: string) => setNotices((n) => [...n, s]);
 
-  const start = async (qrText: string, name: string | null) => {
+  const start = async (qrText: string, name: string | null, login: string | null = null) => {
     try {
-      const { qr, reg } = await ctx.svc.registrationFor(qrText);
+      const { qr, regs } = await ctx.svc.registrationsFor(qrText);
+      // Several logins at this relay: the person chooses which one signs.
+      const reg = regs.length === 1 ? regs[0]! : regs.find((r) => r.record.login === login);
+      if (!reg) {
+        setPhase({ p: "choose", qr: qrText, name, logins: regs.map((r) => r.record.login) });
+        return;
+      }
       const computerId = qr.computerId();
       const known = await ctx.svc.computer(computerId);
       if (!known && name === null) {
-        setPhase({ p: "name-computer", qr: qrText, computerId, origin: qr.payload.origin });
+        setPhase({ p: "name-computer", qr: qrText, computerId, origin: qr.payload.origin, login: reg.record.login });
         return;
       }
       const keys = await ctx.svc.keys();
@@ -704,7 +810,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       {phase.p === "name-computer" && (
         <form class="warning-screen" onSubmit={(e) => {
           e.preventDefault();
-          if (computerName.trim()) void start(phase.qr, computerName.trim());
+          if (computerName.trim()) void start(phase.qr, computerName.trim(), phase.login);
         }}>
           <h2>{ctx.tr("newComputerTitle")}</h2>
           <p class="origin" id="asking-origin">{display.field(phase.origin, 120)}</p>
@@ -715,6 +821,14 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
             <button type="button" onClick={() => setPhase({ p: "input" })}>{ctx.tr("cancel")}</button>
           </div>
         </form>
+      )}
+      {phase.p === "choose" && (
+        <div>
+          <p>{ctx.tr("chooseLogin")}</p>
+          {phase.logins.map((l) => (
+            <button class="choose-login" key={l} onClick={() => void start(phase.qr, phase.name, l)}>{display.field(l, 64)}</button>
+          ))}
+        </div>
       )}
       {phase.p === "connecting" && <p class="progress" role="status">{ctx.tr("connecting")}</p>}
       {phase.p === "connected" && !asking && (

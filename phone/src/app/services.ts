@@ -212,13 +212,13 @@ export class Services {
     await this.store.put("history", [...(await this.history()), e]);
   }
 
-  /** The registration a QR needs, or why there is none. */
-  async registrationFor(qrText: string): Promise<{ qr: Qr; reg: StoredRegistration }> {
+  /** The registrations a QR can use (its relay's), or why there is none. */
+  async registrationsFor(qrText: string): Promise<{ qr: Qr; regs: StoredRegistration[] }> {
     const qr = Qr.parse(qrText);
     qr.checkFresh(Math.floor(nowMs() / 1000));
-    const reg = (await this.registrations()).find((r) => r.record.relayId === qr.payload.relay_id);
-    if (!reg) throw new Failure("not_found", "this phone is not registered with the relay in the QR code");
-    return { qr, reg };
+    const regs = (await this.registrations()).filter((r) => r.record.relayId === qr.payload.relay_id);
+    if (regs.length === 0) throw new Failure("not_found", "this phone is not registered with the relay in the QR code");
+    return { qr, regs };
   }
 
   /** Runs one signing session; `ask` is the screen's question, `sign` signs after the PIN. */

@@ -386,6 +386,56 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     expect(&app, "OFFLINE OK");
     app.say("LANGS");
     expect(&app, "LANGS OK");
+    // A -legacy PFX (3DES/RC2, SHA-1 MAC, a Cyrillic password) of a key the RA certified, as people carry
+    // them today: the app imports it (node-forge, loaded only then), registers it under a second login, and
+    // signs with it after choosing that login; then it exports its own key as a PFX that OpenSSL reads.
+    let holder =
+        crate::network::enrolled_phone(root.path(), "pfx-holder", "rsa-2048", &ra, &ra_svc.url, "CN=Gulnora Pfx,C=UZ");
+    let modern = root.path().join("holder.pfx");
+    holder.run(&["export", "main", "--out", s(&modern)], &[PIN, "pfx-pass-123", "pfx-pass-123"]).ok();
+    let legacy = root.path().join("legacy.pfx");
+    let converted = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl pkcs12 -in {} -passin pass:pfx-pass-123 -nodes -out {pem} && openssl pkcs12 -export -legacy -in {pem} -passout 'pass:Парол-ўзбек1' -out {}",
+            modern.display(),
+            legacy.display(),
+            pem = root.path().join("holder-all.pem").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(converted.success());
+    app.say(&format!("IMPORTPFX {} Парол-ўзбек1 gov app-gulnora", legacy.display()));
+    assert!(expect(&app, "IMPORTED").contains("CN=Gulnora Pfx"));
+    let c = page.start(None);
+    app.say(&format!("QRAS app-gulnora {}", c.qr));
+    assert_eq!(expect(&app, "CHOOSING"), "app-dilnoza,app-gulnora");
+    let sas = expect(&app, "SAS");
+    assert_eq!(page.wait(&c, "connected")["sas"], sas.as_str());
+    let (code, r) = std::thread::scope(|sc| {
+        let pending = sc.spawn(|| page.sign(&c, b"signed with the key from the flash drive", "cms", false));
+        app.say("PROMPT");
+        expect(&app, "PROMPT");
+        app.say("APPROVE");
+        expect(&app, "ANSWERED");
+        pending.join().unwrap()
+    });
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["login"], "app-gulnora");
+    assert!(r["signer"].to_string().contains("Gulnora Pfx"), "{r}");
+    page.end(&c);
+    app.say("EXPORTPFX export-pass-1");
+    let pfx = expect(&app, "PFX");
+    if openssl().is_some() {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("openssl pkcs12 -in {pfx} -passin pass:export-pass-1 -nodes 2>&1"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("PRIVATE KEY") && text.contains("Dilnoza App"), "{text}");
+    }
+
     // A new PIN; then a backup made in the app (with it) restores with the command line...
     app.say("CHANGEPIN");
     expect(&app, "PIN CHANGED");
@@ -394,9 +444,11 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     let cli = crate::common::V { dir: root.path().join("restored-from-app") };
     cli.run(&["restore", &file], &["app-backup-pass", "135790", "135790"]).ok();
     let listed = cli.run(&["list", "--json"], &[]).ok().stdout;
-    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
-    assert_eq!((keys[0]["label"].as_str(), keys[0]["algorithm"].as_str()), (Some("work"), Some("p-256")), "{listed}");
-    assert!(keys[0]["certificate"].to_string().contains("Dilnoza App"), "the certificate came along: {listed}");
+    let keys: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    let work = keys.iter().find(|k| k["label"] == "work").expect("the app's key");
+    assert_eq!(work["algorithm"], "p-256", "{listed}");
+    assert!(work["certificate"].to_string().contains("Dilnoza App"), "the certificate came along: {listed}");
+    assert!(keys.iter().any(|k| k["label"] == "gov"), "the imported key too: {listed}");
     // ... and a backup made by the command line restores in the app (a fresh browser, in Russian).
     let other =
         crate::network::enrolled_phone(root.path(), "cli-phone", "ed25519", &ra, &ra_svc.url, "CN=Vali Cli,C=UZ");
