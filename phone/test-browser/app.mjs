@@ -181,6 +181,20 @@ async function langs() {
     await snap(`key-${l}`);
     await page.locator("nav button").nth(2).click();
     await snap(`history-${l}`);
+    // Every other screen, in this language, with no {placeholder} and no English left where it should not be.
+    const screens = [
+      ["new-key", async () => { await page.locator("nav button").first().click(); await page.locator("#new-key").click(); }],
+      ["import-pfx", async () => { await page.locator("nav button").first().click(); await page.locator("#import-pfx").click(); }],
+      ["sign", async () => { await page.locator("nav button").nth(1).click(); }],
+      ["settings", async () => { await page.locator("#nav-settings").click(); }],
+    ];
+    for (const [name, open] of screens) {
+      await open();
+      const body = await page.locator("main").innerText();
+      if (/\{\w+\}/.test(body)) throw new Error(`${l} ${name}: a placeholder was left: ${body}`);
+      if (l !== "en" && /\b(Create|Import|Scan with|Backup passphrase|Change the PIN)\b/.test(body)) throw new Error(`${l} ${name}: English left: ${body}`);
+      await snap(`${name}-${l}`);
+    }
   }
   say("LANGS OK");
 }

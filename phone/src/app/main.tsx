@@ -13,7 +13,7 @@ import type { DeviceList } from "../phone/relay.js";
 import { setArgon2id } from "../protocol/seal.js";
 import { IndexedDbStore } from "../vault/store.js";
 import type { KeyInfo, NewKeyAlgorithm } from "../vault/vault.js";
-import { type Key, LANGS, type Lang, formatDate, formatNumber, initialLang, saveLang, storedLang, t } from "./i18n.js";
+import { type Key, LANGS, type Lang, errorHeadline, formatDate, formatNumber, initialLang, saveLang, storedLang, t } from "./i18n.js";
 import { type CertSummary, Services, type StoredRegistration, answerWith, certSummary } from "./services.js";
 import { workerArgon2id } from "./worker-kdf.js";
 
@@ -117,7 +117,8 @@ function App({ svc }: { svc: Services }) {
       )}
       {error && (
         <div class="error" role="alert">
-          <strong>{tr("error")}:</strong> {display.field(error.message, 400)} <small>{tr("errorCode", { code: error.code })}</small>
+          <strong>{error.message === "storage-full" ? tr("storageFull") : errorHeadline(lang, error.code)}</strong>
+          {error.message !== "storage-full" && <> {display.field(error.message, 400)}</>} <small>{tr("errorCode", { code: error.code })}</small>
         </div>
       )}
       <main>

@@ -2,6 +2,8 @@
 // (one object store; a non-extractable CryptoKey is kept as it is, never as bytes); tests use memory.
 // Every write is one transaction: a record is either the old or the new one, never half of each.
 
+import { Failure } from "../protocol/errors.js";
+
 export interface Store {
   get<T>(key: string): Promise<T | undefined>;
   put(key: string, value: unknown): Promise<void>;
@@ -37,6 +39,12 @@ export class MemoryStore implements Store {
 }
 
 const DB = "kalit";
+
+/** A failed write: `storage-full` for a quota error (the screens say it in the person's language). */
+function storageFailure(e: DOMException | null): Failure {
+  if (e?.name === "QuotaExceededError") return new Failure("io", "storage-full");
+  return new Failure("io", `the phone's storage failed (${e?.name ?? "aborted"})`);
+}
 const OBJECTS = "vault";
 
 function request<T>(r: IDBRequest<T>): Promise<T> {
@@ -62,8 +70,8 @@ export class IndexedDbStore implements Store {
     const t = this.db.transaction(OBJECTS, mode, { durability: "strict" });
     const done = new Promise<void>((resolve, reject) => {
       t.oncomplete = () => resolve();
-      t.onerror = () => reject(t.error);
-      t.onabort = () => reject(t.error ?? new Error("the storage transaction was aborted (is the storage full?)"));
+      t.onerror = () => reject(storageFailure(t.error));
+      t.onabort = () => reject(storageFailure(t.error));
     });
     return { store: t.objectStore(OBJECTS), done };
   }
