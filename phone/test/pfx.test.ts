@@ -14,20 +14,10 @@ import { Failure } from "../src/protocol/errors.js";
 import { SigningKey, describePkcs8 } from "../src/protocol/keys.js";
 import { exportPfx, importPfx } from "../src/protocol/pfx.js";
 import { parseCertificate, pemCertificates } from "../src/protocol/x509.js";
-
-function openssl(): boolean {
-  try {
-    execFileSync("openssl", ["version"]);
-    return true;
-  } catch {
-    if (process.env.KALIT_REQUIRE_OPENSSL === "1") throw new Error("KALIT_REQUIRE_OPENSSL=1 but openssl is missing");
-    console.log("SKIPPED: openssl is not installed");
-    return false;
-  }
-}
+import { haveOpenssl } from "./tools.js";
 
 test("PFX from OpenSSL, both encodings, every key kind; wrong passwords and foreign files refused; exports OpenSSL reads", async (t) => {
-  if (!openssl()) return t.skip("no openssl");
+  if (!haveOpenssl()) return t.skip("no openssl");
   const dir = mkdtempSync(join(tmpdir(), "kalit-pfx-"));
   const ossl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=PFX test CA");

@@ -14,31 +14,10 @@ import { signCmsDetached } from "../src/protocol/cms.js";
 import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../src/protocol/x509.js";
 import { MemoryStore } from "../src/vault/store.js";
 import { AppVault } from "../src/vault/vault.js";
+import { haveCerttool, haveOpenssl } from "./tools.js";
 
 const NOW = Date.now();
 const now = () => Math.floor(Date.now() / 1000);
-
-function haveOpenssl(): boolean {
-  try {
-    execFileSync("openssl", ["version"]);
-    return true;
-  } catch {
-    if (process.env.KALIT_REQUIRE_OPENSSL === "1") throw new Error("KALIT_REQUIRE_OPENSSL=1 but openssl is missing");
-    console.log("SKIPPED: openssl is not installed");
-    return false;
-  }
-}
-
-function haveCerttool(): boolean {
-  try {
-    execFileSync("certtool", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    if (process.env.KALIT_REQUIRE_GNUTLS === "1") throw new Error("KALIT_REQUIRE_GNUTLS=1 but certtool (gnutls-bin) is missing");
-    console.log("SKIPPED: certtool (Debian gnutls-bin) is not installed; Ed25519 CMS not checked by GnuTLS");
-    return false;
-  }
-}
 
 test("CSRs for every key kind verify with OpenSSL; the issued chain checks; another key's does not", async (t) => {
   if (!haveOpenssl()) return t.skip("no openssl");

@@ -12,7 +12,7 @@ import type { PairUi } from "../phone/pair.js";
 import type { DeviceList } from "../phone/relay.js";
 import { setArgon2id } from "../protocol/seal.js";
 import { IndexedDbStore } from "../vault/store.js";
-import type { KeyInfo, NewKeyAlgorithm } from "../vault/vault.js";
+import type { KeyInfo, NewKeyAlgorithm, Unlocked } from "../vault/vault.js";
 import { type Key, LANGS, type Lang, errorHeadline, formatDate, formatNumber, initialLang, saveLang, storedLang, t } from "./i18n.js";
 import { type CertSummary, Services, type StoredRegistration, answerWith, certSummary } from "./services.js";
 import { workerArgon2id } from "./worker-kdf.js";
@@ -38,6 +38,11 @@ interface Ctx {
   /** Asks the PIN; resolves with it, or null when the person cancels. */
   askPin: () => Promise<string | null>;
   fail: (e: unknown) => void;
+  /**
+   * Asks the PIN, opens the vault for `op` only and locks it again; a failure is shown and gives null,
+   * as does a cancelled PIN. `busy` is told while the vault is open.
+   */
+  withVault: <T>(op: (u: Unlocked) => Promise<T>, busy?: (b: boolean) => void) => Promise<T | null>;
 }
 
 function failureOf(e: unknown): Failure {
@@ -92,6 +97,24 @@ function App({ svc }: { svc: Services }) {
       resolve(pin);
     })),
     fail: (e) => setError(failureOf(e)),
+    withVault: async (op, busy) => {
+      const pin = await ctx.askPin();
+      if (pin === null) return null;
+      busy?.(true);
+      try {
+        const u = await svc.unlock(pin);
+        try {
+          return await op(u);
+        } finally {
+          u.lock();
+        }
+      } catch (e) {
+        setError(failureOf(e));
+        return null;
+      } finally {
+        busy?.(false);
+      }
+    },
   };
 
   const nav = screen.s !== "first-run" && screen.s !== "loading";
@@ -260,25 +283,12 @@ function Settings({ ctx }: { ctx: Ctx }) {
   const backup = async (e: Event) => {
     e.preventDefault();
     if (p1 !== p2) return ctx.fail(new Failure("invalid_input", ctx.tr("passphrasesDiffer")));
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    setBusy(true);
-    try {
-      const u = await ctx.svc.unlock(pin);
-      try {
-        const { file, skipped } = await ctx.svc.backup(u, p1);
-        const name = `kalit-backup-${new Date().toISOString().slice(0, 10)}.json`;
-        setMade({ url: URL.createObjectURL(new Blob([file as Uint8Array<ArrayBuffer>], { type: "application/json" })), name, skipped });
-      } finally {
-        u.lock();
-      }
-    } catch (err) {
-      ctx.fail(err);
-    } finally {
-      setBusy(false);
-      setP1("");
-      setP2("");
-    }
+    const made = await ctx.withVault((u) => ctx.svc.backup(u, p1), setBusy);
+    setP1("");
+    setP2("");
+    if (!made) return;
+    const name = `kalit-backup-${new Date().toISOString().slice(0, 10)}.json`;
+    setMade({ url: URL.createObjectURL(new Blob([made.file as Uint8Array<ArrayBuffer>], { type: "application/json" })), name, skipped: made.skipped });
   };
   const change = async (e: Event) => {
     e.preventDefault();
@@ -376,21 +386,8 @@ function NewKey({ ctx }: { ctx: Ctx }) {
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    setBusy(true);
-    try {
-      const u = await ctx.svc.unlock(pin);
-      try {
-        const k = await ctx.svc.generate(u, alg, label, noExport);
-        ctx.go({ s: "key", id: k.id });
-      } finally {
-        u.lock();
-      }
-    } catch (err) {
-      ctx.fail(err);
-      setBusy(false);
-    }
+    const k = await ctx.withVault((u) => ctx.svc.generate(u, alg, label, noExport), setBusy);
+    if (k) ctx.go({ s: "key", id: k.id });
   };
   return (
     <section>
@@ -473,28 +470,20 @@ function ExportPfx({ ctx, k }: { ctx: Ctx; k: KeyInfo }) {
   const submit = async (e: Event) => {
     e.preventDefault();
     if (p1 !== p2) return ctx.fail(new Failure("invalid_input", ctx.tr("passphrasesDiffer")));
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    setBusy(true);
-    try {
+    const file = await ctx.withVault(async (u) => {
       const { exportPfx } = (await import("./pfx.js")) as typeof import("./pfx.js");
-      const u = await ctx.svc.unlock(pin);
+      const pkcs8 = await u.exportPkcs8(k.id);
       try {
-        const pkcs8 = await u.exportPkcs8(k.id);
-        const file = await exportPfx(pkcs8, k.certificates.map((c) => b64.decode(c)!), p1, k.label);
-        pkcs8.fill(0);
-        const name = `${k.label.replace(/[^\p{L}\p{N}._-]+/gu, "_")}.pfx`;
-        setMade({ url: URL.createObjectURL(new Blob([file as Uint8Array<ArrayBuffer>], { type: "application/x-pkcs12" })), name });
+        return await exportPfx(pkcs8, k.certificates.map((c) => b64.decode(c)!), p1, k.label);
       } finally {
-        u.lock();
+        pkcs8.fill(0);
       }
-    } catch (err) {
-      ctx.fail(err);
-    } finally {
-      setBusy(false);
-      setP1("");
-      setP2("");
-    }
+    }, setBusy);
+    setP1("");
+    setP2("");
+    if (!file) return;
+    const name = `${k.label.replace(/[^\p{L}\p{N}._-]+/gu, "_")}.pfx`;
+    setMade({ url: URL.createObjectURL(new Blob([file as Uint8Array<ArrayBuffer>], { type: "application/x-pkcs12" })), name });
   };
   return (
     <form onSubmit={submit}>
@@ -513,16 +502,7 @@ function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
   const c = certSummary(k);
   const del = async () => {
     if (!confirm(ctx.tr("confirmDelete", { name: k.label }))) return;
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    try {
-      const u = await ctx.svc.unlock(pin);
-      await u.destroy(k.id);
-      u.lock();
-      ctx.go({ s: "keys" });
-    } catch (err) {
-      ctx.fail(err);
-    }
+    if ((await ctx.withVault(async (u) => (await u.destroy(k.id), true))) !== null) ctx.go({ s: "keys" });
   };
   return (
     <section>
@@ -594,34 +574,13 @@ function Enrol({ ctx, id }: { ctx: Ctx; id: string }) {
   if (!k) return <p>…</p>;
   const ask = async (e: Event) => {
     e.preventDefault();
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    setBusy(true);
-    try {
-      const u = await ctx.svc.unlock(pin);
-      try {
-        setAnswer(await ctx.svc.enrol(u, k, ra, code));
-      } finally {
-        u.lock();
-      }
-    } catch (err) {
-      ctx.fail(err);
-    } finally {
-      setBusy(false);
-    }
+    const got = await ctx.withVault((u) => ctx.svc.enrol(u, k, ra, code), setBusy);
+    if (got) setAnswer(got);
   };
   const install = async () => {
     if (!answer) return;
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    try {
-      const u = await ctx.svc.unlock(pin);
-      await ctx.svc.install(u, k, answer.chain, answer.root);
-      u.lock();
-      ctx.go({ s: "key", id });
-    } catch (err) {
-      ctx.fail(err);
-    }
+    const done = await ctx.withVault(async (u) => (await ctx.svc.install(u, k, answer.chain, answer.root), true));
+    if (done) ctx.go({ s: "key", id });
   };
   if (answer) {
     return (
@@ -657,22 +616,8 @@ function Register({ ctx, id }: { ctx: Ctx; id: string }) {
   if (!k) return <p>…</p>;
   const submit = async (e: Event) => {
     e.preventDefault();
-    const pin = await ctx.askPin();
-    if (pin === null) return;
-    setBusy(true);
-    try {
-      const u = await ctx.svc.unlock(pin);
-      try {
-        const r = await ctx.svc.register(u, k, relay, login);
-        setDone(ctx.tr("registered", { login: r.login, relay: display.field(r.relayName || r.relayUrl, 80) }));
-      } finally {
-        u.lock();
-      }
-    } catch (err) {
-      ctx.fail(err);
-    } finally {
-      setBusy(false);
-    }
+    const r = await ctx.withVault((u) => ctx.svc.register(u, k, relay, login), setBusy);
+    if (r) setDone(ctx.tr("registered", { login: r.login, relay: display.field(r.relayName || r.relayUrl, 80) }));
   };
   if (done) {
     return (

@@ -76,11 +76,11 @@ impl TsPhone {
         TsPhone { child, stdin, lines }
     }
 
-    /// The next line starting with `prefix` (a FAILED line fails the test).
+    /// The next line starting with `prefix` (a FAILED or PAGEERROR line fails the test).
     fn expect(&self, prefix: &str) -> String {
         loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(60)).expect("the TypeScript phone went quiet");
-            assert!(!line.starts_with("FAILED"), "the TypeScript phone: {line}");
+            let line = self.lines.recv_timeout(Duration::from_secs(120)).expect("the TypeScript phone went quiet");
+            assert!(!line.starts_with("FAILED") && !line.starts_with("PAGEERROR"), "the TypeScript phone: {line}");
             if let Some(rest) = line.strip_prefix(prefix) {
                 return rest.trim().to_string();
             }
@@ -91,6 +91,30 @@ impl TsPhone {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
     }
+}
+
+/// The page asks for a signature while `phone` answers on the other side; the page's answer.
+fn sign_while(
+    page: &Page,
+    c: &crate::signing::Created,
+    doc: &[u8],
+    format: &str,
+    phone: impl FnOnce(),
+) -> (u16, serde_json::Value) {
+    std::thread::scope(|sc| {
+        let pending = sc.spawn(|| page.sign(c, doc, format, false));
+        phone();
+        pending.join().unwrap()
+    })
+}
+
+/// The app shows the request and the person answers (`APPROVE`, `DECLINE`, `WRONGPIN`); what it showed.
+fn answer_in_app(app: &mut TsPhone, answer: &str) -> String {
+    app.say("PROMPT");
+    let shown = app.expect("PROMPT");
+    app.say(answer);
+    app.expect("ANSWERED");
+    shown
 }
 
 impl Drop for TsPhone {
@@ -142,12 +166,10 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
 
         // Approved: a raw signature the agent checked, and OpenSSL checks again.
         let doc = format!("Shartnoma {alg} / Договор / Contract\n");
-        let (code, r) = std::thread::scope(|sc| {
-            let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "raw", false));
+        let (code, r) = sign_while(&page, &c, doc.as_bytes(), "raw", || {
             let prompt = phone.expect("PROMPT");
             assert!(prompt.contains("contract.txt") && prompt.ends_with(origin), "{prompt}");
             phone.say("approve");
-            pending.join().unwrap()
         });
         assert_eq!(code, 200, "{r}");
         assert_eq!(r["login"], login);
@@ -163,11 +185,9 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
         }
 
         // CMS (what kalit.js asks for by default): the agent checks it, and OpenSSL (Ed25519 by parts).
-        let (code, r) = std::thread::scope(|sc| {
-            let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "cms", false));
+        let (code, r) = sign_while(&page, &c, doc.as_bytes(), "cms", || {
             phone.expect("PROMPT");
             phone.say("approve");
-            pending.join().unwrap()
         });
         assert_eq!(code, 200, "{r}");
         if openssl().is_some() {
@@ -180,11 +200,9 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
         }
 
         // Declined: the page learns it, the session stays usable.
-        let (code, r) = std::thread::scope(|sc| {
-            let pending = sc.spawn(|| page.sign(&c, b"no, thank you", "raw", false));
+        let (code, r) = sign_while(&page, &c, b"no, thank you", "raw", || {
             phone.expect("PROMPT");
             phone.say("decline");
-            pending.join().unwrap()
         });
         assert_eq!((code, r["error"]["code"].as_str()), (403, Some("declined")), "{r}");
 
@@ -289,45 +307,29 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
         }
     });
     let mut app = TsPhone { child, stdin, lines };
-    let timeout = Duration::from_secs(120);
-    let expect = |app: &TsPhone, prefix: &str| -> String {
-        loop {
-            let line = app.lines.recv_timeout(timeout).expect("the app test went quiet");
-            assert!(!line.starts_with("FAILED") && !line.starts_with("PAGEERROR"), "the phone app: {line}");
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.trim().to_string();
-            }
-        }
-    };
 
     app.say("SETUP");
-    assert_eq!(expect(&app, "INSTALLABILITY"), "[]", "Chromium finds the app installable");
-    let root_fp = expect(&app, "ROOT");
+    assert_eq!(app.expect("INSTALLABILITY"), "[]", "Chromium finds the app installable");
+    let root_fp = app.expect("ROOT");
     let ca_pem = std::fs::read_to_string(ra.ca()).unwrap();
     let ca_root = pem::parse_many(&ca_pem).unwrap().last().unwrap().contents().to_vec();
     assert_eq!(root_fp, kalit_core::statement::cert_fingerprint(&ca_root), "the app shows the RA root's fingerprint");
-    assert!(expect(&app, "SUBJECT").contains("CN=Dilnoza App"), "the RA's subject, not the CSR's");
-    assert!(expect(&app, "REGISTERED").contains("app-dilnoza"));
+    assert!(app.expect("SUBJECT").contains("CN=Dilnoza App"), "the RA's subject, not the CSR's");
+    assert!(app.expect("REGISTERED").contains("app-dilnoza"));
 
     let page = Page::new(&agent.url, origin);
     let c = page.start(None);
     app.say(&format!("QR {}", c.qr));
-    assert_eq!(expect(&app, "ASKING"), origin, "the new-computer warning names the origin the computer claims");
-    let sas = expect(&app, "SAS");
+    assert_eq!(app.expect("ASKING"), origin, "the new-computer warning names the origin the computer claims");
+    let sas = app.expect("SAS");
     let st = page.wait(&c, "connected");
     assert_eq!((st["phase"].as_str(), st["sas"].as_str()), (Some("connected"), Some(sas.as_str())), "{st}");
 
     // Approved, with the PIN, as CMS (kalit.js's default): the agent and OpenSSL check it.
     let doc = "Ariza / Заявление / Application\nI ask for a certificate of residence.\n";
-    let (code, r) = std::thread::scope(|sc| {
-        let pending = sc.spawn(|| page.sign(&c, doc.as_bytes(), "cms", false));
-        app.say("PROMPT");
-        let p = expect(&app, "PROMPT");
-        assert!(p.starts_with(&format!("{origin}|contract.txt|Ariza")), "{p}");
-        app.say("APPROVE");
-        expect(&app, "ANSWERED");
-        pending.join().unwrap()
-    });
+    let mut shown = String::new();
+    let (code, r) = sign_while(&page, &c, doc.as_bytes(), "cms", || shown = answer_in_app(&mut app, "APPROVE"));
+    assert!(shown.starts_with(&format!("{origin}|contract.txt|Ariza")), "{shown}");
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["login"], "app-dilnoza");
     if openssl().is_some() {
@@ -340,34 +342,24 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     }
     // Declined; then a wrong PIN, which the page learns as such.
     for (answer, want) in [("DECLINE", "declined"), ("WRONGPIN", "wrong_pin")] {
-        let (code, r) = std::thread::scope(|sc| {
-            let pending = sc.spawn(|| page.sign(&c, b"second thoughts", "raw", false));
-            app.say("PROMPT");
-            expect(&app, "PROMPT");
-            app.say(answer);
-            expect(&app, "ANSWERED");
-            pending.join().unwrap()
+        let (code, r) = sign_while(&page, &c, b"second thoughts", "raw", || {
+            answer_in_app(&mut app, answer);
         });
         assert_eq!(r["error"]["code"], want, "{code} {r}");
     }
     page.end(&c);
     app.say("ENDED");
-    expect(&app, "ENDED");
+    app.expect("ENDED");
     // The camera: Chromium's fake camera shows the QR of a new session (a 640x480 video of it); the app
     // scans it (zxing-wasm from the relay), pairs, and signs.
     let c = page.start(None);
     let y4m = root.path().join("qr.y4m");
     write_qr_video(&c.qr, &y4m);
     app.say(&format!("CAMERA {}", y4m.display()));
-    let sas = expect(&app, "SAS");
+    let sas = app.expect("SAS");
     assert_eq!(page.wait(&c, "connected")["sas"], sas.as_str());
-    let (code, r) = std::thread::scope(|sc| {
-        let pending = sc.spawn(|| page.sign(&c, b"scanned with the camera", "raw", false));
-        app.say("PROMPT");
-        expect(&app, "PROMPT");
-        app.say("APPROVE");
-        expect(&app, "ANSWERED");
-        pending.join().unwrap()
+    let (code, r) = sign_while(&page, &c, b"scanned with the camera", "raw", || {
+        answer_in_app(&mut app, "APPROVE");
     });
     assert_eq!(code, 200, "{r}");
     page.end(&c);
@@ -379,13 +371,13 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     let hostile =
         format!("kalit:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()));
     app.say(&format!("HOSTILE {hostile}"));
-    let seen = expect(&app, "HOSTILE");
+    let seen = app.expect("HOSTILE");
     assert!(seen.starts_with("images=0 title=Kalit text=") && seen.contains("<img src=x"), "{seen}");
     page.end(&c);
     app.say("OFFLINE");
-    expect(&app, "OFFLINE OK");
+    app.expect("OFFLINE OK");
     app.say("LANGS");
-    expect(&app, "LANGS OK");
+    app.expect("LANGS OK");
     // A -legacy PFX (3DES/RC2, SHA-1 MAC, a Cyrillic password) of a key the RA certified, as people carry
     // them today: the app imports it (node-forge, loaded only then), registers it under a second login, and
     // signs with it after choosing that login; then it exports its own key as a PFX that OpenSSL reads.
@@ -406,26 +398,21 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
         .unwrap();
     assert!(converted.success());
     app.say(&format!("IMPORTPFX {} Парол-ўзбек1 gov app-gulnora", legacy.display()));
-    assert!(expect(&app, "IMPORTED").contains("CN=Gulnora Pfx"));
+    assert!(app.expect("IMPORTED").contains("CN=Gulnora Pfx"));
     let c = page.start(None);
     app.say(&format!("QRAS app-gulnora {}", c.qr));
-    assert_eq!(expect(&app, "CHOOSING"), "app-dilnoza,app-gulnora");
-    let sas = expect(&app, "SAS");
+    assert_eq!(app.expect("CHOOSING"), "app-dilnoza,app-gulnora");
+    let sas = app.expect("SAS");
     assert_eq!(page.wait(&c, "connected")["sas"], sas.as_str());
-    let (code, r) = std::thread::scope(|sc| {
-        let pending = sc.spawn(|| page.sign(&c, b"signed with the key from the flash drive", "cms", false));
-        app.say("PROMPT");
-        expect(&app, "PROMPT");
-        app.say("APPROVE");
-        expect(&app, "ANSWERED");
-        pending.join().unwrap()
+    let (code, r) = sign_while(&page, &c, b"signed with the key from the flash drive", "cms", || {
+        answer_in_app(&mut app, "APPROVE");
     });
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["login"], "app-gulnora");
     assert!(r["signer"].to_string().contains("Gulnora Pfx"), "{r}");
     page.end(&c);
     app.say("EXPORTPFX export-pass-1");
-    let pfx = expect(&app, "PFX");
+    let pfx = app.expect("PFX");
     if openssl().is_some() {
         let out = Command::new("sh")
             .arg("-c")
@@ -438,9 +425,9 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
 
     // A new PIN; then a backup made in the app (with it) restores with the command line...
     app.say("CHANGEPIN");
-    expect(&app, "PIN CHANGED");
+    app.expect("PIN CHANGED");
     app.say("BACKUP app-backup-pass");
-    let file = expect(&app, "BACKUP");
+    let file = app.expect("BACKUP");
     let cli = crate::common::V { dir: root.path().join("restored-from-app") };
     cli.run(&["restore", &file], &["app-backup-pass", "135790", "135790"]).ok();
     let listed = cli.run(&["list", "--json"], &[]).ok().stdout;
@@ -455,16 +442,16 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     let cli_backup = root.path().join("cli.backup");
     other.run(&["backup", "--out", s(&cli_backup)], &[PIN, "cli-backup-pass", "cli-backup-pass"]).ok();
     app.say(&format!("RESTORE {} cli-backup-pass", cli_backup.display()));
-    assert!(expect(&app, "RESTORED").contains("main"), "the CLI's key came back in the app");
+    assert!(app.expect("RESTORED").contains("main"), "the CLI's key came back in the app");
     // The login's devices as the relay lists them; then this phone removes itself (as one would remove a
     // lost phone): the relay forgets it and so does the app.
     app.say("DEVICES");
-    assert_eq!(expect(&app, "DEVICES"), "1 1", "one device, marked as this phone");
+    assert_eq!(app.expect("DEVICES"), "1 1", "one device, marked as this phone");
     app.say("REMOVESELF");
-    assert_eq!(expect(&app, "REMOVED"), "0", "no registration left in the app");
+    assert_eq!(app.expect("REMOVED"), "0", "no registration left in the app");
     app.say("QUIT");
-    assert_eq!(expect(&app, "CONSOLE"), "CLEAN", "no PIN in the browser console");
-    assert_eq!(expect(&app, "FOREIGN"), "none", "nothing fetched from any host but the relay and the RA");
+    assert_eq!(app.expect("CONSOLE"), "CLEAN", "no PIN in the browser console");
+    assert_eq!(app.expect("FOREIGN"), "none", "nothing fetched from any host but the relay and the RA");
 }
 
 /// A two-frame 640x480 Y4M video (what Chromium's fake camera plays) of the QR of `text`.
