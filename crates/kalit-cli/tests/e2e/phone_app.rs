@@ -51,18 +51,19 @@ struct TsPhone {
 
 impl TsPhone {
     fn start(script: &Path, relay_url: &str, backup: &Path, passphrase: &str, login: &str) -> TsPhone {
-        let mut child = Command::new("node")
-            .arg(script)
+        let mut cmd = Command::new("node");
+        cmd.arg(script)
             .env("BACKUP_OUT", backup.with_extension("from-app"))
             .env("RELAY_URL", relay_url)
             .env("BACKUP_FILE", backup)
             .env("BACKUP_PASSPHRASE", passphrase)
-            .env("LOGIN", login)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .env("LOGIN", login);
+        TsPhone::spawn(cmd)
+    }
+
+    /// Runs `cmd` with piped standard input and output, its lines read on a thread of their own.
+    fn spawn(mut cmd: Command) -> TsPhone {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -286,27 +287,14 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     let code = ra.code("CN=Dilnoza App,C=UZ");
     let shots = repo().join("target/screenshots/phone-app");
     let _ = std::fs::remove_dir_all(&shots);
-    let mut child = Command::new("node")
-        .arg(repo().join("phone/test-browser/app.mjs"))
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("phone/test-browser/app.mjs"))
         .env("APP_URL", format!("{}/app/", relay.url))
         .env("RA_URL", &ra_svc.url)
         .env("CODE", &code)
         .env("LOGIN", "app-dilnoza")
-        .env("SHOTS", &shots)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut app = TsPhone { child, stdin, lines };
+        .env("SHOTS", &shots);
+    let mut app = TsPhone::spawn(cmd);
 
     app.say("SETUP");
     assert_eq!(app.expect("INSTALLABILITY"), "[]", "Chromium finds the app installable");
