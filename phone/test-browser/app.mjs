@@ -24,6 +24,8 @@
 //   IMPORTPFX <file> <password> <label> <login>  imports a PFX, registers its key under <login>;
 //                         prints IMPORTED <subject>
 //   EXPORTPFX <password>  exports the first key as a PFX; prints PFX <path>
+//   ENROLLINK <link>      opens a registration office's enrolment link: a new key, the certificate
+//                         installed; prints ENROLLED <subject>
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -310,6 +312,25 @@ try {
       await download.saveAs(path);
       await snap("exported-pfx");
       say(`PFX ${path}`);
+    } else if (cmd === "ENROLLINK") {
+      await page.goto(arg);
+      await page.locator("#enrol-new-key").waitFor({ timeout: 30000 });
+      await snap("enrol-link");
+      await page.locator("#enrol-new-key").click();
+      await pin();
+      await page.locator("#ask-cert").waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`enrol link: ${await errorText()}`);
+      });
+      const prefilled = `${await page.locator("#ra-url").inputValue()} ${await page.locator("#ra-code").inputValue()}`;
+      await page.locator("#ask-cert").click();
+      await pin();
+      await page.locator("#install").waitFor({ timeout: 30000 }).catch(async () => {
+        throw new Error(`enrol link: ${await errorText()}`);
+      });
+      await page.locator("#install").click();
+      await pin();
+      await page.locator("#register").waitFor({ timeout: 30000 });
+      say(`ENROLLED ${await page.locator("#cert-subject").innerText()} | ${prefilled}`);
     } else if (cmd === "CHANGEPIN") {
       await page.goto(APP);
       await page.locator("#nav-settings").click();

@@ -185,3 +185,23 @@ function derToRaw(der: Uint8Array): Uint8Array<ArrayBuffer> {
   }
   return out;
 }
+
+test("enrolment links: only https (or loopback http) offices, the right shape, nothing else", async () => {
+  const { parseEnrolment } = await import("../src/app/links.js");
+  const link = (o: unknown) => `kalit-enrol:${b64url.encode(utf8(JSON.stringify(o)))}`;
+  assert.deepEqual(parseEnrolment(link({ v: 1, ra: "https://ra.example/", code: "ABCD-EFGH" })), { ra: "https://ra.example", code: "ABCD-EFGH" });
+  assert.deepEqual(parseEnrolment(link({ v: 1, ra: "http://127.0.0.1:8740", code: "X" }))?.ra, "http://127.0.0.1:8740");
+  for (const bad of [
+    link({ v: 1, ra: "http://ra.example", code: "X" }),
+    link({ v: 1, ra: "javascript:alert(1)", code: "X" }),
+    link({ v: 1, ra: "https://user:pw@ra.example", code: "X" }),
+    link({ v: 2, ra: "https://ra.example", code: "X" }),
+    link({ v: 1, ra: "https://ra.example", code: "X".repeat(65) }),
+    link({ v: 1, ra: "https://ra.example" }),
+    "kalit-enrol:!!!",
+    "kalit:abc",
+    `kalit-enrol:${"A".repeat(3000)}`,
+  ]) {
+    assert.equal(parseEnrolment(bad), null, bad.slice(0, 60));
+  }
+});

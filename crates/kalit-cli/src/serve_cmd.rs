@@ -97,9 +97,19 @@ enum RaCommand {
         /// How long the code stays valid: 30m, 24h, 7d (at most 90d).
         #[arg(long, default_value = "7d", value_name = "DURATION")]
         ttl: String,
-        /// Print {"code": "..."}.
+        /// Print {"code": "..."} (with "link" when --app-url is given).
         #[arg(long)]
         json: bool,
+        /// The phone app's address (e.g. https://relay.example/app/): also print an enrolment link that
+        /// opens the app with this RA's address and the code filled in. Needs --ra-url.
+        #[arg(long, requires = "ra_url", value_name = "URL")]
+        app_url: Option<String>,
+        /// This RA's address as phones reach it (e.g. https://ra.example), for the enrolment link.
+        #[arg(long, value_name = "URL")]
+        ra_url: Option<String>,
+        /// Also write the enrolment link as a QR code (SVG) to hand to the person.
+        #[arg(long, requires = "app_url", value_name = "FILE")]
+        qr_svg: Option<PathBuf>,
     },
     /// Serve the RA API: CSR + enrolment code in, certificate chain out; CA chain and CRL.
     Serve {
@@ -184,13 +194,33 @@ pub fn ra(a: RaArgs) -> CliResult {
             println!("Next: kalit ra enrol --dir {} --subject \"CN=...,C=UZ\"", dir.display());
             Ok(())
         }
-        RaCommand::Enrol { dir, subject, ttl, json } => {
+        RaCommand::Enrol { dir, subject, ttl, json, app_url, ra_url, qr_svg } => {
             let ttl = kalit_ra::parse_ttl(&ttl)?;
+            // The link's parts are checked before a code is spent on them.
+            let link_parts = match (&app_url, &ra_url) {
+                (Some(app), Some(ra)) => Some((
+                    format!("{}/", kalit_transport::Endpoint::parse(app, "phone app")?.base()),
+                    kalit_transport::Endpoint::parse(ra, "RA")?.base().to_string(),
+                )),
+                _ => None,
+            };
             let code = runtime()?.block_on(kalit_ra::enrol(&dir, &subject, ttl))?;
+            let link = link_parts.map(|(app, ra)| enrolment_link(&app, &ra, &code));
+            if let (Some(link), Some(path)) = (&link, &qr_svg) {
+                let svg = qrcode::QrCode::new(link.as_bytes())
+                    .map_err(|e| CliError::new(ErrorCode::Internal, format!("QR: {e}")))?
+                    .render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(320, 320)
+                    .build();
+                crate::files::write_atomic(path, svg.as_bytes(), false)?;
+            }
             if json {
-                println!("{}", serde_json::json!({ "code": code }));
+                println!("{}", serde_json::json!({ "code": code, "link": link }));
             } else {
                 println!("{code}");
+                if let Some(link) = link {
+                    println!("enrolment link (opens the phone app with the RA and the code filled in):\n{link}");
+                }
             }
             Ok(())
         }
@@ -352,4 +382,12 @@ pub fn relay(a: RelayArgs) -> CliResult {
         kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls, header_timeout).await?;
         Ok(())
     })
+}
+
+/// The phone app's enrolment link: `APP#kalit-enrol:` + base64url of `{"v":1,"ra":...,"code":...}`.
+fn enrolment_link(app_url: &str, ra_url: &str, code: &str) -> String {
+    use base64::Engine;
+    let json = serde_json::json!({ "v": 1, "ra": ra_url, "code": code }).to_string();
+    let base = app_url.split('#').next().unwrap_or(app_url);
+    format!("{base}#kalit-enrol:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }

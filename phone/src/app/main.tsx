@@ -5,6 +5,7 @@ import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 
 import { b64 } from "../protocol/bytes.js";
+import { parseEnrolment } from "./links.js";
 import * as display from "../protocol/display.js";
 import { Failure } from "../protocol/errors.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
@@ -24,7 +25,8 @@ type Screen =
   | { s: "new-key" }
   | { s: "import-pfx" }
   | { s: "key"; id: string }
-  | { s: "enrol"; id: string }
+  | { s: "enrol"; id: string; ra?: string; code?: string }
+  | { s: "enrol-link"; ra: string; code: string }
   | { s: "register"; id: string }
   | { s: "sign"; qr: string }
   | { s: "history" }
@@ -55,6 +57,10 @@ function qrFromHash(): string | null {
   return h.startsWith("kalit:") ? h : null;
 }
 
+function enrolmentFromHash(): { ra: string; code: string } | null {
+  return parseEnrolment(decodeURIComponent(location.hash.slice(1)));
+}
+
 function App({ svc }: { svc: Services }) {
   const [lang, setLang] = useState<Lang>(() => initialLang(storedLang(), navigator.languages));
   const [screen, setScreen] = useState<Screen>({ s: "loading" });
@@ -71,14 +77,15 @@ function App({ svc }: { svc: Services }) {
     void (async () => {
       if (!(await svc.hasVault())) return setScreen({ s: "first-run" });
       const qr = qrFromHash();
-      setScreen(qr ? { s: "sign", qr } : { s: "keys" });
+      const enrolment = enrolmentFromHash();
+      setScreen(qr ? { s: "sign", qr } : enrolment ? { s: "enrol-link", ...enrolment } : { s: "keys" });
     })().catch((e: unknown) => setError(failureOf(e)));
     const onHash = () => {
       const qr = qrFromHash();
-      if (qr) {
-        setError(null);
-        setScreen({ s: "sign", qr });
-      }
+      const enrolment = enrolmentFromHash();
+      if (qr || enrolment) setError(null);
+      if (qr) setScreen({ s: "sign", qr });
+      else if (enrolment) setScreen({ s: "enrol-link", ...enrolment });
     };
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
@@ -90,6 +97,8 @@ function App({ svc }: { svc: Services }) {
     svc,
     go: (s) => {
       setError(null);
+      // Leaving a link's screen: a reload must not run the link again.
+      if (location.hash && s.s !== "sign" && s.s !== "enrol-link" && s.s !== "enrol") history.replaceState(null, "", location.pathname);
       setScreen(s);
     },
     askPin: () => new Promise((resolve) => setPinAsk(() => (pin: string | null) => {
@@ -151,7 +160,8 @@ function App({ svc }: { svc: Services }) {
         {screen.s === "new-key" && <NewKey ctx={ctx} />}
         {screen.s === "import-pfx" && <ImportPfx ctx={ctx} />}
         {screen.s === "key" && <KeyDetails ctx={ctx} id={screen.id} />}
-        {screen.s === "enrol" && <Enrol ctx={ctx} id={screen.id} />}
+        {screen.s === "enrol" && <Enrol ctx={ctx} id={screen.id} ra={screen.ra ?? ""} code={screen.code ?? ""} />}
+        {screen.s === "enrol-link" && <EnrolLink ctx={ctx} ra={screen.ra} code={screen.code} />}
         {screen.s === "register" && <Register ctx={ctx} id={screen.id} />}
         {screen.s === "sign" && <Sign key={screen.qr} ctx={ctx} initial={screen.qr} />}
         {screen.s === "history" && <History ctx={ctx} />}
@@ -511,6 +521,7 @@ function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
         <dt>{ctx.tr("algorithm")}</dt><dd>{k.algorithm}</dd>
         <dt>{ctx.tr("fingerprint")}</dt><dd class="mono">{k.fingerprint}</dd>
         <dt>{ctx.tr("created")}</dt><dd>{formatDate(ctx.lang, Date.parse(k.created))}</dd>
+        <dt>{ctx.tr("policy")}</dt><dd id="key-policy">{ctx.tr(k.no_export ? "policyNoExport" : "policyExportable")}</dd>
         <dt>{ctx.tr("certificate")}</dt><dd id="cert-subject"><CertLine ctx={ctx} c={c} /></dd>
         {c && <><dt>{ctx.tr("issuer")}</dt><dd>{c.issuer}</dd><dt>{ctx.tr("validUntil")}</dt><dd>{formatDate(ctx.lang, c.notAfter)}</dd></>}
         {regs.filter((r) => r.keyId === k.id).map((r) => (
@@ -564,10 +575,36 @@ function Devices({ ctx, reg }: { ctx: Ctx; reg: StoredRegistration }) {
   );
 }
 
-function Enrol({ ctx, id }: { ctx: Ctx; id: string }) {
+/** An enrolment link from the registration office: which key gets the certificate (or a new one). */
+function EnrolLink({ ctx, ra, code }: { ctx: Ctx; ra: string; code: string }) {
   const [keys] = useKeys(ctx);
-  const [ra, setRa] = useState("");
-  const [code, setCode] = useState("");
+  if (!keys) return <p>…</p>;
+  const fresh = async () => {
+    const k = await ctx.withVault((u) => ctx.svc.generate(u, "p-256", ctx.tr("myKey"), false));
+    if (k) ctx.go({ s: "enrol", id: k.id, ra, code });
+  };
+  return (
+    <section>
+      <h2>{ctx.tr("getCertificate")}</h2>
+      <p>{ctx.tr("enrolLinkExplain", { ra: display.field(ra, 80) })}</p>
+      <ul class="list">
+        {keys.map((k) => (
+          <li key={k.id}>
+            <button class="link enrol-key" onClick={() => ctx.go({ s: "enrol", id: k.id, ra, code })}>
+              <strong>{k.label}</strong> <span class="muted">{k.algorithm}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+      <button id="enrol-new-key" onClick={() => void fresh()}>{ctx.tr("newKey")} (P-256)</button>
+    </section>
+  );
+}
+
+function Enrol({ ctx, id, ra: ra0, code: code0 }: { ctx: Ctx; id: string; ra: string; code: string }) {
+  const [keys] = useKeys(ctx);
+  const [ra, setRa] = useState(ra0);
+  const [code, setCode] = useState(code0);
   const [busy, setBusy] = useState(false);
   const [answer, setAnswer] = useState<{ chain: Uint8Array[]; root: string; subject: string } | null>(null);
   const k = keys?.find((x) => x.id === id);
@@ -743,7 +780,11 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
     <section>
       {phase.p === "input" && (
         <>
-          <Scanner ctx={ctx} found={(qr) => void start(qr, null)} />
+          <Scanner ctx={ctx} found={(qr) => {
+            const enrolment = parseEnrolment(qr);
+            if (enrolment) ctx.go({ s: "enrol-link", ...enrolment });
+            else void start(qr, null);
+          }} />
           <form onSubmit={(e) => {
             e.preventDefault();
             void start(text, null);

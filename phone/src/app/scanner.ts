@@ -33,6 +33,9 @@ function cameraFailure(e: unknown): Failure {
   return new Failure("unavailable", `camera: ${e instanceof Error ? e.message : String(e)}`);
 }
 
+/** A computer's signing QR, or a registration office's enrolment QR (links.ts). */
+const isKalit = (t: string) => t.startsWith("kalit:") || t.startsWith("kalit-enrol:");
+
 /** Shows the camera in `video` until a Kalit QR is seen; its text. */
 export async function scanQr(video: HTMLVideoElement, signal: AbortSignal): Promise<string> {
   if (!navigator.mediaDevices?.getUserMedia) throw new Failure("not_found", "camera-missing");
@@ -52,7 +55,7 @@ export async function scanQr(video: HTMLVideoElement, signal: AbortSignal): Prom
     while (!signal.aborted) {
       if (video.videoWidth > 0) {
         if (detector) {
-          const hit = (await detector.detect(video)).find((c) => c.rawValue.startsWith("kalit:"));
+          const hit = (await detector.detect(video)).find((c) => isKalit(c.rawValue));
           if (hit) return hit.rawValue;
         } else if (g) {
           canvas.width = video.videoWidth;
@@ -64,7 +67,7 @@ export async function scanQr(video: HTMLVideoElement, signal: AbortSignal): Prom
             tryHarder: true,
             maxNumberOfSymbols: 1,
           });
-          const hit = found.find((r) => r.isValid && r.text.startsWith("kalit:"));
+          const hit = found.find((r) => r.isValid && isKalit(r.text));
           if (hit) return hit.text;
         }
       }

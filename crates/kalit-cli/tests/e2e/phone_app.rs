@@ -366,6 +366,36 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     app.expect("OFFLINE OK");
     app.say("LANGS");
     app.expect("LANGS OK");
+    // The registration office hands out a link (and its QR) with its address and the code: the app opens
+    // with both filled in, makes a key and installs the certificate.
+    let svg = root.path().join("enrol.svg");
+    let out = crate::common::kalit(
+        &[
+            "ra",
+            "enrol",
+            "--dir",
+            s(&ra.dir),
+            "--subject",
+            "CN=Link Citizen,C=UZ",
+            "--ttl",
+            "1h",
+            "--app-url",
+            &format!("{}/app/", relay.url),
+            "--ra-url",
+            &ra_svc.url,
+            "--qr-svg",
+            s(&svg),
+        ],
+        &[],
+    )
+    .ok()
+    .stdout;
+    let link = out.lines().find(|l| l.contains("#kalit-enrol:")).expect("an enrolment link").trim().to_string();
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"), "the QR of the link");
+    app.say(&format!("ENROLLINK {link}"));
+    let enrolled = app.expect("ENROLLED");
+    assert!(enrolled.starts_with("CN=Link Citizen") && enrolled.contains(&ra_svc.url), "{enrolled}");
+
     // A -legacy PFX (3DES/RC2, SHA-1 MAC, a Cyrillic password) of a key the RA certified, as people carry
     // them today: the app imports it (node-forge, loaded only then), registers it under a second login, and
     // signs with it after choosing that login; then it exports its own key as a PFX that OpenSSL reads.
