@@ -55,18 +55,24 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/app/{file}", get(|Path(file): Path<String>, h: HeaderMap| async move { serve(&file, &h) }))
 }
 
-fn etag(body: &[u8]) -> String {
-    let d = kalit_core::digest::HashAlg::Sha256.digest(body);
-    format!("\"{}\"", hex::encode(&d[..12]))
+/// Each asset's ETag, in `ASSETS` order: hashed once, not on every request (the WebAssembly is 1 MB).
+fn etags() -> &'static [String] {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| format!("\"{}\"", hex::encode(&kalit_core::digest::HashAlg::Sha256.digest(a.body)[..12])))
+            .collect()
+    })
 }
 
 fn serve(name: &str, req: &HeaderMap) -> Response {
-    let Some(a) = ASSETS.iter().find(|a| a.name == name) else {
+    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
         return kalit_service::ServiceError::new(kalit_proto::ErrorCode::NotFound, "no such file in the app")
             .into_response();
     };
-    let tag = etag(a.body);
-    let fresh = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == tag);
+    let (a, tag) = (&ASSETS[i], &etags()[i]);
+    let fresh = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == tag.as_str());
     let mut resp = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { a.body.into_response() };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
@@ -75,7 +81,7 @@ fn serve(name: &str, req: &HeaderMap) -> Response {
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert("permissions-policy", HeaderValue::from_static("camera=(self), microphone=(), geolocation=()"));
-    if let Ok(v) = HeaderValue::from_str(&tag) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
     resp

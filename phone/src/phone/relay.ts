@@ -13,7 +13,7 @@ import {
   startRegistration,
 } from "../protocol/ceremony.js";
 import { Failure } from "../protocol/errors.js";
-import type { DeviceKey, SigningKey } from "../protocol/keys.js";
+import type { DeviceKey } from "../protocol/keys.js";
 import { readAttestation, type SignedAttestation } from "../protocol/wire.js";
 import { type Fetch, JsonClient } from "./http.js";
 
@@ -53,33 +53,19 @@ export class Relay {
   }
 
   /** Registers `device` under `login` with the certificate key's proof; the answer is checked before it is kept. */
-  async register(p: {
-    login: string;
-    device: DeviceKey;
-    deviceName: string;
-    chain: Uint8Array[];
-    certificateKey: SigningKey;
-    approver?: { deviceId: string; device: DeviceKey };
-    /** The relay's key pinned earlier (a second registration must find the same relay). */
-    pinned?: { relayId: string; publicKey: string };
-  }): Promise<RegistrationRecord> {
+  async register(
+    p: Omit<Registration, "relay" | "relayPublicKey" | "nonce"> & {
+      /** The relay's key pinned earlier (a second registration must find the same relay). */
+      pinned?: { relayId: string; publicKey: string };
+    },
+  ): Promise<RegistrationRecord> {
     const { identity, publicKey } = await this.identity();
     if (p.pinned && (p.pinned.relayId !== identity.relay_id || p.pinned.publicKey !== b64.encode(publicKey))) {
       throw new Failure("untrusted_certificate", "this relay's key is not the one pinned at the first registration");
     }
     const nonce = await this.nonce();
-    const reg: Registration = {
-      relay: identity,
-      relayPublicKey: publicKey,
-      nonce,
-      login: p.login,
-      device: p.device,
-      deviceName: p.deviceName,
-      chain: p.chain,
-      certificateKey: p.certificateKey,
-      ...(p.approver ? { approver: p.approver } : {}),
-    };
-    const { request, pending } = await startRegistration(reg);
+    const { pinned: _, ...rest } = p;
+    const { request, pending } = await startRegistration({ ...rest, relay: identity, relayPublicKey: publicKey, nonce });
     const resp = await this.client.post<{ attestation?: unknown }>("/v1/register", request);
     return record(this.client.base, identity, publicKey, pending, resp);
   }
