@@ -26,6 +26,12 @@
 //   EXPORTPFX <password>  exports the first key as a PFX; prints PFX <path>
 //   ENROLLINK <link>      opens a registration office's enrolment link: a new key, the certificate
 //                         installed; prints ENROLLED <subject>
+//   NOCAMERA              Sign, "Scan" with no camera, then with one the person does not allow; prints
+//                         NOCAMERA <refused message>|<missing message>
+//   FULL                  the disk full (IndexedDB answers QuotaExceededError), a new key refused;
+//                         prints FULL <message>|<keys before>|<keys after, space again>
+//   LOCK                  ten wrong PINs (Settings, change PIN; the page's clock moved past each delay),
+//                         then the right one; prints LOCK <messages>|<last message>|<keys still listed>
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -51,13 +57,13 @@ const consoleLines = [];
 const foreign = new Set();
 const appOrigin = new URL(APP).origin;
 const raOrigin = new URL(env("RA_URL")).origin;
-async function launch(extraArgs = []) {
+async function launch(extraArgs = [], camera = extraArgs.length > 0) {
   const c = await chromium.launchPersistentContext(profile, {
     ...pixel,
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     locale: "uz-UZ",
-    permissions: extraArgs.length ? ["camera"] : [],
+    permissions: camera ? ["camera"] : [],
     args: extraArgs,
   });
   const p = c.pages()[0] ?? (await c.newPage());
@@ -199,6 +205,81 @@ async function langs() {
     }
   }
   say("LANGS OK");
+}
+
+async function scanError() {
+  await page.locator("#scan").click();
+  await page.locator(".error").waitFor({ timeout: 30000 });
+  return (await page.locator(".error strong").innerText()).trim();
+}
+
+// No camera in this browser; then a camera the person does not allow (Chromium's fake camera, with the
+// permission prompt answered "no", as headless Chromium does).
+async function noCamera() {
+  await page.goto(APP);
+  await page.locator("nav button").nth(1).click();
+  const missing = await scanError();
+  await snap("camera-missing");
+  await ctx.close();
+  [ctx, page] = await launch(["--use-fake-device-for-media-stream"], false);
+  await page.goto(APP);
+  await page.locator("nav button").nth(1).click();
+  const refused = await scanError();
+  await snap("camera-refused");
+  say(`NOCAMERA ${refused}|${missing}`);
+}
+
+const keyCount = async () => {
+  await page.goto(APP);
+  await page.locator("#new-key").waitFor();
+  return page.locator("ul.list button.link").count();
+};
+
+// A full phone. This Chromium ignores DevTools' quota override (Storage.overrideQuotaForOrigin), and
+// filling the disk is no test to run on a shared machine, so the browser's answer to a full disk is
+// injected where the browser gives it: IndexedDB's put throws QuotaExceededError while the flag is set.
+async function storageFull() {
+  await ctx.addInitScript(() => {
+    const put = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = function (...args) {
+      if (globalThis.__kalitDiskFull) throw new DOMException("the disk is full", "QuotaExceededError");
+      return put.apply(this, args);
+    };
+  });
+  const before = await keyCount();
+  await page.locator("header select").selectOption("uz");
+  await page.evaluate(() => (globalThis.__kalitDiskFull = true));
+  await page.locator("#new-key").click();
+  await page.locator("#key-name").fill("no room");
+  await page.locator("#create-key").click();
+  await pin();
+  await page.locator(".error").waitFor({ timeout: 30000 });
+  await snap("storage-full");
+  const message = (await page.locator(".error strong").innerText()).trim();
+  await page.evaluate(() => (globalThis.__kalitDiskFull = false));
+  say(`FULL ${message}|${before}|${await keyCount()}`);
+}
+
+// Ten wrong PINs lock the vault; the right PIN is refused afterwards, and nothing is deleted. The
+// page's clock is moved ten minutes on before each try, past the growing delays (up to 32 s here).
+async function lockOut() {
+  const start = Date.now();
+  const messages = [];
+  const attempt = async (i, value) => {
+    await page.clock.setFixedTime(start + i * 600_000);
+    await page.goto(APP);
+    await page.locator("#nav-settings").click();
+    await page.locator("#old-pin").fill(value);
+    await page.locator("#new-pin").fill("246801");
+    await page.locator("#change-pin").click();
+    await page.locator(".error").waitFor({ timeout: 30000 });
+    return (await page.locator(".error strong").innerText()).trim();
+  };
+  for (let i = 1; i <= 10; i++) messages.push(await attempt(i, "000000"));
+  const last = await attempt(11, PIN);
+  await snap("locked");
+  const kept = await keyCount();
+  say(`LOCK ${[...new Set(messages)].join(" / ")}|${last}|${kept}`);
 }
 
 const lines = createInterface({ input: process.stdin });
@@ -384,6 +465,9 @@ try {
       say(`RESTORED ${await p2.locator("#restored").innerText()}`);
       await fresh.close();
     }
+    else if (cmd === "NOCAMERA") await noCamera();
+    else if (cmd === "FULL") await storageFull();
+    else if (cmd === "LOCK") await lockOut();
     else if (cmd === "QUIT") break;
     else throw new Error(`unknown command ${cmd}`);
   }

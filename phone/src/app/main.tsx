@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { b64 } from "../protocol/bytes.js";
 import { parseEnrolment } from "./links.js";
 import * as display from "../protocol/display.js";
-import { Failure } from "../protocol/errors.js";
+import { Failure, asFailure } from "../protocol/errors.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
 import type { PairUi } from "../phone/pair.js";
 import type { DeviceList } from "../phone/relay.js";
@@ -47,9 +47,7 @@ interface Ctx {
   withVault: <T>(op: (u: Unlocked) => Promise<T>, busy?: (b: boolean) => void) => Promise<T | null>;
 }
 
-function failureOf(e: unknown): Failure {
-  return e instanceof Failure ? e : new Failure("internal", e instanceof Error ? e.message : String(e));
-}
+const failureOf = asFailure;
 
 /** The QR a link carries: `https://RELAY/app/#kalit:...`. */
 function qrFromHash(): string | null {
@@ -60,6 +58,13 @@ function qrFromHash(): string | null {
 function enrolmentFromHash(): { ra: string; code: string } | null {
   return parseEnrolment(decodeURIComponent(location.hash.slice(1)));
 }
+
+/** Failures whose whole message is a sentence for people, said in the person's language. */
+const PLAIN: Record<string, Key> = {
+  "storage-full": "storageFull",
+  "camera-refused": "cameraRefused",
+  "camera-missing": "cameraMissing",
+};
 
 function App({ svc }: { svc: Services }) {
   const [lang, setLang] = useState<Lang>(() => initialLang(storedLang(), navigator.languages));
@@ -149,8 +154,8 @@ function App({ svc }: { svc: Services }) {
       )}
       {error && (
         <div class="error" role="alert">
-          <strong>{error.message === "storage-full" ? tr("storageFull") : errorHeadline(lang, error.code)}</strong>
-          {error.message !== "storage-full" && <> {display.field(error.message, 400)}</>} <small>{tr("errorCode", { code: error.code })}</small>
+          <strong>{error.message in PLAIN ? tr(PLAIN[error.message]!) : errorHeadline(lang, error.code)}</strong>
+          {!(error.message in PLAIN) && <> {display.field(error.message, 400)}</>} <small>{tr("errorCode", { code: error.code })}</small>
         </div>
       )}
       <main>
@@ -849,10 +854,7 @@ function Scanner({ ctx, found }: { ctx: Ctx; found: (qr: string) => void }) {
     } catch (e) {
       setStop(null);
       if (abort.signal.aborted) return;
-      const f = failureOf(e);
-      if (f.message === "camera-refused") ctx.fail(new Failure(f.code, ctx.tr("cameraRefused")));
-      else if (f.message === "camera-missing") ctx.fail(new Failure(f.code, ctx.tr("cameraMissing")));
-      else ctx.fail(f);
+      ctx.fail(e);
     }
   };
   return (

@@ -49,3 +49,14 @@ export class Failure extends Error {
 }
 
 export const fail = (code: ErrorCode, message: string): Failure => new Failure(code, message);
+
+/** Any thrown value as a failure. A failure thrown by a separately loaded bundle (the scanner, PFX) is
+ * an instance of that bundle's own class, so it is recognised by its name and code, not `instanceof`. */
+export function asFailure(e: unknown): Failure {
+  if (e instanceof Failure) return e;
+  if (e instanceof Error && e.name === "Failure" && "code" in e) {
+    const code = errorCode((e as { code: unknown }).code);
+    return new Failure(code === "unknown" ? "internal" : code, e.message);
+  }
+  return new Failure("internal", e instanceof Error ? e.message : String(e));
+}

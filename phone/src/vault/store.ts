@@ -76,6 +76,24 @@ export class IndexedDbStore implements Store {
     return { store: t.objectStore(OBJECTS), done };
   }
 
+  /** Runs `write` in one read-write transaction: all of it is stored, or none (a request the browser
+   * refuses at once, as some do when the disk is full, aborts the transaction too). */
+  private async write(write: (s: IDBObjectStore) => void): Promise<void> {
+    const { store, done } = this.tx("readwrite");
+    try {
+      write(store);
+    } catch (e) {
+      done.catch(() => undefined);
+      try {
+        store.transaction.abort();
+      } catch {
+        // Already finished: nothing of it was committed by this call.
+      }
+      throw storageFailure(e instanceof DOMException ? e : null);
+    }
+    await done;
+  }
+
   async get<T>(key: string): Promise<T | undefined> {
     const { store } = this.tx("readonly");
     return (await request(store.get(key))) as T | undefined;
@@ -86,15 +104,13 @@ export class IndexedDbStore implements Store {
   }
 
   async putMany(entries: [string, unknown][]): Promise<void> {
-    const { store, done } = this.tx("readwrite");
-    for (const [k, v] of entries) store.put(v, k);
-    await done;
+    await this.write((store) => {
+      for (const [k, v] of entries) store.put(v, k);
+    });
   }
 
   async delete(key: string): Promise<void> {
-    const { store, done } = this.tx("readwrite");
-    store.delete(key);
-    await done;
+    await this.write((store) => store.delete(key));
   }
 
   async keys(prefix: string): Promise<string[]> {

@@ -338,6 +338,12 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     page.end(&c);
     app.say("ENDED");
     app.expect("ENDED");
+    // No camera: refused, then allowed but absent; each said in the person's language (Uzbek here).
+    app.say("NOCAMERA");
+    let (refused, missing) =
+        app.expect("NOCAMERA").split_once('|').map(|(a, b)| (a.to_string(), b.to_string())).unwrap();
+    assert!(refused.starts_with("Kameraga ruxsat berilmadi"), "{refused}");
+    assert!(missing.starts_with("Bu qurilmada brauzer foydalana oladigan kamera yoʻq"), "{missing}");
     // The camera: Chromium's fake camera shows the QR of a new session (a 640x480 video of it); the app
     // scans it (zxing-wasm from the relay), pairs, and signs.
     let c = page.start(None);
@@ -366,6 +372,12 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     app.expect("OFFLINE OK");
     app.say("LANGS");
     app.expect("LANGS OK");
+    // A full phone: a new key is refused in plain words and the keys already there stay.
+    app.say("FULL");
+    let full = app.expect("FULL");
+    let parts: Vec<&str> = full.split('|').collect();
+    assert!(parts[0].starts_with("Telefon xotirasi saqlashni rad etdi"), "{full}");
+    assert_eq!(parts[1], parts[2], "no key lost or half-made: {full}");
     // The registration office hands out a link (and its QR) with its address and the code: the app opens
     // with both filled in, makes a key and installs the certificate.
     let svg = root.path().join("enrol.svg");
@@ -467,6 +479,15 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     assert_eq!(app.expect("DEVICES"), "1 1", "one device, marked as this phone");
     app.say("REMOVESELF");
     assert_eq!(app.expect("REMOVED"), "0", "no registration left in the app");
+    // Ten wrong PINs lock the vault (the right PIN no longer opens it); the keys are kept, for a backup
+    // restore or a later unlock policy, never deleted.
+    app.say("LOCK");
+    let lock = app.expect("LOCK");
+    let parts: Vec<&str> = lock.split('|').collect();
+    let locked = "Juda koʻp notoʻgʻri PIN-koddan soʻng xazina qulflandi.";
+    assert!(parts[0].starts_with(&format!("PIN-kod notoʻgʻri. / {locked}")), "nine failures, then the lock: {lock}");
+    assert!(parts[1].starts_with(locked), "the right PIN is refused once locked: {lock}");
+    assert_ne!(parts[2], "0", "the keys are still there: {lock}");
     app.say("QUIT");
     assert_eq!(app.expect("CONSOLE"), "CLEAN", "no PIN in the browser console");
     assert_eq!(app.expect("FOREIGN"), "none", "nothing fetched from any host but the relay and the RA");
