@@ -8,10 +8,10 @@ use kalit_core::statement::{self, Statement};
 pub fn run(data: &[u8]) {
     let Ok(req) = serde_json::from_slice::<kalit_proto::relay::RegisterRequest>(data) else { return };
     let _ = statement::normalize_login(&req.login);
-    let dk = statement::b64("device_key", &req.device_key, 32).unwrap_or_default();
-    let nonce = statement::b64("nonce", &req.nonce, 32).unwrap_or_default();
+    let dk = statement::bounded("device_key", &req.device_key, 32).unwrap_or_default();
+    let nonce = statement::bounded("nonce", &req.nonce, 32).unwrap_or_default();
     let anchors: Vec<Vec<u8>> = statement::proof_chain(&req.proof).map(|(_, rest)| rest).unwrap_or_default();
     let _ = statement::verify_proof(&req.proof, &anchors, time::OffsetDateTime::UNIX_EPOCH, |fp| {
-        Statement::register(&req.relay_id, &nonce, &req.login, &dk, fp)
+        Statement::register(&req.relay_id, nonce, &req.login, dk, fp)
     });
 }

@@ -89,8 +89,8 @@ fn setup() -> Option<Run> {
     // A fixed session secret: the same input replays the same frames.
     let payload = QrPayload {
         v: kalit_proto::session::SESSION_VERSION,
-        pk: String::new(),
-        s: String::new(),
+        pk: Default::default(),
+        s: Default::default(),
         relay: "https://relay.example".into(),
         relay_id: "r1".into(),
         origin: "https://portal.example".into(),
@@ -106,12 +106,12 @@ fn setup() -> Option<Run> {
         login: "ali".into(),
         cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert).into(),
         device_id: "d1".into(),
-        device_key: String::new(),
+        device_key: Default::default(),
         issued_at: NOW as i64,
         expires_at: NOW as i64 + 600,
     };
     let sig = Statement::attestation(&a).sign(&relay).ok()?;
-    let attestation = SignedAttestation { signature: base64_std(&sig), attestation: a };
+    let attestation = SignedAttestation { signature: sig.into(), attestation: a };
     let key = relay.public_key_raw().to_vec();
     let mut agent = AgentSession::new(
         qr.clone(),
@@ -152,11 +152,6 @@ fn setup() -> Option<Run> {
     });
     run.phone_did(out);
     Some(run)
-}
-
-fn base64_std(b: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 /// Runs one program (the fuzz input) on a freshly paired agent and phone, asserting the invariants.

@@ -5,17 +5,15 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::digest::HashAlg;
 use kalit_core::verify::{Document, verify_document};
 use kalit_core::{CoreError, x509};
-use kalit_proto::ErrorCode;
 use kalit_proto::session::{
     AgentStatus, DocFormat, HashRequest, HashResponse, MAX_DOCUMENT, QR_TTL_MAX_SECS, QR_TTL_SECS, SESSION_VERSION,
     SessionCreated, SessionRequest, SessionState, SignDocRequest, SignDocResponse, VerifyRequest,
 };
 use kalit_proto::verify::VerifyReport;
+use kalit_proto::{Base64, ErrorCode};
 use kalit_service::error::JsonBody;
 use kalit_service::{ServiceError, ServiceResult};
 
@@ -59,11 +57,11 @@ pub(crate) async fn local_sessions(State(s): State<AgentState>) -> Json<serde_js
     Json(serde_json::json!({ "relay": s.relay_url, "sessions": list }))
 }
 
-fn document(field: &str, b64: &str) -> ServiceResult<Vec<u8>> {
-    if b64.len() > MAX_DOCUMENT.div_ceil(3) * 4 {
+fn document(field: &str, data: Base64) -> ServiceResult<Vec<u8>> {
+    if data.len() > MAX_DOCUMENT {
         return Err(ServiceError::new(ErrorCode::TooLarge, format!("the {field} is larger than {MAX_DOCUMENT} bytes")));
     }
-    B64.decode(b64).map_err(|_| ServiceError::invalid(format!("{field} is not base64")))
+    Ok(data.into_vec())
 }
 
 pub(crate) async fn hash(JsonBody(r): JsonBody<HashRequest>) -> ServiceResult<Json<HashResponse>> {
@@ -80,7 +78,7 @@ pub(crate) async fn hash(JsonBody(r): JsonBody<HashRequest>) -> ServiceResult<Js
     };
     // Decoding and hashing up to 8 MiB is CPU work: off the async runtime, so other requests carry on.
     let (name, digest) = crate::blocking(move || {
-        let data = document("data", &r.data)?;
+        let data = document("data", r.data)?;
         Ok((alg.name().to_string(), hex::encode(alg.digest(&data))))
     })
     .await?;
@@ -161,7 +159,7 @@ pub(crate) async fn sign(
     JsonBody(r): JsonBody<SignDocRequest>,
 ) -> ServiceResult<Json<SignDocResponse>> {
     let sess = authorized(&s, &c, &id, &headers)?;
-    let data = document("data", &r.data)?;
+    let data = document("data", r.data)?;
     let name = r.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ServiceError::invalid("name must be 1-200 printable characters"));
@@ -182,8 +180,8 @@ pub(crate) async fn verify(
 ) -> ServiceResult<Json<VerifyReport>> {
     let anchors = s.anchors.clone();
     let report = crate::blocking(move || {
-        let data = document("data", &r.data)?;
-        let sig = kalit_core::statement::b64("signature", &r.signature, kalit_core::cms::MAX_CMS_LEN)?;
+        let data = document("data", r.data)?;
+        let sig = kalit_core::statement::bounded("signature", &r.signature, kalit_core::cms::MAX_CMS_LEN)?.to_vec();
         let certs = match &r.certificate {
             Some(pem) if pem.len() > 256 * 1024 => {
                 return Err(ServiceError::new(ErrorCode::TooLarge, "certificate too large"));

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use kalit_core::digest::HashAlg;
 use kalit_core::flow::{AgentAction, AgentSession, Failure, Paired, SignDoc};
 use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Qr};
@@ -432,7 +432,7 @@ async fn checked_answer(doc: &Arc<Doc>, sig: Vec<u8>, paired: Paired) -> Result<
     .await?;
     Ok(SignDocResponse {
         format: doc.format,
-        signature: B64.encode(&sig),
+        signature: sig.into(),
         scheme,
         sha256,
         certificate_pem: paired.chain.iter().map(|c| x509::cert_pem(c)).collect(),

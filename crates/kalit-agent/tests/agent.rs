@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use kalit_proto::Base64;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -375,8 +376,8 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
         ChannelMessage::Hello {
             login: "alice".into(),
             device_name: "phone".into(),
-            chain: vec![B64.encode(&cert)],
-            attestation: SignedAttestation { attestation: a, signature: B64.encode(sig) },
+            chain: vec![Base64::of(&cert)],
+            attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
         }
     };
     let good = Attestation {
@@ -384,7 +385,7 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
         login: "alice".into(),
         cert_fingerprint: statement::cert_fingerprint(&cert).into(),
         device_id: "d1".into(),
-        device_key: B64.encode([1u8; 32]),
+        device_key: Base64::of([1u8; 32]),
         issued_at: now - 5,
         expires_at: now + 595,
     };
@@ -443,7 +444,7 @@ fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
             login: "alice".into(),
             cert_fingerprint: statement::cert_fingerprint(&cert).into(),
             device_id: "d1".into(),
-            device_key: B64.encode([1u8; 32]),
+            device_key: Base64::of([1u8; 32]),
             issued_at: now,
             expires_at: now + 600,
         };
@@ -451,8 +452,8 @@ fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
         ChannelMessage::Hello {
             login: "alice".into(),
             device_name: "phone".into(),
-            chain: vec![B64.encode(&cert), B64.encode(&ca)],
-            attestation: SignedAttestation { attestation: a, signature: B64.encode(sig) },
+            chain: vec![Base64::of(&cert), Base64::of(&ca)],
+            attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
         }
     };
     kalit_agent::session::check_hello(&st, &hello_for(false), "alice", "d1", now).unwrap();

@@ -2,11 +2,10 @@
 //! loopback, SQLite or PostgreSQL), against the relay's own cryptographic work per registration measured
 //! in the same run (certificate chain check, proof signature check, attestation signature).
 
+use kalit_proto::Base64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use kalit_core::KeyAlgorithm;
 use kalit_core::keys::{self, PrivateKey};
@@ -70,11 +69,11 @@ fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<R
     let sig = Statement::register(relay_id, nonce, login, &raw, &fp).sign_as_certificate(&p.key)?;
     Ok(RegisterRequest {
         login: login.into(),
-        device_key: B64.encode(&raw),
+        device_key: Base64::of(&raw),
         device_name: "bench".into(),
-        nonce: B64.encode(nonce),
+        nonce: Base64::of(nonce),
         relay_id: relay_id.into(),
-        proof: CertProof { chain: p.chain.iter().map(|c| B64.encode(c)).collect(), signature: B64.encode(sig) },
+        proof: CertProof { chain: p.chain.iter().map(Base64::of).collect(), signature: Base64::of(sig) },
         approval: None,
     })
 }
@@ -118,8 +117,8 @@ pub fn run(a: RelayBenchArgs) -> CliResult {
         .collect::<CliResult<_>>()?;
     let t = Instant::now();
     for r in &sample {
-        let nonce = B64.decode(&r.nonce).map_err(internal)?;
-        let dk = B64.decode(&r.device_key).map_err(internal)?;
+        let nonce = r.nonce.to_vec();
+        let dk = r.device_key.to_vec();
         let v = statement::verify_proof(&r.proof, std::slice::from_ref(&ca), now, |fp| {
             Statement::register(&relay_id, &nonce, &r.login, &dk, fp)
         })?;
@@ -154,7 +153,7 @@ pub fn run(a: RelayBenchArgs) -> CliResult {
                     let t0 = Instant::now();
                     let nr: NonceResponse =
                         http.post(format!("{base}/v1/nonce")).send().and_then(|r| r.json()).map_err(internal)?;
-                    let nonce = B64.decode(&nr.nonce).map_err(internal)?;
+                    let nonce = nr.nonce.to_vec();
                     let req = request(&persons[i], &relay_id, &nonce, &format!("bench-{run_id}-{i}"))?;
                     let resp = http.post(format!("{base}/v1/register")).json(&req).send().map_err(internal)?;
                     if resp.status().as_u16() != 201 {
@@ -179,10 +178,10 @@ pub fn run(a: RelayBenchArgs) -> CliResult {
     for i in 0..400 {
         let nr: NonceResponse =
             http.post(format!("{base}/v1/nonce")).send().and_then(|r| r.json()).map_err(internal)?;
-        let nonce = B64.decode(&nr.nonce).map_err(internal)?;
+        let nonce = nr.nonce.to_vec();
         let login = if i % 2 == 0 { format!("bench-{run_id}-0") } else { format!("free-{run_id}-{i}") };
         let mut req = request(&persons[0], &relay_id, &nonce, &login)?;
-        req.proof.signature = B64.encode([7u8; 72]);
+        req.proof.signature = Base64::of([7u8; 72]);
         let t0 = Instant::now();
         let status = http.post(format!("{base}/v1/register")).json(&req).send().map_err(internal)?.status();
         let ms = t0.elapsed().as_secs_f64() * 1000.0;

@@ -315,8 +315,8 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         println!("  phone signed {} document(s)", summary.signed);
         Ok::<_, CliError>((cms, raw))
     })?;
-    let cms_bytes = B64.decode(&cms.signature).map_err(internal)?;
-    let raw_bytes = B64.decode(&raw.signature).map_err(internal)?;
+    let cms_bytes = cms.signature.to_vec();
+    let raw_bytes = raw.signature.to_vec();
     files::write_atomic(&out.join("sample.txt.p7s"), &cms_bytes, false)?;
     files::write_atomic(&out.join("sample.txt.sig"), &raw_bytes, false)?;
     println!(

@@ -13,13 +13,11 @@
 //! approval, checked with [`approval_statement`]). The statement each side signs or checks is built in one
 //! place, here.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_proto::namespace::ATTACH;
 use kalit_proto::relay::{
     CertProof, DeviceApproval, DeviceRequest, RegisterRequest, RegisterResponse, RelayIdentity, SignedAttestation,
 };
-use kalit_proto::{DeviceId, ErrorCode, RelayId};
+use kalit_proto::{Base64, DeviceId, ErrorCode, RelayId};
 use time::OffsetDateTime;
 
 use crate::error::Failure;
@@ -27,7 +25,7 @@ use crate::statement::{self, Statement, VerifiedProof};
 
 /// The relay's identity, checked: its key is 32 bytes and its id is that key's id.
 pub fn check_relay_identity(ident: &RelayIdentity) -> Result<Vec<u8>, Failure> {
-    let pk = statement::b64("relay public key", &ident.public_key, 32)?;
+    let pk = statement::bounded("relay public key", &ident.public_key, 32)?.to_vec();
     if pk.len() != 32 || statement::key_id(&pk) != ident.relay_id {
         return Err(Failure::new(ErrorCode::Unavailable, "the relay's identity is inconsistent (key and id differ)"));
     }
@@ -35,8 +33,8 @@ pub fn check_relay_identity(ident: &RelayIdentity) -> Result<Vec<u8>, Failure> {
 }
 
 /// A relay nonce, checked (32 bytes).
-pub fn check_nonce(nonce_b64: &str) -> Result<Vec<u8>, Failure> {
-    let v = statement::b64("nonce", nonce_b64, 32)?;
+pub fn check_nonce(nonce: &Base64) -> Result<Vec<u8>, Failure> {
+    let v = statement::bounded("nonce", nonce, 32)?.to_vec();
     if v.len() != 32 {
         return Err(Failure::new(ErrorCode::Unavailable, "the relay sent a malformed nonce"));
     }
@@ -59,7 +57,7 @@ pub fn approval_statement(
 
 /// A certificate proof for the wire.
 pub fn cert_proof(signature: &[u8], chain: &[Vec<u8>]) -> CertProof {
-    CertProof { chain: chain.iter().map(|c| B64.encode(c)).collect(), signature: B64.encode(signature) }
+    CertProof { chain: chain.iter().map(|c| c.as_slice().into()).collect(), signature: signature.into() }
 }
 
 /// Signs a statement with a registered device's key (in the vault).
@@ -113,14 +111,14 @@ impl Registration<'_> {
             None => None,
             Some((approver, sign)) => {
                 let st = approval_statement(&ident.relay_id, self.nonce, &login, approver, &fp, &device_id);
-                Some(DeviceApproval { device_id: approver.into(), signature: B64.encode(sign(&st)?) })
+                Some(DeviceApproval { device_id: approver.into(), signature: sign(&st)?.into() })
             }
         };
         let req = RegisterRequest {
             login: login.as_str().into(),
-            device_key: B64.encode(self.device_key),
+            device_key: self.device_key.into(),
             device_name: self.device_name.to_string(),
-            nonce: B64.encode(self.nonce),
+            nonce: self.nonce.into(),
             relay_id: ident.relay_id.clone(),
             proof: cert_proof(&sig, &chain),
             approval,
@@ -178,10 +176,10 @@ pub fn device_request(
     Ok(DeviceRequest {
         login: login.into(),
         device_id: device_id.into(),
-        nonce: B64.encode(nonce),
+        nonce: nonce.into(),
         relay_id: relay_id.into(),
         target: target.to_string(),
-        signature: B64.encode(sign(&st)?),
+        signature: sign(&st)?.into(),
         proof: None,
     })
 }
@@ -218,7 +216,7 @@ pub fn check_registration(
     if name.is_empty() || req.device_name.chars().count() > 64 || req.device_name.chars().any(char::is_control) {
         return Err(Failure::new(ErrorCode::InvalidInput, "device_name must be 1 to 64 printable characters"));
     }
-    let device_key = statement::b64("device_key", &req.device_key, 32)?;
+    let device_key = statement::bounded("device_key", &req.device_key, 32)?.to_vec();
     if device_key.len() != 32 {
         return Err(Failure::new(ErrorCode::InvalidInput, "device_key must be a raw 32-byte Ed25519 public key"));
     }
@@ -227,7 +225,7 @@ pub fn check_registration(
     })?;
     let approval = match &req.approval {
         None => None,
-        Some(a) => Some((a.device_id.clone(), statement::b64("approval signature", &a.signature, 64)?)),
+        Some(a) => Some((a.device_id.clone(), statement::bounded("approval signature", &a.signature, 64)?.to_vec())),
     };
     Ok(CheckedRegistration {
         device_id: statement::key_id(&device_key),

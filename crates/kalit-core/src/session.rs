@@ -157,8 +157,8 @@ impl Qr {
         let secret: [u8; 16] = crate::seal::random()?;
         let payload = QrPayload {
             v: SESSION_VERSION,
-            pk: B64URL.encode(key.public),
-            s: B64URL.encode(secret),
+            pk: key.public.into(),
+            s: secret.into(),
             relay: relay.trim_end_matches('/').to_string(),
             relay_id: relay_id.into(),
             origin: origin.into(),
@@ -204,11 +204,9 @@ impl Qr {
         }
         let payload: QrPayload = serde_json::from_slice(&json)
             .map_err(|e| CoreError::invalid(format!("the QR payload is malformed: {e}")))?;
-        let pk = B64URL.decode(&payload.pk).map_err(|_| CoreError::invalid("QR: bad agent key"))?;
         let agent_public: [u8; 32] =
-            pk.try_into().map_err(|_| CoreError::invalid("QR: the agent key must be 32 bytes"))?;
-        let s = B64URL.decode(&payload.s).map_err(|_| CoreError::invalid("QR: bad session secret"))?;
-        if s.len() != 16 {
+            payload.pk.as_slice().try_into().map_err(|_| CoreError::invalid("QR: the agent key must be 32 bytes"))?;
+        if payload.s.len() != 16 {
             return Err(CoreError::invalid("QR: the session secret must be 16 bytes"));
         }
         if payload.op != "sign" {
@@ -255,7 +253,7 @@ impl Qr {
     }
 
     fn secret(&self) -> Result<Vec<u8>, CoreError> {
-        B64URL.decode(&self.payload.s).map_err(|_| CoreError::invalid("QR: bad session secret"))
+        Ok(self.payload.s.to_vec())
     }
 }
 
@@ -351,7 +349,7 @@ pub mod hazmat {
         secret: [u8; 16],
         payload: &QrPayload,
     ) -> Result<(Qr, AgentSecrets), CoreError> {
-        let payload = QrPayload { pk: B64URL.encode(key.public), s: B64URL.encode(secret), ..payload.clone() };
+        let payload = QrPayload { pk: key.public.into(), s: secret.into(), ..payload.clone() };
         let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
         let qr = Qr::parse(&format!("{QR_SCHEME}{}", B64URL.encode(json)))?;
         let secrets = AgentSecrets {

@@ -7,10 +7,8 @@
 //! signing API that takes a `&Statement` cannot be turned into an oracle for caller-chosen bytes.
 
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use kalit_proto::namespace;
 use kalit_proto::relay::{Attestation, CertProof, MAX_CHAIN_LEN, MAX_LOGIN_LEN};
+use kalit_proto::{Base64, namespace};
 use time::OffsetDateTime;
 
 use crate::digest::HashAlg;
@@ -90,7 +88,9 @@ impl Statement {
                 a.login.as_bytes(),
                 a.cert_fingerprint.as_bytes(),
                 a.device_id.as_bytes(),
-                a.device_key.as_bytes(),
+                // The key's base64 text, as the first relays signed it: a typed field re-encodes to the exact
+                // text it was read from (kalit_proto::bytes refuses any other spelling of the same bytes).
+                a.device_key.encode().as_bytes(),
                 &a.issued_at.to_be_bytes(),
                 &a.expires_at.to_be_bytes(),
             ],
@@ -162,16 +162,12 @@ pub fn verify_ed25519(raw_public_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(
         .map_err(|_| CoreError::InvalidSignature("the Ed25519 signature does not verify".into()))
 }
 
-/// Decodes standard base64 with a bound on the decoded size.
-pub fn b64(field: &str, s: &str, max: usize) -> Result<Vec<u8>, CoreError> {
-    if s.len() > max.div_ceil(3) * 4 + 4 {
-        return Err(CoreError::invalid(format!("{field} is too long")));
-    }
-    let v = B64.decode(s).map_err(|_| CoreError::invalid(format!("{field} is not base64")))?;
+/// The bytes of a wire field, refused with the field's name when longer than `max`.
+pub fn bounded<'a>(field: &str, v: &'a Base64, max: usize) -> Result<&'a [u8], CoreError> {
     if v.len() > max {
         return Err(CoreError::invalid(format!("{field} is too long")));
     }
-    Ok(v)
+    Ok(v.as_slice())
 }
 
 /// A [`CertProof`] whose chain leads to a trust anchor and whose signature verified.
@@ -190,7 +186,11 @@ pub fn proof_chain(p: &CertProof) -> Result<(Vec<u8>, Vec<Vec<u8>>), CoreError> 
     if p.chain.is_empty() || p.chain.len() > MAX_CHAIN_LEN {
         return Err(CoreError::invalid(format!("a certificate chain has 1 to {MAX_CHAIN_LEN} certificates")));
     }
-    let mut ders = p.chain.iter().map(|c| b64("certificate", c, 16 * 1024)).collect::<Result<Vec<_>, _>>()?;
+    let mut ders = p
+        .chain
+        .iter()
+        .map(|c| bounded("certificate", c, 16 * 1024).map(<[u8]>::to_vec))
+        .collect::<Result<Vec<_>, _>>()?;
     let leaf = ders.remove(0);
     Ok((leaf, ders))
 }
@@ -207,12 +207,12 @@ pub fn verify_proof(
     x509::check_chain(&leaf, &pool, anchors, now)?;
     let fingerprint = cert_fingerprint(&leaf);
     let spki = x509::cert_spki(&leaf)?;
-    let sig = b64("signature", &p.signature, 1024)?;
+    let sig = bounded("signature", &p.signature, 1024)?;
     let statement = statement_for(&fingerprint);
     if !statement.is_certificate_statement() {
         return Err(CoreError::Internal(format!("{} is not a certificate statement", statement.namespace())));
     }
-    x509::verify_statement(&spki, statement.as_bytes(), &sig).map_err(|_| {
+    x509::verify_statement(&spki, statement.as_bytes(), sig).map_err(|_| {
         CoreError::InvalidSignature("the proof's signature does not verify with its certificate".into())
     })?;
     let subject = x509::parse(&leaf)?.subject().to_string();
@@ -224,8 +224,8 @@ pub fn verify_attestation(
     relay_public_key: &[u8],
     signed: &kalit_proto::relay::SignedAttestation,
 ) -> Result<(), CoreError> {
-    let sig = b64("attestation signature", &signed.signature, 64)?;
-    verify_ed25519(relay_public_key, Statement::attestation(&signed.attestation).as_bytes(), &sig)
+    let sig = bounded("attestation signature", &signed.signature, 64)?;
+    verify_ed25519(relay_public_key, Statement::attestation(&signed.attestation).as_bytes(), sig)
 }
 
 #[cfg(test)]
@@ -271,10 +271,8 @@ mod tests {
     }
 
     #[test]
-    fn bounded_base64() {
-        assert_eq!(b64("x", "AAAA", 3).unwrap(), vec![0, 0, 0]);
-        assert!(b64("x", "AAAAAAAA", 3).is_err());
-        assert!(b64("x", "!!", 3).is_err());
-        assert!(b64("x", &"A".repeat(1 << 20), 64).is_err());
+    fn bounded_fields() {
+        assert_eq!(bounded("x", &Base64::from([0u8; 3]), 3).unwrap(), &[0, 0, 0]);
+        assert!(bounded("x", &Base64::from([0u8; 4]), 3).is_err());
     }
 }

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::SecretBytes;
 use kalit_core::flow::{
     AgentAction, AgentConfig, AgentSession, Failure, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, SignDoc,
@@ -12,6 +10,7 @@ use kalit_core::flow::{
 use kalit_core::keys::PrivateKey;
 use kalit_core::session::{ComputerKey, Qr, hazmat};
 use kalit_core::statement::Statement;
+use kalit_proto::Base64;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::{Attestation, SignedAttestation};
 use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, TunnelEvent};
@@ -43,12 +42,12 @@ fn world() -> World {
         login: "ali".into(),
         cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert).into(),
         device_id: "d1".into(),
-        device_key: B64.encode(device.public_key_raw()),
+        device_key: Base64::of(device.public_key_raw()),
         issued_at: NOW as i64,
         expires_at: NOW as i64 + 600,
     };
     let attestation =
-        SignedAttestation { signature: B64.encode(Statement::attestation(&a).sign(&relay).unwrap()), attestation: a };
+        SignedAttestation { signature: Base64::of(Statement::attestation(&a).sign(&relay).unwrap()), attestation: a };
     let agent = AgentSession::new(
         qr.clone(),
         secrets,
@@ -201,7 +200,7 @@ fn the_phone_refuses_what_the_qr_did_not_promise() {
         origin: "https://evil.example".into(),
         name: "n".into(),
         media_type: "text/plain".into(),
-        data: B64.encode("x"),
+        data: Base64::of("x"),
         format: DocFormat::Raw,
         pss: false,
     };
@@ -249,7 +248,7 @@ fn req(id: u32, media_type: &str, data: &str) -> ChannelMessage {
         origin: ORIGIN.into(),
         name: "n".into(),
         media_type: media_type.into(),
-        data: B64.encode(data),
+        data: Base64::of(data),
         format: DocFormat::Raw,
         pss: false,
     }

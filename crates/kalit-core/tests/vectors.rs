@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::SecretBytes;
 use kalit_core::flow::{
     AgentAction, AgentConfig, AgentSession, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, SignDoc,
@@ -17,6 +15,7 @@ use kalit_core::flow::{
 use kalit_core::keys::PrivateKey;
 use kalit_core::session::{ComputerKey, Qr, hazmat, tunnel_id};
 use kalit_core::statement::Statement;
+use kalit_proto::Base64;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::Attestation;
 use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignAnswer, TunnelEvent};
@@ -42,8 +41,8 @@ fn ed25519(seed: [u8; 32]) -> PrivateKey {
 fn vector_payload() -> QrPayload {
     QrPayload {
         v: kalit_proto::session::SESSION_VERSION,
-        pk: String::new(),
-        s: String::new(),
+        pk: Default::default(),
+        s: Default::default(),
         relay: "https://relay.example".into(),
         relay_id: "00112233445566778899aabbccddeeff".into(),
         origin: "https://portal.example".into(),
@@ -70,13 +69,13 @@ fn session_vectors() -> Value {
         login: "ali".into(),
         cert_fingerprint: hex::encode([7u8; 32]).into(),
         device_id: kalit_core::statement::key_id(device.public_key_raw()).into(),
-        device_key: B64.encode(device.public_key_raw()),
+        device_key: Base64::of(device.public_key_raw()),
         issued_at: 1_800_000_000,
         expires_at: 1_800_000_600,
     };
     let relay_key = ed25519(fixed(150));
     let signed = kalit_proto::relay::SignedAttestation {
-        signature: B64.encode(Statement::attestation(&attestation).sign(&relay_key).unwrap()),
+        signature: Base64::of(Statement::attestation(&attestation).sign(&relay_key).unwrap()),
         attestation,
     };
     // A whole session: hello, a request, its answer, a second request the page withdraws, goodbye.
@@ -86,7 +85,7 @@ fn session_vectors() -> Value {
             ChannelMessage::Hello {
                 login: "ali".into(),
                 device_name: "phone".into(),
-                chain: vec![B64.encode(b"not a real certificate")],
+                chain: vec![Base64::of(b"not a real certificate")],
                 attestation: signed,
             },
         ),
@@ -97,7 +96,7 @@ fn session_vectors() -> Value {
                 origin: payload.origin.clone(),
                 name: "contract.txt".into(),
                 media_type: "text/plain".into(),
-                data: B64.encode("Shartnoma / Договор / Contract\n"),
+                data: Base64::of("Shartnoma / Договор / Contract\n"),
                 format: DocFormat::Cms,
                 pss: false,
             },
@@ -106,7 +105,7 @@ fn session_vectors() -> Value {
             "phone",
             ChannelMessage::SignResponse {
                 id: 1,
-                answer: SignAnswer::Approved { signature: B64.encode(b"a signature") },
+                answer: SignAnswer::Approved { signature: Base64::of(b"a signature") },
             },
         ),
         (
@@ -116,7 +115,7 @@ fn session_vectors() -> Value {
                 origin: payload.origin.clone(),
                 name: "second.txt".into(),
                 media_type: "text/plain".into(),
-                data: B64.encode("withdrawn"),
+                data: Base64::of("withdrawn"),
                 format: DocFormat::Raw,
                 pss: false,
             },
@@ -210,12 +209,12 @@ fn flow_inputs() -> FlowInputs {
         login: "ali".into(),
         cert_fingerprint: kalit_core::statement::cert_fingerprint(&cert).into(),
         device_id: kalit_core::statement::key_id(device.public_key_raw()).into(),
-        device_key: B64.encode(device.public_key_raw()),
+        device_key: Base64::of(device.public_key_raw()),
         issued_at: 1_800_000_000,
         expires_at: 1_800_000_600,
     };
     let signed = kalit_proto::relay::SignedAttestation {
-        signature: B64.encode(Statement::attestation(&attestation).sign(&relay).unwrap()),
+        signature: Base64::of(Statement::attestation(&attestation).sign(&relay).unwrap()),
         attestation: attestation.clone(),
     };
     let mut agent = AgentSession::new(
@@ -429,7 +428,7 @@ fn statement_vectors() -> Value {
         login: "ali".into(),
         cert_fingerprint: fp.clone().into(),
         device_id: dev_id.clone().into(),
-        device_key: B64.encode(&dev),
+        device_key: Base64::of(&dev),
         issued_at: 1_800_000_000,
         expires_at: 1_800_000_600,
     };
@@ -458,7 +457,7 @@ fn statement_vectors() -> Value {
             entry(&removal, &[rid, &nonce, ali, did, removed.as_bytes()], removal.sign_as_certificate(&cert_key).unwrap(), "certificate (Ed25519ph, context kalit/v1/statement)"),
             entry(&join, &[rid, &nonce, ali, did, b"tunnel-join", tunnel.as_bytes()], join.sign(&device).unwrap(), "device (Ed25519)"),
             entry(&attach, &[rid, &nonce, ali, did, b"attach", attach_target.as_bytes()], attach.sign(&device).unwrap(), "device (Ed25519)"),
-            entry(&att, &[rid, ali, fpb, did, attestation.device_key.as_bytes(), &attestation.issued_at.to_be_bytes(),
+            entry(&att, &[rid, ali, fpb, did, attestation.device_key.encode().as_bytes(), &attestation.issued_at.to_be_bytes(),
                 &attestation.expires_at.to_be_bytes()], att.sign(&relay_key).unwrap(), "relay (Ed25519)"),
         ],
         "attestation": serde_json::to_value(&attestation).unwrap(),

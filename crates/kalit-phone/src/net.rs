@@ -183,7 +183,7 @@ pub fn register(
             device_id: String::new(),
             relay_url: client.base().to_string(),
             relay_id: ident.relay_id.to_string(),
-            relay_public_key: ident.public_key.clone(),
+            relay_public_key: ident.public_key.encode(),
             login: login.clone(),
             key_label: key.to_string(),
             attestation,
@@ -325,7 +325,7 @@ pub fn unregister(
     };
     let mut req = device_request(u, client, me, "remove", &target)?;
     if let Some(k) = proof_key {
-        let nonce = statement::b64("nonce", &req.nonce, 32)?;
+        let nonce = req.nonce.clone();
         let st = Statement::device_removal(&me.relay_id, &nonce, &me.login, &me.device_id, &target);
         let (sig, chain) = u.sign_statement(k, &st)?;
         req.proof = Some(ceremony::cert_proof(&sig, &chain));

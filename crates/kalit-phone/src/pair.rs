@@ -12,16 +12,14 @@
 
 use std::collections::VecDeque;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::flow::{Failure, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, Prompt};
 use kalit_core::session::Qr;
 use kalit_core::statement::Statement;
 use kalit_core::x509;
 use kalit_core::{SecretString, display, purpose};
-use kalit_proto::ErrorCode;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::DocFormat;
+use kalit_proto::{Base64, ErrorCode};
 use kalit_service::ServiceError;
 use kalit_transport::{Incoming, connect, next_incoming, send, ws_url};
 use kalit_vault::{DeviceRecord, DocumentToSign, SignFormat, SignOutcome, Vault};
@@ -183,7 +181,9 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     let signer_subject = x509::cert_info(&chain[0])?.subject;
     let config = PhoneConfig {
         relay_id: me.relay_id.clone().into(),
-        relay_public_key: kalit_core::statement::b64("relay key", &me.relay_public_key, 64)?,
+        relay_public_key: Base64::decode(&me.relay_public_key)
+            .map_err(|_| PhoneError::new(ErrorCode::InvalidInput, "the device record's relay key is not base64"))?
+            .into_vec(),
         login: me.login.clone().into(),
         device_id: me.device_id.clone().into(),
         chain,
@@ -223,10 +223,10 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     let join = DeviceRequest {
         login: me.login.clone().into(),
         device_id: me.device_id.clone().into(),
-        nonce: B64.encode(&nonce),
+        nonce: Base64::of(&nonce),
         relay_id: me.relay_id.clone().into(),
         target: tunnel.clone(),
-        signature: B64.encode(sig),
+        signature: Base64::of(sig),
         proof: None,
     };
     let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join"))?;

@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate does no I/O and holds no secrets. A `serde` derive here is a public
 //! promise: scripts parse `kalit ... --json`, and later the relay and agent speak these types.
 
+pub mod bytes;
 pub mod error;
 pub mod ids;
 pub mod namespace;
@@ -12,6 +13,7 @@ pub mod session;
 pub mod vault;
 pub mod verify;
 
+pub use bytes::{Base64, Base64Url};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use ids::{CertFingerprint, DeviceId, Login, RelayId};
 
@@ -49,7 +51,7 @@ mod evolution {
         // As the first phones of version 2 wrote them (every field, null where unused).
         assert_eq!(
             answer(r#"{"type":"sign_response","id":7,"status":"approved","signature":"c2ln","message":null}"#),
-            SignAnswer::Approved { signature: "c2ln".into() }
+            SignAnswer::Approved { signature: crate::Base64::of(b"sig") }
         );
         assert_eq!(
             answer(r#"{"type":"sign_response","id":7,"status":"declined","signature":null,"message":null}"#),

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CertFingerprint, DeviceId, Login, RelayId};
+use crate::{Base64, CertFingerprint, DeviceId, Login, RelayId};
 
 /// Version of the relay API (the `/v1/` in paths).
 pub const API_VERSION: u32 = 1;
@@ -28,7 +28,7 @@ pub struct RelayIdentity {
     /// The relay id: the first 16 bytes of SHA-256 over the public key, hex.
     pub relay_id: RelayId,
     /// The relay's Ed25519 attestation key, raw 32 bytes, base64.
-    pub public_key: String,
+    pub public_key: Base64,
     /// The operator's name for this relay.
     pub name: String,
 }
@@ -38,7 +38,7 @@ pub struct RelayIdentity {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NonceResponse {
     /// 32 random bytes, base64.
-    pub nonce: String,
+    pub nonce: Base64,
     /// Unix time (seconds) after which the relay refuses it.
     pub expires_at: i64,
 }
@@ -49,11 +49,11 @@ pub struct NonceResponse {
 #[serde(deny_unknown_fields)]
 pub struct CertProof {
     /// DER certificates, base64, leaf first, at most [`MAX_CHAIN_LEN`].
-    pub chain: Vec<String>,
+    pub chain: Vec<Base64>,
     /// Signature over the statement, base64, under the statement scheme fixed by the key type (RSA
     /// PKCS#1 v1.5 SHA-384, ECDSA P-256 with SHA-384, Ed25519ph with context `kalit/v1/statement`), which
     /// no document signature can match.
-    pub signature: String,
+    pub signature: Base64,
 }
 
 /// `POST /v1/register`: attach a device (and its certificate) to a login.
@@ -64,11 +64,11 @@ pub struct RegisterRequest {
     /// The login (lowercase letters, digits, `.`, `_`, `-`, `@`; 3 to 64 bytes).
     pub login: Login,
     /// The new device's Ed25519 public key, raw 32 bytes, base64.
-    pub device_key: String,
+    pub device_key: Base64,
     /// A name the person gives the device ("Dilnoza's phone"), shown in device lists.
     pub device_name: String,
     /// The nonce from `POST /v1/nonce`.
-    pub nonce: String,
+    pub nonce: Base64,
     /// The relay id the phone read from the relay's identity (a proof made for another relay fails).
     pub relay_id: RelayId,
     /// The certificate to attach, with a signature over the `kalit/v1/register` statement.
@@ -89,7 +89,7 @@ pub struct DeviceApproval {
     /// The approving device's id.
     pub device_id: DeviceId,
     /// Its signature, base64.
-    pub signature: String,
+    pub signature: Base64,
 }
 
 /// What the relay vouches for: this certificate and this device key belong to this login.
@@ -105,7 +105,7 @@ pub struct Attestation {
     /// The device id (first 16 bytes of SHA-256 over the device key, hex).
     pub device_id: DeviceId,
     /// The device's Ed25519 public key, base64.
-    pub device_key: String,
+    pub device_key: Base64,
     /// Unix time (seconds) the relay signed it.
     pub issued_at: i64,
     /// Unix time (seconds) after which no one may rely on it. A registration's attestation is a receipt;
@@ -120,7 +120,7 @@ pub struct SignedAttestation {
     /// The attested facts.
     pub attestation: Attestation,
     /// Base64 signature.
-    pub signature: String,
+    pub signature: Base64,
 }
 
 /// The answer to a successful registration.
@@ -156,7 +156,7 @@ pub struct DeviceRequest {
     /// The id of the device making the request.
     pub device_id: DeviceId,
     /// The nonce from `POST /v1/nonce`.
-    pub nonce: String,
+    pub nonce: Base64,
     /// The relay id.
     pub relay_id: RelayId,
     /// For removal: the device to remove (may be the requesting one); for detaching: the certificate's
@@ -164,7 +164,7 @@ pub struct DeviceRequest {
     #[serde(default)]
     pub target: String,
     /// Ed25519 signature by the device key, base64.
-    pub signature: String,
+    pub signature: Base64,
     /// For removing a device registered with another certificate: that certificate's proof over
     /// `kalit/v1/device-removal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

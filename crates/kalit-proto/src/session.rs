@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::relay::SignedAttestation;
 use crate::vault::CertInfo;
-use crate::{DeviceId, ErrorBody, ErrorCode, Login, RelayId};
+use crate::{Base64, Base64Url, DeviceId, ErrorBody, ErrorCode, Login, RelayId};
 
 /// Prefix of the QR text.
 pub const QR_SCHEME: &str = "kalit:";
@@ -52,9 +52,9 @@ pub struct QrPayload {
     /// [`SESSION_VERSION`].
     pub v: u32,
     /// The agent's X25519 public key for this session, base64url (32 bytes).
-    pub pk: String,
+    pub pk: Base64Url,
     /// The 16-byte session secret, base64url: tunnel id and Noise PSK are derived from it.
-    pub s: String,
+    pub s: Base64Url,
     /// The relay's base URL.
     pub relay: String,
     /// The relay's id (the phone must be registered with it).
@@ -139,7 +139,7 @@ pub enum ChannelMessage {
         /// The phone's name at the relay.
         device_name: String,
         /// Certificate chain, leaf first, base64 DER.
-        chain: Vec<String>,
+        chain: Vec<Base64>,
         /// The relay's attestation binding the leaf certificate to the login.
         attestation: SignedAttestation,
     },
@@ -154,7 +154,7 @@ pub enum ChannelMessage {
         /// Media type, e.g. `application/pdf`.
         media_type: String,
         /// The document, base64.
-        data: String,
+        data: Base64,
         /// Raw signature or CMS.
         format: DocFormat,
         /// RSA-PSS instead of PKCS#1 v1.5 (RSA keys only).
@@ -197,7 +197,7 @@ pub enum SignAnswer {
     /// Approved and signed.
     Approved {
         /// Signature (raw) or DER CMS, base64.
-        signature: String,
+        signature: Base64,
     },
     /// The person declined.
     Declined,
@@ -239,7 +239,7 @@ pub struct AgentStatus {
 #[serde(deny_unknown_fields)]
 pub struct HashRequest {
     /// The data, base64.
-    pub data: String,
+    pub data: Base64,
     /// `sha256` (default), `sha384` or `sha512`.
     #[serde(default)]
     pub alg: Option<String>,
@@ -320,7 +320,7 @@ pub struct SessionState {
 #[serde(deny_unknown_fields)]
 pub struct SignDocRequest {
     /// The document, base64.
-    pub data: String,
+    pub data: Base64,
     /// Name shown on the phone.
     pub name: String,
     /// Media type (default `application/octet-stream`).
@@ -341,7 +341,7 @@ pub struct SignDocResponse {
     /// `raw` or `cms`.
     pub format: DocFormat,
     /// Signature or DER CMS, base64.
-    pub signature: String,
+    pub signature: Base64,
     /// The scheme, e.g. `ecdsa-p256-sha256`.
     pub scheme: String,
     /// SHA-256 of the document as the agent computed it, hex.
@@ -360,9 +360,9 @@ pub struct SignDocResponse {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The document, base64.
-    pub data: String,
+    pub data: Base64,
     /// Signature or DER CMS, base64.
-    pub signature: String,
+    pub signature: Base64,
     /// `raw` (default) or `cms`.
     #[serde(default)]
     pub format: DocFormat,

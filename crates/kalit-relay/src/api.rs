@@ -6,16 +6,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::ceremony::{self, CheckedRegistration};
 use kalit_core::statement::{self, Statement};
-use kalit_proto::ErrorCode;
 use kalit_proto::namespace::{CANCEL_DETACH, DETACH};
 use kalit_proto::relay::{
     Attestation, DetachResponse, DeviceInfo, DeviceList, DeviceRequest, Health, NonceResponse, PendingDetachment,
     RegisterOutcome, RegisterRequest, RegisterResponse, RelayIdentity, SignedAttestation,
 };
+use kalit_proto::{Base64, ErrorCode};
 use kalit_service::error::JsonBody;
 use kalit_service::{ServiceError, ServiceResult};
 
@@ -56,18 +54,18 @@ pub(crate) async fn nonce(State(s): State<AppState>) -> ServiceResult<Json<Nonce
     let expires_ms = now + (s.limits.nonce_ttl_secs as i64) * 1000;
     s.store.put_nonce(&n, expires_ms, now).await?;
     s.metrics.inc("nonces", "issued");
-    Ok(Json(NonceResponse { nonce: B64.encode(n), expires_at: expires_ms / 1000 }))
+    Ok(Json(NonceResponse { nonce: n.into(), expires_at: expires_ms / 1000 }))
 }
 
 /// Decodes the request's nonce after checking that the request names this relay. The nonce is consumed
 /// later, by [`take_nonce`], once the proofs verified: a malformed or forged request does not burn it.
-fn read_nonce(s: &AppState, relay_id: &str, nonce_b64: &str) -> ServiceResult<Vec<u8>> {
+fn read_nonce(s: &AppState, relay_id: &str, nonce: &Base64) -> ServiceResult<Vec<u8>> {
     if relay_id != s.identity.id() {
         return Err(ServiceError::invalid(
             "the request names another relay (relay_id); fetch this relay's identity and sign again",
         ));
     }
-    let nonce = statement::b64("nonce", nonce_b64, 32)?;
+    let nonce = statement::bounded("nonce", nonce, 32)?.to_vec();
     if nonce.len() != 32 {
         return Err(ServiceError::invalid("a nonce is 32 bytes"));
     }
@@ -179,7 +177,7 @@ pub(crate) fn attest(
         login: login.into(),
         cert_fingerprint: cert_fingerprint.into(),
         device_id: device_id.into(),
-        device_key: B64.encode(device_key),
+        device_key: device_key.into(),
         issued_at,
         expires_at: issued_at + s.limits.attestation_ttl_secs as i64,
     })
@@ -194,13 +192,13 @@ pub(crate) async fn authorize_device(
 ) -> ServiceResult<(String, crate::store::DeviceRow)> {
     let login = statement::normalize_login(&req.login)?;
     let nonce = read_nonce(s, &req.relay_id, &req.nonce)?;
-    let sig = statement::b64("signature", &req.signature, 64)?;
+    let sig = statement::bounded("signature", &req.signature, 64)?;
     let unauthorized =
         || ServiceError::new(ErrorCode::Unauthorized, "no such device for this login, or a bad signature");
     s.store.apply_due_detachments(&login, s.clock.now_ms()).await?;
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
-    statement::verify_ed25519(&device.device_key, st.as_bytes(), &sig).map_err(|_| unauthorized())?;
+    statement::verify_ed25519(&device.device_key, st.as_bytes(), sig).map_err(|_| unauthorized())?;
     limit_login(s, &login)?;
     take_nonce(s, &nonce).await?;
     Ok((login, device))

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::keys::{self, PrivateKey};
 use kalit_core::statement::{self, Statement};
 use kalit_core::{KeyAlgorithm, SecretBytes};
@@ -49,7 +47,7 @@ impl Identity {
         let public = RelayIdentity {
             version: API_VERSION,
             relay_id: statement::key_id(&raw).into(),
-            public_key: B64.encode(&raw),
+            public_key: raw.as_slice().into(),
             name: name.to_string(),
         };
         Ok(Identity { key, public })
@@ -63,6 +61,6 @@ impl Identity {
     /// Signs an attestation.
     pub fn attest(&self, a: Attestation) -> Result<SignedAttestation, ServiceError> {
         let sig = Statement::attestation(&a).sign(&self.key)?;
-        Ok(SignedAttestation { attestation: a, signature: B64.encode(sig) })
+        Ok(SignedAttestation { attestation: a, signature: sig.into() })
     }
 }

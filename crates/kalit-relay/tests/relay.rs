@@ -2,6 +2,7 @@
 //! flows, races, replay, trust, non-enumeration, hostile requests, restart.
 #![allow(clippy::unwrap_used)]
 
+use kalit_proto::Base64;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -133,13 +134,13 @@ impl Relay {
         let approval = approver.map(|a| {
             let target = format!("{fp}/{}", dev.id());
             let st = Statement::device_request(relay_id, nonce, &canonical, &a.id(), "attach", &target);
-            DeviceApproval { device_id: a.id().into(), signature: B64.encode(st.sign(&a.key).unwrap()) }
+            DeviceApproval { device_id: a.id().into(), signature: Base64::of(st.sign(&a.key).unwrap()) }
         });
         RegisterRequest {
             login: login.into(),
-            device_key: B64.encode(dev.raw()),
+            device_key: Base64::of(dev.raw()),
             device_name: "test phone".into(),
-            nonce: B64.encode(nonce),
+            nonce: Base64::of(nonce),
             relay_id: relay_id.into(),
             proof: proof(who, sig),
             approval,
@@ -156,10 +157,10 @@ impl Relay {
         let req = DeviceRequest {
             login: login.into(),
             device_id: dev.id().into(),
-            nonce: B64.encode(&nonce),
+            nonce: Base64::of(&nonce),
             relay_id: self.id.clone().into(),
             target: target.into(),
-            signature: B64.encode(sig),
+            signature: Base64::of(sig),
             proof: None,
         };
         let path = match action {
@@ -173,7 +174,7 @@ impl Relay {
 }
 
 fn proof(p: &Person, sig: Vec<u8>) -> CertProof {
-    CertProof { chain: p.chain.iter().map(|c| B64.encode(c)).collect(), signature: B64.encode(sig) }
+    CertProof { chain: p.chain.iter().map(Base64::of).collect(), signature: Base64::of(sig) }
 }
 
 fn code(v: &Value) -> &str {
@@ -238,13 +239,13 @@ async fn registration_devices_and_restart() {
         let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
         let ident: RelayIdentity = serde_json::from_value(ident).unwrap();
         let signed: kalit_proto::relay::SignedAttestation = serde_json::from_value(v["attestation"].clone()).unwrap();
-        statement::verify_attestation(&B64.decode(&ident.public_key).unwrap(), &signed).unwrap();
+        statement::verify_attestation(&ident.public_key, &signed).unwrap();
         assert_eq!(signed.attestation.login, "alice.uz");
         assert_eq!(signed.attestation.device_id, phone_a.id());
         assert_eq!(signed.attestation.cert_fingerprint, statement::cert_fingerprint(&alice.chain[0]));
         let mut forged = signed.clone();
         forged.attestation.login = "mallory".into();
-        assert!(statement::verify_attestation(&B64.decode(&ident.public_key).unwrap(), &forged).is_err());
+        assert!(statement::verify_attestation(&ident.public_key, &forged).is_err());
 
         // The same request again: its nonce is spent.
         let (s, v) = r.register(&req).await;
@@ -324,17 +325,17 @@ async fn document_signatures_never_register_and_logins_need_their_devices() {
             let attacker_dev = Device::new();
             let login = format!("victim-{}", alg.name());
             let mut req = r.request(&login, &victim, &attacker_dev, None).await;
-            let nonce = B64.decode(&req.nonce).unwrap();
+            let nonce = req.nonce.to_vec();
             let fp = statement::cert_fingerprint(&victim.chain[0]);
             let st = Statement::register(&r.id, &nonce, &login, &attacker_dev.raw(), &fp);
             // What a page would get by asking for a raw signature of these bytes as a "document".
             let doc_sig = victim.key.sign(victim.key.default_scheme(), st.as_bytes()).unwrap();
-            req.proof.signature = B64.encode(&doc_sig);
+            req.proof.signature = Base64::of(&doc_sig);
             let (s, v) = r.register(&req).await;
             assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_signature"), "{b} {alg}: {v}");
             if alg.is_rsa() {
                 let pss = victim.key.sign(kalit_core::SignScheme::RsaPssSha256, st.as_bytes()).unwrap();
-                req.proof.signature = B64.encode(&pss);
+                req.proof.signature = Base64::of(&pss);
                 assert_eq!(code(&r.register(&req).await.1), "invalid_signature", "{b}: PSS");
             }
         }
@@ -457,19 +458,19 @@ async fn trust_replay_other_relay_and_non_enumeration() {
     }
 
     fn bad_signature(r: &mut RegisterRequest) {
-        let mut sig = B64.decode(&r.proof.signature).unwrap();
+        let mut sig = r.proof.signature.to_vec();
         let n = sig.len() / 2;
         sig[n] ^= 1;
-        r.proof.signature = B64.encode(sig);
+        r.proof.signature = Base64::of(sig);
     }
     fn swapped_statement(r: &mut RegisterRequest) {
         // A signature over the statement for another device key.
-        r.device_key = B64.encode([9u8; 32]);
+        r.device_key = Base64::of([9u8; 32]);
     }
     fn untrusted(national: &Ca) -> fn(&mut RegisterRequest) {
         // Closures cannot be fn pointers with captures: keep a chain from another CA in a static.
-        static CHAIN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-        let _ = CHAIN.set(national.person("Eve", KeyAlgorithm::P256).chain.iter().map(|c| B64.encode(c)).collect());
+        static CHAIN: std::sync::OnceLock<Vec<Base64>> = std::sync::OnceLock::new();
+        let _ = CHAIN.set(national.person("Eve", KeyAlgorithm::P256).chain.iter().map(Base64::of).collect());
         |r| r.proof.chain = CHAIN.get().unwrap().clone()
     }
 }
@@ -705,7 +706,7 @@ async fn junk_for_a_login_does_not_use_up_its_limit() {
     let alice = ca.person("Alice", KeyAlgorithm::P256);
     for _ in 0..10 {
         let mut req = r.request("victim", &alice, &Device::new(), None).await;
-        req.proof.signature = B64.encode([1u8; 64]);
+        req.proof.signature = Base64::of([1u8; 64]);
         assert_eq!(code(&r.register(&req).await.1), "invalid_signature");
     }
     let (s, v) = r.register(&r.request("victim", &alice, &Device::new(), None).await).await;
@@ -751,10 +752,10 @@ mod tunnel {
         serde_json::to_string(&DeviceRequest {
             login: login.into(),
             device_id: dev.id().into(),
-            nonce: B64.encode(nonce),
+            nonce: Base64::of(nonce),
             relay_id: r.id.clone().into(),
             target: target.into(),
-            signature: B64.encode(st.sign(&dev.key).unwrap()),
+            signature: Base64::of(st.sign(&dev.key).unwrap()),
             proof: None,
         })
         .unwrap()
@@ -821,7 +822,7 @@ mod tunnel {
             match &e {
                 TunnelEvent::Joined { attestation, computer_address, same_network } => {
                     // A fresh attestation for this very device, signed by the relay, short-lived.
-                    let relay_key = B64.decode(&r.state.identity.public.public_key).unwrap();
+                    let relay_key = r.state.identity.public.public_key.to_vec();
                     statement::verify_attestation(&relay_key, attestation).unwrap();
                     let a = &attestation.attestation;
                     assert_eq!((a.device_id.as_str(), a.login.as_str()), (phone.id().as_str(), "alice"));
@@ -896,4 +897,5 @@ mod tunnel {
         }
         assert!(limited >= 14, "only {limited} of 20 limited");
     }
+
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use kalit_proto::Base64;
 use std::fs;
 use std::path::Path;
 
@@ -517,11 +518,11 @@ fn statements_only_in_their_namespaces_and_device_keys_sealed() {
             login: "alice".into(),
             cert_fingerprint: "fp".into(),
             device_id: device_id.clone().into(),
-            device_key: B64.encode(&raw_pub),
+            device_key: Base64::of(&raw_pub),
             issued_at: 0,
             expires_at: 600,
         },
-        signature: String::new(),
+        signature: Default::default(),
     };
     let rec = kalit_vault::DeviceRecord {
         format: String::new(),

@@ -3,12 +3,11 @@
 //! claims a trusted origin), and what the phone shows (hostile names, media types, previews, reasons).
 //! Each of these worked against the code before the fix.
 
+use kalit_proto::Base64;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::session::{ComputerKey, Qr, agent_respond};
 use kalit_core::statement::Statement;
 use kalit_proto::session::{ChannelMessage, DocFormat, SignAnswer, TunnelEvent};
@@ -203,7 +202,7 @@ fn request(id: u32, origin: &str, name: &str, media_type: &str, data: &[u8], for
         origin: origin.into(),
         name: name.into(),
         media_type: media_type.into(),
-        data: B64.encode(data),
+        data: Base64::of(data),
         format,
         pss: false,
     }

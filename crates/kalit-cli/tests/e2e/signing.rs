@@ -490,7 +490,7 @@ fn agent_trace_logs_hold_no_session_secrets_or_documents() {
     for line in text.lines() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
-    let secret = kalit_core::session::Qr::parse(&c.qr).unwrap().payload.s;
+    let secret = kalit_core::session::Qr::parse(&c.qr).unwrap().payload.s.encode();
     let doc_b64 = B64.encode(doc);
     for (what, needle) in [
         ("QR secret", secret.as_str()),

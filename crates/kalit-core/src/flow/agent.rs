@@ -11,8 +11,6 @@
 //! an approved signature against the document the page sent ([`check_signature`]) is CPU work the driver
 //! runs where it likes; a signature that fails it is reported with [`AgentSession::fail`].
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
@@ -278,7 +276,7 @@ impl AgentSession {
             origin,
             name: doc.name.clone(),
             media_type: doc.media_type.clone(),
-            data: B64.encode(&doc.data),
+            data: doc.data.as_slice().into(),
             format: doc.format,
             pss: doc.pss,
         };
@@ -352,8 +350,12 @@ impl AgentSession {
 /// The phone's answer as the page will see it.
 fn phone_answer(answer: SignAnswer) -> Result<Vec<u8>, Failure> {
     match answer {
-        SignAnswer::Approved { signature } => statement::b64("signature", &signature, crate::cms::MAX_CMS_LEN)
-            .map_err(|e| Failure::new(ErrorCode::InvalidSignature, e.to_string())),
+        SignAnswer::Approved { signature } => {
+            match statement::bounded("signature", &signature, crate::cms::MAX_CMS_LEN) {
+                Ok(_) => Ok(signature.into_vec()),
+                Err(e) => Err(Failure::new(ErrorCode::InvalidSignature, e.to_string())),
+            }
+        }
         SignAnswer::Declined => Err(Failure::new(ErrorCode::Declined, "the person declined on the phone")),
         SignAnswer::Failed { code, message } => {
             // The code the phone names (a wrong PIN, a locked vault, a refused document) reaches the page as
@@ -390,8 +392,10 @@ pub fn check_hello(
     if chain.is_empty() || chain.len() > 8 {
         return Err(Failure::new(ErrorCode::InvalidInput, "the phone sent no certificate, or too many"));
     }
-    let chain: Vec<Vec<u8>> =
-        chain.iter().map(|c| statement::b64("certificate", c, 16 * 1024)).collect::<Result<_, _>>()?;
+    let chain: Vec<Vec<u8>> = chain
+        .iter()
+        .map(|c| statement::bounded("certificate", c, 16 * 1024).map(<[u8]>::to_vec))
+        .collect::<Result<_, _>>()?;
     if !config.anchors.is_empty() {
         let now = time::OffsetDateTime::from_unix_timestamp(now_secs)
             .map_err(|_| Failure::new(ErrorCode::Internal, "the clock is out of range"))?;

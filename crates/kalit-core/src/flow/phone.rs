@@ -11,8 +11,6 @@
 //! request it feeds the frames that already arrived and asks [`PhoneSession::is_withdrawn`]: a request the
 //! computer withdrew is never signed, and an answer to it is refused here too.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::SignedAttestation;
 use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent};
@@ -274,7 +272,7 @@ impl PhoneSession {
                     let hello = ChannelMessage::Hello {
                         login: self.config.login.clone(),
                         device_name: self.config.device_id.to_string(),
-                        chain: self.config.chain.iter().map(|c| B64.encode(c)).collect(),
+                        chain: self.config.chain.iter().map(|c| c.as_slice().into()).collect(),
                         attestation,
                     };
                     let mut out = vec![PhoneAction::Connected { sas }];
@@ -317,12 +315,10 @@ impl PhoneSession {
                         "the computer named another origin than the QR; nothing was signed",
                     ));
                 }
-                let data = match statement::b64("document", &data, MAX_DOCUMENT) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
-                    }
-                };
+                if let Err(e) = statement::bounded("document", &data, MAX_DOCUMENT) {
+                    return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
+                }
+                let data = data.into_vec();
                 let media_type = match display::media_type(&media_type) {
                     Ok(m) => m,
                     Err(e) => {
@@ -392,7 +388,7 @@ impl PhoneSession {
         }
         let m = match answer {
             PhoneAnswer::Approved(sig) => {
-                ChannelMessage::SignResponse { id, answer: SignAnswer::Approved { signature: B64.encode(sig) } }
+                ChannelMessage::SignResponse { id, answer: SignAnswer::Approved { signature: sig.into() } }
             }
             PhoneAnswer::Declined => ChannelMessage::SignResponse { id, answer: SignAnswer::Declined },
             PhoneAnswer::Failed(f) => failed_response(id, &f),
