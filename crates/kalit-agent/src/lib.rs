@@ -265,5 +265,8 @@ pub async fn serve(cfg: AgentConfig, listen: SocketAddr) -> Result<(), ServiceEr
     // A loopback relay sees the tunnel connections come from the agent's own address.
     state.source_ip = Some(addr.ip());
     let router = app(state, addr);
-    kalit_service::serve::serve_bound("kalit agent", router, listener, None, Duration::from_secs(10)).await
+    // Loopback only: the caps keep a runaway local program from using up the agent's descriptors.
+    let limits = kalit_service::client::ConnLimits { total: 512, per_address: 0 };
+    let policy = kalit_service::serve::ConnectionPolicy::new(Duration::from_secs(10), limits);
+    kalit_service::serve::serve_bound("kalit agent", router, listener, None, policy).await
 }

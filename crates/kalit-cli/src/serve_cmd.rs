@@ -244,8 +244,13 @@ pub fn ra(a: RaArgs) -> CliResult {
             let rt = runtime()?;
             rt.block_on(async {
                 let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute).await?.with_app_origins(&app_origins)?;
-                let header_timeout = std::time::Duration::from_secs(10);
-                kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls, header_timeout).await?;
+                let files = kalit_service::serve::raise_file_limit();
+                let limits = kalit_service::client::ConnLimits {
+                    total: kalit_service::serve::connection_cap(4096, files, 64),
+                    per_address: 64,
+                };
+                let policy = kalit_service::serve::ConnectionPolicy::new(std::time::Duration::from_secs(10), limits);
+                kalit_service::serve::serve("kalit ra", kalit_ra::app(state), addr, tls, policy).await?;
                 Ok(())
             })
         }
@@ -378,8 +383,8 @@ pub fn relay(a: RelayArgs) -> CliResult {
             anchors = state.anchors.len(),
             "relay ready"
         );
-        let header_timeout = std::time::Duration::from_secs(cfg.limits.header_timeout_secs.max(1));
-        kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls, header_timeout).await?;
+        let policy = kalit_relay::connection_policy(&state, kalit_service::serve::raise_file_limit());
+        kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls, policy).await?;
         Ok(())
     })
 }

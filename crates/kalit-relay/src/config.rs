@@ -28,6 +28,9 @@ pub struct RelayConfig {
     pub tls_key: Option<PathBuf>,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Addresses of reverse proxies in front of the relay whose `X-Forwarded-For` names the client
+    /// (every per-address limit then counts the forwarded address). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Limits.
     pub limits: Limits,
 }
@@ -56,6 +59,15 @@ pub struct Limits {
     pub max_devices_per_login: i64,
     /// Most tunnels waiting for a phone at once (beyond: 503).
     pub max_waiting_tunnels: usize,
+    /// Most tunnels waiting at once from one address (an IPv6 /64 counts as one; beyond: 429). An agent
+    /// waits on one tunnel per QR on screen.
+    pub max_waiting_tunnels_per_address: usize,
+    /// Most paired tunnels (signing sessions under way) at once (beyond: the phone is told 503).
+    pub max_paired_tunnels: usize,
+    /// Most open connections (lowered to fit under the open-file limit at start-up).
+    pub max_connections: usize,
+    /// Most open connections from one address (an IPv6 /64 counts as one).
+    pub max_connections_per_address: usize,
     /// Longest life of a paired tunnel, seconds.
     pub tunnel_session_secs: u64,
     /// A paired tunnel with no frame for this long is closed, seconds.
@@ -81,6 +93,7 @@ impl Default for RelayConfig {
             tls_cert: None,
             tls_key: None,
             log_format: "text".into(),
+            trusted_proxies: vec![],
             limits: Limits::default(),
         }
     }
@@ -91,6 +104,10 @@ impl Default for Limits {
         Limits {
             body_bytes: 64 * 1024,
             max_waiting_tunnels: 100_000,
+            max_waiting_tunnels_per_address: 32,
+            max_paired_tunnels: 20_000,
+            max_connections: 250_000,
+            max_connections_per_address: 256,
             tunnel_session_secs: 900,
             tunnel_idle_secs: 300,
             tunnel_max_frames: 4096,

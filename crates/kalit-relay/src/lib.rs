@@ -15,7 +15,9 @@ use kalit_core::x509;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::WELL_KNOWN_PATH;
 use kalit_proto::session::{TUNNEL_JOIN_PATH, TUNNEL_WAIT_PATH};
+use kalit_service::client::{ConnLimits, TrustedProxies, client_address};
 use kalit_service::ratelimit::{AddressLimit, limit_address};
+use kalit_service::serve::ConnectionPolicy;
 use kalit_service::{Metrics, RateLimiter, ServiceError};
 
 mod api;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub tunnels: Arc<tunnel::Tunnels>,
     /// Where "now" comes from (the system clock; tests move a manual one).
     pub clock: kalit_service::Clock,
+    /// Reverse proxies whose forwarded client address is believed.
+    pub proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -68,7 +72,30 @@ impl AppState {
             metrics: Arc::new(Metrics::new("kalit_relay")),
             tunnels: Arc::new(tunnel::Tunnels::default()),
             clock: kalit_service::Clock::system(),
+            proxies: TrustedProxies::default(),
         }
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies.
+    pub fn with_trusted_proxies(mut self, proxies: &[std::net::IpAddr]) -> AppState {
+        self.proxies = TrustedProxies::new(proxies.to_vec());
+        self
+    }
+}
+
+/// How the relay's listener treats connections: the header timeout from the limits, and connection caps
+/// that fit under the open-file limit `file_limit` (one descriptor per connection, 256 kept for the
+/// database, logs and files).
+pub fn connection_policy(state: &AppState, file_limit: Option<u64>) -> ConnectionPolicy {
+    let l = &state.limits;
+    let total = kalit_service::serve::connection_cap(l.max_connections, file_limit, 256);
+    if total < l.max_connections {
+        tracing::info!(total, file_limit, "connection cap lowered to fit the open-file limit");
+    }
+    ConnectionPolicy {
+        header_timeout: Duration::from_secs(l.header_timeout_secs.max(1)),
+        limits: ConnLimits { total, per_address: l.max_connections_per_address },
+        metrics: Some(state.metrics.clone()),
     }
 }
 
@@ -106,7 +133,7 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
     }
     let store = Store::open(&url).await?;
     let identity = Identity::load_or_create(&data, &cfg.name)?;
-    Ok(AppState::new(store, identity, anchors, cfg.limits.clone()))
+    Ok(AppState::new(store, identity, anchors, cfg.limits.clone()).with_trusted_proxies(&cfg.trusted_proxies))
 }
 
 /// The relay's router.
@@ -134,6 +161,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), kalit_service::metrics::track))
         .fallback(kalit_service::error::not_found)
         .layer(DefaultBodyLimit::max(state.limits.body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.proxies.clone(), client_address))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(state.limits.request_timeout_secs),

@@ -5,22 +5,24 @@
 //! relay node); the store is used to authenticate the phone and to keep an audit row.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::{CLOCK_SKEW_SECS, is_tunnel_id};
-use kalit_proto::session::{MAX_FRAME, QR_TTL_MAX_SECS, TunnelEvent};
+use kalit_proto::session::{MAX_FRAME, QR_TTL_MAX_SECS, QR_TTL_SECS, TunnelEvent};
 use kalit_service::ServiceError;
+use kalit_service::client::{ClientIp, addr_group};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use crate::AppState;
 
@@ -40,7 +42,8 @@ struct Joined {
 /// The agent's end of a tunnel, waiting for a phone.
 struct Waiting {
     tx: oneshot::Sender<Joined>,
-    /// The address the agent's WebSocket came from (shown to the phone).
+    /// The address the agent's WebSocket came from (shown to the phone; its group is what the
+    /// per-address cap counts).
     addr: Option<IpAddr>,
 }
 
@@ -50,17 +53,64 @@ impl std::fmt::Debug for Waiting {
     }
 }
 
-/// Tunnels waiting for a phone, by tunnel id.
 #[derive(Debug, Default)]
-pub struct Tunnels {
-    waiting: Mutex<HashMap<String, Waiting>>,
+struct Table {
+    by_id: HashMap<String, Waiting>,
+    /// Waiting tunnels per address group.
+    per_group: HashMap<IpAddr, usize>,
 }
 
-/// The TCP peer's address, when the server recorded it.
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+impl Table {
+    fn remove(&mut self, id: &str) -> Option<Waiting> {
+        let w = self.by_id.remove(id)?;
+        if let Some(g) = w.addr.map(addr_group)
+            && let Some(n) = self.per_group.get_mut(&g)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_group.remove(&g);
+            }
+        }
+        Some(w)
+    }
+}
+
+/// Tunnels waiting for a phone, by tunnel id, and the count of paired ones.
+#[derive(Debug, Default)]
+pub struct Tunnels {
+    table: Mutex<Table>,
+    paired: AtomicUsize,
+}
+
+/// Why a tunnel cannot wait.
+enum Refusal {
+    Full,
+    AddressFull,
+    Taken,
+}
+
+/// The client's address ([`ClientIp`]: the TCP peer, or the address a trusted proxy forwarded).
+type Peer = Option<Extension<ClientIp>>;
 
 fn peer_ip(p: &Peer) -> Option<IpAddr> {
-    p.as_ref().map(|Extension(ConnectInfo(a))| a.ip().to_canonical())
+    p.as_ref().map(|Extension(ClientIp(a))| a.to_canonical())
+}
+
+/// Sends one frame, giving up after `within` (a peer that stops reading must not hold a task forever).
+async fn send_within(ws: &mut WebSocket, m: Message, within: Duration) -> bool {
+    matches!(timeout(within, ws.send(m)).await, Ok(Ok(())))
+}
+
+/// How long a control frame (an event, an error, a close) may take to leave.
+const CONTROL_SEND: Duration = Duration::from_secs(5);
+
+/// One paired tunnel, counted while it lives.
+struct PairedGuard(Arc<Tunnels>);
+
+impl Drop for PairedGuard {
+    fn drop(&mut self) {
+        self.0.paired.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Whether two addresses are probably on the same network: the same IPv4 address (one NAT), or the
@@ -80,18 +130,57 @@ impl std::fmt::Debug for Joined {
 }
 
 impl Tunnels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
-        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many tunnels wait for a phone.
     pub fn waiting(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
+    }
+
+    /// How many tunnels are paired (sessions under way).
+    pub fn paired(&self) -> usize {
+        self.paired.load(Ordering::Relaxed)
+    }
+
+    /// Registers a waiting tunnel under both caps.
+    fn insert(&self, id: &str, w: Waiting, total: usize, per_address: usize) -> Result<(), Refusal> {
+        let mut t = self.lock();
+        if t.by_id.len() >= total {
+            return Err(Refusal::Full);
+        }
+        if t.by_id.contains_key(id) {
+            return Err(Refusal::Taken);
+        }
+        if let Some(g) = w.addr.map(addr_group) {
+            let n = t.per_group.entry(g).or_insert(0);
+            if *n >= per_address {
+                return Err(Refusal::AddressFull);
+            }
+            *n += 1;
+        }
+        t.by_id.insert(id.to_string(), w);
+        Ok(())
     }
 
     /// Takes the waiting end of a tunnel: exactly one caller gets it.
     fn take(&self, id: &str) -> Option<Waiting> {
         self.lock().remove(id)
+    }
+
+    /// Counts one more paired tunnel, unless `max` are paired already.
+    fn pair(self: &Arc<Self>, max: usize) -> Option<PairedGuard> {
+        let mut n = self.paired.load(Ordering::Relaxed);
+        loop {
+            if n >= max {
+                return None;
+            }
+            match self.paired.compare_exchange(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(PairedGuard(self.clone())),
+                Err(now) => n = now,
+            }
+        }
     }
 }
 
@@ -124,8 +213,9 @@ fn error_event(code: ErrorCode, message: impl Into<String>) -> Message {
 }
 
 async fn refuse(mut socket: WebSocket, code: ErrorCode, message: impl Into<String>) {
-    let _ = socket.send(error_event(code, message)).await;
-    let _ = socket.send(Message::Close(None)).await;
+    if send_within(&mut socket, error_event(code, message), CONTROL_SEND).await {
+        send_within(&mut socket, Message::Close(None), CONTROL_SEND).await;
+    }
 }
 
 fn check_id(id: &str) -> Result<(), ServiceError> {
@@ -151,11 +241,14 @@ pub(crate) async fn wait(
     if let Err(e) = check_id(&id) {
         return e.into_response();
     }
-    let ttl = q.ttl.unwrap_or(u64::from(QR_TTL_MAX_SECS)).clamp(1, u64::from(QR_TTL_MAX_SECS)) + CLOCK_SKEW_SECS;
+    // A QR lives QR_TTL_SECS unless the agent asks for longer (at most QR_TTL_MAX_SECS).
+    let ttl = q.ttl.unwrap_or(u64::from(QR_TTL_SECS)).clamp(1, u64::from(QR_TTL_MAX_SECS)) + CLOCK_SKEW_SECS;
     let (tx, rx) = oneshot::channel();
-    {
-        let mut map = s.tunnels.lock();
-        if map.len() >= s.limits.max_waiting_tunnels {
+    let l = &s.limits;
+    let waiting = Waiting { tx, addr: peer_ip(&peer) };
+    match s.tunnels.insert(&id, waiting, l.max_waiting_tunnels, l.max_waiting_tunnels_per_address) {
+        Ok(()) => {}
+        Err(Refusal::Full) => {
             s.metrics.inc("tunnel", "full");
             return ServiceError::new(
                 ErrorCode::Unavailable,
@@ -163,17 +256,27 @@ pub(crate) async fn wait(
             )
             .into_response();
         }
-        if map.contains_key(&id) {
+        Err(Refusal::AddressFull) => {
+            s.metrics.inc("tunnel", "address_full");
+            return ServiceError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this address already has {} QR codes waiting for a phone; close some or wait for them to expire",
+                    l.max_waiting_tunnels_per_address
+                ),
+            )
+            .into_response();
+        }
+        Err(Refusal::Taken) => {
             return ServiceError::new(ErrorCode::AlreadyExists, "this tunnel id is already waiting").into_response();
         }
-        map.insert(id.clone(), Waiting { tx, addr: peer_ip(&peer) });
     }
     let guard = WaitGuard { tunnels: s.tunnels.clone(), id };
     configure(ws).on_upgrade(move |socket| agent_side(s, socket, rx, guard, ttl))
 }
 
 async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joined>, guard: WaitGuard, ttl: u64) {
-    if agent.send(event(&TunnelEvent::Ready { expires_in: ttl })).await.is_err() {
+    if !send_within(&mut agent, event(&TunnelEvent::Ready { expires_in: ttl }), CONTROL_SEND).await {
         return;
     }
     let joined = tokio::select! {
@@ -191,7 +294,15 @@ async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joi
     };
     drop(guard);
     let Ok(Joined { socket: phone, login, device_id }) = joined else { return };
-    if agent.send(event(&TunnelEvent::Peer { login: login.into(), device_id: device_id.into() })).await.is_err() {
+    let Some(_paired) = s.tunnels.pair(s.limits.max_paired_tunnels) else {
+        s.metrics.inc("tunnel", "paired_full");
+        let busy = "the relay is at its limit of signing sessions; retry soon";
+        refuse(phone, ErrorCode::Unavailable, busy).await;
+        refuse(agent, ErrorCode::Unavailable, busy).await;
+        return;
+    };
+    let peer = event(&TunnelEvent::Peer { login: login.into(), device_id: device_id.into() });
+    if !send_within(&mut agent, peer, CONTROL_SEND).await {
         refuse(phone, ErrorCode::Unavailable, "the computer left").await;
         return;
     }
@@ -266,7 +377,7 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: O
         (None, _) => ("unknown".to_string(), false),
     };
     let joined = TunnelEvent::Joined { attestation, computer_address, same_network: same };
-    if phone.send(event(&joined)).await.is_err() {
+    if !send_within(&mut phone, event(&joined), CONTROL_SEND).await {
         return;
     }
     let device_id = device.device_id;
@@ -294,6 +405,8 @@ fn classify(m: Option<Result<Message, axum::Error>>) -> Step {
 }
 
 /// Forwards binary frames both ways until one side leaves, a limit is hit, or the session times out.
+/// The limits hold while a send waits on a side that stopped reading: a send may take until the idle
+/// limit or the session's end, whichever comes first, and then the tunnel ends (`stalled`).
 async fn bridge(s: &AppState, mut agent: WebSocket, mut phone: WebSocket) -> &'static str {
     let l = &s.limits;
     let deadline = Instant::now() + Duration::from_secs(l.tunnel_session_secs);
@@ -315,8 +428,10 @@ async fn bridge(s: &AppState, mut agent: WebSocket, mut phone: WebSocket) -> &'s
                     break "too_many_frames";
                 }
                 let to = if from_agent { &mut phone } else { &mut agent };
-                if to.send(m).await.is_err() {
-                    break "closed";
+                match timeout_at(deadline.min(Instant::now() + idle), to.send(m)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break "closed",
+                    Err(_) => break "stalled",
                 }
             }
         }
@@ -324,13 +439,12 @@ async fn bridge(s: &AppState, mut agent: WebSocket, mut phone: WebSocket) -> &'s
     let message = match outcome {
         "closed" => "the other side left the session",
         "session_timeout" | "idle_timeout" => "the session timed out",
+        "stalled" => "the other side stopped reading",
         "too_many_frames" => "the session sent more frames than the relay allows",
         _ => "the other side broke the tunnel protocol",
     };
     let code = if outcome.ends_with("timeout") { ErrorCode::Expired } else { ErrorCode::Unavailable };
-    for mut ws in [agent, phone] {
-        let _ = ws.send(error_event(code, message)).await;
-        let _ = ws.send(Message::Close(None)).await;
-    }
+    // Both farewells at once, each bounded: a side that stopped reading does not hold up the other.
+    tokio::join!(refuse(agent, code, message), refuse(phone, code, message));
     outcome
 }

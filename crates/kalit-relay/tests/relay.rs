@@ -898,4 +898,202 @@ mod tunnel {
         assert!(limited >= 14, "only {limited} of 20 limited");
     }
 
+    // ---- What a stranger can hold: connections, waiting tunnels, a stalled bridge. ----
+
+    mod under_attack {
+        use super::*;
+        use kalit_transport::connect_from;
+        use std::net::SocketAddr;
+        use std::time::Duration;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpStream;
+
+        /// Serves the relay as `kalit relay serve` does (connection caps and timeouts from the first byte).
+        async fn serve_guarded(r: &Relay) -> SocketAddr {
+            let listener = kalit_service::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let policy = kalit_relay::connection_policy(&r.state, None);
+            let router = app(r.state.clone());
+            tokio::spawn(kalit_service::serve::serve_bound("test relay", router, listener, None, policy));
+            addr
+        }
+
+        /// A TCP connection to `to` from the loopback address `src` (127.0.0.0/8 is all loopback).
+        async fn tcp_from(src: &str, to: SocketAddr) -> TcpStream {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(format!("{src}:0").parse().unwrap()).unwrap();
+            s.connect(to).await.unwrap()
+        }
+
+        /// Whether the server closes `s` within `within` (anything it says first is read and ignored).
+        async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+            let mut buf = [0u8; 4096];
+            let until = tokio::time::Instant::now() + within;
+            loop {
+                match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+                    Ok(Ok(0) | Err(_)) => return true,
+                    Ok(Ok(_)) => {}
+                    Err(_) => return false,
+                }
+            }
+        }
+
+        async fn health_from(src: &str, to: SocketAddr) -> String {
+            let mut s = tcp_from(src, to).await;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").await.unwrap();
+            let mut out = vec![];
+            tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn silent_connections_are_closed_and_one_address_cannot_hold_them_all() {
+            let db = databases().await.remove(0);
+            let limits =
+                Limits { header_timeout_secs: 1, max_connections: 50, max_connections_per_address: 4, ..no_limits() };
+            let r = relay(&db, vec![], limits).await;
+            let addr = serve_guarded(&r).await;
+            let mut silent = vec![];
+            for _ in 0..4 {
+                silent.push(tcp_from("127.0.0.2", addr).await);
+            }
+            // One more from the same address is closed at once; another address is served meanwhile.
+            let mut fifth = tcp_from("127.0.0.2", addr).await;
+            assert!(closed_within(&mut fifth, Duration::from_secs(3)).await, "over the per-address cap");
+            assert!(health_from("127.0.0.3", addr).await.starts_with("HTTP/1.1 200"), "health answers");
+            // Silence is not a request: each silent socket is closed after the header timeout...
+            for s in &mut silent {
+                assert!(closed_within(s, Duration::from_secs(10)).await, "a silent socket stays open");
+            }
+            // ... and its place is free again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(health_from("127.0.0.2", addr).await.starts_with("HTTP/1.1 200"));
+            // A connection that asked once and then fell silent (keep-alive) is closed the same way.
+            let mut kept = tcp_from("127.0.0.4", addr).await;
+            kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(10), kept.read(&mut buf)).await.unwrap().unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+            assert!(closed_within(&mut kept, Duration::from_secs(10)).await, "an idle keep-alive stays open");
+            let metrics = r.state.metrics.render();
+            assert!(metrics.contains(r#"result="address""#), "refusals are counted: {metrics}");
+        }
+
+        /// The status of `POST /v1/nonce` sent from `src` with `forwarded` as `X-Forwarded-For`.
+        async fn nonce_status(src: &str, to: SocketAddr, forwarded: &str) -> u16 {
+            let mut s = tcp_from(src, to).await;
+            let req = format!(
+                "POST /v1/nonce HTTP/1.1\r\nHost: relay\r\nX-Forwarded-For: {forwarded}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = vec![];
+            tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
+            String::from_utf8_lossy(&out)[9..12].parse().unwrap()
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+            let db = databases().await.remove(0);
+            let limits = Limits { per_address_per_minute: 1, per_address_burst: 2, ..no_limits() };
+            let mut r = relay(&db, vec![], limits).await;
+            r.state = r.state.clone().with_trusted_proxies(&["127.0.0.5".parse().unwrap()]);
+            let addr = serve_guarded(&r).await;
+            // Behind the trusted proxy, each client has its own bucket (the right-most untrusted hop counts;
+            // what the client wrote further left does not).
+            for _ in 0..2 {
+                assert_eq!(nonce_status("127.0.0.5", addr, "203.0.113.9, 198.51.100.1").await, 200);
+            }
+            assert_eq!(nonce_status("127.0.0.5", addr, "203.0.113.10, 198.51.100.1").await, 429);
+            assert_eq!(nonce_status("127.0.0.5", addr, "198.51.100.2").await, 200, "another client");
+            // Anyone else naming addresses in the header is counted as itself.
+            for (i, status) in [200, 200, 429].into_iter().enumerate() {
+                assert_eq!(nonce_status("127.0.0.6", addr, &format!("198.51.100.{}", 50 + i)).await, status);
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn one_address_cannot_fill_the_waiting_tunnels() {
+            let db = databases().await.remove(0);
+            let limits = Limits { max_waiting_tunnels_per_address: 3, ..no_limits() };
+            let r = relay(&db, vec![], limits).await;
+            let base = format!("ws://{}", serve_guarded(&r).await);
+            let (a, b) = (Some("127.0.0.2".parse().unwrap()), Some("127.0.0.3".parse().unwrap()));
+            let wait = |n: u8| format!("{base}/v1/tunnel/{}/wait", tid(n));
+            let mut held = vec![];
+            for n in 10..13 {
+                let mut ws = connect_from(&wait(n), a).await.unwrap();
+                assert!(matches!(event(&mut ws).await, TunnelEvent::Ready { .. }));
+                held.push(ws);
+            }
+            let e = connect_from(&wait(13), a).await.unwrap_err();
+            assert_eq!(e.code, kalit_proto::ErrorCode::RateLimited, "{}", e.message);
+            // Another computer is not affected.
+            let mut other = connect_from(&wait(14), b).await.unwrap();
+            assert!(matches!(event(&mut other).await, TunnelEvent::Ready { .. }));
+            // A QR taken down frees its place.
+            held.pop().unwrap().close(None).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut again = connect_from(&wait(15), a).await.unwrap();
+            assert!(matches!(event(&mut again).await, TunnelEvent::Ready { .. }));
+            assert_eq!(r.state.tunnels.waiting(), 4);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_side_that_stops_reading_ends_its_tunnel_by_the_limits() {
+            let ca = Ca::new("Test RA");
+            let db = databases().await.remove(0);
+            let limits = Limits { tunnel_idle_secs: 1, max_paired_tunnels: 1, ..no_limits() };
+            let r = relay(&db, vec![ca.der.clone()], limits).await;
+            let alice = ca.person("Alice", KeyAlgorithm::P256);
+            let phone = Device::new();
+            let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            let base = format!("ws://{}", serve_guarded(&r).await);
+            let pair = |t: String| {
+                let (r, base, phone) = (&r, base.clone(), &phone);
+                async move {
+                    let mut agent = connect(&format!("{base}/v1/tunnel/{t}/wait")).await.unwrap();
+                    assert!(matches!(event(&mut agent).await, TunnelEvent::Ready { .. }));
+                    let n = r.nonce().await;
+                    let (ph, e) = join(r, &base, &t, join_request(r, "alice", phone, &n, &t)).await;
+                    assert!(matches!(e, TunnelEvent::Joined { .. }), "{e:?}");
+                    (agent, ph)
+                }
+            };
+            let (mut agent, phone_ws) = pair(tid(40)).await;
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Peer { .. }));
+            // At the cap of paired tunnels, a second session is turned away on both sides.
+            let (mut agent2, mut phone2) = pair(tid(41)).await;
+            assert_eq!(err_code(&event(&mut agent2).await), kalit_proto::ErrorCode::Unavailable);
+            assert_eq!(err_code(&event(&mut phone2).await), kalit_proto::ErrorCode::Unavailable);
+            // The phone stops reading; the agent sends until the relay's send to the phone blocks. The idle
+            // limit still holds: the tunnel ends, and the agent is told why.
+            let (mut tx, mut rx) = agent.split();
+            let flood = tokio::spawn(async move {
+                for _ in 0..4000 {
+                    if tx.send(Message::Binary(vec![7u8; 60_000].into())).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let why = loop {
+                match tokio::time::timeout(Duration::from_secs(30), rx.next()).await.expect("the tunnel stayed open") {
+                    Some(Ok(Message::Text(t))) => break serde_json::from_str::<TunnelEvent>(t.as_str()).unwrap(),
+                    Some(Ok(_)) => {}
+                    other => panic!("{other:?}"),
+                }
+            };
+            match why {
+                TunnelEvent::Error { code, message } => {
+                    assert_eq!(code, kalit_proto::ErrorCode::Unavailable);
+                    assert!(message.contains("stopped reading"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            flood.abort();
+            drop(phone_ws);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(r.state.tunnels.paired(), 0, "the paired tunnel was counted out");
+        }
+    }
 }

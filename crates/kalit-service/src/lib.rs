@@ -5,6 +5,7 @@
 //! Architecture invariant: no protocol logic lives here; the relay and the RA share this crate and the
 //! wire types, never each other.
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;

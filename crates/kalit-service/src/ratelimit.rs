@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::client::{ClientIp, addr_group};
 use crate::{Metrics, ServiceError};
 
 /// Most keys tracked before idle buckets are swept (bounds memory under a flood of distinct keys).
@@ -70,13 +71,16 @@ pub struct AddressLimit {
     pub metrics: Arc<Metrics>,
 }
 
-/// Middleware: one token per request from the TCP peer's address (a reverse proxy in front should keep
-/// its own limits); 429 `rate_limited` with `Retry-After` when the bucket is empty.
+/// Middleware: one token per request from the client's address group ([`crate::client::addr_group`] of
+/// [`ClientIp`], set by [`crate::client::client_address`]; else the TCP peer); 429 `rate_limited` with
+/// `Retry-After` when the bucket is empty.
 pub async fn limit_address(State(s): State<AddressLimit>, req: Request, next: Next) -> Response {
-    let key = req
+    let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "in-process".to_string(), |c| c.0.ip().to_string());
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
+    let key = ip.map_or_else(|| "in-process".to_string(), |ip| addr_group(ip).to_string());
     if let Err(wait) = s.limiter.check(&key) {
         s.metrics.inc("rate_limited", "address");
         return ServiceError::rate_limited(wait).into_response();

@@ -1,13 +1,18 @@
 //! Serving a router: plain HTTP only on loopback addresses, TLS (rustls, aws-lc-rs) everywhere else,
-//! graceful shutdown on Ctrl-C / SIGTERM, and one "listening on URL" line that scripts and tests read.
+//! connection caps and timeouts from the first byte ([`ConnectionPolicy`]), graceful shutdown on Ctrl-C /
+//! SIGTERM, and one "listening on URL" line that scripts and tests read.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum_server::accept::DefaultAcceptor;
 use kalit_proto::ErrorCode;
 
-use crate::ServiceError;
+use crate::client::{ConnGate, ConnLimits, GatedAcceptor};
+use crate::{Metrics, ServiceError};
 
 /// Certificate and key files (PEM) for TLS.
 #[derive(Debug, Clone)]
@@ -31,19 +36,69 @@ pub fn check_listen(addr: SocketAddr, tls: Option<&TlsFiles>) -> Result<(), Serv
     Ok(())
 }
 
-/// Binds `addr`, prints `<name> listening on <url>` on standard output and serves until a shutdown signal.
-/// A client that has not sent its request headers within `header_timeout` is disconnected (slow-header
-/// clients cannot hold connections open).
+/// What a connection may hold before it has earned more.
+#[derive(Debug, Clone)]
+pub struct ConnectionPolicy {
+    /// A connection must finish its TLS handshake, then send its first request's headers (and any later
+    /// request's headers), each within this time, or it is closed: silent sockets cannot pile up.
+    pub header_timeout: Duration,
+    /// Caps on open connections, in all and per address group.
+    pub limits: ConnLimits,
+    /// Where refusals are counted.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl ConnectionPolicy {
+    /// `header_timeout` and caps, without metrics.
+    pub fn new(header_timeout: Duration, limits: ConnLimits) -> Self {
+        ConnectionPolicy { header_timeout, limits, metrics: None }
+    }
+}
+
+/// Binds `addr`, prints `<name> listening on <url>` on standard output and serves until a shutdown signal,
+/// under `policy`.
 pub async fn serve(
     name: &str,
     router: Router,
     addr: SocketAddr,
     tls: Option<TlsFiles>,
-    header_timeout: std::time::Duration,
+    policy: ConnectionPolicy,
 ) -> Result<(), ServiceError> {
     check_listen(addr, tls.as_ref())?;
     let listener = bind(addr)?;
-    serve_bound(name, router, listener, tls, header_timeout).await
+    serve_bound(name, router, listener, tls, policy).await
+}
+
+/// Raises this process's open-file limit to its hard limit (a relay holds one descriptor per
+/// connection) and returns the soft limit now in force, when the system tells it.
+#[cfg(unix)]
+pub fn raise_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (l.current, l.maximum)
+        && cur < max
+    {
+        l.current = Some(max);
+        if let Err(e) = setrlimit(Resource::Nofile, l) {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Elsewhere the limit is left as it is.
+#[cfg(not(unix))]
+pub fn raise_file_limit() -> Option<u64> {
+    None
+}
+
+/// The connection cap that leaves room under the open-file limit for the database, logs and files
+/// (`reserve` descriptors): `wanted`, lowered when the limit is smaller.
+pub fn connection_cap(wanted: usize, file_limit: Option<u64>, reserve: usize) -> usize {
+    match file_limit {
+        Some(l) => wanted.min(usize::try_from(l).unwrap_or(usize::MAX).saturating_sub(reserve).max(1)),
+        None => wanted,
+    }
 }
 
 /// Binds `addr` (non-blocking, for [`serve_bound`]).
@@ -60,9 +115,11 @@ pub async fn serve_bound(
     router: Router,
     listener: std::net::TcpListener,
     tls: Option<TlsFiles>,
-    header_timeout: std::time::Duration,
+    policy: ConnectionPolicy,
 ) -> Result<(), ServiceError> {
     let io = |e: std::io::Error| ServiceError::new(ErrorCode::Io, format!("cannot serve: {e}"));
+    let header_timeout = policy.header_timeout;
+    let gate = ConnGate::new(policy.limits, policy.metrics.clone());
     let local = listener.local_addr().map_err(io)?;
     check_listen(local, tls.as_ref())?;
     let handle = axum_server::Handle::new();
@@ -77,7 +134,10 @@ pub async fn serve_bound(
         None => {
             println!("{name} listening on http://{local}");
             tracing::info!(%local, "listening (plain HTTP, loopback)");
-            let mut server = axum_server::from_tcp(listener).map_err(io)?;
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(io)?
+                .acceptor(GatedAcceptor::new(DefaultAcceptor, gate))
+                .first_request_timeout(header_timeout);
             server.http_builder().http1().header_read_timeout(header_timeout);
             server.handle(handle).serve(svc).await.map_err(io)
         }
@@ -87,7 +147,10 @@ pub async fn serve_bound(
             })?;
             println!("{name} listening on https://{local}");
             tracing::info!(%local, "listening (TLS)");
-            let mut server = axum_server::from_tcp_rustls(listener, cfg).map_err(io)?;
+            let mut server = axum_server::from_tcp_rustls(listener, cfg)
+                .map_err(io)?
+                .map(|tls| GatedAcceptor::new(tls.handshake_timeout(header_timeout), gate))
+                .first_request_timeout(header_timeout);
             server.http_builder().http1().header_read_timeout(header_timeout);
             server.handle(handle).serve(svc).await.map_err(io)
         }
