@@ -2,7 +2,7 @@
 // emulation), for crates/kalit-cli/tests/e2e/phone_app.rs. Commands on standard input, one per line;
 // results on standard output. Screenshots of every screen go to SHOTS (not committed).
 //
-//   env: APP_URL, RA_URL, CODE, LOGIN, SHOTS, [CHROMIUM]
+//   env: APP_URL, RA_URL, CODE, LOGIN, SHOTS (a directory, or "none" for no screenshots), [CHROMIUM]
 //   SETUP                 first run (PIN), a P-256 key, a certificate from the RA, registration at the relay
 //   QR <text>             opens APP_URL#<text> as a link would, names the new computer, prints SAS <code>
 //   QRAS <login> <text>   the same, choosing <login> when the phone has several at this relay
@@ -49,7 +49,7 @@ const APP = env("APP_URL");
 const SHOTS = env("SHOTS");
 let PIN = "123456";
 const pinsUsed = [PIN];
-mkdirSync(SHOTS, { recursive: true });
+if (SHOTS !== "none") mkdirSync(SHOTS, { recursive: true });
 
 const { defaultBrowserType: _, ...pixel } = devices["Pixel 7"];
 const profile = join(tmpdir(), `kalit-app-${process.pid}`);
@@ -79,6 +79,7 @@ async function launch(extraArgs = [], camera = extraArgs.length > 0) {
 let [ctx, page] = await launch();
 let shot = 0;
 const snap = async (name) => {
+  if (SHOTS === "none") return; // benchmarks: no screenshot inside a timed step
   shot++;
   await page.screenshot({ path: join(SHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
 };

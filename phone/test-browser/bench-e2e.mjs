@@ -17,37 +17,51 @@ const n = Number(process.argv[2] ?? 10);
 const kalit = process.env.KALIT ?? "./target/release/kalit";
 const tmp = mkdtempSync(join(tmpdir(), "kalit-bench-e2e-"));
 
-/** Lines of a child's standard output, awaited one prefix at a time. */
+/** Lines of a child's standard output, awaited one at a time: the next line that starts with `needle`
+ * (leading spaces aside) or matches it (a RegExp). A line starting with FAILED (the app driver's report
+ * of a failed step) fails the wait at once. */
 function lineReader(stream) {
   const queue = [];
   const waiting = [];
+  const hit = (needle, l) => (needle instanceof RegExp ? needle.test(l) : l.trimStart().startsWith(needle));
   createInterface({ input: stream }).on("line", (l) => {
-    const w = waiting.findIndex((x) => l.includes(x.needle));
-    if (w >= 0) waiting.splice(w, 1)[0].resolve(l);
-    else queue.push(l);
+    if (l.startsWith("FAILED")) {
+      for (const w of waiting.splice(0)) w.reject(new Error(l));
+      return;
+    }
+    const w = waiting.findIndex((x) => hit(x.needle, l));
+    if (w >= 0) {
+      const [x] = waiting.splice(w, 1);
+      if (x.skip) queue.length = 0;
+      x.resolve(l);
+    } else queue.push(l);
   });
-  return (needle, ms = 120_000) => {
-    const i = queue.findIndex((l) => l.includes(needle));
-    if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0]);
+  // `skip`: forget every earlier line too (later waits read only what came after this one).
+  return (needle, ms = 120_000, skip = false) => {
+    const i = queue.findIndex((l) => hit(needle, l));
+    if (i >= 0) return Promise.resolve(queue.splice(0, i + 1).pop());
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no line with ${JSON.stringify(needle)} within ${ms} ms`)), ms);
-      waiting.push({ needle, resolve: (l) => (clearTimeout(t), resolve(l)) });
+      const t = setTimeout(() => reject(new Error(`no line ${needle} within ${ms} ms`)), ms);
+      waiting.push({ needle, skip, resolve: (l) => (clearTimeout(t), resolve(l)), reject: (e) => (clearTimeout(t), reject(e)) });
     });
   };
 }
 
 // The whole system, as a person would start it.
 const demo = spawn(kalit, ["demo", "--interactive", "--out", join(tmp, "demo")], { stdio: ["ignore", "pipe", "inherit"] });
+process.on("exit", () => demo.kill("SIGINT"));
 const demoLine = lineReader(demo.stdout);
 const field = (line, label) => line.slice(line.indexOf(label) + label.length).trim().split(/\s+/)[0];
-const portal = new URL(field(await demoLine("portal:", 300_000), "portal:")).origin;
+await demoLine("Interactive:", 300_000, true);
+const portal = new URL(field(await demoLine("portal:"), "portal:")).origin;
 const services = await demoLine("agent:");
 const agent = field(services, "agent:");
 const ra = field(services, "RA:");
 const vault = field(await demoLine("phone vault:"), "phone vault:");
 const pin = field(await demoLine("phone PIN:"), "phone PIN:");
-const code = (await demoLine("with the code")).match(/with the code (\S+?),/)[1];
+const code = (await demoLine(/with the code \S+,/)).match(/with the code (\S+?),/)[1];
 const appUrl = field(await demoLine("phone app:"), "phone app:");
+console.error(`demo: portal ${portal} agent ${agent} RA ${ra} app ${appUrl} vault ${vault}`);
 
 // The page's side: the agent's API, from the portal's origin.
 async function api(method, path, token, body) {
@@ -71,9 +85,10 @@ const doc = (i) => ({ data: Buffer.from(`Ariza ${i}: benchmark document\n`).toSt
 
 // The app: a new phone in Chromium, set up as a citizen would (PIN, key, certificate, registration).
 const app = spawn(process.execPath, [join(here, "app.mjs")], {
-  env: { ...process.env, APP_URL: appUrl, RA_URL: ra, CODE: code, LOGIN: "bench-app", SHOTS: join(tmp, "shots") },
+  env: { ...process.env, APP_URL: appUrl, RA_URL: ra, CODE: code, LOGIN: "bench-app", SHOTS: "none" },
   stdio: ["pipe", "pipe", "inherit"],
 });
+process.on("exit", () => app.kill());
 const appLine = lineReader(app.stdout);
 const say = (s) => app.stdin.write(`${s}\n`);
 say("SETUP");
@@ -101,10 +116,11 @@ async function appRound() {
   return times;
 }
 
-let knownComputer = false;
+// The demo's walk already paired its phone with this agent, so the computer is known and not named again.
+let knownComputer = true;
 async function rustRound() {
   const s = await api("POST", "/v1/sessions", null, {});
-  const phone = spawn(kalit, ["vault", "--vault", vault, "pair", s.qr], { stdio: ["pipe", "ignore", "inherit"] });
+  const phone = spawn(kalit, ["vault", "--vault", vault, "pair", s.qr], { stdio: ["pipe", "ignore", "ignore"] });
   // The person's answers, ready before they are asked: a name for a new computer, the PIN, then for
   // each request "y" and the PIN.
   const answers = [...(knownComputer ? [] : ["bench computer"]), pin];
