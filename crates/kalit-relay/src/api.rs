@@ -41,8 +41,8 @@ pub(crate) async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
 }
 
-fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {
-    s.login_limiter.check(login).map_err(|wait| {
+async fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {
+    s.login_limiter.take(login).await.map_err(|wait| {
         s.metrics.inc("rate_limited", "login");
         ServiceError::rate_limited(wait)
     })
@@ -110,7 +110,7 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
             .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
-    limit_login(s, &login)?;
+    limit_login(s, &login).await?;
     let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf };
     let device = NewDevice { device_id: &device_id, key: &device_key, name: &device_name };
     let now_ms = s.clock.now_ms();
@@ -199,7 +199,7 @@ pub(crate) async fn authorize_device(
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), sig).map_err(|_| unauthorized())?;
-    limit_login(s, &login)?;
+    limit_login(s, &login).await?;
     take_nonce(s, &nonce).await?;
     Ok((login, device))
 }

@@ -16,13 +16,14 @@ use kalit_proto::ErrorCode;
 use kalit_proto::relay::WELL_KNOWN_PATH;
 use kalit_proto::session::{TUNNEL_JOIN_PATH, TUNNEL_WAIT_PATH};
 use kalit_service::client::{ConnLimits, TrustedProxies, client_address};
-use kalit_service::ratelimit::{AddressLimit, limit_address};
+use kalit_service::ratelimit::{AddressLimit, Buckets, limit_address};
 use kalit_service::serve::ConnectionPolicy;
-use kalit_service::{Metrics, RateLimiter, ServiceError};
+use kalit_service::{Metrics, ServiceError};
 
 mod api;
 pub mod config;
 pub mod identity;
+pub mod limits;
 pub mod phone_app;
 pub mod store;
 pub mod tunnel;
@@ -45,10 +46,10 @@ pub struct AppState {
     pub anchors: Arc<Vec<Vec<u8>>>,
     /// Limits from the configuration.
     pub limits: config::Limits,
-    /// Per-address limiter.
-    pub addr_limiter: Arc<RateLimiter>,
-    /// Per-login limiter.
-    pub login_limiter: Arc<RateLimiter>,
+    /// Per-address limiter (shared by the nodes on PostgreSQL).
+    pub addr_limiter: Arc<dyn Buckets>,
+    /// Per-login limiter (the same).
+    pub login_limiter: Arc<dyn Buckets>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Tunnels waiting for a phone.
@@ -62,16 +63,33 @@ pub struct AppState {
 impl AppState {
     /// State from parts (tests build one over a throw-away database).
     pub fn new(store: Store, identity: Identity, anchors: Vec<Vec<u8>>, limits: config::Limits) -> AppState {
+        let metrics = Arc::new(Metrics::new("kalit_relay"));
+        let clock = kalit_service::Clock::system();
+        let (l, c, m) = (&limits, &clock, &metrics);
         AppState {
+            addr_limiter: limits::buckets(
+                &store,
+                "addr:",
+                l.per_address_per_minute,
+                l.per_address_burst,
+                c.clone(),
+                m.clone(),
+            ),
+            login_limiter: limits::buckets(
+                &store,
+                "login:",
+                l.per_login_per_minute,
+                l.per_login_burst,
+                c.clone(),
+                m.clone(),
+            ),
             store,
             identity: Arc::new(identity),
             anchors: Arc::new(anchors),
-            addr_limiter: Arc::new(RateLimiter::new(limits.per_address_per_minute, limits.per_address_burst)),
-            login_limiter: Arc::new(RateLimiter::new(limits.per_login_per_minute, limits.per_login_burst)),
             limits,
-            metrics: Arc::new(Metrics::new("kalit_relay")),
+            metrics,
             tunnels: Arc::new(tunnel::Tunnels::default()),
-            clock: kalit_service::Clock::system(),
+            clock,
             proxies: TrustedProxies::default(),
         }
     }

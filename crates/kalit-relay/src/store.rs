@@ -102,6 +102,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     nonces_issued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokens_taken: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn db(e: sqlx::Error) -> ServiceError {
@@ -118,14 +119,16 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(&'static str, &'static str); 2] = match backend {
+    let files: [(&'static str, &'static str); 3] = match backend {
         Backend::Sqlite => [
             (include_str!("../migrations/sqlite/0001_init.sql"), "init"),
             (include_str!("../migrations/sqlite/0002_detachments.sql"), "detachments"),
+            (include_str!("../migrations/sqlite/0003_rate_buckets.sql"), "rate buckets"),
         ],
         Backend::Postgres => [
             (include_str!("../migrations/postgres/0001_init.sql"), "init"),
             (include_str!("../migrations/postgres/0002_detachments.sql"), "detachments"),
+            (include_str!("../migrations/postgres/0003_rate_buckets.sql"), "rate buckets"),
         ],
     };
     kalit_service::migrations::migrator(&files)
@@ -164,7 +167,7 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("database migration failed: {e}")))?;
-        Ok(Store { pool, backend, nonces_issued: Default::default() })
+        Ok(Store { pool, backend, nonces_issued: Default::default(), tokens_taken: Default::default() })
     }
 
     /// The backend.
@@ -176,6 +179,44 @@ impl Store {
     pub async fn ping(&self) -> Result<(), ServiceError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
         Ok(())
+    }
+
+    /// Takes one token from the shared bucket `key` (PostgreSQL only): the bucket refills at `per_ms`
+    /// tokens per millisecond up to `burst`. One statement decides, so concurrent nodes cannot both take
+    /// the last token. Returns whether a token was taken and the tokens left. Every 1024th call also drops
+    /// buckets untouched for ten minutes (they would be full again).
+    pub async fn take_token(
+        &self,
+        key: &str,
+        burst: f64,
+        per_ms: f64,
+        now_ms: i64,
+    ) -> Result<(bool, f64), ServiceError> {
+        if self.tokens_taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(1024) {
+            sqlx::query("DELETE FROM rate_buckets WHERE at_ms < $1")
+                .bind(now_ms - 600_000)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        }
+        // SET expressions all see the row as it was, so `allowed` and `tokens` agree.
+        let row = sqlx::query(
+            "INSERT INTO rate_buckets AS b (key, tokens, at_ms, allowed) VALUES ($1, $2 - 1, $3, TRUE) \
+             ON CONFLICT (key) DO UPDATE SET \
+               allowed = LEAST($2, b.tokens + GREATEST(0, $3 - b.at_ms) * $4) >= 1, \
+               tokens = LEAST($2, b.tokens + GREATEST(0, $3 - b.at_ms) * $4) \
+                 - CASE WHEN LEAST($2, b.tokens + GREATEST(0, $3 - b.at_ms) * $4) >= 1 THEN 1 ELSE 0 END, \
+               at_ms = GREATEST($3, b.at_ms) \
+             RETURNING allowed, tokens",
+        )
+        .bind(key)
+        .bind(burst)
+        .bind(now_ms)
+        .bind(per_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok((row.try_get::<bool, _>("allowed").map_err(db)?, row.try_get::<f64, _>("tokens").map_err(db)?))
     }
 
     /// Stores a fresh nonce; every 64th call also drops expired ones.

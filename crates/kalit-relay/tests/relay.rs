@@ -671,6 +671,32 @@ async fn metrics_and_openapi_describe_the_api() {
     assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{v}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_hold_across_nodes_on_one_postgresql_database() {
+    let Some(db) = databases().await.into_iter().find(|d| d.backend == "postgres") else {
+        eprintln!("skipped: needs KALIT_TEST_POSTGRES_URL");
+        return;
+    };
+    // A burst of 6 per address for the whole set, asked of two nodes at once: 6 nonces, not 12.
+    let limits = Limits { per_address_per_minute: 1, per_address_burst: 6, ..no_limits() };
+    let a = relay(&db, vec![], limits.clone()).await;
+    let b = relay(&db, vec![], limits).await;
+    let calls = (0..12).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        async move { node.call("POST", "/v1/nonce", None).await.0 }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((ok, limited), (6, 6), "{statuses:?}");
+    // With the database gone, a node falls back to its own buckets instead of refusing everyone.
+    a.state.store.close().await;
+    let (s, v) = a.call("POST", "/v1/nonce", None).await;
+    assert_ne!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(a.state.metrics.render().contains("rate_limit_store"), "the fallback is counted");
+    b.state.store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_postgresql_database_share_nonces_and_logins() {
     let ca = Ca::new("Test RA");

@@ -1,8 +1,11 @@
-//! Per-key token buckets (per client address, per login). In memory, per process: with several relay
-//! nodes behind a load balancer each node enforces its own share.
+//! Per-key token buckets (per client address, per login) behind one trait, [`Buckets`]: in this process's
+//! memory ([`RateLimiter`], for one node), or in a store several nodes share (the relay's PostgreSQL
+//! buckets), so that a limit holds across a load-balanced set.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,6 +31,16 @@ impl RateLimiter {
     /// A limiter; `per_minute == 0` disables it.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         RateLimiter { per_minute, burst: burst.max(1), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Requests per minute (0: no limit).
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Largest burst.
+    pub fn burst(&self) -> u32 {
+        self.burst
     }
 
     /// Takes one token for `key`; `Err(seconds to wait)` when empty.
@@ -62,11 +75,23 @@ impl RateLimiter {
     }
 }
 
+/// Where token buckets live.
+pub trait Buckets: Send + Sync + std::fmt::Debug {
+    /// Takes one token for `key`; `Err(seconds to wait)` when its bucket is empty.
+    fn take<'a>(&'a self, key: &'a str) -> Pin<Box<dyn Future<Output = Result<(), u64>> + Send + 'a>>;
+}
+
+impl Buckets for RateLimiter {
+    fn take<'a>(&'a self, key: &'a str) -> Pin<Box<dyn Future<Output = Result<(), u64>> + Send + 'a>> {
+        Box::pin(std::future::ready(self.check(key)))
+    }
+}
+
 /// State of [`limit_address`]: the limiter and the metrics that count refusals.
 #[derive(Debug, Clone)]
 pub struct AddressLimit {
     /// Per-address limiter.
-    pub limiter: Arc<RateLimiter>,
+    pub limiter: Arc<dyn Buckets>,
     /// Where `rate_limited_total{result="address"}` is counted.
     pub metrics: Arc<Metrics>,
 }
@@ -81,7 +106,7 @@ pub async fn limit_address(State(s): State<AddressLimit>, req: Request, next: Ne
         .map(|c| c.0)
         .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
     let key = ip.map_or_else(|| "in-process".to_string(), |ip| addr_group(ip).to_string());
-    if let Err(wait) = s.limiter.check(&key) {
+    if let Err(wait) = s.limiter.take(&key).await {
         s.metrics.inc("rate_limited", "address");
         return ServiceError::rate_limited(wait).into_response();
     }
