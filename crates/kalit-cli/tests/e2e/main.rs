@@ -6,6 +6,7 @@
 mod attacks;
 mod browser;
 mod cli;
+mod cluster;
 mod common;
 mod crash;
 mod fuzz_seeds;

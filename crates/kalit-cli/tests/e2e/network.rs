@@ -51,6 +51,12 @@ impl Service {
         self.terminate();
     }
 
+    /// SIGKILL: the process gets no chance to close anything (a node that dies).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn terminate(&mut self) {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
