@@ -116,11 +116,7 @@ impl Drop for PairedGuard {
 /// Whether two addresses are probably on the same network: the same IPv4 address (one NAT), or the
 /// same IPv6 /64.
 pub fn same_network(a: IpAddr, b: IpAddr) -> bool {
-    match (a.to_canonical(), b.to_canonical()) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => a == b,
-        (IpAddr::V6(a), IpAddr::V6(b)) => a.segments()[..4] == b.segments()[..4],
-        _ => false,
-    }
+    addr_group(a) == addr_group(b)
 }
 
 impl std::fmt::Debug for Joined {
@@ -171,16 +167,8 @@ impl Tunnels {
 
     /// Counts one more paired tunnel, unless `max` are paired already.
     fn pair(self: &Arc<Self>, max: usize) -> Option<PairedGuard> {
-        let mut n = self.paired.load(Ordering::Relaxed);
-        loop {
-            if n >= max {
-                return None;
-            }
-            match self.paired.compare_exchange(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(PairedGuard(self.clone())),
-                Err(now) => n = now,
-            }
-        }
+        let counted = self.paired.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
+        counted.ok().map(|_| PairedGuard(self.clone()))
     }
 }
 
