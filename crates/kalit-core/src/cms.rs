@@ -33,6 +33,10 @@ pub mod oid {
     pub const SIGNING_TIME: O = O::new_unwrap("1.2.840.113549.1.9.5");
     /// id-aa-signingCertificateV2
     pub const SIGNING_CERT_V2: O = O::new_unwrap("1.2.840.113549.1.9.16.2.47");
+    /// id-aa-signatureTimeStampToken (RFC 3161 appendix A)
+    pub const SIGNATURE_TIMESTAMP: O = O::new_unwrap("1.2.840.113549.1.9.16.2.14");
+    /// id-ct-TSTInfo
+    pub const TST_INFO: O = O::new_unwrap("1.2.840.113549.1.9.16.1.4");
     /// SHA-256
     pub const SHA256: O = O::new_unwrap("2.16.840.1.101.3.4.2.1");
     /// SHA-384
@@ -112,16 +116,67 @@ pub struct PreparedCms {
     chain: Vec<Vec<u8>>,
     sid: Vec<u8>,
     signed_attrs_content: Vec<u8>,
+    /// The encapsulated content type, and the content itself when it is attached (a timestamp token's
+    /// TSTInfo); `None` for a detached document (id-data).
+    encapsulated: Option<(ObjectIdentifier, Vec<u8>)>,
+    /// Whether the certificates go into the SignedData (a TSA leaves them out when not asked).
+    carry_certificates: bool,
+}
+
+/// Which signed attributes a detached SignedData carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// CAdES-B-B: contentType, messageDigest, signingTime, signingCertificateV2.
+    Cades,
+    /// PAdES-B-B (ETSI EN 319 142-1 5.2.1): as CAdES but without signingTime; the claimed time lives
+    /// in the PDF signature dictionary's `/M`, and a trusted one comes from a timestamp.
+    Pades,
 }
 
 impl PreparedCms {
-    /// Prepares a detached SignedData for the document whose [`digest_alg_for`]`(scheme)` digest is
-    /// `document_digest`, signed by the leaf of `chain` (leaf first) at `signing_time`.
+    /// Prepares a detached SignedData (CAdES profile) for the document whose
+    /// [`digest_alg_for`]`(scheme)` digest is `document_digest`, signed by the leaf of `chain` (leaf
+    /// first) at `signing_time`.
     pub fn new(
         chain: &[Vec<u8>],
         scheme: SignScheme,
         document_digest: &[u8],
         signing_time: OffsetDateTime,
+    ) -> Result<Self, CoreError> {
+        Self::build(chain, scheme, oid::DATA, document_digest, Some(signing_time), None)
+    }
+
+    /// Prepares a detached SignedData with the signed attributes of `profile`.
+    pub fn with_profile(
+        chain: &[Vec<u8>],
+        scheme: SignScheme,
+        document_digest: &[u8],
+        profile: Profile,
+        signing_time: OffsetDateTime,
+    ) -> Result<Self, CoreError> {
+        let time = (profile == Profile::Cades).then_some(signing_time);
+        Self::build(chain, scheme, oid::DATA, document_digest, time, None)
+    }
+
+    /// Prepares a SignedData that carries `content` of type `content_type` inside it (an RFC 3161
+    /// timestamp token carries its TSTInfo this way). No signingTime: the content says the time.
+    pub fn encapsulating(
+        chain: &[Vec<u8>],
+        scheme: SignScheme,
+        content_type: ObjectIdentifier,
+        content: Vec<u8>,
+    ) -> Result<Self, CoreError> {
+        let digest = digest_alg_for(scheme).digest(&content);
+        Self::build(chain, scheme, content_type, &digest, None, Some(content))
+    }
+
+    fn build(
+        chain: &[Vec<u8>],
+        scheme: SignScheme,
+        content_type: ObjectIdentifier,
+        document_digest: &[u8],
+        signing_time: Option<OffsetDateTime>,
+        content: Option<Vec<u8>>,
     ) -> Result<Self, CoreError> {
         let leaf = chain.first().ok_or_else(|| CoreError::invalid("CMS needs the signer's certificate"))?;
         if document_digest.len() != digest_alg_for(scheme).output_len() {
@@ -137,13 +192,33 @@ impl PreparedCms {
         let issuer_serial = w::seq(&[&general_names, &serial]);
         let ess_cert_id = w::seq(&[&w::octets(&HashAlg::Sha256.digest(leaf)), &issuer_serial]);
         let signing_cert = w::seq(&[&w::seq(&[&ess_cert_id])]);
-        let attrs = vec![
-            attribute(&oid::CONTENT_TYPE, w::oid(&oid::DATA)),
-            attribute(&oid::SIGNING_TIME, time_der(signing_time)),
+        let mut attrs = vec![
+            attribute(&oid::CONTENT_TYPE, w::oid(&content_type)),
             attribute(&oid::MESSAGE_DIGEST, w::octets(document_digest)),
             attribute(&oid::SIGNING_CERT_V2, signing_cert),
         ];
-        Ok(PreparedCms { scheme, chain: chain.to_vec(), sid, signed_attrs_content: w::set_of_content(attrs) })
+        if let Some(t) = signing_time {
+            attrs.push(attribute(&oid::SIGNING_TIME, time_der(t)));
+        }
+        let encapsulated = match content {
+            Some(c) => Some((content_type, c)),
+            None if content_type == oid::DATA => None,
+            None => Some((content_type, Vec::new())),
+        };
+        Ok(PreparedCms {
+            scheme,
+            chain: chain.to_vec(),
+            sid,
+            signed_attrs_content: w::set_of_content(attrs),
+            encapsulated,
+            carry_certificates: true,
+        })
+    }
+
+    /// Leaves the certificates out of the SignedData (the verifier has them from elsewhere).
+    pub fn without_certificates(mut self) -> Self {
+        self.carry_certificates = false;
+        self
     }
 
     /// The exact bytes the key must sign (DER `SET OF Attribute`).
@@ -167,10 +242,14 @@ impl PreparedCms {
             &signature_alg_id(self.scheme),
             &w::octets(signature),
         ]);
-        let encap = w::seq(&[&w::oid(&oid::DATA)]);
-        let certs = w::ctx(0, &self.chain.concat());
+        // RFC 5652 5.1: version 3 when the encapsulated content is not id-data.
+        let (version, encap) = match &self.encapsulated {
+            None => (1, w::seq(&[&w::oid(&oid::DATA)])),
+            Some((t, c)) => (3, w::seq(&[&w::oid(t), &w::ctx(0, &w::octets(c))])),
+        };
+        let certs = if self.carry_certificates { w::ctx(0, &self.chain.concat()) } else { Vec::new() };
         let signed_data = w::seq(&[
-            &w::small_int(1),
+            &w::small_int(version),
             &w::set_of(vec![digest_alg.clone()]),
             &encap,
             &certs,
@@ -178,6 +257,58 @@ impl PreparedCms {
         ]);
         w::seq(&[&w::oid(&oid::SIGNED_DATA), &w::ctx(0, &signed_data)])
     }
+}
+
+fn decode_signed_data(cms_der: &[u8]) -> Result<SignedData, CoreError> {
+    if cms_der.len() > MAX_CMS_LEN {
+        return Err(bad("larger than 1 MiB"));
+    }
+    let ci = ContentInfo::from_der(cms_der).map_err(|e| bad(&e.to_string()))?;
+    if ci.content_type != oid::SIGNED_DATA {
+        return Err(CoreError::invalid(format!("CMS content type {} is not SignedData", ci.content_type)));
+    }
+    ci.content.decode_as().map_err(|e: der::Error| bad(&e.to_string()))
+}
+
+fn only_signer(sd: &SignedData) -> Result<&SignerInfo, CoreError> {
+    match sd.signer_infos.0.as_slice() {
+        [one] => Ok(one),
+        _ => Err(CoreError::invalid("the CMS must have exactly one signer here")),
+    }
+}
+
+/// The signature value of the one SignerInfo of a SignedData: what a signature timestamp covers
+/// (RFC 3161 appendix A, ETSI EN 319 122-1 5.3).
+pub fn signature_value(cms_der: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let sd = decode_signed_data(cms_der)?;
+    Ok(only_signer(&sd)?.signature.as_bytes().to_vec())
+}
+
+/// Adds `token` (a DER RFC 3161 timestamp token over [`signature_value`]) to the one SignerInfo as
+/// the unsigned signatureTimeStampToken attribute: CAdES-B-T, PAdES-B-T. The signed part is unchanged,
+/// so the signature stays valid and the signer is not needed again.
+pub fn add_signature_timestamp(cms_der: &[u8], token: &[u8]) -> Result<Vec<u8>, CoreError> {
+    use cms::cert::x509::attr::Attribute;
+    let sd = decode_signed_data(cms_der)?;
+    only_signer(&sd)?;
+    let value = der::Any::from_der(token).map_err(|_| CoreError::invalid("the timestamp token is not DER"))?;
+    let attr = Attribute {
+        oid: oid::SIGNATURE_TIMESTAMP,
+        values: der::asn1::SetOfVec::try_from(vec![value]).map_err(|e| bad(&e.to_string()))?,
+    };
+    let mut sd = sd;
+    let mut infos = sd.signer_infos.0.into_vec();
+    let si = &mut infos[0];
+    let mut unsigned = si.unsigned_attrs.take().map(|a| a.into_vec()).unwrap_or_default();
+    if unsigned.iter().any(|a| a.oid == oid::SIGNATURE_TIMESTAMP) {
+        return Err(CoreError::invalid("the signature already carries a timestamp"));
+    }
+    unsigned.push(attr);
+    si.unsigned_attrs = Some(der::asn1::SetOfVec::try_from(unsigned).map_err(|e| bad(&e.to_string()))?);
+    sd.signer_infos =
+        cms::signed_data::SignerInfos(der::asn1::SetOfVec::try_from(infos).map_err(|e| bad(&e.to_string()))?);
+    let content = der::Any::encode_from(&sd).map_err(|e| bad(&e.to_string()))?;
+    ContentInfo { content_type: oid::SIGNED_DATA, content }.to_der().map_err(|e| bad(&e.to_string()))
 }
 
 /// What a successful CMS verification found.
@@ -191,6 +322,9 @@ pub struct CmsVerified {
     pub scheme: String,
     /// The signingTime attribute, when present.
     pub signing_time: Option<OffsetDateTime>,
+    /// The signature timestamp (CAdES-T), when present: it matches the signature value and its token
+    /// verifies with the TSA certificate it names.
+    pub timestamp: Option<crate::tsp::TimestampInfo>,
 }
 
 /// Largest CMS file accepted.
@@ -347,23 +481,33 @@ fn matches_sid(sid: &SignerIdentifier, cert_der: &[u8]) -> bool {
 
 /// Verifies a detached CMS SignedData. `digest_of` returns the document's digest for a hash algorithm
 /// (so large documents can be streamed by the caller). `extra_certs` are tried when the SignedData does
-/// not carry the signer's certificate. Every SignerInfo must verify.
+/// not carry the signer's certificate. Every SignerInfo must verify. A signature timestamp, when the
+/// signer carries one, must match the signature value and verify; it is reported (whether its TSA is
+/// trusted is for the caller to decide, with [`crate::tsp::check_tsa_chain`]).
 pub fn verify_detached(
     cms_der: &[u8],
     digest_of: &mut dyn FnMut(HashAlg) -> Result<Vec<u8>, CoreError>,
     extra_certs: &[Vec<u8>],
 ) -> Result<CmsVerified, CoreError> {
-    if cms_der.len() > MAX_CMS_LEN {
-        return Err(bad("larger than 1 MiB"));
-    }
-    let ci = ContentInfo::from_der(cms_der).map_err(|e| bad(&e.to_string()))?;
-    if ci.content_type != oid::SIGNED_DATA {
-        return Err(CoreError::invalid(format!("CMS content type {} is not SignedData", ci.content_type)));
-    }
-    let sd: SignedData = ci.content.decode_as().map_err(|e: der::Error| bad(&e.to_string()))?;
+    let sd = decode_signed_data(cms_der)?;
     if sd.encap_content_info.econtent.is_some() {
         return Err(CoreError::invalid("CMS has the content attached; Kalit verifies detached signatures"));
     }
+    let certificates = carried_certificates(&sd)?;
+    if sd.signer_infos.0.is_empty() {
+        return Err(bad("no SignerInfo"));
+    }
+    let mut result = None;
+    for si in sd.signer_infos.0.iter() {
+        let mut v = verify_signer(si, sd.encap_content_info.econtent_type, &certificates, extra_certs, digest_of)?;
+        v.timestamp = signature_timestamp(si)?;
+        result = Some(v);
+    }
+    result.ok_or_else(|| bad("no SignerInfo"))
+}
+
+/// The DER certificates a SignedData carries.
+pub(crate) fn carried_certificates(sd: &SignedData) -> Result<Vec<Vec<u8>>, CoreError> {
     let mut certificates = Vec::new();
     if let Some(set) = &sd.certificates {
         for choice in set.0.iter() {
@@ -372,66 +516,88 @@ pub fn verify_detached(
             }
         }
     }
-    if sd.signer_infos.0.is_empty() {
-        return Err(bad("no SignerInfo"));
+    Ok(certificates)
+}
+
+/// The signatureTimeStampToken of a SignerInfo, checked against its signature value.
+fn signature_timestamp(si: &SignerInfo) -> Result<Option<crate::tsp::TimestampInfo>, CoreError> {
+    let Some(unsigned) = &si.unsigned_attrs else { return Ok(None) };
+    let mut found = None;
+    for a in unsigned.iter().filter(|a| a.oid == oid::SIGNATURE_TIMESTAMP) {
+        if found.is_some() {
+            return Err(bad("two signature timestamps"));
+        }
+        let token = single_value(a)?.to_der().map_err(|e| bad(&e.to_string()))?;
+        found = Some(crate::tsp::verify_token(&token, si.signature.as_bytes()).map_err(|e| match e {
+            CoreError::InvalidSignature(m) => CoreError::InvalidSignature(format!("the signature timestamp: {m}")),
+            other => other,
+        })?);
     }
-    let mut result = None;
-    for si in sd.signer_infos.0.iter() {
-        let signer_cert =
-            certificates.iter().chain(extra_certs.iter()).find(|c| matches_sid(&si.sid, c)).cloned().ok_or_else(
-                || CoreError::invalid("the signer's certificate is neither in the CMS nor given with --cert"),
-            )?;
-        let hash = parse_hash(&si.digest_alg.oid)?;
-        let attrs =
-            si.signed_attrs.as_ref().ok_or_else(|| CoreError::Unsupported("CMS without signed attributes".into()))?;
-        let mut digest_attr = None;
-        let mut type_attr = None;
-        let mut signing_time = None;
-        for a in attrs.iter() {
-            if a.oid == oid::MESSAGE_DIGEST {
-                let v = single_value(a)?.decode_as::<OctetString>().map_err(|_| bad("messageDigest"))?;
-                if digest_attr.replace(v.as_bytes().to_vec()).is_some() {
-                    return Err(bad("two messageDigest attributes"));
-                }
-            } else if a.oid == oid::CONTENT_TYPE {
-                let v = single_value(a)?.decode_as::<ObjectIdentifier>().map_err(|_| bad("contentType"))?;
-                if type_attr.replace(v).is_some() {
-                    return Err(bad("two contentType attributes"));
-                }
-            } else if a.oid == oid::SIGNING_TIME {
-                let v = single_value(a)?;
-                let unix = match v.tag() {
-                    Tag::UtcTime => v.decode_as::<UtcTime>().map(|t| t.to_unix_duration()),
-                    Tag::GeneralizedTime => v.decode_as::<GeneralizedTime>().map(|t| t.to_unix_duration()),
-                    _ => return Err(bad("signingTime")),
-                }
-                .map_err(|_| bad("signingTime"))?;
-                signing_time = OffsetDateTime::from_unix_timestamp(unix.as_secs() as i64).ok();
-            }
-        }
-        if type_attr != Some(sd.encap_content_info.econtent_type) {
-            return Err(bad("contentType attribute missing or different from the encapsulated type"));
-        }
-        let want = digest_attr.ok_or_else(|| bad("messageDigest attribute missing"))?;
-        let have = digest_of(hash)?;
-        if aws_lc_rs::constant_time::verify_slices_are_equal(&want, &have).is_err() {
-            return Err(CoreError::InvalidSignature(
-                "the document's digest differs from the one that was signed: the document was changed or is not the one signed".into(),
-            ));
-        }
-        let cert = x509::parse(&signer_cert)?;
-        let bits = match cert.public_key().parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Some(rsa.key_size()),
-            _ => None,
-        };
-        let (alg, scheme) = verification_for(si, hash, bits)?;
-        let tbs = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
-        verify_with(cert.public_key(), alg, &tbs, si.signature.as_bytes()).map_err(|_| {
-            CoreError::InvalidSignature("the CMS signature does not verify with the signer's certificate".into())
+    Ok(found)
+}
+
+/// Checks one SignerInfo: its signed attributes (contentType equal to `content_type`, one
+/// messageDigest equal to `digest_of`), and its signature with the certificate it names.
+pub(crate) fn verify_signer(
+    si: &SignerInfo,
+    content_type: ObjectIdentifier,
+    certificates: &[Vec<u8>],
+    extra_certs: &[Vec<u8>],
+    digest_of: &mut dyn FnMut(HashAlg) -> Result<Vec<u8>, CoreError>,
+) -> Result<CmsVerified, CoreError> {
+    let signer_cert =
+        certificates.iter().chain(extra_certs.iter()).find(|c| matches_sid(&si.sid, c)).cloned().ok_or_else(|| {
+            CoreError::invalid("the signer's certificate is neither in the CMS nor given with --cert")
         })?;
-        result = Some(CmsVerified { signer_cert, certificates: certificates.clone(), scheme, signing_time });
+    let hash = parse_hash(&si.digest_alg.oid)?;
+    let attrs =
+        si.signed_attrs.as_ref().ok_or_else(|| CoreError::Unsupported("CMS without signed attributes".into()))?;
+    let mut digest_attr = None;
+    let mut type_attr = None;
+    let mut signing_time = None;
+    for a in attrs.iter() {
+        if a.oid == oid::MESSAGE_DIGEST {
+            let v = single_value(a)?.decode_as::<OctetString>().map_err(|_| bad("messageDigest"))?;
+            if digest_attr.replace(v.as_bytes().to_vec()).is_some() {
+                return Err(bad("two messageDigest attributes"));
+            }
+        } else if a.oid == oid::CONTENT_TYPE {
+            let v = single_value(a)?.decode_as::<ObjectIdentifier>().map_err(|_| bad("contentType"))?;
+            if type_attr.replace(v).is_some() {
+                return Err(bad("two contentType attributes"));
+            }
+        } else if a.oid == oid::SIGNING_TIME {
+            let v = single_value(a)?;
+            let unix = match v.tag() {
+                Tag::UtcTime => v.decode_as::<UtcTime>().map(|t| t.to_unix_duration()),
+                Tag::GeneralizedTime => v.decode_as::<GeneralizedTime>().map(|t| t.to_unix_duration()),
+                _ => return Err(bad("signingTime")),
+            }
+            .map_err(|_| bad("signingTime"))?;
+            signing_time = OffsetDateTime::from_unix_timestamp(unix.as_secs() as i64).ok();
+        }
     }
-    result.ok_or_else(|| bad("no SignerInfo"))
+    if type_attr != Some(content_type) {
+        return Err(bad("contentType attribute missing or different from the encapsulated type"));
+    }
+    let want = digest_attr.ok_or_else(|| bad("messageDigest attribute missing"))?;
+    let have = digest_of(hash)?;
+    if aws_lc_rs::constant_time::verify_slices_are_equal(&want, &have).is_err() {
+        return Err(CoreError::InvalidSignature(
+            "the document's digest differs from the one that was signed: the document was changed or is not the one signed".into(),
+        ));
+    }
+    let cert = x509::parse(&signer_cert)?;
+    let bits = match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Some(rsa.key_size()),
+        _ => None,
+    };
+    let (alg, scheme) = verification_for(si, hash, bits)?;
+    let tbs = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
+    verify_with(cert.public_key(), alg, &tbs, si.signature.as_bytes()).map_err(|_| {
+        CoreError::InvalidSignature("the CMS signature does not verify with the signer's certificate".into())
+    })?;
+    Ok(CmsVerified { signer_cert, certificates: certificates.to_vec(), scheme, signing_time, timestamp: None })
 }
 
 #[cfg(test)]

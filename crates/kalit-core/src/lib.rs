@@ -22,6 +22,7 @@ pub mod secret;
 #[cfg(feature = "session")]
 pub mod session;
 pub mod statement;
+pub mod tsp;
 pub mod verify;
 pub mod x509;
 

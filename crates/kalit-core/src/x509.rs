@@ -326,6 +326,20 @@ pub fn check_chain(
     validate_path(leaf, &leaf_c, pool, anchors, now, DocumentSigning)
 }
 
+/// Path validation as in [`check_chain`] (without its keyUsage rule on the leaf) for another
+/// extendedKeyUsage rule: a TSA's certificate ([`crate::tsp::check_tsa_chain`]).
+pub(crate) fn validate_path_with(
+    leaf: &[u8],
+    pool: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    at: OffsetDateTime,
+    usage: impl webpki::ExtendedKeyUsageValidator,
+) -> Result<ChainReport, CoreError> {
+    let leaf_c = parse(leaf)?;
+    check_validity(&leaf_c, at)?;
+    validate_path(leaf, &leaf_c, pool, anchors, at, usage)
+}
+
 /// The path validation under [`check_chain`], for any extendedKeyUsage rule.
 fn validate_path(
     leaf: &[u8],

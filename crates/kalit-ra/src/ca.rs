@@ -14,9 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kalit_core::keys::{self, PrivateKey};
 use kalit_core::seal::{self, KdfParams, SealedBox};
-use kalit_core::{KeyAlgorithm, SecretString, x509};
+use kalit_core::{KeyAlgorithm, SecretBytes, SecretString, x509};
 use kalit_proto::ErrorCode;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose};
+use rcgen::{BasicConstraints, CertificateParams, CustomExtension, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -39,6 +39,10 @@ struct CaFile {
     validity_days: u32,
     root: SealedCa,
     issuing: Option<SealedCa>,
+    /// The time-stamping key and certificate (issued by the issuing CA, or the root). CAs made before
+    /// the TSA existed get one the first time `kalit ra serve` opens them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tsa: Option<SealedCa>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +68,42 @@ pub struct Ca {
     pub chain: Vec<Vec<u8>>,
     /// Validity of issued certificates.
     pub validity_days: u32,
+    /// The time-stamping authority's key.
+    pub(crate) tsa_key: PrivateKey,
+    /// The TSA certificate, then [`Ca::chain`].
+    pub tsa_chain: Vec<Vec<u8>>,
+}
+
+/// Years a TSA certificate is valid (never past its issuer).
+const TSA_YEARS: i64 = 5;
+
+/// A TSA key and its certificate from `issuer` (RFC 3161 2.3: the extended key usage timeStamping, as
+/// the only purpose, critical; key usage digitalSignature).
+fn make_tsa(
+    name: &str,
+    alg: KeyAlgorithm,
+    issuer: &Issuer<'_, PrivateKey>,
+    issuer_cert: &[u8],
+) -> Result<(SecretBytes, Vec<u8>), RaError> {
+    let key_der = keys::generate(alg)?;
+    let key = PrivateKey::from_pkcs8(&key_der)?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN={} Time Stamping,O={}", escape(name), escape(name)))?;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.use_authority_key_identifier_extension = true;
+    p.serial_number = Some(crate::issue::random_serial()?.into());
+    let eku_oid = kalit_core::der::tlv(0x06, kalit_core::tsp::EKU_TIME_STAMPING);
+    let mut eku = CustomExtension::from_oid_content(&[2, 5, 29, 37], kalit_core::der::seq(&[&eku_oid]));
+    eku.set_criticality(true);
+    p.custom_extensions = vec![eku];
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::hours(1);
+    let issuer_end = x509::parse(issuer_cert)?.validity().not_after.to_datetime();
+    p.not_after = (now + Duration::days(365 * TSA_YEARS)).min(issuer_end);
+    let cert = p.signed_by(&key, issuer).map_err(RaError::internal)?.der().to_vec();
+    Ok((key_der, cert))
 }
 
 impl std::fmt::Debug for Ca {
@@ -138,21 +178,26 @@ pub fn init(
         cert: root_b64,
     };
     let mut chain = vec![root_cert.clone()];
-    let issuing = if two_tier {
+    let root_issuer = Issuer::new(root_params, root_key);
+    let (issuing, tsa) = if two_tier {
         let k_der = keys::generate(alg)?;
         let k = PrivateKey::from_pkcs8(&k_der)?;
         let params = ca_params(&format!("CN={} Issuing CA,O={}", escape(name), escape(name)), Some(0), 10)?;
-        let root_issuer = Issuer::new(root_params, root_key);
         let cert = params.signed_by(&k, &root_issuer).map_err(RaError::internal)?.der().to_vec();
+        let issuing_issuer = Issuer::from_ca_cert_der(&cert.as_slice().into(), k).map_err(RaError::internal)?;
+        let tsa = make_tsa(name, alg, &issuing_issuer, &cert)?;
         let b64 = B64.encode(&cert);
         chain.insert(0, cert);
-        Some(SealedCa {
+        let sealed = SealedCa {
             key: seal::seal(&kek, &aad("issuing", name, validity_days, &b64), k_der.expose_secret())?,
             cert: b64,
-        })
+        };
+        (Some(sealed), tsa)
     } else {
-        None
+        (None, make_tsa(name, alg, &root_issuer, &root_cert)?)
     };
+    let tsa_b64 = B64.encode(&tsa.1);
+    let tsa = SealedCa { key: seal::seal(&kek, &aad("tsa", name, validity_days, &tsa_b64), tsa.0.expose_secret())?, cert: tsa_b64 };
     let file = CaFile {
         format: CA_FORMAT.into(),
         name: name.into(),
@@ -161,6 +206,7 @@ pub fn init(
         validity_days,
         root,
         issuing,
+        tsa: Some(tsa),
     };
     let pem: String = chain.iter().map(|c| x509::cert_pem(c)).collect();
     kalit_service::files::atomic_write(&dir.join("ca.pem"), pem.as_bytes())
@@ -222,10 +268,54 @@ pub fn open(dir: &Path, passphrase: &SecretString) -> Result<Ca, RaError> {
     if key.spki_der() != x509::cert_spki(&cert)? {
         return Err(RaError::new(ErrorCode::Corrupt, "ca.json: the CA key does not match its certificate"));
     }
+    let alg = key.algorithm();
+    let f_has_issuing = f.issuing.is_some();
+    let validity_days = f.validity_days;
     let issuer = Issuer::from_ca_cert_der(&cert.as_slice().into(), key).map_err(RaError::internal)?;
+    let (tsa_key, tsa_cert) = match &f.tsa {
+        Some(t) if f.format != CA_FORMAT_V1 => {
+            let tsa_cert =
+                B64.decode(&t.cert).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad TSA certificate"))?;
+            let pkcs8 = seal::open(&kek, &aad("tsa", &f.name, f.validity_days, &t.cert), &t.key)?
+                .ok_or_else(|| RaError::new(ErrorCode::Corrupt, "ca.json: the TSA key fails its integrity check"))?;
+            let k = PrivateKey::from_pkcs8(&pkcs8)?;
+            if k.spki_der() != x509::cert_spki(&tsa_cert)? {
+                return Err(RaError::new(ErrorCode::Corrupt, "ca.json: the TSA key does not match its certificate"));
+            }
+            (k, tsa_cert)
+        }
+        _ => add_tsa(dir, f, &kek, alg, &issuer, &cert)?,
+    };
     let mut chain = vec![cert];
-    if f.issuing.is_some() {
+    if f_has_issuing {
         chain.push(root_cert);
     }
-    Ok(Ca { issuer, chain, validity_days: f.validity_days })
+    let mut tsa_chain = vec![tsa_cert];
+    tsa_chain.extend(chain.iter().cloned());
+    Ok(Ca { issuer, chain, validity_days, tsa_key, tsa_chain })
+}
+
+/// Gives a CA made before Kalit had a TSA its TSA key and certificate, sealed like the CA keys and
+/// written to `ca.json` in one atomic replace (a version 1 file stays version 1: its TSA is made anew
+/// at each start and never written).
+fn add_tsa(
+    dir: &Path,
+    mut f: CaFile,
+    kek: &SecretBytes,
+    alg: KeyAlgorithm,
+    issuer: &Issuer<'_, PrivateKey>,
+    issuer_cert: &[u8],
+) -> Result<(PrivateKey, Vec<u8>), RaError> {
+    let (key_der, cert) = make_tsa(&f.name, alg, issuer, issuer_cert)?;
+    if f.format == CA_FORMAT {
+        let b64 = B64.encode(&cert);
+        f.tsa = Some(SealedCa {
+            key: seal::seal(kek, &aad("tsa", &f.name, f.validity_days, &b64), key_der.expose_secret())?,
+            cert: b64,
+        });
+        let json = serde_json::to_vec_pretty(&f).map_err(RaError::internal)?;
+        kalit_service::files::atomic_write(&dir.join("ca.json"), &json).map_err(RaError::io("cannot write ca.json"))?;
+        tracing::info!("the CA had no time-stamping key: one was made and sealed into ca.json");
+    }
+    Ok((PrivateKey::from_pkcs8(&key_der)?, cert))
 }

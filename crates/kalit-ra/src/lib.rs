@@ -31,6 +31,8 @@ pub use store::RaStore;
 
 /// The OpenAPI description, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
+/// Timestamp requests one address may make per minute (a burst of as many).
+pub const TIMESTAMPS_PER_MINUTE: u32 = 600;
 /// Longest enrolment TTL.
 pub const MAX_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
@@ -45,6 +47,8 @@ pub struct RaState {
     pub dir: PathBuf,
     /// Per-address limiter for issuance attempts.
     pub limiter: Arc<RateLimiter>,
+    /// Per-address limiter for timestamp requests.
+    pub timestamp_limiter: Arc<RateLimiter>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Where "now" comes from (the system clock; tests move a manual one).
@@ -62,6 +66,7 @@ impl RaState {
             store: RaStore::open(dir).await?,
             dir: dir.to_path_buf(),
             limiter: Arc::new(RateLimiter::new(per_minute, per_minute.max(1))),
+            timestamp_limiter: Arc::new(RateLimiter::new(TIMESTAMPS_PER_MINUTE, TIMESTAMPS_PER_MINUTE)),
             metrics: Arc::new(Metrics::new("kalit_ra")),
             clock: kalit_service::Clock::system(),
             app_origins: Arc::new(vec![]),
@@ -212,6 +217,31 @@ async fn issue_handler(
     Ok((StatusCode::CREATED, axum::Json(r?)))
 }
 
+/// RFC 3161 over HTTP (3.4): a DER TimeStampReq in, a DER TimeStampResp out. A request the TSA
+/// refuses is still answered 200 with a rejection inside, as the RFC asks; only a wrong media type is
+/// an HTTP error.
+async fn timestamp(
+    State(s): State<RaState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ServiceResult<impl IntoResponse> {
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if media.split(';').next().map(str::trim) != Some(kalit_core::tsp::QUERY_MEDIA_TYPE) {
+        s.metrics.inc("timestamps", "bad_media_type");
+        return Err(ServiceError::new(
+            ErrorCode::InvalidInput,
+            format!("a timestamp request is sent as {}", kalit_core::tsp::QUERY_MEDIA_TYPE),
+        ));
+    }
+    let serial = issue::random_serial().map_err(ServiceError::from)?;
+    let now = s.clock.now();
+    let tsa = kalit_core::tsp::Tsa { key: &s.ca.tsa_key, chain: &s.ca.tsa_chain, policy: kalit_core::tsp::KALIT_TSA_POLICY };
+    let answer = tsa.answer(&body, now, &serial);
+    let granted = kalit_core::tsp::is_granted(&answer);
+    s.metrics.inc("timestamps", if granted { "granted" } else { "refused" });
+    Ok(([(header::CONTENT_TYPE, kalit_core::tsp::REPLY_MEDIA_TYPE)], answer))
+}
+
 async fn ca_pem(State(s): State<RaState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/x-pem-file")], ca::chain_pem(&s.ca))
 }
@@ -244,6 +274,11 @@ pub fn app(state: RaState) -> Router {
             AddressLimit { limiter: state.limiter.clone(), metrics: state.metrics.clone() },
             limit_address,
         ));
+    let stamp =
+        Router::new().route("/v1/timestamp", post(timestamp)).route_layer(axum::middleware::from_fn_with_state(
+            AddressLimit { limiter: state.timestamp_limiter.clone(), metrics: state.metrics.clone() },
+            limit_address,
+        ));
     Router::new()
         .route("/v1/ca.pem", get(ca_pem))
         .route("/v1/crl", get(crl))
@@ -251,6 +286,7 @@ pub fn app(state: RaState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .merge(issue)
+        .merge(stamp)
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), kalit_service::metrics::track))
         .fallback(kalit_service::error::not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
