@@ -76,6 +76,21 @@ pub fn first_element(der: &[u8]) -> Option<&[u8]> {
     inner.tlv_bytes().ok()
 }
 
+/// The length in bytes (tag, length and content) of the DER element at the start of `der`, read with
+/// the `der` crate's decoder; `None` when it does not start with a complete element.
+pub fn tlv_len(der: &[u8]) -> Option<usize> {
+    use der::{Decode, Header, Reader, SliceReader};
+    // A zero byte is padding (a PDF signature hole), never a tag Kalit reads.
+    if der.first().is_none_or(|b| *b == 0) {
+        return None;
+    }
+    let mut r = SliceReader::new(der).ok()?;
+    let h = Header::decode(&mut r).ok()?;
+    let head = usize::try_from(u32::from(r.position())).ok()?;
+    let body = usize::try_from(u32::from(h.length())).ok()?;
+    head.checked_add(body).filter(|t| *t <= der.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

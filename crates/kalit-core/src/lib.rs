@@ -16,6 +16,8 @@ pub mod error;
 #[cfg(feature = "session")]
 pub mod flow;
 pub mod keys;
+#[cfg(feature = "pdf")]
+pub mod pdf;
 pub mod purpose;
 pub mod seal;
 pub mod secret;

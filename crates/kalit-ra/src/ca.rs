@@ -88,7 +88,8 @@ fn make_tsa(
     let key_der = keys::generate(alg)?;
     let key = PrivateKey::from_pkcs8(&key_der)?;
     let mut p = CertificateParams::default();
-    p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN={} Time Stamping,O={}", escape(name), escape(name)))?;
+    p.distinguished_name =
+        kalit_core::csr::parse_subject(&format!("CN={} Time Stamping,O={}", escape(name), escape(name)))?;
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.key_identifier_method = KeyIdMethod::Sha256;
@@ -197,7 +198,10 @@ pub fn init(
         (None, make_tsa(name, alg, &root_issuer, &root_cert)?)
     };
     let tsa_b64 = B64.encode(&tsa.1);
-    let tsa = SealedCa { key: seal::seal(&kek, &aad("tsa", name, validity_days, &tsa_b64), tsa.0.expose_secret())?, cert: tsa_b64 };
+    let tsa = SealedCa {
+        key: seal::seal(&kek, &aad("tsa", name, validity_days, &tsa_b64), tsa.0.expose_secret())?,
+        cert: tsa_b64,
+    };
     let file = CaFile {
         format: CA_FORMAT.into(),
         name: name.into(),

@@ -235,7 +235,8 @@ async fn timestamp(
     }
     let serial = issue::random_serial().map_err(ServiceError::from)?;
     let now = s.clock.now();
-    let tsa = kalit_core::tsp::Tsa { key: &s.ca.tsa_key, chain: &s.ca.tsa_chain, policy: kalit_core::tsp::KALIT_TSA_POLICY };
+    let tsa =
+        kalit_core::tsp::Tsa { key: &s.ca.tsa_key, chain: &s.ca.tsa_chain, policy: kalit_core::tsp::KALIT_TSA_POLICY };
     let answer = tsa.answer(&body, now, &serial);
     let granted = kalit_core::tsp::is_granted(&answer);
     s.metrics.inc("timestamps", if granted { "granted" } else { "refused" });

@@ -1,0 +1,758 @@
+//! PDF signatures (PAdES, ETSI EN 319 142-1) on lopdf, by incremental update only: the original bytes
+//! stay untouched, so earlier signatures stay valid.
+//!
+//! Signing is three steps, so that the private key can live on another device:
+//! 1. [`prepare`] appends a revision with a signature field whose value reserves a hole (`/Contents`)
+//!    and whose `/ByteRange` names everything but the hole;
+//! 2. the signer checks the prepared file with [`inspect_prepared`] (it recomputes the digest over the
+//!    byte ranges itself, and refuses a revision that changes anything but the signature's own objects)
+//!    and makes a detached CMS over that digest with the PAdES profile;
+//! 3. [`Prepared::complete`] writes the CMS, hex-encoded, into the hole.
+//!
+//! [`signatures`] reads every signature of a PDF back for verification, with what changed after it.
+
+use std::collections::BTreeSet;
+
+use lopdf::{Dictionary, Document, IncrementalDocument, LoadOptions, Object, ObjectId, StringFormat};
+use time::OffsetDateTime;
+
+use crate::CoreError;
+use crate::digest::{HashAlg, Hasher};
+
+/// Largest PDF accepted.
+pub const MAX_PDF_LEN: usize = 64 * 1024 * 1024;
+/// Bytes reserved for a signature's CMS (a PAdES B-T with an RSA-3072 chain and a TSA token fits).
+pub const DEFAULT_RESERVE: usize = 16 * 1024;
+/// Most decompressed bytes one stream may grow to while a PDF is read (decompression bombs).
+const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
+/// How deep the field tree is followed.
+const MAX_FIELD_DEPTH: usize = 16;
+/// The ByteRange placeholder: ten digits, patched in place once the offsets are known.
+const PLACEHOLDER: i64 = 9_999_999_999;
+
+fn invalid(msg: impl Into<String>) -> CoreError {
+    CoreError::InvalidInput(msg.into())
+}
+
+/// What kind of signature a prepared revision holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A signer's signature: `/SubFilter /ETSI.CAdES.detached`, a CMS in the hole.
+    Signature,
+    /// A document timestamp (PAdES-B-LTA): `/Type /DocTimeStamp /SubFilter /ETSI.RFC3161`, an RFC
+    /// 3161 token in the hole.
+    DocTimeStamp,
+}
+
+/// What to put in the signature dictionary.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    /// The field's name (`/T`); default `KalitSignatureN`.
+    pub field: Option<&'a str>,
+    /// Why the person signs (`/Reason`).
+    pub reason: Option<&'a str>,
+    /// The signer's name (`/Name`).
+    pub name: Option<&'a str>,
+    /// The time claimed by the signer's device (`/M`); a trusted time comes from a timestamp.
+    pub time: OffsetDateTime,
+    /// Bytes reserved for the CMS or token.
+    pub reserve: usize,
+    /// Signature or document timestamp.
+    pub kind: Kind,
+}
+
+/// A PDF with a signature hole, waiting for its CMS.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The whole prepared file.
+    pub pdf: Vec<u8>,
+    /// `[0, a, b, c]`: the signed bytes are `pdf[0..a]` and `pdf[b..b + c]`; the hole is `pdf[a..b]`.
+    pub byte_range: [usize; 4],
+    /// The signature field's name.
+    pub field: String,
+}
+
+impl Prepared {
+    /// The digest of the signed byte ranges.
+    pub fn digest(&self, h: HashAlg) -> Vec<u8> {
+        digest_ranges(&self.pdf, self.byte_range, h)
+    }
+
+    /// Writes `der` (the CMS, or for a document timestamp the token) into the hole.
+    pub fn complete(mut self, der: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let [_, a, b, _] = self.byte_range;
+        let room = (b - a - 2) / 2;
+        if der.len() > room {
+            return Err(invalid(format!(
+                "the signature ({} bytes) does not fit the {room} bytes reserved for it in the PDF",
+                der.len()
+            )));
+        }
+        let hex = hex::encode_upper(der);
+        self.pdf[a + 1..a + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+        Ok(self.pdf)
+    }
+}
+
+fn digest_ranges(pdf: &[u8], br: [usize; 4], h: HashAlg) -> Vec<u8> {
+    let mut hasher = Hasher::new(h);
+    hasher.update(&pdf[br[0]..br[0] + br[1]]);
+    hasher.update(&pdf[br[2]..br[2] + br[3]]);
+    hasher.finish()
+}
+
+/// Reads a PDF with Kalit's limits: at most [`MAX_PDF_LEN`], streams decompressed to at most 64 MiB,
+/// not encrypted, and a cross-reference that reads as written (a repaired file has no reliable
+/// revisions to append to or to verify).
+pub fn load(pdf: &[u8]) -> Result<Document, CoreError> {
+    if pdf.len() > MAX_PDF_LEN {
+        return Err(invalid(format!("the PDF is larger than {} MiB", MAX_PDF_LEN >> 20)));
+    }
+    if !pdf.starts_with(b"%PDF-") {
+        return Err(invalid("not a PDF (it does not start with %PDF-)"));
+    }
+    let options = LoadOptions { max_decompressed_size: Some(MAX_DECOMPRESSED), ..LoadOptions::default() };
+    let doc = Document::load_mem_with_options(pdf, options).map_err(|e| invalid(format!("unreadable PDF: {e}")))?;
+    if doc.is_encrypted() || doc.trailer.has(b"Encrypt") {
+        return Err(invalid("the PDF is encrypted: Kalit signs and verifies unencrypted PDFs only"));
+    }
+    if doc.xref_recovery.is_some() || doc.xref_start == 0 {
+        return Err(invalid("the PDF's cross-reference table is damaged (repair the file, e.g. by saving it again)"));
+    }
+    Ok(doc)
+}
+
+fn catalog_id(doc: &Document) -> Result<ObjectId, CoreError> {
+    doc.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| invalid("the PDF has no catalog (/Root)"))
+}
+
+/// Follows a reference (or returns the direct object).
+fn resolve<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> {
+    doc.dereference(o).ok().map(|(_, o)| o)
+}
+
+fn name_of(o: Option<&Object>) -> Option<&[u8]> {
+    o.and_then(|o| o.as_name().ok())
+}
+
+fn text_of(doc: &Document, d: &Dictionary, key: &[u8]) -> Option<String> {
+    let o = resolve(doc, d.get(key).ok()?)?;
+    let bytes = o.as_str().ok()?;
+    Some(lopdf::decode_text_string(o).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// One signature field: its name, its object id and its value's object id (when signed).
+#[derive(Debug, Clone)]
+struct SigField {
+    name: String,
+    value: Option<ObjectId>,
+}
+
+/// Every signature field of the document, through the AcroForm's field tree (bounded depth, each node
+/// visited once).
+fn signature_fields(doc: &Document) -> Vec<SigField> {
+    let mut out = Vec::new();
+    let Ok(catalog) = doc.catalog() else { return out };
+    let Some(form) = catalog.get(b"AcroForm").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_dict().ok()) else {
+        return out;
+    };
+    let Some(fields) = form.get(b"Fields").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()) else {
+        return out;
+    };
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<(&Object, usize, String)> = fields.iter().map(|f| (f, 0, String::new())).collect();
+    while let Some((f, depth, prefix)) = stack.pop() {
+        if depth > MAX_FIELD_DEPTH || out.len() > 10_000 {
+            break;
+        }
+        if let Ok(id) = f.as_reference()
+            && !seen.insert(id)
+        {
+            continue;
+        }
+        let Some(d) = resolve(doc, f).and_then(|o| o.as_dict().ok()) else { continue };
+        let part = text_of(doc, d, b"T").unwrap_or_default();
+        let name = match (prefix.is_empty(), part.is_empty()) {
+            (true, _) => part,
+            (false, true) => prefix.clone(),
+            (false, false) => format!("{prefix}.{part}"),
+        };
+        if let Ok(kids) = d.get(b"Kids").and_then(Object::as_array)
+            && kids.iter().any(|k| resolve(doc, k).and_then(|o| o.as_dict().ok()).is_some_and(|k| k.has(b"T")))
+        {
+            stack.extend(kids.iter().map(|k| (k, depth + 1, name.clone())));
+            continue;
+        }
+        if name_of(d.get(b"FT").ok()) == Some(b"Sig") {
+            let value = d.get(b"V").and_then(Object::as_reference).ok();
+            out.push(SigField { name, value });
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn pdf_date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "D:{:04}{:02}{:02}{:02}{:02}{:02}+00'00'",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Refuses a document whose certification signature forbids any change (DocMDP P=1).
+fn check_doc_mdp(doc: &Document) -> Result<(), CoreError> {
+    let Ok(catalog) = doc.catalog() else { return Ok(()) };
+    let Some(perms) = catalog.get(b"Perms").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_dict().ok()) else {
+        return Ok(());
+    };
+    let Some(sig) = perms.get(b"DocMDP").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_dict().ok()) else {
+        return Ok(());
+    };
+    let refs = sig.get(b"Reference").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok());
+    for r in refs.into_iter().flatten() {
+        let p = resolve(doc, r)
+            .and_then(|o| o.as_dict().ok())
+            .and_then(|d| d.get(b"TransformParams").ok())
+            .and_then(|o| resolve(doc, o))
+            .and_then(|o| o.as_dict().ok())
+            .and_then(|d| d.get(b"P").ok())
+            .and_then(|o| o.as_i64().ok());
+        if p == Some(1) {
+            return Err(CoreError::Refused(
+                "the PDF is certified with \"no changes allowed\": a new signature would invalidate it".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Appends a revision with an invisible signature field on the first page and a hole of
+/// `spec.reserve` bytes, and fills in its `/ByteRange`.
+pub fn prepare(input: &[u8], spec: &Spec<'_>) -> Result<Prepared, CoreError> {
+    prepare_with(input, spec, |_| Ok(()))
+}
+
+/// [`prepare`], with `extra` changes in the same revision (tests play a lying computer with it).
+fn prepare_with(
+    input: &[u8],
+    spec: &Spec<'_>,
+    extra: impl FnOnce(&mut IncrementalDocument) -> Result<(), CoreError>,
+) -> Result<Prepared, CoreError> {
+    if spec.reserve == 0 || spec.reserve > 256 * 1024 {
+        return Err(invalid("the signature reserve is 1 byte to 256 KiB"));
+    }
+    let doc = load(input)?;
+    check_doc_mdp(&doc)?;
+    let existing = signature_fields(&doc);
+    let field = match spec.field {
+        Some(f) if f.is_empty() || f.contains('.') || f.len() > 100 => {
+            return Err(invalid("a field name is 1 to 100 characters without a dot"));
+        }
+        Some(f) if existing.iter().any(|e| e.name == f) => {
+            return Err(invalid(format!("the PDF already has a field named {f:?}")));
+        }
+        Some(f) => f.to_owned(),
+        None => (1..)
+            .map(|n| format!("KalitSignature{n}"))
+            .find(|n| !existing.iter().any(|e| &e.name == n))
+            .unwrap_or_default(),
+    };
+    let root = catalog_id(&doc)?;
+    let page = *doc.get_pages().get(&1).ok_or_else(|| invalid("the PDF has no page"))?;
+    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+    let nd = &mut inc.new_document;
+
+    let mut sig = Dictionary::new();
+    let placeholder = || Object::Array(vec![0.into(), PLACEHOLDER.into(), PLACEHOLDER.into(), PLACEHOLDER.into()]);
+    match spec.kind {
+        Kind::Signature => {
+            sig.set("Type", Object::Name(b"Sig".to_vec()));
+            sig.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+            sig.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
+            sig.set("M", Object::string_literal(pdf_date(spec.time)));
+        }
+        Kind::DocTimeStamp => {
+            sig.set("Type", Object::Name(b"DocTimeStamp".to_vec()));
+            sig.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+            sig.set("SubFilter", Object::Name(b"ETSI.RFC3161".to_vec()));
+        }
+    }
+    sig.set("ByteRange", placeholder());
+    sig.set("Contents", Object::String(vec![0; spec.reserve], StringFormat::Hexadecimal));
+    if let Some(r) = spec.reason {
+        sig.set("Reason", lopdf::text_string(r));
+    }
+    if let Some(n) = spec.name {
+        sig.set("Name", lopdf::text_string(n));
+    }
+    let sig_id = nd.try_add_object(sig).map_err(|e| invalid(format!("PDF: {e}")))?;
+
+    let mut widget = Dictionary::new();
+    widget.set("Type", Object::Name(b"Annot".to_vec()));
+    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+    widget.set("FT", Object::Name(b"Sig".to_vec()));
+    widget.set("T", lopdf::text_string(&field));
+    widget.set("F", 132);
+    widget.set("P", page);
+    widget.set("V", sig_id);
+    widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()]));
+    let field_id = nd.try_add_object(widget).map_err(|e| invalid(format!("PDF: {e}")))?;
+
+    append_to_array(&mut inc, page, b"Annots", field_id)?;
+    // The catalog's /AcroForm: direct, indirect, or absent.
+    inc.opt_clone_object_to_new_document(root).map_err(|e| invalid(format!("PDF: {e}")))?;
+    let form_ref = inc.new_document.get_dictionary(root).ok().and_then(|c| c.get(b"AcroForm").ok()).cloned();
+    match form_ref {
+        Some(Object::Reference(form_id)) => {
+            inc.opt_clone_object_to_new_document(form_id).map_err(|e| invalid(format!("PDF: {e}")))?;
+            append_to_array(&mut inc, form_id, b"Fields", field_id)?;
+            let form = inc
+                .new_document
+                .get_dictionary_mut(form_id)
+                .map_err(|_| invalid("the AcroForm is not a dictionary"))?;
+            form.set("SigFlags", 3);
+        }
+        Some(Object::Dictionary(_)) => {
+            append_to_array(&mut inc, root, b"AcroForm.Fields", field_id)?;
+        }
+        Some(_) => return Err(invalid("the catalog's /AcroForm is not a dictionary")),
+        None => {
+            let mut form = Dictionary::new();
+            form.set("Fields", Object::Array(vec![field_id.into()]));
+            form.set("SigFlags", 3);
+            let c =
+                inc.new_document.get_dictionary_mut(root).map_err(|_| invalid("the catalog is not a dictionary"))?;
+            c.set("AcroForm", form);
+        }
+    }
+
+    extra(&mut inc)?;
+    let mut pdf = Vec::with_capacity(input.len() + 2 * spec.reserve + 4096);
+    inc.save_to(&mut pdf).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
+    let start = input.len();
+    // The hole and the placeholder, searched for only in the new revision, each exactly once.
+    let hole_text = [&b"<"[..], &vec![b'0'; 2 * spec.reserve], b">"].concat();
+    let a = find_once(&pdf[start..], &hole_text)
+        .map(|i| i + start)
+        .ok_or_else(|| invalid("PDF: the hole is not unique"))?;
+    let b = a + hole_text.len();
+    let ph = format!("[0 {PLACEHOLDER} {PLACEHOLDER} {PLACEHOLDER}]");
+    let at = find_once(&pdf[start..], ph.as_bytes())
+        .map(|i| i + start)
+        .ok_or_else(|| invalid("PDF: the byte range is not unique"))?;
+    let c = pdf.len() - b;
+    let filled = format!("[0 {a} {b} {c}]");
+    let mut patch = filled.into_bytes();
+    patch.resize(ph.len(), b' ');
+    pdf[at..at + ph.len()].copy_from_slice(&patch);
+    Ok(Prepared { pdf, byte_range: [0, a, b, c], field })
+}
+
+/// Appends `item` to the array `key` of dictionary `owner` (an array held directly or by reference;
+/// created when absent). `AcroForm.Fields` names the Fields array of a direct AcroForm.
+fn append_to_array(
+    inc: &mut IncrementalDocument,
+    owner: ObjectId,
+    key: &[u8],
+    item: ObjectId,
+) -> Result<(), CoreError> {
+    let pdf_err = |e: lopdf::Error| invalid(format!("PDF: {e}"));
+    inc.opt_clone_object_to_new_document(owner).map_err(pdf_err)?;
+    let (outer, key) = match key {
+        b"AcroForm.Fields" => (Some(&b"AcroForm"[..]), &b"Fields"[..]),
+        k => (None, k),
+    };
+    let current = {
+        let d = inc.new_document.get_dictionary(owner).map_err(|_| invalid("PDF: expected a dictionary"))?;
+        let d = match outer {
+            Some(o) => d.get(o).and_then(Object::as_dict).map_err(|_| invalid("PDF: expected a dictionary"))?,
+            None => d,
+        };
+        d.get(key).ok().cloned()
+    };
+    match current {
+        Some(Object::Reference(arr_id)) => {
+            inc.opt_clone_object_to_new_document(arr_id).map_err(pdf_err)?;
+            let arr = inc
+                .new_document
+                .get_object_mut(arr_id)
+                .and_then(Object::as_array_mut)
+                .map_err(|_| invalid("PDF: an indirect array is not an array"))?;
+            arr.push(item.into());
+        }
+        other => {
+            let mut arr = match other {
+                Some(Object::Array(a)) => a,
+                None => vec![],
+                Some(_) => return Err(invalid("PDF: expected an array")),
+            };
+            arr.push(item.into());
+            let d = inc.new_document.get_dictionary_mut(owner).map_err(|_| invalid("PDF: expected a dictionary"))?;
+            let d = match outer {
+                Some(o) => {
+                    d.get_mut(o).and_then(Object::as_dict_mut).map_err(|_| invalid("PDF: expected a dictionary"))?
+                }
+                None => d,
+            };
+            d.set(key.to_vec(), Object::Array(arr));
+        }
+    }
+    Ok(())
+}
+
+fn find_once(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut hits = hay.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i);
+    let first = hits.next()?;
+    hits.next().is_none().then_some(first)
+}
+
+/// A signature read from a PDF, before its CMS is checked.
+#[derive(Debug, Clone)]
+pub struct PdfSignature {
+    /// The field's full name.
+    pub field: String,
+    /// `/SubFilter`, e.g. `ETSI.CAdES.detached`, `adbe.pkcs7.detached`, `ETSI.RFC3161`.
+    pub sub_filter: String,
+    /// `/ByteRange`, checked to be `[0, a, b, c]` with the hole exactly the `/Contents` string.
+    pub byte_range: [usize; 4],
+    /// The DER in the hole, without its zero padding (empty while unsigned).
+    pub contents: Vec<u8>,
+    /// `/M`, as written.
+    pub claimed_time: Option<String>,
+    /// `/Reason`.
+    pub reason: Option<String>,
+    /// `/Name`.
+    pub name: Option<String>,
+    /// Bytes in the file after the end of this signature's revision (0: it covers the whole file).
+    pub bytes_after: usize,
+    /// When bytes follow: whether the later revisions change only what signing may change (new
+    /// signature fields and their values, document security data, document timestamps); `Err` says
+    /// what else they change.
+    pub later_changes: Result<(), String>,
+}
+
+impl PdfSignature {
+    /// The digest of the bytes this signature covers.
+    pub fn digest(&self, pdf: &[u8], h: HashAlg) -> Vec<u8> {
+        digest_ranges(pdf, self.byte_range, h)
+    }
+
+    /// The bytes this signature covers, in one piece (for an external judge).
+    pub fn signed_bytes(&self, pdf: &[u8]) -> Vec<u8> {
+        let [_, a, b, c] = self.byte_range;
+        [&pdf[..a], &pdf[b..b + c]].concat()
+    }
+}
+
+/// Every signature in `pdf`, in field order.
+pub fn signatures(pdf: &[u8]) -> Result<Vec<PdfSignature>, CoreError> {
+    let doc = load(pdf)?;
+    let mut out = Vec::new();
+    for f in signature_fields(&doc) {
+        let Some(v) = f.value else { continue };
+        let sig = doc
+            .get_dictionary(v)
+            .map_err(|_| invalid(format!("signature {:?}: its value is not a dictionary", f.name)))?;
+        out.push(read_signature(pdf, &doc, &f.name, sig)?);
+    }
+    Ok(out)
+}
+
+fn read_signature(pdf: &[u8], doc: &Document, field: &str, sig: &Dictionary) -> Result<PdfSignature, CoreError> {
+    let bad = |m: &str| CoreError::InvalidSignature(format!("signature {field:?}: {m}"));
+    let br = sig
+        .get(b"ByteRange")
+        .ok()
+        .and_then(|o| resolve(doc, o))
+        .and_then(|o| o.as_array().ok())
+        .ok_or_else(|| bad("no /ByteRange"))?;
+    let nums: Vec<usize> = br.iter().filter_map(|o| o.as_i64().ok()).filter_map(|n| usize::try_from(n).ok()).collect();
+    let [zero, a, b, c] = nums[..] else { return Err(bad("the /ByteRange is not four non-negative numbers")) };
+    let end = b.checked_add(c).ok_or_else(|| bad("the /ByteRange overflows"))?;
+    if zero != 0 || a == 0 || b <= a + 1 || end > pdf.len() {
+        return Err(bad("the /ByteRange does not start at 0, overlaps itself or leaves the file"));
+    }
+    let hole = &pdf[a..b];
+    if hole[0] != b'<' || hole[hole.len() - 1] != b'>' || (hole.len() - 2) % 2 != 0 {
+        return Err(bad("the gap in the /ByteRange is not exactly the hex string of the signature"));
+    }
+    let raw = hex::decode(&hole[1..hole.len() - 1]).map_err(|_| bad("the gap in the /ByteRange is not hex"))?;
+    let contents_obj = sig.get(b"Contents").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_str().ok());
+    if contents_obj != Some(&raw[..]) {
+        return Err(bad("the /ByteRange gap is not this signature's /Contents (a wrapped signature)"));
+    }
+    let contents = match crate::der::tlv_len(&raw) {
+        Some(n) if raw[n..].iter().all(|b| *b == 0) => raw[..n].to_vec(),
+        Some(_) => return Err(bad("bytes other than padding follow the signature in /Contents")),
+        None if raw.iter().all(|b| *b == 0) => Vec::new(),
+        None => return Err(bad("/Contents is not DER")),
+    };
+    let sub_filter =
+        name_of(sig.get(b"SubFilter").ok()).map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+    let bytes_after = pdf.len() - end;
+    let later_changes = if bytes_after == 0 {
+        Ok(())
+    } else {
+        match load_revision(pdf, end) {
+            Ok(old) => changes_allowed(&old, doc),
+            Err(e) => Err(format!("the revision this signature covers does not read on its own: {e}")),
+        }
+    };
+    Ok(PdfSignature {
+        field: field.to_owned(),
+        sub_filter,
+        byte_range: [0, a, b, c],
+        contents,
+        claimed_time: text_of(doc, sig, b"M"),
+        reason: text_of(doc, sig, b"Reason"),
+        name: text_of(doc, sig, b"Name"),
+        bytes_after,
+        later_changes,
+    })
+}
+
+fn load_revision(pdf: &[u8], end: usize) -> Result<Document, CoreError> {
+    load(&pdf[..end])
+}
+
+/// Whether the revisions that turned `old` into `new` change only what adding signatures may change
+/// (the whitelist of ETSI EN 319 142-1 and ISO 32000-2 12.8.2.2 for "no changes" and form filling of
+/// signature fields): new objects reachable only as signature fields, widgets and their values, the
+/// document security store; the catalog's `/AcroForm`, `/DSS`, `/Extensions`, `/Version`; a page's
+/// `/Annots` gaining signature widgets; the AcroForm's `/Fields` gaining signature fields and its
+/// `/SigFlags`. Anything else (page content, other annotations, changed objects) is reported.
+pub fn changes_allowed(old: &Document, new: &Document) -> Result<(), String> {
+    let root = catalog_id(new).map_err(|e| e.to_string())?;
+    if catalog_id(old).ok() != Some(root) {
+        return Err("the catalog was replaced".into());
+    }
+    let is_sig_widget = |id: &Object| {
+        resolve(new, id).and_then(|o| o.as_dict().ok()).is_some_and(|d| {
+            name_of(d.get(b"FT").ok()) == Some(b"Sig")
+                && (!d.has(b"Subtype") || name_of(d.get(b"Subtype").ok()) == Some(b"Widget"))
+        })
+    };
+    // Objects whose change is judged below, not by equality.
+    let mut judged: BTreeSet<ObjectId> = BTreeSet::from([root]);
+    // Catalog keys.
+    let (oc, nc) =
+        (old.get_dictionary(root).map_err(|_| "no old catalog")?, new.get_dictionary(root).map_err(|_| "no catalog")?);
+    let free = [&b"AcroForm"[..], b"DSS", b"Extensions", b"Version", b"Perms"];
+    for (k, v) in nc.iter() {
+        if !free.contains(&k.as_slice()) && oc.get(k).ok() != Some(v) {
+            return Err(format!("the catalog's /{} changed", String::from_utf8_lossy(k)));
+        }
+    }
+    for (k, _) in oc.iter() {
+        if !nc.has(k) {
+            return Err(format!("the catalog's /{} was removed", String::from_utf8_lossy(k)));
+        }
+    }
+    if oc.get(b"Perms").ok() != nc.get(b"Perms").ok() && oc.has(b"Perms") {
+        return Err("the catalog's /Perms changed".into());
+    }
+    // AcroForm: /Fields may only gain signature fields.
+    let form = |doc: &Document| -> Option<(Option<ObjectId>, Dictionary)> {
+        let o = doc.catalog().ok()?.get(b"AcroForm").ok()?;
+        let id = o.as_reference().ok();
+        Some((id, resolve(doc, o)?.as_dict().ok()?.clone()))
+    };
+    if let Some((form_id, nf)) = form(new) {
+        judged.extend(form_id);
+        let of = form(old).map(|(_, d)| d).unwrap_or_default();
+        for (k, v) in nf.iter() {
+            if k.as_slice() != b"Fields" && k.as_slice() != b"SigFlags" && of.get(k).ok() != Some(v) {
+                return Err(format!("the form's /{} changed", String::from_utf8_lossy(k)));
+            }
+        }
+        let fields = |d: &Dictionary, doc: &Document| -> (Option<ObjectId>, Vec<Object>) {
+            let o = d.get(b"Fields").ok();
+            let id = o.and_then(|o| o.as_reference().ok());
+            let arr = o.and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()).cloned().unwrap_or_default();
+            (id, arr)
+        };
+        let (fid, nfields) = fields(&nf, new);
+        judged.extend(fid);
+        let (_, ofields) = fields(&of, old);
+        if nfields.len() < ofields.len() || nfields[..ofields.len()] != ofields[..] {
+            return Err("form fields were removed or reordered".into());
+        }
+        if let Some(f) = nfields[ofields.len()..].iter().find(|f| !is_sig_widget(f)) {
+            return Err(format!("a form field that is not a signature was added ({f:?})"));
+        }
+    }
+    // Pages: only /Annots may change, by gaining signature widgets.
+    let old_pages = old.get_pages();
+    let new_pages = new.get_pages();
+    if old_pages != new_pages {
+        return Err("pages were added, removed or replaced".into());
+    }
+    for page in new_pages.values() {
+        judged.insert(*page);
+        let (op, np) = (
+            old.get_dictionary(*page).map_err(|_| "a page vanished")?,
+            new.get_dictionary(*page).map_err(|_| "a page is not a dictionary")?,
+        );
+        for (k, v) in np.iter() {
+            if k.as_slice() != b"Annots" && op.get(k).ok() != Some(v) {
+                return Err(format!("a page's /{} changed", String::from_utf8_lossy(k)));
+            }
+        }
+        if op.len() != np.len() && !(np.has(b"Annots") && !op.has(b"Annots") && np.len() == op.len() + 1) {
+            return Err("a page's entries changed".into());
+        }
+        let annots = |d: &Dictionary, doc: &Document| -> (Option<ObjectId>, Vec<Object>) {
+            let o = d.get(b"Annots").ok();
+            let id = o.and_then(|o| o.as_reference().ok());
+            let arr = o.and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()).cloned().unwrap_or_default();
+            (id, arr)
+        };
+        let (aid, na) = annots(np, new);
+        judged.extend(aid);
+        let (_, oa) = annots(op, old);
+        if na.len() < oa.len() || na[..oa.len()] != oa[..] {
+            return Err("annotations were removed or reordered on a page".into());
+        }
+        if na[oa.len()..].iter().any(|a| !is_sig_widget(a)) {
+            return Err("an annotation that is not a signature was added to a page".into());
+        }
+    }
+    // Every other object that existed must be unchanged.
+    for (id, o) in old.objects.iter() {
+        if judged.contains(id) {
+            continue;
+        }
+        match new.objects.get(id) {
+            Some(n) if n == o => {}
+            Some(_) => return Err(format!("object {} {} changed", id.0, id.1)),
+            None => return Err(format!("object {} {} was removed", id.0, id.1)),
+        }
+    }
+    Ok(())
+}
+
+/// What the signer is shown about a prepared PDF, and the digest it signs.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The field being signed.
+    pub field: String,
+    /// Pages in the document.
+    pub pages: usize,
+    /// `/Title` of the document information, when there is one.
+    pub title: Option<String>,
+    /// The text of the first page (up to 2,000 characters), as lopdf extracts it.
+    pub first_page_text: String,
+    /// The earlier signatures the document already carries.
+    pub earlier_signatures: usize,
+    /// SHA-256 over the byte ranges, computed here from the bytes themselves.
+    pub sha256: Vec<u8>,
+    /// The byte range.
+    pub byte_range: [usize; 4],
+}
+
+impl Inspection {
+    /// The digest of the signed ranges for another hash.
+    pub fn digest(&self, pdf: &[u8], h: HashAlg) -> Vec<u8> {
+        digest_ranges(pdf, self.byte_range, h)
+    }
+}
+
+/// The signer's check of a prepared PDF (the computer that prepared it may lie): exactly one unsigned
+/// signature field, whose `/ByteRange` covers the whole file but its own hole; the new revision changes
+/// nothing but that signature's objects; and the digest, recomputed here.
+pub fn inspect_prepared(pdf: &[u8]) -> Result<Inspection, CoreError> {
+    let doc = load(pdf)?;
+    let fields = signature_fields(&doc);
+    let mut unsigned = Vec::new();
+    let mut earlier = 0;
+    for f in &fields {
+        let Some(v) = f.value else { continue };
+        let sig = doc.get_dictionary(v).map_err(|_| invalid("a signature value is not a dictionary"))?;
+        let s = read_signature(pdf, &doc, &f.name, sig)?;
+        if s.contents.is_empty() {
+            unsigned.push(s);
+        } else {
+            earlier += 1;
+        }
+    }
+    let s = match unsigned.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(invalid("the PDF has no signature field waiting to be signed")),
+        _ => return Err(invalid("the PDF has more than one signature field waiting to be signed")),
+    };
+    if s.bytes_after != 0 {
+        return Err(invalid("the signature being made does not cover the whole PDF"));
+    }
+    if s.sub_filter != "ETSI.CAdES.detached" {
+        return Err(invalid(format!("the signature being made is {:?}, not a PAdES signature", s.sub_filter)));
+    }
+    // The revision before the one that adds this field: where the previous trailer's file ends.
+    let prev_end = previous_revision_end(pdf)?;
+    let before = load(&pdf[..prev_end])?;
+    changes_allowed(&before, &doc)
+        .map_err(|e| CoreError::Refused(format!("the PDF to sign was changed beyond adding a signature field: {e}")))?;
+    if signature_fields(&before).len() + 1 != fields.len() {
+        return Err(CoreError::Refused("the PDF to sign adds more than one signature field".into()));
+    }
+    let title = doc
+        .trailer
+        .get(b"Info")
+        .ok()
+        .and_then(|o| resolve(&doc, o))
+        .and_then(|o| o.as_dict().ok())
+        .and_then(|d| text_of(&doc, d, b"Title"));
+    let mut first_page_text = doc.extract_text_with_limit(&[1], MAX_DECOMPRESSED).unwrap_or_default();
+    if let Some((i, _)) = first_page_text.char_indices().nth(2000) {
+        first_page_text.truncate(i);
+    }
+    Ok(Inspection {
+        field: s.field.clone(),
+        pages: doc.get_pages().len(),
+        title,
+        first_page_text,
+        earlier_signatures: earlier,
+        sha256: s.digest(pdf, HashAlg::Sha256),
+        byte_range: s.byte_range,
+    })
+}
+
+/// The end of the revision before the last one: the `%%EOF` that follows the cross-reference the last
+/// trailer's `/Prev` points to. (lopdf merges the trailers it reads, so `/Prev` is read from the last
+/// cross-reference section itself: a table's trailer or a cross-reference stream's dictionary.)
+fn previous_revision_end(pdf: &[u8]) -> Result<usize, CoreError> {
+    let not_incremental = || invalid("the PDF to sign is not an incremental update of another PDF");
+    let tail_at = pdf.len().saturating_sub(1024);
+    let sx = pdf[tail_at..].windows(9).rposition(|w| w == b"startxref").ok_or_else(not_incremental)? + tail_at;
+    let last_xref = leading_number(&pdf[sx + 9..]).filter(|n| *n < sx).ok_or_else(not_incremental)?;
+    let section = &pdf[last_xref..sx];
+    let at = section.windows(5).position(|w| w == b"/Prev").ok_or_else(not_incremental)?;
+    let prev = leading_number(&section[at + 5..]).filter(|n| *n < last_xref).ok_or_else(not_incremental)?;
+    let eof = pdf[prev..last_xref]
+        .windows(5)
+        .position(|w| w == b"%%EOF")
+        .ok_or_else(|| invalid("the previous revision has no %%EOF"))?;
+    let mut end = prev + eof + 5;
+    while end < pdf.len() && matches!(pdf[end], b'\r' | b'\n') {
+        end += 1;
+    }
+    Ok(end)
+}
+
+/// The decimal number after optional PDF white space at the start of `b`.
+fn leading_number(b: &[u8]) -> Option<usize> {
+    let b = &b[b.iter().position(|c| !c.is_ascii_whitespace())?..];
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 12 {
+        return None;
+    }
+    std::str::from_utf8(&b[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests;

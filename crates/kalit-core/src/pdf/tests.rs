@@ -1,0 +1,262 @@
+use lopdf::dictionary;
+
+use super::*;
+use crate::KeyAlgorithm;
+use crate::cms::{PreparedCms, Profile, verify_detached};
+use crate::keys::{PrivateKey, generate};
+
+/// A small PDF of `pages` pages made with lopdf, each with a line of text.
+pub(crate) fn sample_pdf(pages: usize, xref_stream: bool) -> Vec<u8> {
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let font = doc.add_object(dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica"});
+    let resources = doc.add_object(dictionary! {"Font" => dictionary! {"F1" => font}});
+    let mut kids = vec![];
+    for n in 1..=pages {
+        let text = format!("BT /F1 24 Tf 72 720 Td (Contract page {n}: pay 100 som) Tj ET");
+        let content = doc.add_object(lopdf::Stream::new(dictionary! {}, text.into_bytes()));
+        let page = doc.add_object(dictionary! {
+            "Type" => "Page", "Parent" => pages_id, "Contents" => content,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        });
+        kids.push(page.into());
+    }
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(
+            dictionary! {"Type" => "Pages", "Kids" => kids, "Count" => pages as i64, "Resources" => resources},
+        ),
+    );
+    let catalog = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    doc.trailer.set("Root", catalog);
+    let info = doc.add_object(dictionary! {"Title" => Object::string_literal("Rental contract")});
+    doc.trailer.set("Info", info);
+    doc.reference_table.cross_reference_type = if xref_stream {
+        lopdf::xref::XrefType::CrossReferenceStream
+    } else {
+        lopdf::xref::XrefType::CrossReferenceTable
+    };
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+fn signer() -> (PrivateKey, Vec<u8>) {
+    let key = PrivateKey::from_pkcs8(&generate(KeyAlgorithm::P256).unwrap()).unwrap();
+    let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name = crate::csr::parse_subject("CN=Ali Valiyev,C=UZ").unwrap();
+    let cert = p.self_signed(&key).unwrap().der().to_vec();
+    (key, cert)
+}
+
+fn spec() -> Spec<'static> {
+    Spec {
+        field: None,
+        reason: Some("I agree"),
+        name: Some("Ali Valiyev"),
+        time: OffsetDateTime::from_unix_timestamp(1_796_126_400).unwrap(),
+        reserve: 8192,
+        kind: Kind::Signature,
+    }
+}
+
+/// Prepares, inspects as the signer would, signs with the PAdES profile and completes.
+fn sign(pdf: &[u8], key: &PrivateKey, cert: &[u8]) -> Vec<u8> {
+    let prepared = prepare(pdf, &spec()).unwrap();
+    let seen = inspect_prepared(&prepared.pdf).unwrap();
+    assert_eq!(seen.sha256, prepared.digest(HashAlg::Sha256));
+    let scheme = crate::SignScheme::EcdsaP256Sha256;
+    let cms = PreparedCms::with_profile(&[cert.to_vec()], scheme, &seen.sha256, Profile::Pades, spec().time).unwrap();
+    let sig = key.sign(scheme, &cms.to_be_signed()).unwrap();
+    prepared.complete(&cms.finish(&sig)).unwrap()
+}
+
+fn verify_all(pdf: &[u8]) -> Vec<PdfSignature> {
+    let sigs = signatures(pdf).unwrap();
+    for s in &sigs {
+        verify_detached(&s.contents, &mut |h| Ok(s.digest(pdf, h)), &[]).unwrap();
+    }
+    sigs
+}
+
+#[test]
+fn sign_inspect_complete_and_read_back_on_both_kinds_of_cross_reference() {
+    let (key, cert) = signer();
+    for xref_stream in [false, true] {
+        let original = sample_pdf(2, xref_stream);
+        let prepared = prepare(&original, &spec()).unwrap();
+        assert_eq!(&prepared.pdf[..original.len()], &original[..], "an incremental update keeps the original bytes");
+        let seen = inspect_prepared(&prepared.pdf).unwrap();
+        assert_eq!(
+            (seen.pages, seen.title.as_deref(), seen.field.as_str()),
+            (2, Some("Rental contract"), "KalitSignature1")
+        );
+        assert!(seen.first_page_text.contains("Contract page 1"), "{:?}", seen.first_page_text);
+        let signed = sign(&original, &key, &cert);
+        let sigs = verify_all(&signed);
+        assert_eq!(sigs.len(), 1);
+        let s = &sigs[0];
+        assert_eq!(
+            (s.sub_filter.as_str(), s.bytes_after, s.reason.as_deref()),
+            ("ETSI.CAdES.detached", 0, Some("I agree"))
+        );
+        assert_eq!(s.claimed_time.as_deref(), Some("D:20261201120000+00'00'"));
+        // The signed file is no longer waiting for a signature.
+        assert!(inspect_prepared(&signed).is_err());
+    }
+}
+
+#[test]
+fn a_changed_byte_inside_the_signed_ranges_breaks_the_signature() {
+    let (key, cert) = signer();
+    let signed = sign(&sample_pdf(1, false), &key, &cert);
+    let at = signed.windows(3).position(|w| w == b"100").unwrap();
+    let mut tampered = signed.clone();
+    tampered[at] = b'9';
+    let s = &signatures(&tampered).unwrap()[0];
+    let err = verify_detached(&s.contents, &mut |h| Ok(s.digest(&tampered, h)), &[]).unwrap_err();
+    assert!(matches!(err, CoreError::InvalidSignature(_)), "{err}");
+}
+
+#[test]
+fn a_second_signature_keeps_the_first_valid_and_is_an_allowed_change() {
+    let (key, cert) = signer();
+    let once = sign(&sample_pdf(1, true), &key, &cert);
+    let twice = sign(&once, &key, &cert);
+    let sigs = verify_all(&twice);
+    assert_eq!(sigs.len(), 2);
+    let first = sigs.iter().find(|s| s.field == "KalitSignature1").unwrap();
+    assert!(first.bytes_after > 0);
+    assert_eq!(first.later_changes, Ok(()));
+    let second = sigs.iter().find(|s| s.field == "KalitSignature2").unwrap();
+    assert_eq!(second.bytes_after, 0);
+}
+
+/// An incremental update that replaces the page's text after signing: the signature still verifies
+/// over its own revision, and the change is reported.
+fn rewrite_page_text(signed: &[u8], text: &str) -> Vec<u8> {
+    let mut inc: IncrementalDocument = IncrementalDocument::create_from(signed.to_vec(), load(signed).unwrap());
+    let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+    let content = inc.new_document.add_object(lopdf::Stream::new(dictionary! {}, text.as_bytes().to_vec()));
+    inc.opt_clone_object_to_new_document(page).unwrap();
+    inc.new_document.get_dictionary_mut(page).unwrap().set("Contents", content);
+    let mut out = vec![];
+    inc.save_to(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn content_changed_after_signing_is_reported() {
+    let (key, cert) = signer();
+    let signed = sign(&sample_pdf(1, false), &key, &cert);
+    let changed = rewrite_page_text(&signed, "BT /F1 24 Tf 72 720 Td (pay 900 som) Tj ET");
+    let s = &verify_all(&changed)[0];
+    assert!(s.bytes_after > 0);
+    let why = s.later_changes.clone().unwrap_err();
+    assert!(why.contains("Contents"), "{why}");
+}
+
+#[test]
+fn the_signer_refuses_a_prepared_pdf_that_changes_more_than_its_field() {
+    // A lying computer prepares the signature in a revision that also rewrites the page, or adds an
+    // annotation over it: the signer's own check refuses both.
+    let original = sample_pdf(1, false);
+    let rewrite = |inc: &mut IncrementalDocument| {
+        let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+        let content = inc.new_document.add_object(lopdf::Stream::new(dictionary! {}, b"BT ET".to_vec()));
+        inc.new_document.get_dictionary_mut(page).unwrap().set("Contents", content);
+        Ok(())
+    };
+    let p = prepare_with(&original, &spec(), rewrite).unwrap();
+    let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
+    assert!(err.contains("changed beyond adding a signature field"), "{err}");
+    let overlay = |inc: &mut IncrementalDocument| {
+        let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+        let note = inc.new_document.add_object(dictionary! {"Type" => "Annot", "Subtype" => "FreeText",
+        "Rect" => vec![0.into(), 0.into(), 595.into(), 842.into()], "Contents" => Object::string_literal("pay 900")});
+        let d = inc.new_document.get_dictionary_mut(page).unwrap();
+        let mut annots = d.get(b"Annots").unwrap().as_array().unwrap().clone();
+        annots.push(note.into());
+        d.set("Annots", annots);
+        Ok(())
+    };
+    let p = prepare_with(&original, &spec(), overlay).unwrap();
+    let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
+    assert!(err.contains("not a signature"), "{err}");
+}
+
+#[test]
+fn a_byte_range_that_skips_bytes_or_points_elsewhere_is_refused() {
+    let (key, cert) = signer();
+    let signed = sign(&sample_pdf(1, false), &key, &cert);
+    let s = &signatures(&signed).unwrap()[0];
+    let [_, a, b, c] = s.byte_range;
+    let text = |r: [usize; 4]| format!("[0 {} {} {}]", r[1], r[2], r[3]);
+    let original = text(s.byte_range);
+    for wrong in [[0, a - 1, b, c], [0, a, b + 2, c - 2], [0, a, b, c + 5], [0, b, a, c]] {
+        let mut t = text(wrong).into_bytes();
+        if t.len() > original.len() {
+            continue;
+        }
+        t.resize(original.len(), b' ');
+        let mut m = signed.clone();
+        let at = find_once(&m, original.as_bytes()).unwrap();
+        m[at..at + t.len()].copy_from_slice(&t);
+        let ok = signatures(&m).map(|v| {
+            let s = &v[0];
+            verify_detached(&s.contents, &mut |h| Ok(s.digest(&m, h)), &[]).is_ok() && s.bytes_after == 0
+        });
+        assert!(!matches!(ok, Ok(true)), "{wrong:?} was accepted");
+    }
+}
+
+#[test]
+fn hostile_and_malformed_inputs_are_errors() {
+    let good = sample_pdf(1, false);
+    let mut nested = b"%PDF-1.7\n1 0 obj\n".to_vec();
+    nested.extend(std::iter::repeat_n(b'[', 100_000));
+    nested.extend_from_slice(b"\nendobj\ntrailer\n<</Root 1 0 R>>\n%%EOF\n");
+    let cases: Vec<Vec<u8>> = vec![
+        vec![],
+        b"not a pdf".to_vec(),
+        b"%PDF-1.7\n".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        nested,
+        [&good[..], b"garbage after"].concat(),
+    ];
+    for c in cases {
+        let _ = signatures(&c);
+        let _ = inspect_prepared(&c);
+        let _ = prepare(&c, &spec());
+    }
+    assert!(prepare(b"not a pdf", &spec()).is_err());
+    // Truncations and flipped bytes of a signed PDF: errors or reports, never a panic.
+    let (key, cert) = signer();
+    let signed = sign(&good, &key, &cert);
+    for cut in (0..signed.len()).step_by(97) {
+        let _ = signatures(&signed[..cut]);
+    }
+    for at in (0..signed.len()).step_by(53) {
+        let mut m = signed.clone();
+        m[at] ^= 0x20;
+        let _ = signatures(&m).map(|v| v.iter().map(|s| s.digest(&m, HashAlg::Sha256)).count());
+    }
+}
+
+#[test]
+fn a_cms_too_big_for_the_hole_is_refused() {
+    let prepared = prepare(&sample_pdf(1, false), &Spec { reserve: 16, ..spec() }).unwrap();
+    assert!(prepared.complete(&[0x30; 40]).is_err());
+}
+
+#[test]
+fn field_names_are_checked() {
+    let pdf = sample_pdf(1, false);
+    for bad in ["", "a.b"] {
+        assert!(prepare(&pdf, &Spec { field: Some(bad), ..spec() }).is_err());
+    }
+    let (key, cert) = signer();
+    let signed = sign(&pdf, &key, &cert);
+    assert!(prepare(&signed, &Spec { field: Some("KalitSignature1"), ..spec() }).is_err());
+    assert_eq!(prepare(&signed, &spec()).unwrap().field, "KalitSignature2");
+}
