@@ -98,6 +98,18 @@ enum FormatArg {
     Raw,
     /// DER detached CMS SignedData with signed attributes and the certificate chain.
     Cms,
+    /// A signature inside the PDF itself (PAdES), which PDF readers show; --file must be a PDF.
+    Pades,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LevelArg {
+    /// Basic: the signature and the signer's certificate chain.
+    #[value(name = "b-b")]
+    BB,
+    /// With a trusted time: a signature timestamp from the TSA named by --tsa.
+    #[value(name = "b-t")]
+    BT,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +195,17 @@ enum VaultCommand {
         /// RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) instead of PKCS#1 v1.5.
         #[arg(long)]
         pss: bool,
-        /// Output file [default: DOC.p7s for cms, DOC.sig for raw].
+        /// Level of a cms or pades signature [default: b-t with --tsa, else b-b].
+        #[arg(long, value_enum)]
+        level: Option<LevelArg>,
+        /// An RFC 3161 time-stamping authority (e.g. your RA's https://ra.example/v1/timestamp): the
+        /// signature gets a trusted time (CAdES-T, PAdES-B-T).
+        #[arg(long, value_name = "URL")]
+        tsa: Option<String>,
+        /// Why you sign (a PDF signature's /Reason, shown by PDF readers).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Output file [default: DOC.p7s for cms, DOC.sig for raw, DOC-signed.pdf for pades].
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -11,7 +11,7 @@ use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Unlocked, Vault};
 use crate::error::{CliError, CliResult};
 use crate::files::{self, MAX_DOCUMENT};
 use crate::prompt::Prompter;
-use crate::{AlgArg, FormatArg, VaultCommand};
+use crate::{AlgArg, FormatArg, LevelArg, VaultCommand};
 
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
@@ -198,7 +198,10 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             println!("Exported {key:?} to {} (readable by `openssl pkcs12`).", out.display());
             Ok(())
         }
-        VaultCommand::Sign { key, file, format, pss, out } => sign(dir, &mut p, &key, &file, format, pss, out),
+        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, out } => {
+            let opts = SignOptions { format, pss, level, tsa, reason, out };
+            sign(dir, &mut p, &key, &file, opts)
+        }
         VaultCommand::Backup { out } => {
             let vault = Vault::open(dir)?;
             let u = unlock(&vault, &mut p)?;
@@ -354,50 +357,109 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
     }
 }
 
-fn sign(
-    dir: &Path,
-    p: &mut Prompter,
-    key: &str,
-    file: &Path,
+/// How `kalit vault sign` signs.
+struct SignOptions {
     format: FormatArg,
     pss: bool,
+    level: Option<LevelArg>,
+    tsa: Option<String>,
+    reason: Option<String>,
     out: Option<PathBuf>,
-) -> CliResult {
+}
+
+fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) -> CliResult {
     let vault = Vault::open(dir)?;
     let info = vault.key(key)?;
-    let format = match format {
+    let format = match o.format {
         FormatArg::Raw => SignFormat::Raw,
         FormatArg::Cms => SignFormat::Cms,
+        FormatArg::Pades => SignFormat::Pades,
     };
-    if format == SignFormat::Cms && info.certificate.is_none() {
+    let level = o.level.unwrap_or(if o.tsa.is_some() { LevelArg::BT } else { LevelArg::BB });
+    if format == SignFormat::Raw && (o.level.is_some() || o.tsa.is_some()) {
+        return Err(CliError::new(
+            ErrorCode::Usage,
+            "--level and --tsa are for cms and pades signatures; a raw signature is bare",
+        ));
+    }
+    if level == LevelArg::BT && o.tsa.is_none() {
+        return Err(CliError::new(ErrorCode::Usage, "--level b-t needs --tsa URL (the time-stamping authority)"));
+    }
+    if level == LevelArg::BB && o.tsa.is_some() {
+        return Err(CliError::new(ErrorCode::Usage, "--tsa adds a timestamp: use --level b-t (or leave --level out)"));
+    }
+    if o.reason.is_some() && format != SignFormat::Pades {
+        return Err(CliError::new(ErrorCode::Usage, "--reason is written into PDF signatures only (--format pades)"));
+    }
+    if format != SignFormat::Raw && info.certificate.is_none() {
         return Err(CliError::new(
             ErrorCode::RefusedByPolicy,
-            format!("key {key:?} has no certificate: CMS needs one (kalit vault install-cert), or use --format raw"),
+            format!(
+                "key {key:?} has no certificate: CMS and PDF signatures need one (kalit vault install-cert), or use --format raw"
+            ),
         ));
     }
     let data = files::read_limited(file, MAX_DOCUMENT, "document")?;
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| file.display().to_string());
+    let signer = info.certificate.as_ref().map(|c| c.subject.clone());
+    // A PDF signature goes into the PDF: prepare the hole first, and show what the vault will check.
+    let prepared = if format == SignFormat::Pades {
+        // /Name: the certificate's common name (readers show the certificate's subject anyway).
+        let signer_name = info
+            .certificate
+            .as_ref()
+            .map(|c| c.subject.split(',').find_map(|part| part.strip_prefix("CN=")).unwrap_or(&c.subject).to_owned());
+        let spec = kalit_core::pdf::Spec {
+            field: None,
+            reason: o.reason.as_deref(),
+            name: signer_name.as_deref(),
+            time: time::OffsetDateTime::now_utc(),
+            reserve: kalit_core::pdf::DEFAULT_RESERVE,
+            kind: kalit_core::pdf::Kind::Signature,
+        };
+        Some(kalit_core::pdf::prepare(&data, &spec)?)
+    } else {
+        None
+    };
     eprintln!("You are about to sign:");
     eprintln!("  Document:     {name}");
     eprintln!("  Size:         {} bytes", data.len());
     eprintln!("  SHA-256:      {}", hex::encode(HashAlg::Sha256.digest(&data)));
-    eprintln!(
-        "  Signer:       {}",
-        info.certificate.as_ref().map(|c| c.subject.as_str()).unwrap_or("(no certificate)")
-    );
-    eprintln!("  Key:          {} ({})", info.label, info.algorithm);
-    eprintln!(
-        "  Format:       {}",
-        match format {
-            SignFormat::Raw =>
-                if pss {
-                    "raw RSA-PSS"
-                } else {
-                    "raw"
-                },
-            SignFormat::Cms => "CMS (detached)",
+    if let Some(prep) = &prepared {
+        let seen = kalit_core::pdf::inspect_prepared(&prep.pdf)?;
+        eprintln!("  Pages:        {}", seen.pages);
+        if let Some(t) = &seen.title {
+            eprintln!("  Title:        {}", kalit_core::display::field(t, 120));
         }
+        if seen.earlier_signatures > 0 {
+            eprintln!("  Signed before: {} earlier signature(s) stay as they are", seen.earlier_signatures);
+        }
+        let words: Vec<&str> = seen.first_page_text.split_whitespace().collect();
+        let text = kalit_core::display::field(&words.join(" "), 300);
+        if !text.is_empty() {
+            eprintln!("  Page 1 text:  {text}");
+        }
+        eprintln!("  Field:        {} (invisible)", seen.field);
+    }
+    eprintln!("  Signer:       {}", signer.as_deref().unwrap_or("(no certificate)"));
+    eprintln!("  Key:          {} ({})", info.label, info.algorithm);
+    let level_text = match level {
+        LevelArg::BB => "",
+        LevelArg::BT => ", with a trusted timestamp",
+    };
+    eprintln!(
+        "  Format:       {}{}",
+        match format {
+            SignFormat::Raw if o.pss => "raw RSA-PSS",
+            SignFormat::Raw => "raw",
+            SignFormat::Cms => "CMS (detached)",
+            SignFormat::Pades => "PDF signature (PAdES)",
+        },
+        level_text
     );
+    if let Some(t) = &o.tsa {
+        eprintln!("  Timestamp:    from {t}");
+    }
     // Refused kinds (a Kalit statement, a DER structure signed raw) are refused before any question.
     kalit_core::purpose::check_document(&data, format == SignFormat::Raw)?;
     if !p.confirm("Sign this document?")? {
@@ -412,14 +474,43 @@ fn sign(
         return Err(CliError::new(ErrorCode::Declined, "you declined; nothing was signed"));
     }
     let u = unlock(&vault, p)?;
-    let doc = DocumentToSign { name: &name, data: &data, format, pss, origin: None, blind_confirmed: blind };
+    let to_sign = prepared.as_ref().map_or(&data[..], |prep| &prep.pdf[..]);
+    let doc = DocumentToSign { name: &name, data: to_sign, format, pss: o.pss, origin: None, blind_confirmed: blind };
     let outcome = u.sign(key, &doc)?;
-    let out = out.unwrap_or_else(|| {
-        let mut s = file.as_os_str().to_owned();
-        s.push(if format == SignFormat::Cms { ".p7s" } else { ".sig" });
+    let mut cms = outcome.bytes;
+    if let Some(url) = &o.tsa {
+        eprintln!("Asking {url} for a timestamp...");
+        let value = kalit_core::cms::signature_value(&cms)?;
+        let (token, ts) = kalit_phone::client::timestamp(url, &value)?;
+        cms = kalit_core::cms::add_signature_timestamp(&cms, &token)?;
+        eprintln!("Timestamp:    {} by {}", ts.time, ts.tsa_name());
+    }
+    let (bytes, default_ext) = match prepared {
+        Some(prep) => {
+            let pdf = prep.complete(&cms)?;
+            // Read back what is about to be written: the signature verifies over the file as saved.
+            let sigs = kalit_core::pdf::signatures(&pdf)?;
+            let s = sigs.last().ok_or_else(|| CliError::new(ErrorCode::Internal, "the signed PDF has no signature"))?;
+            kalit_core::cms::verify_detached(&s.contents, &mut |h| Ok(s.digest(&pdf, h)), &[])?;
+            (pdf, "-signed.pdf")
+        }
+        None if format == SignFormat::Cms => (cms, ".p7s"),
+        None => (cms, ".sig"),
+    };
+    let out = o.out.unwrap_or_else(|| {
+        let mut s = if default_ext == "-signed.pdf" {
+            file.with_extension("").into_os_string()
+        } else {
+            file.as_os_str().to_owned()
+        };
+        s.push(default_ext);
         PathBuf::from(s)
     });
-    files::write_atomic(&out, &outcome.bytes, false)?;
-    println!("Signed. Signature written to {}", out.display());
+    files::write_atomic(&out, &bytes, false)?;
+    if format == SignFormat::Pades {
+        println!("Signed. Signed PDF written to {}", out.display());
+    } else {
+        println!("Signed. Signature written to {}", out.display());
+    }
     Ok(())
 }

@@ -20,9 +20,10 @@ pub struct VerifyArgs {
     /// The signed document.
     #[arg(long)]
     file: PathBuf,
-    /// The signature: raw bytes, or CMS SignedData in DER or PEM.
+    /// The signature: raw bytes, or CMS SignedData in DER or PEM. Leave it out for a signed PDF: its
+    /// signatures are inside it.
     #[arg(long)]
-    sig: PathBuf,
+    sig: Option<PathBuf>,
     /// The signer's certificate (needed for raw signatures; optional for CMS that carries it).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -100,7 +101,8 @@ pub fn hash(a: HashArgs) -> CliResult {
 }
 
 pub fn verify(a: VerifyArgs) -> CliResult {
-    let sig = files::read_limited(&a.sig, 1 << 20, "signature file")?;
+    let Some(sig_path) = &a.sig else { return verify_pdf(&a) };
+    let sig = files::read_limited(sig_path, 1 << 20, "signature file")?;
     let given_certs = match &a.cert {
         Some(p) => x509::parse_cert_bundle(&files::read_limited(p, 1 << 20, "certificate file")?)?,
         None => Vec::new(),
@@ -138,10 +140,95 @@ pub fn verify(a: VerifyArgs) -> CliResult {
         if let Some(t) = &report.signing_time {
             println!("Signed:  {t} (signer's clock)");
         }
+        if let Some(t) = &report.timestamp {
+            println!("{}", timestamp_line(t));
+        }
         match &report.chain {
             Some(c) => println!("Chain:   trusted: {}", c.path.join(" <- ")),
             None => println!("Chain:   not checked (give --ca CA.pem to check the certificate chain and validity)"),
         }
     }
     outcome
+}
+
+fn timestamp_line(t: &kalit_proto::verify::TimestampReport) -> String {
+    let trust = match &t.chain {
+        Some(_) => "TSA trusted",
+        None => "TSA not checked: give --ca",
+    };
+    format!("Time:    {} (timestamp by {}, {trust})", t.time, kalit_core::display::field(&t.tsa, 200))
+}
+
+/// `kalit verify --file doc.pdf`: every signature inside the PDF.
+fn verify_pdf(a: &VerifyArgs) -> CliResult {
+    let pdf = files::read_limited(&a.file, kalit_core::pdf::MAX_PDF_LEN as u64, "PDF")?;
+    if !pdf.starts_with(b"%PDF-") {
+        return Err(CliError::new(
+            ErrorCode::Usage,
+            format!("{} is not a PDF: give the signature with --sig", a.file.display()),
+        ));
+    }
+    if a.cert.is_some() {
+        return Err(CliError::new(
+            ErrorCode::Usage,
+            "--cert is for raw signatures; a PDF signature carries its certificates",
+        ));
+    }
+    let anchors = match &a.ca {
+        Some(p) => x509::parse_cert_bundle(&files::read_limited(p, 4 << 20, "CA file")?)?,
+        None => Vec::new(),
+    };
+    let report = kalit_core::verify::verify_pdf(&pdf, &anchors, OffsetDateTime::now_utc())?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?
+        );
+    } else {
+        let field = |s: &str| kalit_core::display::field(s, 200);
+        if report.signatures.is_empty() {
+            println!("{} has no signatures.", a.file.display());
+        }
+        for s in &report.signatures {
+            let what = if s.kind == "document-timestamp" { "Document timestamp" } else { "Signature" };
+            let verdict = if s.valid { "VALID" } else { "NOT VALID" };
+            println!("{what} {:?}: {verdict} ({} {})", field(&s.field), s.level, s.scheme.as_deref().unwrap_or(""));
+            if let Some(r) = &s.reason {
+                println!("  Why:     {}", kalit_core::display::terminal_text(r));
+            }
+            if let Some(c) = &s.signer {
+                println!("  Signer:  {}\n  Issuer:  {}", field(&c.subject), field(&c.issuer));
+            }
+            if let Some(t) = &s.claimed_time {
+                println!("  Claimed: {} (signer's clock)", field(t));
+            }
+            if let Some(r) = &s.signer_reason {
+                println!("  Reason:  {}", field(r));
+            }
+            if let Some(t) = &s.timestamp {
+                println!("  {}", timestamp_line(t));
+            }
+            match &s.chain {
+                Some(c) => println!("  Chain:   trusted: {}", c.path.join(" <- ")),
+                None if anchors.is_empty() => println!("  Chain:   not checked (give --ca CA.pem)"),
+                None => {}
+            }
+            if s.covers_whole_document {
+                println!("  Covers:  the whole document");
+            } else {
+                println!("  Covers:  the document up to this signature; {} bytes were added after it", s.bytes_after);
+                match &s.changed_after {
+                    None => println!("           (only signatures and validation data)"),
+                    Some(w) => println!("           CHANGED after signing: {}", field(w)),
+                }
+            }
+        }
+    }
+    if report.valid {
+        Ok(())
+    } else if report.signatures.is_empty() {
+        Err(CliError::new(ErrorCode::InvalidSignature, format!("{} has no signatures", a.file.display())))
+    } else {
+        Err(CliError::new(ErrorCode::InvalidSignature, "not every signature in the PDF is valid"))
+    }
 }

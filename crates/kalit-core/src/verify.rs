@@ -34,6 +34,25 @@ impl std::fmt::Debug for Document<'_> {
     }
 }
 
+/// The report of a verified timestamp; with `anchors`, its TSA's chain is checked at the token's time.
+pub fn timestamp_report(
+    ts: &crate::tsp::TimestampInfo,
+    anchors: &[Vec<u8>],
+) -> Result<kalit_proto::verify::TimestampReport, CoreError> {
+    let chain = if anchors.is_empty() {
+        None
+    } else {
+        Some(crate::tsp::check_tsa_chain(&ts.tsa_cert, &ts.certificates, anchors, ts.time)?)
+    };
+    Ok(kalit_proto::verify::TimestampReport {
+        time: ts.time.format(&Rfc3339).unwrap_or_default(),
+        tsa: ts.tsa_name(),
+        serial: ts.serial.clone(),
+        policy: ts.policy.clone(),
+        chain,
+    })
+}
+
 /// Verifies `sig` (raw, or CMS when `cms` is `Some`) over `doc` and returns the report with the first
 /// failure, if any (the report then has `valid: false` and a reason); `given_certs` are the signer's certificate
 /// (first) and intermediates; with `anchors` the chain, validity and key usage are checked too.
@@ -53,6 +72,7 @@ pub fn verify_document(
         signing_time: None,
         chain: None,
         reason: None,
+        timestamp: None,
     };
     let result: Result<(), CoreError> = (|| {
         let (signer, pool) = match cms {
@@ -60,6 +80,9 @@ pub fn verify_document(
                 let v = crate::cms::verify_detached(cms, doc.digest_of, given_certs)?;
                 report.scheme = Some(v.scheme.clone());
                 report.signing_time = v.signing_time.and_then(|t| t.format(&Rfc3339).ok());
+                if let Some(ts) = &v.timestamp {
+                    report.timestamp = Some(timestamp_report(ts, anchors)?);
+                }
                 let mut pool = v.certificates.clone();
                 pool.extend(given_certs.iter().cloned());
                 (v.signer_cert, pool)
@@ -85,4 +108,74 @@ pub fn verify_document(
         Err(e) => report.reason = Some(e.to_string()),
     }
     (report, result)
+}
+
+/// Verifies every signature and document timestamp of a PDF: the byte ranges and the CMS (or token)
+/// over them, the signer's chain against `anchors` (when given), the signature timestamp, and what the
+/// revisions after each signature changed.
+#[cfg(feature = "pdf")]
+pub fn verify_pdf(
+    pdf: &[u8],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<kalit_proto::verify::PdfVerifyReport, CoreError> {
+    use kalit_proto::verify::{PdfSignatureReport, PdfVerifyReport};
+    let mut out = Vec::new();
+    for s in crate::pdf::signatures(pdf)? {
+        let doc_ts = s.sub_filter == "ETSI.RFC3161";
+        let mut r = PdfSignatureReport {
+            field: s.field.clone(),
+            kind: if doc_ts { "document-timestamp" } else { "signature" }.into(),
+            level: "none".into(),
+            valid: false,
+            reason: None,
+            signer: None,
+            scheme: None,
+            claimed_time: s.claimed_time.clone(),
+            signer_reason: s.reason.clone(),
+            timestamp: None,
+            chain: None,
+            covers_whole_document: s.bytes_after == 0,
+            bytes_after: s.bytes_after as u64,
+            changed_after: s.later_changes.clone().err(),
+        };
+        let result: Result<(), CoreError> = (|| {
+            if s.contents.is_empty() {
+                return Err(CoreError::InvalidSignature("the signature field is empty (never signed)".into()));
+            }
+            if doc_ts {
+                let ts = crate::tsp::verify_token(&s.contents, &s.signed_bytes(pdf))?;
+                r.signer = Some(x509::cert_info(&ts.tsa_cert)?);
+                r.timestamp = Some(timestamp_report(&ts, anchors)?);
+            } else {
+                if !matches!(s.sub_filter.as_str(), "ETSI.CAdES.detached" | "adbe.pkcs7.detached") {
+                    return Err(CoreError::Unsupported(format!("PDF signature type {:?}", s.sub_filter)));
+                }
+                let v = crate::cms::verify_detached(&s.contents, &mut |h| Ok(s.digest(pdf, h)), &[])?;
+                r.scheme = Some(v.scheme.clone());
+                r.signer = Some(x509::cert_info(&v.signer_cert)?);
+                if s.sub_filter == "ETSI.CAdES.detached" {
+                    r.level = if v.timestamp.is_some() { "B-T" } else { "B-B" }.into();
+                }
+                if let Some(ts) = &v.timestamp {
+                    r.timestamp = Some(timestamp_report(ts, anchors)?);
+                }
+                if !anchors.is_empty() {
+                    r.chain = Some(x509::check_chain(&v.signer_cert, &v.certificates, anchors, now)?);
+                }
+            }
+            if let Err(what) = &s.later_changes {
+                return Err(CoreError::InvalidSignature(format!(
+                    "the document was changed after this signature: {what}"
+                )));
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => r.valid = true,
+            Err(e) => r.reason = Some(e.to_string()),
+        }
+        out.push(r);
+    }
+    Ok(PdfVerifyReport { valid: !out.is_empty() && out.iter().all(|r| r.valid), signatures: out })
 }

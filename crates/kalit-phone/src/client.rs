@@ -135,3 +135,41 @@ fn root(e: &(dyn std::error::Error + 'static)) -> String {
     }
     cur.to_string()
 }
+
+/// Asks the RFC 3161 time-stamping authority at `url` (Kalit's RA at `/v1/timestamp`, or any other)
+/// for a timestamp over `data`, and checks the answer: the token is over this request's imprint, echoes
+/// its nonce and verifies with a TSA certificate. Plain `http://` is allowed here (unlike for Kalit's
+/// own services): a token is signed, and the request carries only a digest.
+pub fn timestamp(url: &str, data: &[u8]) -> PhoneResult<(Vec<u8>, kalit_core::tsp::TimestampInfo)> {
+    use kalit_core::tsp;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| PhoneError::new(ErrorCode::Usage, format!("TSA URL {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(PhoneError::new(ErrorCode::Usage, format!("TSA URL {url:?}: expected http:// or https://")));
+    }
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_preconfigured(kalit_transport::http_tls_config()?)
+        .build()
+        .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
+    let req = tsp::TimestampRequest::over(data)?;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        PhoneError::new(ErrorCode::Unavailable, format!("cannot get a timestamp from {url}: {e}"))
+    };
+    let resp = http
+        .post(parsed)
+        .header(reqwest::header::CONTENT_TYPE, tsp::QUERY_MEDIA_TYPE)
+        .body(req.to_der())
+        .send()
+        .map_err(|e| unavailable(&root(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(unavailable(&format!("HTTP {status}")));
+    }
+    let mut body = Vec::new();
+    use std::io::Read;
+    resp.take(tsp::MAX_TSP_LEN as u64 + 1).read_to_end(&mut body).map_err(|e| unavailable(&e))?;
+    Ok(tsp::read_response(&body, &req)?)
+}

@@ -22,6 +22,26 @@ pub struct VerifyReport {
     pub chain: Option<ChainReport>,
     /// Why verification failed, when it did.
     pub reason: Option<String>,
+    /// The trusted time over the signature (an RFC 3161 signature timestamp: CAdES-T, PAdES-B-T),
+    /// when the signature carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampReport>,
+}
+
+/// A verified RFC 3161 timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TimestampReport {
+    /// The time the TSA vouches for, RFC 3339.
+    pub time: String,
+    /// The TSA's name (its certificate's subject).
+    pub tsa: String,
+    /// The token's serial number, hex.
+    pub serial: String,
+    /// The TSA's policy OID.
+    pub policy: String,
+    /// Whether the TSA's chain was checked (at the token's time), and its result.
+    pub chain: Option<ChainReport>,
 }
 
 /// Result of checking a certificate chain against trust anchors.
@@ -32,4 +52,49 @@ pub struct ChainReport {
     pub trusted: bool,
     /// Subjects from the signer up to the anchor.
     pub path: Vec<String>,
+}
+
+/// What `kalit verify --file doc.pdf --json` prints: every signature in a PDF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PdfVerifyReport {
+    /// True only when the PDF has at least one signature and every one is valid.
+    pub valid: bool,
+    /// Each signature, in the order of the form's fields.
+    pub signatures: Vec<PdfSignatureReport>,
+}
+
+/// One signature (or document timestamp) of a PDF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PdfSignatureReport {
+    /// The signature field's name.
+    pub field: String,
+    /// `signature` or `document-timestamp`.
+    pub kind: String,
+    /// The PAdES level reached: `B-B`, `B-T` (a signature timestamp); `none` for what is not PAdES.
+    pub level: String,
+    /// True when the signature verifies over the bytes it covers, the chain is trusted (when anchors
+    /// were given), and nothing but signatures and validation data was added after it.
+    pub valid: bool,
+    /// Why it is not valid.
+    pub reason: Option<String>,
+    /// The signer's certificate (for a document timestamp: the TSA's).
+    pub signer: Option<crate::vault::CertInfo>,
+    /// The signature scheme that verified.
+    pub scheme: Option<String>,
+    /// The signing time the signer's device claimed (`/M`), as written in the PDF.
+    pub claimed_time: Option<String>,
+    /// `/Reason`, as written in the PDF (text from the signer; show it as text).
+    pub signer_reason: Option<String>,
+    /// The trusted time over the signature, when there is one.
+    pub timestamp: Option<TimestampReport>,
+    /// The chain check, when trust anchors were given.
+    pub chain: Option<ChainReport>,
+    /// Whether the signature covers the whole file.
+    pub covers_whole_document: bool,
+    /// Bytes added to the file after this signature's revision.
+    pub bytes_after: u64,
+    /// What the later revisions changed beyond signatures and validation data, when they did.
+    pub changed_after: Option<String>,
 }

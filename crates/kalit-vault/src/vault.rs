@@ -83,6 +83,10 @@ pub enum SignFormat {
     Raw,
     /// DER detached CMS SignedData.
     Cms,
+    /// A PDF signature (PAdES): the document is a PDF prepared with a signature hole
+    /// ([`kalit_core::pdf::prepare`]); the vault checks it itself ([`kalit_core::pdf::inspect_prepared`]),
+    /// signs the digest of its byte ranges, and returns the CMS (PAdES profile) for the hole.
+    Pades,
 }
 
 /// A document the person approved.
@@ -686,6 +690,27 @@ impl<'v> Unlocked<'v> {
                 let prepared = PreparedCms::new(&chain, scheme, &digest, OffsetDateTime::now_utc())?;
                 let sig = key.sign(scheme, &prepared.to_be_signed())?;
                 (prepared.finish(&sig), "cms")
+            }
+            SignFormat::Pades => {
+                let chain = self.verified_certs(&k)?;
+                if chain.is_empty() {
+                    return Err(VaultError::Policy(format!(
+                        "key {label:?} has no certificate: a PDF signature needs one (kalit vault install-cert)"
+                    )));
+                }
+                // The computer that prepared the PDF may lie: the digest is computed here, over byte
+                // ranges checked here, in a revision that may change nothing but the signature field.
+                let seen = kalit_core::pdf::inspect_prepared(doc.data)?;
+                let digest = seen.digest(doc.data, digest_alg_for(scheme));
+                let prepared = PreparedCms::with_profile(
+                    &chain,
+                    scheme,
+                    &digest,
+                    kalit_core::cms::Profile::Pades,
+                    OffsetDateTime::now_utc(),
+                )?;
+                let sig = key.sign(scheme, &prepared.to_be_signed())?;
+                (prepared.finish(&sig), "pades")
             }
         };
         let record = HistoryEntry {

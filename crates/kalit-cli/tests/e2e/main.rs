@@ -12,6 +12,7 @@ mod crash;
 mod fuzz_seeds;
 mod network;
 mod openssl;
+mod pades;
 mod phone_app;
 mod purpose;
 mod signing;
