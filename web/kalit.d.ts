@@ -38,8 +38,10 @@ export interface SessionState { certificate?: CertInfo | null; error?: ErrorBody
 export interface SignDocRequest { data: string; format?: DocFormat; media_type?: string | null; name: string; pss?: boolean; }
 /** Answer to [`SignDocRequest`]: checked by the agent before it is returned. */
 export interface SignDocResponse { certificate_pem: string; format: DocFormat; login: Login; scheme: string; sha256: string; signature: string; signer: CertInfo; }
+/** A verified RFC 3161 timestamp. */
+export interface TimestampReport { chain?: ChainReport | null; policy: string; serial: string; time: string; tsa: string; }
 /** Result of verifying a signature. */
-export interface VerifyReport { chain?: ChainReport | null; format: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signing_time?: string | null; valid: boolean; }
+export interface VerifyReport { chain?: ChainReport | null; format: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signing_time?: string | null; timestamp?: TimestampReport | null; valid: boolean; }
 /** `POST /v1/verify`. */
 export interface VerifyRequest { certificate?: string | null; data: string; format?: DocFormat; signature: string; }
 // ---- end of generated ----

@@ -479,7 +479,7 @@ fn read_signature(pdf: &[u8], doc: &Document, field: &str, sig: &Dictionary) -> 
         return Err(bad("the /ByteRange does not start at 0, overlaps itself or leaves the file"));
     }
     let hole = &pdf[a..b];
-    if hole[0] != b'<' || hole[hole.len() - 1] != b'>' || (hole.len() - 2) % 2 != 0 {
+    if hole[0] != b'<' || hole[hole.len() - 1] != b'>' || !(hole.len() - 2).is_multiple_of(2) {
         return Err(bad("the gap in the /ByteRange is not exactly the hex string of the signature"));
     }
     let raw = hex::decode(&hole[1..hole.len() - 1]).map_err(|_| bad("the gap in the /ByteRange is not hex"))?;

@@ -239,7 +239,9 @@ fn hostile_and_malformed_inputs_are_errors() {
     for at in (0..signed.len()).step_by(53) {
         let mut m = signed.clone();
         m[at] ^= 0x20;
-        let _ = signatures(&m).map(|v| v.iter().map(|s| s.digest(&m, HashAlg::Sha256)).count());
+        for s in signatures(&m).unwrap_or_default() {
+            let _ = verify_detached(&s.contents, &mut |h| Ok(s.digest(&m, h)), &[]);
+        }
     }
 }
 
