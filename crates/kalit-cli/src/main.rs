@@ -347,7 +347,23 @@ pub(crate) fn data_dir(name: &str) -> PathBuf {
     PathBuf::from(format!("kalit-{name}"))
 }
 
+/// A reader that stops reading our output (`kalit verify ... | head`) ends us quietly, as SIGPIPE ends
+/// other command-line tools (exit status 141), instead of `println!`'s panic on a broken pipe. Any other
+/// panic keeps the default report.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let broken_pipe =
+            info.payload_as_str().is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe"));
+        if broken_pipe {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Vault(v) => {

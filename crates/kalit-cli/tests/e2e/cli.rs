@@ -281,3 +281,18 @@ fn secrets_never_appear_in_any_output() {
         }
     }
 }
+
+#[test]
+fn a_reader_that_stops_reading_ends_kalit_quietly() {
+    // `kalit ... | head` where head has already gone: no panic report, the exit status of SIGPIPE.
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("doc.txt");
+    fs::write(&f, "x").unwrap();
+    let mut c = kalit_cmd(&["hash", f.to_str().unwrap()]);
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(matches!(out.status.code(), Some(0 | 141)), "{:?} {stderr}", out.status);
+}

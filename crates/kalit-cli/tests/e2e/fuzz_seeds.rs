@@ -7,6 +7,8 @@
 mod cert_bundle;
 #[path = "../../../../fuzz/fuzz_targets/cms_verify_logic.rs"]
 mod cms_verify;
+#[path = "../../../../fuzz/fuzz_targets/pdf_logic.rs"]
+mod pdf;
 #[path = "../../../../fuzz/fuzz_targets/pfx_import_logic.rs"]
 mod pfx_import;
 #[path = "../../../../fuzz/fuzz_targets/pkcs8_and_subject_logic.rs"]
@@ -17,6 +19,8 @@ mod ra_csr;
 mod relay_proof;
 #[path = "../../../../fuzz/fuzz_targets/session_logic.rs"]
 mod session;
+#[path = "../../../../fuzz/fuzz_targets/tsp_logic.rs"]
+mod tsp;
 
 use std::path::Path;
 
@@ -33,7 +37,9 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 
 #[test]
 fn every_fuzz_harness_runs_its_seeds_and_their_mutations() {
-    let targets: [Target; 7] = [
+    let targets: [Target; 9] = [
+        ("pdf", pdf::run),
+        ("tsp", tsp::run),
         ("cert_bundle", cert_bundle::run),
         ("cms_verify", cms_verify::run),
         ("pfx_import", pfx_import::run),
