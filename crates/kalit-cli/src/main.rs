@@ -353,8 +353,10 @@ pub(crate) fn data_dir(name: &str) -> PathBuf {
 fn quiet_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let broken_pipe =
-            info.payload_as_str().is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe"));
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        let broken_pipe = message.is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe"));
         if broken_pipe {
             std::process::exit(141);
         }
