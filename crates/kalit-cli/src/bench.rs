@@ -45,6 +45,9 @@ enum BenchWhat {
     /// End-to-end signing latency through agent, relay and phone against the phone's own signing time;
     /// the relay's CPU per session and memory per waiting tunnel.
     Session(crate::bench_session::SessionBenchArgs),
+    /// A PAdES signature on a large PDF against hashing it with OpenSSL; RFC 3161 tokens per second from
+    /// the RA's TSA against `openssl ts -reply`.
+    Pdf(crate::bench_pdf::PdfBenchArgs),
 }
 
 struct Row {
@@ -116,6 +119,7 @@ pub fn run(a: BenchArgs) -> CliResult {
     match a.what {
         Some(BenchWhat::Relay(r)) => return crate::bench_relay::run(r),
         Some(BenchWhat::Session(s)) => return crate::bench_session::run(s),
+        Some(BenchWhat::Pdf(p)) => return crate::bench_pdf::run(p),
         None => {}
     }
     let have_openssl = openssl_available();
