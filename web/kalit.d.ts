@@ -13,7 +13,7 @@ export interface ApiError { error: ErrorBody; }
 /** A summary of an X.509 certificate. */
 export interface CertInfo { issuer: string; not_after: string; not_before: string; serial: string; sha256: string; subject: string; }
 /** Result of checking a certificate chain against trust anchors. */
-export interface ChainReport { path: string[]; trusted: boolean; }
+export interface ChainReport { path: string[]; revocation?: string | null; trusted: boolean; }
 /** Output format of a document signature. */
 export type DocFormat = "raw" | "cms";
 /** The JSON shape of an error printed by `kalit ... --json`. */

@@ -198,6 +198,7 @@ pub(crate) async fn verify(
             cms,
             &certs,
             &anchors,
+            &[],
             time::OffsetDateTime::now_utc(),
         );
         Ok(report)

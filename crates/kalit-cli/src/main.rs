@@ -111,6 +111,10 @@ enum LevelArg {
     /// With a trusted time: a signature timestamp from the TSA named by --tsa.
     #[value(name = "b-t")]
     BT,
+    /// B-T, and the validation data (certificates and CRLs from their distribution points) stored in
+    /// the PDF, so that it can be verified when the CA's servers are gone (pades only).
+    #[value(name = "b-lt")]
+    Blt,
 }
 
 #[derive(Debug, Subcommand)]

@@ -86,6 +86,11 @@ enum RaCommand {
         /// Validity of issued certificates, in days.
         #[arg(long, default_value_t = 365)]
         validity_days: u32,
+        /// This RA's address as everyone will reach it (e.g. https://ra.example): the TSA certificate
+        /// and every certificate issued name URL/v1/crl as their CRL distribution point (`serve` uses it
+        /// unless given another --public-url).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Record a person you have verified; prints their one-time enrolment code alone on standard output.
     Enrol {
@@ -135,6 +140,11 @@ enum RaCommand {
         /// CORS headers and only the command-line phone can enrol.
         #[arg(long = "app-origin", value_name = "ORIGIN")]
         app_origins: Vec<String>,
+        /// This RA's address as everyone reaches it (e.g. https://ra.example): certificates issued from
+        /// now on name URL/v1/crl as their CRL distribution point, so verifiers and PDF signers can
+        /// find out whether a certificate was revoked. Without it, certificates name no CRL.
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
         /// Log lines as text or json (filter with KALIT_LOG, e.g. KALIT_LOG=debug).
         #[arg(long, default_value = "text")]
         log_format: String,
@@ -178,13 +188,17 @@ fn read_passphrase(file: Option<&Path>) -> CliResult<SecretString> {
 
 pub fn ra(a: RaArgs) -> CliResult {
     match a.command {
-        RaCommand::Init { dir, name, alg, two_tier, validity_days } => {
+        RaCommand::Init { dir, name, alg, two_tier, validity_days, public_url } => {
             let pass = Prompter::new().new_secret("CA passphrase")?;
             let alg = match alg {
                 CaAlgArg::P256 => KeyAlgorithm::P256,
                 CaAlgArg::Rsa3072 => KeyAlgorithm::Rsa3072,
             };
-            let s = kalit_ra::ca::init(&dir, &name, alg, two_tier, validity_days, &pass)?;
+            if let Some(u) = &public_url {
+                // The same rule as `serve --public-url`, checked before anything is made.
+                kalit_ra::check_public_url(u)?;
+            }
+            let s = kalit_ra::ca::init_with(&dir, &name, alg, two_tier, validity_days, &pass, public_url.as_deref())?;
             println!("CA created in {}", dir.display());
             for (i, subj) in s.subjects.iter().enumerate() {
                 println!("  {} {subj}", if i == 0 { "root:   " } else { "issuing:" });
@@ -232,6 +246,7 @@ pub fn ra(a: RaArgs) -> CliResult {
             tls_key,
             rate_per_minute,
             app_origins,
+            public_url,
             log_format,
         } => {
             let addr = parse_listen(&listen)?;
@@ -239,11 +254,15 @@ pub fn ra(a: RaArgs) -> CliResult {
             kalit_service::serve::check_listen(addr, tls.as_ref())?;
             let pass = read_passphrase(passphrase_file.as_deref())?;
             let ca = kalit_ra::ca::open(&dir, &pass)?;
+            let ca_public_url = ca.public_url.clone();
             drop(pass);
             kalit_service::serve::init_logging(&log_format);
             let rt = runtime()?;
             rt.block_on(async {
-                let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute).await?.with_app_origins(&app_origins)?;
+                let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute)
+                    .await?
+                    .with_app_origins(&app_origins)?
+                    .with_public_url(public_url.as_deref().or(ca_public_url.as_deref()))?;
                 let files = kalit_service::serve::raise_file_limit();
                 let limits = kalit_service::client::ConnLimits {
                     total: kalit_service::serve::connection_cap(4096, files, 64),

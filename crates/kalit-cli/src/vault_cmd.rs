@@ -357,6 +357,47 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
     }
 }
 
+/// The digest of the last signature's byte ranges in a completed PDF.
+fn prep_digest(pdf: &[u8], h: HashAlg) -> Vec<u8> {
+    kalit_core::pdf::signatures(pdf).ok().and_then(|s| s.last().map(|s| s.digest(pdf, h))).unwrap_or_default()
+}
+
+/// PAdES-B-LT: the certificates of the signature and of its timestamp, and a CRL from each distribution
+/// point they name, stored in the PDF in a revision of their own. Every certificate but a root must have
+/// its CRL: a PDF that claims long-term validity without it would fail years later.
+fn add_long_term_data(pdf: &[u8], signer_certs: &[Vec<u8>], tsa_certs: &[Vec<u8>]) -> CliResult<Vec<u8>> {
+    let mut data = kalit_core::pdf::ValidationData::default();
+    for c in signer_certs.iter().chain(tsa_certs) {
+        if !data.certs.contains(c) {
+            data.certs.push(c.clone());
+        }
+    }
+    let mut urls: Vec<String> = vec![];
+    for c in &data.certs {
+        let info = kalit_core::x509::cert_info(c)?;
+        let found = kalit_core::x509::crl_urls(c);
+        if found.is_empty() && info.subject != info.issuer {
+            return Err(CliError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the certificate of {} names no CRL: long-term validation data cannot be had (use --level b-t)",
+                    info.subject
+                ),
+            ));
+        }
+        for u in found {
+            if !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
+    }
+    for u in &urls {
+        eprintln!("Fetching the CRL at {u}...");
+        data.crls.push(kalit_phone::client::fetch_crl(u)?);
+    }
+    Ok(kalit_core::pdf::add_validation_data(pdf, &data)?)
+}
+
 /// How `kalit vault sign` signs.
 struct SignOptions {
     format: FormatArg,
@@ -382,8 +423,14 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
             "--level and --tsa are for cms and pades signatures; a raw signature is bare",
         ));
     }
-    if level == LevelArg::BT && o.tsa.is_none() {
-        return Err(CliError::new(ErrorCode::Usage, "--level b-t needs --tsa URL (the time-stamping authority)"));
+    if level != LevelArg::BB && o.tsa.is_none() {
+        return Err(CliError::new(
+            ErrorCode::Usage,
+            "--level b-t and b-lt need --tsa URL (the time-stamping authority)",
+        ));
+    }
+    if level == LevelArg::Blt && format != SignFormat::Pades {
+        return Err(CliError::new(ErrorCode::Usage, "--level b-lt is for PDF signatures (--format pades)"));
     }
     if level == LevelArg::BB && o.tsa.is_some() {
         return Err(CliError::new(ErrorCode::Usage, "--tsa adds a timestamp: use --level b-t (or leave --level out)"));
@@ -446,6 +493,7 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     let level_text = match level {
         LevelArg::BB => "",
         LevelArg::BT => ", with a trusted timestamp",
+        LevelArg::Blt => ", with a trusted timestamp and long-term validation data",
     };
     eprintln!(
         "  Format:       {}{}",
@@ -478,16 +526,24 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     let doc = DocumentToSign { name: &name, data: to_sign, format, pss: o.pss, origin: None, blind_confirmed: blind };
     let outcome = u.sign(key, &doc)?;
     let mut cms = outcome.bytes;
+    let mut tsa_certs = vec![];
     if let Some(url) = &o.tsa {
         eprintln!("Asking {url} for a timestamp...");
         let value = kalit_core::cms::signature_value(&cms)?;
         let (token, ts) = kalit_phone::client::timestamp(url, &value)?;
         cms = kalit_core::cms::add_signature_timestamp(&cms, &token)?;
         eprintln!("Timestamp:    {} by {}", ts.time, ts.tsa_name());
+        tsa_certs = ts.certificates;
     }
     let (bytes, default_ext) = match prepared {
         Some(prep) => {
-            let pdf = prep.complete(&cms)?;
+            let mut pdf = prep.complete(&cms)?;
+            if level == LevelArg::Blt {
+                let signer_certs = kalit_core::cms::verify_detached(&cms, &mut |h| Ok(prep_digest(&pdf, h)), &[])
+                    .map(|v| v.certificates)
+                    .unwrap_or_default();
+                pdf = add_long_term_data(&pdf, &signer_certs, &tsa_certs)?;
+            }
             // Read back what is about to be written: the signature verifies over the file as saved.
             let sigs = kalit_core::pdf::signatures(&pdf)?;
             let s = sigs.last().ok_or_else(|| CliError::new(ErrorCode::Internal, "the signed PDF has no signature"))?;

@@ -30,9 +30,29 @@ pub struct VerifyArgs {
     /// Trust anchors (PEM/DER CA certificates): also check the chain, validity and key usage.
     #[arg(long)]
     ca: Option<PathBuf>,
+    /// A CRL (DER or PEM) to check the signer's certificate against (repeat for several). A PDF's own
+    /// validation data (PAdES-B-LT) is used without it.
+    #[arg(long = "crl", value_name = "FILE")]
+    crls: Vec<PathBuf>,
     /// Print a JSON report on standard output.
     #[arg(long)]
     json: bool,
+}
+
+/// Reads CRLs given with --crl (DER, or PEM `X509 CRL` blocks).
+fn read_crls(paths: &[PathBuf]) -> CliResult<Vec<Vec<u8>>> {
+    let mut out = vec![];
+    for p in paths {
+        let bytes = files::read_limited(p, 16 << 20, "CRL file")?;
+        if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+            let blocks = pem::parse_many(&bytes)
+                .map_err(|e| CliError::new(ErrorCode::InvalidInput, format!("{}: bad PEM: {e}", p.display())))?;
+            out.extend(blocks.into_iter().filter(|b| b.tag() == "X509 CRL").map(|b| b.into_contents()));
+        } else {
+            out.push(bytes);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +131,7 @@ pub fn verify(a: VerifyArgs) -> CliResult {
         Some(p) => x509::parse_cert_bundle(&files::read_limited(p, 4 << 20, "CA file")?)?,
         None => Vec::new(),
     };
+    let crls = read_crls(&a.crls)?;
     let doc = &a.file;
     let mut digest_of = |h: HashAlg| -> Result<Vec<u8>, CoreError> {
         hash_file(doc, h, false).map(|(d, _)| d).map_err(|e| CoreError::InvalidInput(e.message))
@@ -124,6 +145,7 @@ pub fn verify(a: VerifyArgs) -> CliResult {
         cms.as_deref(),
         &given_certs,
         &anchors,
+        &crls,
         OffsetDateTime::now_utc(),
     );
     let outcome = result.map_err(CliError::from);
@@ -144,7 +166,12 @@ pub fn verify(a: VerifyArgs) -> CliResult {
             println!("{}", timestamp_line(t));
         }
         match &report.chain {
-            Some(c) => println!("Chain:   trusted: {}", c.path.join(" <- ")),
+            Some(c) => {
+                println!("Chain:   trusted: {}", c.path.join(" <- "));
+                if let Some(r) = &c.revocation {
+                    println!("Revocation: {}", kalit_core::display::field(r, 300));
+                }
+            }
             None => println!("Chain:   not checked (give --ca CA.pem to check the certificate chain and validity)"),
         }
     }
@@ -178,7 +205,8 @@ fn verify_pdf(a: &VerifyArgs) -> CliResult {
         Some(p) => x509::parse_cert_bundle(&files::read_limited(p, 4 << 20, "CA file")?)?,
         None => Vec::new(),
     };
-    let report = kalit_core::verify::verify_pdf(&pdf, &anchors, OffsetDateTime::now_utc())?;
+    let crls = read_crls(&a.crls)?;
+    let report = kalit_core::verify::verify_pdf(&pdf, &anchors, &crls, OffsetDateTime::now_utc())?;
     if a.json {
         println!(
             "{}",
@@ -209,7 +237,12 @@ fn verify_pdf(a: &VerifyArgs) -> CliResult {
                 println!("  {}", timestamp_line(t));
             }
             match &s.chain {
-                Some(c) => println!("  Chain:   trusted: {}", c.path.join(" <- ")),
+                Some(c) => {
+                    println!("  Chain:   trusted: {}", c.path.join(" <- "));
+                    if let Some(r) = &c.revocation {
+                        println!("  Revocation: {}", field(r));
+                    }
+                }
                 None if anchors.is_empty() => println!("  Chain:   not checked (give --ca CA.pem)"),
                 None => {}
             }

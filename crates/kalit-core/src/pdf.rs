@@ -637,6 +637,103 @@ pub fn changes_allowed(old: &Document, new: &Document) -> Result<(), String> {
     Ok(())
 }
 
+/// Validation data a PDF carries for the long term (PAdES-B-LT): its document security store
+/// (`/DSS` in the catalog) with certificates and CRLs, DER.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationData {
+    /// Certificates.
+    pub certs: Vec<Vec<u8>>,
+    /// CRLs.
+    pub crls: Vec<Vec<u8>>,
+}
+
+/// Most certificates or CRLs read from one document security store.
+const MAX_DSS_ENTRIES: usize = 256;
+
+/// The document security store of `doc`, when it has one (bounded: at most 256 certificates and 256
+/// CRLs, each stream decompressed within lopdf's limit).
+pub fn validation_data(pdf: &[u8]) -> Result<ValidationData, CoreError> {
+    let doc = load(pdf)?;
+    Ok(read_dss(&doc))
+}
+
+fn read_dss(doc: &Document) -> ValidationData {
+    let mut out = ValidationData::default();
+    let Some(dss) = doc
+        .catalog()
+        .ok()
+        .and_then(|c| c.get(b"DSS").ok())
+        .and_then(|o| resolve(doc, o))
+        .and_then(|o| o.as_dict().ok())
+    else {
+        return out;
+    };
+    let streams = |key: &[u8]| -> Vec<Vec<u8>> {
+        let Some(arr) = dss.get(key).ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()) else {
+            return vec![];
+        };
+        arr.iter()
+            .take(MAX_DSS_ENTRIES)
+            .filter_map(|o| resolve(doc, o))
+            .filter_map(|o| o.as_stream().ok())
+            .filter_map(|st| {
+                if st.dict.has(b"Filter") {
+                    st.decompressed_content_with_limit(1 << 20).ok()
+                } else {
+                    Some(st.content.clone())
+                }
+            })
+            .collect()
+    };
+    out.certs = streams(b"Certs");
+    out.crls = streams(b"CRLs");
+    out
+}
+
+/// Appends a revision with a document security store holding `data` (merged with one the PDF already
+/// has): what a verifier needs years later, when the CA's servers may be gone (PAdES-B-LT). Changes
+/// nothing a signature covers; `changes_allowed` accepts it.
+pub fn add_validation_data(input: &[u8], data: &ValidationData) -> Result<Vec<u8>, CoreError> {
+    let doc = load(input)?;
+    let root = catalog_id(&doc)?;
+    let existing = read_dss(&doc);
+    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+    let pdf_err = |e: lopdf::Error| invalid(format!("PDF: {e}"));
+    let mut add = |items: &[Vec<u8>]| -> Result<Vec<Object>, CoreError> {
+        items
+            .iter()
+            .take(MAX_DSS_ENTRIES)
+            .map(|item| {
+                let stream = lopdf::Stream::new(Dictionary::new(), item.clone());
+                inc.new_document.try_add_object(stream).map(Object::Reference).map_err(pdf_err)
+            })
+            .collect()
+    };
+    let mut certs: Vec<Vec<u8>> = vec![];
+    for c in existing.certs.iter().chain(&data.certs) {
+        if !certs.contains(c) {
+            certs.push(c.clone());
+        }
+    }
+    let mut crls: Vec<Vec<u8>> = vec![];
+    for c in existing.crls.iter().chain(&data.crls) {
+        if !crls.contains(c) {
+            crls.push(c.clone());
+        }
+    }
+    let cert_refs = add(&certs)?;
+    let crl_refs = add(&crls)?;
+    let mut dss = Dictionary::new();
+    dss.set("Certs", Object::Array(cert_refs));
+    dss.set("CRLs", Object::Array(crl_refs));
+    inc.opt_clone_object_to_new_document(root).map_err(pdf_err)?;
+    let catalog = inc.new_document.get_dictionary_mut(root).map_err(|_| invalid("the catalog is not a dictionary"))?;
+    catalog.set("DSS", Object::Dictionary(dss));
+    let mut pdf = Vec::with_capacity(input.len() + 16 * 1024);
+    inc.save_to(&mut pdf).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
+    Ok(pdf)
+}
+
 /// What the signer is shown about a prepared PDF, and the digest it signs.
 #[derive(Debug, Clone)]
 pub struct Inspection {

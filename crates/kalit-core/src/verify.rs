@@ -62,6 +62,7 @@ pub fn verify_document(
     cms: Option<&[u8]>,
     given_certs: &[Vec<u8>],
     anchors: &[Vec<u8>],
+    crls: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> (VerifyReport, Result<(), CoreError>) {
     let mut report = VerifyReport {
@@ -75,6 +76,7 @@ pub fn verify_document(
         timestamp: None,
     };
     let result: Result<(), CoreError> = (|| {
+        let mut signed_at = None;
         let (signer, pool) = match cms {
             Some(cms) => {
                 let v = crate::cms::verify_detached(cms, doc.digest_of, given_certs)?;
@@ -82,6 +84,7 @@ pub fn verify_document(
                 report.signing_time = v.signing_time.and_then(|t| t.format(&Rfc3339).ok());
                 if let Some(ts) = &v.timestamp {
                     report.timestamp = Some(timestamp_report(ts, anchors)?);
+                    signed_at = Some(ts.time);
                 }
                 let mut pool = v.certificates.clone();
                 pool.extend(given_certs.iter().cloned());
@@ -99,7 +102,7 @@ pub fn verify_document(
         };
         report.signer = Some(x509::cert_info(&signer)?);
         if !anchors.is_empty() {
-            report.chain = Some(x509::check_chain(&signer, &pool, anchors, now)?);
+            report.chain = Some(x509::check_chain_revocation(&signer, &pool, anchors, now, crls, signed_at)?);
         }
         Ok(())
     })();
@@ -117,9 +120,14 @@ pub fn verify_document(
 pub fn verify_pdf(
     pdf: &[u8],
     anchors: &[Vec<u8>],
+    crls: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<kalit_proto::verify::PdfVerifyReport, CoreError> {
     use kalit_proto::verify::{PdfSignatureReport, PdfVerifyReport};
+    // The document security store: certificates for the paths, CRLs for revocation (with `crls`).
+    let dss = crate::pdf::validation_data(pdf)?;
+    let mut all_crls = dss.crls.clone();
+    all_crls.extend(crls.iter().cloned());
     let mut out = Vec::new();
     for s in crate::pdf::signatures(pdf)? {
         let doc_ts = s.sub_filter == "ETSI.RFC3161";
@@ -155,13 +163,22 @@ pub fn verify_pdf(
                 r.scheme = Some(v.scheme.clone());
                 r.signer = Some(x509::cert_info(&v.signer_cert)?);
                 if s.sub_filter == "ETSI.CAdES.detached" {
-                    r.level = if v.timestamp.is_some() { "B-T" } else { "B-B" }.into();
+                    r.level = match (&v.timestamp, dss.crls.is_empty()) {
+                        (None, _) => "B-B",
+                        (Some(_), true) => "B-T",
+                        (Some(_), false) => "B-LT",
+                    }
+                    .into();
                 }
                 if let Some(ts) = &v.timestamp {
                     r.timestamp = Some(timestamp_report(ts, anchors)?);
                 }
                 if !anchors.is_empty() {
-                    r.chain = Some(x509::check_chain(&v.signer_cert, &v.certificates, anchors, now)?);
+                    let mut pool = v.certificates.clone();
+                    pool.extend(dss.certs.iter().cloned());
+                    let signed_at = v.timestamp.as_ref().map(|t| t.time);
+                    r.chain =
+                        Some(x509::check_chain_revocation(&v.signer_cert, &pool, anchors, now, &all_crls, signed_at)?);
                 }
             }
             if let Err(what) = &s.later_changes {

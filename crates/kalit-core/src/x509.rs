@@ -7,6 +7,7 @@ use kalit_proto::verify::ChainReport;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::oid_registry as oids;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -51,6 +52,35 @@ pub fn parse_cert_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CoreError> {
         parse(der)?;
     }
     Ok(out)
+}
+
+/// Whether `der` is one DER CRL (nothing after it).
+pub fn is_crl(der: &[u8]) -> bool {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    matches!(CertificateRevocationList::from_der(der), Ok((rest, _)) if rest.is_empty())
+}
+
+/// The http(s) URIs of a certificate's CRL distribution points (RFC 5280 4.2.1.13).
+pub fn crl_urls(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName};
+    let Ok(c) = parse(der) else { return vec![] };
+    let mut out = vec![];
+    for e in c.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = e.parsed_extension() {
+            for p in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &p.distribution_point {
+                    for n in names {
+                        if let GeneralName::URI(u) = n
+                            && (u.starts_with("http://") || u.starts_with("https://"))
+                        {
+                            out.push((*u).to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Parses one DER certificate, with a clear error.
@@ -314,6 +344,23 @@ pub fn check_chain(
     anchors: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<ChainReport, CoreError> {
+    check_chain_revocation(leaf, pool, anchors, now, &[], None)
+}
+
+/// [`check_chain`], and the signer's revocation status from `crls` (DER CRLs; webpki checks each one's
+/// signature against the signer's issuer in the path). A revoked signer is refused, unless
+/// `signed_at` (a timestamp's time) is before the revocation: a signature made before its key was
+/// revoked stays valid. The report says what the CRLs said.
+pub fn check_chain_revocation(
+    leaf: &[u8],
+    pool: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+    crls: &[Vec<u8>],
+    signed_at: Option<OffsetDateTime>,
+) -> Result<ChainReport, CoreError> {
+    let newest = newest_crls(crls);
+    let crls = newest.as_slice();
     let leaf_c = parse(leaf)?;
     check_validity(&leaf_c, now)?;
     if let Ok(Some(ku)) = leaf_c.key_usage()
@@ -323,7 +370,82 @@ pub fn check_chain(
             "the signer certificate's key usage allows neither digitalSignature nor nonRepudiation".into(),
         ));
     }
-    validate_path(leaf, &leaf_c, pool, anchors, now, DocumentSigning)
+    match validate_path_crls(leaf, &leaf_c, pool, anchors, now, DocumentSigning, crls) {
+        Ok(mut report) => {
+            if !crls.is_empty() {
+                report.revocation = Some(match crl_issued_by(crls, leaf_c.issuer().as_raw()) {
+                    Some(this_update) => format!("not revoked (CRL of {} issued {this_update})", leaf_c.issuer()),
+                    None => format!("not checked: no CRL from {}", leaf_c.issuer()),
+                });
+            }
+            return Ok(report);
+        }
+        Err(CoreError::Untrusted(why)) if why == REVOKED => {}
+        Err(e) => return Err(e),
+    }
+    let (date, reason) = revocation_of(crls, &leaf_c).unwrap_or((OffsetDateTime::UNIX_EPOCH, None));
+    let date_text = date.format(&Rfc3339).unwrap_or_default();
+    let reason = reason.map(|r| format!(", reason {r}")).unwrap_or_default();
+    match signed_at {
+        Some(t) if t < date => {
+            let mut report = validate_path(leaf, &leaf_c, pool, anchors, now, DocumentSigning)?;
+            let t = t.format(&Rfc3339).unwrap_or_default();
+            report.revocation = Some(format!(
+                "revoked on {date_text}{reason}, after the timestamped signing time {t}: the signature stays valid"
+            ));
+            Ok(report)
+        }
+        _ => Err(CoreError::Untrusted(format!("the signer's certificate was revoked on {date_text}{reason}"))),
+    }
+}
+
+const REVOKED: &str = "the signer's certificate is revoked";
+
+/// Of several CRLs from one issuer (a PDF's stored one and a fresh one), the newest (latest thisUpdate)
+/// speaks: an older CRL cannot vouch that a certificate was not revoked since. Unreadable CRLs are kept
+/// for webpki to refuse.
+fn newest_crls(crls: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    let mut best: Vec<(Vec<u8>, i64, Vec<u8>)> = vec![];
+    let mut unreadable = vec![];
+    for d in crls {
+        let Ok((_, c)) = CertificateRevocationList::from_der(d) else {
+            unreadable.push(d.clone());
+            continue;
+        };
+        let issuer = c.issuer().as_raw().to_vec();
+        let t = c.last_update().timestamp();
+        match best.iter_mut().find(|(i, _, _)| *i == issuer) {
+            Some(b) if b.1 < t => *b = (issuer, t, d.clone()),
+            Some(_) => {}
+            None => best.push((issuer, t, d.clone())),
+        }
+    }
+    best.into_iter().map(|(_, _, d)| d).chain(unreadable).collect()
+}
+
+/// When a CRL from `issuer` (raw name) is among `crls`: its thisUpdate.
+fn crl_issued_by(crls: &[Vec<u8>], issuer: &[u8]) -> Option<String> {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    crls.iter().find_map(|d| {
+        let (_, c) = CertificateRevocationList::from_der(d).ok()?;
+        (c.issuer().as_raw() == issuer).then(|| c.last_update().to_datetime().format(&Rfc3339).unwrap_or_default())
+    })
+}
+
+/// The revocation date and reason of `cert` in the CRL from its issuer.
+fn revocation_of(crls: &[Vec<u8>], cert: &X509Certificate<'_>) -> Option<(OffsetDateTime, Option<String>)> {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    crls.iter().find_map(|d| {
+        let (_, c) = CertificateRevocationList::from_der(d).ok()?;
+        if c.issuer().as_raw() != cert.issuer().as_raw() {
+            return None;
+        }
+        c.iter_revoked_certificates().find(|r| r.raw_serial() == cert.tbs_certificate.raw_serial()).map(|r| {
+            let reason = r.reason_code().map(|(_, rc)| format!("{rc}"));
+            (r.revocation_date.to_datetime(), reason)
+        })
+    })
 }
 
 /// Path validation as in [`check_chain`] (without its keyUsage rule on the leaf) for another
@@ -349,6 +471,20 @@ fn validate_path(
     now: OffsetDateTime,
     usage: impl webpki::ExtendedKeyUsageValidator,
 ) -> Result<ChainReport, CoreError> {
+    validate_path_crls(leaf, leaf_c, pool, anchors, now, usage, &[])
+}
+
+/// [`validate_path`] with the leaf's revocation checked against `crls` (none: not checked; a leaf no CRL
+/// covers is not refused, the caller reports it).
+fn validate_path_crls(
+    leaf: &[u8],
+    leaf_c: &X509Certificate<'_>,
+    pool: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    now: OffsetDateTime,
+    usage: impl webpki::ExtendedKeyUsageValidator,
+    crls: &[Vec<u8>],
+) -> Result<ChainReport, CoreError> {
     if pool.len() > MAX_CHAIN_DEPTH {
         return Err(CoreError::Untrusted(format!("more than {MAX_CHAIN_DEPTH} certificates to build a chain from")));
     }
@@ -356,7 +492,7 @@ fn validate_path(
     let mut path = vec![leaf_c.subject().to_string()];
     // A certificate configured as a trust anchor is trusted as itself.
     if anchors.iter().any(|a| a.as_slice() == leaf) {
-        return Ok(ChainReport { trusted: true, path });
+        return Ok(ChainReport { trusted: true, path, revocation: None });
     }
     let anchor_ders: Vec<pki_types::CertificateDer<'_>> =
         anchors.iter().map(|a| pki_types::CertificateDer::from(a.as_slice())).collect();
@@ -391,9 +527,24 @@ fn validate_path(
         }
         Ok(())
     };
+    let parsed_crls: Vec<webpki::CertRevocationList<'_>> = crls
+        .iter()
+        .map(|d| webpki::OwnedCertRevocationList::from_der(d).map(webpki::CertRevocationList::from))
+        .collect::<Result<_, _>>()
+        .map_err(|_| CoreError::InvalidInput("a CRL is malformed".into()))?;
+    let crl_refs: Vec<&webpki::CertRevocationList<'_>> = parsed_crls.iter().collect();
+    let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+        b.with_depth(webpki::RevocationCheckDepth::EndEntity)
+            .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+            .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+            .build()
+    });
     let verified = ee
-        .verify_for_usage(CHAIN_ALGS, &ta_only, &intermediates, t, usage, None, Some(&anchor_path_len))
-        .map_err(|e| CoreError::Untrusted(describe_path_error(&e)))?;
+        .verify_for_usage(CHAIN_ALGS, &ta_only, &intermediates, t, usage, revocation, Some(&anchor_path_len))
+        .map_err(|e| match e {
+            webpki::Error::CertRevoked => CoreError::Untrusted(REVOKED.into()),
+            e => CoreError::Untrusted(describe_path_error(&e)),
+        })?;
     for c in verified.intermediate_certificates() {
         if let Ok(p) = parse(c.der().as_ref()) {
             path.push(p.subject().to_string());
@@ -404,7 +555,7 @@ fn validate_path(
         anchor_policy(&a, now)?;
         path.push(a.subject().to_string());
     }
-    Ok(ChainReport { trusted: true, path })
+    Ok(ChainReport { trusted: true, path, revocation: None })
 }
 
 /// RFC 5280 rules on the signer's certificate that path validation leaves out: a certificate that is not
@@ -544,6 +695,80 @@ mod tests {
         p.not_after = OffsetDateTime::now_utc() + Duration::days(days.1);
         p.key_usages = usage;
         p.signed_by(&k, issuer).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn revocation_from_crls_and_a_timestamp_before_it() {
+        let now = OffsetDateTime::now_utc();
+        let crl_ca = |name: &str| {
+            let k = key();
+            let mut p = CertificateParams::new(vec![]).unwrap();
+            p.distinguished_name = crate::csr::parse_subject(&format!("CN={name}")).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            (p.self_signed(&k).unwrap().der().to_vec(), Issuer::new(p, k))
+        };
+        let (root, issuer) = crl_ca("Root");
+        let sign = vec![KeyUsagePurpose::DigitalSignature];
+        let signer = leaf(&issuer, (-1, 30), sign.clone());
+        let serial = parse(&signer).unwrap().tbs_certificate.raw_serial().to_vec();
+        let crl = |revoked: bool, at: OffsetDateTime| {
+            rcgen::CertificateRevocationListParams {
+                this_update: at,
+                next_update: at + Duration::days(1),
+                crl_number: rcgen::SerialNumber::from_slice(&[at.unix_timestamp() as u8 | 1]),
+                issuing_distribution_point: None,
+                revoked_certs: if revoked {
+                    vec![rcgen::RevokedCertParams {
+                        serial_number: rcgen::SerialNumber::from_slice(&serial),
+                        revocation_time: now - Duration::hours(1),
+                        reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                        invalidity_date: None,
+                    }]
+                } else {
+                    vec![]
+                },
+                key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            }
+            .signed_by(&issuer)
+            .unwrap()
+            .der()
+            .to_vec()
+        };
+        let anchors = std::slice::from_ref(&root);
+        let old_clean = crl(false, now - Duration::days(2));
+        let fresh_revoked = crl(true, now - Duration::minutes(5));
+        let ok = check_chain_revocation(&signer, &[], anchors, now, std::slice::from_ref(&old_clean), None).unwrap();
+        assert!(ok.revocation.unwrap().starts_with("not revoked"));
+        // The newest CRL speaks, whatever the order.
+        for crls in [vec![old_clean.clone(), fresh_revoked.clone()], vec![fresh_revoked.clone(), old_clean.clone()]] {
+            let e = check_chain_revocation(&signer, &[], anchors, now, &crls, None).unwrap_err().to_string();
+            assert!(e.contains("revoked on") && e.contains("KeyCompromise"), "{e}");
+            // Signed (timestamped) two hours ago, revoked one hour ago: still valid, and said so.
+            let r = check_chain_revocation(&signer, &[], anchors, now, &crls, Some(now - Duration::hours(2))).unwrap();
+            assert!(r.revocation.unwrap().contains("after the timestamped signing time"));
+            // Timestamped after the revocation: refused.
+            assert!(
+                check_chain_revocation(&signer, &[], anchors, now, &crls, Some(now - Duration::minutes(30))).is_err()
+            );
+        }
+        // A CRL from another CA says nothing about this signer; a malformed one is an error.
+        let (_, other) = crl_ca("Other");
+        let foreign = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + Duration::days(1),
+            crl_number: rcgen::SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs: vec![],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&other)
+        .unwrap()
+        .der()
+        .to_vec();
+        let r = check_chain_revocation(&signer, &[], anchors, now, &[foreign], None).unwrap();
+        assert!(r.revocation.unwrap().starts_with("not checked"));
+        assert!(check_chain_revocation(&signer, &[], anchors, now, &[vec![0x30, 0x03, 1, 2, 3]], None).is_err());
     }
 
     #[test]

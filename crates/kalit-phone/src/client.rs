@@ -173,3 +173,37 @@ pub fn timestamp(url: &str, data: &[u8]) -> PhoneResult<(Vec<u8>, kalit_core::ts
     resp.take(tsp::MAX_TSP_LEN as u64 + 1).read_to_end(&mut body).map_err(|e| unavailable(&e))?;
     Ok(tsp::read_response(&body, &req)?)
 }
+
+/// Fetches a CRL from a certificate's distribution point (`http://` or `https://`; a CRL is signed by
+/// its CA, so plain HTTP is what CAs publish on), at most 16 MiB, checked to be a CRL.
+pub fn fetch_crl(url: &str) -> PhoneResult<Vec<u8>> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| PhoneError::new(ErrorCode::InvalidInput, format!("CRL URL {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(PhoneError::new(ErrorCode::InvalidInput, format!("CRL URL {url:?}: not http or https")));
+    }
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_preconfigured(kalit_transport::http_tls_config()?)
+        .build()
+        .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        PhoneError::new(ErrorCode::Unavailable, format!("cannot fetch the CRL at {url}: {e}"))
+    };
+    let resp = http.get(parsed).send().map_err(|e| unavailable(&root(&e)))?;
+    if !resp.status().is_success() {
+        return Err(unavailable(&format!("HTTP {}", resp.status())));
+    }
+    let mut body = Vec::new();
+    use std::io::Read;
+    resp.take((16 << 20) + 1).read_to_end(&mut body).map_err(|e| unavailable(&e))?;
+    if body.len() > 16 << 20 {
+        return Err(unavailable(&"larger than 16 MiB"));
+    }
+    if !kalit_core::x509::is_crl(&body) {
+        return Err(PhoneError::new(ErrorCode::InvalidInput, format!("{url} did not answer with a DER CRL")));
+    }
+    Ok(body)
+}

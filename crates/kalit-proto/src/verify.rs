@@ -52,6 +52,9 @@ pub struct ChainReport {
     pub trusted: bool,
     /// Subjects from the signer up to the anchor.
     pub path: Vec<String>,
+    /// What the revocation data said about the signer, when some was given (a CRL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<String>,
 }
 
 /// What `kalit verify --file doc.pdf --json` prints: every signature in a PDF.

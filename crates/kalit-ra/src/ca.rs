@@ -43,6 +43,10 @@ struct CaFile {
     /// the TSA existed get one the first time `kalit ra serve` opens them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tsa: Option<SealedCa>,
+    /// The RA's public address given at `init` (certificates name `URL/v1/crl`). Not sealed: whoever can
+    /// change it can only point verifiers at a place that withholds the CRL, never forge one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +76,8 @@ pub struct Ca {
     pub(crate) tsa_key: PrivateKey,
     /// The TSA certificate, then [`Ca::chain`].
     pub tsa_chain: Vec<Vec<u8>>,
+    /// The public address given at `kalit ra init --public-url`.
+    pub public_url: Option<String>,
 }
 
 /// Years a TSA certificate is valid (never past its issuer).
@@ -84,6 +90,7 @@ fn make_tsa(
     alg: KeyAlgorithm,
     issuer: &Issuer<'_, PrivateKey>,
     issuer_cert: &[u8],
+    public_url: Option<&str>,
 ) -> Result<(SecretBytes, Vec<u8>), RaError> {
     let key_der = keys::generate(alg)?;
     let key = PrivateKey::from_pkcs8(&key_der)?;
@@ -99,6 +106,9 @@ fn make_tsa(
     let mut eku = CustomExtension::from_oid_content(&[2, 5, 29, 37], kalit_core::der::seq(&[&eku_oid]));
     eku.set_criticality(true);
     p.custom_extensions = vec![eku];
+    if let Some(url) = public_url {
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![format!("{url}/v1/crl")] }];
+    }
     let now = OffsetDateTime::now_utc();
     p.not_before = now - Duration::hours(1);
     let issuer_end = x509::parse(issuer_cert)?.validity().not_after.to_datetime();
@@ -148,6 +158,21 @@ pub fn init(
     validity_days: u32,
     passphrase: &SecretString,
 ) -> Result<CaSummary, RaError> {
+    init_with(dir, name, alg, two_tier, validity_days, passphrase, None)
+}
+
+/// [`init`], with the RA's public address (https, or http on loopback): the TSA certificate and every
+/// certificate `serve` issues name `URL/v1/crl` as their CRL distribution point.
+pub fn init_with(
+    dir: &Path,
+    name: &str,
+    alg: KeyAlgorithm,
+    two_tier: bool,
+    validity_days: u32,
+    passphrase: &SecretString,
+    public_url: Option<&str>,
+) -> Result<CaSummary, RaError> {
+    let public_url = public_url.map(|u| u.trim_end_matches('/'));
     if !matches!(alg, KeyAlgorithm::P256 | KeyAlgorithm::Rsa3072) {
         return Err(RaError::invalid("the CA key is p-256 or rsa-3072"));
     }
@@ -183,10 +208,18 @@ pub fn init(
     let (issuing, tsa) = if two_tier {
         let k_der = keys::generate(alg)?;
         let k = PrivateKey::from_pkcs8(&k_der)?;
-        let params = ca_params(&format!("CN={} Issuing CA,O={}", escape(name), escape(name)), Some(0), 10)?;
+        let mut params = ca_params(&format!("CN={} Issuing CA,O={}", escape(name), escape(name)), Some(0), 10)?;
+        if let Some(url) = public_url {
+            // The root's CRL, made now (the root key is sealed while serving) and served as a file.
+            params.crl_distribution_points =
+                vec![rcgen::CrlDistributionPoint { uris: vec![format!("{url}/v1/root.crl")] }];
+        }
         let cert = params.signed_by(&k, &root_issuer).map_err(RaError::internal)?.der().to_vec();
+        if public_url.is_some() {
+            write_root_crl(dir, &root_issuer)?;
+        }
         let issuing_issuer = Issuer::from_ca_cert_der(&cert.as_slice().into(), k).map_err(RaError::internal)?;
-        let tsa = make_tsa(name, alg, &issuing_issuer, &cert)?;
+        let tsa = make_tsa(name, alg, &issuing_issuer, &cert, public_url)?;
         let b64 = B64.encode(&cert);
         chain.insert(0, cert);
         let sealed = SealedCa {
@@ -195,7 +228,7 @@ pub fn init(
         };
         (Some(sealed), tsa)
     } else {
-        (None, make_tsa(name, alg, &root_issuer, &root_cert)?)
+        (None, make_tsa(name, alg, &root_issuer, &root_cert, public_url)?)
     };
     let tsa_b64 = B64.encode(&tsa.1);
     let tsa = SealedCa {
@@ -211,6 +244,7 @@ pub fn init(
         root,
         issuing,
         tsa: Some(tsa),
+        public_url: public_url.map(str::to_owned),
     };
     let pem: String = chain.iter().map(|c| x509::cert_pem(c)).collect();
     kalit_service::files::atomic_write(&dir.join("ca.pem"), pem.as_bytes())
@@ -220,6 +254,25 @@ pub fn init(
     let subjects =
         chain.iter().rev().map(|c| x509::parse(c).map(|p| p.subject().to_string())).collect::<Result<_, _>>()?;
     Ok(CaSummary { root_fingerprint: kalit_core::statement::cert_fingerprint(&root_cert), subjects })
+}
+
+/// Days the root's CRL is valid: `kalit ra init` makes the first one; an operator re-signs it with the
+/// root key before it runs out.
+pub const ROOT_CRL_DAYS: i64 = 365;
+
+/// The root CA's CRL (no revoked issuing CA), valid for [`ROOT_CRL_DAYS`], written to `DIR/root.crl`.
+fn write_root_crl(dir: &Path, root: &Issuer<'_, PrivateKey>) -> Result<(), RaError> {
+    let now = OffsetDateTime::now_utc();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - Duration::minutes(1),
+        next_update: now + Duration::days(ROOT_CRL_DAYS),
+        crl_number: rcgen::SerialNumber::from_slice(&[1]),
+        issuing_distribution_point: None,
+        revoked_certs: vec![],
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let der = params.signed_by(root).map_err(RaError::internal)?.der().to_vec();
+    kalit_service::files::atomic_write(&dir.join("root.crl"), &der).map_err(RaError::io("cannot write root.crl"))
 }
 
 fn escape(s: &str) -> String {
@@ -275,6 +328,7 @@ pub fn open(dir: &Path, passphrase: &SecretString) -> Result<Ca, RaError> {
     let alg = key.algorithm();
     let f_has_issuing = f.issuing.is_some();
     let validity_days = f.validity_days;
+    let public_url = f.public_url.clone();
     let issuer = Issuer::from_ca_cert_der(&cert.as_slice().into(), key).map_err(RaError::internal)?;
     let (tsa_key, tsa_cert) = match &f.tsa {
         Some(t) if f.format != CA_FORMAT_V1 => {
@@ -296,7 +350,7 @@ pub fn open(dir: &Path, passphrase: &SecretString) -> Result<Ca, RaError> {
     }
     let mut tsa_chain = vec![tsa_cert];
     tsa_chain.extend(chain.iter().cloned());
-    Ok(Ca { issuer, chain, validity_days, tsa_key, tsa_chain })
+    Ok(Ca { issuer, chain, validity_days, tsa_key, tsa_chain, public_url })
 }
 
 /// Gives a CA made before Kalit had a TSA its TSA key and certificate, sealed like the CA keys and
@@ -310,7 +364,7 @@ fn add_tsa(
     issuer: &Issuer<'_, PrivateKey>,
     issuer_cert: &[u8],
 ) -> Result<(PrivateKey, Vec<u8>), RaError> {
-    let (key_der, cert) = make_tsa(&f.name, alg, issuer, issuer_cert)?;
+    let (key_der, cert) = make_tsa(&f.name, alg, issuer, issuer_cert, f.public_url.as_deref())?;
     if f.format == CA_FORMAT {
         let b64 = B64.encode(&cert);
         f.tsa = Some(SealedCa {

@@ -129,6 +129,9 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
     p.use_authority_key_identifier_extension = true;
     p.key_identifier_method = KeyIdMethod::Sha256;
+    if let Some(url) = &state.public_url {
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![format!("{url}/v1/crl")] }];
+    }
     let subject_key =
         rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| RaError::invalid(format!("CSR key: {e}")))?;
     let cert = p.signed_by(&subject_key, &state.ca.issuer).map_err(RaError::internal)?.der().to_vec();

@@ -56,6 +56,9 @@ pub struct RaState {
     /// Web origins of phone apps allowed to call the RA from a browser (CORS), e.g. the relay's
     /// `https://relay.example` serving the app at `/app/`. Empty: no CORS headers at all.
     pub app_origins: Arc<Vec<String>>,
+    /// This RA's public base URL, when known: issued certificates name `URL/v1/crl` as their CRL
+    /// distribution point.
+    pub public_url: Option<Arc<str>>,
 }
 
 impl RaState {
@@ -70,6 +73,7 @@ impl RaState {
             metrics: Arc::new(Metrics::new("kalit_ra")),
             clock: kalit_service::Clock::system(),
             app_origins: Arc::new(vec![]),
+            public_url: None,
         })
     }
 
@@ -87,6 +91,35 @@ impl RaState {
         self.app_origins = Arc::new(checked);
         Ok(self)
     }
+}
+
+impl RaState {
+    /// Names `url` (https, or http on loopback) as this RA's public address: certificates issued from now
+    /// on carry `url/v1/crl` as their CRL distribution point.
+    pub fn with_public_url(mut self, url: Option<&str>) -> Result<RaState, RaError> {
+        self.public_url = match url {
+            None => None,
+            Some(u) => Some(Arc::from(check_public_url(u)?)),
+        };
+        Ok(self)
+    }
+}
+
+/// Checks an RA's public address (https, or http on a loopback address) and returns it without a
+/// trailing slash.
+pub fn check_public_url(u: &str) -> Result<&str, RaError> {
+    let u = u.trim_end_matches('/');
+    let ok = u.starts_with("https://")
+        || u.strip_prefix("http://").is_some_and(|rest| {
+            let host = rest.split(['/', ':']).next().unwrap_or("");
+            host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
+        });
+    if !ok || u.contains(char::is_whitespace) || u.len() > 200 {
+        return Err(RaError::invalid(format!(
+            "--public-url {u:?}: expected https://host[:port] (or http:// on a loopback address)"
+        )));
+    }
+    Ok(u)
 }
 
 /// CORS for the phone apps' origins only: their preflight is answered, their requests get
@@ -153,7 +186,12 @@ pub async fn revoke(dir: &Path, serial: &str, reason: Option<&str>) -> Result<()
     if let Some(r) = reason {
         issue::check_reason(r)?;
     }
-    let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+    // The RA stores 16-byte serials as 32 hex digits; tools (and `kalit vault show`) print the number
+    // without its leading zeros, or with colons: any of these names the same certificate.
+    let mut serial = serial.trim().to_ascii_lowercase().replace(':', "");
+    if !serial.is_empty() && serial.len() < 32 && serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        serial = format!("{serial:0>32}");
+    }
     let store = RaStore::open(dir).await?;
     let now_ms = kalit_service::now_ms();
     let ok = store.revoke(&serial, reason, now_ms).await?;
@@ -251,6 +289,19 @@ async fn crl(State(s): State<RaState>) -> ServiceResult<impl IntoResponse> {
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], issue::crl(&s).await?))
 }
 
+/// The root CA's CRL, made by `kalit ra init --public-url` (the root key is sealed while serving).
+async fn root_crl(State(s): State<RaState>) -> ServiceResult<impl IntoResponse> {
+    let path = s.dir.join("root.crl");
+    match tokio::fs::read(&path).await {
+        Ok(der) => Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ServiceError::new(
+            ErrorCode::NotFound,
+            "this RA publishes no root CRL (made by kalit ra init --public-url)",
+        )),
+        Err(e) => Err(ServiceError::internal(format!("cannot read root.crl: {e}"))),
+    }
+}
+
 async fn health(State(s): State<RaState>) -> ServiceResult<axum::Json<kalit_proto::relay::Health>> {
     sqlx::query("SELECT 1").execute(&s.store.pool).await.map_err(|e| ServiceError::internal(e.to_string()))?;
     Ok(axum::Json(kalit_proto::relay::Health {
@@ -283,6 +334,7 @@ pub fn app(state: RaState) -> Router {
     Router::new()
         .route("/v1/ca.pem", get(ca_pem))
         .route("/v1/crl", get(crl))
+        .route("/v1/root.crl", get(root_crl))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))

@@ -78,8 +78,14 @@ pub struct Ra {
 
 impl Ra {
     pub fn init(root: &Path, name: &str) -> Ra {
+        Self::init_with(root, name, &[])
+    }
+    /// `kalit ra init` with `extra` arguments (e.g. `--public-url`).
+    pub fn init_with(root: &Path, name: &str, extra: &[&str]) -> Ra {
         let dir = root.join(name);
-        kalit(&["ra", "init", "--dir", s(&dir), "--name", name, "--two-tier"], &[RA_PASS, RA_PASS]).ok();
+        let mut args = vec!["ra", "init", "--dir", s(&dir), "--name", name, "--two-tier"];
+        args.extend_from_slice(extra);
+        kalit(&args, &[RA_PASS, RA_PASS]).ok();
         let pass = root.join(format!("{name}.pass"));
         std::fs::write(&pass, format!("{RA_PASS}\n")).unwrap();
         std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -90,9 +96,12 @@ impl Ra {
     }
     /// `kalit ra serve` with `extra` arguments (e.g. `--app-origin`).
     pub fn serve_with(&self, extra: &[&str]) -> Service {
+        self.serve_on("127.0.0.1:0", extra)
+    }
+    /// `kalit ra serve` on `listen`.
+    pub fn serve_on(&self, listen: &str, extra: &[&str]) -> Service {
         let pass = self.dir.with_extension("pass");
-        let mut args =
-            vec!["ra", "serve", "--dir", s(&self.dir), "--listen", "127.0.0.1:0", "--passphrase-file", s(&pass)];
+        let mut args = vec!["ra", "serve", "--dir", s(&self.dir), "--listen", listen, "--passphrase-file", s(&pass)];
         args.extend_from_slice(extra);
         Service::start(&args, None)
     }

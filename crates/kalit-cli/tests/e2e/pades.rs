@@ -326,6 +326,106 @@ fn pades_and_cades_t_signatures_pass_pdfsig_pyhanko_and_openssl() {
     assert!(r.stdout.contains("TSA trusted"), "{}", r.stdout);
 }
 
+/// A free loopback port (bound, read, released: the RA is started on it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn long_term_validation_data_and_revocation() {
+    let Some(j) = judges() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let ra = Ra::init_with(root, "ra", &["--public-url", &public]);
+    let listen = format!("127.0.0.1:{port}");
+    let srv = ra.serve_on(&listen, &[]);
+    let tsa = format!("{public}/v1/timestamp");
+    let ca = ra.ca();
+    let chain = kalit_core::x509::parse_cert_bundle(&fs::read(&ca).unwrap()).unwrap();
+    let root_pem = root.join("root.pem");
+    fs::write(&root_pem, kalit_core::x509::cert_pem(chain.last().unwrap())).unwrap();
+    // Certificates name their CRL: the issuing CA's (leaf, TSA) and the root's (issuing CA).
+    let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Ali Valiyev,C=UZ");
+    let show: serde_json::Value = serde_json::from_str(&v.run(&["show", "main", "--json"], &[]).ok().stdout).unwrap();
+    let serial = show["certificate"]["serial"].as_str().unwrap().to_string();
+    let hand = root.join("hand.pdf");
+    fs::write(&hand, form_pdf()).unwrap();
+    let lt = root.join("lt.pdf");
+    let bb = root.join("bb.pdf");
+    let r = v
+        .run(
+            &[
+                "sign",
+                "main",
+                "--file",
+                s(&hand),
+                "--format",
+                "pades",
+                "--level",
+                "b-lt",
+                "--tsa",
+                &tsa,
+                "--out",
+                s(&lt),
+            ],
+            &["y", PIN],
+        )
+        .ok();
+    assert!(r.stderr.contains("/v1/crl") && r.stderr.contains("/v1/root.crl"), "{}", r.stderr);
+    v.run(&["sign", "main", "--file", s(&hand), "--format", "pades", "--out", s(&bb)], &["y", PIN]).ok();
+    let rep: serde_json::Value =
+        serde_json::from_str(&kalit(&["verify", "--file", s(&lt), "--ca", s(&ca), "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(rep["signatures"][0]["level"], "B-LT", "{rep}");
+    assert!(rep["signatures"][0]["chain"]["revocation"].as_str().unwrap().starts_with("not revoked"), "{rep}");
+    assert!(run("qpdf", &["--check", s(&lt)]).status.success());
+    if j.pdfsig {
+        let nssdb = root.join("nssdb");
+        fs::create_dir_all(&nssdb).unwrap();
+        run("certutil", &["-N", "-d", &format!("sql:{}", s(&nssdb)), "--empty-password"]);
+        run(
+            "certutil",
+            &["-A", "-d", &format!("sql:{}", s(&nssdb)), "-n", "kalit", "-t", "CT,C,C", "-i", s(&root_pem)],
+        );
+        let p = pdfsig(&nssdb, &lt);
+        assert!(
+            p.contains("Signature is Valid.") && p.contains("Not total document signed"),
+            "the DSS is a later revision: {p}"
+        );
+    }
+
+    // The RA goes away: the B-LT file still validates as AdES with what it carries; the B-T-less one
+    // cannot get revocation data.
+    srv.stop();
+    if let Some(py) = &j.pyhanko {
+        let o = pyhanko(py, &["adesverify", "--executive-summary", "--trust", s(&root_pem), "--trust-replace", s(&lt)]);
+        assert!(o.status.success(), "pyhanko adesverify on B-LT with the RA stopped: {}", text(&o));
+        let o = pyhanko(py, &["adesverify", "--executive-summary", "--trust", s(&root_pem), "--trust-replace", s(&bb)]);
+        assert!(!o.status.success(), "a B-B file has no revocation data offline: {}", text(&o));
+    }
+
+    // Revocation: the certificate is revoked after both signatures. The timestamped one stays valid (it
+    // was made before), the plain one is not.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    kalit(&["ra", "revoke", "--dir", s(&ra.dir), &serial, "--reason", "keyCompromise"], &[]).ok();
+    let srv = ra.serve_on(&listen, &[]);
+    let crl = root.join("now.crl");
+    let o = Command::new("curl").args(["-sS", "-o", s(&crl), &format!("{}/v1/crl", srv.url)]).status().unwrap();
+    assert!(o.success());
+    let r = kalit(&["verify", "--file", s(&bb), "--ca", s(&ca), "--crl", s(&crl)], &[]);
+    assert_ne!(r.code, 0, "a revoked signer without a timestamp: {}", r.stdout);
+    assert!(r.stdout.contains("revoked on"), "{}", r.stdout);
+    let r = kalit(&["verify", "--file", s(&lt), "--ca", s(&ca), "--crl", s(&crl), "--json"], &[]).ok();
+    let rep: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let why = rep["signatures"][0]["chain"]["revocation"].as_str().unwrap();
+    assert!(why.contains("after the timestamped signing time"), "{why}");
+    // OpenSSL reads the same CRL: signed by the issuing CA, listing this serial.
+    let text = ossl_ok(&["crl", "-in", s(&crl), "-inform", "DER", "-noout", "-text"]);
+    assert!(text.to_uppercase().contains(&serial.replace(':', "").to_uppercase()), "{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+}
+
 #[test]
 fn the_ra_tsa_answers_openssl_ts_and_refuses_what_it_must() {
     if openssl().is_none() {
