@@ -115,6 +115,10 @@ enum LevelArg {
     /// the PDF, so that it can be verified when the CA's servers are gone (pades only).
     #[value(name = "b-lt")]
     Blt,
+    /// B-LT, and a document timestamp over it all (from the same TSA), which keeps the signature's
+    /// evidence verifiable after its algorithms age (pades only).
+    #[value(name = "b-lta")]
+    Blta,
 }
 
 #[derive(Debug, Subcommand)]

@@ -398,6 +398,25 @@ fn add_long_term_data(pdf: &[u8], signer_certs: &[Vec<u8>], tsa_certs: &[Vec<u8>
     Ok(kalit_core::pdf::add_validation_data(pdf, &data)?)
 }
 
+/// PAdES-B-LTA: a document timestamp from `tsa` over the whole file as it stands, in a revision of its
+/// own (`/Type /DocTimeStamp`, `/SubFilter /ETSI.RFC3161`).
+fn add_document_timestamp(pdf: &[u8], tsa: &str) -> CliResult<Vec<u8>> {
+    let spec = kalit_core::pdf::Spec {
+        field: None,
+        reason: None,
+        name: None,
+        time: time::OffsetDateTime::now_utc(),
+        reserve: kalit_core::pdf::DEFAULT_RESERVE,
+        kind: kalit_core::pdf::Kind::DocTimeStamp,
+    };
+    let prepared = kalit_core::pdf::prepare(pdf, &spec)?;
+    let [_, a, b, c] = prepared.byte_range;
+    let covered = [&prepared.pdf[..a], &prepared.pdf[b..b + c]].concat();
+    eprintln!("Asking {tsa} for a document timestamp...");
+    let (token, _) = kalit_phone::client::timestamp(tsa, &covered)?;
+    Ok(prepared.complete(&token)?)
+}
+
 /// How `kalit vault sign` signs.
 struct SignOptions {
     format: FormatArg,
@@ -429,8 +448,8 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
             "--level b-t and b-lt need --tsa URL (the time-stamping authority)",
         ));
     }
-    if level == LevelArg::Blt && format != SignFormat::Pades {
-        return Err(CliError::new(ErrorCode::Usage, "--level b-lt is for PDF signatures (--format pades)"));
+    if matches!(level, LevelArg::Blt | LevelArg::Blta) && format != SignFormat::Pades {
+        return Err(CliError::new(ErrorCode::Usage, "--level b-lt and b-lta are for PDF signatures (--format pades)"));
     }
     if level == LevelArg::BB && o.tsa.is_some() {
         return Err(CliError::new(ErrorCode::Usage, "--tsa adds a timestamp: use --level b-t (or leave --level out)"));
@@ -494,6 +513,7 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
         LevelArg::BB => "",
         LevelArg::BT => ", with a trusted timestamp",
         LevelArg::Blt => ", with a trusted timestamp and long-term validation data",
+        LevelArg::Blta => ", with a trusted timestamp, long-term validation data and a document timestamp",
     };
     eprintln!(
         "  Format:       {}{}",
@@ -537,17 +557,28 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     }
     let (bytes, default_ext) = match prepared {
         Some(prep) => {
+            let field = prep.field.clone();
             let mut pdf = prep.complete(&cms)?;
-            if level == LevelArg::Blt {
+            if matches!(level, LevelArg::Blt | LevelArg::Blta) {
                 let signer_certs = kalit_core::cms::verify_detached(&cms, &mut |h| Ok(prep_digest(&pdf, h)), &[])
                     .map(|v| v.certificates)
                     .unwrap_or_default();
                 pdf = add_long_term_data(&pdf, &signer_certs, &tsa_certs)?;
             }
+            if let (LevelArg::Blta, Some(url)) = (level, &o.tsa) {
+                pdf = add_document_timestamp(&pdf, url)?;
+            }
             // Read back what is about to be written: the signature verifies over the file as saved.
-            let sigs = kalit_core::pdf::signatures(&pdf)?;
-            let s = sigs.last().ok_or_else(|| CliError::new(ErrorCode::Internal, "the signed PDF has no signature"))?;
-            kalit_core::cms::verify_detached(&s.contents, &mut |h| Ok(s.digest(&pdf, h)), &[])?;
+            let report = kalit_core::verify::verify_pdf(&pdf, &[], &[], time::OffsetDateTime::now_utc())?;
+            let ours = report.signatures.iter().find(|s| s.field == field);
+            if let Some(why) =
+                ours.and_then(|s| s.reason.clone()).or_else(|| report.signatures.iter().find_map(|s| s.reason.clone()))
+            {
+                return Err(CliError::new(ErrorCode::Internal, format!("the signed PDF does not verify: {why}")));
+            }
+            if ours.is_none() {
+                return Err(CliError::new(ErrorCode::Internal, "the signed PDF has lost its signature"));
+            }
             (pdf, "-signed.pdf")
         }
         None if format == SignFormat::Cms => (cms, ".p7s"),

@@ -194,5 +194,12 @@ pub fn verify_pdf(
         }
         out.push(r);
     }
+    // A B-LT signature that a valid document timestamp covers later is B-LTA.
+    let stamped_at = out.iter().filter(|r| r.kind == "document-timestamp" && r.valid).map(|r| r.bytes_after).min();
+    if let Some(after) = stamped_at {
+        for r in out.iter_mut().filter(|r| r.level == "B-LT" && r.bytes_after > after) {
+            r.level = "B-LTA".into();
+        }
+    }
     Ok(PdfVerifyReport { valid: !out.is_empty() && out.iter().all(|r| r.valid), signatures: out })
 }

@@ -375,6 +375,18 @@ fn long_term_validation_data_and_revocation() {
         .ok();
     assert!(r.stderr.contains("/v1/crl") && r.stderr.contains("/v1/root.crl"), "{}", r.stderr);
     v.run(&["sign", "main", "--file", s(&hand), "--format", "pades", "--out", s(&bb)], &["y", PIN]).ok();
+    let lta = root.join("lta.pdf");
+    v.run(
+        &["sign", "main", "--file", s(&hand), "--format", "pades", "--level", "b-lta", "--tsa", &tsa, "--out", s(&lta)],
+        &["y", PIN],
+    )
+    .ok();
+    let rep: serde_json::Value =
+        serde_json::from_str(&kalit(&["verify", "--file", s(&lta), "--ca", s(&ca), "--json"], &[]).ok().stdout)
+            .unwrap();
+    assert_eq!(rep["signatures"][0]["level"], "B-LTA", "{rep}");
+    assert_eq!(rep["signatures"][1]["kind"], "document-timestamp", "{rep}");
+    assert_eq!(rep["signatures"][1]["covers_whole_document"], true, "{rep}");
     let rep: serde_json::Value =
         serde_json::from_str(&kalit(&["verify", "--file", s(&lt), "--ca", s(&ca), "--json"], &[]).ok().stdout).unwrap();
     assert_eq!(rep["signatures"][0]["level"], "B-LT", "{rep}");
@@ -403,6 +415,19 @@ fn long_term_validation_data_and_revocation() {
         assert!(o.status.success(), "pyhanko adesverify on B-LT with the RA stopped: {}", text(&o));
         let o = pyhanko(py, &["adesverify", "--executive-summary", "--trust", s(&root_pem), "--trust-replace", s(&bb)]);
         assert!(!o.status.success(), "a B-B file has no revocation data offline: {}", text(&o));
+        let o =
+            pyhanko(py, &["adesverify", "--executive-summary", "--trust", s(&root_pem), "--trust-replace", s(&lta)]);
+        assert!(o.status.success(), "pyhanko adesverify on B-LTA: {}", text(&o));
+        // pyHanko's own document-timestamp validation (its command line has none).
+        let python = Path::new(py).with_file_name("python");
+        let script = format!(
+            "import sys\nfrom pyhanko.pdf_utils.reader import PdfFileReader\nfrom pyhanko.sign.validation import validate_pdf_timestamp\nfrom pyhanko_certvalidator import ValidationContext\nfrom pyhanko.keys import load_cert_from_pemder\nctx = ValidationContext(trust_roots=[load_cert_from_pemder({root:?})], allow_fetching=False)\nr = PdfFileReader(open({f:?}, 'rb'))\nts = [s for s in r.embedded_signatures if s.sig_object_type == '/DocTimeStamp']\nassert len(ts) == 1\nst = validate_pdf_timestamp(ts[0], validation_context=ctx)\nprint(st.intact, st.valid, st.trusted, st.coverage)\nsys.exit(0 if (st.intact and st.valid and st.trusted) else 1)\n",
+            root = s(&root_pem),
+            f = s(&lta)
+        );
+        let o = run(s(&python), &["-c", &script]);
+        assert!(o.status.success(), "pyHanko's document timestamp validation: {}", text(&o));
+        assert!(text(&o).contains("ENTIRE_FILE"), "{}", text(&o));
     }
 
     // Revocation: the certificate is revoked after both signatures. The timestamped one stays valid (it
