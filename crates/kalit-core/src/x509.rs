@@ -60,6 +60,13 @@ pub fn is_crl(der: &[u8]) -> bool {
     matches!(CertificateRevocationList::from_der(der), Ok((rest, _)) if rest.is_empty())
 }
 
+/// A CRL's nextUpdate, when it has one.
+pub fn crl_next_update(der: &[u8]) -> Option<OffsetDateTime> {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    let (_, c) = CertificateRevocationList::from_der(der).ok()?;
+    c.next_update().map(|t| t.to_datetime())
+}
+
 /// The http(s) URIs of a certificate's CRL distribution points (RFC 5280 4.2.1.13).
 pub fn crl_urls(der: &[u8]) -> Vec<String> {
     use x509_parser::extensions::{DistributionPointName, GeneralName};

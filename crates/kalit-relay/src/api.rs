@@ -104,10 +104,13 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     let relay_id = s.identity.id().to_string();
     // Chain validation and a signature check: CPU work, on the blocking pool.
     let (anchors, rid, n) = (s.anchors.clone(), relay_id.clone(), nonce.clone());
+    let cert_proof = req.proof.clone();
     let CheckedRegistration { login, device_key, device_id, device_name, proof, approval } =
         tokio::task::spawn_blocking(move || ceremony::check_registration(&req, &rid, &n, &anchors, now))
             .await
             .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
+    // A revoked certificate registers nothing (its CRL, when it names one, fetched and kept).
+    s.revocation.check(&cert_proof, &s.anchors, now).await?;
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login).await?;
@@ -258,9 +261,11 @@ pub(crate) async fn remove_device(
         };
         let st = Statement::device_removal(s.identity.id(), &nonce, &login, &me.device_id, &target.device_id);
         let (p, anchors, now) = (p.clone(), s.anchors.clone(), s.clock.now());
+        let cert_proof = p.clone();
         let proof = tokio::task::spawn_blocking(move || statement::verify_proof(&p, &anchors, now, |_| st))
             .await
             .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
+        s.revocation.check(&cert_proof, &s.anchors, now).await?;
         if proof.fingerprint != target.cert_fingerprint {
             return Err(ServiceError::new(
                 ErrorCode::RefusedByPolicy,

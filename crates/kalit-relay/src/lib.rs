@@ -25,6 +25,7 @@ pub mod config;
 pub mod identity;
 pub mod limits;
 pub mod phone_app;
+pub mod revocation;
 pub mod store;
 pub mod tunnel;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     pub clock: kalit_service::Clock,
     /// Reverse proxies whose forwarded client address is believed.
     pub proxies: TrustedProxies,
+    /// CRLs of the certificates that register, fetched and kept.
+    pub revocation: Arc<revocation::Revocation>,
 }
 
 impl AppState {
@@ -91,6 +94,7 @@ impl AppState {
             tunnels: Arc::new(tunnel::Tunnels::default()),
             clock,
             proxies: TrustedProxies::default(),
+            revocation: Arc::new(revocation::Revocation::default()),
         }
     }
 

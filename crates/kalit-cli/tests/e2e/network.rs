@@ -149,7 +149,7 @@ fn rand_suffix() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn relay(data: &Path, db: &Option<String>, trust: &[&Path]) -> Service {
+pub fn relay(data: &Path, db: &Option<String>, trust: &[&Path]) -> Service {
     let mut args = vec!["relay", "serve", "--data", s(data), "--listen", "127.0.0.1:0"];
     if let Some(u) = db {
         args.extend(["--database", u.as_str()]);

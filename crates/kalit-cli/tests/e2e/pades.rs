@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::common::*;
-use crate::network::{Ra, enrolled_phone};
+use crate::network::{Ra, enrolled_phone, relay};
 
 /// A judge's command, or `None` with a printed reason; with `KALIT_REQUIRE_PDF_JUDGES=1` (CI) a missing
 /// judge fails the test instead.
@@ -350,6 +350,10 @@ fn long_term_validation_data_and_revocation() {
     let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Ali Valiyev,C=UZ");
     let show: serde_json::Value = serde_json::from_str(&v.run(&["show", "main", "--json"], &[]).ok().stdout).unwrap();
     let serial = show["certificate"]["serial"].as_str().unwrap().to_string();
+    // Before the revocation the relay, which fetches the CRL the certificate names, registers it.
+    let rl_before = relay(&root.join("relay0"), &None, &[&ca]);
+    v.run(&["register", "main", "--relay", &rl_before.url, "--login", "ali.ok"], &[PIN]).ok();
+    rl_before.stop();
     let hand = root.join("hand.pdf");
     fs::write(&hand, form_pdf()).unwrap();
     let lt = root.join("lt.pdf");
@@ -445,6 +449,16 @@ fn long_term_validation_data_and_revocation() {
     let rep: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let why = rep["signatures"][0]["chain"]["revocation"].as_str().unwrap();
     assert!(why.contains("after the timestamped signing time"), "{why}");
+    // The relay fetches the CRL the certificate names: the revoked certificate registers nothing. While
+    // the CRL cannot be had, the relay says so instead of accepting it unchecked.
+    let rl = relay(&root.join("relay"), &None, &[&ca]);
+    let r = v.run(&["register", "main", "--relay", &rl.url, "--login", "ali.revoked"], &[PIN]);
+    assert_eq!(r.code, 17, "{}", r.stderr);
+    assert!(r.stderr.contains("error[untrusted_certificate]") && r.stderr.contains("revoked"), "{}", r.stderr);
+    srv.stop();
+    let fresh = relay(&root.join("relay2"), &None, &[&ca]);
+    let r = v.run(&["register", "main", "--relay", &fresh.url, "--login", "ali.offline"], &[PIN]);
+    assert!(r.stderr.contains("error[unavailable]") && r.stderr.contains("CRL"), "{}", r.stderr);
     // OpenSSL reads the same CRL: signed by the issuing CA, listing this serial.
     let text = ossl_ok(&["crl", "-in", s(&crl), "-inform", "DER", "-noout", "-text"]);
     assert!(text.to_uppercase().contains(&serial.replace(':', "").to_uppercase()), "{text}");
