@@ -11,8 +11,15 @@ pub fn run(data: &[u8]) {
     let _ = pdf::inspect_prepared(data);
     let now = time::OffsetDateTime::from_unix_timestamp(1_796_126_400).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let _ = kalit_core::verify::verify_pdf(data, &[], &[], now);
-    let spec =
-        pdf::Spec { field: None, reason: Some("fuzz"), name: None, time: now, reserve: 64, kind: pdf::Kind::Signature };
+    let spec = pdf::Spec {
+        field: None,
+        reason: Some("fuzz"),
+        name: None,
+        time: now,
+        reserve: 64,
+        kind: pdf::Kind::Signature,
+        visible: None,
+    };
     if let Ok(prepared) = pdf::prepare(data, &spec)
         && let Ok(seen) = pdf::inspect_prepared(&prepared.pdf)
     {

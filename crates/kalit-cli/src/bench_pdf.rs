@@ -148,6 +148,7 @@ pub fn run(a: PdfBenchArgs) -> CliResult {
             time: time::OffsetDateTime::now_utc(),
             reserve: pdf::DEFAULT_RESERVE,
             kind: pdf::Kind::Signature,
+            visible: None,
         };
         let t_read = t.elapsed();
         let prepared = pdf::prepare(&data, &spec)?;

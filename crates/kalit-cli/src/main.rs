@@ -214,6 +214,11 @@ enum VaultCommand {
         /// Why you sign (a PDF signature's /Reason, shown by PDF readers).
         #[arg(long)]
         reason: Option<String>,
+        /// A visible PDF signature: a box on a page with your name, the date and the reason, at
+        /// PAGE,X,Y,WIDTH,HEIGHT in points from the page's lower-left corner (72 points = 1 inch), e.g.
+        /// 1,350,60,220,60. Letters outside ASCII show as "?" in the box (the signature itself keeps them).
+        #[arg(long, value_name = "PAGE,X,Y,W,H")]
+        visible: Option<String>,
         /// Output file [default: DOC.p7s for cms, DOC.sig for raw, DOC-signed.pdf for pades].
         #[arg(long)]
         out: Option<PathBuf>,

@@ -198,8 +198,8 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             println!("Exported {key:?} to {} (readable by `openssl pkcs12`).", out.display());
             Ok(())
         }
-        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, out } => {
-            let opts = SignOptions { format, pss, level, tsa, reason, out };
+        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, visible, out } => {
+            let opts = SignOptions { format, pss, level, tsa, reason, visible, out };
             sign(dir, &mut p, &key, &file, opts)
         }
         VaultCommand::Backup { out } => {
@@ -408,6 +408,7 @@ fn add_document_timestamp(pdf: &[u8], tsa: &str) -> CliResult<Vec<u8>> {
         time: time::OffsetDateTime::now_utc(),
         reserve: kalit_core::pdf::DEFAULT_RESERVE,
         kind: kalit_core::pdf::Kind::DocTimeStamp,
+        visible: None,
     };
     let prepared = kalit_core::pdf::prepare(pdf, &spec)?;
     let [_, a, b, c] = prepared.byte_range;
@@ -424,6 +425,7 @@ struct SignOptions {
     level: Option<LevelArg>,
     tsa: Option<String>,
     reason: Option<String>,
+    visible: Option<String>,
     out: Option<PathBuf>,
 }
 
@@ -454,8 +456,8 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     if level == LevelArg::BB && o.tsa.is_some() {
         return Err(CliError::new(ErrorCode::Usage, "--tsa adds a timestamp: use --level b-t (or leave --level out)"));
     }
-    if o.reason.is_some() && format != SignFormat::Pades {
-        return Err(CliError::new(ErrorCode::Usage, "--reason is written into PDF signatures only (--format pades)"));
+    if (o.reason.is_some() || o.visible.is_some()) && format != SignFormat::Pades {
+        return Err(CliError::new(ErrorCode::Usage, "--reason and --visible are for PDF signatures (--format pades)"));
     }
     if format != SignFormat::Raw && info.certificate.is_none() {
         return Err(CliError::new(
@@ -482,6 +484,7 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
             time: time::OffsetDateTime::now_utc(),
             reserve: kalit_core::pdf::DEFAULT_RESERVE,
             kind: kalit_core::pdf::Kind::Signature,
+            visible: o.visible.as_deref().map(kalit_core::pdf::Visible::parse).transpose()?,
         };
         Some(kalit_core::pdf::prepare(&data, &spec)?)
     } else {
@@ -505,7 +508,10 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
         if !text.is_empty() {
             eprintln!("  Page 1 text:  {text}");
         }
-        eprintln!("  Field:        {} (invisible)", seen.field);
+        match &o.visible {
+            Some(v) => eprintln!("  Field:        {} (visible: page,x,y,width,height = {v})", seen.field),
+            None => eprintln!("  Field:        {} (invisible)", seen.field),
+        }
     }
     eprintln!("  Signer:       {}", signer.as_deref().unwrap_or("(no certificate)"));
     eprintln!("  Key:          {} ({})", info.label, info.algorithm);

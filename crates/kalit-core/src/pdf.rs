@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use lopdf::{Dictionary, Document, IncrementalDocument, LoadOptions, Object, ObjectId, StringFormat};
+use lopdf::{Dictionary, Document, IncrementalDocument, LoadOptions, Object, ObjectId, StringFormat, dictionary};
 use time::OffsetDateTime;
 
 use crate::CoreError;
@@ -59,6 +59,80 @@ pub struct Spec<'a> {
     pub reserve: usize,
     /// Signature or document timestamp.
     pub kind: Kind,
+    /// A visible signature: a box on a page with the signer's name, the time and the reason; `None`
+    /// for an invisible one.
+    pub visible: Option<Visible>,
+}
+
+/// Where a visible signature goes: a page (1 is the first) and a box in PDF points (1/72 inch) from the
+/// page's lower-left corner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Visible {
+    /// Page number, from 1.
+    pub page: u32,
+    /// Left edge.
+    pub x: f32,
+    /// Bottom edge.
+    pub y: f32,
+    /// Width.
+    pub width: f32,
+    /// Height.
+    pub height: f32,
+}
+
+impl Visible {
+    /// Reads `PAGE,X,Y,W,H` (numbers in points).
+    pub fn parse(s: &str) -> Result<Visible, CoreError> {
+        let bad =
+            || invalid(format!("visible box {s:?}: expected PAGE,X,Y,WIDTH,HEIGHT in points, e.g. 1,72,72,220,60"));
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let [page, x, y, w, h] = parts[..] else { return Err(bad()) };
+        let num = |t: &str| t.parse::<f32>().ok().filter(|v| v.is_finite() && (0.0..=14_400.0).contains(v));
+        let v = Visible {
+            page: page.parse().ok().filter(|p| *p >= 1).ok_or_else(bad)?,
+            x: num(x).ok_or_else(bad)?,
+            y: num(y).ok_or_else(bad)?,
+            width: num(w).filter(|v| *v >= 20.0).ok_or_else(bad)?,
+            height: num(h).filter(|v| *v >= 10.0).ok_or_else(bad)?,
+        };
+        Ok(v)
+    }
+}
+
+/// Text for the appearance of a visible signature: Helvetica in WinAnsi draws ASCII only, so anything
+/// else (Uzbek `oʻ`, Cyrillic) is shown as `?` rather than as wrong letters; PDF string delimiters are
+/// escaped.
+fn ascii_line(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars().take(max) {
+        match c {
+            '(' | ')' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+/// The appearance stream of a visible signature: a light box with a border and up to three lines.
+fn appearance(v: &Visible, lines: &[String]) -> Vec<u8> {
+    let (w, h) = (v.width, v.height);
+    let size = (h / (lines.len().max(1) as f32 + 1.0)).clamp(5.0, 12.0);
+    let mut ops = format!(
+        "q 0.94 0.96 1 rg 0 0 {w:.2} {h:.2} re f Q\nq 0.16 0.27 0.55 RG 1 w 0.5 0.5 {:.2} {:.2} re S Q\nBT 0 0 0 rg /KalitF1 {size:.2} Tf {:.2} TL 4 {:.2} Td\n",
+        w - 1.0,
+        h - 1.0,
+        size * 1.2,
+        h - size - 3.0
+    );
+    for l in lines {
+        ops.push_str(&format!("({l}) Tj T*\n"));
+    }
+    ops.push_str("ET\n");
+    ops.into_bytes()
 }
 
 /// A PDF with a signature hole, waiting for its CMS.
@@ -264,7 +338,11 @@ fn prepare_with(
             .unwrap_or_default(),
     };
     let root = catalog_id(&doc)?;
-    let page = *doc.get_pages().get(&1).ok_or_else(|| invalid("the PDF has no page"))?;
+    let page_no = spec.visible.map_or(1, |v| v.page);
+    let page = *doc
+        .get_pages()
+        .get(&page_no)
+        .ok_or_else(|| invalid(format!("the PDF has no page {page_no} (it has {})", doc.get_pages().len())))?;
     let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
     let nd = &mut inc.new_document;
 
@@ -301,7 +379,39 @@ fn prepare_with(
     widget.set("F", 132);
     widget.set("P", page);
     widget.set("V", sig_id);
-    widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()]));
+    match &spec.visible {
+        None => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
+        Some(v) => {
+            let r = |f: f32| Object::Real(f);
+            widget.set("Rect", Object::Array(vec![r(v.x), r(v.y), r(v.x + v.width), r(v.y + v.height)]));
+            let when = spec.time.to_offset(time::UtcOffset::UTC);
+            let mut lines = vec![
+                format!("Digitally signed by {}", ascii_line(spec.name.unwrap_or("(signer)"), 60)),
+                format!(
+                    "Date: {:04}-{:02}-{:02} {:02}:{:02} UTC",
+                    when.year(),
+                    when.month() as u8,
+                    when.day(),
+                    when.hour(),
+                    when.minute()
+                ),
+            ];
+            if let Some(reason) = spec.reason {
+                lines.push(format!("Reason: {}", ascii_line(reason, 60)));
+            }
+            let font = dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding"};
+            let font_id = nd.try_add_object(font).map_err(|e| invalid(format!("PDF: {e}")))?;
+            let ap_dict = dictionary! {
+                "Type" => "XObject", "Subtype" => "Form",
+                "BBox" => vec![r(0.0), r(0.0), r(v.width), r(v.height)],
+                "Resources" => dictionary! {"Font" => dictionary! {"KalitF1" => font_id}},
+            };
+            let ap = nd
+                .try_add_object(lopdf::Stream::new(ap_dict, appearance(v, &lines)))
+                .map_err(|e| invalid(format!("PDF: {e}")))?;
+            widget.set("AP", dictionary! {"N" => ap});
+        }
+    }
     let field_id = nd.try_add_object(widget).map_err(|e| invalid(format!("PDF: {e}")))?;
 
     append_to_array(&mut inc, page, b"Annots", field_id)?;

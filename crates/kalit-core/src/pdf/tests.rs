@@ -57,6 +57,7 @@ fn spec() -> Spec<'static> {
         time: OffsetDateTime::from_unix_timestamp(1_796_126_400).unwrap(),
         reserve: 8192,
         kind: Kind::Signature,
+        visible: None,
     }
 }
 
@@ -261,4 +262,34 @@ fn field_names_are_checked() {
     let signed = sign(&pdf, &key, &cert);
     assert!(prepare(&signed, &Spec { field: Some("KalitSignature1"), ..spec() }).is_err());
     assert_eq!(prepare(&signed, &spec()).unwrap().field, "KalitSignature2");
+}
+
+#[test]
+fn a_visible_signature_has_its_box_and_appearance_on_the_chosen_page() {
+    let (key, cert) = signer();
+    let pdf = sample_pdf(2, false);
+    let visible = Visible::parse("2,300,60,220,60").unwrap();
+    let spec = Spec { visible: Some(visible), reason: Some("Roziman (oʻqidim)"), ..spec() };
+    let prepared = prepare(&pdf, &spec).unwrap();
+    let seen = inspect_prepared(&prepared.pdf).unwrap();
+    let scheme = crate::SignScheme::EcdsaP256Sha256;
+    let cms = PreparedCms::with_profile(&[cert.clone()], scheme, &seen.sha256, Profile::Pades, spec.time).unwrap();
+    let sig = key.sign(scheme, &cms.to_be_signed()).unwrap();
+    let signed = prepared.complete(&cms.finish(&sig)).unwrap();
+    verify_all(&signed);
+    let doc = load(&signed).unwrap();
+    let page2 = *doc.get_pages().get(&2).unwrap();
+    let annots = doc.get_dictionary(page2).unwrap().get(b"Annots").unwrap().as_array().unwrap().clone();
+    let widget = doc.get_dictionary(annots[0].as_reference().unwrap()).unwrap();
+    let rect: Vec<f32> =
+        widget.get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+    assert_eq!(rect, vec![300.0, 60.0, 520.0, 120.0]);
+    let ap = widget.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap().as_reference().unwrap();
+    let text = String::from_utf8_lossy(&doc.get_object(ap).unwrap().as_stream().unwrap().content).into_owned();
+    assert!(text.contains("(Digitally signed by Ali Valiyev) Tj"), "{text}");
+    assert!(text.contains("(Reason: Roziman \\(o?qidim\\)) Tj"), "non-ASCII shows as ?, parentheses escaped: {text}");
+    for bad in ["0,1,1,100,50", "1,1,1,5,50", "1,1,1,100", "1,x,1,100,50", "1,1,1,100,NaN"] {
+        assert!(Visible::parse(bad).is_err(), "{bad}");
+    }
+    assert!(prepare(&pdf, &Spec { visible: Some(Visible { page: 3, ..visible }), ..spec }).is_err());
 }
