@@ -273,7 +273,8 @@ fn a_visible_signature_has_its_box_and_appearance_on_the_chosen_page() {
     let prepared = prepare(&pdf, &spec).unwrap();
     let seen = inspect_prepared(&prepared.pdf).unwrap();
     let scheme = crate::SignScheme::EcdsaP256Sha256;
-    let cms = PreparedCms::with_profile(&[cert.clone()], scheme, &seen.sha256, Profile::Pades, spec.time).unwrap();
+    let cms = PreparedCms::with_profile(std::slice::from_ref(&cert), scheme, &seen.sha256, Profile::Pades, spec.time)
+        .unwrap();
     let sig = key.sign(scheme, &cms.to_be_signed()).unwrap();
     let signed = prepared.complete(&cms.finish(&sig)).unwrap();
     verify_all(&signed);
