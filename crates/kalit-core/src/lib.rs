@@ -16,6 +16,7 @@ pub mod error;
 #[cfg(feature = "session")]
 pub mod flow;
 pub mod keys;
+pub mod ocsp;
 #[cfg(feature = "pdf")]
 pub mod pdf;
 pub mod purpose;

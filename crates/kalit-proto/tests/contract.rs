@@ -175,6 +175,14 @@ fn ra_doc() -> Value {
     p.insert("/v1/ca.pem".into(), json!({"get": {"summary": "The CA chain (issuing CA first, root last), PEM.", "responses": {"200": {"description": "PEM", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}}}}}));
     p.insert("/v1/crl".into(), json!({"get": {"summary": "The current CRL of the issuing CA, DER.", "responses": {"200": {"description": "CRL", "content": {"application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}}}}}}));
     p.insert("/v1/root.crl".into(), json!({"get": {"summary": "The root CA's CRL, made by `kalit ra init --public-url` (the issuing CA names it as its CRL distribution point), DER.", "responses": {"200": {"description": "CRL", "content": {"application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}}}, "404": {"description": "No root CRL was made", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}}}}}));
+    p.insert("/v1/ocsp".into(), json!({"post": {
+        "summary": "OCSP (RFC 6960): a DER OCSPRequest in, a DER OCSPResponse out, signed by the issuing CA for the certificates it issued (good, revoked with time and reason, or unknown). A request it cannot read is answered malformedRequest. Certificates issued with --public-url name it (authorityInfoAccess).",
+        "requestBody": {"required": true, "content": {"application/ocsp-request": {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": {
+            "200": {"description": "OCSPResponse", "content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}},
+            "400": {"description": "Not sent as application/ocsp-request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}}
+        }
+    }}));
     p.insert("/v1/timestamp".into(), json!({"post": {
         "summary": "RFC 3161 time-stamping: a DER TimeStampReq in, a DER TimeStampResp out (a refusal is a rejection inside a 200 answer, as RFC 3161 3.4 asks). SHA-256, SHA-384 and SHA-512 imprints; the nonce is echoed; the TSA's certificate is included when certReq is set. Rate-limited per address.",
         "requestBody": {"required": true, "content": {"application/timestamp-query": {"schema": {"type": "string", "format": "binary"}}}},

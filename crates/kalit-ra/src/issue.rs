@@ -131,6 +131,7 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
     p.key_identifier_method = KeyIdMethod::Sha256;
     if let Some(url) = &state.public_url {
         p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![format!("{url}/v1/crl")] }];
+        p.custom_extensions = vec![ocsp_access(url)];
     }
     let subject_key =
         rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|e| RaError::invalid(format!("CSR key: {e}")))?;
@@ -165,6 +166,31 @@ pub async fn issue(state: &RaState, req: &IssueRequest) -> Result<IssueResponse,
     let mut chain = x509::cert_pem(&cert);
     chain.push_str(&crate::ca::chain_pem(&state.ca));
     Ok(IssueResponse { serial: serial_hex, subject, chain, not_after: p.not_after.unix_timestamp() })
+}
+
+/// authorityInfoAccess (RFC 5280 4.2.2.1) naming this RA's OCSP responder at `URL/v1/ocsp`.
+fn ocsp_access(url: &str) -> rcgen::CustomExtension {
+    use kalit_core::der as w;
+    let ocsp = const_oid_der(&[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01]);
+    let location = w::tlv(0x86, format!("{url}/v1/ocsp").as_bytes());
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], w::seq(&[&w::seq(&[&ocsp, &location])]))
+}
+
+fn const_oid_der(content: &[u8]) -> Vec<u8> {
+    kalit_core::der::tlv(0x06, content)
+}
+
+/// The reason code (RFC 5280 CRLReason) of a reason name.
+pub fn reason_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "unspecified" => 0,
+        "keyCompromise" => 1,
+        "affiliationChanged" => 3,
+        "superseded" => 4,
+        "cessationOfOperation" => 5,
+        "privilegeWithdrawn" => 9,
+        _ => return None,
+    })
 }
 
 /// RFC 5280 reason names accepted by `kalit ra revoke --reason`.

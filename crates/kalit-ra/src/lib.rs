@@ -281,6 +281,50 @@ async fn timestamp(
     Ok(([(header::CONTENT_TYPE, kalit_core::tsp::REPLY_MEDIA_TYPE)], answer))
 }
 
+/// OCSP (RFC 6960) over HTTP POST: the issuing CA answers for the certificates it issued, from the
+/// RA's records. A request it cannot read is answered `malformedRequest`, as RFC 6960 asks.
+async fn ocsp(
+    State(s): State<RaState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ServiceResult<impl IntoResponse> {
+    use kalit_core::ocsp;
+    let media = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if media.split(';').next().map(str::trim) != Some(ocsp::REQUEST_MEDIA_TYPE) {
+        return Err(ServiceError::new(
+            ErrorCode::InvalidInput,
+            format!("an OCSP request is sent as {}", ocsp::REQUEST_MEDIA_TYPE),
+        ));
+    }
+    let reply = |der: Vec<u8>| ([(header::CONTENT_TYPE, ocsp::RESPONSE_MEDIA_TYPE)], der);
+    let ca_cert = s.ca.chain[0].clone();
+    let req = match ocsp::read_request(&body, &ca_cert) {
+        Ok(r) => r,
+        Err(refusal) => {
+            s.metrics.inc("ocsp", "malformed");
+            return Ok(reply(refusal.to_der()));
+        }
+    };
+    let mut statuses = vec![];
+    for id in &req.certs {
+        let serial = format!("{:0>32}", hex::encode(&id.serial));
+        statuses.push(match s.store.status(&serial).await? {
+            None => ocsp::Status::Unknown,
+            Some((None, _)) => ocsp::Status::Good,
+            Some((Some(ms), reason)) => ocsp::Status::Revoked(
+                time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?,
+                reason.as_deref().and_then(issue::reason_code),
+            ),
+        });
+    }
+    let now = s.clock.now();
+    let answer = ocsp::response(&req, &statuses, s.ca.issuer.key(), &ca_cert, now, time::Duration::hours(1))
+        .unwrap_or_else(|_| ocsp::Refusal::Internal.to_der());
+    s.metrics.inc("ocsp", if ocsp::is_successful(&answer) { "answered" } else { "error" });
+    Ok(reply(answer))
+}
+
 async fn ca_pem(State(s): State<RaState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/x-pem-file")], ca::chain_pem(&s.ca))
 }
@@ -326,11 +370,12 @@ pub fn app(state: RaState) -> Router {
             AddressLimit { limiter: state.limiter.clone(), metrics: state.metrics.clone() },
             limit_address,
         ));
-    let stamp =
-        Router::new().route("/v1/timestamp", post(timestamp)).route_layer(axum::middleware::from_fn_with_state(
+    let stamp = Router::new().route("/v1/timestamp", post(timestamp)).route("/v1/ocsp", post(ocsp)).route_layer(
+        axum::middleware::from_fn_with_state(
             AddressLimit { limiter: state.timestamp_limiter.clone(), metrics: state.metrics.clone() },
             limit_address,
-        ));
+        ),
+    );
     Router::new()
         .route("/v1/ca.pem", get(ca_pem))
         .route("/v1/crl", get(crl))

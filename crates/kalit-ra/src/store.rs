@@ -119,6 +119,18 @@ impl RaStore {
             .collect()
     }
 
+    /// What the RA knows of a serial (32 hex digits): `None` when it never issued it; else when it was
+    /// revoked (Unix ms) and why.
+    pub async fn status(&self, serial: &str) -> Result<Option<(Option<i64>, Option<String>)>, RaError> {
+        let row = sqlx::query("SELECT revoked_ms, reason FROM issued WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(RaError::db)?;
+        row.map(|r| Ok((r.try_get("revoked_ms").map_err(RaError::db)?, r.try_get("reason").map_err(RaError::db)?)))
+            .transpose()
+    }
+
     /// Every issued certificate, oldest first.
     pub async fn issued(&self) -> Result<Vec<Issued>, RaError> {
         let rows = sqlx::query(

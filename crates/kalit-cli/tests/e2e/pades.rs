@@ -350,6 +350,25 @@ fn long_term_validation_data_and_revocation() {
     let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Ali Valiyev,C=UZ");
     let show: serde_json::Value = serde_json::from_str(&v.run(&["show", "main", "--json"], &[]).ok().stdout).unwrap();
     let serial = show["certificate"]["serial"].as_str().unwrap().to_string();
+    // The certificate, as OpenSSL sees it (from a CMS signature), and the issuing CA (first in ca.pem).
+    let letter = root.join("letter.txt");
+    fs::write(&letter, "x\n").unwrap();
+    let p7s = root.join("letter.p7s");
+    v.run(&["sign", "main", "--file", s(&letter), "--out", s(&p7s)], &["y", PIN]).ok();
+    let certs = ossl_ok(&["pkcs7", "-inform", "DER", "-in", s(&p7s), "-print_certs"]);
+    let leaf_pem = root.join("leaf.pem");
+    let first = certs.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    fs::write(&leaf_pem, &certs[..first]).unwrap();
+    let issuing_pem = root.join("issuing.pem");
+    fs::write(&issuing_pem, kalit_core::x509::cert_pem(&chain[0])).unwrap();
+    let ocsp = |url: &str| {
+        let o = ossl(&["ocsp", "-issuer", s(&issuing_pem), "-cert", s(&leaf_pem), "-url", url, "-CAfile", s(&ca)]);
+        text(&o)
+    };
+    let aia = ossl_ok(&["x509", "-in", s(&leaf_pem), "-noout", "-ocsp_uri"]);
+    assert_eq!(aia.trim(), format!("{public}/v1/ocsp"), "the certificate names the RA's OCSP responder");
+    let o = ocsp(aia.trim());
+    assert!(o.contains("leaf.pem: good") && o.contains("Response verify OK"), "{o}");
     // Before the revocation the relay, which fetches the CRL the certificate names, registers it.
     let rl_before = relay(&root.join("relay0"), &None, &[&ca]);
     v.run(&["register", "main", "--relay", &rl_before.url, "--login", "ali.ok"], &[PIN]).ok();
@@ -439,6 +458,9 @@ fn long_term_validation_data_and_revocation() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     kalit(&["ra", "revoke", "--dir", s(&ra.dir), &serial, "--reason", "keyCompromise"], &[]).ok();
     let srv = ra.serve_on(&listen, &[]);
+    let o = ocsp(&format!("{}/v1/ocsp", srv.url));
+    assert!(o.contains("leaf.pem: revoked") && o.contains("Response verify OK"), "{o}");
+    assert!(o.contains("Reason: keyCompromise"), "{o}");
     let crl = root.join("now.crl");
     let o = Command::new("curl").args(["-sS", "-o", s(&crl), &format!("{}/v1/crl", srv.url)]).status().unwrap();
     assert!(o.success());
