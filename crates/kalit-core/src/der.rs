@@ -66,6 +66,21 @@ pub fn alg_id_null(o: &ObjectIdentifier) -> Vec<u8> {
     seq(&[&oid(o), &[0x05, 0x00]])
 }
 
+/// GeneralizedTime `YYYYMMDDhhmmssZ` (UTC, whole seconds), as RFC 3161 and RFC 6960 write it.
+pub fn generalized_time(t: time::OffsetDateTime) -> Vec<u8> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let s = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(0x18, s.as_bytes())
+}
+
 /// The complete encoding (tag, length, content) of the first element inside the DER SEQUENCE or SET
 /// `der` (for example the signed part of a certificate or CSR), read with the `der` crate's decoder.
 pub fn first_element(der: &[u8]) -> Option<&[u8]> {

@@ -188,17 +188,7 @@ fn find_nonce(extensions: &[u8]) -> der::Result<Option<Vec<u8>>> {
 }
 
 fn generalized(t: OffsetDateTime) -> Vec<u8> {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let s = format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    w::tlv(0x18, s.as_bytes())
+    w::generalized_time(t)
 }
 
 /// The signed answer: one SingleResponse per CertID with `statuses[i]` (a CertID that does not name

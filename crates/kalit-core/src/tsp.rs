@@ -255,16 +255,6 @@ impl Tsa<'_> {
 
     /// The token (a DER ContentInfo) for an accepted request.
     pub fn token(&self, req: &TimestampRequest, now: OffsetDateTime, serial: &[u8]) -> Result<Vec<u8>, CoreError> {
-        let now = now.to_offset(time::UtcOffset::UTC);
-        let gen_time = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-            now.year(),
-            now.month() as u8,
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
         let imprint = w::seq(&[&w::alg_id(&hash_oid(req.hash)), &w::octets(&req.imprint)]);
         let accuracy = w::seq(&[&w::small_int(1)]);
         let mut parts = vec![
@@ -272,7 +262,7 @@ impl Tsa<'_> {
             w::oid(&self.policy),
             imprint,
             w::tlv(0x02, serial),
-            w::tlv(0x18, gen_time.as_bytes()),
+            w::generalized_time(now),
             accuracy,
         ];
         if let Some(n) = &req.nonce {
