@@ -653,17 +653,7 @@ pub fn changes_allowed(old: &Document, new: &Document) -> Result<(), String> {
     // Catalog keys.
     let (oc, nc) =
         (old.get_dictionary(root).map_err(|_| "no old catalog")?, new.get_dictionary(root).map_err(|_| "no catalog")?);
-    let free = [&b"AcroForm"[..], b"DSS", b"Extensions", b"Version", b"Perms"];
-    for (k, v) in nc.iter() {
-        if !free.contains(&k.as_slice()) && oc.get(k).ok() != Some(v) {
-            return Err(format!("the catalog's /{} changed", String::from_utf8_lossy(k)));
-        }
-    }
-    for (k, _) in oc.iter() {
-        if !nc.has(k) {
-            return Err(format!("the catalog's /{} was removed", String::from_utf8_lossy(k)));
-        }
-    }
+    same_except(oc, nc, &[b"AcroForm", b"DSS", b"Extensions", b"Version", b"Perms"], "the catalog")?;
     if oc.get(b"Perms").ok() != nc.get(b"Perms").ok() && oc.has(b"Perms") {
         return Err("the catalog's /Perms changed".into());
     }
@@ -676,11 +666,7 @@ pub fn changes_allowed(old: &Document, new: &Document) -> Result<(), String> {
     if let Some((form_id, nf)) = form(new) {
         judged.extend(form_id);
         let of = form(old).map(|(_, d)| d).unwrap_or_default();
-        for (k, v) in nf.iter() {
-            if k.as_slice() != b"Fields" && k.as_slice() != b"SigFlags" && of.get(k).ok() != Some(v) {
-                return Err(format!("the form's /{} changed", String::from_utf8_lossy(k)));
-            }
-        }
+        same_except(&of, &nf, &[b"Fields", b"SigFlags"], "the form")?;
         let fields = |d: &Dictionary, doc: &Document| -> (Option<ObjectId>, Vec<Object>) {
             let o = d.get(b"Fields").ok();
             let id = o.and_then(|o| o.as_reference().ok());
@@ -709,14 +695,7 @@ pub fn changes_allowed(old: &Document, new: &Document) -> Result<(), String> {
             old.get_dictionary(*page).map_err(|_| "a page vanished")?,
             new.get_dictionary(*page).map_err(|_| "a page is not a dictionary")?,
         );
-        for (k, v) in np.iter() {
-            if k.as_slice() != b"Annots" && op.get(k).ok() != Some(v) {
-                return Err(format!("a page's /{} changed", String::from_utf8_lossy(k)));
-            }
-        }
-        if op.len() != np.len() && !(np.has(b"Annots") && !op.has(b"Annots") && np.len() == op.len() + 1) {
-            return Err("a page's entries changed".into());
-        }
+        same_except(op, np, &[b"Annots"], "a page")?;
         let annots = |d: &Dictionary, doc: &Document| -> (Option<ObjectId>, Vec<Object>) {
             let o = d.get(b"Annots").ok();
             let id = o.and_then(|o| o.as_reference().ok());
@@ -842,6 +821,22 @@ pub fn add_validation_data(input: &[u8], data: &ValidationData) -> Result<Vec<u8
     let mut pdf = Vec::with_capacity(input.len() + 16 * 1024);
     inc.save_to(&mut pdf).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
     Ok(pdf)
+}
+
+/// Every entry of `old` and `new` but the `free` ones is present in both and equal: an entry changed,
+/// added or removed is reported with `what` it belongs to.
+fn same_except(old: &Dictionary, new: &Dictionary, free: &[&[u8]], what: &str) -> Result<(), String> {
+    for (k, v) in new.iter() {
+        if !free.contains(&k.as_slice()) && old.get(k).ok() != Some(v) {
+            return Err(format!("{what}'s /{} changed", String::from_utf8_lossy(k)));
+        }
+    }
+    for (k, _) in old.iter() {
+        if !free.contains(&k.as_slice()) && !new.has(k) {
+            return Err(format!("{what}'s /{} was removed", String::from_utf8_lossy(k)));
+        }
+    }
+    Ok(())
 }
 
 /// What the signer is shown about a prepared PDF, and the digest it signs.

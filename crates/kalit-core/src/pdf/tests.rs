@@ -184,6 +184,15 @@ fn the_signer_refuses_a_prepared_pdf_that_changes_more_than_its_field() {
     let p = prepare_with(&original, &spec(), overlay).unwrap();
     let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
     assert!(err.contains("not a signature"), "{err}");
+    // Taking an entry away is a change too: the page loses its text while gaining the field.
+    let blank = |inc: &mut IncrementalDocument| {
+        let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+        inc.new_document.get_dictionary_mut(page).unwrap().remove(b"Contents");
+        Ok(())
+    };
+    let p = prepare_with(&original, &spec(), blank).unwrap();
+    let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
+    assert!(err.contains("/Contents was removed"), "{err}");
 }
 
 #[test]
