@@ -591,7 +591,18 @@ fn a_withdrawn_request_is_never_signed_and_a_dropped_one_leaves_the_session_usab
         tcp.shutdown(std::net::Shutdown::Both).unwrap();
     }
     let (code, r) = std::thread::scope(|sc| {
-        let second = sc.spawn(|| page.sign(&c, b"the one that counts", "cms", false));
+        // The agent frees the session once it notices the dropped connection: at once on an idle
+        // machine, a moment later on a loaded one. Until then it answers `busy`, never for good.
+        let second = sc.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let r = page.sign(&c, b"the one that counts", "cms", false);
+                if r.0 != 409 || std::time::Instant::now() > deadline {
+                    return r;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
         std::thread::sleep(Duration::from_millis(1000));
         phone.say("y"); // the dropped request's prompt: withdrawn, no PIN asked
         std::thread::sleep(Duration::from_millis(500));
