@@ -187,10 +187,6 @@ fn find_nonce(extensions: &[u8]) -> der::Result<Option<Vec<u8>>> {
     Ok(nonce)
 }
 
-fn generalized(t: OffsetDateTime) -> Vec<u8> {
-    w::generalized_time(t)
-}
-
 /// The signed answer: one SingleResponse per CertID with `statuses[i]` (a CertID that does not name
 /// this CA is `unknown` whatever `statuses` says), valid from `now` for `valid_for`, signed by the CA's
 /// `key` whose certificate is `ca_cert`.
@@ -210,17 +206,22 @@ pub fn response(
             Status::Good => vec![0x80, 0x00],
             Status::Unknown => vec![0x82, 0x00],
             Status::Revoked(t, reason) => {
-                let mut inner = generalized(t);
+                let mut inner = w::generalized_time(t);
                 if let Some(r) = reason {
                     inner.extend(w::ctx(0, &w::tlv(0x0a, &[r])));
                 }
                 w::tlv(0xa1, &inner)
             }
         };
-        singles.push(w::seq(&[&id.der, &st, &generalized(now), &w::ctx(0, &generalized(now + valid_for))]));
+        singles.push(w::seq(&[
+            &id.der,
+            &st,
+            &w::generalized_time(now),
+            &w::ctx(0, &w::generalized_time(now + valid_for)),
+        ]));
     }
     let refs: Vec<&[u8]> = singles.iter().map(Vec::as_slice).collect();
-    let mut data = vec![w::ctx(1, &subject), generalized(now), w::seq(&refs)];
+    let mut data = vec![w::ctx(1, &subject), w::generalized_time(now), w::seq(&refs)];
     if let Some(n) = &req.nonce {
         let ext = w::seq(&[&w::oid(&OCSP_NONCE), &w::octets(n)]);
         data.push(w::ctx(1, &w::seq(&[&ext])));

@@ -562,6 +562,11 @@ impl PdfSignature {
 
 /// Every signature in `pdf`, in field order.
 pub fn signatures(pdf: &[u8]) -> Result<Vec<PdfSignature>, CoreError> {
+    signatures_and_validation_data(pdf).map(|(s, _)| s)
+}
+
+/// [`signatures`] and the document security store ([`validation_data`]), from one parse of the file.
+pub fn signatures_and_validation_data(pdf: &[u8]) -> Result<(Vec<PdfSignature>, ValidationData), CoreError> {
     let doc = load(pdf)?;
     let mut out = Vec::new();
     for f in signature_fields(&doc) {
@@ -571,7 +576,7 @@ pub fn signatures(pdf: &[u8]) -> Result<Vec<PdfSignature>, CoreError> {
             .map_err(|_| invalid(format!("signature {:?}: its value is not a dictionary", f.name)))?;
         out.push(read_signature(pdf, &doc, &f.name, sig)?);
     }
-    Ok(out)
+    Ok((out, read_dss(&doc)))
 }
 
 fn read_signature(pdf: &[u8], doc: &Document, field: &str, sig: &Dictionary) -> Result<PdfSignature, CoreError> {

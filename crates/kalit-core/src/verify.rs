@@ -125,11 +125,11 @@ pub fn verify_pdf(
 ) -> Result<kalit_proto::verify::PdfVerifyReport, CoreError> {
     use kalit_proto::verify::{PdfSignatureReport, PdfVerifyReport};
     // The document security store: certificates for the paths, CRLs for revocation (with `crls`).
-    let dss = crate::pdf::validation_data(pdf)?;
+    let (signatures, dss) = crate::pdf::signatures_and_validation_data(pdf)?;
     let mut all_crls = dss.crls.clone();
     all_crls.extend(crls.iter().cloned());
     let mut out = Vec::new();
-    for s in crate::pdf::signatures(pdf)? {
+    for s in signatures {
         let doc_ts = s.sub_filter == "ETSI.RFC3161";
         let mut r = PdfSignatureReport {
             field: s.field.clone(),
