@@ -15,7 +15,7 @@ export interface CertInfo { issuer: string; not_after: string; not_before: strin
 /** Result of checking a certificate chain against trust anchors. */
 export interface ChainReport { path: string[]; revocation?: string | null; trusted: boolean; }
 /** Output format of a document signature. */
-export type DocFormat = "raw" | "cms";
+export type DocFormat = "raw" | "cms" | "pades";
 /** The JSON shape of an error printed by `kalit ... --json`. */
 export interface ErrorBody { code: AgentErrorCode; message: string; }
 /** `POST /v1/hash`. */
@@ -24,6 +24,14 @@ export interface HashRequest { alg?: string | null; data: string; }
 export interface HashResponse { alg: string; digest: string; }
 /** A login at a relay (lowercase; `kalit_core::statement::normalize_login` checks and normalises one). */
 export type Login = string;
+/** How complete a PDF signature is (ETSI EN 319 142-1 baseline levels). */
+export type PadesLevel = "b-b" | "b-t" | "b-lt" | "b-lta";
+/** How the agent makes a PDF signature (`format: "pades"`). */
+export interface PadesOptions { level?: PadesLevel; reason?: string | null; visible?: string | null; }
+/** One signature (or document timestamp) of a PDF. */
+export interface PdfSignatureReport { bytes_after: number; chain?: ChainReport | null; changed_after?: string | null; claimed_time?: string | null; covers_whole_document: boolean; field: string; kind: string; level: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signer_reason?: string | null; timestamp?: TimestampReport | null; valid: boolean; }
+/** What `kalit verify --file doc.pdf --json` prints: every signature in a PDF. */
+export interface PdfVerifyReport { signatures: PdfSignatureReport[]; valid: boolean; }
 /** A relay's id: the first 16 bytes of SHA-256 over its Ed25519 attestation key, hex. */
 export type RelayId = string;
 /** A new session: show `qr_svg` (or `qr`) to the person, then poll its state. */
@@ -35,11 +43,13 @@ export interface SessionRequest { ttl?: number | null; }
 /** `GET /v1/sessions/{id}`. */
 export interface SessionState { certificate?: CertInfo | null; error?: ErrorBody | null; login?: Login | null; phase: SessionPhase; sas?: string | null; session: string; }
 /** `POST /v1/sessions/{id}/sign`. */
-export interface SignDocRequest { data: string; format?: DocFormat; media_type?: string | null; name: string; pss?: boolean; }
+export interface SignDocRequest { data: string; format?: DocFormat; media_type?: string | null; name: string; pades?: PadesOptions | null; pss?: boolean; }
 /** Answer to [`SignDocRequest`]: checked by the agent before it is returned. */
-export interface SignDocResponse { certificate_pem: string; format: DocFormat; login: Login; scheme: string; sha256: string; signature: string; signer: CertInfo; }
+export interface SignDocResponse { certificate_pem: string; document?: string | null; format: DocFormat; level?: PadesLevel | null; login: Login; scheme: string; sha256: string; signature: string; signer: CertInfo; }
 /** A verified RFC 3161 timestamp. */
 export interface TimestampReport { chain?: ChainReport | null; policy: string; serial: string; time: string; tsa: string; }
+/** `POST /v1/verify/pdf`: every signature and document timestamp in a PDF. */
+export interface VerifyPdfRequest { data: string; }
 /** Result of verifying a signature. */
 export interface VerifyReport { chain?: ChainReport | null; format: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signing_time?: string | null; timestamp?: TimestampReport | null; valid: boolean; }
 /** `POST /v1/verify`. */
@@ -75,13 +85,18 @@ export declare function hash(data: Bytes, alg?: "sha256" | "sha384" | "sha512"):
 
 export interface SessionInfo { session: string; qr?: string; qrSvg?: string; expiresAt?: number; sas?: string; login?: string; }
 export interface SignOptions {
-  format?: "cms" | "raw"; name?: string; mediaType?: string; pss?: boolean; ttl?: number;
+  format?: "cms" | "raw" | "pades"; name?: string; mediaType?: string; pss?: boolean; ttl?: number;
   timeoutMs?: number; dialog?: boolean; onSession?: (info: SessionInfo) => void;
+  /** For `pades`: the level (`b-t` and above need the agent's TSA), `/Reason`, and a visible box "PAGE,X,Y,WIDTH,HEIGHT" in points. */
+  level?: PadesLevel; reason?: string; visible?: string;
 }
 export interface Signature {
-  format: "cms" | "raw"; signature: Uint8Array; signatureBase64: string; scheme: string; sha256: string;
+  format: "cms" | "raw" | "pades"; signature: Uint8Array; signatureBase64: string; scheme: string; sha256: string;
   certificatePem: string; signer: CertInfo; login: string;
+  /** For `pades`: the signed PDF and the level it reached. */
+  document?: Uint8Array; level?: PadesLevel;
 }
 export declare function sign(data: Bytes, options?: SignOptions): Promise<Signature>;
 
 export declare function verify(data: Bytes, signature: Bytes, options?: { format?: "cms" | "raw"; certificate?: string }): Promise<VerifyReport>;
+export declare function verifyPdf(pdf: Bytes): Promise<PdfVerifyReport>;

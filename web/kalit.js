@@ -174,10 +174,12 @@ function sleep(ms, signal) {
 /**
  * Signs a document with the phone. Shows a dialog with the QR code and then the matching code (SAS).
  * Resolves with { format, signature (Uint8Array), signatureBase64, scheme, sha256, certificatePem, signer, login }.
+ * With format "pades" the data is a PDF; the result also holds `document` (the signed PDF) and `level`;
+ * options `level` ("b-b", "b-t", "b-lt", "b-lta"), `reason` and `visible` ("PAGE,X,Y,WIDTH,HEIGHT").
  */
 export async function sign(data, options = {}) {
   const { format = "cms", name = "document", mediaType, pss = false, ttl,
-          timeoutMs = config.timeoutMs, dialog = true, onSession } = options;
+          timeoutMs = config.timeoutMs, dialog = true, onSession, level, reason, visible } = options;
   const bytes = await toBytes(data);
   const type = mediaType || (typeof Blob !== "undefined" && data instanceof Blob && data.type) || "application/octet-stream";
   const ctl = new AbortController();
@@ -202,12 +204,16 @@ export async function sign(data, options = {}) {
     if (ui) ui.signing();
     const r = await call("POST", `/v1/sessions/${created.session}/sign`, {
       token: created.token, signal: ctl.signal,
-      body: { data: toBase64(bytes), name, media_type: type, format, pss },
+      body: format === "pades"
+        ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } }
+        : { data: toBase64(bytes), name, media_type: type, format, pss },
     });
-    return {
+    const out = {
       format: r.format, signature: fromBase64(r.signature), signatureBase64: r.signature, scheme: r.scheme,
       sha256: r.sha256, certificatePem: r.certificate_pem, signer: r.signer, login: r.login,
     };
+    if (r.document) { out.document = fromBase64(r.document); out.level = r.level; }
+    return out;
   } catch (e) {
     if (e && e.name === "AbortError") throw (ctl.signal.reason || new KalitError(ErrorCodes.TIMEOUT, "Timed out."));
     if (e instanceof KalitError) throw e;
@@ -231,4 +237,12 @@ export async function verify(data, signature, options = {}) {
   const body = { data: toBase64(await toBytes(data)), signature: toBase64(await toBytes(signature)), format };
   if (certificate) body.certificate = certificate;
   return call("POST", "/v1/verify", { body });
+}
+
+/**
+ * Verifies every signature and document timestamp in a PDF. Resolves with the agent's report
+ * { signatures: [{ field, kind, level, valid, reason, signer, timestamp, chain, covers_whole_document, ... }] }.
+ */
+export async function verifyPdf(pdf) {
+  return call("POST", "/v1/verify/pdf", { body: { data: toBase64(await toBytes(pdf)) } });
 }

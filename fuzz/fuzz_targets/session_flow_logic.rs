@@ -128,6 +128,7 @@ fn setup() -> Option<Run> {
             login: "ali".into(),
             device_id: "d1".into(),
             chain: vec![cert],
+            formats: vec![],
         },
     )
     .ok()?;
@@ -166,8 +167,14 @@ pub fn run(data: &[u8]) {
                     data: vec![b'a'; usize::from(arg)],
                     name: "d".into(),
                     media_type: if arg % 7 == 0 { "application/x-not a token".into() } else { "text/plain".into() },
-                    format: if arg % 2 == 0 { DocFormat::Raw } else { DocFormat::Cms },
+                    format: match arg % 3 {
+                        0 => DocFormat::Raw,
+                        1 => DocFormat::Cms,
+                        // This phone lists no formats: the agent refuses a PDF signature before sending.
+                        _ => DocFormat::Pades,
+                    },
                     pss: false,
+                    byte_range: (arg % 5 == 0).then_some([0, 1, 2, usize::from(arg).saturating_sub(2)]),
                 };
                 if let Ok((_, out)) = r.agent.sign(&doc) {
                     r.agent_did(out);

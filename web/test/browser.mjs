@@ -4,7 +4,9 @@
 // "RESULT <json>". Exit status 0 only if the page got a signature that the agent verified.
 // With STATUS_ONLY=1 it only prints "STATUS <code>": what kalit.status() reported on that page.
 //
-//   PORTAL_URL=http://127.0.0.1:PORT/ [CHROMIUM=/usr/bin/chromium] [FORMAT=cms|raw] node browser.mjs
+// With SCREENSHOT=FILE.png it saves the page as the person sees it once the result is in.
+//
+//   PORTAL_URL=http://127.0.0.1:PORT/ [CHROMIUM=/usr/bin/chromium] [FORMAT=cms|raw|pades] node browser.mjs
 
 import { chromium } from "playwright-core";
 
@@ -37,6 +39,7 @@ try {
   console.log("QR " + (await qr.textContent()).trim());
   await page.waitForSelector("#result:not([data-result='']):not([data-result=pending])", { timeout: 90000 });
   console.log("SAS " + (await page.getAttribute("#sas", "data-sas")));
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   const result = await page.$eval("#result", (e) => ({ ...e.dataset, text: e.textContent }));
   console.log("RESULT " + JSON.stringify(result));
   ok = result.result === "valid";

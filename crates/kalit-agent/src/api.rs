@@ -10,9 +10,9 @@ use kalit_core::verify::{Document, verify_document};
 use kalit_core::{CoreError, x509};
 use kalit_proto::session::{
     AgentStatus, DocFormat, HashRequest, HashResponse, MAX_DOCUMENT, QR_TTL_MAX_SECS, QR_TTL_SECS, SESSION_VERSION,
-    SessionCreated, SessionRequest, SessionState, SignDocRequest, SignDocResponse, VerifyRequest,
+    SessionCreated, SessionRequest, SessionState, SignDocRequest, SignDocResponse, VerifyPdfRequest, VerifyRequest,
 };
-use kalit_proto::verify::VerifyReport;
+use kalit_proto::verify::{PdfVerifyReport, VerifyReport};
 use kalit_proto::{Base64, ErrorCode};
 use kalit_service::error::JsonBody;
 use kalit_service::{ServiceError, ServiceResult};
@@ -168,16 +168,40 @@ pub(crate) async fn sign(
     if media_type.len() > 100 || !media_type.contains('/') || media_type.chars().any(|c| c.is_control() || c == ' ') {
         return Err(ServiceError::invalid("media_type must look like type/subtype"));
     }
-    let doc = Doc { data, name: name.to_string(), media_type, format: r.format, pss: r.pss };
-    let out = sess.sign(doc).await?;
+    let out = match (r.format, r.pades) {
+        (DocFormat::Pades, options) => {
+            crate::pades::sign(&s, &sess, data, name.to_string(), r.pss, options.unwrap_or_default()).await?
+        }
+        (_, Some(_)) => return Err(ServiceError::invalid("pades options are for format \"pades\"")),
+        (format, None) => {
+            let doc = Doc { data, name: name.to_string(), media_type, format, pss: r.pss, byte_range: None };
+            sess.sign(doc).await?
+        }
+    };
     tracing::info!(session = %sess.id, format = out.format.as_str(), "document signed and checked");
     Ok(Json(out))
+}
+
+pub(crate) async fn verify_pdf(
+    State(s): State<AgentState>,
+    JsonBody(r): JsonBody<VerifyPdfRequest>,
+) -> ServiceResult<Json<PdfVerifyReport>> {
+    let anchors = s.anchors.clone();
+    let report = crate::blocking(move || {
+        let data = document("data", r.data)?;
+        Ok(kalit_core::verify::verify_pdf(&data, &anchors, &[], time::OffsetDateTime::now_utc())?)
+    })
+    .await?;
+    Ok(Json(report))
 }
 
 pub(crate) async fn verify(
     State(s): State<AgentState>,
     JsonBody(r): JsonBody<VerifyRequest>,
 ) -> ServiceResult<Json<VerifyReport>> {
+    if r.format == DocFormat::Pades {
+        return Err(ServiceError::invalid("a PDF carries its signatures: POST it to /v1/verify/pdf"));
+    }
     let anchors = s.anchors.clone();
     let report = crate::blocking(move || {
         let data = document("data", r.data)?;

@@ -23,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 mod api;
 pub mod guard;
 pub mod origins;
+mod pades;
 pub mod session;
 
 pub use origins::{Origins, normalize_origin};
@@ -54,6 +55,9 @@ pub struct AgentConfig {
     /// Run without trust anchors, relying on the relay's attestations alone (a breached relay could then
     /// vouch for any certificate). Off by default: the agent refuses to start without `trust`.
     pub dangerously_trust_relay_attestations_only: bool,
+    /// The RFC 3161 time-stamping authority for PDF signatures of level B-T and above (pages cannot name
+    /// one: the agent fetches only what its operator configured).
+    pub tsa: Option<String>,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -81,6 +85,8 @@ pub struct AgentState {
     pub computer: Arc<kalit_core::session::ComputerKey>,
     /// For a loopback relay: the local address the tunnel connections leave from (the agent's own).
     pub source_ip: Option<std::net::IpAddr>,
+    /// See [`AgentConfig::tsa`].
+    pub tsa: Option<Arc<str>>,
 }
 
 /// Loads this computer's identity from `DATA/computer-key` (32 bytes, 0600), creating it on first use.
@@ -190,6 +196,11 @@ pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
             "DANGER: no trust anchors; phones' certificates are checked only through the relay's attestations (a breached relay could vouch for any certificate)"
         );
     }
+    if let Some(t) = &cfg.tsa
+        && !(t.starts_with("http://") || t.starts_with("https://"))
+    {
+        return Err(ServiceError::new(ErrorCode::Usage, format!("TSA URL {t:?}: expected http:// or https://")));
+    }
     Ok(AgentState {
         relay_url: cfg.relay.trim_end_matches('/').to_string(),
         relay_id: id.relay_id,
@@ -202,6 +213,7 @@ pub async fn build(cfg: &AgentConfig) -> Result<AgentState, ServiceError> {
         print_qr: cfg.print_qr,
         computer: Arc::new(computer_key(&cfg.data)?),
         source_ip: None,
+        tsa: cfg.tsa.as_deref().map(Arc::from),
     })
 }
 
@@ -226,6 +238,7 @@ pub fn app(state: AgentState, addr: SocketAddr) -> Router {
             Router::new()
                 .route("/v1/hash", post(api::hash))
                 .route("/v1/verify", post(api::verify))
+                .route("/v1/verify/pdf", post(api::verify_pdf))
                 .layer(DefaultBodyLimit::max(DOC_BODY)),
         )
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)));

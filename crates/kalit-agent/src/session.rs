@@ -433,6 +433,8 @@ async fn checked_answer(doc: &Arc<Doc>, sig: Vec<u8>, paired: Paired) -> Result<
     Ok(SignDocResponse {
         format: doc.format,
         signature: sig.into(),
+        document: None,
+        level: None,
         scheme,
         sha256,
         certificate_pem: paired.chain.iter().map(|c| x509::cert_pem(c)).collect(),

@@ -35,6 +35,7 @@ fn state(dir: &std::path::Path) -> AgentState {
         print_qr: false,
         computer: Arc::new(kalit_agent::computer_key(dir).unwrap()),
         source_ip: None,
+        tsa: None,
     }
 }
 
@@ -263,7 +264,14 @@ fn cert_and_key() -> (Vec<u8>, kalit_core::keys::PrivateKey) {
 }
 
 fn doc(data: &[u8], format: DocFormat) -> Doc {
-    Doc { data: data.to_vec(), name: "a.txt".into(), media_type: "text/plain".into(), format, pss: false }
+    Doc {
+        data: data.to_vec(),
+        name: "a.txt".into(),
+        media_type: "text/plain".into(),
+        format,
+        pss: false,
+        byte_range: None,
+    }
 }
 
 #[test]
@@ -296,6 +304,30 @@ fn the_agent_refuses_a_signature_over_another_document_than_the_page_sent() {
     let (other, _) = cert_and_key();
     let e = check_signature(&doc(b"document B", DocFormat::Cms), &cms, &other).unwrap_err();
     assert!(e.message.contains("another certificate"), "{}", e.message);
+
+    // A PDF signature is over the prepared PDF's byte ranges, everything but the hole: a CMS over the
+    // ranges passes; one over the whole file, or checked against a byte range that is not the file's,
+    // does not.
+    let prepared_pdf = b"document<000000>B";
+    let cms_over = |bytes: &[u8]| {
+        let digest = kalit_core::cms::digest_alg_for(scheme).digest(bytes);
+        let p = kalit_core::cms::PreparedCms::new(
+            std::slice::from_ref(&cert),
+            scheme,
+            &digest,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let sig = key.sign(scheme, &p.to_be_signed()).unwrap();
+        p.finish(&sig)
+    };
+    let pades = |range: [usize; 4]| Doc { byte_range: Some(range), ..doc(prepared_pdf, DocFormat::Pades) };
+    let over_ranges = cms_over(b"documentB");
+    assert!(check_signature(&pades([0, 8, 16, 1]), &over_ranges, &cert).is_ok());
+    assert!(check_signature(&pades([0, 8, 16, 1]), &cms_over(prepared_pdf), &cert).is_err());
+    let e = check_signature(&pades([0, 8, 15, 1]), &over_ranges, &cert).unwrap_err();
+    assert!(e.message.contains("byte range"), "{}", e.message);
+    assert!(check_signature(&pades([1, 8, 16, 1]), &over_ranges, &cert).is_err());
 }
 
 #[test]
@@ -378,6 +410,7 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
             device_name: "phone".into(),
             chain: vec![Base64::of(&cert)],
             attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
+            formats: vec![],
         }
     };
     let good = Attestation {
@@ -454,6 +487,7 @@ fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
             device_name: "phone".into(),
             chain: vec![Base64::of(&cert), Base64::of(&ca)],
             attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
+            formats: vec![],
         }
     };
     kalit_agent::session::check_hello(&st, &hello_for(false), "alice", "d1", now).unwrap();

@@ -50,6 +50,10 @@ enum AgentCommand {
         /// New signing sessions per minute per origin (0: no limit).
         #[arg(long, default_value_t = 20, value_name = "N")]
         sessions_per_minute: u32,
+        /// The RFC 3161 time-stamping authority for PDF signatures of level b-t and above (Kalit's RA
+        /// answers at URL/v1/timestamp). Without it, pages get PDF signatures of level b-b only.
+        #[arg(long, env = "KALIT_TSA_URL", value_name = "URL")]
+        tsa: Option<String>,
         /// Log format: text or json.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
@@ -76,6 +80,7 @@ pub fn run(a: AgentArgs) -> CliResult {
             dangerously_trust_relay_attestations_only,
             approval_timeout,
             sessions_per_minute,
+            tsa,
             log_format,
         } => {
             let addr = parse_listen(&listen)?;
@@ -89,6 +94,7 @@ pub fn run(a: AgentArgs) -> CliResult {
                 print_qr: std::io::stdout().is_terminal(),
                 sessions_per_minute,
                 dangerously_trust_relay_attestations_only,
+                tsa,
             };
             let list = origins.list()?;
             if list.is_empty() {

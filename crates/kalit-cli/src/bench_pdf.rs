@@ -246,7 +246,7 @@ fn tsa_bench(dir: &Path, tokens: u32) -> CliResult<(f64, f64)> {
     let data = b"a signature value to timestamp";
     let t = Instant::now();
     for _ in 0..tokens {
-        kalit_phone::client::timestamp(&url, data)?;
+        kalit_transport::public_data::timestamp(&url, data)?;
     }
     let ours = f64::from(tokens) / t.elapsed().as_secs_f64();
 

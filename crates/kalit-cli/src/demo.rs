@@ -103,6 +103,8 @@ pub(crate) fn start_agent(
         print_qr: false,
         sessions_per_minute,
         dangerously_trust_relay_attestations_only: false,
+        // The RA's own TSA: PDF signatures up to B-LTA.
+        tsa: Some(format!("{}/v1/timestamp", svc.ra_url)),
     };
     let state = svc.rt.block_on(kalit_agent::build(&cfg))?;
     let (listener, addr) = bind(&svc.rt)?;

@@ -103,6 +103,17 @@ enum FormatArg {
     Pades,
 }
 
+impl From<LevelArg> for kalit_proto::session::PadesLevel {
+    fn from(l: LevelArg) -> Self {
+        match l {
+            LevelArg::BB => Self::BB,
+            LevelArg::BT => Self::BT,
+            LevelArg::Blt => Self::BLt,
+            LevelArg::Blta => Self::BLta,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LevelArg {
     /// Basic: the signature and the signer's certificate chain.

@@ -357,65 +357,26 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
     }
 }
 
-/// The digest of the last signature's byte ranges in a completed PDF.
-fn prep_digest(pdf: &[u8], h: HashAlg) -> Vec<u8> {
-    kalit_core::pdf::signatures(pdf).ok().and_then(|s| s.last().map(|s| s.digest(pdf, h))).unwrap_or_default()
+/// The command line's source of timestamps and CRLs: the network, saying on stderr what it asks whom.
+struct Fetch<'a> {
+    tsa: Option<&'a str>,
 }
 
-/// PAdES-B-LT: the certificates of the signature and of its timestamp, and a CRL from each distribution
-/// point they name, stored in the PDF in a revision of their own. Every certificate but a root must have
-/// its CRL: a PDF that claims long-term validity without it would fail years later.
-fn add_long_term_data(pdf: &[u8], signer_certs: &[Vec<u8>], tsa_certs: &[Vec<u8>]) -> CliResult<Vec<u8>> {
-    let mut data = kalit_core::pdf::ValidationData::default();
-    for c in signer_certs.iter().chain(tsa_certs) {
-        if !data.certs.contains(c) {
-            data.certs.push(c.clone());
-        }
-    }
-    let mut urls: Vec<String> = vec![];
-    for c in &data.certs {
-        let info = kalit_core::x509::cert_info(c)?;
-        let found = kalit_core::x509::crl_urls(c);
-        if found.is_empty() && info.subject != info.issuer {
-            return Err(CliError::new(
-                ErrorCode::Unavailable,
-                format!(
-                    "the certificate of {} names no CRL: long-term validation data cannot be had (use --level b-t)",
-                    info.subject
-                ),
-            ));
-        }
-        for u in found {
-            if !urls.contains(&u) {
-                urls.push(u);
-            }
-        }
-    }
-    for u in &urls {
-        eprintln!("Fetching the CRL at {u}...");
-        data.crls.push(kalit_phone::client::fetch_crl(u)?);
-    }
-    Ok(kalit_core::pdf::add_validation_data(pdf, &data)?)
-}
+impl kalit_core::pdf::PublicData for Fetch<'_> {
+    type Error = CliError;
 
-/// PAdES-B-LTA: a document timestamp from `tsa` over the whole file as it stands, in a revision of its
-/// own (`/Type /DocTimeStamp`, `/SubFilter /ETSI.RFC3161`).
-fn add_document_timestamp(pdf: &[u8], tsa: &str) -> CliResult<Vec<u8>> {
-    let spec = kalit_core::pdf::Spec {
-        field: None,
-        reason: None,
-        name: None,
-        time: time::OffsetDateTime::now_utc(),
-        reserve: kalit_core::pdf::DEFAULT_RESERVE,
-        kind: kalit_core::pdf::Kind::DocTimeStamp,
-        visible: None,
-    };
-    let prepared = kalit_core::pdf::prepare(pdf, &spec)?;
-    let [_, a, b, c] = prepared.byte_range;
-    let covered = [&prepared.pdf[..a], &prepared.pdf[b..b + c]].concat();
-    eprintln!("Asking {tsa} for a document timestamp...");
-    let (token, _) = kalit_phone::client::timestamp(tsa, &covered)?;
-    Ok(prepared.complete(&token)?)
+    fn timestamp(&mut self, data: &[u8]) -> CliResult<(Vec<u8>, kalit_core::tsp::TimestampInfo)> {
+        let url = self.tsa.ok_or_else(|| CliError::new(ErrorCode::Usage, "this level needs --tsa URL"))?;
+        eprintln!("Asking {url} for a timestamp...");
+        let (token, ts) = kalit_transport::public_data::timestamp(url, data)?;
+        eprintln!("Timestamp:    {} by {}", ts.time, ts.tsa_name());
+        Ok((token, ts))
+    }
+
+    fn crl(&mut self, url: &str) -> CliResult<Vec<u8>> {
+        eprintln!("Fetching the CRL at {url}...");
+        Ok(kalit_transport::public_data::fetch_crl(url)?)
+    }
 }
 
 /// How `kalit vault sign` signs.
@@ -496,21 +457,9 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     eprintln!("  SHA-256:      {}", hex::encode(HashAlg::Sha256.digest(&data)));
     if let Some(prep) = &prepared {
         let seen = kalit_core::pdf::inspect_prepared(&prep.pdf)?;
-        eprintln!("  Pages:        {}", seen.pages);
-        if let Some(t) = &seen.title {
-            eprintln!("  Title:        {}", kalit_core::display::field(t, 120));
-        }
-        if seen.earlier_signatures > 0 {
-            eprintln!("  Signed before: {} earlier signature(s) stay as they are", seen.earlier_signatures);
-        }
-        let words: Vec<&str> = seen.first_page_text.split_whitespace().collect();
-        let text = kalit_core::display::field(&words.join(" "), 300);
-        if !text.is_empty() {
-            eprintln!("  Page 1 text:  {text}");
-        }
-        match &o.visible {
-            Some(v) => eprintln!("  Field:        {} (visible: page,x,y,width,height = {v})", seen.field),
-            None => eprintln!("  Field:        {} (invisible)", seen.field),
+        eprint!("{}", kalit_phone::pair::describe_pdf(&seen, 14));
+        if let Some(v) = &o.visible {
+            eprintln!("  Visible box:  page,x,y,width,height = {v}");
         }
     }
     eprintln!("  Signer:       {}", signer.as_deref().unwrap_or("(no certificate)"));
@@ -551,44 +500,20 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     let to_sign = prepared.as_ref().map_or(&data[..], |prep| &prep.pdf[..]);
     let doc = DocumentToSign { name: &name, data: to_sign, format, pss: o.pss, origin: None, blind_confirmed: blind };
     let outcome = u.sign(key, &doc)?;
-    let mut cms = outcome.bytes;
-    let mut tsa_certs = vec![];
-    if let Some(url) = &o.tsa {
-        eprintln!("Asking {url} for a timestamp...");
-        let value = kalit_core::cms::signature_value(&cms)?;
-        let (token, ts) = kalit_phone::client::timestamp(url, &value)?;
-        cms = kalit_core::cms::add_signature_timestamp(&cms, &token)?;
-        eprintln!("Timestamp:    {} by {}", ts.time, ts.tsa_name());
-        tsa_certs = ts.certificates;
-    }
+    let mut fetch = Fetch { tsa: o.tsa.as_deref() };
     let (bytes, default_ext) = match prepared {
         Some(prep) => {
-            let field = prep.field.clone();
-            let mut pdf = prep.complete(&cms)?;
-            if matches!(level, LevelArg::Blt | LevelArg::Blta) {
-                let signer_certs = kalit_core::cms::verify_detached(&cms, &mut |h| Ok(prep_digest(&pdf, h)), &[])
-                    .map(|v| v.certificates)
-                    .unwrap_or_default();
-                pdf = add_long_term_data(&pdf, &signer_certs, &tsa_certs)?;
-            }
-            if let (LevelArg::Blta, Some(url)) = (level, &o.tsa) {
-                pdf = add_document_timestamp(&pdf, url)?;
-            }
-            // Read back what is about to be written: the signature verifies over the file as saved.
-            let report = kalit_core::verify::verify_pdf(&pdf, &[], &[], time::OffsetDateTime::now_utc())?;
-            let ours = report.signatures.iter().find(|s| s.field == field);
-            if let Some(why) =
-                ours.and_then(|s| s.reason.clone()).or_else(|| report.signatures.iter().find_map(|s| s.reason.clone()))
-            {
-                return Err(CliError::new(ErrorCode::Internal, format!("the signed PDF does not verify: {why}")));
-            }
-            if ours.is_none() {
-                return Err(CliError::new(ErrorCode::Internal, "the signed PDF has lost its signature"));
-            }
-            (pdf, "-signed.pdf")
+            let now = time::OffsetDateTime::now_utc();
+            (kalit_core::pdf::finish(prep, outcome.bytes, level.into(), &mut fetch, now)?.pdf, "-signed.pdf")
         }
-        None if format == SignFormat::Cms => (cms, ".p7s"),
-        None => (cms, ".sig"),
+        None if format == SignFormat::Cms && o.tsa.is_some() => {
+            // CAdES-B-T: a timestamp over the signature value, as an unsigned attribute.
+            let value = kalit_core::cms::signature_value(&outcome.bytes)?;
+            let (token, _) = kalit_core::pdf::PublicData::timestamp(&mut fetch, &value)?;
+            (kalit_core::cms::add_signature_timestamp(&outcome.bytes, &token)?, ".p7s")
+        }
+        None if format == SignFormat::Cms => (outcome.bytes, ".p7s"),
+        None => (outcome.bytes, ".sig"),
     };
     let out = o.out.unwrap_or_else(|| {
         let mut s = if default_ext == "-signed.pdf" {

@@ -34,6 +34,9 @@ pub enum CoreError {
     /// statement or a structure whose signature means something elsewhere).
     #[error("{0}")]
     Refused(String),
+    /// Data the operation needs cannot be had (a certificate that names no CRL for long-term validation).
+    #[error("{0}")]
+    Unavailable(String),
     /// A library failed in a way that input cannot explain.
     #[error("internal error: {0}")]
     Internal(String),
@@ -54,6 +57,7 @@ impl CoreError {
             CoreError::Expired(_) => ErrorCode::Expired,
             CoreError::Channel(_) => ErrorCode::Channel,
             CoreError::Refused(_) => ErrorCode::RefusedByPolicy,
+            CoreError::Unavailable(_) => ErrorCode::Unavailable,
             CoreError::Crypto(_) | CoreError::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -32,6 +32,11 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(vec![])
+}
+
+/// A world whose phone lists `formats` in its hello.
+fn world_with(formats: Vec<DocFormat>) -> World {
     let computer = ComputerKey::from_private(&SecretBytes::from_slice(&[1; 32])).unwrap();
     let (qr, secrets) = Qr::for_computer(&computer, "https://relay.example", RELAY_ID, ORIGIN, 60, NOW).unwrap();
     let relay = ed25519(150);
@@ -62,6 +67,7 @@ fn world() -> World {
             login: "ali".into(),
             device_id: "d1".into(),
             chain: vec![cert],
+            formats,
         },
     )
     .unwrap();
@@ -87,7 +93,10 @@ fn to_agent(w: &mut World, frames: Vec<Vec<u8>>) -> Vec<AgentAction> {
 
 /// Pairs the two sides; returns the world.
 fn paired() -> World {
-    let mut w = world();
+    pair_world(world())
+}
+
+fn pair_world(mut w: World) -> World {
     assert!(w.agent.on_event(TunnelEvent::Ready { expires_in: 60 }).is_empty());
     assert!(w.agent.on_event(TunnelEvent::Peer { login: "ali".into(), device_id: "d1".into() }).is_empty());
     assert_eq!(w.agent.phase(), SessionPhase::Pairing);
@@ -112,6 +121,7 @@ fn doc(text: &str) -> SignDoc {
         media_type: "text/plain".into(),
         format: DocFormat::Cms,
         pss: false,
+        byte_range: None,
     }
 }
 
@@ -242,6 +252,57 @@ fn the_phone_refuses_what_the_qr_did_not_promise() {
     assert!(!w.phone.closed());
 }
 
+#[test]
+fn a_pdf_signature_goes_only_to_a_phone_that_lists_it() {
+    let pades = SignDoc { format: DocFormat::Pades, byte_range: Some([0, 1, 2, 3]), ..doc("%PDF-") };
+    // A phone whose hello lists no formats (the first phones, today's phone app) makes raw and CMS only:
+    // the agent refuses a PDF signature before anything is sent.
+    let mut w = paired();
+    assert_eq!(w.agent.paired().unwrap().formats, vec![DocFormat::Raw, DocFormat::Cms]);
+    let e = w.agent.sign(&pades).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput);
+    assert!(e.message.contains("pades"), "{}", e.message);
+    assert_eq!(w.agent.pending(), None);
+    // A computer that sends one anyway is refused by the phone before it asks; the session goes on.
+    let lying = ChannelMessage::SignRequest {
+        id: 1,
+        origin: ORIGIN.into(),
+        name: "n.pdf".into(),
+        media_type: "application/pdf".into(),
+        data: Base64::of("%PDF-1.7"),
+        format: DocFormat::Pades,
+        pss: false,
+    };
+    let frames = agent_seal(&mut w, &lying);
+    let p = to_phone(&mut w, frames);
+    assert!(
+        matches!(&p[..], [PhoneAction::Send(_), PhoneAction::Refused { failure, .. }] if failure.code == ErrorCode::InvalidInput),
+        "{p:?}"
+    );
+    assert!(!w.phone.closed());
+
+    // A phone that lists pades gets it, with the byte range the agent will check the CMS against.
+    let mut w = pair_world(world_with(vec![DocFormat::Raw, DocFormat::Cms, DocFormat::Pades]));
+    assert!(w.agent.paired().unwrap().formats.contains(&DocFormat::Pades));
+    let (id, out) = w.agent.sign(&pades).unwrap();
+    let p = to_phone(&mut w, sends_a(&out));
+    let Some(PhoneAction::Prompt(prompt)) = p.last() else { panic!("{p:?}") };
+    assert_eq!((prompt.id, prompt.format), (id, DocFormat::Pades));
+    // Without its byte range the agent could not check the answer: refused.
+    let mut w = pair_world(world_with(vec![DocFormat::Pades]));
+    let e = w.agent.sign(&SignDoc { byte_range: None, ..pades.clone() }).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Internal);
+    // A hello's unknown format names (a newer phone's) are skipped, not fatal.
+    let hello: ChannelMessage = serde_json::from_value(serde_json::json!({
+        "type": "hello", "login": "ali", "device_name": "d", "chain": [], "formats": ["raw", "xades", "pades"],
+        "attestation": {"attestation": {"relay_id": "r", "login": "ali", "cert_fingerprint": "00", "device_id": "d1",
+            "device_key": "AA==", "issued_at": 0, "expires_at": 0}, "signature": "AA=="}
+    }))
+    .unwrap();
+    let ChannelMessage::Hello { formats, .. } = hello else { panic!() };
+    assert_eq!(formats, vec![DocFormat::Raw, DocFormat::Pades]);
+}
+
 fn req(id: u32, media_type: &str, data: &str) -> ChannelMessage {
     ChannelMessage::SignRequest {
         id,
@@ -300,6 +361,7 @@ fn the_phone_checks_the_qr_and_the_relay() {
         login: "ali".into(),
         device_id: "d1".into(),
         chain: vec![b"c".to_vec()],
+        formats: vec![],
     };
     assert_eq!(PhoneSession::new(&qr, NOW + 3600, cfg(RELAY_ID)).unwrap_err().code, ErrorCode::Expired);
     assert_eq!(PhoneSession::new(&qr, NOW, cfg("another")).unwrap_err().code, ErrorCode::NotFound);

@@ -87,6 +87,7 @@ fn session_vectors() -> Value {
                 device_name: "phone".into(),
                 chain: vec![Base64::of(b"not a real certificate")],
                 attestation: signed,
+                formats: vec![],
             },
         ),
         (
@@ -236,6 +237,7 @@ fn flow_inputs() -> FlowInputs {
             login: "ali".into(),
             device_id: attestation.device_id.clone(),
             chain: vec![cert.clone()],
+            formats: vec![],
         },
     )
     .unwrap();
@@ -307,6 +309,7 @@ fn flow_vectors() -> Value {
                     media_type: media_type.into(),
                     format,
                     pss: false,
+                    byte_range: None,
                 };
                 match agent.sign(&d) {
                     Ok((_, a)) => a,
@@ -696,6 +699,7 @@ fn the_committed_flow_replays() {
             login: i["login"].as_str().unwrap().into(),
             device_id: i["device_id"].as_str().unwrap().into(),
             chain,
+            formats: vec![],
         },
     )
     .unwrap();
@@ -715,6 +719,7 @@ fn the_committed_flow_replays() {
                     media_type: s["media_type"].as_str().unwrap().into(),
                     format: serde_json::from_value(s["format"].clone()).unwrap(),
                     pss: s["pss"].as_bool().unwrap(),
+                    byte_range: None,
                 };
                 agent.sign(&d).map(|(_, a)| a).unwrap_or_else(|f| vec![AgentAction::Closed(Some(f))])
             } else if let Some(r) = input.get("withdraw") {

@@ -68,7 +68,7 @@ impl Client {
         req.send().map_err(|e| {
             PhoneError::new(
                 ErrorCode::Unavailable,
-                format!("cannot reach the {} at {}: {}", self.what, self.base, root(&e)),
+                format!("cannot reach the {} at {}: {}", self.what, self.base, kalit_transport::error_root(&e)),
             )
         })
     }
@@ -126,83 +126,4 @@ impl Client {
         }
         self.decode::<serde_json::Value>(r).map(|_| ())
     }
-}
-
-fn root(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(s) = cur.source() {
-        cur = s;
-    }
-    cur.to_string()
-}
-
-/// A client for signed public data (timestamps, CRLs) at `url`: `http://` or `https://` (the data is
-/// signed, so plain HTTP is how it is commonly published), the same roots as Kalit's own services.
-fn public_data_client(
-    url: &str,
-    what: &str,
-    code: ErrorCode,
-) -> PhoneResult<(reqwest::Url, reqwest::blocking::Client)> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| PhoneError::new(code, format!("{what} URL {url:?}: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(PhoneError::new(code, format!("{what} URL {url:?}: expected http:// or https://")));
-    }
-    let http = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .user_agent(concat!("kalit/", env!("CARGO_PKG_VERSION")))
-        .tls_backend_preconfigured(kalit_transport::http_tls_config()?)
-        .build()
-        .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("HTTP client: {e}")))?;
-    Ok((parsed, http))
-}
-
-/// Asks the RFC 3161 time-stamping authority at `url` (Kalit's RA at `/v1/timestamp`, or any other)
-/// for a timestamp over `data`, and checks the answer: the token is over this request's imprint, echoes
-/// its nonce and verifies with a TSA certificate. Plain `http://` is allowed here (unlike for Kalit's
-/// own services): a token is signed, and the request carries only a digest.
-pub fn timestamp(url: &str, data: &[u8]) -> PhoneResult<(Vec<u8>, kalit_core::tsp::TimestampInfo)> {
-    use kalit_core::tsp;
-    let (parsed, http) = public_data_client(url, "TSA", ErrorCode::Usage)?;
-    let req = tsp::TimestampRequest::over(data)?;
-    let unavailable = |e: &dyn std::fmt::Display| {
-        PhoneError::new(ErrorCode::Unavailable, format!("cannot get a timestamp from {url}: {e}"))
-    };
-    let resp = http
-        .post(parsed)
-        .header(reqwest::header::CONTENT_TYPE, tsp::QUERY_MEDIA_TYPE)
-        .body(req.to_der())
-        .send()
-        .map_err(|e| unavailable(&root(&e)))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(unavailable(&format!("HTTP {status}")));
-    }
-    let mut body = Vec::new();
-    use std::io::Read;
-    resp.take(tsp::MAX_TSP_LEN as u64 + 1).read_to_end(&mut body).map_err(|e| unavailable(&e))?;
-    Ok(tsp::read_response(&body, &req)?)
-}
-
-/// Fetches a CRL from a certificate's distribution point (`http://` or `https://`; a CRL is signed by
-/// its CA, so plain HTTP is what CAs publish on), at most 16 MiB, checked to be a CRL.
-pub fn fetch_crl(url: &str) -> PhoneResult<Vec<u8>> {
-    let (parsed, http) = public_data_client(url, "CRL", ErrorCode::InvalidInput)?;
-    let unavailable = |e: &dyn std::fmt::Display| {
-        PhoneError::new(ErrorCode::Unavailable, format!("cannot fetch the CRL at {url}: {e}"))
-    };
-    let resp = http.get(parsed).send().map_err(|e| unavailable(&root(&e)))?;
-    if !resp.status().is_success() {
-        return Err(unavailable(&format!("HTTP {}", resp.status())));
-    }
-    let mut body = Vec::new();
-    use std::io::Read;
-    resp.take((16 << 20) + 1).read_to_end(&mut body).map_err(|e| unavailable(&e))?;
-    if body.len() > 16 << 20 {
-        return Err(unavailable(&"larger than 16 MiB"));
-    }
-    if !kalit_core::x509::is_crl(&body) {
-        return Err(PhoneError::new(ErrorCode::InvalidInput, format!("{url} did not answer with a DER CRL")));
-    }
-    Ok(body)
 }

@@ -71,10 +71,33 @@ pub struct SignPrompt<'a> {
     pub media_type: &'a str,
     /// The document.
     pub data: &'a [u8],
-    /// Raw or CMS.
+    /// Raw, CMS or PAdES.
     pub format: DocFormat,
     /// SHA-256 of the document, hex.
     pub sha256: String,
+    /// For PAdES: what the phone's own check of the prepared PDF found (pages, title, first page).
+    pub pdf: Option<&'a kalit_core::pdf::Inspection>,
+}
+
+/// The lines that show a prepared PDF: pages, title, earlier signatures, the first page's text and the
+/// field, each label padded to `width`. Every string came from the PDF: escaped by the display rules.
+pub fn describe_pdf(seen: &kalit_core::pdf::Inspection, width: usize) -> String {
+    let mut s = String::new();
+    let mut line = |label: &str, value: &str| s.push_str(&format!("  {:<width$}{value}\n", format!("{label}:")));
+    line("Pages", &seen.pages.to_string());
+    if let Some(t) = &seen.title {
+        line("Title", &display::field(t, 120));
+    }
+    if seen.earlier_signatures > 0 {
+        line("Signed before", &format!("{} earlier signature(s) stay as they are", seen.earlier_signatures));
+    }
+    let words: Vec<&str> = seen.first_page_text.split_whitespace().collect();
+    let text = display::field(&words.join(" "), 300);
+    if !text.is_empty() {
+        line("Page 1 text", &text);
+    }
+    line("Field", &display::field(&seen.field, 60));
+    s
 }
 
 impl SignPrompt<'_> {
@@ -92,7 +115,9 @@ impl SignPrompt<'_> {
             format = self.format.as_str(),
             fp = fp.join(" ")
         );
-        if let Some(w) = display::type_mismatch(self.media_type, self.data) {
+        if let Some(seen) = self.pdf {
+            s.push_str(&describe_pdf(seen, 12));
+        } else if let Some(w) = display::type_mismatch(self.media_type, self.data) {
             s.push_str(&format!("  WARNING:    {w}\n"));
         }
         if self.format == DocFormat::Raw && purpose::needs_blind_confirmation(self.data) {
@@ -100,7 +125,8 @@ impl SignPrompt<'_> {
                 "  WARNING:    this is not text the phone can show you; a raw signature over it can mean anything\n",
             );
         }
-        if (display::is_text_type(self.media_type) || display::sniff(self.data) == display::Sniffed::Text)
+        if self.pdf.is_none()
+            && (display::is_text_type(self.media_type) || display::sniff(self.data) == display::Sniffed::Text)
             && let Some(lines) = display::preview(self.data, 100, 24)
         {
             s.push_str("  Preview:\n");
@@ -187,6 +213,8 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         login: me.login.clone().into(),
         device_id: me.device_id.clone().into(),
         chain,
+        // The vault checks a prepared PDF itself (`kalit_core::pdf::inspect_prepared`) before it signs.
+        formats: vec![DocFormat::Raw, DocFormat::Cms, DocFormat::Pades],
     };
     let mut session = PhoneSession::new(qr_text, now_secs(), config)?;
     // The registered URL, not the QR's: the QR only names which relay (by id).
@@ -372,6 +400,27 @@ impl Driver<'_> {
         p: &Prompt,
         summary: &mut PairSummary,
     ) -> PhoneResult<Option<PhoneAnswer>> {
+        // A PDF signature: the phone checks the computer's prepared PDF itself (one new unsigned field, a
+        // byte range over everything but the hole, nothing else changed) and shows what it found. A PDF
+        // that fails is refused before anything is asked.
+        let pdf = match p.format {
+            DocFormat::Pades => match kalit_core::pdf::inspect_prepared(&p.data) {
+                Ok(seen) => Some(seen),
+                Err(e) => {
+                    let failure = Failure::new(
+                        ErrorCode::InvalidInput,
+                        format!("the computer's PDF failed the phone's check: {e}; nothing was signed"),
+                    );
+                    self.ui.show(&format!(
+                        "Refused a request from {}: {}",
+                        display::escape(&p.origin),
+                        display::terminal_text(&failure.message)
+                    ));
+                    return Ok(Some(PhoneAnswer::Failed(failure)));
+                }
+            },
+            _ => None,
+        };
         let prompt = SignPrompt {
             computer: self.computer,
             origin: &p.origin,
@@ -380,6 +429,7 @@ impl Driver<'_> {
             data: &p.data,
             format: p.format,
             sha256: p.sha256.clone(),
+            pdf: pdf.as_ref(),
         };
         let approved = self.ui.approve(&prompt)? && (!p.blind || self.ui.confirm_blind(&prompt)?);
         // The person may have answered after the computer withdrew the request: look before the PIN...
@@ -409,6 +459,7 @@ impl Driver<'_> {
             format: match p.format {
                 DocFormat::Raw => SignFormat::Raw,
                 DocFormat::Cms => SignFormat::Cms,
+                DocFormat::Pades => SignFormat::Pades,
             },
             pss: p.pss,
             origin: Some(&p.origin),

@@ -115,6 +115,10 @@ pub enum DocFormat {
     Raw,
     /// DER detached CMS SignedData.
     Cms,
+    /// A PDF signature (PAdES): the document is a PDF the agent prepared (a signature field and the
+    /// hole for the signature), the answer a DER CMS (PAdES profile) over its byte ranges. Sent only to a
+    /// phone whose hello lists it in `formats`.
+    Pades,
 }
 
 impl DocFormat {
@@ -123,8 +127,81 @@ impl DocFormat {
         match self {
             DocFormat::Raw => "raw",
             DocFormat::Cms => "cms",
+            DocFormat::Pades => "pades",
         }
     }
+}
+
+/// The formats a phone of session version 2 signs when its hello lists none (the first phones).
+pub const FORMATS_BEFORE_LISTING: [DocFormat; 2] = [DocFormat::Raw, DocFormat::Cms];
+
+/// Reads a hello's `formats`, skipping names this version does not know (a newer phone's), so a list
+/// can grow without a version bump.
+fn known_formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DocFormat>, D::Error> {
+    let names: Vec<String> = Vec::deserialize(d)?;
+    Ok(names
+        .iter()
+        .filter_map(|n| match n.as_str() {
+            "raw" => Some(DocFormat::Raw),
+            "cms" => Some(DocFormat::Cms),
+            "pades" => Some(DocFormat::Pades),
+            _ => None,
+        })
+        .collect())
+}
+
+/// How complete a PDF signature is (ETSI EN 319 142-1 baseline levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum PadesLevel {
+    /// The signature alone.
+    #[default]
+    #[serde(rename = "b-b")]
+    BB,
+    /// With a trusted timestamp over the signature.
+    #[serde(rename = "b-t")]
+    BT,
+    /// B-T, and the certificates and CRLs needed to check it later, in the PDF.
+    #[serde(rename = "b-lt")]
+    BLt,
+    /// B-LT, and a document timestamp over everything.
+    #[serde(rename = "b-lta")]
+    BLta,
+}
+
+impl PadesLevel {
+    /// `b-b`, `b-t`, `b-lt` or `b-lta`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PadesLevel::BB => "b-b",
+            PadesLevel::BT => "b-t",
+            PadesLevel::BLt => "b-lt",
+            PadesLevel::BLta => "b-lta",
+        }
+    }
+
+    /// Whether the level needs a time-stamping authority.
+    pub fn needs_timestamp(self) -> bool {
+        self != PadesLevel::BB
+    }
+}
+
+/// How the agent makes a PDF signature (`format: "pades"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PadesOptions {
+    /// The level (default `b-b`); `b-t` and above need the agent to be configured with a time-stamping
+    /// authority (`kalit agent --tsa URL`): a page never names the URLs the agent fetches.
+    #[serde(default)]
+    pub level: PadesLevel,
+    /// `/Reason`, shown by PDF readers (at most 200 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// A visible signature box, `PAGE,X,Y,WIDTH,HEIGHT` in points (e.g. `1,72,72,220,60`); absent:
+    /// invisible.
+    #[serde(default)]
+    pub visible: Option<String>,
 }
 
 /// A message inside the encrypted channel (JSON, split into Noise messages).
@@ -142,6 +219,11 @@ pub enum ChannelMessage {
         chain: Vec<Base64>,
         /// The relay's attestation binding the leaf certificate to the login.
         attestation: SignedAttestation,
+        /// The formats this phone signs; empty (absent): [`FORMATS_BEFORE_LISTING`]. Names this version
+        /// does not know are skipped when read.
+        #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "known_formats")]
+        #[cfg_attr(feature = "schema", schemars(with = "Vec<DocFormat>"))]
+        formats: Vec<DocFormat>,
     },
     /// Agent -> phone: please sign this document.
     SignRequest {
@@ -155,7 +237,7 @@ pub enum ChannelMessage {
         media_type: String,
         /// The document, base64.
         data: Base64,
-        /// Raw signature or CMS.
+        /// Raw signature, CMS, or a PDF signature over the prepared PDF in `data`.
         format: DocFormat,
         /// RSA-PSS instead of PKCS#1 v1.5 (RSA keys only).
         pss: bool,
@@ -326,22 +408,32 @@ pub struct SignDocRequest {
     /// Media type (default `application/octet-stream`).
     #[serde(default)]
     pub media_type: Option<String>,
-    /// `raw` (default) or `cms`.
+    /// `raw` (default), `cms`, or `pades` (`data` is a PDF; the answer carries the signed PDF).
     #[serde(default)]
     pub format: DocFormat,
     /// RSA-PSS instead of PKCS#1 v1.5.
     #[serde(default)]
     pub pss: bool,
+    /// For `pades`: level, reason and visible box.
+    #[serde(default)]
+    pub pades: Option<PadesOptions>,
 }
 
 /// Answer to [`SignDocRequest`]: checked by the agent before it is returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SignDocResponse {
-    /// `raw` or `cms`.
+    /// `raw`, `cms` or `pades`.
     pub format: DocFormat,
-    /// Signature or DER CMS, base64.
+    /// Signature or DER CMS (for `pades`, the CMS inside the signed PDF), base64.
     pub signature: Base64,
+    /// For `pades`: the signed PDF (the page's PDF with the signature appended as an incremental
+    /// update), checked by the agent before it is returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<Base64>,
+    /// For `pades`: the level reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PadesLevel>,
     /// The scheme, e.g. `ecdsa-p256-sha256`.
     pub scheme: String,
     /// SHA-256 of the document as the agent computed it, hex.
@@ -354,6 +446,15 @@ pub struct SignDocResponse {
     pub login: Login,
 }
 
+/// `POST /v1/verify/pdf`: every signature and document timestamp in a PDF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPdfRequest {
+    /// The PDF, base64.
+    pub data: Base64,
+}
+
 /// `POST /v1/verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -363,7 +464,7 @@ pub struct VerifyRequest {
     pub data: Base64,
     /// Signature or DER CMS, base64.
     pub signature: Base64,
-    /// `raw` (default) or `cms`.
+    /// `raw` (default) or `cms` (a PDF goes to `/v1/verify/pdf`).
     #[serde(default)]
     pub format: DocFormat,
     /// Signer certificate (PEM; required for `raw`, optional for `cms`).

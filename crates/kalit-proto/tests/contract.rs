@@ -246,6 +246,7 @@ fn agent_doc() -> Value {
             ("502", err("channel (the encrypted channel failed)")),
             ("503", err("unavailable (relay or phone gone)"))])}}));
     p.insert("/v1/verify".into(), json!({"post": {"summary": "Verify a raw or CMS signature; with the agent's trust anchors also the chain.", "requestBody": body("VerifyRequest"), "responses": with(vec![("200", ok(r("VerifyReport"), "OK"))], vec![])}}));
+    p.insert("/v1/verify/pdf".into(), json!({"post": {"summary": "Verify every signature and document timestamp in a PDF: byte ranges, CMS, the signer's chain against the agent's trust anchors (with the CRLs in the PDF), timestamps, and what later revisions changed.", "requestBody": body("VerifyPdfRequest"), "responses": with(vec![("200", ok(r("PdfVerifyReport"), "OK"))], vec![])}}));
     let mut c = Components::new();
     c.add::<kalit_proto::ApiError>()
         .add::<session::AgentStatus>()
@@ -257,7 +258,9 @@ fn agent_doc() -> Value {
         .add::<session::SignDocRequest>()
         .add::<session::SignDocResponse>()
         .add::<session::VerifyRequest>()
-        .add::<verify::VerifyReport>();
+        .add::<verify::VerifyReport>()
+        .add::<session::VerifyPdfRequest>()
+        .add::<verify::PdfVerifyReport>();
     document(
         "Kalit agent API",
         "The local agent (module 1, C_c) on a loopback port, for web pages on origins the person allowed (kalit agent allow ORIGIN). Host must be the agent's own address; Origin must be allowed (others get 403 and no CORS headers); POST bodies are application/json. Use web/kalit.js rather than calling it by hand. Generated from the Rust types by crates/kalit-proto/tests/contract.rs.",

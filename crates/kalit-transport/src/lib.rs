@@ -15,6 +15,17 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use kalit_service::ServiceError;
 
+pub mod public_data;
+
+/// The innermost cause of an error (an HTTP client's outer messages say only "error sending request").
+pub fn error_root(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
+}
+
 /// A connected tunnel WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 

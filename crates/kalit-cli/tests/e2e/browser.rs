@@ -59,11 +59,14 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
     }
     let (portal, vault, pin) = (portal.expect("portal URL"), vault.expect("vault"), pin.expect("PIN"));
     std::thread::spawn(move || for _ in lines {});
-    for format in ["cms", "raw"] {
+    let shots = repo().join("target/screenshots/portal");
+    std::fs::create_dir_all(&shots).unwrap();
+    for format in ["cms", "raw", "pades"] {
         let mut node = Command::new("node")
             .arg(repo().join("web/test/browser.mjs"))
             .env("PORTAL_URL", &portal)
             .env("FORMAT", format)
+            .env("SCREENSHOT", shots.join(format!("{format}.png")))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -99,6 +102,29 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
         assert_eq!(pcode, 0, "{pout}{perr}");
         let sas = sas.expect("the page showed the SAS");
         assert!(pout.contains(&sas), "phone and page show the same SAS {sas}: {pout}");
+        if format == "pades" {
+            // The signed PDF the page received: OpenSSL over its byte ranges, and `kalit verify`.
+            let pdf = base64::engine::general_purpose::STANDARD.decode(result["document"].as_str().unwrap()).unwrap();
+            let pdf_path = out.path().join("browser-pades.pdf");
+            std::fs::write(&pdf_path, &pdf).unwrap();
+            let sigs = kalit_core::pdf::signatures(&pdf).unwrap();
+            let (ranges, cms) = (out.path().join("browser-pades.ranges"), out.path().join("browser-pades.cms"));
+            std::fs::write(&ranges, sigs[0].signed_bytes(&pdf)).unwrap();
+            std::fs::write(&cms, &sigs[0].contents).unwrap();
+            if openssl().is_some() {
+                openssl_cms_verify(&cms, &ranges, &out.path().join("ca.pem"));
+            }
+            let ca = out.path().join("ca.pem");
+            let v = kalit_cmd(&["verify", "--file", s(&pdf_path), "--ca", s(&ca), "--json"]).output().unwrap();
+            let rep: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+            assert_eq!(
+                (&rep["valid"], &rep["signatures"][0]["level"]),
+                (&serde_json::json!(true), &serde_json::json!("B-T")),
+                "{rep}"
+            );
+            assert!(pout.contains("Pages:      1") && pout.contains("Ariza"), "the phone showed the PDF: {pout}");
+            continue;
+        }
         // OpenSSL judges what the browser received.
         let sig = base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap();
         let doc_path = out.path().join(format!("browser-{format}.txt"));

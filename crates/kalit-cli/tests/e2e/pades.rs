@@ -124,6 +124,44 @@ fn judges() -> Option<Judges> {
     (pdfsig && qpdf).then_some(Judges { pyhanko, pdfsig })
 }
 
+/// pdfsig trusts what an NSS database holds: one in `root/nssdb` with the RA's root (the last
+/// certificate of `ca`), and that root as `root/root.pem` (for pyHanko's `--trust`).
+fn trusting_nss(root: &Path, ca: &Path) -> (PathBuf, PathBuf) {
+    let nssdb = root.join("nssdb");
+    fs::create_dir_all(&nssdb).unwrap();
+    let chain = kalit_core::x509::parse_cert_bundle(&fs::read(ca).unwrap()).unwrap();
+    let root_pem = root.join("root.pem");
+    fs::write(&root_pem, kalit_core::x509::cert_pem(chain.last().unwrap())).unwrap();
+    assert!(run("certutil", &["-N", "-d", &format!("sql:{}", s(&nssdb)), "--empty-password"]).status.success());
+    let add = run(
+        "certutil",
+        &["-A", "-d", &format!("sql:{}", s(&nssdb)), "-n", "kalit", "-t", "CT,C,C", "-i", s(&root_pem)],
+    );
+    assert!(add.status.success(), "{}", text(&add));
+    (nssdb, root_pem)
+}
+
+/// qpdf, pdfsig (valid, trusted, and covering the whole file unless later revisions add validation data)
+/// and pyHanko (`validate` against `root_pem`) accept the signed PDF `out`; returns what pyHanko said,
+/// when it ran.
+fn judges_accept(j: &Judges, nssdb: &Path, root_pem: &Path, out: &Path, what: &str, whole: bool) -> Option<String> {
+    assert!(run("qpdf", &["--check", s(out)]).status.success(), "{what}: qpdf --check");
+    if j.pdfsig {
+        let p = pdfsig(nssdb, out);
+        assert!(p.contains("Signature Validation: Signature is Valid."), "{what}: {p}");
+        assert!(!whole || p.contains("Total document signed"), "{what}: {p}");
+        assert!(p.contains("Certificate Validation: Certificate is Trusted."), "{what}: {p}");
+        assert!(p.contains("ETSI.CAdES.detached"), "{what}: {p}");
+    }
+    let py = j.pyhanko.as_ref()?;
+    let args =
+        ["validate", "--pretty-print", "--no-revocation-check", "--trust", s(root_pem), "--trust-replace", s(out)];
+    let o = pyhanko(py, &args);
+    let said = text(&o);
+    assert!(o.status.success(), "{what}: pyhanko: {said}");
+    Some(said)
+}
+
 #[test]
 fn pades_and_cades_t_signatures_pass_pdfsig_pyhanko_and_openssl() {
     let Some(j) = judges() else { return };
@@ -133,18 +171,7 @@ fn pades_and_cades_t_signatures_pass_pdfsig_pyhanko_and_openssl() {
     let ra_srv = ra.serve();
     let tsa = format!("{}/v1/timestamp", ra_srv.url);
     let ca = ra.ca();
-    // pdfsig trusts what an NSS database holds: the RA's root (the last certificate of ca.pem).
-    let nssdb = root.join("nssdb");
-    fs::create_dir_all(&nssdb).unwrap();
-    let chain = kalit_core::x509::parse_cert_bundle(&fs::read(&ca).unwrap()).unwrap();
-    let root_pem = root.join("root.pem");
-    fs::write(&root_pem, kalit_core::x509::cert_pem(chain.last().unwrap())).unwrap();
-    assert!(run("certutil", &["-N", "-d", &format!("sql:{}", s(&nssdb)), "--empty-password"]).status.success());
-    let add = run(
-        "certutil",
-        &["-A", "-d", &format!("sql:{}", s(&nssdb)), "-n", "kalit", "-t", "CT,C,C", "-i", s(&root_pem)],
-    );
-    assert!(add.status.success(), "{}", text(&add));
+    let (nssdb, root_pem) = trusting_nss(root, &ca);
 
     // Inputs: the hand-written form PDF rewritten by qpdf with a cross-reference table, and with
     // object and cross-reference streams.
@@ -181,32 +208,9 @@ fn pades_and_cades_t_signatures_pass_pdfsig_pyhanko_and_openssl() {
             let signed = fs::read(&out).unwrap();
             assert_eq!(&signed[..fs::read(input).unwrap().len()], &fs::read(input).unwrap()[..], "incremental update");
 
-            // qpdf: the structure is sound.
-            assert!(run("qpdf", &["--check", s(&out)]).status.success(), "{alg} {level}: qpdf --check");
-            // pdfsig.
-            if j.pdfsig {
-                let p = pdfsig(&nssdb, &out);
-                assert!(p.contains("Signature Validation: Signature is Valid."), "{alg} {level}: {p}");
-                assert!(p.contains("Total document signed"), "{alg} {level}: {p}");
-                assert!(p.contains("Certificate Validation: Certificate is Trusted."), "{alg} {level}: {p}");
-                assert!(p.contains("ETSI.CAdES.detached"), "{p}");
-            }
-            // pyHanko.
-            if let Some(py) = &j.pyhanko {
-                let o = pyhanko(
-                    py,
-                    &[
-                        "validate",
-                        "--pretty-print",
-                        "--no-revocation-check",
-                        "--trust",
-                        s(&root_pem),
-                        "--trust-replace",
-                        s(&out),
-                    ],
-                );
-                let out_text = text(&o);
-                assert!(o.status.success(), "{alg} {level}: pyhanko: {out_text}");
+            let what = format!("{alg} {level}");
+            let pyhanko_said = judges_accept(&j, &nssdb, &root_pem, &out, &what, true);
+            if let Some(out_text) = pyhanko_said {
                 if level == "b-t" {
                     assert!(out_text.contains("The TSA certificate is trusted"), "{out_text}");
                     assert!(out_text.contains("The timestamp token is cryptographically sound"), "{out_text}");
@@ -308,6 +312,99 @@ fn pades_and_cades_t_signatures_pass_pdfsig_pyhanko_and_openssl() {
     let r = kalit(&["verify", "--file", s(&doc), "--sig", s(&p7s), "--ca", s(&ca)], &[]).ok();
     assert!(r.stdout.contains("timestamp by CN=ra Time Stamping"), "{}", r.stdout);
     assert!(r.stdout.contains("TSA trusted"), "{}", r.stdout);
+}
+
+#[test]
+fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use serde_json::json;
+
+    use crate::signing::{Page, agent_serve, finish, pair, relay_serve};
+    let Some(j) = judges() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let ra = Ra::init_with(root, "ra", &["--public-url", &public]);
+    let _ra_srv = ra.serve_on(&format!("127.0.0.1:{port}"), &[]);
+    let ca = ra.ca();
+    let (nssdb, root_pem) = trusting_nss(root, &ca);
+    let relay = relay_serve(&root.join("relay"), &ca, "127.0.0.1:0");
+    let origin = "https://portal.example.uz";
+    let tsa = format!("{public}/v1/timestamp");
+    let agent = agent_serve(&root.join("agent"), &[origin], &relay.url, &ca, &["--tsa", &tsa]);
+    let v = enrolled_phone(root, "phone", "p-256", &ra, &public, "CN=Ali Valiyev,C=UZ");
+    v.run(&["register", "main", "--relay", &relay.url, "--login", "ali"], &[PIN]).ok();
+
+    let page = Page::new(&agent.url, origin);
+    let c = page.start(None);
+    // Join, then two PDFs approved with the PIN; the refusals below never reach the person.
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN, "y", PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let sign = |pdf: &[u8], pades: serde_json::Value| {
+        let body = json!({ "data": B64.encode(pdf), "name": "ijara.pdf", "format": "pades", "pades": pades });
+        page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body))
+    };
+    let hand = form_pdf();
+    // What the agent refuses before the phone hears of it: not a PDF, a bad box, options on another format.
+    let (code, r) = sign(b"%PDF-1.7 but not really", json!({}));
+    assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
+    let (code, r) = sign(&hand, json!({ "visible": "1,72,72" }));
+    assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
+    let body = json!({ "data": B64.encode(b"x"), "name": "x.txt", "format": "cms", "pades": {} });
+    let (code, r) = page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body));
+    assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
+
+    let mut signed = vec![];
+    for (level, visible) in [("b-lt", Some("1,350,60,200,50")), ("b-lta", None)] {
+        let (code, r) = sign(&hand, json!({ "level": level, "reason": "Ijarani tasdiqlayman", "visible": visible }));
+        assert_eq!(code, 200, "{level}: {r}");
+        assert_eq!((r["format"].as_str(), r["level"].as_str()), (Some("pades"), Some(level)), "{r}");
+        assert_eq!(r["sha256"], hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&hand)));
+        let pdf = B64.decode(r["document"].as_str().unwrap()).unwrap();
+        assert_eq!(&pdf[..hand.len()], &hand[..], "{level}: an incremental update of the page's PDF");
+        // The CMS the page receives is the one in the PDF.
+        let (bytes, cms) = ranges_and_cms(&pdf, 0);
+        assert!(B64.decode(r["signature"].as_str().unwrap()).unwrap() == cms, "{level}: the CMS in the PDF");
+        let (b, sig) = (root.join(format!("{level}.ranges")), root.join(format!("{level}.cms")));
+        fs::write(&b, bytes).unwrap();
+        fs::write(&sig, &cms).unwrap();
+        openssl_cms_verify(&sig, &b, &ca);
+        let out = root.join(format!("agent-{level}.pdf"));
+        fs::write(&out, &pdf).unwrap();
+        if let Some(said) = judges_accept(&j, &nssdb, &root_pem, &out, level, false) {
+            assert!(said.contains("The TSA certificate is trusted"), "{said}");
+        }
+        // The agent's own verification of the PDF, against its trust anchors.
+        let (code, rep) = page.call("POST", "/v1/verify/pdf", None, Some(json!({ "data": B64.encode(&pdf) })));
+        assert_eq!((code, &rep["valid"]), (200, &json!(true)), "{rep}");
+        assert_eq!(rep["signatures"][0]["level"], level.to_uppercase(), "{rep}");
+        assert_eq!(rep["signatures"][0]["chain"]["trusted"], true, "{rep}");
+        signed.push(pdf);
+    }
+    // A PDF changed after signing: the agent's verification says so.
+    let changed = append_changed_text(&signed[0]);
+    let (code, rep) = page.call("POST", "/v1/verify/pdf", None, Some(json!({ "data": B64.encode(&changed) })));
+    assert_eq!((code, &rep["valid"]), (200, &json!(false)), "{rep}");
+    page.end(&c);
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // The phone showed what its own check of the prepared PDF found, not what the computer claimed.
+    assert!(out.contains("Format:     pades"), "{out}");
+    assert!(out.contains("Pages:      2") && out.contains("Ijara shartnomasi No. 17"), "{out}");
+    assert!(out.contains("Title:      Ijara shartnomasi"), "{out}");
+
+    // An agent without a TSA signs B-B only, and says why for more.
+    let bare = agent_serve(&root.join("agent-bare"), &[origin], &relay.url, &ca, &[]);
+    let page = Page::new(&bare.url, origin);
+    let c = page.start(None);
+    let body =
+        json!({ "data": B64.encode(&hand), "name": "ijara.pdf", "format": "pades", "pades": { "level": "b-t" } });
+    let (code, r) = page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body));
+    assert_eq!((code, r["error"]["code"].as_str()), (503, Some("unavailable")), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("--tsa"), "{r}");
+    page.end(&c);
 }
 
 /// A free loopback port (bound, read, released: the RA is started on it next).

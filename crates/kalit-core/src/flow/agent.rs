@@ -11,7 +11,7 @@
 //! an approved signature against the document the page sent ([`check_signature`]) is CPU work the driver
 //! runs where it likes; a signature that fails it is reported with [`AgentSession::fail`].
 
-use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, FORMATS_BEFORE_LISTING, SessionPhase, SignAnswer, TunnelEvent};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, answer_keeps_session, bye_frames, remember_withdrawn, seal_frames};
@@ -40,10 +40,13 @@ pub struct SignDoc {
     pub name: String,
     /// Media type.
     pub media_type: String,
-    /// Raw or CMS.
+    /// Raw, CMS, or PAdES (`data` is then the prepared PDF).
     pub format: DocFormat,
     /// RSA-PSS.
     pub pss: bool,
+    /// For PAdES: the prepared PDF's `/ByteRange` `[0, a, b, c]`, the bytes the CMS must be over
+    /// (`data[..a]` and `data[b..b + c]`), as the agent wrote it.
+    pub byte_range: Option<[usize; 4]>,
 }
 
 /// Who paired, once the hello is checked.
@@ -55,6 +58,8 @@ pub struct Paired {
     pub login: Login,
     /// The phone's certificate chain, leaf first, DER.
     pub chain: Vec<Vec<u8>>,
+    /// The formats the phone signs (its hello's list, or raw and CMS for a phone that lists none).
+    pub formats: Vec<DocFormat>,
 }
 
 /// What the driver does, in order.
@@ -203,7 +208,11 @@ impl AgentSession {
                 Ok(Some(hello)) => match check_hello(&self.config, &hello, &login, &device_id, now_secs) {
                     Ok((login, chain)) => {
                         let sas = self.channel.as_ref().map(|c| c.sas().to_string()).unwrap_or_default();
-                        let p = Paired { sas, login, chain };
+                        let formats = match &hello {
+                            ChannelMessage::Hello { formats, .. } if !formats.is_empty() => formats.clone(),
+                            _ => FORMATS_BEFORE_LISTING.to_vec(),
+                        };
+                        let p = Paired { sas, login, chain, formats };
                         self.paired = Some(p.clone());
                         self.phase = Phase::Connected;
                         vec![AgentAction::Paired(p)]
@@ -268,6 +277,21 @@ impl AgentSession {
         }
         if self.pending.is_some() {
             return Err(Failure::new(ErrorCode::Busy, "a signature is already waiting for approval in this session"));
+        }
+        if let Some(p) = &self.paired
+            && !p.formats.contains(&doc.format)
+        {
+            return Err(Failure::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "the Kalit on this phone does not make {} signatures (it makes {}); update it, or ask for another format",
+                    doc.format.as_str(),
+                    p.formats.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if doc.format == DocFormat::Pades && doc.byte_range.is_none() {
+            return Err(Failure::new(ErrorCode::Internal, "a PDF signature request without its byte range"));
         }
         let id = self.last_id.checked_add(1).ok_or_else(|| Failure::new(ErrorCode::Expired, "too many requests"))?;
         let origin = self.qr.payload.origin.clone();
@@ -447,8 +471,16 @@ pub fn check_signature(doc: &SignDoc, sig: &[u8], leaf: &[u8]) -> Result<String,
             }
             Ok(scheme.name().to_string())
         }
-        DocFormat::Cms => {
-            let mut digest_of = |h: HashAlg| Ok(h.digest(&doc.data));
+        DocFormat::Cms | DocFormat::Pades => {
+            // A PDF signature is over the prepared PDF's byte ranges (everything but the hole).
+            let signed: Vec<u8> = match (doc.format, doc.byte_range) {
+                (DocFormat::Pades, Some([0, a, b, c])) if a <= b && b.checked_add(c) == Some(doc.data.len()) => {
+                    [&doc.data[..a], &doc.data[b..]].concat()
+                }
+                (DocFormat::Pades, _) => return Err(bad("the PDF's byte range is not the agent's".into())),
+                _ => doc.data.clone(),
+            };
+            let mut digest_of = |h: HashAlg| Ok(h.digest(&signed));
             let v = crate::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
             if v.signer_cert != leaf {
                 return Err(bad("signed with another certificate".into()));

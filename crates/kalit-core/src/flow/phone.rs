@@ -35,6 +35,9 @@ pub struct PhoneConfig {
     pub device_id: DeviceId,
     /// The signing certificate chain, leaf first, DER.
     pub chain: Vec<Vec<u8>>,
+    /// The formats this phone signs, listed in its hello. Empty: none listed, which the computer reads as
+    /// raw and CMS (what the first phones of session version 2 signed); a PDF signature needs `pades` here.
+    pub formats: Vec<DocFormat>,
 }
 
 /// A sign request that passed the phone's rules, for the person to decide. Every string came from the
@@ -51,7 +54,7 @@ pub struct Prompt {
     pub media_type: String,
     /// The document.
     pub data: Vec<u8>,
-    /// Raw or CMS.
+    /// Raw, CMS or PAdES (`data` is then a prepared PDF: the signer inspects it before it asks).
     pub format: DocFormat,
     /// RSA-PSS.
     pub pss: bool,
@@ -274,6 +277,7 @@ impl PhoneSession {
                         device_name: self.config.device_id.to_string(),
                         chain: self.config.chain.iter().map(|c| c.as_slice().into()).collect(),
                         attestation,
+                        formats: self.config.formats.clone(),
                     };
                     let mut out = vec![PhoneAction::Connected { sas }];
                     match self.seal(&hello) {
@@ -325,10 +329,23 @@ impl PhoneSession {
                         return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
                     }
                 };
-                // A document that is a protocol statement, or a DER structure asked for raw, is refused
-                // before anything is asked (the vault refuses it too, whatever the front end).
-                if let Err(e) = purpose::check_document(&data, format == DocFormat::Raw) {
-                    let failure = Failure::from(e);
+                // A format this phone did not offer, a document that is a protocol statement, or a DER
+                // structure asked for raw, is refused before anything is asked (the vault refuses the
+                // last two too, whatever the front end).
+                let offered = if self.config.formats.is_empty() {
+                    &kalit_proto::session::FORMATS_BEFORE_LISTING[..]
+                } else {
+                    &self.config.formats[..]
+                };
+                let refusal = if offered.contains(&format) {
+                    purpose::check_document(&data, format == DocFormat::Raw).err().map(Failure::from)
+                } else {
+                    Some(Failure::new(
+                        ErrorCode::InvalidInput,
+                        format!("this phone does not make {} signatures; nothing was signed", format.as_str()),
+                    ))
+                };
+                if let Some(failure) = refusal {
                     let answer = failed_response(id, &failure);
                     let mut out = match self.seal(&answer) {
                         Ok(frames) => frames,
