@@ -12,6 +12,7 @@ mod bench_pdf;
 mod bench_relay;
 mod bench_session;
 mod demo;
+mod docs_cmd;
 mod error;
 mod files;
 mod pair;
@@ -59,6 +60,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure signing, hashing and unlock speed against OpenSSL and bare Argon2id, in one run.
     Bench(bench::BenchArgs),
+    /// Write the manual pages (one per command) generated from this program's arguments.
+    Man(docs_cmd::ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs_cmd::CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +409,8 @@ fn main() -> ExitCode {
         Command::Agent(a) => agent_cmd::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Man(a) => docs_cmd::man(a),
+        Command::Completions(a) => docs_cmd::completions(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -296,3 +296,56 @@ fn a_reader_that_stops_reading_ends_kalit_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(matches!(out.status.code(), Some(0 | 141)), "{:?} {stderr}", out.status);
 }
+
+#[test]
+fn man_pages_and_completions_follow_the_argument_grammar() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("man1");
+    let r = kalit(&["man", "--out", s(&out)], &[]).ok();
+    assert!(r.stdout.contains("manual pages"), "{}", r.stdout);
+    // One page per command, named as man(1) looks it up, each with the command's own options.
+    for (page, needles) in [
+        ("kalit.1", &["kalit - ", "vault", "relay"][..]),
+        ("kalit-vault-sign.1", &["kalit-vault-sign", "--level", "b-lta", "--visible"]),
+        ("kalit-agent-serve.1", &["--tsa", "--trust"]),
+        ("kalit-relay-serve.1", &["--database", "KALIT_RELAY_"]),
+    ] {
+        let text = fs::read_to_string(out.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page} is a man page: {text:.200}");
+        for n in needles {
+            assert!(text.contains(&n.replace('-', "\\-")) || text.contains(n), "{page} lacks {n}");
+        }
+    }
+    // groff renders every page without a warning (when it is installed).
+    if std::process::Command::new("groff").arg("-v").output().is_ok() {
+        for e in fs::read_dir(&out).unwrap() {
+            let p = e.unwrap().path();
+            let o = std::process::Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&p).output().unwrap();
+            assert!(
+                o.status.success() && o.stderr.is_empty(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    // Bash completes commands and options from the script `kalit completions bash` prints.
+    let script = t.path().join("kalit.bash");
+    fs::write(&script, kalit(&["completions", "bash"], &[]).ok().stdout).unwrap();
+    let complete = |words: &str| {
+        let n = words.split(' ').count() - 1;
+        let prog = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={n}; COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; _kalit kalit \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\"",
+            s(&script)
+        );
+        let o = std::process::Command::new("bash").args(["-c", &prog]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(complete("kalit va").trim(), "vault");
+    assert!(complete("kalit vault sign --le").contains("--level"));
+    assert!(complete("kalit agent serve --ts").contains("--tsa"));
+    for shell in ["zsh", "fish"] {
+        assert!(kalit(&["completions", shell], &[]).ok().stdout.contains("vault"), "{shell}");
+    }
+    assert_eq!(kalit(&["completions", "tcsh"], &[]).code, 2, "an unknown shell is a usage error");
+}
