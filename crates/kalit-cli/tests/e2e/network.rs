@@ -533,3 +533,127 @@ fn slow_clients_are_cut_off_while_others_are_served() {
         assert!(closed, "the relay kept a slow client's connection open: {r:?}");
     }
 }
+
+/// Copies the files of `from` into `to` (a cold copy of the small files a backup holds).
+fn copy_files(from: &Path, to: &Path, names: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for n in names {
+        if from.join(n).exists() {
+            std::fs::copy(from.join(n), to.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+        }
+    }
+}
+
+/// `sqlite3 DB ".backup TO"`: SQLite's online backup, the way docs/OPERATIONS.md says to copy a database
+/// while the service runs.
+fn sqlite_backup(db: &Path, to: &Path) {
+    let o = Command::new("sqlite3").arg(db).arg(format!(".backup '{}'", to.display())).output().unwrap();
+    assert!(o.status.success(), "sqlite3 .backup: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn relay_identity(url: &str) -> serde_json::Value {
+    let body = reqwest::blocking::get(format!("{url}/.well-known/kalit-relay")).unwrap().text().unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn backups_taken_while_serving_restore_the_ra_and_the_relay() {
+    if Command::new("sqlite3").arg("-version").output().is_err() {
+        assert!(std::env::var("KALIT_REQUIRE_OPENSSL").is_err(), "CI installs sqlite3 for the backup test");
+        println!("SKIPPED: the backup test needs the sqlite3 command (apt-get install sqlite3)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init(root, "ra");
+    let ra_srv = ra.serve();
+    let a = enrolled_phone(root, "a", "p-256", &ra, &ra_srv.url, "CN=Aziza Rahimova,C=UZ");
+    enrolled_phone(root, "b", "p-256", &ra, &ra_srv.url, "CN=Boris,C=UZ");
+    let d = s(&ra.dir);
+    let issued: serde_json::Value =
+        serde_json::from_str(&kalit(&["ra", "list", "--dir", d, "--json"], &[]).ok().stdout).unwrap();
+    let boris = issued.as_array().unwrap().iter().find(|c| c["subject"].as_str().unwrap().contains("Boris")).unwrap();
+    let boris_serial = boris["serial"].as_str().unwrap().to_string();
+    kalit(&["ra", "revoke", "--dir", d, &boris_serial, "--reason", "keyCompromise"], &[]).ok();
+
+    let dbs = relay_databases();
+    for (i, db) in dbs.iter().enumerate() {
+        let backend = if db.is_some() { "postgres" } else { "sqlite" };
+        let data = root.join(format!("relay-{i}"));
+        let rl = relay(&data, db, &[&ra.ca()]);
+        let login = format!("aziza{i}");
+        a.run(&["register", "main", "--relay", &rl.url, "--login", &login], &[PIN]).ok();
+        let before = relay_identity(&rl.url);
+        // The backup, taken while the relay serves: its identity key and its database.
+        let backup = root.join(format!("relay-backup-{i}"));
+        copy_files(&data, &backup, &["relay-identity.pk8"]);
+        let dump = backup.join("relay.sql");
+        match db {
+            None => sqlite_backup(&data.join("relay.db"), &backup.join("relay.db")),
+            Some(url) => {
+                let o = Command::new("pg_dump").args(["--no-owner", "--file", s(&dump), url]).output().unwrap();
+                assert!(o.status.success(), "pg_dump: {}", String::from_utf8_lossy(&o.stderr));
+            }
+        }
+        // The machine is lost: the relay, its directory and its database.
+        rl.stop();
+        std::fs::remove_dir_all(&data).unwrap();
+        let restored_db = db.as_ref().map(|url| {
+            let (prefix, name) = url.rsplit_once('/').unwrap();
+            let base = std::env::var("KALIT_TEST_POSTGRES_URL").unwrap();
+            let fresh = format!("{name}_restored");
+            let st = Command::new("psql").arg(&base).args(["-q", "-c", &format!("CREATE DATABASE {fresh}")]).status();
+            assert!(st.is_ok_and(|s| s.success()));
+            let fresh = format!("{prefix}/{fresh}");
+            let o =
+                Command::new("psql").args(["-q", "-v", "ON_ERROR_STOP=1", "-f", s(&dump), &fresh]).output().unwrap();
+            assert!(o.status.success(), "psql restore: {}", String::from_utf8_lossy(&o.stderr));
+            fresh
+        });
+        // Restored on a new machine: the backup copied into a new directory.
+        let restored = root.join(format!("relay-restored-{i}"));
+        copy_files(&backup, &restored, &["relay-identity.pk8", "relay.db"]);
+        let rl = relay(&restored, &restored_db, &[&ra.ca()]);
+        let after = relay_identity(&rl.url);
+        assert_eq!(before, after, "{backend}: the same relay identity, so phones' attestations still hold");
+        // The phone registered before the backup still speaks for its login, and a new phone registers.
+        let list: serde_json::Value =
+            serde_json::from_str(&a.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok().stdout).unwrap();
+        assert_eq!(list["devices"].as_array().unwrap().len(), 1, "{backend}: {list}");
+        let c = enrolled_phone(root, &format!("c{i}"), "p-256", &ra, &ra_srv.url, "CN=Cavid,C=UZ");
+        c.run(&["register", "main", "--relay", &rl.url, "--login", &format!("cavid{i}")], &[PIN]).ok();
+        rl.stop();
+    }
+
+    // The RA, backed up while it serves: the sealed keys, the chain, the log, the root CRL, the database.
+    let backup = root.join("ra-backup");
+    copy_files(&ra.dir, &backup, &["ca.json", "ca.pem", "issued.log", "root.crl"]);
+    sqlite_backup(&ra.dir.join("ra.db"), &backup.join("ra.db"));
+    ra_srv.stop();
+    std::fs::remove_dir_all(&ra.dir).unwrap();
+    copy_files(&backup, &ra.dir, &["ca.json", "ca.pem", "issued.log", "root.crl", "ra.db"]);
+    let ra_srv = ra.serve();
+    let listed: serde_json::Value =
+        serde_json::from_str(&kalit(&["ra", "list", "--dir", d, "--json"], &[]).ok().stdout).unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        issued.as_array().unwrap().len() + dbs.len(),
+        "every issued certificate: {listed}"
+    );
+    let revoked: Vec<&serde_json::Value> =
+        listed.as_array().unwrap().iter().filter(|c| !c["revoked_at"].is_null()).collect();
+    assert_eq!(revoked.len(), 1, "{listed}");
+    assert_eq!(revoked[0]["serial"], boris_serial.as_str());
+    // The restored RA's CRL still lists the revocation, and it issues new certificates.
+    let crl = reqwest::blocking::get(format!("{}/v1/crl", ra_srv.url)).unwrap().bytes().unwrap();
+    let crl_path = root.join("restored.crl");
+    std::fs::write(&crl_path, &crl).unwrap();
+    if crate::common::openssl().is_some() {
+        let text = crate::common::ossl_ok(&["crl", "-inform", "DER", "-in", s(&crl_path), "-noout", "-text"]);
+        let upper = boris_serial.to_uppercase();
+        assert!(text.contains(upper.trim_start_matches('0')), "the CRL lists {boris_serial}: {text}");
+    }
+    let e = enrolled_phone(root, "e", "p-256", &ra, &ra_srv.url, "CN=Eldor,C=UZ");
+    let show: serde_json::Value = serde_json::from_str(&e.run(&["show", "main", "--json"], &[]).ok().stdout).unwrap();
+    assert!(show["certificate"]["subject"].as_str().unwrap().contains("Eldor"), "{show}");
+}
