@@ -324,10 +324,7 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
     let Some(j) = judges() else { return };
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let ra = Ra::init_with(root, "ra", &["--public-url", &public]);
-    let _ra_srv = ra.serve_on(&format!("127.0.0.1:{port}"), &[]);
+    let (ra, _ra_srv, public) = ra_with_public_url(root);
     let ca = ra.ca();
     let (nssdb, root_pem) = trusting_nss(root, &ca);
     let relay = relay_serve(&root.join("relay"), &ca, "127.0.0.1:0");
@@ -412,16 +409,21 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// An RA that knows its public address (so certificates name its CRL and OCSP responder), serving on it.
+fn ra_with_public_url(root: &Path) -> (Ra, crate::network::Service, String) {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let ra = Ra::init_with(root, "ra", &["--public-url", &public]);
+    let srv = ra.serve_on(&format!("127.0.0.1:{port}"), &[]);
+    (ra, srv, public)
+}
+
 #[test]
 fn long_term_validation_data_and_revocation() {
     let Some(j) = judges() else { return };
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let ra = Ra::init_with(root, "ra", &["--public-url", &public]);
-    let listen = format!("127.0.0.1:{port}");
-    let srv = ra.serve_on(&listen, &[]);
+    let (ra, srv, public) = ra_with_public_url(root);
     let tsa = format!("{public}/v1/timestamp");
     let ca = ra.ca();
     let chain = kalit_core::x509::parse_cert_bundle(&fs::read(&ca).unwrap()).unwrap();
@@ -538,7 +540,7 @@ fn long_term_validation_data_and_revocation() {
     // was made before), the plain one is not.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     kalit(&["ra", "revoke", "--dir", s(&ra.dir), &serial, "--reason", "keyCompromise"], &[]).ok();
-    let srv = ra.serve_on(&listen, &[]);
+    let srv = ra.serve_on(public.trim_start_matches("http://"), &[]);
     let o = ocsp(&format!("{}/v1/ocsp", srv.url));
     assert!(o.contains("leaf.pem: revoked") && o.contains("Response verify OK"), "{o}");
     assert!(o.contains("Reason: keyCompromise"), "{o}");
