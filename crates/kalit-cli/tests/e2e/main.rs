@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod common;
 mod crash;
+mod faults;
 mod fuzz_seeds;
 mod network;
 mod openssl;

@@ -1,0 +1,146 @@
+//! Faults survived, with real processes: a relay's PostgreSQL stopped and started again under the relay's
+//! feet. The PostgreSQL here is a private one (initdb in a temporary directory, on a free port), so
+//! stopping it disturbs no other test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::common::{PIN, s};
+use crate::network::{Ra, Service, enrolled_phone};
+
+/// The directory of PostgreSQL's server programs (initdb, pg_ctl), if installed.
+fn pg_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// Runs a PostgreSQL program; as root (CI), as the `postgres` user, which PostgreSQL requires.
+fn pg(bin: &Path, prog: &str, args: &[&str]) -> Output {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut c = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(prog));
+        c
+    } else {
+        Command::new(bin.join(prog))
+    };
+    c.args(args).output().unwrap()
+}
+
+/// A private PostgreSQL server in `dir` on `port`.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    fn init(bin: PathBuf, dir: &Path) -> Postgres {
+        let data = dir.join("pgdata");
+        std::fs::create_dir_all(dir).unwrap();
+        // The server runs as `postgres` when the tests run as root: it must own its directory.
+        let _ = Command::new("chown").args(["postgres:postgres", s(dir)]).status();
+        let o = pg(&bin, "initdb", &["-D", s(&data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        assert!(o.status.success(), "initdb: {}", String::from_utf8_lossy(&o.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Postgres { bin, data, port }
+    }
+
+    fn start(&self) {
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, s(&self.data));
+        let log = self.data.join("server.log");
+        let o = pg(&self.bin, "pg_ctl", &["-D", s(&self.data), "-l", s(&log), "-o", &opts, "-w", "start"]);
+        assert!(o.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `-m fast`: every connection is cut, as in a restart or a failover.
+    fn stop(&self) {
+        let o = pg(&self.bin, "pg_ctl", &["-D", s(&self.data), "-m", "fast", "-w", "stop"]);
+        assert!(o.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = pg(&self.bin, "pg_ctl", &["-D", s(&self.data), "-m", "immediate", "stop"]);
+    }
+}
+
+/// `GET /healthz` (the relay pings its database there): the status code.
+fn health(url: &str) -> u16 {
+    let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    c.get(format!("{url}/healthz")).send().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[test]
+fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_itself() {
+    let Some(bin) = pg_bin() else {
+        assert!(
+            std::env::var("KALIT_TEST_POSTGRES_URL").is_err(),
+            "KALIT_TEST_POSTGRES_URL is set but PostgreSQL's server programs (initdb, pg_ctl) are not installed"
+        );
+        println!("SKIPPED: PostgreSQL's server programs are not installed (postgresql package)");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let pgsql = Postgres::init(bin, &root.join("pg"));
+    pgsql.start();
+    let o = Command::new("psql").args([&pgsql.url("postgres"), "-q", "-c", "CREATE DATABASE kalit"]).output().unwrap();
+    assert!(o.status.success(), "createdb: {}", String::from_utf8_lossy(&o.stderr));
+    let ra = Ra::init(root, "ra");
+    let ra_srv = ra.serve();
+    let db = pgsql.url("kalit");
+    let relay = Service::start(
+        &[
+            "relay",
+            "serve",
+            "--data",
+            s(&root.join("relay")),
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--trust",
+            s(&ra.ca()),
+        ],
+        None,
+    );
+    let a = enrolled_phone(root, "a", "p-256", &ra, &ra_srv.url, "CN=Aziza,C=UZ");
+    let b = enrolled_phone(root, "b", "p-256", &ra, &ra_srv.url, "CN=Boris,C=UZ");
+    a.run(&["register", "main", "--relay", &relay.url, "--login", "aziza"], &[PIN]).ok();
+    assert_eq!(health(&relay.url), 200);
+
+    // PostgreSQL goes away: the relay says so with 503 `unavailable`, to probes and to phones alike.
+    pgsql.stop();
+    assert_eq!(health(&relay.url), 503, "the health check fails while the database is down");
+    let r = b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]);
+    assert_ne!(r.code, 0, "nothing registers without the database");
+    assert!(r.stderr.contains("error[unavailable]"), "{}", r.stderr);
+    let r = a.run(&["devices", "--relay", &relay.url], &[PIN]);
+    assert!(r.stderr.contains("error[unavailable]"), "{}", r.stderr);
+    let metrics = reqwest::blocking::get(format!("{}/metrics", relay.url)).unwrap();
+    assert_eq!(metrics.status().as_u16(), 200, "the relay process itself keeps answering");
+
+    // PostgreSQL is back: the same relay process recovers, without a restart.
+    pgsql.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while health(&relay.url) != 200 {
+        assert!(Instant::now() < deadline, "the relay did not recover within 60 s of the database's return");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = a.run(&["devices", "--relay", &relay.url, "--json"], &[PIN]).ok().stdout;
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["devices"].as_array().unwrap().len(), 1, "the registration made before survived: {list}");
+    b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]).ok();
+}
