@@ -156,6 +156,15 @@ enum RaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign a new root CRL (DIR/root.crl, served at /v1/root.crl) with the root key, before the current
+    /// one runs out (a year after it was signed). Safe while `ra serve` runs: the file is replaced atomically.
+    RootCrl {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Read the CA passphrase from this file (first line) instead of prompting.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Revoke a certificate by serial number (hex); the next CRL lists it.
     Revoke {
         #[arg(long)]
@@ -301,6 +310,16 @@ pub fn ra(a: RaArgs) -> CliResult {
                 );
             }
             println!("{} certificate(s)", issued.len());
+            Ok(())
+        }
+        RaCommand::RootCrl { dir, passphrase_file } => {
+            let pass = read_passphrase(passphrase_file.as_deref())?;
+            let until = kalit_ra::ca::resign_root_crl(&dir, &pass)?;
+            println!(
+                "Wrote {}: the root CRL, valid until {} (sign the next one before then).",
+                dir.join("root.crl").display(),
+                until.date()
+            );
             Ok(())
         }
         RaCommand::Revoke { dir, serial, reason } => {

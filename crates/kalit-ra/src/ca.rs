@@ -260,19 +260,53 @@ pub fn init_with(
 /// root key before it runs out.
 pub const ROOT_CRL_DAYS: i64 = 365;
 
-/// The root CA's CRL (no revoked issuing CA), valid for [`ROOT_CRL_DAYS`], written to `DIR/root.crl`.
-fn write_root_crl(dir: &Path, root: &Issuer<'_, PrivateKey>) -> Result<(), RaError> {
+/// The root CA's CRL (no revoked issuing CA), valid for [`ROOT_CRL_DAYS`], written to `DIR/root.crl`
+/// (atomically: `ra serve` reads the file at each request). Its CRL number is the signing time in Unix
+/// seconds, so a later CRL always has a larger one (the first, made at init, has 1).
+fn write_root_crl(dir: &Path, root: &Issuer<'_, PrivateKey>) -> Result<OffsetDateTime, RaError> {
     let now = OffsetDateTime::now_utc();
+    let next_update = now + Duration::days(ROOT_CRL_DAYS);
+    let number = if dir.join("root.crl").exists() { now.unix_timestamp().to_be_bytes() } else { 1i64.to_be_bytes() };
+    let first = number.iter().position(|b| *b != 0).unwrap_or(7);
     let params = rcgen::CertificateRevocationListParams {
         this_update: now - Duration::minutes(1),
-        next_update: now + Duration::days(ROOT_CRL_DAYS),
-        crl_number: rcgen::SerialNumber::from_slice(&[1]),
+        next_update,
+        crl_number: rcgen::SerialNumber::from_slice(&number[first..]),
         issuing_distribution_point: None,
         revoked_certs: vec![],
         key_identifier_method: KeyIdMethod::Sha256,
     };
     let der = params.signed_by(root).map_err(RaError::internal)?.der().to_vec();
-    kalit_service::files::atomic_write(&dir.join("root.crl"), &der).map_err(RaError::io("cannot write root.crl"))
+    kalit_service::files::atomic_write(&dir.join("root.crl"), &der).map_err(RaError::io("cannot write root.crl"))?;
+    Ok(next_update)
+}
+
+/// Signs a new root CRL with the root key (unsealed for this alone, then dropped): the one `init` made
+/// runs out after [`ROOT_CRL_DAYS`]. For a CA with an issuing CA under its root; returns when the new CRL
+/// runs out.
+pub fn resign_root_crl(dir: &Path, passphrase: &SecretString) -> Result<OffsetDateTime, RaError> {
+    let f = read_file(dir)?;
+    if f.issuing.is_none() {
+        return Err(RaError::invalid(
+            "this CA has no issuing CA under its root: its one CRL is made by `ra serve` at /v1/crl",
+        ));
+    }
+    let salt = B64.decode(&f.salt).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad salt"))?;
+    let kek = f.kdf.derive(passphrase, &salt)?;
+    let root_cert = B64.decode(&f.root.cert).map_err(|_| RaError::new(ErrorCode::Corrupt, "ca.json: bad root"))?;
+    let ad = if f.format == CA_FORMAT_V1 {
+        aad_v1("root", &f.root.cert)
+    } else {
+        aad("root", &f.name, f.validity_days, &f.root.cert)
+    };
+    let pkcs8 = seal::open(&kek, &ad, &f.root.key)?
+        .ok_or_else(|| RaError::new(ErrorCode::WrongPassword, "wrong CA passphrase (or ca.json was tampered with)"))?;
+    let key = PrivateKey::from_pkcs8(&pkcs8)?;
+    if key.spki_der() != x509::cert_spki(&root_cert)? {
+        return Err(RaError::new(ErrorCode::Corrupt, "ca.json: the root key does not match its certificate"));
+    }
+    let root = Issuer::from_ca_cert_der(&root_cert.as_slice().into(), key).map_err(RaError::internal)?;
+    write_root_crl(dir, &root)
 }
 
 fn escape(s: &str) -> String {

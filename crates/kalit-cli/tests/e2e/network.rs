@@ -657,3 +657,59 @@ fn backups_taken_while_serving_restore_the_ra_and_the_relay() {
     let show: serde_json::Value = serde_json::from_str(&e.run(&["show", "main", "--json"], &[]).ok().stdout).unwrap();
     assert!(show["certificate"]["subject"].as_str().unwrap().contains("Eldor"), "{show}");
 }
+
+#[test]
+fn the_root_crl_is_signed_again_with_the_root_key_while_the_ra_serves() {
+    let Some(_) = crate::common::openssl() else { return };
+    use crate::common::ossl_ok;
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let ra = Ra::init_with(root, "ra", &["--public-url", "https://ra.example"]);
+    let d = s(&ra.dir);
+    let pass = ra.dir.with_extension("pass");
+    let srv = ra.serve();
+    let crl_file = ra.dir.join("root.crl");
+    let fetch = || reqwest::blocking::get(format!("{}/v1/root.crl", srv.url)).unwrap().bytes().unwrap().to_vec();
+    let first = std::fs::read(&crl_file).unwrap();
+    assert_eq!(fetch(), first);
+    // OpenSSL checks each CRL's signature with the root (the last certificate of ca.pem).
+    let chain = kalit_core::x509::parse_cert_bundle(&std::fs::read(ra.ca()).unwrap()).unwrap();
+    let root_pem = root.join("root.pem");
+    std::fs::write(&root_pem, kalit_core::x509::cert_pem(chain.last().unwrap())).unwrap();
+    let read = |der: &[u8], name: &str| {
+        let f = root.join(name);
+        std::fs::write(&f, der).unwrap();
+        ossl_ok(&["crl", "-inform", "DER", "-in", s(&f), "-CAfile", s(&root_pem), "-noout", "-text"])
+    };
+    let before = read(&first, "first.crl");
+    assert!(before.contains("X509v3 CRL Number: \n                1"), "{before}");
+
+    // A wrong passphrase signs nothing and leaves the CRL as it was.
+    let bad = root.join("bad.pass");
+    std::fs::write(&bad, "not the passphrase\n").unwrap();
+    kalit(&["ra", "root-crl", "--dir", d, "--passphrase-file", s(&bad)], &[]).fails(5, "wrong_password");
+    assert_eq!(std::fs::read(&crl_file).unwrap(), first);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = kalit(&["ra", "root-crl", "--dir", d, "--passphrase-file", s(&pass)], &[]).ok();
+    assert!(r.stdout.contains("valid until"), "{}", r.stdout);
+    let second = std::fs::read(&crl_file).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(fetch(), second, "the serving RA hands out the new CRL at once");
+    let after = read(&second, "second.crl");
+    let number = |text: &str| -> u64 {
+        let at = text.find("CRL Number:").unwrap();
+        let v = text[at..].lines().nth(1).unwrap().trim();
+        u64::from_str_radix(&v.replace(':', ""), if v.contains(':') { 16 } else { 10 }).unwrap()
+    };
+    assert!(number(&after) > number(&before), "the CRL number grows: {before}\n{after}");
+    let last_update = |text: &str| text.lines().find(|l| l.contains("Last Update:")).unwrap().to_string();
+    assert_ne!(last_update(&after), last_update(&before));
+
+    // A CA without an issuing CA under its root has one CRL, made while serving: nothing to re-sign.
+    let one = root.join("one");
+    kalit(&["ra", "init", "--dir", s(&one), "--name", "one"], &[RA_PASS, RA_PASS]).ok();
+    let one_pass = root.join("one.pass");
+    std::fs::write(&one_pass, format!("{}\n", RA_PASS)).unwrap();
+    kalit(&["ra", "root-crl", "--dir", s(&one), "--passphrase-file", s(&one_pass)], &[]).fails(8, "invalid_input");
+}
