@@ -349,3 +349,34 @@ fn man_pages_and_completions_follow_the_argument_grammar() {
     }
     assert_eq!(kalit(&["completions", "tcsh"], &[]).code, 2, "an unknown shell is a usage error");
 }
+
+/// The alert rules (ops/prometheus/kalit-alerts.yml, unit-tested by promtool in CI) name only counters
+/// the services count: `kalit_SERVICE_NAME_total` is rendered by kalit-service's metrics for every
+/// `metrics.inc("NAME", ...)` in that service (or in kalit-service itself), and `http_requests` always.
+#[test]
+fn alert_rules_name_only_counters_the_services_count() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rules = fs::read_to_string(repo.join("ops/prometheus/kalit-alerts.yml")).unwrap();
+    let source = |dir: &str| -> String {
+        let mut all = String::new();
+        for e in fs::read_dir(repo.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                all.push_str(&fs::read_to_string(p).unwrap());
+            }
+        }
+        all
+    };
+    let shared = source("crates/kalit-service/src");
+    let mut checked = 0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let Some(rest) = word.strip_prefix("kalit_") else { continue };
+        let Some(rest) = rest.strip_suffix("_total") else { panic!("{word}: alert on counters (…_total)") };
+        let (service, name) = rest.split_once('_').unwrap();
+        let code = format!("{}{shared}", source(&format!("crates/kalit-{service}/src")));
+        let counted = name == "http_requests" || code.contains(&format!("inc(\"{name}\""));
+        assert!(counted, "{word}: kalit-{service} counts no {name:?}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "the rules name the relay's and the RA's counters ({checked})");
+}
