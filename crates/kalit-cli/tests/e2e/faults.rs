@@ -131,6 +131,10 @@ fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_it
     assert!(r.stderr.contains("error[unavailable]"), "{}", r.stderr);
     let metrics = reqwest::blocking::get(format!("{}/metrics", relay.url)).unwrap();
     assert_eq!(metrics.status().as_u16(), 200, "the relay process itself keeps answering");
+    // What the alert rules (ops/prometheus) watch for: 503s, and the shared rate limits unavailable.
+    let metrics = metrics.text().unwrap();
+    assert!(metrics.contains("kalit_relay_rate_limit_store_total{result=\"unavailable\"}"), "{metrics}");
+    assert!(metrics.contains("status=\"503\"}"), "{metrics}");
 
     // PostgreSQL is back: the same relay process recovers, without a restart.
     pgsql.start();
