@@ -110,7 +110,25 @@ fn db(e: sqlx::Error) -> ServiceError {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             ServiceError::new(ErrorCode::Unavailable, "the relay's database is unavailable; try again")
         }
+        sqlx::Error::Database(d) if storage_full(d.code().as_deref()) => {
+            // Nothing was written (the statement failed whole); the operator must free space.
+            tracing::error!(error = %e, "the relay's storage is full: writes fail until space is freed");
+            ServiceError::new(
+                ErrorCode::Unavailable,
+                "the relay's storage is full; nothing was changed, try again later",
+            )
+        }
         _ => ServiceError::internal(format!("database: {e}")),
+    }
+}
+
+/// Whether a database error code says the disk is full: SQLite's SQLITE_FULL (13) or an I/O error
+/// (SQLITE_IOERR, 10, with its extended codes), PostgreSQL's disk_full (53100).
+fn storage_full(code: Option<&str>) -> bool {
+    match code {
+        Some("53100") => true,
+        Some(c) => c.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 10 | 13)),
+        None => false,
     }
 }
 

@@ -148,3 +148,77 @@ fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_it
     assert_eq!(list["devices"].as_array().unwrap().len(), 1, "the registration made before survived: {list}");
     b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]).ok();
 }
+
+/// A small tmpfs mounted for the test (root only), unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let o =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", s(at)]).output().ok()?;
+        o.status.success().then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", s(&self.0)]).status();
+    }
+}
+
+/// Writes zeros into `path` until the file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    loop {
+        if let Err(e) = f.write_all(&block) {
+            assert_eq!(e.raw_os_error(), Some(28), "ENOSPC expected: {e}");
+            break;
+        }
+    }
+    let _ = f.sync_all();
+}
+
+#[test]
+fn a_full_disk_under_the_sqlite_relay_gives_a_clear_error_and_service_returns_with_space() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let data = root.join("relay");
+    let Some(disk) = Tmpfs::mount(&data, "16m") else {
+        let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        assert!(!is_root, "running as root, but a tmpfs could not be mounted for the full-disk test");
+        println!("SKIPPED: the full-disk test mounts a small tmpfs, which needs root");
+        return;
+    };
+    let ra = Ra::init(root, "ra");
+    let ra_srv = ra.serve();
+    let relay = Service::start(
+        &["relay", "serve", "--data", s(&data), "--listen", "127.0.0.1:0", "--trust", s(&ra.ca())],
+        None,
+    );
+    let a = enrolled_phone(root, "a", "p-256", &ra, &ra_srv.url, "CN=Aziza,C=UZ");
+    let b = enrolled_phone(root, "b", "p-256", &ra, &ra_srv.url, "CN=Boris,C=UZ");
+    a.run(&["register", "main", "--relay", &relay.url, "--login", "aziza"], &[PIN]).ok();
+
+    // The disk fills up: writes fail with a clear `unavailable`, reads go on, nothing is half-written.
+    let filler = data.join("filler");
+    fill(&filler);
+    let r = b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]);
+    assert_ne!(r.code, 0, "nothing registers on a full disk: {}", r.stdout);
+    assert!(r.stderr.contains("error[unavailable]") && r.stderr.contains("storage is full"), "{}", r.stderr);
+    assert_eq!(health(&relay.url), 200, "the relay still answers what needs no writing");
+
+    // Space returns: the same process serves again, and the database is whole.
+    std::fs::remove_file(&filler).unwrap();
+    b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]).ok();
+    let list = a.run(&["devices", "--relay", &relay.url, "--json"], &[PIN]).ok().stdout;
+    assert!(list.contains("device_id"), "{list}");
+    relay.stop();
+    if Command::new("sqlite3").arg("-version").output().is_ok() {
+        let o = Command::new("sqlite3").arg(data.join("relay.db")).arg("PRAGMA integrity_check").output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    drop(disk);
+}
