@@ -105,6 +105,9 @@ pub struct Store {
     tokens_taken: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// How long the health check waits for the database.
+pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn db(e: sqlx::Error) -> ServiceError {
     match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -194,9 +197,16 @@ impl Store {
     }
 
     /// A trivial query, for the health endpoint.
+    /// Within [`PING_TIMEOUT`]: a health check must fail fast while the database is away (a load
+    /// balancer then takes the node out) rather than wait for the pool's connection timeout.
     pub async fn ping(&self) -> Result<(), ServiceError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
-        Ok(())
+        match tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await {
+            Ok(r) => r.map(|_| ()).map_err(db),
+            Err(_) => Err(ServiceError::new(
+                ErrorCode::Unavailable,
+                format!("the relay's database did not answer within {} s", PING_TIMEOUT.as_secs()),
+            )),
+        }
     }
 
     /// Takes one token from the shared bucket `key` (PostgreSQL only): the bucket refills at `per_ms`
