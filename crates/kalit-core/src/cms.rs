@@ -284,6 +284,12 @@ pub fn signature_value(cms_der: &[u8]) -> Result<Vec<u8>, CoreError> {
     Ok(only_signer(&sd)?.signature.as_bytes().to_vec())
 }
 
+/// The DER certificates a SignedData carries, read without verifying anything (the caller verifies, or
+/// has verified, the signature).
+pub fn certificates(cms_der: &[u8]) -> Result<Vec<Vec<u8>>, CoreError> {
+    carried_certificates(&decode_signed_data(cms_der)?)
+}
+
 /// Adds `token` (a DER RFC 3161 timestamp token over [`signature_value`]) to the one SignerInfo as
 /// the unsigned signatureTimeStampToken attribute: CAdES-B-T, PAdES-B-T. The signed part is unchanged,
 /// so the signature stays valid and the signer is not needed again.

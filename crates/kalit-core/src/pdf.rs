@@ -19,11 +19,11 @@ use time::OffsetDateTime;
 use crate::CoreError;
 use crate::digest::{HashAlg, Hasher};
 
-/// Largest PDF accepted.
-pub const MAX_PDF_LEN: usize = 256 * 1024 * 1024;
 mod levels;
 pub use levels::{Finished, PublicData, finish};
 
+/// Largest PDF accepted.
+pub const MAX_PDF_LEN: usize = 256 * 1024 * 1024;
 /// Bytes reserved for a signature's CMS (a PAdES B-T with an RSA-3072 chain and a TSA token fits).
 pub const DEFAULT_RESERVE: usize = 16 * 1024;
 /// Most decompressed bytes one stream may grow to while a PDF is read (decompression bombs).

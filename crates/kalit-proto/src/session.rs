@@ -135,6 +135,11 @@ impl DocFormat {
 /// The formats a phone of session version 2 signs when its hello lists none (the first phones).
 pub const FORMATS_BEFORE_LISTING: [DocFormat; 2] = [DocFormat::Raw, DocFormat::Cms];
 
+/// The formats a phone signs, from its hello's list: the list, or [`FORMATS_BEFORE_LISTING`] when empty.
+pub fn formats_signed(listed: &[DocFormat]) -> &[DocFormat] {
+    if listed.is_empty() { &FORMATS_BEFORE_LISTING } else { listed }
+}
+
 /// Reads a hello's `formats`, skipping names this version does not know (a newer phone's), so a list
 /// can grow without a version bump.
 fn known_formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DocFormat>, D::Error> {

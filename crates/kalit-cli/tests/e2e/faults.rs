@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::{PIN, s};
-use crate::network::{Ra, Service, enrolled_phone};
+use crate::network::{Ra, enrolled_phone, relay};
 
 /// The directory of PostgreSQL's server programs (initdb, pg_ctl), if installed.
 fn pg_bin() -> Option<PathBuf> {
@@ -101,35 +101,21 @@ fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_it
     let ra = Ra::init(root, "ra");
     let ra_srv = ra.serve();
     let db = pgsql.url("kalit");
-    let relay = Service::start(
-        &[
-            "relay",
-            "serve",
-            "--data",
-            s(&root.join("relay")),
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            &db,
-            "--trust",
-            s(&ra.ca()),
-        ],
-        None,
-    );
+    let rl = relay(&root.join("relay"), &Some(db), &[&ra.ca()]);
     let a = enrolled_phone(root, "a", "p-256", &ra, &ra_srv.url, "CN=Aziza,C=UZ");
     let b = enrolled_phone(root, "b", "p-256", &ra, &ra_srv.url, "CN=Boris,C=UZ");
-    a.run(&["register", "main", "--relay", &relay.url, "--login", "aziza"], &[PIN]).ok();
-    assert_eq!(health(&relay.url), 200);
+    a.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
+    assert_eq!(health(&rl.url), 200);
 
     // PostgreSQL goes away: the relay says so with 503 `unavailable`, to probes and to phones alike.
     pgsql.stop();
-    assert_eq!(health(&relay.url), 503, "the health check fails while the database is down");
-    let r = b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]);
+    assert_eq!(health(&rl.url), 503, "the health check fails while the database is down");
+    let r = b.run(&["register", "main", "--relay", &rl.url, "--login", "boris"], &[PIN]);
     assert_ne!(r.code, 0, "nothing registers without the database");
     assert!(r.stderr.contains("error[unavailable]"), "{}", r.stderr);
-    let r = a.run(&["devices", "--relay", &relay.url], &[PIN]);
+    let r = a.run(&["devices", "--relay", &rl.url], &[PIN]);
     assert!(r.stderr.contains("error[unavailable]"), "{}", r.stderr);
-    let metrics = reqwest::blocking::get(format!("{}/metrics", relay.url)).unwrap();
+    let metrics = reqwest::blocking::get(format!("{}/metrics", rl.url)).unwrap();
     assert_eq!(metrics.status().as_u16(), 200, "the relay process itself keeps answering");
     // What the alert rules (ops/prometheus) watch for: 503s, and the shared rate limits unavailable.
     let metrics = metrics.text().unwrap();
@@ -139,14 +125,14 @@ fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_it
     // PostgreSQL is back: the same relay process recovers, without a restart.
     pgsql.start();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while health(&relay.url) != 200 {
+    while health(&rl.url) != 200 {
         assert!(Instant::now() < deadline, "the relay did not recover within 60 s of the database's return");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let list = a.run(&["devices", "--relay", &relay.url, "--json"], &[PIN]).ok().stdout;
+    let list = a.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok().stdout;
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["devices"].as_array().unwrap().len(), 1, "the registration made before survived: {list}");
-    b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]).ok();
+    b.run(&["register", "main", "--relay", &rl.url, "--login", "boris"], &[PIN]).ok();
 }
 
 /// A small tmpfs mounted for the test (root only), unmounted when dropped.
@@ -194,28 +180,25 @@ fn a_full_disk_under_the_sqlite_relay_gives_a_clear_error_and_service_returns_wi
     };
     let ra = Ra::init(root, "ra");
     let ra_srv = ra.serve();
-    let relay = Service::start(
-        &["relay", "serve", "--data", s(&data), "--listen", "127.0.0.1:0", "--trust", s(&ra.ca())],
-        None,
-    );
+    let rl = relay(&data, &None, &[&ra.ca()]);
     let a = enrolled_phone(root, "a", "p-256", &ra, &ra_srv.url, "CN=Aziza,C=UZ");
     let b = enrolled_phone(root, "b", "p-256", &ra, &ra_srv.url, "CN=Boris,C=UZ");
-    a.run(&["register", "main", "--relay", &relay.url, "--login", "aziza"], &[PIN]).ok();
+    a.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
 
     // The disk fills up: writes fail with a clear `unavailable`, reads go on, nothing is half-written.
     let filler = data.join("filler");
     fill(&filler);
-    let r = b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]);
+    let r = b.run(&["register", "main", "--relay", &rl.url, "--login", "boris"], &[PIN]);
     assert_ne!(r.code, 0, "nothing registers on a full disk: {}", r.stdout);
     assert!(r.stderr.contains("error[unavailable]") && r.stderr.contains("storage is full"), "{}", r.stderr);
-    assert_eq!(health(&relay.url), 200, "the relay still answers what needs no writing");
+    assert_eq!(health(&rl.url), 200, "the relay still answers what needs no writing");
 
     // Space returns: the same process serves again, and the database is whole.
     std::fs::remove_file(&filler).unwrap();
-    b.run(&["register", "main", "--relay", &relay.url, "--login", "boris"], &[PIN]).ok();
-    let list = a.run(&["devices", "--relay", &relay.url, "--json"], &[PIN]).ok().stdout;
+    b.run(&["register", "main", "--relay", &rl.url, "--login", "boris"], &[PIN]).ok();
+    let list = a.run(&["devices", "--relay", &rl.url, "--json"], &[PIN]).ok().stdout;
     assert!(list.contains("device_id"), "{list}");
-    relay.stop();
+    rl.stop();
     if Command::new("sqlite3").arg("-version").output().is_ok() {
         let o = Command::new("sqlite3").arg(data.join("relay.db")).arg("PRAGMA integrity_check").output().unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&o.stderr));

@@ -11,7 +11,7 @@
 //! an approved signature against the document the page sent ([`check_signature`]) is CPU work the driver
 //! runs where it likes; a signature that fails it is reported with [`AgentSession::fail`].
 
-use kalit_proto::session::{ChannelMessage, DocFormat, FORMATS_BEFORE_LISTING, SessionPhase, SignAnswer, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent, formats_signed};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, answer_keeps_session, bye_frames, remember_withdrawn, seal_frames};
@@ -209,8 +209,8 @@ impl AgentSession {
                     Ok((login, chain)) => {
                         let sas = self.channel.as_ref().map(|c| c.sas().to_string()).unwrap_or_default();
                         let formats = match &hello {
-                            ChannelMessage::Hello { formats, .. } if !formats.is_empty() => formats.clone(),
-                            _ => FORMATS_BEFORE_LISTING.to_vec(),
+                            ChannelMessage::Hello { formats, .. } => formats_signed(formats).to_vec(),
+                            _ => formats_signed(&[]).to_vec(),
                         };
                         let p = Paired { sas, login, chain, formats };
                         self.paired = Some(p.clone());

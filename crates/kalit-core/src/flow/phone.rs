@@ -13,7 +13,7 @@
 
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::SignedAttestation;
-use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent};
+use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent, formats_signed};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, bye_frames, remember_withdrawn, seal_frames};
@@ -332,12 +332,7 @@ impl PhoneSession {
                 // A format this phone did not offer, a document that is a protocol statement, or a DER
                 // structure asked for raw, is refused before anything is asked (the vault refuses the
                 // last two too, whatever the front end).
-                let offered = if self.config.formats.is_empty() {
-                    &kalit_proto::session::FORMATS_BEFORE_LISTING[..]
-                } else {
-                    &self.config.formats[..]
-                };
-                let refusal = if offered.contains(&format) {
+                let refusal = if formats_signed(&self.config.formats).contains(&format) {
                     purpose::check_document(&data, format == DocFormat::Raw).err().map(Failure::from)
                 } else {
                     Some(Failure::new(

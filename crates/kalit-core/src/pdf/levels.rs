@@ -7,7 +7,6 @@ use time::OffsetDateTime;
 
 use super::{DEFAULT_RESERVE, Kind, Prepared, Spec, ValidationData, add_validation_data, prepare};
 use crate::CoreError;
-use crate::digest::HashAlg;
 use crate::tsp::TimestampInfo;
 
 /// Where the signed public data of the higher levels comes from: an RFC 3161 time-stamping authority and
@@ -51,11 +50,10 @@ pub fn finish<P: PublicData>(
         tsa_certs = ts.certificates;
     }
     let field = prepared.field.clone();
-    let byte_range = prepared.byte_range;
     let mut pdf = prepared.complete(&cms)?;
     if level >= PadesLevel::BLt {
-        let mut digest_of = |h: HashAlg| Ok(super::digest_ranges(&pdf, byte_range, h));
-        let signer_certs = crate::cms::verify_detached(&cms, &mut digest_of, &[])?.certificates;
+        // The signature itself is verified by the read-back below.
+        let signer_certs = crate::cms::certificates(&cms)?;
         pdf = add_long_term_data(&pdf, &signer_certs, &tsa_certs, public)?;
     }
     if level == PadesLevel::BLta {
