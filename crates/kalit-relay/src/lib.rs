@@ -24,6 +24,7 @@ mod api;
 pub mod config;
 pub mod identity;
 pub mod limits;
+pub mod nonces;
 pub mod phone_app;
 pub mod revocation;
 pub mod store;

@@ -4,7 +4,11 @@
 //!
 //! Invariants: a login is created by exactly one registration (its primary key decides races); a nonce is
 //! consumed by exactly one request (a conditional delete decides races); every write is a transaction, so
-//! a crash leaves the old or the new state.
+//! a crash leaves the old or the new state; an answer that says something was written comes after its
+//! commit.
+//!
+//! On SQLite (one writer, one fsync per commit) new logins and audit rows go through a group commit
+//! ([`GroupCommit`]): what arrives while a transaction commits is written by the next one, together.
 
 use kalit_proto::ErrorCode;
 use kalit_service::ServiceError;
@@ -102,6 +106,10 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     nonces_issued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// SQLite (one process): nonces that prove themselves instead of rows (see [`crate::nonces`]).
+    local_nonces: Option<std::sync::Arc<crate::nonces::LocalNonces>>,
+    /// SQLite: the group commit's queue.
+    group: Option<tokio::sync::mpsc::Sender<Write>>,
     tokens_taken: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -188,7 +196,20 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("database migration failed: {e}")))?;
-        Ok(Store { pool, backend, nonces_issued: Default::default(), tokens_taken: Default::default() })
+        let (local_nonces, group) = match backend {
+            Backend::Sqlite => {
+                (Some(std::sync::Arc::new(crate::nonces::LocalNonces::new()?)), Some(GroupCommit::start(pool.clone())))
+            }
+            Backend::Postgres => (None, None),
+        };
+        Ok(Store {
+            pool,
+            backend,
+            nonces_issued: Default::default(),
+            local_nonces,
+            group,
+            tokens_taken: Default::default(),
+        })
     }
 
     /// The backend.
@@ -247,8 +268,13 @@ impl Store {
         Ok((row.try_get::<bool, _>("allowed").map_err(db)?, row.try_get::<f64, _>("tokens").map_err(db)?))
     }
 
-    /// Stores a fresh nonce; every 64th call also drops expired ones.
-    pub async fn put_nonce(&self, nonce: &[u8], expires_ms: i64, now_ms: i64) -> Result<(), ServiceError> {
+    /// A fresh nonce valid until `expires_ms`. On PostgreSQL it is stored (any node may consume it;
+    /// every 64th call also drops expired ones); on SQLite it proves itself and nothing is written.
+    pub async fn issue_nonce(&self, expires_ms: i64, now_ms: i64) -> Result<Vec<u8>, ServiceError> {
+        if let Some(local) = &self.local_nonces {
+            return Ok(local.issue(expires_ms.max(0) as u64 / 1000)?.to_vec());
+        }
+        let nonce = kalit_core::seal::random::<32>()?;
         if self.nonces_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(64) {
             sqlx::query("DELETE FROM nonces WHERE expires_ms < $1")
                 .bind(now_ms)
@@ -262,11 +288,14 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        Ok(())
+        Ok(nonce.to_vec())
     }
 
     /// Consumes a nonce: true for exactly one caller, and only before it expires.
     pub async fn take_nonce(&self, nonce: &[u8], now_ms: i64) -> Result<bool, ServiceError> {
+        if let Some(local) = &self.local_nonces {
+            return local.take(nonce, now_ms.max(0) as u64 / 1000);
+        }
         let r = sqlx::query("DELETE FROM nonces WHERE nonce = $1 AND expires_ms >= $2")
             .bind(nonce.to_vec())
             .bind(now_ms)
@@ -285,22 +314,25 @@ impl Store {
         device: &NewDevice<'_>,
         now_ms: i64,
     ) -> Result<Created, ServiceError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let r = sqlx::query("INSERT INTO logins (login, created_ms) VALUES ($1, $2)")
-            .bind(login)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Ok(Created::LoginExists),
-            Err(e) => return Err(db(e)),
+        let new = NewLogin {
+            login: login.into(),
+            fingerprint: cert.fingerprint.into(),
+            subject: cert.subject.into(),
+            der: cert.der.to_vec(),
+            device_id: device.device_id.into(),
+            key: device.key.to_vec(),
+            name: device.name.into(),
+            now_ms,
+        };
+        match &self.group {
+            Some(g) => GroupCommit::submit(g, |reply| Write::Login(new, reply)).await,
+            None => {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                let created = new.write(&mut tx).await?;
+                tx.commit().await.map_err(db)?;
+                Ok(created)
+            }
         }
-        insert_cert(&mut tx, login, cert, now_ms, false).await?;
-        insert_device(&mut tx, login, device, cert.fingerprint, now_ms).await?;
-        audit(&mut tx, now_ms, "login_created", login, device.device_id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Created::Yes)
     }
 
     /// True when the certificate is attached to the login.
@@ -618,9 +650,161 @@ async fn insert_device(
 impl Store {
     /// Appends one audit row outside any other transaction (tunnel joins).
     pub async fn audit(&self, now_ms: i64, event: &str, login: &str, detail: &str) -> Result<(), ServiceError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        audit(&mut tx, now_ms, event, login, detail).await?;
-        tx.commit().await.map_err(db)
+        let row = AuditRow { now_ms, event: event.into(), login: login.into(), detail: detail.into() };
+        match &self.group {
+            Some(g) => GroupCommit::submit(g, |reply| Write::Audit(row, reply)).await,
+            None => {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                row.write(&mut tx).await?;
+                tx.commit().await.map_err(db)
+            }
+        }
+    }
+}
+
+/// A new login with its first certificate and device, owned (it waits in the group commit's queue).
+struct NewLogin {
+    login: String,
+    fingerprint: String,
+    subject: String,
+    der: Vec<u8>,
+    device_id: String,
+    key: Vec<u8>,
+    name: String,
+    now_ms: i64,
+}
+
+impl NewLogin {
+    /// Writes the login, certificate, device and audit row in `tx`; nothing when the login exists.
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<Created, ServiceError> {
+        // ON CONFLICT DO NOTHING rather than a unique violation: an error would abort the transaction
+        // that other registrations share in the group commit.
+        let r = sqlx::query("INSERT INTO logins (login, created_ms) VALUES ($1, $2) ON CONFLICT (login) DO NOTHING")
+            .bind(&self.login)
+            .bind(self.now_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(Created::LoginExists);
+        }
+        let cert = NewCert { fingerprint: &self.fingerprint, subject: &self.subject, der: &self.der };
+        let device = NewDevice { device_id: &self.device_id, key: &self.key, name: &self.name };
+        insert_cert(tx, &self.login, &cert, self.now_ms, false).await?;
+        insert_device(tx, &self.login, &device, &self.fingerprint, self.now_ms).await?;
+        audit(tx, self.now_ms, "login_created", &self.login, &self.device_id).await?;
+        Ok(Created::Yes)
+    }
+}
+
+/// An audit row, owned.
+struct AuditRow {
+    now_ms: i64,
+    event: String,
+    login: String,
+    detail: String,
+}
+
+impl AuditRow {
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), ServiceError> {
+        audit(tx, self.now_ms, &self.event, &self.login, &self.detail).await
+    }
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, ServiceError>>;
+
+/// A write waiting for the group commit, with where its answer goes.
+enum Write {
+    Login(NewLogin, Reply<Created>),
+    Audit(AuditRow, Reply<()>),
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Write::Login(..) => "Write::Login",
+            Write::Audit(..) => "Write::Audit",
+        })
+    }
+}
+
+impl Write {
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<Option<Created>, ServiceError> {
+        match self {
+            Write::Login(n, _) => n.write(tx).await.map(Some),
+            Write::Audit(a, _) => a.write(tx).await.map(|()| None),
+        }
+    }
+
+    /// Sends the outcome (the caller may have gone: a registration written for a phone that hung up is
+    /// what a lost answer is, and a retry finds it).
+    fn answer(self, r: Result<Option<Created>, ServiceError>) {
+        match self {
+            Write::Login(_, reply) => {
+                let _ = reply.send(r.map(|c| c.unwrap_or(Created::LoginExists)));
+            }
+            Write::Audit(_, reply) => {
+                let _ = reply.send(r.map(|_| ()));
+            }
+        }
+    }
+}
+
+/// SQLite's group commit: one task takes every write waiting in the queue (up to [`GROUP_MAX`]) into
+/// one transaction and answers each after the commit, so one fsync serves them all. If any of them fails,
+/// the transaction is rolled back and each is written in a transaction of its own, so only the one at
+/// fault gets the error.
+struct GroupCommit;
+
+/// Most writes in one transaction.
+const GROUP_MAX: usize = 256;
+
+impl GroupCommit {
+    fn start(pool: AnyPool) -> tokio::sync::mpsc::Sender<Write> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Write>(4 * GROUP_MAX);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(GROUP_MAX);
+            while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+                match Self::together(&pool, &batch).await {
+                    Ok(results) => batch.drain(..).zip(results).for_each(|(w, r)| w.answer(Ok(r))),
+                    Err(_) => {
+                        for w in batch.drain(..) {
+                            let r = Self::alone(&pool, &w).await;
+                            w.answer(r);
+                        }
+                    }
+                }
+            }
+        });
+        tx
+    }
+
+    async fn together(pool: &AnyPool, batch: &[Write]) -> Result<Vec<Option<Created>>, ServiceError> {
+        let mut tx = pool.begin().await.map_err(db)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for w in batch {
+            out.push(w.write(&mut tx).await?);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn alone(pool: &AnyPool, w: &Write) -> Result<Option<Created>, ServiceError> {
+        let mut tx = pool.begin().await.map_err(db)?;
+        let r = w.write(&mut tx).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    /// Queues a write and waits for its answer.
+    async fn submit<T>(
+        queue: &tokio::sync::mpsc::Sender<Write>,
+        make: impl FnOnce(Reply<T>) -> Write,
+    ) -> Result<T, ServiceError> {
+        let gone = || ServiceError::new(ErrorCode::Unavailable, "the relay's database writer stopped; try again");
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        queue.send(make(reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 

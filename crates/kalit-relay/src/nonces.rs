@@ -1,0 +1,138 @@
+//! Nonces of a one-node relay (SQLite): issued without storing anything, consumed once.
+//!
+//! A relay on PostgreSQL keeps nonces in the shared database, because a nonce issued by one node is
+//! used at another. A relay on SQLite is one process, and writing each nonce to the database (and
+//! deleting it when used) cost two of the three fsyncs of a registration. Here a nonce carries its own
+//! proof instead: 12 random bytes, its expiry (seconds, big-endian) and a 16-byte HMAC-SHA256 tag over
+//! both under a key made at start-up. Issuing one stores nothing, so a stranger asking for nonces holds
+//! no memory. A nonce is remembered only once a request with valid proofs consumes it, until it
+//! expires, so it is used at most once; those entries are capped ([`MAX_USED`]).
+//!
+//! The key lives in memory only: a restart invalidates every nonce handed out before it (a phone then
+//! gets `expired` and asks for a new one), so a nonce consumed before a restart cannot be used after it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_lc_rs::{constant_time, hmac};
+use kalit_proto::ErrorCode;
+use kalit_service::ServiceError;
+
+/// Consumed nonces remembered at once (each until its expiry). Only requests whose certificate proof
+/// verified consume a nonce, and those are rate-limited per login; a full set answers `unavailable`.
+pub const MAX_USED: usize = 100_000;
+
+const RANDOM: usize = 12;
+const TAG: usize = 16;
+
+/// Issues and consumes self-authenticating nonces.
+pub struct LocalNonces {
+    key: hmac::Key,
+    /// Consumed nonces and their expiry (seconds).
+    used: Mutex<HashMap<[u8; 32], u64>>,
+}
+
+impl std::fmt::Debug for LocalNonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalNonces").finish_non_exhaustive()
+    }
+}
+
+fn tag(key: &hmac::Key, body: &[u8]) -> [u8; TAG] {
+    let mut out = [0u8; TAG];
+    out.copy_from_slice(&hmac::sign(key, body).as_ref()[..TAG]);
+    out
+}
+
+impl LocalNonces {
+    /// A fresh key from the system's random generator.
+    pub fn new() -> Result<LocalNonces, ServiceError> {
+        let secret = kalit_core::seal::random::<32>()?;
+        Ok(LocalNonces { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), used: Mutex::new(HashMap::new()) })
+    }
+
+    /// A nonce valid until `expires_secs`.
+    pub fn issue(&self, expires_secs: u64) -> Result<[u8; 32], ServiceError> {
+        let mut n = [0u8; 32];
+        n[..RANDOM].copy_from_slice(&kalit_core::seal::random::<RANDOM>()?);
+        let exp = u32::try_from(expires_secs).map_err(|_| ServiceError::internal("the clock is past 2106"))?;
+        n[RANDOM..RANDOM + 4].copy_from_slice(&exp.to_be_bytes());
+        let t = tag(&self.key, &n[..RANDOM + 4]);
+        n[RANDOM + 4..].copy_from_slice(&t);
+        Ok(n)
+    }
+
+    /// Consumes `nonce`: true exactly once for a nonce this process issued, before its expiry.
+    pub fn take(&self, nonce: &[u8], now_secs: u64) -> Result<bool, ServiceError> {
+        let Ok(n) = <[u8; 32]>::try_from(nonce) else { return Ok(false) };
+        let t = tag(&self.key, &n[..RANDOM + 4]);
+        if constant_time::verify_slices_are_equal(&t, &n[RANDOM + 4..]).is_err() {
+            return Ok(false);
+        }
+        let mut exp = [0u8; 4];
+        exp.copy_from_slice(&n[RANDOM..RANDOM + 4]);
+        let exp = u64::from(u32::from_be_bytes(exp));
+        if exp < now_secs {
+            return Ok(false);
+        }
+        let mut used = self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if used.contains_key(&n) {
+            return Ok(false);
+        }
+        if used.len() >= MAX_USED {
+            used.retain(|_, e| *e >= now_secs);
+            if used.len() >= MAX_USED {
+                return Err(ServiceError::new(
+                    ErrorCode::Unavailable,
+                    "too many registrations at once; try again in a minute",
+                ));
+            }
+        }
+        used.insert(n, exp);
+        Ok(true)
+    }
+
+    /// Consumed nonces remembered now (for tests).
+    pub fn used_len(&self) -> usize {
+        self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_taken_once_before_its_expiry_and_only_from_its_issuer() {
+        let a = LocalNonces::new().unwrap();
+        let n = a.issue(100).unwrap();
+        assert!(a.take(&n, 100).unwrap());
+        assert!(!a.take(&n, 100).unwrap(), "taken twice");
+        let late = a.issue(100).unwrap();
+        assert!(!a.take(&late, 101).unwrap(), "taken after its expiry");
+        // Another process (a restart) does not accept it.
+        let b = LocalNonces::new().unwrap();
+        assert!(!b.take(&a.issue(100).unwrap(), 50).unwrap());
+        // Any changed byte (random part, expiry, tag) makes it worthless.
+        for i in 0..32 {
+            let mut m = a.issue(100).unwrap();
+            m[i] ^= 1;
+            assert!(!a.take(&m, 50).unwrap(), "byte {i} changed and accepted");
+        }
+        assert!(!a.take(&n[..31], 50).unwrap());
+    }
+
+    #[test]
+    fn the_used_set_is_capped_and_forgets_expired_nonces() {
+        let a = LocalNonces::new().unwrap();
+        for _ in 0..MAX_USED {
+            assert!(a.take(&a.issue(10).unwrap(), 5).unwrap());
+        }
+        let fresh = a.issue(30).unwrap();
+        let e = a.take(&fresh, 5).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        // Once they expired, their room is free again.
+        assert!(a.take(&fresh, 11).unwrap());
+        assert_eq!(a.used_len(), 1);
+    }
+}
