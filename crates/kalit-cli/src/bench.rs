@@ -48,6 +48,13 @@ enum BenchWhat {
     /// A PAdES signature on a large PDF against hashing it with OpenSSL; RFC 3161 tokens per second from
     /// the RA's TSA against `openssl ts -reply`.
     Pdf(crate::bench_pdf::PdfBenchArgs),
+    /// Complete signing sessions from many computers and phones at once against a relay process, and
+    /// against a bare WebSocket forwarder in the same run: sessions per second, p50/p99, errors, the
+    /// server's CPU per session and memory over time.
+    Load(crate::bench_load::LoadBenchArgs),
+    /// The load bench's baseline server (started by `kalit bench load`).
+    #[command(hide = true)]
+    Forwarder(crate::bench_load::ForwarderArgs),
 }
 
 struct Row {
@@ -120,6 +127,8 @@ pub fn run(a: BenchArgs) -> CliResult {
         Some(BenchWhat::Relay(r)) => return crate::bench_relay::run(r),
         Some(BenchWhat::Session(s)) => return crate::bench_session::run(s),
         Some(BenchWhat::Pdf(p)) => return crate::bench_pdf::run(p),
+        Some(BenchWhat::Load(l)) => return crate::bench_load::run(l),
+        Some(BenchWhat::Forwarder(f)) => return crate::bench_load::forwarder(f),
         None => {}
     }
     let have_openssl = openssl_available();

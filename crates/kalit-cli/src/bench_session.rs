@@ -49,7 +49,7 @@ fn stats(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 /// utime + stime of a process, in seconds.
-fn cpu_secs(pid: u32) -> CliResult<f64> {
+pub(crate) fn cpu_secs(pid: u32) -> CliResult<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(internal)?;
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -65,7 +65,7 @@ fn cpu_secs(pid: u32) -> CliResult<f64> {
 }
 
 /// Resident memory of a process, KiB.
-fn rss_kib(pid: u32) -> CliResult<f64> {
+pub(crate) fn rss_kib(pid: u32) -> CliResult<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(internal)?;
     status
         .lines()
@@ -74,7 +74,7 @@ fn rss_kib(pid: u32) -> CliResult<f64> {
         .ok_or_else(|| internal("no VmRSS"))
 }
 
-struct RelayProcess(Child);
+pub(crate) struct RelayProcess(pub(crate) Child);
 
 impl Drop for RelayProcess {
     fn drop(&mut self) {
@@ -83,26 +83,38 @@ impl Drop for RelayProcess {
     }
 }
 
-fn spawn_relay(tmp: &Path) -> CliResult<(RelayProcess, String)> {
+pub(crate) fn spawn_relay(tmp: &Path) -> CliResult<(RelayProcess, String)> {
+    let (data, trust) = (tmp.join("relay-bench"), tmp.join("ra").join("ca.pem"));
+    let args = [
+        "relay".as_ref(),
+        "serve".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--trust".as_ref(),
+        trust.as_os_str(),
+    ];
+    spawn_kalit(&args, "127.0.0.1:0")
+}
+
+/// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) with rate limits off.
+pub(crate) fn spawn_kalit(args: &[&std::ffi::OsStr], listen: &str) -> CliResult<(RelayProcess, String)> {
     let exe = std::env::current_exe().map_err(internal)?;
     let mut child = Command::new(exe)
-        .args(["relay", "serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(tmp.join("relay-bench"))
-        .arg("--trust")
-        .arg(tmp.join("ra").join("ca.pem"))
+        .args(args)
+        .args(["--listen", listen])
         .env("KALIT_RELAY_LIMITS__PER_ADDRESS_PER_MINUTE", "0")
         .env("KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE", "0")
         .env("KALIT_LOG", "error")
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(CliError::io("cannot start the relay"))?;
+        .map_err(CliError::io("cannot start a service"))?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or_else(|| internal("relay stdout"))?)
+    BufReader::new(child.stdout.take().ok_or_else(|| internal("service stdout"))?)
         .read_line(&mut line)
         .map_err(internal)?;
     let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
     if !url.starts_with("http") {
-        return Err(internal(format!("the relay did not start: {line:?}")));
+        return Err(internal(format!("the service did not start: {line:?}")));
     }
     Ok((RelayProcess(child), url))
 }

@@ -91,9 +91,20 @@ pub(crate) fn start_agent(
     relay_url: &str,
     sessions_per_minute: u32,
 ) -> CliResult<(String, String)> {
+    start_agent_in(svc, tmp, &tmp.join("agent"), relay_url, sessions_per_minute)
+}
+
+/// [`start_agent`] with its data directory at `data`.
+pub(crate) fn start_agent_in(
+    svc: &Services,
+    tmp: &Path,
+    data: &Path,
+    relay_url: &str,
+    sessions_per_minute: u32,
+) -> CliResult<(String, String)> {
     let (portal_listener, portal_addr) = bind(&svc.rt)?;
     let portal_origin = format!("http://{portal_addr}");
-    let data = tmp.join("agent");
+    let data = data.to_path_buf();
     kalit_agent::Origins::new(&data).allow(&portal_origin)?;
     let cfg = kalit_agent::AgentConfig {
         relay: relay_url.to_string(),

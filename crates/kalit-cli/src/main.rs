@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod agent_cmd;
 mod bench;
+mod bench_load;
 mod bench_pdf;
 mod bench_relay;
 mod bench_session;

@@ -380,3 +380,19 @@ fn alert_rules_name_only_counters_the_services_count() {
     }
     assert!(checked >= 5, "the rules name the relay's and the RA's counters ({checked})");
 }
+
+/// `kalit bench load` in miniature: both sides (the relay process, then the bare forwarder on its
+/// address) run complete sessions with two simulated computers and phones, and the bench exits non-zero
+/// if any session fails. The figures are not judged here (docs/PERFORMANCE.md records them).
+#[test]
+fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_errors() {
+    let r = kalit(&["bench", "load", "--seconds", "1", "--clients", "2"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for row in ["complete sessions per second", "server CPU per complete session", "errors"] {
+        assert!(r.stdout.contains(row), "{}", r.stdout);
+    }
+    let errors = r.stdout.lines().find(|l| l.starts_with("errors")).unwrap();
+    assert_eq!(errors.split_whitespace().collect::<Vec<_>>(), ["errors", "0", "0"], "{}", r.stdout);
+    let sessions = r.stdout.lines().find(|l| l.starts_with("complete sessions per second")).unwrap();
+    assert!(!sessions.contains(" 0.0/s"), "no session completed on one side: {}", r.stdout);
+}
