@@ -113,12 +113,26 @@ pub struct Store {
     tokens_taken: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// How long a request waits for a database connection before it answers 503 `unavailable`: while the
+/// database is away, clients learn it within this time (their own timeouts are longer), not after it.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// How long the health check waits for the database.
 pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn db(e: sqlx::Error) -> ServiceError {
     match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => {
+            ServiceError::new(ErrorCode::Unavailable, "the relay's database is unavailable; try again")
+        }
+        // PostgreSQL shutting down or restarting under a connection (class 57: admin_shutdown,
+        // crash_shutdown, cannot_connect_now) or the connection failing (class 08).
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) => {
+            tracing::warn!(error = %e, "the relay's database went away under a request");
             ServiceError::new(ErrorCode::Unavailable, "the relay's database is unavailable; try again")
         }
         sqlx::Error::Database(d) if storage_full(d.code().as_deref()) => {
@@ -184,7 +198,7 @@ impl Store {
         let max = if backend == Backend::Sqlite { 1 } else { 16 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(unavailable)?;

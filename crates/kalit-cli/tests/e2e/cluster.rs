@@ -8,16 +8,12 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kalit_core::KeyAlgorithm;
-use kalit_core::ceremony::{Registration, check_nonce, check_relay_identity};
-use kalit_core::keys::{self, PrivateKey};
-use kalit_proto::relay::{NonceResponse, RegisterOutcome, RegisterResponse, RelayIdentity, WELL_KNOWN_PATH};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
+use kalit_proto::relay::{RegisterOutcome, RelayIdentity, WELL_KNOWN_PATH};
 
+use crate::burst;
 use crate::common::{PIN, V, s};
 use crate::network::{Ra, Service, enrolled_phone, relay_databases};
 use crate::signing::{Created, Page, agent_serve, finish, pair};
@@ -116,75 +112,6 @@ impl Drop for Proxy {
     }
 }
 
-/// People with P-256 certificates under a CA of their own (written to `ca_pem` for the relays' trust).
-fn people(n: usize, ca_pem: &Path) -> Vec<(PrivateKey, Vec<Vec<u8>>)> {
-    let ca_key = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::P256).unwrap()).unwrap();
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.distinguished_name = kalit_core::csr::parse_subject("CN=Burst CA").unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let ca = p.self_signed(&ca_key).unwrap();
-    std::fs::write(ca_pem, ca.pem()).unwrap();
-    let ca = ca.der().to_vec();
-    let issuer = Issuer::new(p, ca_key);
-    (0..n)
-        .map(|i| {
-            let key = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::P256).unwrap()).unwrap();
-            let mut lp = CertificateParams::new(vec![]).unwrap();
-            lp.distinguished_name = kalit_core::csr::parse_subject(&format!("CN=Burst {i}")).unwrap();
-            lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-            let cert = lp.signed_by(&key, &issuer).unwrap().der().to_vec();
-            (key, vec![cert, ca.clone()])
-        })
-        .collect()
-}
-
-/// What a burst of registrations saw.
-#[derive(Default)]
-struct Burst {
-    /// Logins whose phone was told (a 201 whose attestation checked), with the outcome.
-    told: Vec<(String, RegisterOutcome)>,
-    /// Attempts that failed before the phone was told (connection errors, 5xx), retried.
-    failed: Vec<String>,
-}
-
-/// One registration attempt, as a phone makes it: nonce, signed request, checked answer.
-fn register_once(
-    http: &reqwest::blocking::Client,
-    proxy: &str,
-    ident: &RelayIdentity,
-    pk: &[u8],
-    (key, chain): &(PrivateKey, Vec<Vec<u8>>),
-    login: &str,
-) -> Result<RegisterOutcome, String> {
-    let nr: NonceResponse =
-        http.post(format!("{proxy}/v1/nonce")).send().and_then(|r| r.json()).map_err(|e| e.to_string())?;
-    let nonce = check_nonce(&nr.nonce).map_err(|e| e.to_string())?;
-    let device = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::Ed25519).unwrap()).unwrap();
-    let reg = Registration {
-        relay: (ident, pk),
-        nonce: &nonce,
-        login,
-        device_key: device.public_key_raw(),
-        device_name: "burst",
-        chain,
-    };
-    let (req, pending) = reg
-        .start(|st| Ok((st.sign_as_certificate(key).map_err(kalit_core::error::Failure::from)?, chain.clone())), None)
-        .unwrap();
-    let r = http.post(format!("{proxy}/v1/register")).json(&req).send().map_err(|e| e.to_string())?;
-    let status = r.status().as_u16();
-    let body = r.text().unwrap_or_default();
-    if status != 201 {
-        // A refusal is final; only the node's failure (HAProxy's 502/503) is worth a retry.
-        assert!(status >= 500 || status == 409, "registration of {login} answered {status}: {body}");
-        return Err(format!("{status} {body}"));
-    }
-    let resp: RegisterResponse = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-    pending.finish(&resp).map_err(|e| e.to_string())?;
-    Ok(resp.outcome)
-}
-
 #[test]
 fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_kill_during_a_burst() {
     let Some(haproxy) = HAPROXY.into_iter().find(|p| Path::new(p).exists()) else {
@@ -201,7 +128,7 @@ fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_k
     let ra = Ra::init(root, "ra");
     let ra_svc = ra.serve();
     let burst_ca = root.join("burst-ca.pem");
-    let persons = Arc::new(people(400, &burst_ca));
+    let persons = Arc::new(burst::people(400, &burst_ca));
     // One data directory (the shared relay identity), one database; the first node creates both.
     let data = root.join("relay");
     let ca = ra.ca();
@@ -273,39 +200,7 @@ fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_k
     // The burst: six clients register 400 logins through the proxy as phones do, each retrying what
     // failed (with a new nonce) until it is told, for at most a minute per login.
     let ident: RelayIdentity = reqwest::blocking::get(format!("{proxy}{WELL_KNOWN_PATH}")).unwrap().json().unwrap();
-    let pk = Arc::new(check_relay_identity(&ident).unwrap());
-    let ident = Arc::new(ident);
-    let burst = Arc::new(Mutex::new(Burst::default()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..6)
-        .map(|_| {
-            let (persons, burst, next, proxy, ident, pk) =
-                (persons.clone(), burst.clone(), next.clone(), proxy.clone(), ident.clone(), pk.clone());
-            std::thread::spawn(move || {
-                let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(person) = persons.get(i) else { return };
-                    let login = format!("burst.{i}");
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    loop {
-                        match register_once(&http, &proxy, &ident, &pk, person, &login) {
-                            Ok(outcome) => {
-                                burst.lock().unwrap().told.push((login, outcome));
-                                break;
-                            }
-                            Err(e) => {
-                                assert!(!e.starts_with("409 "), "{login} was refused: {e}");
-                                assert!(Instant::now() < deadline, "{login} could not register within a minute: {e}");
-                                burst.lock().unwrap().failed.push(format!("{login}: {e}"));
-                                std::thread::sleep(Duration::from_millis(50));
-                            }
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
+    let (burst, clients) = burst::start(&proxy, &ident, persons.clone(), 6);
     // A quarter in, the node that answers registrations (HAProxy hashes the path) is killed.
     let deadline = Instant::now() + Duration::from_secs(60);
     while burst.lock().unwrap().told.len() < persons.len() / 4 {
@@ -350,14 +245,8 @@ fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_k
     logins.sort_unstable();
     logins.dedup();
     assert_eq!(logins.len(), persons.len());
-    // And no registration that a phone was told of is lost: each login is there, so another person's
-    // certificate cannot take it.
-    let http = reqwest::blocking::Client::new();
-    for (i, login) in logins.iter().enumerate() {
-        let other = &persons[(login[6..].parse::<usize>().unwrap() + 1) % persons.len()];
-        let e = register_once(&http, &proxy, &ident, &pk, other, login).expect_err(login);
-        assert!(e.starts_with("409 ") && e.contains("login_taken"), "login {i} {login}: {e}");
-    }
+    // And no registration that a phone was told of is lost.
+    burst::all_there(&proxy, &ident, &persons, &logins);
     let r = phones[0].run(&["devices", "--relay", &proxy], &[PIN]).ok();
     assert!(r.stdout.contains("ali.0"), "{}", r.stdout);
 

@@ -1,13 +1,17 @@
 //! Faults survived, with real processes: a relay's PostgreSQL stopped and started again under the relay's
-//! feet. The PostgreSQL here is a private one (initdb in a temporary directory, on a free port), so
-//! stopping it disturbs no other test.
+//! feet during a burst of registrations. The PostgreSQL here is a private one (initdb in a temporary
+//! directory, on a free port), so stopping it disturbs no other test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kalit_proto::relay::{RelayIdentity, WELL_KNOWN_PATH};
+
+use crate::burst;
 use crate::common::{PIN, s};
-use crate::network::{Ra, enrolled_phone, relay};
+use crate::network::{Ra, Service, enrolled_phone, relay};
 
 /// The directory of PostgreSQL's server programs (initdb, pg_ctl), if installed.
 fn pg_bin() -> Option<PathBuf> {
@@ -101,14 +105,37 @@ fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_it
     let ra = Ra::init(root, "ra");
     let ra_srv = ra.serve();
     let db = pgsql.url("kalit");
-    let rl = relay(&root.join("relay"), &Some(db), &[&ra.ca()]);
+    let burst_ca = root.join("burst-ca.pem");
+    let persons = Arc::new(burst::people(300, &burst_ca));
+    let data = root.join("relay");
+    let args = ["relay", "serve", "--data", s(&data), "--database", &db, "--listen", "127.0.0.1:0"];
+    let ra_ca = ra.ca();
+    let args = [&args[..], &["--trust", s(&ra_ca), "--trust", s(&burst_ca)]].concat();
+    // The burst comes from one address: limits it cannot reach (but limits, kept in the database, so
+    // their store's outage shows in the metrics).
+    let env = [
+        ("KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE", "0"),
+        ("KALIT_RELAY_LIMITS__PER_ADDRESS_PER_MINUTE", "1000000"),
+        ("KALIT_RELAY_LIMITS__PER_ADDRESS_BURST", "1000000"),
+    ];
+    let rl = Service::start_env(&args, None, "error", Stdio::inherit(), &env);
     let a = enrolled_phone(root, "a", "p-256", &ra, &ra_srv.url, "CN=Aziza,C=UZ");
     let b = enrolled_phone(root, "b", "p-256", &ra, &ra_srv.url, "CN=Boris,C=UZ");
     a.run(&["register", "main", "--relay", &rl.url, "--login", "aziza"], &[PIN]).ok();
     assert_eq!(health(&rl.url), 200);
 
+    // A burst of registrations is under way (four clients, 300 logins, each retried until told) when
     // PostgreSQL goes away: the relay says so with 503 `unavailable`, to probes and to phones alike.
+    let ident: RelayIdentity = reqwest::blocking::get(format!("{}{WELL_KNOWN_PATH}", rl.url)).unwrap().json().unwrap();
+    let (seen, clients) = burst::start(&rl.url, &ident, persons.clone(), 4);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().told.len() < 50 {
+        assert!(Instant::now() < deadline, "the burst did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     pgsql.stop();
+    let told_at_stop = seen.lock().unwrap().told.len();
+    assert!(told_at_stop < persons.len(), "the burst ended before the database stopped");
     assert_eq!(health(&rl.url), 503, "the health check fails while the database is down");
     let r = b.run(&["register", "main", "--relay", &rl.url, "--login", "boris"], &[PIN]);
     assert_ne!(r.code, 0, "nothing registers without the database");
@@ -133,6 +160,27 @@ fn a_postgresql_restart_gives_unavailable_meanwhile_and_the_relay_recovers_by_it
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["devices"].as_array().unwrap().len(), 1, "the registration made before survived: {list}");
     b.run(&["register", "main", "--relay", &rl.url, "--login", "boris"], &[PIN]).ok();
+    // The burst's phones that were not told registered on a retry; none that was told is lost.
+    for c in clients {
+        c.join().expect("a registration client failed");
+    }
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    println!(
+        "burst: {} told, {} before the database stopped, {} failed attempts retried",
+        seen.told.len(),
+        told_at_stop,
+        seen.failed.len()
+    );
+    assert!(
+        seen.failed.iter().any(|e| e.contains("unavailable")),
+        "the outage did not touch the burst: {:?}",
+        seen.failed
+    );
+    let mut logins: Vec<&str> = seen.told.iter().map(|(l, _)| l.as_str()).collect();
+    logins.sort_unstable();
+    logins.dedup();
+    assert_eq!(logins.len(), persons.len());
+    burst::all_there(&rl.url, &ident, &persons, &logins);
 }
 
 /// A small tmpfs mounted for the test (root only), unmounted when dropped.

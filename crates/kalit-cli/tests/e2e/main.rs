@@ -5,6 +5,7 @@
 
 mod attacks;
 mod browser;
+mod burst;
 mod cli;
 mod cluster;
 mod common;
