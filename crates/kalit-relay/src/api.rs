@@ -113,7 +113,8 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login).await?;
-    let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf };
+    let chain = kalit_core::statement::proof_chain(&cert_proof)?.1;
+    let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf, chain: &chain };
     let device = NewDevice { device_id: &device_id, key: &device_key, name: &device_name };
     let now_ms = s.clock.now_ms();
     s.store.apply_due_detachments(&login, now_ms).await?;
@@ -201,6 +202,8 @@ pub(crate) async fn authorize_device(
     let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), sig).map_err(|_| unauthorized())?;
+    // A device acts under the certificate it registered with: once that is revoked, it does nothing more.
+    s.revocation.check_chain(device.cert_der.clone(), device.cert_chain.clone(), &s.anchors, s.clock.now()).await?;
     limit_login(s, &login).await?;
     take_nonce(s, &nonce).await?;
     Ok((login, device))

@@ -1,5 +1,6 @@
-//! Revocation of the certificates that register: a certificate naming a CRL distribution point
-//! (`http://` or `https://`) is checked against that CRL before its proof counts. CRLs are fetched on
+//! Revocation of the certificates that register, and of registered devices' certificates at every device
+//! request and tunnel join: a certificate naming a CRL distribution point (`http://` or `https://`) is
+//! checked against that CRL before its proof (or its device's signature) counts. CRLs are fetched on
 //! first use and kept until their nextUpdate (at most a day), one fetch at a time per URL; a certificate
 //! whose CRL cannot be had is answered `unavailable` (retry later), never accepted unchecked.
 
@@ -69,6 +70,18 @@ impl Revocation {
         now: OffsetDateTime,
     ) -> Result<(), ServiceError> {
         let (leaf, pool) = kalit_core::statement::proof_chain(proof)?;
+        self.check_chain(leaf, pool, anchors, now).await
+    }
+
+    /// [`check`](Self::check) for a certificate and the chain it came with (a registered device's, at a
+    /// later device request or tunnel join).
+    pub async fn check_chain(
+        &self,
+        leaf: Vec<u8>,
+        pool: Vec<Vec<u8>>,
+        anchors: &Arc<Vec<Vec<u8>>>,
+        now: OffsetDateTime,
+    ) -> Result<(), ServiceError> {
         let urls = x509::crl_urls(&leaf);
         if urls.is_empty() {
             return Ok(());

@@ -50,6 +50,11 @@ pub struct DeviceRow {
     pub cert_fingerprint: String,
     /// Subject of that certificate.
     pub cert_subject: String,
+    /// That certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The certificates between it and a trust anchor as sent at registration (empty for registrations
+    /// older than that column).
+    pub cert_chain: Vec<Vec<u8>>,
     /// Unix ms.
     pub created_ms: i64,
 }
@@ -78,6 +83,8 @@ pub struct NewCert<'a> {
     pub subject: &'a str,
     /// DER.
     pub der: &'a [u8],
+    /// The certificates the phone sent between the leaf and a trust anchor, DER.
+    pub chain: &'a [Vec<u8>],
 }
 
 /// A new device.
@@ -162,16 +169,18 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(&'static str, &'static str); 3] = match backend {
+    let files: [(&'static str, &'static str); 4] = match backend {
         Backend::Sqlite => [
             (include_str!("../migrations/sqlite/0001_init.sql"), "init"),
             (include_str!("../migrations/sqlite/0002_detachments.sql"), "detachments"),
             (include_str!("../migrations/sqlite/0003_rate_buckets.sql"), "rate buckets"),
+            (include_str!("../migrations/sqlite/0004_cert_chain.sql"), "certificate chains"),
         ],
         Backend::Postgres => [
             (include_str!("../migrations/postgres/0001_init.sql"), "init"),
             (include_str!("../migrations/postgres/0002_detachments.sql"), "detachments"),
             (include_str!("../migrations/postgres/0003_rate_buckets.sql"), "rate buckets"),
+            (include_str!("../migrations/postgres/0004_cert_chain.sql"), "certificate chains"),
         ],
     };
     kalit_service::migrations::migrator(&files)
@@ -333,6 +342,7 @@ impl Store {
             fingerprint: cert.fingerprint.into(),
             subject: cert.subject.into(),
             der: cert.der.to_vec(),
+            chain: cert.chain.to_vec(),
             device_id: device.device_id.into(),
             key: device.key.to_vec(),
             name: device.name.into(),
@@ -399,7 +409,7 @@ impl Store {
     /// A device of a login.
     pub async fn device(&self, login: &str, device_id: &str) -> Result<Option<DeviceRow>, ServiceError> {
         let row = sqlx::query(
-            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms \
+            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, c.cert_der, c.chain \
              FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
              WHERE d.login = $1 AND d.device_id = $2",
         )
@@ -414,7 +424,7 @@ impl Store {
     /// The devices of a login, oldest first.
     pub async fn devices(&self, login: &str) -> Result<Vec<DeviceRow>, ServiceError> {
         let rows = sqlx::query(
-            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms \
+            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, c.cert_der, c.chain \
              FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
              WHERE d.login = $1 ORDER BY d.created_ms, d.device_id",
         )
@@ -607,7 +617,24 @@ fn device_row(r: &AnyRow) -> Result<DeviceRow, ServiceError> {
         cert_fingerprint: r.try_get("cert_fingerprint").map_err(db)?,
         cert_subject: r.try_get("subject").map_err(db)?,
         created_ms: r.try_get("created_ms").map_err(db)?,
+        cert_der: r.try_get("cert_der").map_err(db)?,
+        cert_chain: decode_chain(r.try_get::<Option<String>, _>("chain").map_err(db)?.as_deref())?,
     })
+}
+
+/// The `chain` column: base64 DER certificates separated by commas.
+fn encode_chain(chain: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    chain.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect::<Vec<_>>().join(",")
+}
+
+fn decode_chain(text: Option<&str>) -> Result<Vec<Vec<u8>>, ServiceError> {
+    use base64::Engine;
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(vec![]) };
+    text.split(',')
+        .map(|c| base64::engine::general_purpose::STANDARD.decode(c))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ServiceError::new(ErrorCode::Corrupt, "a stored certificate chain is not base64"))
 }
 
 /// Attaches a certificate to a login; with `if_new`, an already attached one is left as it is.
@@ -618,16 +645,17 @@ async fn insert_cert(
     now_ms: i64,
     if_new: bool,
 ) -> Result<(), ServiceError> {
-    const SQL: &str =
-        "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) VALUES ($1, $2, $3, $4, $5)";
-    const SQL_IF_NEW: &str = "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login, fingerprint) DO NOTHING";
+    const SQL: &str = "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms, chain) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
+    const SQL_IF_NEW: &str = "INSERT INTO certificates (login, fingerprint, subject, cert_der, created_ms, chain) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (login, fingerprint) DO NOTHING";
     sqlx::query(if if_new { SQL_IF_NEW } else { SQL })
         .bind(login)
         .bind(cert.fingerprint)
         .bind(cert.subject)
         .bind(cert.der.to_vec())
         .bind(now_ms)
+        .bind(encode_chain(cert.chain))
         .execute(&mut **tx)
         .await
         .map_err(db)?;
@@ -682,6 +710,7 @@ struct NewLogin {
     fingerprint: String,
     subject: String,
     der: Vec<u8>,
+    chain: Vec<Vec<u8>>,
     device_id: String,
     key: Vec<u8>,
     name: String,
@@ -702,7 +731,8 @@ impl NewLogin {
         if r.rows_affected() == 0 {
             return Ok(Created::LoginExists);
         }
-        let cert = NewCert { fingerprint: &self.fingerprint, subject: &self.subject, der: &self.der };
+        let cert =
+            NewCert { fingerprint: &self.fingerprint, subject: &self.subject, der: &self.der, chain: &self.chain };
         let device = NewDevice { device_id: &self.device_id, key: &self.key, name: &self.name };
         insert_cert(tx, &self.login, &cert, self.now_ms, false).await?;
         insert_device(tx, &self.login, &device, &self.fingerprint, self.now_ms).await?;

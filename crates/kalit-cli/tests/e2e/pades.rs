@@ -513,6 +513,13 @@ fn long_term_validation_data_and_revocation() {
         );
     }
 
+    // A relay where this certificate registers while it is good (the relay checks its CRL then).
+    let early_dir = root.join("relay-early");
+    let early = relay(&early_dir, &None, &[&ca]);
+    v.run(&["register", "main", "--relay", &early.url, "--login", "ali.early"], &[PIN]).ok();
+    v.run(&["devices", "--relay", &early.url], &[PIN]).ok();
+    early.stop();
+
     // The RA goes away: the B-LT file still validates as AdES with what it carries; the B-T-less one
     // cannot get revocation data.
     srv.stop();
@@ -554,6 +561,14 @@ fn long_term_validation_data_and_revocation() {
     let rep: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let why = rep["signatures"][0]["chain"]["revocation"].as_str().unwrap();
     assert!(why.contains("after the timestamped signing time"), "{why}");
+    // The relay where it registered before (restarted, so its CRL cache is empty; a running relay learns
+    // of a revocation when its cached CRL expires, at most 15 minutes): the device registered under the
+    // revoked certificate can no longer act, not even list its devices (nor join a tunnel: the same check).
+    let early = relay(&early_dir, &None, &[&ca]);
+    let r = v.run(&["devices", "--relay", &early.url], &[PIN]);
+    assert_eq!(r.code, 17, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("error[untrusted_certificate]") && r.stderr.contains("revoked"), "{}", r.stderr);
+    early.stop();
     // The relay fetches the CRL the certificate names: the revoked certificate registers nothing. While
     // the CRL cannot be had, the relay says so instead of accepting it unchecked.
     let rl = relay(&root.join("relay"), &None, &[&ca]);
