@@ -52,9 +52,9 @@ pub struct DeviceRow {
     pub cert_subject: String,
     /// That certificate, DER.
     pub cert_der: Vec<u8>,
-    /// The certificates between it and a trust anchor as sent at registration (empty for registrations
-    /// older than that column).
-    pub cert_chain: Vec<Vec<u8>>,
+    /// The certificates between it and a trust anchor as sent at registration; `None` for registrations
+    /// made before the relay kept chains (migration 0004).
+    pub cert_chain: Option<Vec<Vec<u8>>>,
     /// Unix ms.
     pub created_ms: i64,
 }
@@ -618,7 +618,7 @@ fn device_row(r: &AnyRow) -> Result<DeviceRow, ServiceError> {
         cert_subject: r.try_get("subject").map_err(db)?,
         created_ms: r.try_get("created_ms").map_err(db)?,
         cert_der: r.try_get("cert_der").map_err(db)?,
-        cert_chain: decode_chain(r.try_get::<Option<String>, _>("chain").map_err(db)?.as_deref())?,
+        cert_chain: r.try_get::<Option<String>, _>("chain").map_err(db)?.as_deref().map(decode_chain).transpose()?,
     })
 }
 
@@ -628,9 +628,11 @@ fn encode_chain(chain: &[Vec<u8>]) -> String {
     chain.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect::<Vec<_>>().join(",")
 }
 
-fn decode_chain(text: Option<&str>) -> Result<Vec<Vec<u8>>, ServiceError> {
+fn decode_chain(text: &str) -> Result<Vec<Vec<u8>>, ServiceError> {
     use base64::Engine;
-    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(vec![]) };
+    if text.is_empty() {
+        return Ok(vec![]);
+    }
     text.split(',')
         .map(|c| base64::engine::general_purpose::STANDARD.decode(c))
         .collect::<Result<_, _>>()

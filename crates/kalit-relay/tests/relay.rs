@@ -1156,3 +1156,41 @@ mod tunnel {
         }
     }
 }
+
+/// A device acts under the certificate it registered with: every device request checks that
+/// certificate's CRL (here one that cannot be fetched: `unavailable`, never accepted unchecked). A
+/// registration from before the relay kept chains (its `chain` is NULL) is not checked there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_requests_check_the_revocation_of_the_device_certificate() {
+    use kalit_relay::store::{NewCert, NewDevice};
+    let ca = Ca::new("Test RA");
+    for db in databases().await {
+        let b = db.backend;
+        let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+        // A certificate naming a CRL that no one serves (nothing listens on port 1).
+        let k = key(KeyAlgorithm::P256);
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = kalit_core::csr::parse_subject("CN=Crl Person").unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.crl_distribution_points =
+            vec![rcgen::CrlDistributionPoint { uris: vec!["http://127.0.0.1:1/ca.crl".into()] }];
+        let leaf = p.signed_by(&k, &ca.issuer).unwrap().der().to_vec();
+        let fp = statement::cert_fingerprint(&leaf);
+        // Registered while its CRL could be had (written to the store directly: the registration itself
+        // would check the CRL too).
+        let phone = Device::new();
+        let cert = NewCert { fingerprint: &fp, subject: "CN=Crl Person", der: &leaf, chain: &[] };
+        let dev = NewDevice { device_id: &phone.id(), key: &phone.raw(), name: "phone" };
+        r.state.store.create_login("crl.person", &cert, &dev, 0).await.unwrap();
+        let (s, v) = r.device_call("crl.person", &phone, "list", "").await;
+        assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{b}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("revoked"), "{b}: {v}");
+        // The same row as an older relay wrote it, without a chain: not checked, as before.
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        sqlx::query("UPDATE certificates SET chain = NULL WHERE login = 'crl.person'").execute(&pool).await.unwrap();
+        pool.close().await;
+        let (s, v) = r.device_call("crl.person", &phone, "list", "").await;
+        assert_eq!(s, StatusCode::OK, "{b}: {v}");
+        r.state.store.close().await;
+    }
+}
