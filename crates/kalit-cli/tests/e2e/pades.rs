@@ -392,6 +392,25 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
     assert!(out.contains("Pages:      2") && out.contains("Ijara shartnomasi No. 17"), "{out}");
     assert!(out.contains("Title:      Ijara shartnomasi"), "{out}");
 
+    // An agent whose TSA does not answer: the page learns it before the phone is asked anything, and the
+    // phone signs (and records) nothing.
+    let down = agent_serve(&root.join("agent-down"), &[origin], &relay.url, &ca, &["--tsa", "http://127.0.0.1:1/tsa"]);
+    let page = Page::new(&down.url, origin);
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let body =
+        json!({ "data": B64.encode(&hand), "name": "tsa-down.pdf", "format": "pades", "pades": { "level": "b-t" } });
+    let (code, r) = page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body));
+    assert_eq!((code, r["error"]["code"].as_str()), (503, Some("unavailable")), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("nothing was sent to the phone"), "{r}");
+    page.end(&c);
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("tsa-down.pdf"), "the phone was not asked: {out}");
+    let history = v.run(&["history", "--json"], &[]).ok().stdout;
+    assert!(!history.contains("tsa-down.pdf"), "{history}");
+
     // An agent without a TSA signs B-B only, and says why for more.
     let bare = agent_serve(&root.join("agent-bare"), &[origin], &relay.url, &ca, &[]);
     let page = Page::new(&bare.url, origin);
