@@ -276,7 +276,20 @@ fn openssl_check_ed25519_cms(sig: &Path, doc: &Path, print: &str) {
     let (a, g, c, p) = (dir.join("ed.attrs"), dir.join("ed.sig"), dir.join("ed.certs.pem"), dir.join("ed.pub.pem"));
     fs::write(&a, attrs).unwrap();
     fs::write(&g, signature).unwrap();
-    fs::write(&c, ossl_ok(&["pkcs7", "-inform", "DER", "-in", s(sig), "-print_certs"])).unwrap();
+    // The signer's certificate: the Ed25519 one (a PAdES CMS also carries the P-256/RSA CA certificates,
+    // in the DER order of a SET OF, so the first is not necessarily the signer's).
+    let certs = ossl_ok(&["pkcs7", "-inform", "DER", "-in", s(sig), "-print_certs"]);
+    let signer = certs
+        .split("-----END CERTIFICATE-----")
+        .filter_map(|c| {
+            c.find("-----BEGIN CERTIFICATE-----").map(|i| format!("{}-----END CERTIFICATE-----\n", &c[i..]))
+        })
+        .find(|pem| {
+            fs::write(&c, pem).unwrap();
+            ossl_ok(&["x509", "-in", s(&c), "-noout", "-text"]).contains("ED25519")
+        })
+        .expect("an Ed25519 certificate in the CMS");
+    fs::write(&c, signer).unwrap();
     fs::write(&p, ossl_ok(&["x509", "-in", s(&c), "-pubkey", "-noout"])).unwrap();
     let out = ossl_ok(&["pkeyutl", "-verify", "-pubin", "-inkey", s(&p), "-rawin", "-in", s(&a), "-sigfile", s(&g)]);
     assert!(out.contains("Success"), "{out}");
