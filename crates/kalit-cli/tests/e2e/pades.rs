@@ -392,51 +392,64 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
     assert!(out.contains("Pages:      2") && out.contains("Ijara shartnomasi No. 17"), "{out}");
     assert!(out.contains("Title:      Ijara shartnomasi"), "{out}");
 
-    // An Ed25519 key through the same path. pdfsig cannot check Ed25519 PDF signatures; pyHanko and
-    // GnuTLS can, and OpenSSL checks the raw Ed25519 signature over the signed attributes.
-    let ved = enrolled_phone(root, "phone-ed", "ed25519", &ra, &public, "CN=Vali Ed,C=UZ");
-    ved.run(&["register", "main", "--relay", &relay.url, "--login", "vali"], &[PIN]).ok();
-    let c = page.start(None);
-    let phone = pair(&ved, &c.qr, &[PIN, "y", PIN]);
-    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
-    let body = json!({ "data": B64.encode(&hand), "name": "ed.pdf", "format": "pades", "pades": { "level": "b-t" } });
-    let (code, r) = page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body));
-    assert_eq!(code, 200, "{r}");
-    let pdf = B64.decode(r["document"].as_str().unwrap()).unwrap();
-    let (bytes, cms) = ranges_and_cms(&pdf, 0);
-    let (b, sig, out) = (root.join("ed.ranges"), root.join("ed.cms"), root.join("agent-ed25519.pdf"));
-    fs::write(&b, bytes).unwrap();
-    fs::write(&sig, &cms).unwrap();
-    fs::write(&out, &pdf).unwrap();
-    if judge("certtool", "--version").is_some() {
-        let o = run(
-            "certtool",
-            &["--p7-verify", "--infile", s(&sig), "--inder", "--load-data", s(&b), "--load-ca-certificate", s(&ca)],
+    // The other key types through the same path. pdfsig cannot check Ed25519 PDF signatures; pyHanko
+    // and GnuTLS can, and OpenSSL checks the raw Ed25519 signature over the signed attributes.
+    for alg in ["rsa-2048", "ed25519"] {
+        let v = enrolled_phone(root, &format!("phone-{alg}"), alg, &ra, &public, "CN=Vali Valiyev,C=UZ");
+        v.run(&["register", "main", "--relay", &relay.url, "--login", &format!("vali.{alg}")], &[PIN]).ok();
+        let c = page.start(None);
+        let phone = pair(&v, &c.qr, &[PIN, "y", PIN]);
+        assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+        let body =
+            json!({ "data": B64.encode(&hand), "name": "ed.pdf", "format": "pades", "pades": { "level": "b-t" } });
+        let (code, r) = page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body));
+        assert_eq!(code, 200, "{alg}: {r}");
+        let pdf = B64.decode(r["document"].as_str().unwrap()).unwrap();
+        let (bytes, cms) = ranges_and_cms(&pdf, 0);
+        let (b, sig, out) = (
+            root.join(format!("{alg}.ranges")),
+            root.join(format!("{alg}.cms")),
+            root.join(format!("agent-{alg}.pdf")),
         );
-        assert!(o.status.success(), "GnuTLS on the Ed25519 PAdES CMS: {}", text(&o));
-    } else {
-        assert!(std::env::var("KALIT_REQUIRE_GNUTLS").is_err(), "KALIT_REQUIRE_GNUTLS is set but certtool is missing");
+        fs::write(&b, bytes).unwrap();
+        fs::write(&sig, &cms).unwrap();
+        fs::write(&out, &pdf).unwrap();
+        openssl_cms_verify(&sig, &b, &ca);
+        if alg == "ed25519" {
+            if judge("certtool", "--version").is_some() {
+                let args = [
+                    "--p7-verify",
+                    "--infile",
+                    s(&sig),
+                    "--inder",
+                    "--load-data",
+                    s(&b),
+                    "--load-ca-certificate",
+                    s(&ca),
+                ];
+                let o = run("certtool", &args);
+                assert!(o.status.success(), "GnuTLS on the Ed25519 PAdES CMS: {}", text(&o));
+            } else {
+                assert!(
+                    std::env::var("KALIT_REQUIRE_GNUTLS").is_err(),
+                    "KALIT_REQUIRE_GNUTLS is set but certtool is missing"
+                );
+            }
+            if let Some(py) = &j.pyhanko {
+                let trust = ["--no-revocation-check", "--trust", s(&root_pem), "--trust-replace", s(&out)];
+                let o = pyhanko(py, &[&["validate", "--pretty-print"][..], &trust[..]].concat());
+                assert!(o.status.success(), "pyHanko on the Ed25519 PAdES: {}", text(&o));
+            }
+        } else {
+            judges_accept(&j, &nssdb, &root_pem, &out, alg, false);
+        }
+        let (code, rep) = page.call("POST", "/v1/verify/pdf", None, Some(json!({ "data": B64.encode(&pdf) })));
+        assert_eq!((code, &rep["valid"]), (200, &json!(true)), "{alg}: {rep}");
+        assert_eq!(rep["signatures"][0]["level"], "B-T", "{alg}: {rep}");
+        page.end(&c);
+        let (code, out, err) = finish(phone);
+        assert_eq!(code, 0, "{alg}: {out}\n{err}");
     }
-    openssl_cms_verify(&sig, &b, &ca);
-    if let Some(py) = &j.pyhanko {
-        let args = [
-            "validate",
-            "--pretty-print",
-            "--no-revocation-check",
-            "--trust",
-            s(&root_pem),
-            "--trust-replace",
-            s(&out),
-        ];
-        let o = pyhanko(py, &args);
-        assert!(o.status.success(), "pyHanko on the Ed25519 PAdES: {}", text(&o));
-    }
-    let (code, rep) = page.call("POST", "/v1/verify/pdf", None, Some(json!({ "data": B64.encode(&pdf) })));
-    assert_eq!((code, &rep["valid"]), (200, &json!(true)), "{rep}");
-    assert_eq!(rep["signatures"][0]["level"], "B-T", "{rep}");
-    page.end(&c);
-    let (code, out, err) = finish(phone);
-    assert_eq!(code, 0, "{out}\n{err}");
 
     // An agent whose TSA does not answer: the page learns it before the phone is asked anything, and the
     // phone signs (and records) nothing.
