@@ -485,6 +485,12 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     }
     // Refused kinds (a Kalit statement, a DER structure signed raw) are refused before any question.
     kalit_core::purpose::check_document(&data, format == SignFormat::Raw)?;
+    // The TSA must answer before the person is asked: otherwise the signature would be made (and kept in
+    // the history) with no file written.
+    if let Some(t) = &o.tsa {
+        kalit_transport::public_data::timestamp(t, b"kalit: TSA check")
+            .map_err(|e| CliError::new(e.code, format!("{}; nothing was signed", e.message)))?;
+    }
     if !p.confirm("Sign this document?")? {
         return Err(CliError::new(ErrorCode::Declined, "you declined; nothing was signed"));
     }

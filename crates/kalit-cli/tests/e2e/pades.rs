@@ -559,6 +559,14 @@ fn long_term_validation_data_and_revocation() {
         .ok();
     assert!(r.stderr.contains("/v1/crl") && r.stderr.contains("/v1/root.crl"), "{}", r.stderr);
     v.run(&["sign", "main", "--file", s(&hand), "--format", "pades", "--out", s(&bb)], &["y", PIN]).ok();
+    // A TSA that does not answer: said before the person is asked; nothing is signed or recorded.
+    let before = v.run(&["history", "--json"], &[]).ok().stdout;
+    let never = root.join("never.pdf");
+    let args = ["sign", "main", "--file", s(&hand), "--format", "pades", "--tsa", "http://127.0.0.1:1/tsa"];
+    let r = v.run(&[&args[..], &["--out", s(&never)]].concat(), &[]).fails(21, "unavailable");
+    assert!(r.stderr.contains("nothing was signed") && !r.stderr.contains("Sign this document?"), "{}", r.stderr);
+    assert!(!never.exists());
+    assert_eq!(v.run(&["history", "--json"], &[]).ok().stdout, before, "the history is unchanged");
     let lta = root.join("lta.pdf");
     v.run(
         &["sign", "main", "--file", s(&hand), "--format", "pades", "--level", "b-lta", "--tsa", &tsa, "--out", s(&lta)],
