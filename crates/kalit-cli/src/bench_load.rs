@@ -44,6 +44,9 @@ pub struct LoadBenchArgs {
     /// Print Markdown (for docs/PERFORMANCE.md).
     #[arg(long)]
     markdown: bool,
+    /// Drive the relay only (a soak), without the forwarder's run.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -133,20 +136,23 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     drop(relay);
     let listen = relay_url.trim_start_matches("http://");
     let relay_data = tmp.join("relay-bench");
-    let (forwarder, _) =
-        spawn_kalit(&["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()], listen)?;
-    eprintln!("forwarder: warming up, then {clients} clients for {secs} s...");
-    drive(&people, &agent_url, &forwarder, 2)?;
-    let f = drive(&people, &agent_url, &forwarder, secs)?;
-    report(a, clients, &r, &f);
-    for (name, side) in [("relay", &r), ("forwarder", &f)] {
-        for e in side.errors.iter().take(5) {
+    let f = if a.no_baseline {
+        None
+    } else {
+        let args = ["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()];
+        let (forwarder, _) = spawn_kalit(&args, listen)?;
+        eprintln!("forwarder: warming up, then {clients} clients for {secs} s...");
+        drive(&people, &agent_url, &forwarder, 2)?;
+        Some(drive(&people, &agent_url, &forwarder, secs)?)
+    };
+    report(a, clients, &r, f.as_ref());
+    for (name, side) in [("relay", Some(&r)), ("forwarder", f.as_ref())] {
+        for e in side.iter().flat_map(|s| s.errors.iter()).take(5) {
             eprintln!("{name} error: {e}");
         }
     }
-    drop(forwarder);
     drop(svc.rt);
-    if r.errors.is_empty() && f.errors.is_empty() {
+    if r.errors.is_empty() && f.as_ref().is_none_or(|f| f.errors.is_empty()) {
         Ok(())
     } else {
         Err(CliError::new(ErrorCode::Internal, "sessions failed under load (listed above)"))
@@ -173,7 +179,14 @@ fn drive(people: &[Person], agent_url: &str, server: &RelayProcess, secs: u64) -
         for p in people {
             let results = &results;
             scope.spawn(move || {
-                let Ok(u) = p.vault.unlock(&p.pin) else { return };
+                let u = match p.vault.unlock(&p.pin) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        let mut g = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        g.1.push(format!("cannot unlock the phone's vault: {e}"));
+                        return;
+                    }
+                };
                 while start.elapsed() < Duration::from_secs(secs) {
                     let t = Instant::now();
                     let r = one_session(p, &u, agent_url);
@@ -238,59 +251,67 @@ fn one_session(p: &Person, u: &kalit_vault::Unlocked<'_>, agent_url: &str) -> Cl
     })
 }
 
-fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: &Side) {
+fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
     let rate = |s: &Side| s.sessions as f64 / s.secs;
     let p = |s: &Side, q: f64| if s.latencies.is_empty() { 0.0 } else { pct(&s.latencies, q) };
     let mib = |k: f64| k / 1024.0;
-    let growth = |s: &Side| {
-        let (first, last) = (s.rss.first().copied().unwrap_or(0.0), s.rss.last().copied().unwrap_or(0.0));
-        if first > 0.0 { (last - first) / first * 100.0 } else { 0.0 }
+    // RSS at the start, the quarters and the end of the run (MiB), and its growth from the start and
+    // over the second half (after the allocator's and SQLite's caches have filled).
+    let rss = |s: &Side| {
+        let at = |q: f64| s.rss.get(((s.rss.len() - 1) as f64 * q).round() as usize).copied().unwrap_or(0.0);
+        let pc = |from: f64, to: f64| if from > 0.0 { (to - from) / from * 100.0 } else { 0.0 };
+        let q = [0.0, 0.25, 0.5, 0.75, 1.0].map(at);
+        format!(
+            "{} MiB; {:+.1} % from the start, {:+.1} % over the second half",
+            q.map(|k| format!("{:.1}", mib(k))).join(" / "),
+            pc(q[0], q[4]),
+            pc(q[2], q[4])
+        )
     };
-    let max = |s: &Side| s.rss.iter().copied().fold(0.0, f64::max);
+    let side = |show: &dyn Fn(&Side) -> String| f.map_or_else(|| "-".to_string(), show);
+    let ratio = |x: &dyn Fn(&Side) -> f64| f.map_or(f64::NAN, |f| x(r) / x(f));
     let rows = [
-        ("complete sessions per second", format!("{:.1}/s", rate(r)), format!("{:.1}/s", rate(f)), rate(r) / rate(f)),
+        (
+            "complete sessions per second",
+            format!("{:.1}/s", rate(r)),
+            side(&|f| format!("{:.1}/s", rate(f))),
+            ratio(&rate),
+        ),
         (
             "session p50 (create, pair, sign, end)",
             format!("{:.1} ms", p(r, 0.5)),
-            format!("{:.1} ms", p(f, 0.5)),
-            p(r, 0.5) / p(f, 0.5),
+            side(&|f| format!("{:.1} ms", p(f, 0.5))),
+            ratio(&|s| p(s, 0.5)),
         ),
-        ("session p99", format!("{:.1} ms", p(r, 0.99)), format!("{:.1} ms", p(f, 0.99)), p(r, 0.99) / p(f, 0.99)),
+        (
+            "session p99",
+            format!("{:.1} ms", p(r, 0.99)),
+            side(&|f| format!("{:.1} ms", p(f, 0.99))),
+            ratio(&|s| p(s, 0.99)),
+        ),
         (
             "server CPU per complete session",
             format!("{:.2} ms", r.cpu_ms),
-            format!("{:.2} ms", f.cpu_ms),
-            r.cpu_ms / f.cpu_ms,
+            side(&|f| format!("{:.2} ms", f.cpu_ms)),
+            ratio(&|s| s.cpu_ms),
         ),
-        (
-            "server RSS first -> last (max), MiB",
-            format!(
-                "{:.1} -> {:.1} ({:.1}), {:+.1} %",
-                mib(r.rss[0]),
-                mib(*r.rss.last().unwrap_or(&0.0)),
-                mib(max(r)),
-                growth(r)
-            ),
-            format!("{:.1} -> {:.1} ({:.1})", mib(f.rss[0]), mib(*f.rss.last().unwrap_or(&0.0)), mib(max(f))),
-            f64::NAN,
-        ),
-        ("errors", r.errors.len().to_string(), f.errors.len().to_string(), f64::NAN),
+        ("server RSS: start / quarters / end", rss(r), side(&rss), f64::NAN),
+        ("errors", r.errors.len().to_string(), side(&|f| f.errors.len().to_string()), f64::NAN),
     ];
+    let fmt_ratio = |x: f64| if x.is_nan() { String::new() } else { format!("{x:.2}") };
     if a.markdown {
         println!(
             "| {clients} clients, {:.0} s each | relay | bare forwarder (baseline) | ratio |\n|---|---|---|---|",
             r.secs
         );
-        for (w, x, y, ratio) in &rows {
-            let ratio = if ratio.is_nan() { String::new() } else { format!("{ratio:.2}") };
-            println!("| {w} | {x} | {y} | {ratio} |");
+        for (w, x, y, q) in &rows {
+            println!("| {w} | {x} | {y} | {} |", fmt_ratio(*q));
         }
     } else {
-        println!("{clients} clients, {:.1} s (relay), {:.1} s (forwarder)", r.secs, f.secs);
+        println!("{clients} clients, {:.1} s each", r.secs);
         println!("{:<40} {:>34} {:>26} {:>7}", "measurement", "relay", "forwarder", "ratio");
-        for (w, x, y, ratio) in &rows {
-            let ratio = if ratio.is_nan() { String::new() } else { format!("{ratio:.2}") };
-            println!("{w:<40} {x:>34} {y:>26} {ratio:>7}");
+        for (w, x, y, q) in &rows {
+            println!("{w:<40} {x:>34} {y:>26} {:>7}", fmt_ratio(*q));
         }
     }
 }

@@ -198,8 +198,7 @@ pub(crate) async fn authorize_device(
     let sig = statement::bounded("signature", &req.signature, 64)?;
     let unauthorized =
         || ServiceError::new(ErrorCode::Unauthorized, "no such device for this login, or a bad signature");
-    s.store.apply_due_detachments(&login, s.clock.now_ms()).await?;
-    let device = s.store.device(&login, &req.device_id).await?.ok_or_else(unauthorized)?;
+    let device = s.store.current_device(&login, &req.device_id, s.clock.now_ms()).await?.ok_or_else(unauthorized)?;
     let st = Statement::device_request(s.identity.id(), &nonce, &login, &req.device_id, action, &req.target);
     statement::verify_ed25519(&device.device_key, st.as_bytes(), sig).map_err(|_| unauthorized())?;
     // A device acts under the certificate it registered with: once that is revoked, it does nothing more.

@@ -25,11 +25,21 @@ pub const MAX_USED: usize = 100_000;
 const RANDOM: usize = 12;
 const TAG: usize = 16;
 
+/// Consumed nonces are swept of expired ones every this many insertions, so the set holds about one
+/// nonce lifetime of them (not [`MAX_USED`] before the first sweep).
+const SWEEP_EVERY: u32 = 1024;
+
 /// Issues and consumes self-authenticating nonces.
 pub struct LocalNonces {
     key: hmac::Key,
-    /// Consumed nonces and their expiry (seconds).
-    used: Mutex<HashMap<[u8; 32], u64>>,
+    used: Mutex<Used>,
+}
+
+/// Consumed nonces and their expiry (seconds), and insertions since the last sweep.
+#[derive(Default)]
+struct Used {
+    map: HashMap<[u8; 32], u64>,
+    since_sweep: u32,
 }
 
 impl std::fmt::Debug for LocalNonces {
@@ -48,7 +58,7 @@ impl LocalNonces {
     /// A fresh key from the system's random generator.
     pub fn new() -> Result<LocalNonces, ServiceError> {
         let secret = kalit_core::seal::random::<32>()?;
-        Ok(LocalNonces { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), used: Mutex::new(HashMap::new()) })
+        Ok(LocalNonces { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), used: Mutex::new(Used::default()) })
     }
 
     /// A nonce valid until `expires_secs`.
@@ -76,25 +86,27 @@ impl LocalNonces {
             return Ok(false);
         }
         let mut used = self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if used.contains_key(&n) {
+        if used.map.contains_key(&n) {
             return Ok(false);
         }
-        if used.len() >= MAX_USED {
-            used.retain(|_, e| *e >= now_secs);
-            if used.len() >= MAX_USED {
+        if used.since_sweep >= SWEEP_EVERY || used.map.len() >= MAX_USED {
+            used.map.retain(|_, e| *e >= now_secs);
+            used.since_sweep = 0;
+            if used.map.len() >= MAX_USED {
                 return Err(ServiceError::new(
                     ErrorCode::Unavailable,
                     "too many registrations at once; try again in a minute",
                 ));
             }
         }
-        used.insert(n, exp);
+        used.map.insert(n, exp);
+        used.since_sweep += 1;
         Ok(true)
     }
 
     /// Consumed nonces remembered now (for tests).
     pub fn used_len(&self) -> usize {
-        self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map.len()
     }
 }
 
@@ -134,5 +146,19 @@ mod tests {
         // Once they expired, their room is free again.
         assert!(a.take(&fresh, 11).unwrap());
         assert_eq!(a.used_len(), 1);
+    }
+
+    #[test]
+    fn expired_nonces_are_swept_long_before_the_cap() {
+        let a = LocalNonces::new().unwrap();
+        // Nonces used at second t expire at t + 10: at any time about ten seconds' worth are live.
+        for t in 0..50u64 {
+            for _ in 0..200 {
+                assert!(a.take(&a.issue(t + 10).unwrap(), t).unwrap());
+            }
+        }
+        // 10,000 taken; at most the live ones and one sweep interval are remembered.
+        let left = a.used_len();
+        assert!(left <= 11 * 200 + SWEEP_EVERY as usize, "{left} remembered");
     }
 }

@@ -421,6 +421,35 @@ impl Store {
         row.map(|r| device_row(&r)).transpose()
     }
 
+    /// A device of a login as it is once the login's due detachments are carried out: one query when
+    /// none is due (every device request and tunnel join passes here), a transaction and a second read
+    /// when one is.
+    pub async fn current_device(
+        &self,
+        login: &str,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<DeviceRow>, ServiceError> {
+        let row = sqlx::query(
+            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, c.cert_der, c.chain, \
+             (SELECT COUNT(*) FROM detachments t WHERE t.login = d.login AND t.effective_ms <= $3) AS due \
+             FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
+             WHERE d.login = $1 AND d.device_id = $2",
+        )
+        .bind(login)
+        .bind(device_id)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(r) = row else { return Ok(None) };
+        if r.try_get::<i64, _>("due").map_err(db)? > 0 {
+            self.apply_due_detachments(login, now_ms).await?;
+            return self.device(login, device_id).await;
+        }
+        device_row(&r).map(Some)
+    }
+
     /// The devices of a login, oldest first.
     pub async fn devices(&self, login: &str) -> Result<Vec<DeviceRow>, ServiceError> {
         let rows = sqlx::query(
