@@ -201,7 +201,8 @@ fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_k
     // failed (with a new nonce) until it is told, for at most a minute per login.
     let ident: RelayIdentity = reqwest::blocking::get(format!("{proxy}{WELL_KNOWN_PATH}")).unwrap().json().unwrap();
     let (burst, clients) = burst::start(&proxy, &ident, persons.clone(), 6);
-    // A quarter in, the node that answers registrations (HAProxy hashes the path) is killed.
+    // A quarter in, the node that has answered the most registrations (HAProxy spreads them over the
+    // nodes) is killed.
     let deadline = Instant::now() + Duration::from_secs(60);
     while burst.lock().unwrap().told.len() < persons.len() / 4 {
         assert!(Instant::now() < deadline, "the burst did not get going");
