@@ -76,11 +76,9 @@ pub(crate) async fn sign(
     // produce a signature the page never receives (the phone records what it signed). One token more
     // per signature; the race with a TSA failing in between remains (then: `unavailable`).
     if let (true, Some(url)) = (options.level.needs_timestamp(), s.tsa.clone()) {
-        crate::blocking(move || kalit_transport::public_data::timestamp(&url, b"kalit agent: TSA check").map(|_| ()))
-            .await
-            .map_err(|e| {
-                ServiceError::new(ErrorCode::Unavailable, format!("{}; nothing was sent to the phone", e.message))
-            })?;
+        crate::blocking(move || kalit_transport::public_data::check_tsa(&url)).await.map_err(|e| {
+            ServiceError::new(ErrorCode::Unavailable, format!("{}; nothing was sent to the phone", e.message))
+        })?;
     }
     // /Name: the certificate's common name (readers show the certificate's subject anyway).
     let signer = cert.subject.split(',').find_map(|p| p.trim().strip_prefix("CN=")).unwrap_or(&cert.subject).to_owned();

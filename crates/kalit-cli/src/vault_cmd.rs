@@ -488,7 +488,7 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     // The TSA must answer before the person is asked: otherwise the signature would be made (and kept in
     // the history) with no file written.
     if let Some(t) = &o.tsa {
-        kalit_transport::public_data::timestamp(t, b"kalit: TSA check")
+        kalit_transport::public_data::check_tsa(t)
             .map_err(|e| CliError::new(e.code, format!("{}; nothing was signed", e.message)))?;
     }
     if !p.confirm("Sign this document?")? {

@@ -108,12 +108,13 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
         tokio::task::spawn_blocking(move || ceremony::check_registration(&req, &rid, &n, &anchors, now))
             .await
             .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
-    // A revoked certificate registers nothing (its CRL, when it names one, fetched and kept).
-    s.revocation.check(&cert_proof, &s.anchors, now).await?;
+    // A revoked certificate registers nothing (its CRL, when it names one, fetched and kept). The chain
+    // is kept with the certificate, for the same check at the device's later requests.
+    let (leaf, chain) = kalit_core::statement::proof_chain(&cert_proof)?;
+    s.revocation.check_chain(leaf, chain.clone(), &s.anchors, now).await?;
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login).await?;
-    let chain = kalit_core::statement::proof_chain(&cert_proof)?.1;
     let cert = NewCert { fingerprint: &proof.fingerprint, subject: &proof.subject, der: &proof.leaf, chain: &chain };
     let device = NewDevice { device_id: &device_id, key: &device_key, name: &device_name };
     let now_ms = s.clock.now_ms();

@@ -186,6 +186,19 @@ fn migrator(backend: Backend) -> Migrator {
     kalit_service::migrations::migrator(&files)
 }
 
+/// The columns [`device_row`] reads, with `extra` columns, and the join they come from (a literal, for
+/// `concat!` with the query's condition).
+macro_rules! device_select {
+    ($extra:literal) => {
+        concat!(
+            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, \
+             c.cert_der, c.chain",
+            $extra,
+            " FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint"
+        )
+    };
+}
+
 impl Store {
     /// Opens (and migrates) the database at `url`: `sqlite://PATH` or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, ServiceError> {
@@ -408,16 +421,12 @@ impl Store {
 
     /// A device of a login.
     pub async fn device(&self, login: &str, device_id: &str) -> Result<Option<DeviceRow>, ServiceError> {
-        let row = sqlx::query(
-            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, c.cert_der, c.chain \
-             FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
-             WHERE d.login = $1 AND d.device_id = $2",
-        )
-        .bind(login)
-        .bind(device_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query(concat!(device_select!(""), " WHERE d.login = $1 AND d.device_id = $2"))
+            .bind(login)
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.map(|r| device_row(&r)).transpose()
     }
 
@@ -430,12 +439,12 @@ impl Store {
         device_id: &str,
         now_ms: i64,
     ) -> Result<Option<DeviceRow>, ServiceError> {
-        let row = sqlx::query(
-            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, c.cert_der, c.chain, \
-             (SELECT COUNT(*) FROM detachments t WHERE t.login = d.login AND t.effective_ms <= $3) AS due \
-             FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
-             WHERE d.login = $1 AND d.device_id = $2",
-        )
+        let row = sqlx::query(concat!(
+            device_select!(
+                ", (SELECT COUNT(*) FROM detachments t WHERE t.login = d.login AND t.effective_ms <= $3) AS due"
+            ),
+            " WHERE d.login = $1 AND d.device_id = $2"
+        ))
         .bind(login)
         .bind(device_id)
         .bind(now_ms)
@@ -452,15 +461,11 @@ impl Store {
 
     /// The devices of a login, oldest first.
     pub async fn devices(&self, login: &str) -> Result<Vec<DeviceRow>, ServiceError> {
-        let rows = sqlx::query(
-            "SELECT d.device_id, d.login, d.device_key, d.name, d.cert_fingerprint, c.subject, d.created_ms, c.cert_der, c.chain \
-             FROM devices d JOIN certificates c ON c.login = d.login AND c.fingerprint = d.cert_fingerprint \
-             WHERE d.login = $1 ORDER BY d.created_ms, d.device_id",
-        )
-        .bind(login)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(concat!(device_select!(""), " WHERE d.login = $1 ORDER BY d.created_ms, d.device_id"))
+            .bind(login)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         rows.iter().map(device_row).collect()
     }
 

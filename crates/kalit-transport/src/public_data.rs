@@ -52,6 +52,12 @@ pub fn timestamp(url: &str, data: &[u8]) -> Result<(Vec<u8>, tsp::TimestampInfo)
     Ok(tsp::read_response(&body, &req)?)
 }
 
+/// Whether the TSA at `url` issues a token now (one token over a fixed text): asked before a person
+/// approves a signature that will need one, so that a TSA that is down costs no approval.
+pub fn check_tsa(url: &str) -> Result<(), ServiceError> {
+    timestamp(url, b"kalit: TSA check").map(|_| ())
+}
+
 /// Fetches a CRL from a certificate's distribution point (a CRL is signed by its CA, so plain HTTP is
 /// what CAs publish on), at most [`MAX_CRL_LEN`], checked to be a DER CRL.
 pub fn fetch_crl(url: &str) -> Result<Vec<u8>, ServiceError> {
