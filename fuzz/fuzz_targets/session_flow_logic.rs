@@ -97,6 +97,7 @@ fn setup() -> Option<Run> {
         iat: NOW,
         ttl: 60,
         op: "sign".into(),
+        mode: None,
     };
     let (qr, secrets) = hazmat::danger_qr_with_secret(&computer, [7; 16], &payload).ok()?;
     let relay = ed25519(150);
@@ -150,6 +151,7 @@ fn setup() -> Option<Run> {
         attestation,
         computer_address: "192.0.2.1".into(),
         same_network: false,
+        origin: None,
     });
     run.phone_did(out);
     Some(run)

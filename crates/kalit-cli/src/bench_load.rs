@@ -393,7 +393,8 @@ async fn fwd_join(
         let Ok(req) = serde_json::from_str::<DeviceRequest>(t.as_str()) else { return };
         let Some(attestation) = fwd_attestation(&s, &req).await else { return };
         let Some(tx) = s.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id) else { return };
-        let joined = TunnelEvent::Joined { attestation, computer_address: "127.0.0.1".into(), same_network: true };
+        let joined =
+            TunnelEvent::Joined { attestation, computer_address: "127.0.0.1".into(), same_network: true, origin: None };
         if phone.send(text(&joined)).await.is_ok() {
             let _ = tx.send((phone, req.login.to_string(), req.device_id.to_string()));
         }

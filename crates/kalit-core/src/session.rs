@@ -145,6 +145,25 @@ impl Qr {
         Qr::for_computer(&ComputerKey::generate()?, relay, relay_id, origin, ttl, now_secs)
     }
 
+    /// A fresh QR made by a web page itself (direct mode, no agent): a key for this session only, and
+    /// `mode: direct`, so the phone requires the relay's statement of the page's origin.
+    pub fn for_page(
+        relay: &str,
+        relay_id: &str,
+        origin: &str,
+        ttl: u32,
+        now_secs: u64,
+    ) -> Result<(Qr, AgentSecrets), CoreError> {
+        let (qr, secrets) = Qr::for_computer(&ComputerKey::generate()?, relay, relay_id, origin, ttl, now_secs)?;
+        let payload = QrPayload { mode: Some(kalit_proto::session::QrMode::Direct), ..qr.payload.clone() };
+        let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let text = format!("{QR_SCHEME}{}", B64URL.encode(json));
+        if text.len() > QR_MAX_LEN {
+            return Err(CoreError::invalid("the relay URL or origin is too long for a QR"));
+        }
+        Ok((Qr::parse(&text)?, secrets))
+    }
+
     /// A fresh QR for a session asked by `origin`, for the computer whose long-term key is `key`.
     pub fn for_computer(
         key: &ComputerKey,
@@ -165,6 +184,7 @@ impl Qr {
             iat: now_secs,
             ttl: ttl.clamp(1, QR_TTL_MAX_SECS),
             op: "sign".into(),
+            mode: None,
         };
         let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
         let text = format!("{QR_SCHEME}{}", B64URL.encode(json));

@@ -97,6 +97,21 @@ impl Statement {
         )
     }
 
+    /// `kalit/v1/origin`: the relay's statement that the waiting side of a tunnel is a browser page of an
+    /// origin (direct mode).
+    pub fn origin(a: &kalit_proto::session::OriginAttestation) -> Self {
+        Statement::new(
+            namespace::ORIGIN,
+            &[
+                a.relay_id.as_bytes(),
+                a.tunnel.as_bytes(),
+                a.origin.as_bytes(),
+                &a.issued_at.to_be_bytes(),
+                &a.expires_at.to_be_bytes(),
+            ],
+        )
+    }
+
     /// True for the statements a certificate key signs (the person's document-signing key); the others
     /// are signed by keys that never sign documents (device keys, the relay's key).
     pub fn is_certificate_statement(&self) -> bool {
@@ -226,6 +241,15 @@ pub fn verify_attestation(
 ) -> Result<(), CoreError> {
     let sig = bounded("attestation signature", &signed.signature, 64)?;
     verify_ed25519(relay_public_key, Statement::attestation(&signed.attestation).as_bytes(), sig)
+}
+
+/// Checks the relay's signature on an origin attestation with the relay's raw Ed25519 public key.
+pub fn verify_origin_attestation(
+    relay_public_key: &[u8],
+    signed: &kalit_proto::session::SignedOriginAttestation,
+) -> Result<(), CoreError> {
+    let sig = bounded("origin attestation signature", &signed.signature, 64)?;
+    verify_ed25519(relay_public_key, Statement::origin(&signed.attestation).as_bytes(), sig)
 }
 
 #[cfg(test)]

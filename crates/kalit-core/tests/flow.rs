@@ -13,7 +13,9 @@ use kalit_core::statement::Statement;
 use kalit_proto::Base64;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::{Attestation, SignedAttestation};
-use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, TunnelEvent};
+use kalit_proto::session::{
+    ChannelMessage, DocFormat, OriginAttestation, SessionPhase, SignedOriginAttestation, TunnelEvent,
+};
 
 const NOW: u64 = 1_800_000_000;
 const ORIGIN: &str = "https://portal.example";
@@ -71,7 +73,8 @@ fn world_with(formats: Vec<DocFormat>) -> World {
         },
     )
     .unwrap();
-    let joined = TunnelEvent::Joined { attestation, computer_address: "127.0.0.1".into(), same_network: true };
+    let joined =
+        TunnelEvent::Joined { attestation, computer_address: "127.0.0.1".into(), same_network: true, origin: None };
     World { agent, phone, joined }
 }
 
@@ -378,4 +381,90 @@ fn the_phone_checks_the_qr_and_the_relay() {
     let mut p = PhoneSession::new(&qr, NOW, cfg(RELAY_ID)).unwrap();
     let a = p.on_event(TunnelEvent::Error { code: ErrorCode::Expired, message: "gone".into() });
     assert!(matches!(&a[..], [PhoneAction::Closed(Some(f))] if f.code == ErrorCode::Expired));
+}
+
+/// A phone for a QR a page made itself (direct mode), and the relay's key.
+fn direct_phone(qr_origin: &str) -> (PhoneSession, PrivateKey, TunnelEvent) {
+    let w = world();
+    let (qr, _) = Qr::for_page("https://relay.example", RELAY_ID, qr_origin, 60, NOW).unwrap();
+    assert_eq!(qr.payload.mode, Some(kalit_proto::session::QrMode::Direct));
+    let relay = ed25519(150);
+    let phone = PhoneSession::new(
+        qr.text(),
+        NOW,
+        PhoneConfig {
+            relay_id: RELAY_ID.into(),
+            relay_public_key: relay.public_key_raw().to_vec(),
+            login: "ali".into(),
+            device_id: "d1".into(),
+            chain: vec![b"a certificate (the agent here has no anchors)".to_vec()],
+            formats: vec![],
+        },
+    )
+    .unwrap();
+    (phone, relay, w.joined)
+}
+
+fn origin_statement(relay: &PrivateKey, tunnel: &str, origin: &str, issued_at: i64) -> SignedOriginAttestation {
+    let a = OriginAttestation {
+        relay_id: RELAY_ID.into(),
+        tunnel: tunnel.into(),
+        origin: origin.into(),
+        issued_at,
+        expires_at: issued_at + 600,
+    };
+    SignedOriginAttestation { signature: Base64::of(Statement::origin(&a).sign(relay).unwrap()), attestation: a }
+}
+
+fn with_origin(joined: &TunnelEvent, o: Option<SignedOriginAttestation>) -> TunnelEvent {
+    let o = o.map(Box::new);
+    let TunnelEvent::Joined { attestation, computer_address, same_network, .. } = joined.clone() else { panic!() };
+    TunnelEvent::Joined { attestation, computer_address, same_network, origin: o }
+}
+
+fn closed_with(a: &[PhoneAction]) -> Option<ErrorCode> {
+    a.iter().find_map(|x| if let PhoneAction::Closed(f) = x { f.as_ref().map(|f| f.code) } else { None })
+}
+
+#[test]
+fn a_page_s_qr_needs_the_relay_s_statement_of_the_same_origin() {
+    // The relay vouches for the origin the QR claims: the phone goes on and says who vouches.
+    let (mut p, relay, joined) = direct_phone(ORIGIN);
+    let t = p.tunnel_id().unwrap();
+    let a = p.on_event(with_origin(&joined, Some(origin_statement(&relay, &t, ORIGIN, NOW as i64))));
+    assert_eq!(a[0], PhoneAction::OriginAttested { relay_id: RELAY_ID.into() }, "{a:?}");
+    assert!(matches!(a[2], PhoneAction::Send(_)), "{a:?}");
+
+    // A page on origin B that wrote origin A into its QR: refused before the handshake.
+    let (mut p, relay, joined) = direct_phone(ORIGIN);
+    let t = p.tunnel_id().unwrap();
+    let a = p.on_event(with_origin(&joined, Some(origin_statement(&relay, &t, "https://evil.example", NOW as i64))));
+    assert_eq!(closed_with(&a), Some(ErrorCode::RefusedByPolicy), "{a:?}");
+    assert!(sends_p(&a).is_empty(), "nothing reaches the page");
+
+    // No statement for a page's QR (a relay that does not vouch, or a page that hid its origin).
+    let (mut p, _, joined) = direct_phone(ORIGIN);
+    assert_eq!(closed_with(&p.on_event(with_origin(&joined, None))), Some(ErrorCode::RefusedByPolicy));
+
+    // A statement signed by another key, for another tunnel, or out of its time.
+    let (mut p, _, joined) = direct_phone(ORIGIN);
+    let t = p.tunnel_id().unwrap();
+    let forged = origin_statement(&ed25519(99), &t, ORIGIN, NOW as i64);
+    assert_eq!(closed_with(&p.on_event(with_origin(&joined, Some(forged)))), Some(ErrorCode::Unavailable));
+    let (mut p, relay, joined) = direct_phone(ORIGIN);
+    let other = origin_statement(&relay, &"ab".repeat(32), ORIGIN, NOW as i64);
+    assert_eq!(closed_with(&p.on_event(with_origin(&joined, Some(other)))), Some(ErrorCode::Unavailable));
+    let (mut p, relay, joined) = direct_phone(ORIGIN);
+    let t = p.tunnel_id().unwrap();
+    let old = origin_statement(&relay, &t, ORIGIN, NOW as i64 - 3600);
+    assert_eq!(closed_with(&p.on_event(with_origin(&joined, Some(old)))), Some(ErrorCode::Unavailable));
+
+    // An agent's QR opened from a browser page: the statement is checked all the same.
+    let mut w = world();
+    let t = w.phone.tunnel_id().unwrap();
+    let relay = ed25519(150);
+    let a = w
+        .phone
+        .on_event(with_origin(&w.joined, Some(origin_statement(&relay, &t, "https://evil.example", NOW as i64))));
+    assert_eq!(closed_with(&a), Some(ErrorCode::RefusedByPolicy));
 }

@@ -49,6 +49,7 @@ fn vector_payload() -> QrPayload {
         iat: 1_800_000_000,
         ttl: 60,
         op: "sign".into(),
+        mode: None,
     }
 }
 
@@ -178,6 +179,7 @@ fn phone_action(a: &PhoneAction) -> Value {
         PhoneAction::Network { computer_address, same_network } => {
             json!({"network": {"computer_address": computer_address, "same_network": same_network}})
         }
+        PhoneAction::OriginAttested { relay_id } => json!({"origin_attested": relay_id}),
         PhoneAction::Connected { sas } => json!({"connected": {"sas": sas}}),
         PhoneAction::Prompt(p) => json!({"prompt": {"id": p.id, "origin": p.origin, "name": p.name,
             "media_type": p.media_type, "data": hex::encode(&p.data), "format": p.format.as_str(), "pss": p.pss,
@@ -242,7 +244,12 @@ fn flow_inputs() -> FlowInputs {
     )
     .unwrap();
     hazmat::danger_fix_phone_ephemeral(&mut phone, fixed(33));
-    let joined = TunnelEvent::Joined { attestation: signed, computer_address: "192.0.2.7".into(), same_network: false };
+    let joined = TunnelEvent::Joined {
+        attestation: signed,
+        computer_address: "192.0.2.7".into(),
+        same_network: false,
+        origin: None,
+    };
     let header = json!({
         "computer_private": hex::encode(fixed::<32>(1)),
         "secret": hex::encode(secret),
@@ -436,6 +443,14 @@ fn statement_vectors() -> Value {
         expires_at: 1_800_000_600,
     };
     let att = Statement::attestation(&attestation);
+    let origin = kalit_proto::session::OriginAttestation {
+        relay_id: relay_id.into(),
+        tunnel: "ab".repeat(32),
+        origin: "https://portal.example".into(),
+        issued_at: 1_800_000_000,
+        expires_at: 1_800_000_600,
+    };
+    let orig = Statement::origin(&origin);
     // Each statement with its fields (hex, in order), so that another implementation builds the bytes itself.
     let entry = |s: &Statement, fields: &[&[u8]], signature: Vec<u8>, signer: &str| {
         json!({"namespace": s.namespace(),
@@ -462,8 +477,11 @@ fn statement_vectors() -> Value {
             entry(&attach, &[rid, &nonce, ali, did, b"attach", attach_target.as_bytes()], attach.sign(&device).unwrap(), "device (Ed25519)"),
             entry(&att, &[rid, ali, fpb, did, attestation.device_key.encode().as_bytes(), &attestation.issued_at.to_be_bytes(),
                 &attestation.expires_at.to_be_bytes()], att.sign(&relay_key).unwrap(), "relay (Ed25519)"),
+            entry(&orig, &[rid, origin.tunnel.as_bytes(), origin.origin.as_bytes(), &origin.issued_at.to_be_bytes(),
+                &origin.expires_at.to_be_bytes()], orig.sign(&relay_key).unwrap(), "relay (Ed25519)"),
         ],
         "attestation": serde_json::to_value(&attestation).unwrap(),
+        "origin_attestation": serde_json::to_value(&origin).unwrap(),
     })
 }
 

@@ -39,17 +39,43 @@ pub struct Computer {
     pub uses_before: u64,
     /// What the relay said of its network, once joined.
     pub network: Option<String>,
+    /// A web page with no agent (direct mode): its key lives for this session only, so it is neither
+    /// named nor remembered.
+    pub page: bool,
+    /// The relay that vouched (with its signature) for the page's origin, once joined.
+    pub origin_vouched_by: Option<String>,
 }
 
 impl Computer {
+    /// A computer this phone knows, or one the person just named.
+    pub fn known(id: String, name: String, uses_before: u64) -> Computer {
+        Computer { id, name, uses_before, network: None, page: false, origin_vouched_by: None }
+    }
+
+    /// A web page that made its QR itself (direct mode).
+    pub fn page(id: String) -> Computer {
+        let name = "a browser with no Kalit agent (direct mode)".to_string();
+        Computer { id, name, uses_before: 0, network: None, page: true, origin_vouched_by: None }
+    }
+
+    /// Who vouches for the origin, after it on every screen.
+    pub fn origin_source(&self) -> String {
+        match &self.origin_vouched_by {
+            Some(relay) => format!("the relay {} vouches for this origin", display::field(relay, 80)),
+            None if self.page => "not yet vouched for by the relay".to_string(),
+            None => "as this computer says; only as true as the computer".to_string(),
+        }
+    }
+
     /// The line every screen shows.
     pub fn line(&self) -> String {
         let seen = match self.uses_before {
+            _ if self.page => "its key is new for this session".to_string(),
             0 => "first time".to_string(),
             1 => "used once before".to_string(),
             n => format!("used {n} times before"),
         };
-        let mut s = format!("Computer:   {} ({seen})", display::field(&self.name, 40));
+        let mut s = format!("Computer:   {} ({seen})", display::field(&self.name, 60));
         if let Some(n) = &self.network {
             s.push_str(&format!("\n  Network:    {n}"));
         }
@@ -106,8 +132,9 @@ impl SignPrompt<'_> {
         let fp: Vec<String> =
             self.sha256.as_bytes().chunks(8).take(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let mut s = format!(
-            "\nSign request from {origin} (as this computer says; only as true as the computer)\n  {computer}\n  Document:   {name}\n  Size:       {size} bytes\n  Type:       {ty}\n  Format:     {format}\n  SHA-256:    {fp} ...\n",
+            "\nSign request from {origin} ({source})\n  {computer}\n  Document:   {name}\n  Size:       {size} bytes\n  Type:       {ty}\n  Format:     {format}\n  SHA-256:    {fp} ...\n",
             origin = display::escape(self.origin),
+            source = self.computer.origin_source(),
             computer = self.computer.line(),
             name = display::field(self.name, 120),
             size = self.data.len(),
@@ -227,21 +254,26 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     }
     // Who is asking, before the PIN: a known computer by its name, a new one with the full warning and a
     // name the person gives it (nothing else happens until then).
+    // A page in direct mode has a key for this session only: the relay's statement of its origin is what
+    // the phone goes by (the session requires it), not a name.
     let computer_id = qr.computer_id();
+    let page = qr.payload.mode == Some(kalit_proto::session::QrMode::Direct);
     let (mut computer, new_name) = match vault.computer(&computer_id)? {
-        Some(k) => (Computer { id: computer_id.clone(), name: k.name, uses_before: k.uses, network: None }, None),
+        _ if page => (Computer::page(computer_id.clone()), None),
+        Some(k) => (Computer::known(computer_id.clone(), k.name, k.uses), None),
         None => {
             let Some(name) = ui.name_new_computer(&computer_id, &qr.payload.origin)? else {
                 return Err(PhoneError::new(ErrorCode::Declined, "you did not name the computer; nothing was signed"));
             };
             let name = kalit_vault::check_computer_name(&name)?;
-            (Computer { id: computer_id.clone(), name: name.clone(), uses_before: 0, network: None }, Some(name))
+            (Computer::known(computer_id.clone(), name.clone(), 0), Some(name))
         }
     };
     ui.show(&format!(
-        "{}\n  Asks for:   {} (as the computer says)",
+        "{}\n  Asks for:   {} ({})",
         computer.line(),
-        display::escape(&qr.payload.origin)
+        display::escape(&qr.payload.origin),
+        if page { "the relay must vouch for it" } else { "as the computer says" }
     ));
     let tunnel = session.tunnel_id()?;
     let client = Client::new(&me.relay_url, "relay")?;
@@ -322,6 +354,10 @@ impl Driver<'_> {
             };
             match action {
                 PhoneAction::Send(frame) => send(&mut ws, Message::Binary(frame.into())).await?,
+                PhoneAction::OriginAttested { relay_id } => {
+                    let relay = if relay_id == self.me.relay_id { self.me.relay_url.clone() } else { relay_id };
+                    self.computer.origin_vouched_by = Some(relay);
+                }
                 PhoneAction::Network { computer_address, same_network } => {
                     self.computer.network = Some(if same_network {
                         "same network as this phone".to_string()
@@ -331,11 +367,15 @@ impl Driver<'_> {
                 }
                 PhoneAction::Connected { sas } => {
                     connected = true;
-                    // The handshake proved the computer holds the key this phone knows it by: remember it now.
-                    self.vault.record_computer(&self.computer.id, self.new_name)?;
+                    // The handshake proved the computer holds the key this phone knows it by: remember it now
+                    // (a page's key is for this session only).
+                    if !self.computer.page {
+                        self.vault.record_computer(&self.computer.id, self.new_name)?;
+                    }
                     self.ui.show(&format!(
-                        "Connected to the computer for {origin}.\n  {computer}\n  Code:       {sas}   (the computer must show the same code; if not, stop)\n  Signing as: {login} ({subject})",
+                        "Connected to the computer for {origin} ({source}).\n  {computer}\n  Code:       {sas}   (the computer must show the same code; if not, stop)\n  Signing as: {login} ({subject})",
                         origin = display::escape(&s.qr().payload.origin),
+                        source = self.computer.origin_source(),
                         computer = self.computer.line(),
                         login = self.me.login,
                         subject = display::escape(self.signer_subject)

@@ -20,6 +20,8 @@ pub const DEVICE_REQUEST: &str = "kalit/v1/device-request";
 /// The relay's attestation that a certificate and a device key belong to a login, until a time.
 /// (`kalit/v1/attestation` had no expiry; that layout is retired, never reused.)
 pub const ATTESTATION: &str = "kalit/v2/attestation";
+/// The relay's statement that the waiting side of a tunnel is a browser page of an origin (direct mode).
+pub const ORIGIN: &str = "kalit/v1/origin";
 /// Short authentication string derivation from the Noise handshake hash.
 pub const SAS: &str = "kalit/v1/sas";
 /// The phone asks the relay to join a tunnel (the `action` of a device request).

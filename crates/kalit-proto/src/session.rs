@@ -67,6 +67,50 @@ pub struct QrPayload {
     pub ttl: u32,
     /// The operation, `sign`.
     pub op: String,
+    /// `direct` when a web page made this QR itself, with no agent (kalit.js direct mode): the phone then
+    /// requires the relay's statement of the page's origin ([`OriginAttestation`]) and does not ask the
+    /// person to name a computer (the page's key lives for one session). Absent for the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<QrMode>,
+}
+
+/// Who made a QR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum QrMode {
+    /// A web page, through the relay (no agent on the computer).
+    Direct,
+}
+
+/// What the relay vouches for in direct mode: the waiting side of this tunnel is a browser page of this
+/// origin (read from the browser's `Origin` header on the WebSocket upgrade, which page scripts cannot
+/// set). Signed under `kalit/v1/origin` with the relay's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OriginAttestation {
+    /// The relay id.
+    pub relay_id: RelayId,
+    /// The tunnel id.
+    pub tunnel: String,
+    /// The origin the browser sent.
+    pub origin: String,
+    /// Unix time (seconds) the relay signed it.
+    pub issued_at: i64,
+    /// Unix time (seconds) after which no one may rely on it.
+    pub expires_at: i64,
+}
+
+/// An [`OriginAttestation`] with the relay's Ed25519 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignedOriginAttestation {
+    /// The attested facts.
+    pub attestation: OriginAttestation,
+    /// Base64 signature.
+    pub signature: Base64,
 }
 
 /// A control event the relay sends on a tunnel WebSocket as a text frame. Ciphertext travels as binary
@@ -95,6 +139,10 @@ pub enum TunnelEvent {
         computer_address: String,
         /// Whether it is the phone's own address (IPv6: the same /64), i.e. probably the same network.
         same_network: bool,
+        /// When the computer's side is a browser page (it sent an `Origin` header): the relay's signed
+        /// statement of that origin for this tunnel. The phone refuses a session whose QR names another.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Box<SignedOriginAttestation>>,
     },
     /// Either side: the tunnel ends.
     Error {

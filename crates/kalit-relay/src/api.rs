@@ -11,7 +11,7 @@ use kalit_core::statement::{self, Statement};
 use kalit_proto::namespace::{CANCEL_DETACH, DETACH};
 use kalit_proto::relay::{
     Attestation, DetachResponse, DeviceInfo, DeviceList, DeviceRequest, Health, NonceResponse, PendingDetachment,
-    RegisterOutcome, RegisterRequest, RegisterResponse, RelayIdentity, SignedAttestation,
+    RegisterOutcome, RegisterRequest, RegisterResponse, SignedAttestation,
 };
 use kalit_proto::{Base64, ErrorCode};
 use kalit_service::error::JsonBody;
@@ -20,8 +20,9 @@ use kalit_service::{ServiceError, ServiceResult};
 use crate::AppState;
 use crate::store::{Created, NewCert, NewDevice};
 
-pub(crate) async fn identity(State(s): State<AppState>) -> Json<RelayIdentity> {
-    Json(s.identity.public.clone())
+/// The relay's public identity, readable by any page (kalit.js in direct mode pins it from the page).
+pub(crate) async fn identity(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(s.identity.public.clone()))
 }
 
 pub(crate) async fn health(State(s): State<AppState>) -> ServiceResult<Json<Health>> {

@@ -31,6 +31,9 @@ pub struct RelayConfig {
     /// Addresses of reverse proxies in front of the relay whose `X-Forwarded-For` names the client
     /// (every per-address limit then counts the forwarded address). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Web pages that may open signing sessions with no agent (kalit.js direct mode): `https://*` (any
+    /// https origin), `loopback` (pages on this machine), or exact origins. Empty: direct mode off.
+    pub direct_origins: Vec<String>,
     /// Limits.
     pub limits: Limits,
 }
@@ -94,6 +97,7 @@ impl Default for RelayConfig {
             tls_key: None,
             log_format: "text".into(),
             trusted_proxies: vec![],
+            direct_origins: vec!["https://*".into(), "loopback".into()],
             limits: Limits::default(),
         }
     }

@@ -8,6 +8,7 @@ use kalit_core::statement::{self, Statement};
 use kalit_core::{KeyAlgorithm, SecretBytes};
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::{API_VERSION, Attestation, RelayIdentity, SignedAttestation};
+use kalit_proto::session::{OriginAttestation, SignedOriginAttestation};
 use kalit_service::ServiceError;
 
 /// File name of the key in the data directory.
@@ -62,5 +63,11 @@ impl Identity {
     pub fn attest(&self, a: Attestation) -> Result<SignedAttestation, ServiceError> {
         let sig = Statement::attestation(&a).sign(&self.key)?;
         Ok(SignedAttestation { attestation: a, signature: sig.into() })
+    }
+
+    /// Signs the statement of a page's origin for a tunnel (direct mode).
+    pub fn attest_origin(&self, a: OriginAttestation) -> Result<SignedOriginAttestation, ServiceError> {
+        let sig = Statement::origin(&a).sign(&self.key)?;
+        Ok(SignedOriginAttestation { attestation: a, signature: sig.into() })
     }
 }

@@ -22,6 +22,7 @@ use kalit_service::{Metrics, ServiceError};
 
 mod api;
 pub mod config;
+pub mod direct;
 pub mod identity;
 pub mod limits;
 pub mod nonces;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     /// CRLs of the certificates that register, fetched and kept.
     pub revocation: Arc<revocation::Revocation>,
+    /// The web pages that may open tunnels themselves (direct mode).
+    pub direct_origins: Arc<direct::DirectOrigins>,
 }
 
 impl AppState {
@@ -96,7 +99,14 @@ impl AppState {
             clock,
             proxies: TrustedProxies::default(),
             revocation: Arc::new(revocation::Revocation::default()),
+            direct_origins: Arc::new(direct::DirectOrigins::default()),
         }
+    }
+
+    /// The web pages that may open direct sessions.
+    pub fn with_direct_origins(mut self, d: direct::DirectOrigins) -> AppState {
+        self.direct_origins = Arc::new(d);
+        self
     }
 
     /// Believes `X-Forwarded-For` from these proxies.
@@ -156,7 +166,13 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
     }
     let store = Store::open(&url).await?;
     let identity = Identity::load_or_create(&data, &cfg.name)?;
-    Ok(AppState::new(store, identity, anchors, cfg.limits.clone()).with_trusted_proxies(&cfg.trusted_proxies))
+    let direct = direct::DirectOrigins::parse(&cfg.direct_origins)?;
+    if !direct.enabled() {
+        tracing::info!("direct mode is off (direct_origins is empty): only agents open tunnels");
+    }
+    Ok(AppState::new(store, identity, anchors, cfg.limits.clone())
+        .with_trusted_proxies(&cfg.trusted_proxies)
+        .with_direct_origins(direct))
 }
 
 /// The relay's router.

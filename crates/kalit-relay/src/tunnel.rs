@@ -19,6 +19,7 @@ use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::{CLOCK_SKEW_SECS, is_tunnel_id};
 use kalit_proto::session::{MAX_FRAME, QR_TTL_MAX_SECS, QR_TTL_SECS, TunnelEvent};
+use kalit_proto::session::{OriginAttestation, SignedOriginAttestation};
 use kalit_service::ServiceError;
 use kalit_service::client::{ClientIp, addr_group};
 use tokio::sync::oneshot;
@@ -45,6 +46,8 @@ struct Waiting {
     /// The address the agent's WebSocket came from (shown to the phone; its group is what the
     /// per-address cap counts).
     addr: Option<IpAddr>,
+    /// The browser page's origin (direct mode), from its `Origin` header; `None` for an agent.
+    origin: Option<String>,
 }
 
 impl std::fmt::Debug for Waiting {
@@ -224,16 +227,24 @@ pub(crate) async fn wait(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
     peer: Peer,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(e) = check_id(&id) {
         return e.into_response();
     }
+    let origin = match s.direct_origins.of_request(&headers) {
+        Ok(o) => o,
+        Err(e) => {
+            s.metrics.inc("tunnel", "origin_refused");
+            return e.into_response();
+        }
+    };
     // A QR lives QR_TTL_SECS unless the agent asks for longer (at most QR_TTL_MAX_SECS).
     let ttl = q.ttl.unwrap_or(u64::from(QR_TTL_SECS)).clamp(1, u64::from(QR_TTL_MAX_SECS)) + CLOCK_SKEW_SECS;
     let (tx, rx) = oneshot::channel();
     let l = &s.limits;
-    let waiting = Waiting { tx, addr: peer_ip(&peer) };
+    let waiting = Waiting { tx, addr: peer_ip(&peer), origin };
     match s.tunnels.insert(&id, waiting, l.max_waiting_tunnels, l.max_waiting_tunnels_per_address) {
         Ok(()) => {}
         Err(Refusal::Full) => {
@@ -364,7 +375,15 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: O
         (Some(a), None) => (a.to_string(), false),
         (None, _) => ("unknown".to_string(), false),
     };
-    let joined = TunnelEvent::Joined { attestation, computer_address, same_network: same };
+    // A browser page's side (direct mode): the relay vouches for the origin its browser sent.
+    let origin = match &waiting.origin {
+        None => None,
+        Some(o) => match origin_statement(&s, &id, o) {
+            Ok(a) => Some(Box::new(a)),
+            Err(e) => return refuse(phone, e.code, e.message).await,
+        },
+    };
+    let joined = TunnelEvent::Joined { attestation, computer_address, same_network: same, origin };
     if !send_within(&mut phone, event(&joined), CONTROL_SEND).await {
         return;
     }
@@ -372,6 +391,20 @@ async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: O
     if let Err(Joined { socket, .. }) = waiting.tx.send(Joined { socket: phone, login, device_id }) {
         refuse(socket, ErrorCode::Unavailable, "the computer left").await;
     }
+}
+
+/// The relay's signed statement that tunnel `id` waits on a page of `origin`, valid as long as the
+/// attestation the phone gets with it.
+fn origin_statement(s: &AppState, id: &str, origin: &str) -> Result<SignedOriginAttestation, ServiceError> {
+    let issued_at = s.clock.now_ms() / 1000;
+    let a = OriginAttestation {
+        relay_id: s.identity.id().into(),
+        tunnel: id.to_string(),
+        origin: origin.to_string(),
+        issued_at,
+        expires_at: issued_at + s.limits.attestation_ttl_secs as i64,
+    };
+    s.identity.attest_origin(a)
 }
 
 /// What a frame from one side means for the tunnel.

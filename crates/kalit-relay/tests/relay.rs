@@ -879,7 +879,8 @@ mod tunnel {
             let n = r.nonce().await;
             let (mut ph, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
             match &e {
-                TunnelEvent::Joined { attestation, computer_address, same_network } => {
+                TunnelEvent::Joined { attestation, computer_address, same_network, origin } => {
+                    assert!(origin.is_none(), "an agent (no Origin header) gets no origin statement");
                     // A fresh attestation for this very device, signed by the relay, short-lived.
                     let relay_key = r.state.identity.public.public_key.to_vec();
                     statement::verify_attestation(&relay_key, attestation).unwrap();
@@ -939,6 +940,57 @@ mod tunnel {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             assert_eq!(r.state.tunnels.waiting(), 0, "{b}");
         }
+    }
+
+    /// Opens the waiting side as a browser page would: with an `Origin` header. `Err(status)` when the
+    /// relay refuses the upgrade.
+    async fn wait_as_page(base: &str, tunnel: &str, origin: &[u8]) -> Result<Ws, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("{base}/v1/tunnel/{tunnel}/wait").into_client_request().unwrap();
+        req.headers_mut().insert("origin", axum::http::HeaderValue::from_bytes(origin).unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_s_tunnel_gets_the_phone_a_signed_statement_of_its_origin() {
+        let ca = Ca::new("Test RA");
+        let db = databases().await.remove(0);
+        let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        let phone = Device::new();
+        let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let base = serve(&r).await;
+        let t = tid(21);
+        let mut page = wait_as_page(&base, &t, b"http://127.0.0.1:8080").await.unwrap();
+        assert!(matches!(event(&mut page).await, TunnelEvent::Ready { .. }));
+        let n = r.nonce().await;
+        let (_ph, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
+        let TunnelEvent::Joined { origin: Some(o), .. } = &e else { panic!("{e:?}") };
+        let relay_key = r.state.identity.public.public_key.to_vec();
+        statement::verify_origin_attestation(&relay_key, o).unwrap();
+        assert_eq!(
+            (o.attestation.tunnel.as_str(), o.attestation.origin.as_str()),
+            (t.as_str(), "http://127.0.0.1:8080")
+        );
+        assert_eq!(o.attestation.relay_id.as_str(), r.id.as_str());
+        // Origins the relay does not vouch for: no tunnel at all, and nothing waits.
+        for (origin, status) in [
+            (&b"null"[..], 403),
+            (b"http://portal.example", 403),
+            (b"https://portal.example/path", 400),
+            (b"HTTPS://PORTAL.EXAMPLE", 400),
+            (b"\xff", 400),
+        ] {
+            assert_eq!(wait_as_page(&base, &tid(22), origin).await.err(), Some(status), "{origin:?}");
+        }
+        let huge = format!("https://{}.example", "a".repeat(5000));
+        assert_eq!(wait_as_page(&base, &tid(22), huge.as_bytes()).await.err(), Some(400));
+        assert_eq!(r.state.tunnels.waiting(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

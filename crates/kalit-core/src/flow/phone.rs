@@ -13,12 +13,14 @@
 
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::SignedAttestation;
-use kalit_proto::session::{ChannelMessage, DocFormat, MAX_DOCUMENT, SignAnswer, TunnelEvent, formats_signed};
+use kalit_proto::session::{
+    ChannelMessage, DocFormat, MAX_DOCUMENT, QrMode, SignAnswer, SignedOriginAttestation, TunnelEvent, formats_signed,
+};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, bye_frames, remember_withdrawn, seal_frames};
 use crate::digest::HashAlg;
-use crate::session::{Channel, PhoneHandshake, Qr};
+use crate::session::{CLOCK_SKEW_SECS, Channel, PhoneHandshake, Qr};
 use crate::statement::{self, Statement};
 use crate::{display, purpose};
 
@@ -89,6 +91,12 @@ pub enum PhoneAction {
         /// The phone's own network (IPv6: the same /64).
         same_network: bool,
     },
+    /// The relay vouches (with its signature, checked) that the computer's side is a browser page of the
+    /// QR's origin: a page in direct mode, with no agent. Show who vouches for the origin.
+    OriginAttested {
+        /// The relay that vouches.
+        relay_id: String,
+    },
     /// The handshake proved the computer holds the key the QR names; the hello is on its way. Show the
     /// SAS; the computer may be remembered now.
     Connected {
@@ -156,6 +164,8 @@ pub struct PhoneSession {
     attestation: Option<SignedAttestation>,
     last_id: u32,
     withdrawn: Vec<u32>,
+    /// When the session started (Unix seconds): the relay's origin statement must be fresh then.
+    started: u64,
 }
 
 impl PhoneSession {
@@ -180,6 +190,7 @@ impl PhoneSession {
             attestation: None,
             last_id: 0,
             withdrawn: vec![],
+            started: now_secs,
         })
     }
 
@@ -213,7 +224,7 @@ impl PhoneSession {
     pub fn on_event(&mut self, event: TunnelEvent) -> Vec<PhoneAction> {
         match (&self.phase, event) {
             (Phase::Closed, _) => vec![],
-            (Phase::Joining, TunnelEvent::Joined { attestation, computer_address, same_network }) => {
+            (Phase::Joining, TunnelEvent::Joined { attestation, computer_address, same_network, origin }) => {
                 // The relay's fresh attestation for this device: the agent checks it; so do we, before
                 // sending it.
                 if statement::verify_attestation(&self.config.relay_public_key, &attestation).is_err() {
@@ -229,6 +240,10 @@ impl PhoneSession {
                         "the relay's attestation is for another device or login",
                     )));
                 }
+                let vouched = match self.check_origin(origin.as_deref()) {
+                    Ok(v) => v,
+                    Err(e) => return self.close(Some(e)),
+                };
                 self.attestation = Some(attestation);
                 let started = match &self.ephemeral {
                     Some(e) => crate::session::hazmat::danger_phone_start(&self.qr, e),
@@ -237,13 +252,14 @@ impl PhoneSession {
                 match started {
                     Ok((hs, msg1)) => {
                         self.phase = Phase::Handshake(Box::new(hs));
-                        vec![
-                            PhoneAction::Network {
-                                computer_address: display::field(&computer_address, 60),
-                                same_network,
-                            },
-                            PhoneAction::Send(msg1),
-                        ]
+                        let mut out: Vec<PhoneAction> =
+                            vouched.map(|relay_id| PhoneAction::OriginAttested { relay_id }).into_iter().collect();
+                        out.push(PhoneAction::Network {
+                            computer_address: display::field(&computer_address, 60),
+                            same_network,
+                        });
+                        out.push(PhoneAction::Send(msg1));
+                        out
                     }
                     Err(e) => self.close(Some(e.into())),
                 }
@@ -254,6 +270,49 @@ impl PhoneSession {
             }
             _ => self.close(Some(Failure::new(ErrorCode::Unavailable, "the relay broke the tunnel protocol"))),
         }
+    }
+
+    /// The relay's statement of the page's origin, when it sent one: signed with its pinned key, for this
+    /// relay and tunnel, fresh, and naming the QR's origin. A QR a page made itself (direct mode) needs
+    /// one. Returns the relay that vouches.
+    fn check_origin(&self, origin: Option<&SignedOriginAttestation>) -> Result<Option<String>, Failure> {
+        let direct = self.qr.payload.mode == Some(QrMode::Direct);
+        let Some(signed) = origin else {
+            return if direct {
+                Err(Failure::new(
+                    ErrorCode::RefusedByPolicy,
+                    "this QR comes from a web page, but the relay did not vouch for the page's origin; nothing was signed",
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        let bad = |why: &str| Failure::new(ErrorCode::Unavailable, format!("the relay's origin statement {why}"));
+        statement::verify_origin_attestation(&self.config.relay_public_key, signed)
+            .map_err(|_| bad("does not verify with its pinned key"))?;
+        let a = &signed.attestation;
+        if a.relay_id != self.config.relay_id {
+            return Err(bad("is for another relay"));
+        }
+        if a.tunnel != self.tunnel_id()? {
+            return Err(bad("is for another session"));
+        }
+        let now = self.started as i64;
+        let skew = CLOCK_SKEW_SECS as i64;
+        if now > a.expires_at.saturating_add(skew) || a.issued_at > now.saturating_add(skew) {
+            return Err(bad("is not valid now"));
+        }
+        if a.origin != self.qr.payload.origin {
+            return Err(Failure::new(
+                ErrorCode::RefusedByPolicy,
+                format!(
+                    "the page that made this QR is {}, but the QR claims {}; nothing was signed",
+                    display::field(&a.origin, 120),
+                    display::field(&self.qr.payload.origin, 120)
+                ),
+            ));
+        }
+        Ok(Some(a.relay_id.to_string()))
     }
 
     /// A binary frame from the tunnel.
