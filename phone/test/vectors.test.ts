@@ -7,6 +7,7 @@ import { test } from "node:test";
 
 import { ed25519, ed25519ph, x25519 } from "@noble/curves/ed25519.js";
 
+import { type AgentAction, AgentSession } from "../src/protocol/agent-session.js";
 import { fromHex, fromUtf8, toHex, utf8 } from "../src/protocol/bytes.js";
 import { Channel } from "../src/protocol/channel.js";
 import * as display from "../src/protocol/display.js";
@@ -109,7 +110,9 @@ test("statements-v1: every statement built from its fields, every signature chec
           ? statements.deviceRemoval(text(f[0]!), h(f[1]!), text(f[2]!), text(f[3]!), text(f[4]!))
           : s.namespace === "kalit/v1/device-request"
             ? statements.deviceRequest(text(f[0]!), h(f[1]!), text(f[2]!), text(f[3]!), text(f[4]!), text(f[5]!))
-            : statements.attestation(att);
+            : s.namespace === "kalit/v1/origin"
+              ? statements.origin(v.origin_attestation)
+              : statements.attestation(att);
     assert.equal(toHex(built.bytes), s.bytes, s.namespace);
     const sig = h(s.signature);
     if (s.signer.startsWith("certificate")) {
@@ -239,6 +242,49 @@ test("flow-v2: the phone's state machine takes every input of the Rust session a
   }
   assert.ok(steps >= 10, "the vector drives the phone");
   assert.ok(phone.closed);
+});
+
+/** An agent action as the Rust vector generator writes it (kalit-core tests/vectors.rs, agent_action). */
+function agentActionJson(a: AgentAction): Json {
+  switch (a.kind) {
+    case "send":
+      return { send: toHex(a.frame) };
+    case "paired":
+      return { paired: { sas: a.paired.sas, login: a.paired.login, chain: a.paired.chain.map(toHex) } };
+    case "answer":
+      return a.failure ? { answer: { id: a.id, error: a.failure.code } } : { answer: { id: a.id, signature: toHex(a.signature!) } };
+    case "lateAnswerRefused":
+      return { late_answer_refused: a.id };
+    case "closed":
+      return { closed: a.failure ? a.failure.code : null };
+  }
+}
+
+test("flow-v2: the computer's state machine (kalit.js direct mode) takes every input of the Rust agent and does the same", () => {
+  const v = load("flow-v2.json");
+  const i = v.inputs;
+  const agent = new AgentSession(Qr.parse(i.qr_text), h(i.computer_private), { relayId: i.relay_id, relayPublicKey: h(i.relay_public) });
+  agent.dangerFixEphemeral(h(i.agent_ephemeral_private));
+  let steps = 0;
+  for (const [n, step] of (v.steps as Json[]).entries()) {
+    if (step.side !== "agent") continue;
+    steps++;
+    const input = step.input;
+    let actions: Json[];
+    if (input.event) actions = agent.onEvent(parseTunnelEvent(JSON.stringify(input.event))).map(agentActionJson);
+    else if (input.frame) actions = agent.onFrame(h(input.frame), i.now).map(agentActionJson);
+    else if (input.sign) {
+      const d = input.sign;
+      actions = agent
+        .sign({ data: h(d.data), name: d.name, mediaType: d.media_type, format: d.format, pss: d.pss })
+        .actions.map(agentActionJson);
+    } else if (input.withdraw !== undefined) actions = agent.withdraw(input.withdraw).map(agentActionJson);
+    else if (input.end !== undefined) actions = agent.end(input.end).map(agentActionJson);
+    else throw new Error(`step ${n}: an input this test does not know: ${JSON.stringify(input)}`);
+    assert.deepEqual(actions, step.actions, `step ${n}`);
+  }
+  assert.ok(steps >= 10, "the vector drives the agent");
+  assert.equal(agent.phase, "closed");
 });
 
 test("flow-v2: QRs and relays the phone refuses before anything happens", () => {

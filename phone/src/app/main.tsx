@@ -686,7 +686,7 @@ type Phase =
   | { p: "name-computer"; qr: string; computerId: string; origin: string; login: string }
   | { p: "choose"; qr: string; name: string | null; logins: string[] }
   | { p: "connecting"; origin: string }
-  | { p: "connected"; sas: string; origin: string; network: string | null }
+  | { p: "connected"; sas: string; origin: string; network: string | null; vouch: string }
   | { p: "ended" };
 
 interface Asking {
@@ -701,6 +701,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
   const [notices, setNotices] = useState<string[]>([]);
   const [computerName, setComputerName] = useState("");
   const signingKey = useRef<KeyInfo | null>(null);
+  const vouchRef = useRef<string>("");
   const notice = (s: string) => setNotices((n) => [...n, s]);
 
   const start = async (qrText: string, name: string | null, login: string | null = null) => {
@@ -713,7 +714,10 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
         return;
       }
       const computerId = qr.computerId();
-      const known = await ctx.svc.computer(computerId);
+      // A page in direct mode has a key for this session only: the relay's statement of its origin is
+      // what the phone goes by (the session requires it), not a name.
+      const page = qr.payload.mode === "direct";
+      const known = page || (await ctx.svc.computer(computerId));
       if (!known && name === null) {
         setPhase({ p: "name-computer", qr: qrText, computerId, origin: qr.payload.origin, login: reg.record.login });
         return;
@@ -726,9 +730,12 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       setPhase({ p: "connecting", origin: qr.payload.origin });
       let endedShown = false;
       const ui: PairUi = {
-        connected: ({ sas, origin, network }) => {
-          void ctx.svc.recordComputer(computerId, name);
-          setPhase({ p: "connected", sas, origin, network });
+        connected: ({ sas, origin, network, vouchedBy }) => {
+          if (!page) void ctx.svc.recordComputer(computerId, name);
+          const relay = vouchedBy === reg.record.relayId ? new URL(reg.record.relayUrl).host : vouchedBy;
+          const vouch = relay === null ? ctx.tr("computerSays") : ctx.tr("vouchedBy", { relay });
+          vouchRef.current = vouch;
+          setPhase({ p: "connected", sas, origin, network, vouch });
         },
         ask: (prompt, signal) =>
           new Promise<PhoneAnswer | null>((resolve) => {
@@ -826,12 +833,13 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       {phase.p === "connected" && !asking && (
         <div>
           <p>{ctx.tr("connected")}: <span class="origin">{display.field(phase.origin, 120)}</span></p>
+          <p class="muted" id="origin-vouch">{phase.vouch}</p>
           <p class="sas" id="sas">{phase.sas}</p>
           <p>{ctx.tr("compareCode")}</p>
           <p class="muted">{ctx.tr("waitingRequest")}</p>
         </div>
       )}
-      {asking && signingKey.current && <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} />}
+      {asking && signingKey.current && <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} vouch={vouchRef.current} />}
       {notices.length > 0 && <ul class="notices" id="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
     </section>
   );
@@ -872,7 +880,7 @@ function Scanner({ ctx, found }: { ctx: Ctx; found: (qr: string) => void }) {
   );
 }
 
-function Ask({ ctx, asking, signingKey }: { ctx: Ctx; asking: Asking; signingKey: KeyInfo }) {
+function Ask({ ctx, asking, signingKey, vouch }: { ctx: Ctx; asking: Asking; signingKey: KeyInfo; vouch: string }) {
   const p = asking.prompt;
   const [busy, setBusy] = useState(false);
   const lines = display.isTextType(p.mediaType) || display.sniff(p.data) === "text" ? display.preview(p.data, 60, 24) : null;
@@ -897,6 +905,7 @@ function Ask({ ctx, asking, signingKey }: { ctx: Ctx; asking: Asking; signingKey
   return (
     <div class="prompt" id="prompt">
       <p class="origin big" id="prompt-origin">{display.field(p.origin, 120)}</p>
+      <p class="muted" id="prompt-vouch">{vouch}</p>
       <p>{ctx.tr("requestFrom")}</p>
       <dl>
         <dt>{ctx.tr("document")}</dt><dd id="prompt-name">{display.field(p.name, 120)}</dd>

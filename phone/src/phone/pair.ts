@@ -24,7 +24,7 @@ export type WebSocketFactory = (url: string) => WebSocketLike;
 
 export interface PairUi {
   /** The handshake is done: show the code both screens must show. */
-  connected(info: { sas: string; origin: string; network: string | null }): void;
+  connected(info: { sas: string; origin: string; network: string | null; vouchedBy: string | null }): void;
   /** Asks the person; `signal` aborts when the computer withdraws the request. `null`: nothing to send. */
   ask(prompt: Prompt, signal: AbortSignal): Promise<PhoneAnswer | null>;
   /** Something to tell the person (a refusal, a withdrawal, the end). */
@@ -75,6 +75,7 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string
   ws.binaryType = "arraybuffer";
   const summary: PairSummary = { signed: 0, declined: 0, withdrawn: 0 };
   let network: string | null = null;
+  let vouchedBy: string | null = null;
   let connected = false;
   let prompting: { id: number; abort: AbortController } | null = null;
   return new Promise<PairSummary>((resolve, reject) => {
@@ -103,12 +104,15 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string
           case "send":
             if (!done) ws.send(a.frame);
             break;
+          case "originAttested":
+            vouchedBy = a.relayId;
+            break;
           case "network":
             network = a.sameNetwork ? null : a.computerAddress;
             break;
           case "connected":
             connected = true;
-            ui.connected({ sas: a.sas, origin: session.qr.payload.origin, network });
+            ui.connected({ sas: a.sas, origin: session.qr.payload.origin, network, vouchedBy });
             break;
           case "prompt":
             ask(a.prompt);

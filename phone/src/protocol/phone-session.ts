@@ -12,8 +12,9 @@ import { type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Initiator } from "./noise.js";
 import * as purpose from "./purpose.js";
 import { Qr } from "./qr.js";
-import { ACTION, type Statement, b64Field, statements, verifyAttestation } from "./statement.js";
-import type { ChannelMessage, DocFormat, SignedAttestation, TunnelEvent } from "./wire.js";
+import { CLOCK_SKEW_SECS } from "./qr.js";
+import { ACTION, type Statement, b64Field, statements, verifyAttestation, verifyOriginAttestation } from "./statement.js";
+import type { ChannelMessage, DocFormat, SignedAttestation, SignedOriginAttestation, TunnelEvent } from "./wire.js";
 
 export interface PhoneConfig {
   relayId: string;
@@ -45,6 +46,7 @@ export type PhoneAnswer =
 
 export type PhoneAction =
   | { kind: "send"; frame: Uint8Array }
+  | { kind: "originAttested"; relayId: string }
   | { kind: "network"; computerAddress: string; sameNetwork: boolean }
   | { kind: "connected"; sas: string }
   | { kind: "prompt"; prompt: Prompt }
@@ -71,9 +73,11 @@ export class PhoneSession {
   #attestation: SignedAttestation | null = null;
   #lastId = 0;
   #withdrawn: number[] = [];
+  #started: number;
 
   /** Reads and checks the QR (fresh at `nowSecs`, a web origin, this registration's relay). */
   constructor(qrText: string, nowSecs: number, config: PhoneConfig) {
+    this.#started = nowSecs;
     const qr = Qr.parse(qrText);
     qr.checkFresh(nowSecs);
     display.origin(qr.payload.origin);
@@ -120,6 +124,12 @@ export class PhoneSession {
       if (a.device_id !== this.#config.deviceId || a.login !== this.#config.login) {
         return this.#close(new Failure("unavailable", "the relay's attestation is for another device or login"));
       }
+      let vouched: string | null;
+      try {
+        vouched = this.#checkOrigin(event.origin);
+      } catch (e) {
+        return this.#close(asFailure(e));
+      }
       this.#attestation = event.attestation;
       let hs: NKpsk0Initiator;
       let msg1: Uint8Array;
@@ -130,16 +140,53 @@ export class PhoneSession {
         return this.#close(asFailure(e));
       }
       this.#phase = { p: "handshake", hs };
-      return [
+      const out: PhoneAction[] = vouched === null ? [] : [{ kind: "originAttested", relayId: vouched }];
+      out.push(
         { kind: "network", computerAddress: display.field(event.computer_address, 60), sameNetwork: event.same_network },
         { kind: "send", frame: msg1 },
-      ];
+      );
+      return out;
     }
     if (event.event === "error") {
       const code: ErrorCode = event.code === "unknown" ? "unavailable" : event.code;
       return this.#close(new Failure(code, `the relay: ${display.field(event.message, 200)}`));
     }
     return this.#close(new Failure("unavailable", "the relay broke the tunnel protocol"));
+  }
+
+  /**
+   * The relay's statement of the page's origin, when it sent one: signed with its pinned key, for this
+   * relay and tunnel, fresh, and naming the QR's origin. A QR a page made itself (direct mode) needs one.
+   * Returns the relay that vouches, or null (an agent's QR and no statement).
+   */
+  #checkOrigin(signed: SignedOriginAttestation | undefined): string | null {
+    if (!signed) {
+      if (this.qr.payload.mode === "direct") {
+        throw new Failure(
+          "refused_by_policy",
+          "this QR comes from a web page, but the relay did not vouch for the page's origin; nothing was signed",
+        );
+      }
+      return null;
+    }
+    const bad = (why: string) => new Failure("unavailable", `the relay's origin statement ${why}`);
+    try {
+      verifyOriginAttestation(this.#config.relayPublicKey, signed);
+    } catch {
+      throw bad("does not verify with its pinned key");
+    }
+    const a = signed.attestation;
+    if (a.relay_id !== this.#config.relayId) throw bad("is for another relay");
+    if (a.tunnel !== this.tunnelId()) throw bad("is for another session");
+    const now = this.#started;
+    if (now > a.expires_at + CLOCK_SKEW_SECS || a.issued_at > now + CLOCK_SKEW_SECS) throw bad("is not valid now");
+    if (a.origin !== this.qr.payload.origin) {
+      throw new Failure(
+        "refused_by_policy",
+        `the page that made this QR is ${display.field(a.origin, 120)}, but the QR claims ${display.field(this.qr.payload.origin, 120)}; nothing was signed`,
+      );
+    }
+    return a.relay_id;
   }
 
   onFrame(frame: Uint8Array): PhoneAction[] {

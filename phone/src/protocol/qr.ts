@@ -56,9 +56,12 @@ export interface QrPayload {
   iat: number;
   ttl: number;
   op: string;
+  /** `direct`: a web page made this QR itself, with no agent; the relay must vouch for its origin. */
+  mode?: "direct";
 }
 
 const FIELDS: readonly (keyof QrPayload)[] = ["v", "pk", "s", "relay", "relay_id", "origin", "iat", "ttl", "op"];
+const OPTIONAL: readonly (keyof QrPayload)[] = ["mode"];
 
 const invalid = (m: string) => new Failure("invalid_input", m);
 const isUint = (x: unknown, max: number): x is number =>
@@ -97,10 +100,11 @@ export class Qr {
     }
     if (!obj) throw invalid("the QR payload is malformed: not a JSON object");
     for (const k of Object.keys(obj)) {
-      if (!(FIELDS as readonly string[]).includes(k)) throw invalid(`the QR payload is malformed: unknown field \`${k}\``);
+      if (!([...FIELDS, ...OPTIONAL] as readonly string[]).includes(k)) throw invalid(`the QR payload is malformed: unknown field \`${k}\``);
     }
     for (const k of FIELDS) if (!(k in obj)) throw invalid(`the QR payload is malformed: missing field \`${k}\``);
-    const { v, pk, s, relay, relay_id, origin, iat, ttl, op } = obj;
+    const { v, pk, s, relay, relay_id, origin, iat, ttl, op, mode } = obj;
+    if (mode !== undefined && mode !== "direct") throw invalid("the QR payload is malformed: unknown mode");
     if (
       !isUint(v, 0xffffffff) ||
       typeof pk !== "string" ||
@@ -123,7 +127,40 @@ export class Qr {
     if (op !== "sign") throw new Failure("invalid_input", `QR operation ${JSON.stringify(op)}`);
     if (ttl === 0 || ttl > QR_TTL_MAX_SECS) throw invalid(`QR lifetime ${ttl} s (at most ${QR_TTL_MAX_SECS})`);
     if (origin === "" || relay_id === "" || relay === "") throw invalid("QR: empty origin or relay");
-    return new Qr({ v, pk, s, relay, relay_id, origin, iat, ttl, op }, text, agentPublic, secret);
+    const payload: QrPayload = { v, pk, s, relay, relay_id, origin, iat, ttl, op };
+    if (mode === "direct") payload.mode = mode;
+    return new Qr(payload, text, agentPublic, secret);
+  }
+
+  /**
+   * The QR a web page makes for itself (direct mode): `publicKey` is its X25519 key for this session and
+   * `secret` 16 fresh random bytes, both from the caller. Written as the Rust side writes a QR (serde's
+   * field order, base64url without padding).
+   */
+  static forPage(p: {
+    publicKey: Uint8Array;
+    secret: Uint8Array;
+    relay: string;
+    relayId: string;
+    origin: string;
+    ttl: number;
+    nowSecs: number;
+  }): Qr {
+    const payload = {
+      v: SESSION_VERSION,
+      pk: b64url.encode(p.publicKey),
+      s: b64url.encode(p.secret),
+      relay: p.relay.replace(/\/+$/, ""),
+      relay_id: p.relayId,
+      origin: p.origin,
+      iat: p.nowSecs,
+      ttl: Math.min(Math.max(1, p.ttl), QR_TTL_MAX_SECS),
+      op: "sign",
+      mode: "direct",
+    };
+    const text = QR_SCHEME + b64url.encode(utf8(JSON.stringify(payload)));
+    if (text.length > QR_MAX_LEN) throw invalid("the relay URL or origin is too long for a QR");
+    return Qr.parse(text);
   }
 
   computerId(): string {

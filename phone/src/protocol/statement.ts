@@ -6,13 +6,14 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 
 import { b64, concat, utf8 } from "./bytes.js";
 import { Failure } from "./errors.js";
-import type { Attestation, SignedAttestation } from "./wire.js";
+import type { Attestation, OriginAttestation, SignedAttestation, SignedOriginAttestation } from "./wire.js";
 
 export const NS = {
   REGISTER: "kalit/v1/register",
   DEVICE_REMOVAL: "kalit/v1/device-removal",
   DEVICE_REQUEST: "kalit/v1/device-request",
   ATTESTATION: "kalit/v2/attestation",
+  ORIGIN: "kalit/v1/origin",
 } as const;
 
 export const ACTION = { TUNNEL_JOIN: "tunnel-join", ATTACH: "attach", DETACH: "detach", CANCEL_DETACH: "cancel-detach" } as const;
@@ -60,6 +61,8 @@ export const statements = {
       i64(a.issued_at),
       i64(a.expires_at),
     ]),
+  origin: (a: OriginAttestation) =>
+    statement(NS.ORIGIN, [a.relay_id, a.tunnel, a.origin, i64(a.issued_at), i64(a.expires_at)]),
 };
 
 /** Decodes a base64 byte field of at most `max` bytes (kalit_core::statement::b64). */
@@ -86,4 +89,10 @@ export function verifyEd25519(publicKey: Uint8Array, msg: Uint8Array, sig: Uint8
 export function verifyAttestation(relayPublicKey: Uint8Array, signed: SignedAttestation): void {
   const sig = b64Field("attestation signature", signed.signature, 64);
   verifyEd25519(relayPublicKey, statements.attestation(signed.attestation).bytes, sig);
+}
+
+/** Checks the relay's signature on its statement of a page's origin with the relay's pinned key. */
+export function verifyOriginAttestation(relayPublicKey: Uint8Array, signed: SignedOriginAttestation): void {
+  const sig = b64Field("origin statement signature", signed.signature, 64);
+  verifyEd25519(relayPublicKey, statements.origin(signed.attestation).bytes, sig);
 }

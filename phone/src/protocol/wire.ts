@@ -22,6 +22,20 @@ export interface SignedAttestation {
   signature: string;
 }
 
+/** The relay's statement that a tunnel's waiting side is a browser page of `origin` (direct mode). */
+export interface OriginAttestation {
+  relay_id: string;
+  tunnel: string;
+  origin: string;
+  issued_at: number;
+  expires_at: number;
+}
+
+export interface SignedOriginAttestation {
+  attestation: OriginAttestation;
+  signature: string;
+}
+
 export type SignAnswer =
   | { status: "approved"; signature: string }
   | { status: "declined" }
@@ -46,7 +60,14 @@ export type ChannelMessage =
 export type TunnelEvent =
   | { event: "ready"; expires_in: number }
   | { event: "peer"; login: string; device_id: string }
-  | { event: "joined"; attestation: SignedAttestation; computer_address: string; same_network: boolean }
+  | {
+      event: "joined";
+      attestation: SignedAttestation;
+      computer_address: string;
+      same_network: boolean;
+      /** Present when the computer's side is a browser page (direct mode). */
+      origin?: SignedOriginAttestation;
+    }
   | { event: "error"; code: ErrorCode; message: string };
 
 // ---- writing (serde's order: the tag, then the fields as declared) ----
@@ -194,6 +215,21 @@ export function readAttestation(o: Obj): SignedAttestation {
   };
 }
 
+export function readOriginAttestation(o: Obj): SignedOriginAttestation {
+  const r = new Reader(o, "origin statement");
+  const a = new Reader(r.obj("attestation"), "origin statement");
+  return {
+    attestation: {
+      relay_id: a.str("relay_id"),
+      tunnel: a.str("tunnel"),
+      origin: a.str("origin"),
+      issued_at: a.int("issued_at"),
+      expires_at: a.int("expires_at"),
+    },
+    signature: r.str("signature"),
+  };
+}
+
 function format(r: Reader): DocFormat {
   const f = r.str("format");
   if (f !== "raw" && f !== "cms") throw new Failure("channel", `malformed message: unknown format ${JSON.stringify(f).slice(0, 40)}`);
@@ -255,13 +291,16 @@ export function parseTunnelEvent(text: string): TunnelEvent {
       return { event, expires_in: r.uint("expires_in", Number.MAX_SAFE_INTEGER) };
     case "peer":
       return { event, login: r.str("login"), device_id: r.str("device_id") };
-    case "joined":
-      return {
+    case "joined": {
+      const joined: TunnelEvent = {
         event,
         attestation: readAttestation(r.obj("attestation")),
         computer_address: r.str("computer_address"),
         same_network: r.bool("same_network"),
       };
+      if (r.has("origin")) joined.origin = readOriginAttestation(r.obj("origin"));
+      return joined;
+    }
     case "error":
       return { event, code: errorCode(r.str("code")), message: r.str("message") };
     default:
