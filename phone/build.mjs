@@ -31,6 +31,26 @@ copyFileSync("node_modules/zxing-wasm/dist/reader/zxing_reader.wasm", `${DIST}/z
 await build({ ...common, entryPoints: ["src/app/argon2-worker.ts"], outfile: `${DIST}/argon2-worker.js`, format: "esm" });
 for (const f of readdirSync("static")) copyFileSync(`static/${f}`, `${DIST}/${f}`);
 
+// kalit.js for portals (readable, one file, no build step on their side) and its direct mode, loaded only
+// when no agent answers: both committed under web/ next to the demo portal.
+const WEB_BANNER = "// Built from phone/src/web/%s by phone/build.mjs (npm run build); edit the TypeScript, not this file.";
+await build({
+  ...common,
+  minify: false,
+  entryPoints: ["src/web/kalit.ts"],
+  outfile: "../web/kalit.js",
+  format: "esm",
+  external: ["./kalit-direct.js"],
+  banner: { js: WEB_BANNER.replace("%s", "kalit.ts") },
+});
+await build({
+  ...common,
+  entryPoints: ["src/web/direct.ts"],
+  outfile: "../web/kalit-direct.js",
+  format: "esm",
+  banner: { js: WEB_BANNER.replace("%s", "direct.ts") },
+});
+
 // The icons: a white key on the brand colour, drawn here so that no binary file needs a tool.
 for (const size of [192, 512]) writeFileSync(`${DIST}/icon-${size}.png`, png(size, keyIcon(size)));
 

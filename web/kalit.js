@@ -1,17 +1,9 @@
-// kalit.js: sign documents with the certificate on the person's phone, through the Kalit agent running on
-// this computer. An ES module with no dependencies and no build step:
-//
-//   import * as kalit from "./kalit.js";
-//   const sig = await kalit.sign(fileOrBytes, { format: "cms", name: "contract.pdf" });
-//
-// The agent only answers pages whose origin the person allowed (`kalit agent allow https://your.site`).
-// Every failure is a KalitError with a stable `code` (see ErrorCodes).
+// Built from phone/src/web/kalit.ts by phone/build.mjs (npm run build); edit the TypeScript, not this file.
 
-const DEFAULTS = { agent: "http://127.0.0.1:8760", timeoutMs: 180000, pollMs: 500 };
-let config = { ...DEFAULTS };
-
-/** Stable error codes. Codes from the agent (declined, expired, busy, ...) pass through as they are. */
-export const ErrorCodes = Object.freeze({
+// src/web/kalit.ts
+var DEFAULTS = { agent: "http://127.0.0.1:8760", timeoutMs: 18e4, pollMs: 500, relay: null, relayId: null, mode: "auto" };
+var config = { ...DEFAULTS };
+var ErrorCodes = Object.freeze({
   AGENT_NOT_RUNNING: "agent_not_running",
   ORIGIN_NOT_ALLOWED: "origin_not_allowed",
   LOCAL_NETWORK_BLOCKED: "local_network_blocked",
@@ -26,39 +18,35 @@ export const ErrorCodes = Object.freeze({
   INVALID_INPUT: "invalid_input",
   TOO_LARGE: "too_large",
   PROTOCOL: "protocol",
+  REFUSED_BY_POLICY: "refused_by_policy"
 });
-
-/** Every failure of this library. */
-export class KalitError extends Error {
+var KalitError = class extends Error {
+  code;
+  details;
   constructor(code, message, details) {
     super(message);
     this.name = "KalitError";
     this.code = code;
     this.details = details;
   }
-}
-
-/** Sets the agent URL, the default timeout (ms) and the polling interval (ms). */
-export function configure(options = {}) {
+};
+function configure(options = {}) {
   config = { ...config, ...options };
   return { ...config };
 }
-
 function toBase64(bytes) {
   let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  for (let i = 0; i < bytes.length; i += 32768) {
+    s += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + 32768)));
   }
   return btoa(s);
 }
-
 function fromBase64(b64) {
   const s = atob(b64);
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
 }
-
 async function toBytes(data) {
   if (data instanceof Uint8Array) return data;
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
@@ -67,77 +55,122 @@ async function toBytes(data) {
   if (typeof data === "string") return new TextEncoder().encode(data);
   throw new KalitError(ErrorCodes.INVALID_INPUT, "data must be a Blob, File, ArrayBuffer, typed array or string");
 }
-
-// Tells "not running" from "running but refusing this origin" from "the browser blocked local access".
 async function diagnose() {
   try {
     if (navigator.permissions) {
       const p = await navigator.permissions.query({ name: "local-network-access" });
       if (p.state === "denied") {
-        return new KalitError(ErrorCodes.LOCAL_NETWORK_BLOCKED,
-          "The browser blocks this site from reaching apps on this computer; allow local network access in the site settings.");
+        return new KalitError(
+          ErrorCodes.LOCAL_NETWORK_BLOCKED,
+          "The browser blocks this site from reaching apps on this computer; allow local network access in the site settings."
+        );
       }
     }
-  } catch (_) { /* permission name unknown to this browser */ }
+  } catch {
+  }
   try {
     await fetch(config.agent + "/v1/status", { mode: "no-cors", cache: "no-store" });
-    return new KalitError(ErrorCodes.ORIGIN_NOT_ALLOWED,
-      `The Kalit agent is running but does not accept ${location.origin}. Run: kalit agent allow ${location.origin}`);
-  } catch (_) {
-    return new KalitError(ErrorCodes.AGENT_NOT_RUNNING,
-      `The Kalit agent does not answer at ${config.agent}. Start it with: kalit agent serve --relay URL ` +
-      "(or the browser blocked access to this computer).");
+    return new KalitError(
+      ErrorCodes.ORIGIN_NOT_ALLOWED,
+      `The Kalit agent is running but does not accept ${location.origin}. Run: kalit agent allow ${location.origin}`
+    );
+  } catch {
+    return new KalitError(
+      ErrorCodes.AGENT_NOT_RUNNING,
+      `The Kalit agent does not answer at ${config.agent}. Start it with: kalit agent serve --relay URL (or the browser blocked access to this computer).`
+    );
   }
 }
-
-async function call(method, path, { body, token, signal } = {}) {
+async function call(method, path, o = {}) {
   const headers = {};
-  if (body !== undefined) headers["content-type"] = "application/json";
-  if (token) headers["authorization"] = "Bearer " + token;
+  if (o.body !== void 0) headers["content-type"] = "application/json";
+  if (o.token) headers["authorization"] = "Bearer " + o.token;
   let resp;
   try {
     resp = await fetch(config.agent + path, {
-      method, headers, signal, cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      method,
+      headers,
+      cache: "no-store",
+      ...o.signal ? { signal: o.signal } : {},
+      ...o.body === void 0 ? {} : { body: JSON.stringify(o.body) }
     });
   } catch (e) {
-    if (e && e.name === "AbortError") throw e;
+    if (e instanceof Error && e.name === "AbortError") throw e;
     throw await diagnose();
   }
   if (resp.status === 204) return null;
   let json;
-  try { json = await resp.json(); } catch (_) {
+  try {
+    json = await resp.json();
+  } catch {
     throw new KalitError(ErrorCodes.PROTOCOL, `The agent answered HTTP ${resp.status} without JSON.`);
   }
   if (!resp.ok) {
-    const err = (json && json.error) || {};
+    const err = json && json.error || {};
     let code = err.code || ErrorCodes.PROTOCOL;
     if (code === "unavailable" && path === "/v1/sessions") code = ErrorCodes.RELAY_UNREACHABLE;
     throw new KalitError(code, err.message || `HTTP ${resp.status}`, { status: resp.status });
   }
   return json;
 }
-
-/** Version, relay and whether this origin is allowed. */
-export async function status() {
-  return call("GET", "/v1/status");
+var directModule = null;
+function direct() {
+  if (!directModule) {
+    const url = new URL("./kalit-direct.js", import.meta.url).href;
+    directModule = import(
+      /* @vite-ignore */
+      url
+    ).catch((e) => {
+      directModule = null;
+      throw new KalitError(ErrorCodes.PROTOCOL, `kalit-direct.js could not be loaded from next to kalit.js (${String(e)})`);
+    });
+  }
+  return directModule;
 }
-
-/** Digest of data, hex: "sha256" (default), "sha384" or "sha512". */
-export async function hash(data, alg = "sha256") {
+function asKalitError(e) {
+  if (e instanceof KalitError) return e;
+  if (e instanceof Error && e.name === "Failure" && "code" in e) return new KalitError(String(e.code), e.message);
+  return new KalitError(ErrorCodes.PROTOCOL, String(e));
+}
+var noAgent = (e) => e instanceof KalitError && (e.code === ErrorCodes.AGENT_NOT_RUNNING || e.code === ErrorCodes.LOCAL_NETWORK_BLOCKED);
+async function status() {
+  if (config.mode !== "direct") {
+    try {
+      return { ...await call("GET", "/v1/status"), mode: "agent" };
+    } catch (e) {
+      if (config.mode === "agent" || !config.relay || !noAgent(e)) throw e;
+    }
+  }
+  if (!config.relay) throw new KalitError(ErrorCodes.INVALID_INPUT, "direct mode needs a relay: kalit.configure({ relay: URL })");
+  const m = await direct();
+  try {
+    const base = m.relayBase(config.relay);
+    const r = await m.relayIdentity(base, config.relayId ?? void 0, new AbortController().signal);
+    return { mode: "direct", relay: base, relay_id: r.id, relay_name: r.name };
+  } catch (e) {
+    const k = asKalitError(e);
+    throw k.code === "unavailable" ? new KalitError(ErrorCodes.RELAY_UNREACHABLE, k.message) : k;
+  }
+}
+async function hash(data, alg = "sha256") {
   const bytes = await toBytes(data);
-  return (await call("POST", "/v1/hash", { body: { data: toBase64(bytes), alg } })).digest;
+  try {
+    return (await call("POST", "/v1/hash", { body: { data: toBase64(bytes), alg } })).digest;
+  } catch (e) {
+    if (!noAgent(e)) throw e;
+    const name = { sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" }[alg];
+    if (!name) throw new KalitError(ErrorCodes.INVALID_INPUT, `unknown digest ${alg}`);
+    const d = new Uint8Array(await crypto.subtle.digest(name, bytes));
+    return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
 }
-
 function el(tag, attrs = {}, text) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
+  if (text !== void 0) e.textContent = text;
   return e;
 }
-
-// The dialog with the QR, then the SAS. Returns handles to update it.
-function openDialog(created, name, onCancel) {
+function openDialog(created, name, via, onCancel) {
   const dlg = el("dialog", { "data-kalit-dialog": "", style: "max-width:24rem;font-family:system-ui,sans-serif;border-radius:.5rem" });
   const title = el("h2", { style: "margin-top:0;font-size:1.2rem" }, "Sign with your phone");
   const doc = el("p", {}, `Document: ${name}`);
@@ -145,104 +178,186 @@ function openDialog(created, name, onCancel) {
   img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(created.qr_svg);
   const help = el("p", {}, "Scan this QR code with the Kalit app on your phone.");
   const text = el("code", { "data-kalit-qr": "", style: "display:block;word-break:break-all;font-size:.65rem;color:#555" }, created.qr);
+  const mode = el(
+    "p",
+    { "data-kalit-mode": via, style: "font-size:.8rem;color:#555" },
+    via === "direct" ? "Through the Kalit relay: nothing needs to be installed on this computer." : "Through the Kalit agent on this computer."
+  );
   const state = el("p", { "data-kalit-state": "" }, "Waiting for your phone...");
   const sas = el("p", { "data-kalit-sas": "", style: "font-size:2rem;font-weight:bold;letter-spacing:.2rem;margin:.5rem 0" });
   const cancel = el("button", { type: "button" }, "Cancel");
   cancel.addEventListener("click", onCancel);
-  dlg.append(title, doc, img, help, text, state, sas, cancel);
+  dlg.append(title, doc, img, help, text, mode, state, sas, cancel);
   document.body.append(dlg);
-  if (typeof dlg.showModal === "function") dlg.showModal(); else dlg.setAttribute("open", "");
+  if (typeof dlg.showModal === "function") dlg.showModal();
+  else dlg.setAttribute("open", "");
   return {
     paired(s) {
-      img.remove(); text.remove();
+      img.remove();
+      text.remove();
       help.textContent = "Check that your phone shows the same code, then approve there.";
       sas.textContent = s.sas || "";
       state.textContent = `Connected: ${s.login}` + (s.certificate ? ` (${s.certificate.subject})` : "");
     },
-    signing() { state.textContent = "Waiting for your approval on the phone..."; },
-    close() { try { dlg.close(); } catch (_) {} dlg.remove(); },
+    signing() {
+      state.textContent = "Waiting for your approval on the phone...";
+    },
+    close() {
+      try {
+        dlg.close();
+      } catch {
+      }
+      dlg.remove();
+    }
   };
 }
-
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(resolve, ms);
-    if (signal) signal.addEventListener("abort", () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
   });
 }
-
-/**
- * Signs a document with the phone. Shows a dialog with the QR code and then the matching code (SAS).
- * Resolves with { format, signature (Uint8Array), signatureBase64, scheme, sha256, certificatePem, signer, login }.
- * With format "pades" the data is a PDF; the result also holds `document` (the signed PDF) and `level`;
- * options `level` ("b-b", "b-t", "b-lt", "b-lta"), `reason` and `visible` ("PAGE,X,Y,WIDTH,HEIGHT").
- */
-export async function sign(data, options = {}) {
-  const { format = "cms", name = "document", mediaType, pss = false, ttl,
-          timeoutMs = config.timeoutMs, dialog = true, onSession, level, reason, visible } = options;
+async function sign(data, options = {}) {
+  const {
+    format = "cms",
+    name = "document",
+    mediaType,
+    pss = false,
+    ttl,
+    timeoutMs = config.timeoutMs,
+    dialog = true,
+    onSession,
+    level,
+    reason,
+    visible
+  } = options;
+  const mode = options.mode || config.mode;
   const bytes = await toBytes(data);
-  const type = mediaType || (typeof Blob !== "undefined" && data instanceof Blob && data.type) || "application/octet-stream";
+  const type = mediaType || typeof Blob !== "undefined" && data instanceof Blob && data.type || "application/octet-stream";
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(new KalitError(ErrorCodes.TIMEOUT, "The phone did not answer in time.")), timeoutMs);
   let created = null;
   let ui = null;
+  const cancel = () => ctl.abort(new KalitError(ErrorCodes.CANCELLED, "Cancelled."));
   try {
-    created = await call("POST", "/v1/sessions", { body: ttl ? { ttl } : {}, signal: ctl.signal });
-    if (onSession) onSession({ session: created.session, qr: created.qr, qrSvg: created.qr_svg, expiresAt: created.expires_at });
-    if (dialog && typeof document !== "undefined") {
-      ui = openDialog(created, name, () => ctl.abort(new KalitError(ErrorCodes.CANCELLED, "Cancelled.")));
+    if (mode !== "direct") {
+      try {
+        created = await call("POST", "/v1/sessions", { body: ttl ? { ttl } : {}, signal: ctl.signal });
+      } catch (e) {
+        if (mode === "agent" || !config.relay || !noAgent(e)) throw e;
+      }
     }
-    for (;;) {
+    if (!created) {
+      if (format !== "cms" && format !== "raw") {
+        throw new KalitError(
+          ErrorCodes.INVALID_INPUT,
+          "PDF signatures (pades) need the Kalit agent on this computer; without it, ask for cms or raw."
+        );
+      }
+      if (!config.relay) throw new KalitError(ErrorCodes.INVALID_INPUT, "direct mode needs a relay: kalit.configure({ relay: URL })");
+      const m = await direct();
+      let started = false;
+      try {
+        const r2 = await m.signDirect({
+          data: bytes,
+          name,
+          mediaType: type,
+          format,
+          pss,
+          relay: config.relay,
+          ...config.relayId ? { relayId: config.relayId } : {},
+          ...ttl ? { ttl } : {},
+          signal: ctl.signal,
+          onQr(i) {
+            started = true;
+            if (onSession) onSession({ session: i.session, qr: i.qr, qrSvg: i.qrSvg, expiresAt: i.expiresAt, mode: "direct" });
+            if (dialog && typeof document !== "undefined") ui = openDialog({ qr: i.qr, qr_svg: i.qrSvg }, name, "direct", cancel);
+          },
+          onPaired(i) {
+            ui?.paired(i);
+            if (onSession) onSession({ session: i.session, sas: i.sas, login: i.login, mode: "direct" });
+          },
+          onSigning() {
+            ui?.signing();
+          }
+        });
+        return r2;
+      } catch (e) {
+        if (ctl.signal.aborted) throw ctl.signal.reason;
+        const k = asKalitError(e);
+        throw !started && k.code === "unavailable" ? new KalitError(ErrorCodes.RELAY_UNREACHABLE, k.message) : k;
+      }
+    }
+    if (onSession) onSession({ session: created.session, qr: created.qr, qrSvg: created.qr_svg, expiresAt: created.expires_at, mode: "agent" });
+    if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", cancel);
+    for (; ; ) {
       const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token, signal: ctl.signal });
-      if (s.phase === "connected") { if (ui) ui.paired(s); if (onSession) onSession({ session: created.session, sas: s.sas, login: s.login }); break; }
+      if (s.phase === "connected") {
+        ui?.paired(s);
+        if (onSession) onSession({ session: created.session, sas: s.sas, login: s.login, mode: "agent" });
+        break;
+      }
       if (s.phase === "closed") {
         const e = s.error || { code: ErrorCodes.EXPIRED, message: "The session ended." };
         throw new KalitError(e.code, e.message);
       }
       await sleep(config.pollMs, ctl.signal);
     }
-    if (ui) ui.signing();
+    ui?.signing();
     const r = await call("POST", `/v1/sessions/${created.session}/sign`, {
-      token: created.token, signal: ctl.signal,
-      body: format === "pades"
-        ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } }
-        : { data: toBase64(bytes), name, media_type: type, format, pss },
+      token: created.token,
+      signal: ctl.signal,
+      body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } } : { data: toBase64(bytes), name, media_type: type, format, pss }
     });
     const out = {
-      format: r.format, signature: fromBase64(r.signature), signatureBase64: r.signature, scheme: r.scheme,
-      sha256: r.sha256, certificatePem: r.certificate_pem, signer: r.signer, login: r.login,
+      format: r.format,
+      signature: fromBase64(r.signature),
+      signatureBase64: r.signature,
+      scheme: r.scheme,
+      sha256: r.sha256,
+      certificatePem: r.certificate_pem,
+      signer: r.signer,
+      login: r.login,
+      mode: "agent"
     };
-    if (r.document) { out.document = fromBase64(r.document); out.level = r.level; }
+    if (r.document) {
+      out.document = fromBase64(r.document);
+      out.level = r.level;
+    }
     return out;
   } catch (e) {
-    if (e && e.name === "AbortError") throw (ctl.signal.reason || new KalitError(ErrorCodes.TIMEOUT, "Timed out."));
+    if (e instanceof Error && e.name === "AbortError") throw ctl.signal.reason || new KalitError(ErrorCodes.TIMEOUT, "Timed out.");
     if (e instanceof KalitError) throw e;
     if (ctl.signal.aborted) throw ctl.signal.reason;
     throw new KalitError(ErrorCodes.PROTOCOL, String(e));
   } finally {
     clearTimeout(timer);
-    if (ui) ui.close();
+    ui?.close();
     if (created) {
-      call("DELETE", `/v1/sessions/${created.session}`, { token: created.token }).catch(() => {});
+      call("DELETE", `/v1/sessions/${created.session}`, { token: created.token }).catch(() => {
+      });
     }
   }
 }
-
-/**
- * Verifies a signature (raw needs `certificate`, PEM; CMS usually carries it). Resolves with the agent's
- * report { valid, format, scheme, signer, signing_time, chain, reason }.
- */
-export async function verify(data, signature, options = {}) {
+async function verify(data, signature, options = {}) {
   const { format = "cms", certificate } = options;
   const body = { data: toBase64(await toBytes(data)), signature: toBase64(await toBytes(signature)), format };
   if (certificate) body.certificate = certificate;
   return call("POST", "/v1/verify", { body });
 }
-
-/**
- * Verifies every signature and document timestamp in a PDF. Resolves with the agent's report
- * { signatures: [{ field, kind, level, valid, reason, signer, timestamp, chain, covers_whole_document, ... }] }.
- */
-export async function verifyPdf(pdf) {
+async function verifyPdf(pdf) {
   return call("POST", "/v1/verify/pdf", { body: { data: toBase64(await toBytes(pdf)) } });
 }
+export {
+  ErrorCodes,
+  KalitError,
+  configure,
+  hash,
+  sign,
+  status,
+  verify,
+  verifyPdf
+};

@@ -4,6 +4,7 @@
 // "RESULT <json>". Exit status 0 only if the page got a signature that the agent verified.
 // With STATUS_ONLY=1 it only prints "STATUS <code>": what kalit.status() reported on that page.
 //
+// With EXPECT_ERROR=1 it shows no QR (the page is expected to refuse) and reports the result as it is.
 // With SCREENSHOT=FILE.png it saves the page as the person sees it once the result is in.
 //
 //   PORTAL_URL=http://127.0.0.1:PORT/ [CHROMIUM=/usr/bin/chromium] [FORMAT=cms|raw|pades] node browser.mjs
@@ -35,14 +36,21 @@ try {
   await page.check(`input[name=format][value=${format}]`);
   console.log("DOC " + JSON.stringify(await page.inputValue("#doc")));
   await page.click("#sign");
-  const qr = await page.waitForSelector("[data-kalit-qr]", { timeout: 15000 });
-  console.log("QR " + (await qr.textContent()).trim());
+  if (!process.env.EXPECT_ERROR) {
+    const qr = await page.waitForSelector("[data-kalit-qr]", { timeout: 15000 });
+    console.log("QR " + (await qr.textContent()).trim());
+    // The dialog as the person sees it, with the QR drawn (kalit.js draws it itself in direct mode).
+    if (process.env.SCREENSHOT) {
+      await page.waitForFunction(() => document.querySelector("[data-kalit-qr-image]")?.complete);
+      await page.screenshot({ path: process.env.SCREENSHOT.replace(/\.png$/, "-qr.png") });
+    }
+  }
   await page.waitForSelector("#result:not([data-result='']):not([data-result=pending])", { timeout: 90000 });
   console.log("SAS " + (await page.getAttribute("#sas", "data-sas")));
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   const result = await page.$eval("#result", (e) => ({ ...e.dataset, text: e.textContent }));
   console.log("RESULT " + JSON.stringify(result));
-  ok = result.result === "valid";
+  ok = process.env.EXPECT_ERROR ? result.result.startsWith("error:") : result.result === "valid";
 } catch (e) {
   if (e.message !== "done") console.error("browser test failed:", e.message);
 } finally {

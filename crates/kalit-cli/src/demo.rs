@@ -69,16 +69,21 @@ fn serve_on_loopback(rt: &tokio::runtime::Runtime, app: axum::Router) -> CliResu
     Ok(format!("http://{addr}"))
 }
 
-/// The demo portal: a page standing for a government portal, `web/kalit.js`, and the agent's URL.
-fn portal(agent_url: &str) -> axum::Router {
+/// The demo portal: a page standing for a government portal, `web/kalit.js` with its direct mode
+/// (`web/kalit-direct.js`), and where the agent and the relay are.
+fn portal(agent_url: &str, relay_url: &str) -> axum::Router {
     use axum::http::header::CONTENT_TYPE;
     use axum::routing::get;
-    let config = format!("export const AGENT = {agent_url:?};\n");
+    let config = format!("export const AGENT = {agent_url:?};\nexport const RELAY = {relay_url:?};\n");
     axum::Router::new()
         .route("/", get(|| async { axum::response::Html(include_str!("../../../web/demo/index.html")) }))
         .route(
             "/kalit.js",
             get(|| async { ([(CONTENT_TYPE, "text/javascript")], include_str!("../../../web/kalit.js")) }),
+        )
+        .route(
+            "/kalit-direct.js",
+            get(|| async { ([(CONTENT_TYPE, "text/javascript")], include_str!("../../../web/kalit-direct.js")) }),
         )
         .route("/config.js", get(move || async move { ([(CONTENT_TYPE, "text/javascript")], config) }))
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
@@ -121,8 +126,19 @@ pub(crate) fn start_agent_in(
     let (listener, addr) = bind(&svc.rt)?;
     spawn_app(&svc.rt, listener, kalit_agent::app(state, addr));
     let agent_url = format!("http://{addr}");
-    spawn_app(&svc.rt, portal_listener, portal(&agent_url));
+    spawn_app(&svc.rt, portal_listener, portal(&agent_url, relay_url));
     Ok((agent_url, portal_origin))
+}
+
+/// A second demo portal on a computer with no agent: its kalit.js finds none (nothing listens at the
+/// agent URL it is given) and signs in direct mode through the relay. Returns its origin.
+pub(crate) fn start_direct_portal(svc: &Services, relay_url: &str) -> CliResult<String> {
+    // A loopback port nothing listens on any more (browsers refuse the well-known unused ones outright).
+    let (closed, closed_addr) = bind(&svc.rt)?;
+    drop(closed);
+    let (listener, addr) = bind(&svc.rt)?;
+    spawn_app(&svc.rt, listener, portal(&format!("http://{closed_addr}"), relay_url));
+    Ok(format!("http://{addr}"))
 }
 
 pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, String)> {
@@ -376,6 +392,10 @@ fn walk(tmp: &Path, out: &Path, interactive: bool) -> CliResult {
         drop(vault);
         println!("\nInteractive: the RA, relay, agent and portal keep running until Ctrl-C.");
         println!("  portal:       {portal_origin}/   (open it in a browser and press \"Sign with my phone\")");
+        let direct_origin = start_direct_portal(&svc, &svc.relay_url)?;
+        println!(
+            "  direct:       {direct_origin}/   (the same portal on a computer with no agent: kalit.js signs through the relay)"
+        );
         println!("  agent:        {agent_url}   relay: {}   RA: {}", svc.relay_url, svc.ra_url);
         println!("  phone vault:  {}", vault_dir.display());
         println!("  phone PIN:    {}   (a throw-away demo vault)", pin.expose_secret());

@@ -39,72 +39,135 @@ fn field(line: &str, label: &str) -> Option<String> {
     line.trim_start().strip_prefix(label).map(|r| r.split_whitespace().next().unwrap_or("").to_string())
 }
 
-#[test]
-fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
-    if !ready() {
-        return;
+/// What one signature through the page gave: the page's result, the phone's output, the document.
+struct PageRun {
+    result: serde_json::Value,
+    phone_code: i32,
+    phone_out: String,
+    doc: Option<String>,
+    sas: String,
+}
+
+/// Opens `portal` in Chromium, asks for a `format` signature, and answers on the phone (`kalit vault
+/// pair` with `vault` and `pin`) when the page shows its QR.
+fn sign_on_page(portal: &str, format: &str, vault: &str, pin: &str, shot: &Path) -> PageRun {
+    let mut node = Command::new("node")
+        .arg(repo().join("web/test/browser.mjs"))
+        .env("PORTAL_URL", portal)
+        .env("FORMAT", format)
+        .env("SCREENSHOT", shot)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut phone = None;
+    let (mut doc, mut sas, mut result) = (None, None, None);
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(q) = line.strip_prefix("QR ") {
+            let answers = crate::common::pair_answers(std::path::Path::new(vault), q, &[pin, "y", pin]);
+            let mut child = kalit_cmd(&["vault", "--vault", vault, "pair", q]).spawn().unwrap();
+            crate::common::feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
+            phone = Some(child);
+        } else if let Some(d) = line.strip_prefix("DOC ") {
+            doc = Some(serde_json::from_str::<String>(d).unwrap());
+        } else if let Some(v) = line.strip_prefix("SAS ") {
+            sas = Some(v.to_string());
+        } else if let Some(r) = line.strip_prefix("RESULT ") {
+            result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
+        }
     }
-    let out = tempfile::tempdir().unwrap();
-    let mut demo = kalit_cmd(&["demo", "--interactive", "--out", s(out.path())]).stdin(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
-    let (mut portal, mut vault, mut pin) = (None, None, None);
+    let status = node.wait().unwrap();
+    let mut phone = phone.expect("the page showed a QR");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while phone.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = phone.kill();
+    let (phone_code, pout, perr) = finish(phone);
+    let result = result.expect("the page reported a result");
+    assert!(status.success(), "{format}: page result {result}\nphone: {pout}{perr}");
+    assert_eq!(result["result"], "valid", "{result}");
+    assert_eq!(phone_code, 0, "{pout}{perr}");
+    let sas = sas.expect("the page showed the SAS");
+    assert!(pout.contains(&sas), "phone and page show the same SAS {sas}: {pout}");
+    PageRun { result, phone_code, phone_out: pout + &perr, doc, sas }
+}
+
+/// OpenSSL judges a raw or CMS signature the browser received.
+fn openssl_judges(run: &PageRun, format: &str, out: &Path) {
+    let sig = base64::engine::general_purpose::STANDARD.decode(run.result["signature"].as_str().unwrap()).unwrap();
+    let doc_path = out.join(format!("browser-{format}.txt"));
+    let sig_path = out.join(format!("browser-{format}.sig"));
+    let cert_path = out.join(format!("browser-{format}.pem"));
+    std::fs::write(&doc_path, run.doc.as_deref().expect("document")).unwrap();
+    std::fs::write(&sig_path, &sig).unwrap();
+    std::fs::write(&cert_path, run.result["certificate"].as_str().unwrap()).unwrap();
+    if openssl().is_some() {
+        if format == "cms" {
+            openssl_cms_verify(&sig_path, &doc_path, &out.join("ca.pem"));
+        } else {
+            crate::common::verify_raw_with_openssl("p-256", false, &cert_path, &doc_path, &sig_path, out);
+        }
+    }
+}
+
+/// `kalit demo --interactive`: its process, the lines still to come, and what the test reads from it.
+struct Demo {
+    child: std::process::Child,
+    portal: String,
+    direct: String,
+    vault: String,
+    pin: String,
+}
+
+fn interactive_demo(out: &Path) -> Demo {
+    let mut child = kalit_cmd(&["demo", "--interactive", "--out", s(out)]).stdin(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut portal, mut direct, mut vault, mut pin) = (None, None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         portal = portal.or(field(&line, "portal:").filter(|p| p.starts_with("http")));
+        direct = direct.or(field(&line, "direct:").filter(|p| p.starts_with("http")));
         vault = vault.or(field(&line, "phone vault:"));
         pin = pin.or(field(&line, "phone PIN:"));
         if pin.is_some() || line.contains("Demo FAILED") {
             break;
         }
     }
-    let (portal, vault, pin) = (portal.expect("portal URL"), vault.expect("vault"), pin.expect("PIN"));
     std::thread::spawn(move || for _ in lines {});
+    Demo {
+        child,
+        portal: portal.expect("portal URL"),
+        direct: direct.expect("direct portal URL"),
+        vault: vault.expect("vault"),
+        pin: pin.expect("PIN"),
+    }
+}
+
+fn stop(demo: Demo) {
+    let _ = Command::new("kill").args(["-INT", &demo.child.id().to_string()]).status();
+    let (code, _, _) = finish(demo.child);
+    assert_eq!(code, 0, "the interactive demo stops cleanly on Ctrl-C");
+}
+
+#[test]
+fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
+    if !ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let demo = interactive_demo(out.path());
+    let (portal, vault, pin) = (demo.portal.clone(), demo.vault.clone(), demo.pin.clone());
     let shots = repo().join("target/screenshots/portal");
     std::fs::create_dir_all(&shots).unwrap();
     for format in ["cms", "raw", "pades"] {
-        let mut node = Command::new("node")
-            .arg(repo().join("web/test/browser.mjs"))
-            .env("PORTAL_URL", &portal)
-            .env("FORMAT", format)
-            .env("SCREENSHOT", shots.join(format!("{format}.png")))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut phone = None;
-        let (mut doc, mut sas, mut result) = (None, None, None);
-        for line in BufReader::new(node.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(q) = line.strip_prefix("QR ") {
-                let answers = crate::common::pair_answers(std::path::Path::new(&vault), q, &[&pin, "y", &pin]);
-                let mut child = kalit_cmd(&["vault", "--vault", &vault, "pair", q]).spawn().unwrap();
-                crate::common::feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
-                phone = Some(child);
-            } else if let Some(d) = line.strip_prefix("DOC ") {
-                doc = Some(serde_json::from_str::<String>(d).unwrap());
-            } else if let Some(v) = line.strip_prefix("SAS ") {
-                sas = Some(v.to_string());
-            } else if let Some(r) = line.strip_prefix("RESULT ") {
-                result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
-            }
-        }
-        let status = node.wait().unwrap();
-        let mut phone = phone.expect("the page showed a QR");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while phone.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = phone.kill();
-        let (pcode, pout, perr) = finish(phone);
-        let result = result.expect("the page reported a result");
-        assert!(status.success(), "{format}: page result {result}\nphone: {pout}{perr}");
-        assert_eq!(result["result"], "valid", "{result}");
-        assert_eq!(pcode, 0, "{pout}{perr}");
-        let sas = sas.expect("the page showed the SAS");
-        assert!(pout.contains(&sas), "phone and page show the same SAS {sas}: {pout}");
+        let run = sign_on_page(&portal, format, &vault, &pin, &shots.join(format!("{format}.png")));
+        assert_eq!(run.result["mode"], "agent", "{}", run.result);
         if format == "pades" {
             // The signed PDF the page received: OpenSSL over its byte ranges, and `kalit verify`.
-            let pdf = base64::engine::general_purpose::STANDARD.decode(result["document"].as_str().unwrap()).unwrap();
+            let pdf =
+                base64::engine::general_purpose::STANDARD.decode(run.result["document"].as_str().unwrap()).unwrap();
             let pdf_path = out.path().join("browser-pades.pdf");
             std::fs::write(&pdf_path, &pdf).unwrap();
             let sigs = kalit_core::pdf::signatures(&pdf).unwrap();
@@ -122,24 +185,15 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
                 (&serde_json::json!(true), &serde_json::json!("B-T")),
                 "{rep}"
             );
-            assert!(pout.contains("Pages:      1") && pout.contains("Ariza"), "the phone showed the PDF: {pout}");
+            assert!(
+                run.phone_out.contains("Pages:      1") && run.phone_out.contains("Ariza"),
+                "the phone showed the PDF: {}",
+                run.phone_out
+            );
             continue;
         }
-        // OpenSSL judges what the browser received.
-        let sig = base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap();
-        let doc_path = out.path().join(format!("browser-{format}.txt"));
-        let sig_path = out.path().join(format!("browser-{format}.sig"));
-        let cert_path = out.path().join(format!("browser-{format}.pem"));
-        std::fs::write(&doc_path, doc.expect("document")).unwrap();
-        std::fs::write(&sig_path, &sig).unwrap();
-        std::fs::write(&cert_path, result["certificate"].as_str().unwrap()).unwrap();
-        if openssl().is_some() {
-            if format == "cms" {
-                openssl_cms_verify(&sig_path, &doc_path, &out.path().join("ca.pem"));
-            } else {
-                crate::common::verify_raw_with_openssl("p-256", false, &cert_path, &doc_path, &sig_path, out.path());
-            }
-        }
+        assert!(run.phone_out.contains("as this computer says"), "the agent's origin: {}", run.phone_out);
+        openssl_judges(&run, format, out.path());
     }
     // The same portal reached as http://localhost:PORT is another origin, not on the agent's list: the
     // browser gets no CORS answer, and kalit.js tells "not allowed" apart from "not running".
@@ -153,7 +207,48 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("STATUS origin_not_allowed"), "{said}");
-    let _ = Command::new("kill").args(["-INT", &demo.id().to_string()]).status();
-    let (code, _, _) = finish(demo);
-    assert_eq!(code, 0, "the interactive demo stops cleanly on Ctrl-C");
+    stop(demo);
+}
+
+/// Direct mode: the same portal on a computer with no agent. kalit.js makes the session itself through
+/// the relay, the relay vouches for the page's origin to the phone, the page checks the signature, and
+/// OpenSSL verifies what the page received.
+#[test]
+fn a_browser_with_no_agent_signs_in_direct_mode_through_the_relay() {
+    if !ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let demo = interactive_demo(out.path());
+    let shots = repo().join("target/screenshots/portal");
+    std::fs::create_dir_all(&shots).unwrap();
+    for format in ["cms", "raw"] {
+        let run =
+            sign_on_page(&demo.direct, format, &demo.vault, &demo.pin, &shots.join(format!("direct-{format}.png")));
+        assert_eq!(run.result["mode"], "direct", "{}", run.result);
+        assert_eq!(run.phone_code, 0);
+        // The phone shows who vouches for the origin, and asked no name for the page's one-session key.
+        let origin = demo.direct.trim_end_matches('/');
+        assert!(
+            run.phone_out.contains(&format!("Sign request from {origin} (the relay http://127.0.0.1:")),
+            "{}",
+            run.phone_out
+        );
+        assert!(run.phone_out.contains("vouches for this origin"), "{}", run.phone_out);
+        assert!(!run.phone_out.contains("NEVER SEEN"), "{}", run.phone_out);
+        assert!(!run.sas.is_empty());
+        openssl_judges(&run, format, out.path());
+    }
+    // A PDF signature needs the agent: the page is told so, with a stable code.
+    let page = Command::new("node")
+        .arg(repo().join("web/test/browser.mjs"))
+        .env("PORTAL_URL", &demo.direct)
+        .env("FORMAT", "pades")
+        .env("EXPECT_ERROR", "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&page.stdout);
+    assert!(said.contains("RESULT ") && said.contains("error:invalid_input"), "{said}");
+    stop(demo);
 }

@@ -59,7 +59,10 @@ pub fn feed(child: &mut Child, answers: &[&str]) {
 /// `answers`.
 pub fn pair_answers(dir: &Path, qr: &str, answers: &[&str]) -> Vec<String> {
     let mut out = vec![];
-    if let Ok(q) = kalit_core::session::Qr::parse(qr) {
+    // A page's QR (direct mode) has a key for one session: the phone asks no name for it.
+    if let Ok(q) = kalit_core::session::Qr::parse(qr)
+        && q.payload.mode.is_none()
+    {
         let v = kalit_vault::Vault::open(dir).expect("open the phone's vault");
         if v.computer(&q.computer_id()).expect("known computers").is_none() {
             out.push("test computer".to_string());
