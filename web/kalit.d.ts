@@ -66,7 +66,7 @@ export declare const ErrorCodes: Readonly<{
   LOCAL_NETWORK_BLOCKED: "local_network_blocked"; RELAY_UNREACHABLE: "relay_unreachable";
   TIMEOUT: "timeout"; CANCELLED: "cancelled"; DECLINED: "declined"; EXPIRED: "expired"; BUSY: "busy";
   INVALID_SIGNATURE: "invalid_signature"; CHANNEL: "channel"; INVALID_INPUT: "invalid_input";
-  TOO_LARGE: "too_large"; PROTOCOL: "protocol";
+  TOO_LARGE: "too_large"; PROTOCOL: "protocol"; REFUSED_BY_POLICY: "refused_by_policy";
 }>;
 
 export declare class KalitError extends Error {
@@ -75,26 +75,46 @@ export declare class KalitError extends Error {
   constructor(code: ErrorCode, message: string, details?: { status?: number });
 }
 
-export interface Config { agent: string; timeoutMs: number; pollMs: number; }
+/**
+ * `auto` (default): the agent when it answers, direct mode when none runs and `relay` is set; `agent` or
+ * `direct` only.
+ */
+export type Mode = "auto" | "agent" | "direct";
+export interface Config {
+  agent: string; timeoutMs: number; pollMs: number;
+  /** The relay for direct mode (https, or http on this machine); null: direct mode off. */
+  relay: string | null;
+  /** The relay's id, pinned (optional). */
+  relayId: string | null;
+  mode: Mode;
+}
 export declare function configure(options?: Partial<Config>): Config;
 
-export declare function status(): Promise<AgentStatus>;
+/** Direct mode: no agent; the page signs through this relay. */
+export interface DirectStatus { mode: "direct"; relay: string; relay_id: RelayId; relay_name: string; }
+export declare function status(): Promise<(AgentStatus & { mode: "agent" }) | DirectStatus>;
 
 export type Bytes = Blob | ArrayBuffer | ArrayBufferView | string;
 export declare function hash(data: Bytes, alg?: "sha256" | "sha384" | "sha512"): Promise<string>;
 
-export interface SessionInfo { session: string; qr?: string; qrSvg?: string; expiresAt?: number; sas?: string; login?: string; }
+export interface SessionInfo { session: string; qr?: string; qrSvg?: string; expiresAt?: number; sas?: string; login?: string; mode?: "agent" | "direct"; }
 export interface SignOptions {
   format?: "cms" | "raw" | "pades"; name?: string; mediaType?: string; pss?: boolean; ttl?: number;
   timeoutMs?: number; dialog?: boolean; onSession?: (info: SessionInfo) => void;
   /** For `pades`: the level (`b-t` and above need the agent's TSA), `/Reason`, and a visible box "PAGE,X,Y,WIDTH,HEIGHT" in points. */
   level?: PadesLevel; reason?: string; visible?: string;
+  /** This call only (the configured mode otherwise). PDF signatures need the agent. */
+  mode?: Mode;
 }
 export interface Signature {
   format: "cms" | "raw" | "pades"; signature: Uint8Array; signatureBase64: string; scheme: string; sha256: string;
   certificatePem: string; signer: CertInfo; login: string;
   /** For `pades`: the signed PDF and the level it reached. */
   document?: Uint8Array; level?: PadesLevel;
+  /** Which way it came: checked by the agent, or (direct) by kalit.js against the phone's certificate. */
+  mode: "agent" | "direct";
+  /** Direct mode: the relay it went through. */
+  relay?: string;
 }
 export declare function sign(data: Bytes, options?: SignOptions): Promise<Signature>;
 

@@ -3,16 +3,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ed25519, ed25519ph } from "@noble/curves/ed25519.js";
+import { ed25519, ed25519ph, x25519 } from "@noble/curves/ed25519.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 
+import { AgentSession } from "../src/protocol/agent-session.js";
 import { b64, b64url, fromHex, fromUtf8, toHex, utf8 } from "../src/protocol/bytes.js";
 import { checkNonce, checkRelayIdentity, keyId, normalizeLogin } from "../src/protocol/ceremony.js";
 import { ecdsaRawToDer } from "../src/protocol/der.js";
 import { Failure } from "../src/protocol/errors.js";
 import { SigningKey, STATEMENT_CONTEXT, describePkcs8, generateDeviceKey } from "../src/protocol/keys.js";
+import { PhoneSession } from "../src/protocol/phone-session.js";
 import { Qr } from "../src/protocol/qr.js";
 import { statements } from "../src/protocol/statement.js";
-import { parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
+import { type SignedOriginAttestation, parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
 
 const code = (f: () => unknown): string => {
   try {
@@ -204,4 +207,87 @@ test("enrolment links: only https (or loopback http) offices, the right shape, n
   ]) {
     assert.equal(parseEnrolment(bad), null, bad.slice(0, 60));
   }
+});
+
+/** A page's session (direct mode) and a phone, both in TypeScript, joined by a relay whose key is `relay`. */
+function directWorld(qrOrigin: string, statementOrigin: string | null, opts: { relaySeed?: number; tunnel?: string; issuedAt?: number } = {}) {
+  const relaySeed = new Uint8Array(32).fill(150);
+  const relayPub = ed25519.getPublicKey(relaySeed);
+  const relayId = keyId(relayPub);
+  const pageKey = x25519.utils.randomSecretKey();
+  const now = 1_800_000_000;
+  const qr = Qr.forPage({
+    publicKey: x25519.getPublicKey(pageKey),
+    secret: new Uint8Array(16).fill(3),
+    relay: "https://relay.example/",
+    relayId,
+    origin: qrOrigin,
+    ttl: 60,
+    nowSecs: now,
+  });
+  assert.equal(qr.payload.mode, "direct");
+  assert.equal(qr.payload.relay, "https://relay.example");
+  const page = new AgentSession(qr, pageKey, { relayId, relayPublicKey: relayPub });
+  // A registered phone: a device key, a certificate (any bytes: the page has no anchors), the relay's attestation.
+  const cert = utf8("a certificate");
+  const att = {
+    relay_id: relayId,
+    login: "ali",
+    cert_fingerprint: toHex(sha256(cert)),
+    device_id: "d1",
+    device_key: b64.encode(new Uint8Array(32).fill(7)),
+    issued_at: now,
+    expires_at: now + 600,
+  };
+  const attestation = { attestation: att, signature: b64.encode(ed25519.sign(statements.attestation(att).bytes, relaySeed)) };
+  const phone = new PhoneSession(qr.text, now, { relayId, relayPublicKey: relayPub, login: "ali", deviceId: "d1", chain: [cert] });
+  let origin: SignedOriginAttestation | undefined;
+  if (statementOrigin !== null) {
+    const o = { relay_id: relayId, tunnel: opts.tunnel ?? qr.tunnelId(), origin: statementOrigin, issued_at: opts.issuedAt ?? now, expires_at: (opts.issuedAt ?? now) + 600 };
+    const signer = opts.relaySeed === undefined ? relaySeed : new Uint8Array(32).fill(opts.relaySeed);
+    origin = { attestation: o, signature: b64.encode(ed25519.sign(statements.origin(o).bytes, signer)) };
+  }
+  const joined = parseTunnelEvent(JSON.stringify({ event: "joined", attestation, computer_address: "192.0.2.1", same_network: false, origin }));
+  return { page, phone, joined, now };
+}
+
+const sends = (actions: ({ kind: "send"; frame: Uint8Array } | { kind: string })[]) =>
+  actions.flatMap((a) => ("frame" in a && a.kind === "send" ? [a.frame] : []));
+
+test("direct mode: a page and a phone pair through the relay's statement of the page's origin, and sign", () => {
+  const w = directWorld("https://portal.example", "https://portal.example");
+  assert.deepEqual(w.page.onEvent({ event: "ready", expires_in: 60 }), []);
+  assert.deepEqual(w.page.onEvent({ event: "peer", login: "ali", device_id: "d1" }), []);
+  const joined = w.phone.onEvent(w.joined);
+  assert.deepEqual(joined[0], { kind: "originAttested", relayId: keyId(ed25519.getPublicKey(new Uint8Array(32).fill(150))) });
+  const msg2 = sends(w.page.onFrame(sends(joined)[0]!, w.now));
+  const connected = w.phone.onFrame(msg2[0]!);
+  assert.equal(connected[0]!.kind, "connected");
+  const paired = sends(connected).flatMap((f) => w.page.onFrame(f, w.now));
+  assert.equal(paired[0]!.kind, "paired");
+  const { actions } = w.page.sign({ data: utf8("Ariza"), name: "a.txt", mediaType: "text/plain", format: "raw", pss: false });
+  const prompt = sends(actions).flatMap((f) => w.phone.onFrame(f));
+  assert.equal(prompt[0]!.kind, "prompt");
+  const answer = sends(w.phone.answer(1, { kind: "approved", signature: utf8("sig") })).flatMap((f) => w.page.onFrame(f, w.now));
+  assert.equal(answer[0]!.kind, "answer");
+  assert.deepEqual((answer[0] as { signature: Uint8Array }).signature, utf8("sig"));
+});
+
+test("direct mode: a page that writes another origin into its QR, a forged or stale statement, or none, is refused before the handshake", () => {
+  const closedWith = (w: ReturnType<typeof directWorld>) => {
+    const a = w.phone.onEvent(w.joined);
+    assert.equal(sends(a).length, 0, "nothing reaches the page");
+    const c = a.find((x) => x.kind === "closed") as { failure: Failure | null } | undefined;
+    return c?.failure?.code;
+  };
+  assert.equal(closedWith(directWorld("https://my.gov.example", "https://evil.example")), "refused_by_policy");
+  assert.equal(closedWith(directWorld("https://my.gov.example", null)), "refused_by_policy");
+  assert.equal(closedWith(directWorld("https://my.gov.example", "https://my.gov.example", { relaySeed: 9 })), "unavailable");
+  assert.equal(closedWith(directWorld("https://my.gov.example", "https://my.gov.example", { tunnel: "ab".repeat(32) })), "unavailable");
+  assert.equal(closedWith(directWorld("https://my.gov.example", "https://my.gov.example", { issuedAt: 1_700_000_000 })), "unavailable");
+  // A QR with an unknown mode is not a Kalit QR this phone reads.
+  const text = (o: object) => "kalit:" + b64url.encode(utf8(JSON.stringify(o)));
+  const base = JSON.parse(fromUtf8(b64url.decode(directWorld("https://a.example", null).page.qr.text.slice(6))!)!);
+  assert.equal(code(() => Qr.parse(text({ ...base, mode: "agent" }))), "invalid_input");
+  assert.equal(code(() => Qr.parse(text({ ...base, mode: "direct" }))), "accepted");
 });

@@ -11,6 +11,7 @@ import { test } from "node:test";
 import { b64 } from "../src/protocol/bytes.js";
 import { Failure } from "../src/protocol/errors.js";
 import { signCmsDetached } from "../src/protocol/cms.js";
+import { checkCms, checkRaw } from "../src/protocol/signature-check.js";
 import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../src/protocol/x509.js";
 import { MemoryStore } from "../src/vault/store.js";
 import { AppVault } from "../src/vault/vault.js";
@@ -28,6 +29,7 @@ test("CSRs for every key kind verify with OpenSSL; the issued chain checks; anot
   const v = await AppVault.init(new MemoryStore(), "123456", NOW);
   const u = await v.unlock("123456", NOW);
   let first: Uint8Array | undefined;
+  let prevLeaf: Uint8Array | undefined;
   for (const alg of ["p-256", "ed25519", "rsa-2048"] as const) {
     const k = await u.generate(alg, `key ${alg}`, false, NOW);
     const key = await u.signingKey(k.id);
@@ -62,6 +64,29 @@ test("CSRs for every key kind verify with OpenSSL; the issued chain checks; anot
     // Rust agent checks those (e2e phone_app.rs).
     const doc = new TextEncoder().encode("Shartnoma / Договор\n");
     const cms = await signCmsDetached(key, chain, doc, false, new Date());
+    // kalit.js direct mode checks the phone's answer itself: this certificate, this document, no other.
+    const scheme = { "p-256": "ecdsa-p256-sha256", ed25519: "ed25519", "rsa-2048": "rsa-pkcs1-sha256" }[alg];
+    const otherDoc = new TextEncoder().encode("Shartnoma / Договор!\n");
+    const notSigned = (e: unknown) => e instanceof Failure && e.code === "invalid_signature";
+    assert.equal(await checkCms(doc, cms, chain[0]!), scheme);
+    await assert.rejects(checkCms(otherDoc, cms, chain[0]!), notSigned);
+    await assert.rejects(checkCms(doc, cms, chain[1]!), notSigned, "another certificate");
+    await assert.rejects(checkCms(doc, cms.slice(0, cms.length - 3), chain[0]!), notSigned, "truncated");
+    const flipped = cms.slice();
+    flipped[flipped.length - 5]! ^= 1;
+    await assert.rejects(checkCms(doc, flipped, chain[0]!), notSigned, "a bit of the signature");
+    const raw = (await key.signDocument(doc, false)).signature;
+    assert.equal(await checkRaw(doc, raw, chain[0]!, false), scheme);
+    await assert.rejects(checkRaw(otherDoc, raw, chain[0]!, false), notSigned);
+    await assert.rejects(checkRaw(doc, raw, chain[0]!, true), notSigned, "PSS asked, PKCS#1 or another key kind given");
+    if (prevLeaf) await assert.rejects(checkRaw(doc, raw, prevLeaf, false), notSigned, "another key's certificate");
+    prevLeaf = chain[0]!;
+    if (alg === "rsa-2048") {
+      const pss = (await key.signDocument(doc, true)).signature;
+      assert.equal(await checkRaw(doc, pss, chain[0]!, true), "rsa-pss-sha256");
+      await assert.rejects(checkRaw(doc, pss, chain[0]!, false), notSigned);
+      assert.equal(await checkCms(doc, await signCmsDetached(key, chain, doc, true, new Date()), chain[0]!), "rsa-pss-sha256");
+    }
     writeFileSync(join(dir, "doc.txt"), doc);
     writeFileSync(join(dir, `${alg}.p7s`), cms);
     if (alg !== "ed25519") {

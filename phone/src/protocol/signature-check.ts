@@ -75,7 +75,11 @@ async function verifyWith(c: Certificate, scheme: Scheme, sig: Uint8Array, data:
   } else if (kind === "p-256" && scheme === "ecdsa-p256-sha256") {
     key = await crypto.subtle.importKey("spki", buf(c.spki), { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
     alg = { name: "ECDSA", hash: "SHA-256" };
-    s = ecdsaDerToRaw(sig);
+    try {
+      s = ecdsaDerToRaw(sig);
+    } catch {
+      return false;
+    }
   } else if (kind === "ed25519" && scheme === "ed25519") {
     key = await crypto.subtle.importKey("spki", buf(c.spki), { name: "Ed25519" }, false, ["verify"]);
     alg = { name: "Ed25519" };
