@@ -189,6 +189,65 @@ impl HostileAgent {
     }
 }
 
+/// A web page's side of a tunnel as a browser opens it: the relay reads `origin` from the Origin header
+/// (what a browser sends for the page; scripts cannot change it). Returns the QR, claiming `qr_origin`,
+/// and the socket.
+fn page_tunnel(evil: &HostileAgent, qr: Qr, tunnel: &str, origin: &str) -> (String, kalit_transport::Ws) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = ws_url(&evil.relay, &format!("/v1/tunnel/{tunnel}/wait?ttl=120")).unwrap();
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (mut ws, _) = evil.rt.block_on(tokio_tungstenite::connect_async(req)).unwrap();
+    assert!(matches!(evil.rt.block_on(next_incoming(&mut ws)).unwrap(), Incoming::Event(TunnelEvent::Ready { .. })));
+    (qr.text().to_string(), ws)
+}
+
+#[test]
+fn a_page_that_writes_another_origin_into_its_qr_is_refused_by_the_phone() {
+    let st = stack(&["https://portal.example"]);
+    let v = st.phone("phone", "p-256", "ali");
+    let evil = HostileAgent::new(&st.relay_url);
+    let claimed = "https://my.gov.example";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // 1. A page on http://127.0.0.1:4444 (origin B) in direct mode writes origin A into its QR: the relay
+    // vouches for B, the phone sees A in the QR, and stops before the handshake; nothing is asked or signed.
+    let (qr, secrets) = Qr::for_page(&evil.relay, &evil.relay_id, claimed, 120, now).unwrap();
+    let (text, mut page) = page_tunnel(&evil, qr, &secrets.tunnel_id().unwrap(), "http://127.0.0.1:4444");
+    let (code, out, err) = finish(pair_exact(&v, &text, &[PIN]));
+    assert_eq!(code, 7, "refused_by_policy: {out}{err}");
+    assert!(
+        err.contains("the page that made this QR is http://127.0.0.1:4444, but the QR claims https://my.gov.example; nothing was signed"),
+        "{err}"
+    );
+    assert!(!out.contains("NEVER SEEN") && !out.contains("Sign request"), "{out}");
+    // The page got the phone's arrival, then the end: not one handshake frame.
+    let mut got = vec![];
+    while let Ok(Ok(i)) =
+        evil.rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), next_incoming(&mut page)).await })
+    {
+        got.push(i);
+    }
+    assert!(got.iter().all(|i| matches!(i, Incoming::Event(_))), "no frame reached the page: {got:?}");
+
+    // 2. An agent's kind of QR (no mode) opened from a page of another origin: the relay's statement is
+    // checked all the same (after the name a new computer needs).
+    let (qr, secrets) = Qr::for_computer(&evil.key, &evil.relay, &evil.relay_id, claimed, 120, now).unwrap();
+    let (text, _page) = page_tunnel(&evil, qr, &secrets.tunnel_id().unwrap(), "http://localhost:4444");
+    let (code, _, err) = finish(pair_exact(&v, &text, &["my laptop", PIN]));
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("the page that made this QR is http://localhost:4444"), "{err}");
+
+    // 3. A page whose browser sends `Origin: null` (a sandboxed frame, a file) gets no tunnel at all.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = ws_url(&evil.relay, &format!("/v1/tunnel/{}/wait", "cd".repeat(32))).unwrap();
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("origin", "null".parse().unwrap());
+    match evil.rt.block_on(tokio_tungstenite::connect_async(req)) {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 /// `kalit vault pair QR` with exactly these answers (no name added for a new computer).
 fn pair_exact(v: &crate::common::V, qr: &str, answers: &[&str]) -> std::process::Child {
     let mut child = crate::common::kalit_cmd(&["vault", "--vault", s(&v.dir), "pair", qr]).spawn().unwrap();
