@@ -146,7 +146,8 @@ async function setup() {
 async function qr(text, login) {
   await page.goto(`${APP}#${encodeURIComponent(text)}`);
   const named = page.locator("#computer-name");
-  const sas = page.locator("#sas");
+  // The connected screen's code, or the request's (a page in direct mode asks at once).
+  const sas = page.locator("#sas, #prompt-sas").first();
   const choose = page.locator(".choose-login");
   await Promise.race([named.waitFor({ timeout: 30000 }), sas.waitFor({ timeout: 30000 }), choose.first().waitFor({ timeout: 30000 })]).catch(async () => {
     throw new Error(`pairing: ${await errorText()}`);
@@ -167,6 +168,7 @@ async function qr(text, login) {
     throw new Error(`pairing: ${await errorText()}`);
   });
   await snap("connected");
+  say(`VOUCH ${await page.locator("#origin-vouch, #prompt-vouch").first().innerText()}`);
   say(`SAS ${await sas.innerText()}`);
 }
 

@@ -839,7 +839,9 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
           <p class="muted">{ctx.tr("waitingRequest")}</p>
         </div>
       )}
-      {asking && signingKey.current && <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} vouch={vouchRef.current} />}
+      {asking && signingKey.current && (
+        <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} vouch={vouchRef.current} sas={phase.p === "connected" ? phase.sas : ""} />
+      )}
       {notices.length > 0 && <ul class="notices" id="notices">{notices.map((n, i) => <li key={i}>{n}</li>)}</ul>}
     </section>
   );
@@ -880,7 +882,7 @@ function Scanner({ ctx, found }: { ctx: Ctx; found: (qr: string) => void }) {
   );
 }
 
-function Ask({ ctx, asking, signingKey, vouch }: { ctx: Ctx; asking: Asking; signingKey: KeyInfo; vouch: string }) {
+function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking; signingKey: KeyInfo; vouch: string; sas: string }) {
   const p = asking.prompt;
   const [busy, setBusy] = useState(false);
   const lines = display.isTextType(p.mediaType) || display.sniff(p.data) === "text" ? display.preview(p.data, 60, 24) : null;
@@ -906,6 +908,7 @@ function Ask({ ctx, asking, signingKey, vouch }: { ctx: Ctx; asking: Asking; sig
     <div class="prompt" id="prompt">
       <p class="origin big" id="prompt-origin">{display.field(p.origin, 120)}</p>
       <p class="muted" id="prompt-vouch">{vouch}</p>
+      {sas && <p class="muted">{ctx.tr("compareCode")} <span class="sas-small" id="prompt-sas">{sas}</span></p>}
       <p>{ctx.tr("requestFrom")}</p>
       <dl>
         <dt>{ctx.tr("document")}</dt><dd id="prompt-name">{display.field(p.name, 120)}</dd>

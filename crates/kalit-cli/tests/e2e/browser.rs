@@ -119,19 +119,32 @@ struct Demo {
     direct: String,
     vault: String,
     pin: String,
+    relay: String,
+    ra: String,
+    /// An enrolment code for the phone app.
+    app_code: String,
 }
 
 fn interactive_demo(out: &Path) -> Demo {
     let mut child = kalit_cmd(&["demo", "--interactive", "--out", s(out)]).stdin(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut portal, mut direct, mut vault, mut pin) = (None, None, None, None);
+    let (mut relay, mut ra, mut app_code) = (None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         portal = portal.or(field(&line, "portal:").filter(|p| p.starts_with("http")));
         direct = direct.or(field(&line, "direct:").filter(|p| p.starts_with("http")));
         vault = vault.or(field(&line, "phone vault:"));
         pin = pin.or(field(&line, "phone PIN:"));
-        if pin.is_some() || line.contains("Demo FAILED") {
+        if let Some((_, rest)) = line.split_once("   relay: ") {
+            let mut w = rest.split_whitespace();
+            relay = w.next().map(str::to_string);
+            ra = w.nth(1).map(str::to_string);
+        }
+        if let Some((_, rest)) = line.split_once("with the code ") {
+            app_code = Some(rest.trim_end_matches(',').trim().to_string());
+        }
+        if app_code.is_some() || line.contains("Demo FAILED") {
             break;
         }
     }
@@ -142,6 +155,9 @@ fn interactive_demo(out: &Path) -> Demo {
         direct: direct.expect("direct portal URL"),
         vault: vault.expect("vault"),
         pin: pin.expect("PIN"),
+        relay: relay.expect("relay URL"),
+        ra: ra.expect("RA URL"),
+        app_code: app_code.expect("an enrolment code for the app"),
     }
 }
 
@@ -163,7 +179,7 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
     std::fs::create_dir_all(&shots).unwrap();
     for format in ["cms", "raw", "pades"] {
         let run = sign_on_page(&portal, format, &vault, &pin, &shots.join(format!("{format}.png")));
-        assert_eq!(run.result["mode"], "agent", "{}", run.result);
+        assert_eq!(run.result["mode"], "agent", "{}", run.result["text"]);
         if format == "pades" {
             // The signed PDF the page received: OpenSSL over its byte ranges, and `kalit verify`.
             let pdf =
@@ -250,5 +266,82 @@ fn a_browser_with_no_agent_signs_in_direct_mode_through_the_relay() {
         .unwrap();
     let said = String::from_utf8_lossy(&page.stdout);
     assert!(said.contains("RESULT ") && said.contains("error:invalid_input"), "{said}");
+    stop(demo);
+}
+
+/// Direct mode with the phone app as the phone: desktop Chromium on the portal with no agent, the app in
+/// an emulated phone; the app shows that the relay vouches for the origin, the page gets a CMS signature
+/// that OpenSSL verifies.
+#[test]
+fn a_browser_with_no_agent_signs_with_the_phone_app_in_direct_mode() {
+    if !ready() || !crate::phone_app::app_browser_ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let demo = interactive_demo(out.path());
+    let shots = repo().join("target/screenshots/phone-app-direct");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("phone/test-browser/app.mjs"))
+        .env("APP_URL", format!("{}/app/", demo.relay))
+        .env("RA_URL", &demo.ra)
+        .env("CODE", &demo.app_code)
+        .env("LOGIN", "app-direct")
+        .env("SHOTS", &shots);
+    let mut app = crate::phone_app::TsPhone::spawn(cmd);
+    app.say("SETUP");
+    assert!(app.expect("REGISTERED").contains("app-direct"));
+    let mut node = Command::new("node")
+        .arg(repo().join("web/test/browser.mjs"))
+        .env("PORTAL_URL", &demo.direct)
+        .env("FORMAT", "cms")
+        .env("SCREENSHOT", out.path().join("page.png"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (mut doc, mut result, mut sas) = (None, None, None);
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(q) = line.strip_prefix("QR ") {
+            app.say(&format!("QR {q}"));
+            let vouch = app.expect("VOUCH");
+            // In the app's language (Uzbek here): the relay's address is in it, the agent's words are not.
+            let relay_host = demo.relay.trim_start_matches("http://");
+            assert!(vouch.contains(relay_host) && vouch.contains("relayi tasdiqlaydi"), "{vouch}");
+            sas = Some(app.expect("SAS"));
+            app.say("PROMPT");
+            let shown = app.expect("PROMPT");
+            assert!(
+                shown.starts_with(&format!("{}|application.txt|Ariza", demo.direct.trim_end_matches('/'))),
+                "{shown}"
+            );
+            app.say("APPROVE");
+        } else if let Some(d) = line.strip_prefix("DOC ") {
+            doc = Some(serde_json::from_str::<String>(d).unwrap());
+        } else if let Some(r) = line.strip_prefix("RESULT ") {
+            result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
+        } else if let Some(v) = line.strip_prefix("SAS ") {
+            assert_eq!(Some(v), sas.as_deref(), "the page and the app show the same code");
+        }
+    }
+    assert!(node.wait().unwrap().success());
+    let result = result.expect("the page's result");
+    assert_eq!(
+        (&result["result"], &result["mode"]),
+        (&serde_json::json!("valid"), &serde_json::json!("direct")),
+        "{result}"
+    );
+    if openssl().is_some() {
+        let (d, sig) = (out.path().join("app-direct.txt"), out.path().join("app-direct.p7s"));
+        std::fs::write(&d, doc.expect("the document")).unwrap();
+        std::fs::write(
+            &sig,
+            base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        openssl_cms_verify(&sig, &d, &out.path().join("ca.pem"));
+    }
+    app.say("QUIT");
     stop(demo);
 }

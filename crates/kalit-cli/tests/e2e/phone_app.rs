@@ -43,7 +43,7 @@ fn live_phone() -> Option<PathBuf> {
 }
 
 /// The TypeScript phone as a process: lines in, lines out.
-struct TsPhone {
+pub(crate) struct TsPhone {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
@@ -62,7 +62,7 @@ impl TsPhone {
     }
 
     /// Runs `cmd` with piped standard input and output, its lines read on a thread of their own.
-    fn spawn(mut cmd: Command) -> TsPhone {
+    pub(crate) fn spawn(mut cmd: Command) -> TsPhone {
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let out = child.stdout.take().unwrap();
@@ -78,7 +78,7 @@ impl TsPhone {
     }
 
     /// The next line starting with `prefix` (a FAILED or PAGEERROR line fails the test).
-    fn expect(&self, prefix: &str) -> String {
+    pub(crate) fn expect(&self, prefix: &str) -> String {
         loop {
             let line = self.lines.recv_timeout(Duration::from_secs(120)).expect("the TypeScript phone went quiet");
             assert!(!line.starts_with("FAILED") && !line.starts_with("PAGEERROR"), "the TypeScript phone: {line}");
@@ -88,7 +88,7 @@ impl TsPhone {
         }
     }
 
-    fn say(&mut self, line: &str) {
+    pub(crate) fn say(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
     }
@@ -216,7 +216,7 @@ fn the_typescript_phone_registers_pairs_and_signs_through_the_rust_agent_and_rel
     }
 }
 
-fn app_browser_ready() -> bool {
+pub(crate) fn app_browser_ready() -> bool {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let have = Path::new(&chromium).exists()
         && repo().join("phone/node_modules/playwright-core").exists()
