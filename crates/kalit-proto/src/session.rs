@@ -42,6 +42,20 @@ pub fn is_tunnel_id(s: &str) -> bool {
 pub const TUNNEL_WAIT_PATH: &str = "/v1/tunnel/{id}/wait";
 /// Path of the phone's side of a tunnel.
 pub const TUNNEL_JOIN_PATH: &str = "/v1/tunnel/{id}/join";
+/// Path where a web page whose socket dropped (a phone's browser froze its tab) takes its side back.
+pub const TUNNEL_RESUME_PATH: &str = "/v1/tunnel/{id}/resume";
+
+/// The first (text) frame on [`TUNNEL_RESUME_PATH`]: the resume secret whose SHA-256 the page gave when
+/// it started waiting (`?resume=HEX`) or resumed last, and the hash of the next one (one use each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    /// The 32-byte secret, base64.
+    pub resume: Base64,
+    /// SHA-256 of the next secret, 64 hex characters.
+    pub next: String,
+}
 
 /// What the QR carries. Its text form is `kalit:` + base64url(JSON); that exact text is the Noise prologue,
 /// so a changed field makes the handshake fail.
@@ -144,6 +158,9 @@ pub enum TunnelEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<Box<SignedOriginAttestation>>,
     },
+    /// To a web page that came back (direct mode, `GET /v1/tunnel/{id}/resume`): the tunnel is its again;
+    /// what the phone sent meanwhile follows.
+    Resumed,
     /// Either side: the tunnel ends.
     Error {
         /// Stable code.

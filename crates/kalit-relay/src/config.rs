@@ -77,6 +77,9 @@ pub struct Limits {
     pub tunnel_idle_secs: u64,
     /// Most frames a paired tunnel forwards (both directions together).
     pub tunnel_max_frames: u32,
+    /// Seconds a paired tunnel waits for a web page whose socket dropped (a phone's browser froze its tab)
+    /// to take its side back, keeping what the phone sends meanwhile (direct mode; 0: never).
+    pub tunnel_resume_secs: u64,
     /// Seconds between a request to detach a certificate from a login and the detachment, during which
     /// a device of that certificate can cancel it.
     pub detach_cooling_off_secs: u64,
@@ -115,6 +118,7 @@ impl Default for Limits {
             tunnel_session_secs: 900,
             tunnel_idle_secs: 300,
             tunnel_max_frames: 4096,
+            tunnel_resume_secs: 180,
             per_address_per_minute: 600,
             per_address_burst: 120,
             per_login_per_minute: 30,

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use kalit_core::x509;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::WELL_KNOWN_PATH;
-use kalit_proto::session::{TUNNEL_JOIN_PATH, TUNNEL_WAIT_PATH};
+use kalit_proto::session::{TUNNEL_JOIN_PATH, TUNNEL_RESUME_PATH, TUNNEL_WAIT_PATH};
 use kalit_service::client::{ConnLimits, TrustedProxies, client_address};
 use kalit_service::ratelimit::{AddressLimit, Buckets, limit_address};
 use kalit_service::serve::ConnectionPolicy;
@@ -186,6 +186,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/certificates/cancel-detach", post(api::cancel_detach))
         .route(TUNNEL_WAIT_PATH, get(tunnel::wait))
         .route(TUNNEL_JOIN_PATH, get(tunnel::join))
+        .route(TUNNEL_RESUME_PATH, get(tunnel::resume))
         .route_layer(axum::middleware::from_fn_with_state(
             AddressLimit { limiter: state.addr_limiter.clone(), metrics: state.metrics.clone() },
             limit_address,

@@ -19,7 +19,7 @@ use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::{CLOCK_SKEW_SECS, is_tunnel_id};
 use kalit_proto::session::{MAX_FRAME, QR_TTL_MAX_SECS, QR_TTL_SECS, TunnelEvent};
-use kalit_proto::session::{OriginAttestation, SignedOriginAttestation};
+use kalit_proto::session::{OriginAttestation, ResumeRequest, SignedOriginAttestation};
 use kalit_service::ServiceError;
 use kalit_service::client::{ClientIp, addr_group};
 use tokio::sync::oneshot;
@@ -78,11 +78,27 @@ impl Table {
     }
 }
 
-/// Tunnels waiting for a phone, by tunnel id, and the count of paired ones.
+/// A paired tunnel whose web page left (its tab frozen): what it takes to come back.
+struct Parked {
+    /// SHA-256 of the page's resume secret.
+    hash: [u8; 32],
+    /// Where the new socket (and the hash of the next secret) goes.
+    tx: oneshot::Sender<(WebSocket, [u8; 32])>,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").finish_non_exhaustive()
+    }
+}
+
+/// Tunnels waiting for a phone, by tunnel id, the count of paired ones, and paired ones whose page left
+/// and may come back.
 #[derive(Debug, Default)]
 pub struct Tunnels {
     table: Mutex<Table>,
     paired: AtomicUsize,
+    parked: Mutex<HashMap<String, Parked>>,
 }
 
 /// Why a tunnel cannot wait.
@@ -168,6 +184,15 @@ impl Tunnels {
         self.lock().remove(id)
     }
 
+    fn parked_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many paired tunnels wait for their page to come back.
+    pub fn parked(&self) -> usize {
+        self.parked_lock().len()
+    }
+
     /// Counts one more paired tunnel, unless `max` are paired already.
     fn pair(self: &Arc<Self>, max: usize) -> Option<PairedGuard> {
         let counted = self.paired.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
@@ -219,6 +244,17 @@ fn check_id(id: &str) -> Result<(), ServiceError> {
 pub(crate) struct WaitQuery {
     /// Seconds to wait for a phone (at most the longest QR lifetime).
     ttl: Option<u64>,
+    /// SHA-256 of a resume secret, 64 hex (a web page that may be frozen and come back; direct mode).
+    resume: Option<String>,
+}
+
+/// 64 hex characters as 32 bytes.
+fn hash_of_hex(h: &str) -> Option<[u8; 32]> {
+    let v = hex::decode(h).ok()?;
+    if h.len() != 64 || h.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    v.try_into().ok()
 }
 
 /// `GET /v1/tunnel/{id}/wait` (WebSocket): the agent's end.
@@ -238,6 +274,13 @@ pub(crate) async fn wait(
         Err(e) => {
             s.metrics.inc("tunnel", "origin_refused");
             return e.into_response();
+        }
+    };
+    let resume = match q.resume.as_deref().map(hash_of_hex) {
+        None => None,
+        Some(Some(h)) => Some(h),
+        Some(None) => {
+            return ServiceError::invalid("resume must be a SHA-256, 64 lowercase hex characters").into_response();
         }
     };
     // A QR lives QR_TTL_SECS unless the agent asks for longer (at most QR_TTL_MAX_SECS).
@@ -271,10 +314,18 @@ pub(crate) async fn wait(
         }
     }
     let guard = WaitGuard { tunnels: s.tunnels.clone(), id };
-    configure(ws).on_upgrade(move |socket| agent_side(s, socket, rx, guard, ttl))
+    configure(ws).on_upgrade(move |socket| agent_side(s, socket, rx, guard, ttl, resume))
 }
 
-async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joined>, guard: WaitGuard, ttl: u64) {
+async fn agent_side(
+    s: AppState,
+    mut agent: WebSocket,
+    rx: oneshot::Receiver<Joined>,
+    guard: WaitGuard,
+    ttl: u64,
+    resume: Option<[u8; 32]>,
+) {
+    let id = guard.id.clone();
     if !send_within(&mut agent, event(&TunnelEvent::Ready { expires_in: ttl }), CONTROL_SEND).await {
         return;
     }
@@ -306,7 +357,7 @@ async fn agent_side(s: AppState, mut agent: WebSocket, rx: oneshot::Receiver<Joi
         return;
     }
     s.metrics.inc("tunnel", "paired");
-    let outcome = bridge(&s, agent, phone).await;
+    let outcome = bridge(&s, &id, agent, phone, resume).await;
     s.metrics.inc("tunnel_end", outcome);
 }
 
@@ -427,45 +478,196 @@ fn classify(m: Option<Result<Message, axum::Error>>) -> Step {
 
 /// Forwards binary frames both ways until one side leaves, a limit is hit, or the session times out.
 /// The limits hold while a send waits on a side that stopped reading: a send may take until the idle
-/// limit or the session's end, whichever comes first, and then the tunnel ends (`stalled`).
-async fn bridge(s: &AppState, mut agent: WebSocket, mut phone: WebSocket) -> &'static str {
+/// limit or the session's end, whichever comes first, and then the tunnel ends (`stalled`). A web page
+/// that gave a resume hash and leaves is waited for ([`park`]): it may take its side back.
+async fn bridge(
+    s: &AppState,
+    id: &str,
+    mut agent: WebSocket,
+    mut phone: WebSocket,
+    mut resume: Option<[u8; 32]>,
+) -> &'static str {
     let l = &s.limits;
     let deadline = Instant::now() + Duration::from_secs(l.tunnel_session_secs);
     let idle = Duration::from_secs(l.tunnel_idle_secs);
     let mut frames: u32 = 0;
-    let outcome = loop {
-        let step = tokio::select! {
-            m = agent.recv() => (classify(m), true),
-            m = phone.recv() => (classify(m), false),
-            () = sleep_until(deadline) => (Step::End("session_timeout"), true),
-            () = sleep(idle) => (Step::End("idle_timeout"), true),
-        };
-        match step {
-            (Step::Skip, _) => {}
-            (Step::End(why), _) => break why,
-            (Step::Forward(m), from_agent) => {
-                frames += 1;
-                if frames > l.tunnel_max_frames {
-                    break "too_many_frames";
+    let outcome = 'session: loop {
+        let (outcome, agent_left) = loop {
+            let step = tokio::select! {
+                m = agent.recv() => (classify(m), true),
+                m = phone.recv() => (classify(m), false),
+                () = sleep_until(deadline) => (Step::End("session_timeout"), false),
+                () = sleep(idle) => (Step::End("idle_timeout"), false),
+            };
+            match step {
+                (Step::Skip, _) => {}
+                (Step::End(why), from_agent) => break (why, from_agent && matches!(why, "closed" | "error")),
+                (Step::Forward(m), from_agent) => {
+                    frames += 1;
+                    if frames > l.tunnel_max_frames {
+                        break ("too_many_frames", false);
+                    }
+                    let to = if from_agent { &mut phone } else { &mut agent };
+                    match timeout_at(deadline.min(Instant::now() + idle), to.send(m)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break ("closed", !from_agent),
+                        Err(_) => break ("stalled", false),
+                    }
                 }
-                let to = if from_agent { &mut phone } else { &mut agent };
-                match timeout_at(deadline.min(Instant::now() + idle), to.send(m)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break "closed",
-                    Err(_) => break "stalled",
+            }
+        };
+        let Some(hash) = resume.filter(|_| agent_left && l.tunnel_resume_secs > 0) else { break outcome };
+        s.metrics.inc("tunnel", "parked");
+        match park(s, id, &mut phone, hash, deadline, &mut frames).await {
+            Err(why) => break why,
+            Ok(back) => {
+                s.metrics.inc("tunnel", "resumed");
+                agent = back.socket;
+                resume = Some(back.next);
+                if !send_within(&mut agent, event(&TunnelEvent::Resumed), CONTROL_SEND).await {
+                    break "closed";
+                }
+                for b in back.buffered {
+                    if !send_within(&mut agent, Message::Binary(b), CONTROL_SEND).await {
+                        break 'session "closed";
+                    }
+                }
+                if let Some(why) = back.phone_ended {
+                    break why;
                 }
             }
         }
     };
     let message = match outcome {
         "closed" => "the other side left the session",
-        "session_timeout" | "idle_timeout" => "the session timed out",
+        "session_timeout" | "idle_timeout" | "resume_timeout" => "the session timed out",
         "stalled" => "the other side stopped reading",
         "too_many_frames" => "the session sent more frames than the relay allows",
+        "parked_too_much" => "the phone sent more than the relay keeps for a page that left",
         _ => "the other side broke the tunnel protocol",
     };
     let code = if outcome.ends_with("timeout") { ErrorCode::Expired } else { ErrorCode::Unavailable };
     // Both farewells at once, each bounded: a side that stopped reading does not hold up the other.
     tokio::join!(refuse(agent, code, message), refuse(phone, code, message));
     outcome
+}
+
+/// The most a parked tunnel keeps of what the phone sends for a page that left: a whole signature
+/// answer (the largest CMS, base64, in frames) with room to spare.
+const MAX_PARKED_BYTES: usize = 3 * 1024 * 1024;
+
+/// A page that came back.
+struct Back {
+    socket: WebSocket,
+    next: [u8; 32],
+    /// What the phone sent meanwhile, in order.
+    buffered: Vec<axum::body::Bytes>,
+    /// The phone left meanwhile (after sending `buffered`).
+    phone_ended: Option<&'static str>,
+}
+
+/// Removes a parked tunnel when its wait ends, however it ends.
+struct ParkGuard<'a> {
+    tunnels: &'a Tunnels,
+    id: &'a str,
+}
+
+impl Drop for ParkGuard<'_> {
+    fn drop(&mut self) {
+        self.tunnels.parked_lock().remove(self.id);
+    }
+}
+
+/// Waits (at most `tunnel_resume_secs`, never past the session's end) for the page of tunnel `id` to come
+/// back with the secret whose hash is `hash`, keeping what the phone sends meanwhile within the frame
+/// limit and [`MAX_PARKED_BYTES`].
+async fn park(
+    s: &AppState,
+    id: &str,
+    phone: &mut WebSocket,
+    hash: [u8; 32],
+    deadline: Instant,
+    frames: &mut u32,
+) -> Result<Back, &'static str> {
+    let (tx, mut rx) = oneshot::channel();
+    s.tunnels.parked_lock().insert(id.to_string(), Parked { hash, tx });
+    let _guard = ParkGuard { tunnels: &s.tunnels, id };
+    let until = deadline.min(Instant::now() + Duration::from_secs(s.limits.tunnel_resume_secs));
+    let (mut buffered, mut bytes, mut phone_ended) = (vec![], 0usize, None);
+    loop {
+        tokio::select! {
+            back = &mut rx => {
+                let Ok((socket, next)) = back else { return Err("closed") };
+                return Ok(Back { socket, next, buffered, phone_ended });
+            }
+            m = phone.recv(), if phone_ended.is_none() => match classify(m) {
+                Step::Forward(Message::Binary(b)) => {
+                    *frames += 1;
+                    bytes += b.len();
+                    if *frames > s.limits.tunnel_max_frames {
+                        return Err("too_many_frames");
+                    }
+                    if bytes > MAX_PARKED_BYTES {
+                        return Err("parked_too_much");
+                    }
+                    buffered.push(b);
+                }
+                Step::Forward(_) | Step::Skip => {}
+                // The phone is done: what it sent still waits for the page.
+                Step::End(why) => phone_ended = Some(why),
+            },
+            () = sleep_until(until) => return Err("resume_timeout"),
+        }
+    }
+}
+
+/// `GET /v1/tunnel/{id}/resume` (WebSocket): a web page whose socket dropped takes its side of a paired
+/// tunnel back. Its first text frame is a [`ResumeRequest`].
+pub(crate) async fn resume(State(s): State<AppState>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
+    if let Err(e) = check_id(&id) {
+        return e.into_response();
+    }
+    configure(ws).on_upgrade(move |socket| resume_side(s, id, socket))
+}
+
+async fn resume_side(s: AppState, id: String, mut page: WebSocket) {
+    let first = timeout(Duration::from_secs(JOIN_REQUEST_SECS), page.recv()).await;
+    let req: ResumeRequest = match first {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(t.as_str()) {
+            Ok(r) => r,
+            Err(e) => return refuse(page, ErrorCode::InvalidInput, format!("malformed resume request: {e}")).await,
+        },
+        Ok(_) => return refuse(page, ErrorCode::InvalidInput, "expected a resume request").await,
+        Err(_) => return refuse(page, ErrorCode::Expired, "no resume request within 10 s").await,
+    };
+    let (Ok(secret), Some(next)) = (kalit_core::statement::bounded("resume", &req.resume, 32), hash_of_hex(&req.next))
+    else {
+        return refuse(page, ErrorCode::InvalidInput, "a resume secret is 32 bytes and next a SHA-256 in hex").await;
+    };
+    let given = kalit_core::digest::HashAlg::Sha256.digest(secret);
+    let parked = {
+        let mut t = s.tunnels.parked_lock();
+        match t.get(&id) {
+            None => None,
+            // Compared in constant time; a wrong secret leaves the tunnel waiting for the right one.
+            Some(p) if !aws_lc_rs::constant_time::verify_slices_are_equal(&given, &p.hash).is_ok() => Some(None),
+            Some(_) => t.remove(&id).map(Some),
+        }
+    };
+    match parked {
+        None => {
+            s.metrics.inc("tunnel_resume", "gone");
+            refuse(page, ErrorCode::Expired, "nothing to resume: the session ended or its time ran out").await;
+        }
+        Some(None) => {
+            s.metrics.inc("tunnel_resume", "unauthorized");
+            refuse(page, ErrorCode::Unauthorized, "this resume secret is not this session's (or was used already)")
+                .await;
+        }
+        Some(Some(p)) => {
+            if let Err((socket, _)) = p.tx.send((page, next)) {
+                refuse(socket, ErrorCode::Expired, "nothing to resume: the session ended").await;
+            }
+        }
+    }
 }

@@ -993,6 +993,88 @@ mod tunnel {
         assert_eq!(r.state.tunnels.waiting(), 0);
     }
 
+    fn sha256(b: &[u8]) -> Vec<u8> {
+        kalit_core::digest::HashAlg::Sha256.digest(b)
+    }
+
+    /// Takes a page's side back: the secret, and the hash of the next one.
+    async fn resume_as(base: &str, tunnel: &str, secret: &[u8], next: &[u8]) -> (Ws, TunnelEvent) {
+        let mut ws = connect(&format!("{base}/v1/tunnel/{tunnel}/resume")).await.unwrap();
+        let req = json!({"resume": B64.encode(secret), "next": hex::encode(sha256(next))});
+        ws.send(Message::Text(req.to_string().into())).await.unwrap();
+        let e = event(&mut ws).await;
+        (ws, e)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_whose_tab_froze_takes_its_side_back_with_its_resume_secret_once() {
+        let ca = Ca::new("Test RA");
+        let db = databases().await.remove(0);
+        let mut limits = no_limits();
+        limits.tunnel_resume_secs = 2;
+        let r = relay(&db, vec![ca.der.clone()], limits).await;
+        let alice = ca.person("Alice", KeyAlgorithm::P256);
+        let phone = Device::new();
+        let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let base = serve(&r).await;
+        let t = tid(31);
+        let (r1, r2, r3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let wait = format!("{base}/v1/tunnel/{t}/wait?resume={}", hex::encode(sha256(&r1)));
+        let mut page = connect(&wait).await.unwrap();
+        event(&mut page).await;
+        let n = r.nonce().await;
+        let (mut ph, _) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
+        event(&mut page).await;
+        // The page's tab freezes: its socket closes; the phone goes on and answers.
+        page.close(None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(r.state.tunnels.parked(), 1);
+        ph.send(Message::Binary(vec![7; 100].into())).await.unwrap();
+        ph.send(Message::Binary(vec![8; 200].into())).await.unwrap();
+        // A secret from another session, or junk: refused, and the tunnel keeps waiting for the right one.
+        let (_, e) = resume_as(&base, &t, &[9u8; 32], &r2).await;
+        assert_eq!(err_code(&e), kalit_proto::ErrorCode::Unauthorized);
+        let (_, e) = resume_as(&base, &tid(32), &r1, &r2).await;
+        assert_eq!(err_code(&e), kalit_proto::ErrorCode::Expired, "nothing parked under another id");
+        assert_eq!(r.state.tunnels.parked(), 1);
+        // The right one: the tunnel is the page's again, with what the phone sent meanwhile, in order.
+        let (mut page, e) = resume_as(&base, &t, &r1, &r2).await;
+        assert_eq!(e, TunnelEvent::Resumed);
+        assert_eq!(binary(&mut page).await, vec![7; 100]);
+        assert_eq!(binary(&mut page).await, vec![8; 200]);
+        page.send(Message::Binary(vec![5; 10].into())).await.unwrap();
+        assert_eq!(binary(&mut ph).await, vec![5; 10], "and both ways again");
+        // It leaves again: the used secret is worth nothing now (a replay); the next one works.
+        page.close(None).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (_, e) = resume_as(&base, &t, &r1, &r3).await;
+        assert_eq!(err_code(&e), kalit_proto::ErrorCode::Unauthorized, "a replayed resume");
+        let (mut page, e) = resume_as(&base, &t, &r2, &r3).await;
+        assert_eq!(e, TunnelEvent::Resumed);
+        // Gone past the limit: the phone is told the session timed out, and nothing is left to resume.
+        page.close(None).await.unwrap();
+        match tokio::time::timeout(std::time::Duration::from_secs(10), event(&mut ph)).await.unwrap() {
+            TunnelEvent::Error { code, .. } => assert_eq!(code, kalit_proto::ErrorCode::Expired),
+            other => panic!("{other:?}"),
+        }
+        let (_, e) = resume_as(&base, &t, &r3, &r1).await;
+        assert_eq!(err_code(&e), kalit_proto::ErrorCode::Expired);
+        assert_eq!(r.state.tunnels.parked(), 0);
+        // A wait with a malformed resume hash is refused.
+        let e = connect(&format!("{base}/v1/tunnel/{}/wait?resume=XYZ", tid(33))).await.unwrap_err();
+        assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput);
+        // An agent (no resume hash) that leaves ends the tunnel at once, as before.
+        let t = tid(34);
+        let mut agent = connect(&format!("{base}/v1/tunnel/{t}/wait")).await.unwrap();
+        event(&mut agent).await;
+        let n = r.nonce().await;
+        let (mut ph, _) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
+        event(&mut agent).await;
+        agent.close(None).await.unwrap();
+        assert_eq!(err_code(&event(&mut ph).await), kalit_proto::ErrorCode::Unavailable);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_tunnels_from_one_address_gets_429() {
         let db = databases().await.remove(0);

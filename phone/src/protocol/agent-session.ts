@@ -102,6 +102,8 @@ export class AgentSession {
     const phase = this.#phase;
     if (phase.p === "closed") return [];
     if (phase.p === "waiting" && event.event === "ready") return [];
+    // The page took its side back after its tab was frozen (kalit.js direct mode): the channel goes on.
+    if (event.event === "resumed" && (phase.p === "hello" || phase.p === "connected")) return [];
     if (phase.p === "waiting" && event.event === "peer") {
       this.#phase = { p: "handshake", login: event.login, deviceId: event.device_id };
       return [];

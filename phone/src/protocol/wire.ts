@@ -68,6 +68,7 @@ export type TunnelEvent =
       /** Present when the computer's side is a browser page (direct mode). */
       origin?: SignedOriginAttestation;
     }
+  | { event: "resumed" }
   | { event: "error"; code: ErrorCode; message: string };
 
 // ---- writing (serde's order: the tag, then the fields as declared) ----
@@ -301,6 +302,8 @@ export function parseTunnelEvent(text: string): TunnelEvent {
       if (r.has("origin")) joined.origin = readOriginAttestation(r.obj("origin"));
       return joined;
     }
+    case "resumed":
+      return { event };
     case "error":
       return { event, code: errorCode(r.str("code")), message: r.str("message") };
     default:

@@ -158,6 +158,8 @@ impl AgentSession {
         match (&self.phase, event) {
             (Phase::Closed, _) => vec![],
             (Phase::Waiting, TunnelEvent::Ready { .. }) => vec![],
+            // A page that took its side back (kalit.js direct mode): the channel goes on.
+            (Phase::Hello { .. } | Phase::Connected, TunnelEvent::Resumed) => vec![],
             (Phase::Waiting, TunnelEvent::Peer { login, device_id }) => {
                 self.phase = Phase::Handshake { login, device_id };
                 vec![]
