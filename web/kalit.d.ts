@@ -105,6 +105,8 @@ export interface SignOptions {
   level?: PadesLevel; reason?: string; visible?: string;
   /** This call only (the configured mode otherwise). PDF signatures need the agent. */
   mode?: Mode;
+  /** Offer "Sign with Kalit on this phone" (the app on this very device) [default: on phones]. */
+  sameDevice?: boolean;
 }
 export interface Signature {
   format: "cms" | "raw" | "pades"; signature: Uint8Array; signatureBase64: string; scheme: string; sha256: string;

@@ -170,7 +170,20 @@ function el(tag, attrs = {}, text) {
   if (text !== void 0) e.textContent = text;
   return e;
 }
-function openDialog(created, name, via, onCancel) {
+function onPhone() {
+  const uaData = navigator.userAgentData;
+  return uaData?.mobile === true || /Android|iPhone|iPad|iPod|Mobile/i.test(navigator.userAgent);
+}
+function appLink(qr) {
+  try {
+    const b = qr.slice("kalit:".length).replace(/-/g, "+").replace(/_/g, "/");
+    const relay = JSON.parse(new TextDecoder().decode(fromBase64(b + "=".repeat((4 - b.length % 4) % 4)))).relay;
+    return typeof relay === "string" && /^https?:\/\//.test(relay) ? `${relay.replace(/\/+$/, "")}/app/#${encodeURIComponent(qr)}` : null;
+  } catch {
+    return null;
+  }
+}
+function openDialog(created, name, via, sameDevice, onCancel) {
   const dlg = el("dialog", { "data-kalit-dialog": "", style: "max-width:24rem;font-family:system-ui,sans-serif;border-radius:.5rem" });
   const title = el("h2", { style: "margin-top:0;font-size:1.2rem" }, "Sign with your phone");
   const doc = el("p", {}, `Document: ${name}`);
@@ -181,13 +194,22 @@ function openDialog(created, name, via, onCancel) {
   const mode = el(
     "p",
     { "data-kalit-mode": via, style: "font-size:.8rem;color:#555" },
-    via === "direct" ? "Through the Kalit relay: nothing needs to be installed on this computer." : "Through the Kalit agent on this computer."
+    via === "direct" ? "Through the Kalit relay: nothing needs to be installed on this device." : "Through the Kalit agent on this computer."
   );
   const state = el("p", { "data-kalit-state": "" }, "Waiting for your phone...");
   const sas = el("p", { "data-kalit-sas": "", style: "font-size:2rem;font-weight:bold;letter-spacing:.2rem;margin:.5rem 0" });
   const cancel = el("button", { type: "button" }, "Cancel");
   cancel.addEventListener("click", onCancel);
-  dlg.append(title, doc, img, help, text, mode, state, sas, cancel);
+  dlg.append(title, doc);
+  if (sameDevice) {
+    const open = el("button", { type: "button", "data-kalit-same-device": "", style: "font-size:1.1rem;padding:.6rem 1rem;margin:.25rem 0 .75rem" }, "Sign with Kalit on this phone");
+    open.addEventListener("click", () => {
+      window.open(sameDevice, "_blank", "noopener");
+    });
+    help.textContent = "Or scan this QR code with the Kalit app on another phone.";
+    dlg.append(open);
+  }
+  dlg.append(img, help, text, mode, state, sas, cancel);
   document.body.append(dlg);
   if (typeof dlg.showModal === "function") dlg.showModal();
   else dlg.setAttribute("open", "");
@@ -235,6 +257,7 @@ async function sign(data, options = {}) {
     visible
   } = options;
   const mode = options.mode || config.mode;
+  const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
   const bytes = await toBytes(data);
   const type = mediaType || typeof Blob !== "undefined" && data instanceof Blob && data.type || "application/octet-stream";
   const ctl = new AbortController();
@@ -274,7 +297,9 @@ async function sign(data, options = {}) {
           onQr(i) {
             started = true;
             if (onSession) onSession({ session: i.session, qr: i.qr, qrSvg: i.qrSvg, expiresAt: i.expiresAt, mode: "direct" });
-            if (dialog && typeof document !== "undefined") ui = openDialog({ qr: i.qr, qr_svg: i.qrSvg }, name, "direct", cancel);
+            if (dialog && typeof document !== "undefined") {
+              ui = openDialog({ qr: i.qr, qr_svg: i.qrSvg }, name, "direct", sameDevice ? i.appUrl : null, cancel);
+            }
           },
           onPaired(i) {
             ui?.paired(i);
@@ -292,7 +317,7 @@ async function sign(data, options = {}) {
       }
     }
     if (onSession) onSession({ session: created.session, qr: created.qr, qrSvg: created.qr_svg, expiresAt: created.expires_at, mode: "agent" });
-    if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", cancel);
+    if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", sameDevice ? appLink(created.qr) : null, cancel);
     for (; ; ) {
       const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token, signal: ctl.signal });
       if (s.phase === "connected") {

@@ -32,6 +32,10 @@
 //                         prints FULL <message>|<keys before>|<keys after, space again>
 //   LOCK                  ten wrong PINs (Settings, change PIN; the page's clock moved past each delay),
 //                         then the right one; prints LOCK <messages>|<last message>|<keys still listed>
+//   SAMEDEVICE <portal>   the portal (direct mode, no agent) in a tab of this phone: "Sign with my phone",
+//                         "Sign with Kalit on this phone" opens the app in a new tab; the portal's tab is
+//                         frozen meanwhile; the app approves and closes its tab; the portal wakes up, takes
+//                         its session back and shows the result: prints DOC <json>, PROMPT ..., SAMEDEVICE <json>
 //   QUIT
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -179,6 +183,43 @@ async function prompt() {
   say(`PROMPT ${await page.locator("#prompt-origin").innerText()}|${await page.locator("#prompt-name").innerText()}|${preview.replace(/\n/g, "\\n")}`);
 }
 
+async function sameDevice(portalUrl) {
+  const portal = await ctx.newPage();
+  portal.on("pageerror", (e) => console.log(`PAGEERROR portal ${e.message}`));
+  portal.on("console", (m) => consoleLines.push(m.text()));
+  await portal.goto(portalUrl);
+  await portal.locator("#status[data-status=ready]").waitFor({ timeout: 15000 });
+  say(`MODE ${await portal.locator("#status").getAttribute("data-mode")}`);
+  say(`DOC ${JSON.stringify(await portal.inputValue("#doc"))}`);
+  await portal.locator("#sign").click();
+  const button = portal.locator("[data-kalit-same-device]");
+  await button.waitFor({ timeout: 15000 });
+  if (SHOTS !== "none") await portal.screenshot({ path: join(SHOTS, "same-device-portal.png") });
+  const [appTab] = await Promise.all([ctx.waitForEvent("page"), button.click()]);
+  const portalPage = page;
+  page = appTab;
+  await prompt();
+  // The browser freezes the portal's tab while the person is in the app. Headless Chromium does not
+  // freeze a page it considers visible (every page is, headless), so the lifecycle's freeze event, which
+  // a real freeze fires first, is dispatched here too: kalit.js closes its socket, as mobile browsers do.
+  const cdp = await ctx.newCDPSession(portal);
+  await cdp.send("Page.setWebLifecycleState", { state: "frozen" });
+  await portal.evaluate(() => document.dispatchEvent(new Event("freeze")));
+  await page.locator("#approve").click();
+  await pin();
+  // The app closes its own tab once the answer is on its way: back to the portal.
+  await appTab.waitForEvent("close", { timeout: 30000 });
+  page = portalPage;
+  await cdp.send("Page.setWebLifecycleState", { state: "active" });
+  await portal.bringToFront();
+  await portal.evaluate(() => document.dispatchEvent(new Event("resume")));
+  await portal.locator("#result:not([data-result='']):not([data-result=pending])").waitFor({ timeout: 30000 });
+  if (SHOTS !== "none") await portal.screenshot({ path: join(SHOTS, "same-device-result.png"), fullPage: true });
+  const result = await portal.$eval("#result", (e) => ({ ...e.dataset, text: e.textContent }));
+  say(`SAMEDEVICE ${JSON.stringify(result)}`);
+  await portal.close();
+}
+
 async function langs() {
   await page.goto(APP);
   await page.locator("#new-key").waitFor();
@@ -294,6 +335,7 @@ try {
     else if (cmd === "QR") await qr(arg);
     else if (cmd === "QRAS") await qr(rest.slice(1).join(" "), rest[0]);
     else if (cmd === "PROMPT") await prompt();
+    else if (cmd === "SAMEDEVICE") await sameDevice(arg);
     else if (cmd === "APPROVE" || cmd === "WRONGPIN") {
       await page.locator("#approve").click();
       await pin(cmd === "APPROVE" ? PIN : "999999");

@@ -687,7 +687,7 @@ type Phase =
   | { p: "choose"; qr: string; name: string | null; logins: string[] }
   | { p: "connecting"; origin: string }
   | { p: "connected"; sas: string; origin: string; network: string | null; vouch: string }
-  | { p: "ended" };
+  | { p: "ended"; origin: string };
 
 interface Asking {
   prompt: Prompt;
@@ -695,6 +695,7 @@ interface Asking {
 }
 
 function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
+  const fromLink = initial !== "";
   const [text, setText] = useState(initial);
   const [phase, setPhase] = useState<Phase>({ p: "input" });
   const [asking, setAsking] = useState<Asking | null>(null);
@@ -747,6 +748,9 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
               prompt,
               resolve: (a) => {
                 setAsking(null);
+                // Opened by a portal on this very phone: once the answer is on its way, back to the portal's
+                // tab (it takes its session back from the relay and receives the signature).
+                if (a?.kind === "approved" && fromLink) setTimeout(() => window.close(), 1500);
                 if (a?.kind === "approved") {
                   void ctx.svc.appendHistory({
                     time: Date.now(),
@@ -773,8 +777,11 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
         },
       };
       await ctx.svc.pair(qrText, reg, chain, ui, (url) => new WebSocket(url));
-      setPhase({ p: "ended" });
+      setPhase({ p: "ended", origin: qr.payload.origin });
       if (!endedShown) notice(ctx.tr("ended"));
+      // Opened by a portal on this very phone (its "Sign with Kalit on this phone" button): back to its
+      // tab, which takes its session back and receives the signature.
+      if (fromLink) setTimeout(() => window.close(), 1500);
       if (location.hash) history.replaceState(null, "", location.pathname);
     } catch (e) {
       setPhase({ p: "input" });
@@ -838,6 +845,11 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
           <p>{ctx.tr("compareCode")}</p>
           <p class="muted">{ctx.tr("waitingRequest")}</p>
         </div>
+      )}
+      {phase.p === "ended" && fromLink && (
+        <p>
+          <button id="back-to-portal" onClick={() => window.close()}>{ctx.tr("backToPortal", { origin: display.field(phase.origin, 80) })}</button>
+        </p>
       )}
       {asking && signingKey.current && (
         <Ask ctx={ctx} asking={asking} signingKey={signingKey.current} vouch={vouchRef.current} sas={phase.p === "connected" ? phase.sas : ""} />

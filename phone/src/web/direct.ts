@@ -32,8 +32,11 @@ export interface DirectRequest {
   relayId?: string;
   ttl?: number;
   signal: AbortSignal;
-  /** The QR to show, its SVG drawing, and when it expires (ms since the epoch). */
-  onQr(info: { session: string; qr: string; qrSvg: string; expiresAt: number; relay: string }): void;
+  /**
+   * The QR to show, its SVG drawing, when it expires (ms since the epoch), and the link that opens it in
+   * the Kalit app on this very device.
+   */
+  onQr(info: { session: string; qr: string; qrSvg: string; expiresAt: number; relay: string; appUrl: string }): void;
   /** The phone paired and the relay's attestation checked: show the SAS. */
   onPaired(info: { session: string; sas: string; login: string; certificate: { subject: string } }): void;
   /** The document went to the phone. */
@@ -54,6 +57,9 @@ export interface DirectResult {
 }
 
 const now = () => Math.floor(Date.now() / 1000);
+
+/** How often a page whose socket dropped tries to take its side back before it gives up. */
+const RESUME_TRIES = 5;
 
 /** The relay's base URL as given, checked: https, or http on this machine. */
 export function relayBase(relay: string): string {
@@ -121,16 +127,24 @@ export async function signDirect(req: DirectRequest): Promise<DirectResult> {
   const session = new AgentSession(qr, staticKey, { relayId: relay.id, relayPublicKey: relay.key });
   staticKey.fill(0);
   const id = toHex(crypto.getRandomValues(new Uint8Array(8)));
-  const ws = new WebSocket(`${base.replace(/^http/, "ws")}/v1/tunnel/${qr.tunnelId()}/wait?ttl=${ttl}`);
-  ws.binaryType = "arraybuffer";
+  // A phone's browser may freeze this tab while the person is in the Kalit app (same device): the socket
+  // then drops, and the relay keeps the tunnel for this page, which comes back with this secret (the
+  // relay knows only its hash; each use names the next).
+  let resumeSecret = crypto.getRandomValues(new Uint8Array(32));
+  const tunnelUrl = `${base.replace(/^http/, "ws")}/v1/tunnel/${qr.tunnelId()}`;
+  let ws = new WebSocket(`${tunnelUrl}/wait?ttl=${ttl}&resume=${toHex(sha256(resumeSecret))}`);
 
   return new Promise<DirectResult>((resolve, reject) => {
     let done = false;
-    let paired: Paired | null = null;
+    let pairedWith: Paired | null = null;
+    let checking = false;
+    const cleanups: (() => void)[] = [];
     const finish = (e: unknown, result?: DirectResult) => {
       if (done) return;
       done = true;
       req.signal.removeEventListener("abort", onAbort);
+      for (const c of cleanups) c();
+      resumeSecret.fill(0);
       // The relay closes both ends once the goodbye went through; close ours too.
       setTimeout(() => ws.close(1000), 200);
       if (result) resolve(result);
@@ -145,7 +159,7 @@ export async function signDirect(req: DirectRequest): Promise<DirectResult> {
           if (ws.readyState === WebSocket.OPEN) ws.send(a.frame);
           break;
         case "paired": {
-          paired = a.paired;
+          pairedWith = a.paired;
           const leaf = parseCertificate(a.paired.chain[0]!);
           req.onPaired({ session: id, sas: a.paired.sas, login: a.paired.login, certificate: { subject: nameText(leaf.subject) } });
           let out: { id: number; actions: AgentAction[] };
@@ -166,17 +180,20 @@ export async function signDirect(req: DirectRequest): Promise<DirectResult> {
             send(session.end("the phone did not sign"));
             return;
           }
+          // The phone may leave right after its answer (the app closes its tab on the same device): the
+          // session's end must not overtake the check of the answer.
+          checking = true;
           void check(a.signature!);
           break;
         case "lateAnswerRefused":
           break;
         case "closed":
-          finish(a.failure ?? new Failure("expired", "the session ended before a signature"));
+          if (!checking) finish(a.failure ?? new Failure("expired", "the session ended before a signature"));
           break;
       }
     };
     const check = async (signature: Uint8Array) => {
-      const p = paired!;
+      const p = pairedWith!;
       const leafDer = p.chain[0]!;
       try {
         const scheme =
@@ -214,28 +231,90 @@ export async function signDirect(req: DirectRequest): Promise<DirectResult> {
       send(session.end("the page cancelled"));
     };
     req.signal.addEventListener("abort", onAbort, { once: true });
-    ws.addEventListener("open", () => {
-      req.onQr({ session: id, qr: qr.text, qrSvg: renderSVG(qr.text, { ecc: "M", border: 2 }), expiresAt: Date.now() + ttl * 1000, relay: base });
-    });
-    ws.addEventListener("message", (ev: MessageEvent) => {
+
+    // Away: the socket dropped while paired; the page takes its side back when it is visible again.
+    let away = false;
+    let resuming = false;
+    let tries = 0;
+    const onMessage = (ev: MessageEvent) => {
       if (done) return;
       try {
-        if (typeof ev.data === "string") send(session.onEvent(parseTunnelEvent(ev.data)));
-        else if (ev.data instanceof ArrayBuffer) send(session.onFrame(new Uint8Array(ev.data), now()));
+        if (typeof ev.data === "string") {
+          const e = parseTunnelEvent(ev.data);
+          if (e.event === "resumed") {
+            away = false;
+            resuming = false;
+            tries = 0;
+          }
+          send(session.onEvent(e));
+        } else if (ev.data instanceof ArrayBuffer) send(session.onFrame(new Uint8Array(ev.data), now()));
       } catch (e) {
         const f = e instanceof Failure ? e : new Failure("unavailable", "the relay sent something that is not a tunnel event");
         finish(f);
         send(session.fail(f));
       }
-    });
-    ws.addEventListener("close", (ev: CloseEvent) => {
-      if (done) return;
+    };
+    const paired = () => session.phase === "pairing" || session.phase === "connected";
+    const onClose = (sock: WebSocket) => (ev: CloseEvent) => {
+      if (done || sock !== ws) return;
       if (session.phase === "waiting" && !ev.wasClean) {
         finish(new Failure("unavailable", `the relay at ${base} refused or dropped the session (it may not allow direct sessions from ${location.origin})`));
+      } else if (paired()) {
+        away = true;
+        resuming = false;
+        if (document.visibilityState === "visible") setTimeout(takeBack, tries === 0 ? 0 : 1000);
       } else finish(new Failure("unavailable", "the relay closed the tunnel"));
+    };
+    const attach = (sock: WebSocket) => {
+      sock.binaryType = "arraybuffer";
+      sock.addEventListener("message", onMessage);
+      sock.addEventListener("close", onClose(sock));
+    };
+    const takeBack = () => {
+      if (done || !away || resuming) return;
+      if (++tries > RESUME_TRIES) {
+        finish(new Failure("expired", "this page could not take its signing session back from the relay"));
+        return;
+      }
+      resuming = true;
+      const next = crypto.getRandomValues(new Uint8Array(32));
+      const sock = new WebSocket(`${tunnelUrl}/resume`);
+      ws = sock;
+      attach(sock);
+      sock.addEventListener("open", () => {
+        sock.send(JSON.stringify({ resume: b64.encode(resumeSecret), next: toHex(sha256(next)) }));
+        resumeSecret.fill(0);
+        resumeSecret = next;
+      });
+    };
+    // A frozen page reads nothing: its socket is closed on purpose (mobile browsers drop it anyway), and
+    // the page takes its side back when it runs again.
+    const onFreeze = () => {
+      if (done || !paired() || ws.readyState !== WebSocket.OPEN) return;
+      away = true;
+      ws.close(1000, "frozen");
+    };
+    const onVisible = () => {
+      if (document.visibilityState === "visible") takeBack();
+    };
+    document.addEventListener("freeze", onFreeze);
+    document.addEventListener("resume", takeBack);
+    document.addEventListener("visibilitychange", onVisible);
+    cleanups.push(() => {
+      document.removeEventListener("freeze", onFreeze);
+      document.removeEventListener("resume", takeBack);
+      document.removeEventListener("visibilitychange", onVisible);
     });
-    ws.addEventListener("error", () => {
-      /* a close event follows */
+    attach(ws);
+    ws.addEventListener("open", () => {
+      req.onQr({
+        session: id,
+        qr: qr.text,
+        qrSvg: renderSVG(qr.text, { ecc: "M", border: 2 }),
+        expiresAt: Date.now() + ttl * 1000,
+        relay: base,
+        appUrl: `${base}/app/#${encodeURIComponent(qr.text)}`,
+      });
     });
   });
 }

@@ -222,8 +222,26 @@ interface Dialog {
   close(): void;
 }
 
-// The dialog with the QR, then the SAS. Returns handles to update it. Every string in it is text.
-function openDialog(created: { qr: string; qr_svg: string }, name: string, via: string, onCancel: () => void): Dialog {
+/** Whether this page runs on a phone (where the person signs with the Kalit app on the same device). */
+function onPhone(): boolean {
+  const uaData = (navigator as Navigator & { userAgentData?: { mobile?: boolean } }).userAgentData;
+  return uaData?.mobile === true || /Android|iPhone|iPad|iPod|Mobile/i.test(navigator.userAgent);
+}
+
+/** The link that opens a QR in the Kalit app served by its relay (the QR names the relay). */
+function appLink(qr: string): string | null {
+  try {
+    const b = qr.slice("kalit:".length).replace(/-/g, "+").replace(/_/g, "/");
+    const relay = JSON.parse(new TextDecoder().decode(fromBase64(b + "=".repeat((4 - (b.length % 4)) % 4)))).relay;
+    return typeof relay === "string" && /^https?:\/\//.test(relay) ? `${relay.replace(/\/+$/, "")}/app/#${encodeURIComponent(qr)}` : null;
+  } catch {
+    return null;
+  }
+}
+
+// The dialog with the QR (and, on a phone, the button that opens the Kalit app on it), then the SAS.
+// Returns handles to update it. Every string in it is text.
+function openDialog(created: { qr: string; qr_svg: string }, name: string, via: string, sameDevice: string | null, onCancel: () => void): Dialog {
   const dlg = el("dialog", { "data-kalit-dialog": "", style: "max-width:24rem;font-family:system-ui,sans-serif;border-radius:.5rem" }) as HTMLDialogElement;
   const title = el("h2", { style: "margin-top:0;font-size:1.2rem" }, "Sign with your phone");
   const doc = el("p", {}, `Document: ${name}`);
@@ -232,12 +250,21 @@ function openDialog(created: { qr: string; qr_svg: string }, name: string, via: 
   const help = el("p", {}, "Scan this QR code with the Kalit app on your phone.");
   const text = el("code", { "data-kalit-qr": "", style: "display:block;word-break:break-all;font-size:.65rem;color:#555" }, created.qr);
   const mode = el("p", { "data-kalit-mode": via, style: "font-size:.8rem;color:#555" },
-    via === "direct" ? "Through the Kalit relay: nothing needs to be installed on this computer." : "Through the Kalit agent on this computer.");
+    via === "direct" ? "Through the Kalit relay: nothing needs to be installed on this device." : "Through the Kalit agent on this computer.");
   const state = el("p", { "data-kalit-state": "" }, "Waiting for your phone...");
   const sas = el("p", { "data-kalit-sas": "", style: "font-size:2rem;font-weight:bold;letter-spacing:.2rem;margin:.5rem 0" });
   const cancel = el("button", { type: "button" }, "Cancel");
   cancel.addEventListener("click", onCancel);
-  dlg.append(title, doc, img, help, text, mode, state, sas, cancel);
+  dlg.append(title, doc);
+  if (sameDevice) {
+    // The app opens in a tab of its own; this page waits (and takes its session back if the browser
+    // froze it meanwhile). The app closes its tab when it is done, which brings the person back here.
+    const open = el("button", { type: "button", "data-kalit-same-device": "", style: "font-size:1.1rem;padding:.6rem 1rem;margin:.25rem 0 .75rem" }, "Sign with Kalit on this phone");
+    open.addEventListener("click", () => { window.open(sameDevice, "_blank", "noopener"); });
+    help.textContent = "Or scan this QR code with the Kalit app on another phone.";
+    dlg.append(open);
+  }
+  dlg.append(img, help, text, mode, state, sas, cancel);
   document.body.append(dlg);
   if (typeof dlg.showModal === "function") dlg.showModal(); else dlg.setAttribute("open", "");
   return {
@@ -266,6 +293,8 @@ export interface SignOptions {
   level?: string; reason?: string; visible?: string;
   /** This call only: "agent", "direct" or "auto" (the configured mode otherwise). */
   mode?: Mode;
+  /** Offer "Sign with Kalit on this phone" (the app on this very device) [default: on phones]. */
+  sameDevice?: boolean;
 }
 
 /**
@@ -278,6 +307,7 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
   const { format = "cms", name = "document", mediaType, pss = false, ttl,
           timeoutMs = config.timeoutMs, dialog = true, onSession, level, reason, visible } = options;
   const mode = options.mode || config.mode;
+  const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
   const bytes = await toBytes(data);
   const type = mediaType || (typeof Blob !== "undefined" && data instanceof Blob && data.type) || "application/octet-stream";
   const ctl = new AbortController();
@@ -310,7 +340,9 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
           onQr(i) {
             started = true;
             if (onSession) onSession({ session: i.session, qr: i.qr, qrSvg: i.qrSvg, expiresAt: i.expiresAt, mode: "direct" });
-            if (dialog && typeof document !== "undefined") ui = openDialog({ qr: i.qr, qr_svg: i.qrSvg }, name, "direct", cancel);
+            if (dialog && typeof document !== "undefined") {
+              ui = openDialog({ qr: i.qr, qr_svg: i.qrSvg }, name, "direct", sameDevice ? i.appUrl : null, cancel);
+            }
           },
           onPaired(i) {
             ui?.paired(i);
@@ -326,7 +358,7 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
       }
     }
     if (onSession) onSession({ session: created.session, qr: created.qr, qrSvg: created.qr_svg, expiresAt: created.expires_at, mode: "agent" });
-    if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", cancel);
+    if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", sameDevice ? appLink(created.qr) : null, cancel);
     for (;;) {
       const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token, signal: ctl.signal });
       if (s.phase === "connected") {

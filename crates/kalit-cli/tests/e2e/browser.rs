@@ -345,3 +345,54 @@ fn a_browser_with_no_agent_signs_with_the_phone_app_in_direct_mode() {
     app.say("QUIT");
     stop(demo);
 }
+
+/// Same device: the portal (no agent) in a tab of an emulated phone offers "Sign with Kalit on this
+/// phone"; the app opens in a new tab, the portal's tab is frozen meanwhile (`Page.setWebLifecycleState`)
+/// and drops its socket; the app approves and closes its tab; the portal wakes up, takes its session back
+/// from the relay with its resume secret, and receives the signature, which OpenSSL verifies.
+#[test]
+fn a_portal_on_the_phone_signs_with_the_app_on_the_same_phone_across_a_frozen_tab() {
+    if !ready() || !crate::phone_app::app_browser_ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let demo = interactive_demo(out.path());
+    let shots = repo().join("target/screenshots/same-device");
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("phone/test-browser/app.mjs"))
+        .env("APP_URL", format!("{}/app/", demo.relay))
+        .env("RA_URL", &demo.ra)
+        .env("CODE", &demo.app_code)
+        .env("LOGIN", "same-device")
+        .env("SHOTS", &shots);
+    let mut app = crate::phone_app::TsPhone::spawn(cmd);
+    app.say("SETUP");
+    assert!(app.expect("REGISTERED").contains("same-device"));
+    app.say(&format!("SAMEDEVICE {}", demo.direct));
+    assert_eq!(app.expect("MODE"), "direct");
+    let doc: String = serde_json::from_str(&app.expect("DOC")).unwrap();
+    let shown = app.expect("PROMPT");
+    assert!(shown.starts_with(&format!("{}|application.txt|Ariza", demo.direct.trim_end_matches('/'))), "{shown}");
+    let result: serde_json::Value = serde_json::from_str(&app.expect("SAMEDEVICE")).unwrap();
+    assert_eq!(
+        (&result["result"], &result["mode"]),
+        (&serde_json::json!("valid"), &serde_json::json!("direct")),
+        "{result}"
+    );
+    // The portal's socket did drop and come back (the relay counted it).
+    let metrics = reqwest::blocking::get(format!("{}/metrics", demo.relay)).unwrap().text().unwrap();
+    assert!(metrics.contains("kalit_relay_tunnel_total{result=\"resumed\"} 1"), "{metrics}");
+    if openssl().is_some() {
+        let (d, sig) = (out.path().join("same-device.txt"), out.path().join("same-device.p7s"));
+        std::fs::write(&d, doc).unwrap();
+        std::fs::write(
+            &sig,
+            base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        openssl_cms_verify(&sig, &d, &out.path().join("ca.pem"));
+    }
+    app.say("QUIT");
+    stop(demo);
+}
