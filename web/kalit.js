@@ -132,13 +132,18 @@ function asKalitError(e) {
   if (e instanceof Error && e.name === "Failure" && "code" in e) return new KalitError(String(e.code), e.message);
   return new KalitError(ErrorCodes.PROTOCOL, String(e));
 }
+var noAgentSince = 0;
+var NO_AGENT_FOR_MS = 6e4;
 var noAgent = (e) => e instanceof KalitError && (e.code === ErrorCodes.AGENT_NOT_RUNNING || e.code === ErrorCodes.LOCAL_NETWORK_BLOCKED);
 async function status() {
   if (config.mode !== "direct") {
     try {
-      return { ...await call("GET", "/v1/status"), mode: "agent" };
+      const st = { ...await call("GET", "/v1/status"), mode: "agent" };
+      noAgentSince = 0;
+      return st;
     } catch (e) {
       if (config.mode === "agent" || !config.relay || !noAgent(e)) throw e;
+      noAgentSince = Date.now();
     }
   }
   if (!config.relay) throw new KalitError(ErrorCodes.INVALID_INPUT, "direct mode needs a relay: kalit.configure({ relay: URL })");
@@ -266,11 +271,13 @@ async function sign(data, options = {}) {
   let ui = null;
   const cancel = () => ctl.abort(new KalitError(ErrorCodes.CANCELLED, "Cancelled."));
   try {
-    if (mode !== "direct") {
+    const skipAgent = mode === "auto" && config.relay && Date.now() - noAgentSince < NO_AGENT_FOR_MS;
+    if (mode !== "direct" && !skipAgent) {
       try {
         created = await call("POST", "/v1/sessions", { body: ttl ? { ttl } : {}, signal: ctl.signal });
       } catch (e) {
         if (mode === "agent" || !config.relay || !noAgent(e)) throw e;
+        noAgentSince = Date.now();
       }
     }
     if (!created) {

@@ -76,8 +76,14 @@ export function relayBase(relay: string): string {
   return u.origin + u.pathname.replace(/\/+$/, "");
 }
 
+/** Relay identities this page read, by base URL, and when (read again after a few minutes). */
+const identities = new Map<string, { at: number; id: string; key: Uint8Array; name: string }>();
+const IDENTITY_KEPT_MS = 5 * 60_000;
+
 /** Reads and checks the relay's identity (key and id agree; the pinned id when the portal gave one). */
 export async function relayIdentity(base: string, pinned: string | undefined, signal: AbortSignal): Promise<{ id: string; key: Uint8Array; name: string }> {
+  const kept = identities.get(base);
+  if (kept && Date.now() - kept.at < IDENTITY_KEPT_MS && (pinned === undefined || pinned === kept.id)) return kept;
   let ident: RelayIdentity;
   try {
     const r = await fetch(base + WELL_KNOWN_PATH, { cache: "no-store", signal, credentials: "omit" });
@@ -94,7 +100,9 @@ export async function relayIdentity(base: string, pinned: string | undefined, si
   if (pinned !== undefined && pinned !== ident.relay_id) {
     throw new Failure("unavailable", `the relay at ${base} is not the one this portal pinned (${pinned})`);
   }
-  return { id: ident.relay_id, key, name: typeof ident.name === "string" ? ident.name : "" };
+  const r = { at: Date.now(), id: ident.relay_id, key, name: typeof ident.name === "string" ? ident.name : "" };
+  identities.set(base, r);
+  return r;
 }
 
 function pem(der: Uint8Array): string {

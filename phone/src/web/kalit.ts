@@ -167,6 +167,11 @@ function asKalitError(e: unknown): KalitError {
   return new KalitError(ErrorCodes.PROTOCOL, String(e));
 }
 
+/** In auto mode: when this page last found no agent (ms), so that the next signature goes straight to
+ * direct mode for a minute instead of asking the agent again. */
+let noAgentSince = 0;
+const NO_AGENT_FOR_MS = 60_000;
+
 const noAgent = (e: unknown) =>
   e instanceof KalitError && (e.code === ErrorCodes.AGENT_NOT_RUNNING || e.code === ErrorCodes.LOCAL_NETWORK_BLOCKED);
 
@@ -178,9 +183,12 @@ const noAgent = (e: unknown) =>
 export async function status(): Promise<Json> {
   if (config.mode !== "direct") {
     try {
-      return { ...(await call("GET", "/v1/status")), mode: "agent" };
+      const st = { ...(await call("GET", "/v1/status")), mode: "agent" };
+      noAgentSince = 0;
+      return st;
     } catch (e) {
       if (config.mode === "agent" || !config.relay || !noAgent(e)) throw e;
+      noAgentSince = Date.now();
     }
   }
   if (!config.relay) throw new KalitError(ErrorCodes.INVALID_INPUT, "direct mode needs a relay: kalit.configure({ relay: URL })");
@@ -316,11 +324,13 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
   let ui: Dialog | null = null;
   const cancel = () => ctl.abort(new KalitError(ErrorCodes.CANCELLED, "Cancelled."));
   try {
-    if (mode !== "direct") {
+    const skipAgent = mode === "auto" && config.relay && Date.now() - noAgentSince < NO_AGENT_FOR_MS;
+    if (mode !== "direct" && !skipAgent) {
       try {
         created = await call("POST", "/v1/sessions", { body: ttl ? { ttl } : {}, signal: ctl.signal });
       } catch (e) {
         if (mode === "agent" || !config.relay || !noAgent(e)) throw e;
+        noAgentSince = Date.now();
       }
     }
     if (!created) {
