@@ -32,7 +32,7 @@
 //                         prints FULL <message>|<keys before>|<keys after, space again>
 //   LOCK                  ten wrong PINs (Settings, change PIN; the page's clock moved past each delay),
 //                         then the right one; prints LOCK <messages>|<last message>|<keys still listed>
-//   SAMEDEVICE <portal>   the portal (direct mode, no agent) in a tab of this phone: "Sign with my phone",
+//   SAMEDEVICE <portal>   the portal (direct mode, or through the agent) in a tab of this phone: "Sign with my phone",
 //                         "Sign with Kalit on this phone" opens the app in a new tab; the portal's tab is
 //                         frozen meanwhile; the app approves and closes its tab; the portal wakes up, takes
 //                         its session back and shows the result: prints DOC <json>, PROMPT ..., SAMEDEVICE <json>
@@ -198,6 +198,13 @@ async function sameDevice(portalUrl) {
   const [appTab] = await Promise.all([ctx.waitForEvent("page"), button.click()]);
   const portalPage = page;
   page = appTab;
+  // Through an agent the QR names a computer this phone may not know yet: it is named first.
+  const named = page.locator("#computer-name");
+  await Promise.race([named.waitFor({ timeout: 30000 }), page.locator("#prompt").waitFor({ timeout: 30000 })]);
+  if (await named.isVisible()) {
+    await named.fill("this phone's browser");
+    await page.locator("#name-ok").click();
+  }
   await prompt();
   // The browser freezes the portal's tab while the person is in the app. Headless Chromium does not
   // freeze a page it considers visible (every page is, headless), so the lifecycle's freeze event, which

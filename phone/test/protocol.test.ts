@@ -273,6 +273,28 @@ test("direct mode: a page and a phone pair through the relay's statement of the 
   assert.deepEqual((answer[0] as { signature: Uint8Array }).signature, utf8("sig"));
 });
 
+test("direct mode: a frame flipped or injected by a relay in the middle breaks the page's channel for good", () => {
+  const w = directWorld("https://portal.example", "https://portal.example");
+  w.page.onEvent({ event: "peer", login: "ali", device_id: "d1" });
+  const msg2 = sends(w.page.onFrame(sends(w.phone.onEvent(w.joined))[0]!, w.now));
+  const hello = sends(w.phone.onFrame(msg2[0]!));
+  const flipped = hello[0]!.slice();
+  flipped[flipped.length - 1]! ^= 1;
+  const a = w.page.onFrame(flipped, w.now);
+  assert.deepEqual(a.map((x) => x.kind), ["closed"]);
+  assert.equal((a[0] as { failure: Failure }).failure.code, "channel");
+  assert.deepEqual(w.page.onFrame(hello[0]!, w.now), [], "nothing after the channel broke");
+  // An injected frame (the relay's own bytes) after pairing: the same.
+  const v = directWorld("https://portal.example", "https://portal.example");
+  v.page.onEvent({ event: "peer", login: "ali", device_id: "d1" });
+  const m2 = sends(v.page.onFrame(sends(v.phone.onEvent(v.joined))[0]!, v.now));
+  sends(v.phone.onFrame(m2[0]!)).forEach((f) => v.page.onFrame(f, v.now));
+  assert.equal(v.page.phase, "connected");
+  const b = v.page.onFrame(new Uint8Array(40).fill(7), v.now);
+  assert.equal((b[0] as { failure: Failure }).failure.code, "channel");
+  assert.equal(v.page.phase, "closed");
+});
+
 test("direct mode: a page that writes another origin into its QR, a forged or stale statement, or none, is refused before the handshake", () => {
   const closedWith = (w: ReturnType<typeof directWorld>) => {
     const a = w.phone.onEvent(w.joined);

@@ -1089,6 +1089,15 @@ mod tunnel {
             }
         }
         assert!(limited >= 14, "only {limited} of 20 limited");
+        // Resume floods (direct mode) are held to the same per-address limit.
+        let mut limited = 0;
+        for i in 0..20u8 {
+            match connect(&format!("{base}/v1/tunnel/{}/resume", tid(100 + i))).await {
+                Err(e) if e.code == kalit_proto::ErrorCode::RateLimited => limited += 1,
+                _ => {}
+            }
+        }
+        assert!(limited >= 18, "the bucket was emptied by the joins: only {limited} of 20 limited");
     }
 
     // ---- What a stranger can hold: connections, waiting tunnels, a stalled bridge. ----

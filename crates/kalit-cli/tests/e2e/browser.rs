@@ -393,6 +393,15 @@ fn a_portal_on_the_phone_signs_with_the_app_on_the_same_phone_across_a_frozen_ta
         .unwrap();
         openssl_cms_verify(&sig, &d, &out.path().join("ca.pem"));
     }
+    // With the agent too: a portal can offer the link to a person whose phone is their only device.
+    app.say(&format!("SAMEDEVICE {}", demo.portal));
+    assert_eq!(app.expect("MODE"), "agent");
+    let result: serde_json::Value = serde_json::from_str(&app.expect("SAMEDEVICE")).unwrap();
+    assert_eq!(
+        (&result["result"], &result["mode"]),
+        (&serde_json::json!("valid"), &serde_json::json!("agent")),
+        "{result}"
+    );
     app.say("QUIT");
     stop(demo);
 }
