@@ -344,6 +344,11 @@ enum RelayCommand {
         after_help = "Configuration: --config FILE (TOML), then KALIT_RELAY_* environment variables (nested keys with
 __, e.g. KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE=10), then these flags. Unknown keys are errors.
 
+Web pages that sign with no agent installed (kalit.js direct mode) open tunnels themselves;
+the relay vouches to the phone for their origin. Which pages may: direct_origins in the TOML
+file (default [\"https://*\", \"loopback\"]; list your portals, or [] to turn it off), or
+KALIT_RELAY_DIRECT_ORIGINS=https://my.gov.example,https://bank.example.
+
 Examples:
   kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem
   kalit relay serve --data /var/lib/kalit-relay --database postgres://kalit@db/kalit --trust ra.pem --trust national.pem

@@ -169,4 +169,19 @@ mod tests {
         assert!(off.of_request(&HeaderMap::new()).is_ok(), "the agent still works");
         assert!(DirectOrigins::parse(&["https://*.example".into()]).is_err());
     }
+
+    #[test]
+    fn direct_origins_from_the_file_the_package_ships_and_the_environment() {
+        use crate::config::{ENV_PREFIX, RelayConfig};
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/debian/relay.toml");
+        let cfg: RelayConfig = kalit_service::config::load_from(Some(&shipped), ENV_PREFIX, []).unwrap();
+        assert_eq!(DirectOrigins::parse(&cfg.direct_origins).unwrap(), DirectOrigins::default());
+        let env =
+            [("KALIT_RELAY_DIRECT_ORIGINS".to_string(), "https://my.gov.example, https://bank.example".to_string())];
+        let cfg: RelayConfig = kalit_service::config::load_from(Some(&shipped), ENV_PREFIX, env).unwrap();
+        assert_eq!(cfg.direct_origins, ["https://my.gov.example", "https://bank.example"]);
+        let d = DirectOrigins::parse(&cfg.direct_origins).unwrap();
+        assert!(d.of_request(&with_origin(b"https://bank.example")).is_ok());
+        assert!(d.of_request(&with_origin(b"https://evil.example")).is_err());
+    }
 }
