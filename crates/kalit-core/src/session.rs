@@ -156,12 +156,17 @@ impl Qr {
     ) -> Result<(Qr, AgentSecrets), CoreError> {
         let (qr, secrets) = Qr::for_computer(&ComputerKey::generate()?, relay, relay_id, origin, ttl, now_secs)?;
         let payload = QrPayload { mode: Some(kalit_proto::session::QrMode::Direct), ..qr.payload.clone() };
-        let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok((Qr::from_payload(&payload)?, secrets))
+    }
+
+    /// The QR whose text is `kalit:` + base64url(JSON of `payload`), checked as a phone reads it.
+    fn from_payload(payload: &QrPayload) -> Result<Qr, CoreError> {
+        let json = serde_json::to_vec(payload).map_err(|e| CoreError::Internal(e.to_string()))?;
         let text = format!("{QR_SCHEME}{}", B64URL.encode(json));
         if text.len() > QR_MAX_LEN {
             return Err(CoreError::invalid("the relay URL or origin is too long for a QR"));
         }
-        Ok((Qr::parse(&text)?, secrets))
+        Qr::parse(&text)
     }
 
     /// A fresh QR for a session asked by `origin`, for the computer whose long-term key is `key`.
@@ -186,12 +191,7 @@ impl Qr {
             op: "sign".into(),
             mode: None,
         };
-        let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let text = format!("{QR_SCHEME}{}", B64URL.encode(json));
-        if text.len() > QR_MAX_LEN {
-            return Err(CoreError::invalid("the relay URL or origin is too long for a QR"));
-        }
-        let qr = Qr::parse(&text)?;
+        let qr = Qr::from_payload(&payload)?;
         Ok((
             qr,
             AgentSecrets {
@@ -370,8 +370,7 @@ pub mod hazmat {
         payload: &QrPayload,
     ) -> Result<(Qr, AgentSecrets), CoreError> {
         let payload = QrPayload { pk: key.public.into(), s: secret.into(), ..payload.clone() };
-        let json = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let qr = Qr::parse(&format!("{QR_SCHEME}{}", B64URL.encode(json)))?;
+        let qr = Qr::from_payload(&payload)?;
         let secrets = AgentSecrets {
             static_private: SecretBytes::from_slice(key.private.expose_secret()),
             secret: SecretBytes::from_slice(&secret),

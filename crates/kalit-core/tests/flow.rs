@@ -27,6 +27,18 @@ fn ed25519(seed: u8) -> PrivateKey {
     PrivateKey::from_pkcs8(&SecretBytes::new(der)).unwrap()
 }
 
+/// The phone "ali", device "d1", of the relay whose key is `relay`.
+fn phone_config(relay: &PrivateKey, cert: Vec<u8>, formats: Vec<DocFormat>) -> PhoneConfig {
+    PhoneConfig {
+        relay_id: RELAY_ID.into(),
+        relay_public_key: relay.public_key_raw().to_vec(),
+        login: "ali".into(),
+        device_id: "d1".into(),
+        chain: vec![cert],
+        formats,
+    }
+}
+
 struct World {
     agent: AgentSession,
     phone: PhoneSession,
@@ -60,19 +72,7 @@ fn world_with(formats: Vec<DocFormat>) -> World {
         secrets,
         AgentConfig { relay_id: RELAY_ID.into(), relay_public_key: relay.public_key_raw().to_vec(), anchors: vec![] },
     );
-    let phone = PhoneSession::new(
-        qr.text(),
-        NOW,
-        PhoneConfig {
-            relay_id: RELAY_ID.into(),
-            relay_public_key: relay.public_key_raw().to_vec(),
-            login: "ali".into(),
-            device_id: "d1".into(),
-            chain: vec![cert],
-            formats,
-        },
-    )
-    .unwrap();
+    let phone = PhoneSession::new(qr.text(), NOW, phone_config(&relay, cert, formats)).unwrap();
     let joined =
         TunnelEvent::Joined { attestation, computer_address: "127.0.0.1".into(), same_network: true, origin: None };
     World { agent, phone, joined }
@@ -389,19 +389,8 @@ fn direct_phone(qr_origin: &str) -> (PhoneSession, PrivateKey, TunnelEvent) {
     let (qr, _) = Qr::for_page("https://relay.example", RELAY_ID, qr_origin, 60, NOW).unwrap();
     assert_eq!(qr.payload.mode, Some(kalit_proto::session::QrMode::Direct));
     let relay = ed25519(150);
-    let phone = PhoneSession::new(
-        qr.text(),
-        NOW,
-        PhoneConfig {
-            relay_id: RELAY_ID.into(),
-            relay_public_key: relay.public_key_raw().to_vec(),
-            login: "ali".into(),
-            device_id: "d1".into(),
-            chain: vec![b"a certificate (the agent here has no anchors)".to_vec()],
-            formats: vec![],
-        },
-    )
-    .unwrap();
+    let cert = b"a certificate (the agent here has no anchors)".to_vec();
+    let phone = PhoneSession::new(qr.text(), NOW, phone_config(&relay, cert, vec![])).unwrap();
     (phone, relay, w.joined)
 }
 

@@ -7,7 +7,7 @@
 
 import { b64 } from "./bytes.js";
 import { certFingerprint, normalizeLogin } from "./ceremony.js";
-import { Channel } from "./channel.js";
+import { Channel, goodbyeFrames, sealFrames } from "./channel.js";
 import * as display from "./display.js";
 import { ERROR_CODES as ERROR_NAMES, type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Responder } from "./noise.js";
@@ -250,20 +250,11 @@ export class AgentSession {
   }
 
   #goodbye(reason: string, failure: Failure | null): AgentAction[] {
-    let out: AgentAction[] = [];
-    if (this.#channel) {
-      try {
-        out = this.#seal({ type: "bye", reason, code: failure ? failure.code : null });
-      } catch {
-        out = [];
-      }
-    }
-    return [...out, ...this.#close(failure)];
+    return [...goodbyeFrames(this.#channel, reason, failure), ...this.#close(failure)];
   }
 
   #seal(m: ChannelMessage): AgentAction[] {
-    if (!this.#channel) throw new Failure("channel", "no channel");
-    return this.#channel.seal(m).map((frame) => ({ kind: "send", frame }) as const);
+    return sealFrames(this.#channel, m);
   }
 
   #close(failure: Failure | null): AgentAction[] {

@@ -102,3 +102,19 @@ export class Channel {
     this.#t.recv.wipe();
   }
 }
+
+/** A message sealed into frames on a side's channel (there is none before the handshake). */
+export function sealFrames(channel: Channel | null, m: ChannelMessage): { kind: "send"; frame: Uint8Array }[] {
+  if (!channel) throw new Failure("channel", "no channel");
+  return channel.seal(m).map((frame) => ({ kind: "send", frame }) as const);
+}
+
+/** The goodbye frames on a side's channel; none before the handshake or once the channel failed. */
+export function goodbyeFrames(channel: Channel | null, reason: string, failure: Failure | null): { kind: "send"; frame: Uint8Array }[] {
+  if (!channel) return [];
+  try {
+    return sealFrames(channel, { type: "bye", reason, code: failure ? failure.code : null });
+  } catch {
+    return [];
+  }
+}

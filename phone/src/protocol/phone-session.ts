@@ -6,7 +6,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 
 import { b64, toHex } from "./bytes.js";
-import { Channel, MAX_DOCUMENT } from "./channel.js";
+import { Channel, MAX_DOCUMENT, goodbyeFrames, sealFrames } from "./channel.js";
 import * as display from "./display.js";
 import { type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Initiator } from "./noise.js";
@@ -355,20 +355,11 @@ export class PhoneSession {
   }
 
   #goodbye(reason: string, failure: Failure | null): PhoneAction[] {
-    let out: PhoneAction[] = [];
-    if (this.#channel) {
-      try {
-        out = this.#seal({ type: "bye", reason, code: failure ? failure.code : null });
-      } catch {
-        out = [];
-      }
-    }
-    return [...out, ...this.#close(failure)];
+    return [...goodbyeFrames(this.#channel, reason, failure), ...this.#close(failure)];
   }
 
   #seal(m: ChannelMessage): PhoneAction[] {
-    if (!this.#channel) throw new Failure("channel", "no channel");
-    return this.#channel.seal(m).map((frame) => ({ kind: "send", frame }) as const);
+    return sealFrames(this.#channel, m);
   }
 
   #close(failure: Failure | null): PhoneAction[] {

@@ -161,6 +161,24 @@ fn interactive_demo(out: &Path) -> Demo {
     }
 }
 
+/// The phone app in an emulated phone, set up on the demo's RA and relay and registered as `login`;
+/// screenshots under target/screenshots/`shots`.
+fn app_phone(demo: &Demo, login: &str, shots: &str) -> crate::phone_app::TsPhone {
+    let shots = repo().join("target/screenshots").join(shots);
+    let _ = std::fs::remove_dir_all(&shots);
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("phone/test-browser/app.mjs"))
+        .env("APP_URL", format!("{}/app/", demo.relay))
+        .env("RA_URL", &demo.ra)
+        .env("CODE", &demo.app_code)
+        .env("LOGIN", login)
+        .env("SHOTS", &shots);
+    let mut app = crate::phone_app::TsPhone::spawn(cmd);
+    app.say("SETUP");
+    assert!(app.expect("REGISTERED").contains(login));
+    app
+}
+
 fn stop(demo: Demo) {
     let _ = Command::new("kill").args(["-INT", &demo.child.id().to_string()]).status();
     let (code, _, _) = finish(demo.child);
@@ -279,18 +297,7 @@ fn a_browser_with_no_agent_signs_with_the_phone_app_in_direct_mode() {
     }
     let out = tempfile::tempdir().unwrap();
     let demo = interactive_demo(out.path());
-    let shots = repo().join("target/screenshots/phone-app-direct");
-    let _ = std::fs::remove_dir_all(&shots);
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("phone/test-browser/app.mjs"))
-        .env("APP_URL", format!("{}/app/", demo.relay))
-        .env("RA_URL", &demo.ra)
-        .env("CODE", &demo.app_code)
-        .env("LOGIN", "app-direct")
-        .env("SHOTS", &shots);
-    let mut app = crate::phone_app::TsPhone::spawn(cmd);
-    app.say("SETUP");
-    assert!(app.expect("REGISTERED").contains("app-direct"));
+    let mut app = app_phone(&demo, "app-direct", "phone-app-direct");
     let mut node = Command::new("node")
         .arg(repo().join("web/test/browser.mjs"))
         .env("PORTAL_URL", &demo.direct)
@@ -357,18 +364,7 @@ fn a_portal_on_the_phone_signs_with_the_app_on_the_same_phone_across_a_frozen_ta
     }
     let out = tempfile::tempdir().unwrap();
     let demo = interactive_demo(out.path());
-    let shots = repo().join("target/screenshots/same-device");
-    let _ = std::fs::remove_dir_all(&shots);
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("phone/test-browser/app.mjs"))
-        .env("APP_URL", format!("{}/app/", demo.relay))
-        .env("RA_URL", &demo.ra)
-        .env("CODE", &demo.app_code)
-        .env("LOGIN", "same-device")
-        .env("SHOTS", &shots);
-    let mut app = crate::phone_app::TsPhone::spawn(cmd);
-    app.say("SETUP");
-    assert!(app.expect("REGISTERED").contains("same-device"));
+    let mut app = app_phone(&demo, "same-device", "same-device");
     app.say(&format!("SAMEDEVICE {}", demo.direct));
     assert_eq!(app.expect("MODE"), "direct");
     let doc: String = serde_json::from_str(&app.expect("DOC")).unwrap();
