@@ -376,15 +376,25 @@ pub(crate) async fn join(
     configure(ws).on_upgrade(move |socket| phone_side(s, id, socket, addr))
 }
 
+/// The first frame on a socket: a text frame holding JSON `T`, within [`JOIN_REQUEST_SECS`]; otherwise
+/// the code and reason to refuse with.
+async fn first_request<T: serde::de::DeserializeOwned>(
+    ws: &mut WebSocket,
+    what: &str,
+) -> Result<T, (ErrorCode, String)> {
+    match timeout(Duration::from_secs(JOIN_REQUEST_SECS), ws.recv()).await {
+        Ok(Some(Ok(Message::Text(t)))) => {
+            serde_json::from_str(t.as_str()).map_err(|e| (ErrorCode::InvalidInput, format!("malformed {what}: {e}")))
+        }
+        Ok(_) => Err((ErrorCode::InvalidInput, format!("expected a {what}"))),
+        Err(_) => Err((ErrorCode::Expired, format!("no {what} within {JOIN_REQUEST_SECS} s"))),
+    }
+}
+
 async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: Option<IpAddr>) {
-    let first = timeout(Duration::from_secs(JOIN_REQUEST_SECS), phone.recv()).await;
-    let req: DeviceRequest = match first {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(t.as_str()) {
-            Ok(r) => r,
-            Err(e) => return refuse(phone, ErrorCode::InvalidInput, format!("malformed join request: {e}")).await,
-        },
-        Ok(_) => return refuse(phone, ErrorCode::InvalidInput, "expected a join request").await,
-        Err(_) => return refuse(phone, ErrorCode::Expired, "no join request within 10 s").await,
+    let req: DeviceRequest = match first_request(&mut phone, "join request").await {
+        Ok(r) => r,
+        Err((code, why)) => return refuse(phone, code, why).await,
     };
     if req.target != id {
         return refuse(phone, ErrorCode::InvalidInput, "the join request is for another tunnel").await;
@@ -631,14 +641,9 @@ pub(crate) async fn resume(State(s): State<AppState>, Path(id): Path<String>, ws
 }
 
 async fn resume_side(s: AppState, id: String, mut page: WebSocket) {
-    let first = timeout(Duration::from_secs(JOIN_REQUEST_SECS), page.recv()).await;
-    let req: ResumeRequest = match first {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(t.as_str()) {
-            Ok(r) => r,
-            Err(e) => return refuse(page, ErrorCode::InvalidInput, format!("malformed resume request: {e}")).await,
-        },
-        Ok(_) => return refuse(page, ErrorCode::InvalidInput, "expected a resume request").await,
-        Err(_) => return refuse(page, ErrorCode::Expired, "no resume request within 10 s").await,
+    let req: ResumeRequest = match first_request(&mut page, "resume request").await {
+        Ok(r) => r,
+        Err((code, why)) => return refuse(page, code, why).await,
     };
     let (Ok(secret), Some(next)) = (kalit_core::statement::bounded("resume", &req.resume, 32), hash_of_hex(&req.next))
     else {
