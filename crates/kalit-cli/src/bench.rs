@@ -52,6 +52,9 @@ enum BenchWhat {
     /// against a bare WebSocket forwarder in the same run: sessions per second, p50/p99, errors, the
     /// server's CPU per session and memory over time.
     Load(crate::bench_load::LoadBenchArgs),
+    /// The relay's capacity at once: many waiting tunnels held open while many sessions are paired and
+    /// exchange frames; errors must be zero.
+    Tunnels(crate::bench_tunnels::TunnelsBenchArgs),
     /// The load bench's baseline server (started by `kalit bench load`).
     #[command(hide = true)]
     Forwarder(crate::bench_load::ForwarderArgs),
@@ -128,6 +131,7 @@ pub fn run(a: BenchArgs) -> CliResult {
         Some(BenchWhat::Session(s)) => return crate::bench_session::run(s),
         Some(BenchWhat::Pdf(p)) => return crate::bench_pdf::run(p),
         Some(BenchWhat::Load(l)) => return crate::bench_load::run(l),
+        Some(BenchWhat::Tunnels(t)) => return crate::bench_tunnels::run(t),
         Some(BenchWhat::Forwarder(f)) => return crate::bench_load::forwarder(f),
         None => {}
     }

@@ -37,12 +37,14 @@ fn internal(e: impl std::fmt::Display) -> CliError {
     CliError::new(ErrorCode::Internal, e.to_string())
 }
 
-struct Person {
+/// A certificate holder: the key and its chain (leaf, bench CA).
+pub(crate) struct Person {
     key: PrivateKey,
     chain: Vec<Vec<u8>>,
 }
 
-fn people(n: usize) -> CliResult<(Vec<u8>, Vec<Person>)> {
+/// `n` certificate holders under a new bench CA (returned as DER).
+pub(crate) fn people(n: usize) -> CliResult<(Vec<u8>, Vec<Person>)> {
     let ca_key = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::P256)?)?;
     let mut p = CertificateParams::new(vec![]).map_err(internal)?;
     p.distinguished_name = kalit_core::csr::parse_subject("CN=Bench CA")?;
@@ -63,11 +65,21 @@ fn people(n: usize) -> CliResult<(Vec<u8>, Vec<Person>)> {
 }
 
 fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<RegisterRequest> {
+    registration(p, relay_id, nonce, login).map(|(r, _)| r)
+}
+
+/// A registration of a new device key for `login`, proven with `p`'s certificate; and that device key.
+pub(crate) fn registration(
+    p: &Person,
+    relay_id: &str,
+    nonce: &[u8],
+    login: &str,
+) -> CliResult<(RegisterRequest, PrivateKey)> {
     let device = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::Ed25519)?)?;
     let raw = device.public_key_raw().to_vec();
     let fp = statement::cert_fingerprint(&p.chain[0]);
     let sig = Statement::register(relay_id, nonce, login, &raw, &fp).sign_as_certificate(&p.key)?;
-    Ok(RegisterRequest {
+    let r = RegisterRequest {
         login: login.into(),
         device_key: Base64::of(&raw),
         device_name: "bench".into(),
@@ -75,7 +87,8 @@ fn request(p: &Person, relay_id: &str, nonce: &[u8], login: &str) -> CliResult<R
         relay_id: relay_id.into(),
         proof: CertProof { chain: p.chain.iter().map(Base64::of).collect(), signature: Base64::of(sig) },
         approval: None,
-    })
+    };
+    Ok((r, device))
 }
 
 pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {

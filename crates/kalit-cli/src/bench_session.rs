@@ -96,7 +96,8 @@ pub(crate) fn spawn_relay(tmp: &Path) -> CliResult<(RelayProcess, String)> {
     spawn_kalit(&args, "127.0.0.1:0")
 }
 
-/// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) with rate limits off.
+/// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) with rate limits off and the
+/// per-address caps raised.
 pub(crate) fn spawn_kalit(args: &[&std::ffi::OsStr], listen: &str) -> CliResult<(RelayProcess, String)> {
     let exe = std::env::current_exe().map_err(internal)?;
     let mut child = Command::new(exe)
@@ -104,6 +105,9 @@ pub(crate) fn spawn_kalit(args: &[&std::ffi::OsStr], listen: &str) -> CliResult<
         .args(["--listen", listen])
         .env("KALIT_RELAY_LIMITS__PER_ADDRESS_PER_MINUTE", "0")
         .env("KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE", "0")
+        // Every client of a bench is 127.0.0.1: the per-address caps would count them all as one.
+        .env("KALIT_RELAY_LIMITS__MAX_WAITING_TUNNELS_PER_ADDRESS", "1000000")
+        .env("KALIT_RELAY_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "1000000")
         .env("KALIT_LOG", "error")
         .stdout(Stdio::piped())
         .spawn()

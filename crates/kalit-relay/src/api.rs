@@ -35,7 +35,18 @@ pub(crate) async fn health(State(s): State<AppState>) -> ServiceResult<Json<Heal
 }
 
 pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    let mut out = s.metrics.render();
+    let t = &s.tunnels;
+    for (name, help, n) in [
+        ("waiting", "Tunnels waiting for a phone (QR codes on screens).", t.waiting()),
+        ("paired", "Tunnels paired (sessions under way).", t.paired()),
+        ("parked", "Paired tunnels waiting for their web page to come back (direct mode).", t.parked()),
+    ] {
+        out.push_str(&format!(
+            "# HELP kalit_relay_tunnels_{name} {help}\n# TYPE kalit_relay_tunnels_{name} gauge\nkalit_relay_tunnels_{name} {n}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 pub(crate) async fn openapi() -> impl IntoResponse {

@@ -396,3 +396,17 @@ fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_erro
     let sessions = r.stdout.lines().find(|l| l.starts_with("complete sessions per second")).unwrap();
     assert!(!sessions.contains(" 0.0/s"), "no session completed on one side: {}", r.stdout);
 }
+
+/// `kalit bench tunnels` in miniature: a relay process holds waiting tunnels while registered phones pair
+/// with computers at once and exchange frames; the relay's own gauges see them all at the peak, and the
+/// bench exits non-zero if any tunnel or session fails.
+#[test]
+fn the_tunnels_bench_holds_waiting_and_paired_tunnels_at_once_without_errors() {
+    let r = kalit(&["bench", "tunnels", "--waiting", "300", "--active", "30", "--frames", "3"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let row = |name: &str| r.stdout.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+    assert!(row("waiting tunnels opened").contains("300 of 300"), "{}", r.stdout);
+    assert!(row("at the peak").contains("300 / 30"), "the relay's gauges: {}", r.stdout);
+    assert!(row("sessions paired at once").contains("30 of 30"), "{}", r.stdout);
+    assert_eq!(row("errors").split_whitespace().collect::<Vec<_>>(), ["errors", "0"], "{}", r.stdout);
+}
