@@ -81,6 +81,7 @@ export declare class KalitError extends Error {
  */
 export type Mode = "auto" | "agent" | "direct";
 export interface Config {
+  /** pollMs: how often the agent is asked whether the phone has paired (default 100). */
   agent: string; timeoutMs: number; pollMs: number;
   /** The relay for direct mode (https, or http on this machine); null: direct mode off. */
   relay: string | null;

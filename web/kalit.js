@@ -1,7 +1,7 @@
 // Built from phone/src/web/kalit.ts by phone/build.mjs (npm run build); edit the TypeScript, not this file.
 
 // src/web/kalit.ts
-var DEFAULTS = { agent: "http://127.0.0.1:8760", timeoutMs: 18e4, pollMs: 500, relay: null, relayId: null, mode: "auto" };
+var DEFAULTS = { agent: "http://127.0.0.1:8760", timeoutMs: 18e4, pollMs: 100, relay: null, relayId: null, mode: "auto" };
 var config = { ...DEFAULTS };
 var ErrorCodes = Object.freeze({
   AGENT_NOT_RUNNING: "agent_not_running",

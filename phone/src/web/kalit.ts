@@ -26,7 +26,7 @@ interface Config {
   mode: Mode;
 }
 
-const DEFAULTS: Config = { agent: "http://127.0.0.1:8760", timeoutMs: 180000, pollMs: 500, relay: null, relayId: null, mode: "auto" };
+const DEFAULTS: Config = { agent: "http://127.0.0.1:8760", timeoutMs: 180000, pollMs: 100, relay: null, relayId: null, mode: "auto" };
 let config: Config = { ...DEFAULTS };
 
 /** Stable error codes. Codes from the agent or the phone (declined, expired, busy, ...) pass through as they are. */
