@@ -14,6 +14,13 @@ pub mod vault;
 pub mod verify;
 
 pub use bytes::{Base64, Base64Url};
+
+/// Whether a URL host (`localhost`, `127.0.0.1`, `[::1]`, ...) is a loopback address: the only place
+/// plain HTTP is allowed (the clients' endpoints, the relay's loopback pages in direct mode).
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use ids::{CertFingerprint, DeviceId, Login, RelayId};
 

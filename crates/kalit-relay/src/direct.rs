@@ -95,17 +95,17 @@ impl DirectOrigins {
     }
 }
 
-/// `http(s)://` on 127.0.0.0/8, `[::1]` or `localhost`, with any port.
+/// `http(s)://` on a loopback host (127.0.0.0/8, `[::1]`, `localhost`), with any port. `origin` has
+/// passed `display::origin`: scheme, host, optional port, nothing else.
 fn is_loopback(origin: &str) -> bool {
     let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
         return false;
     };
-    let host = if rest.starts_with('[') {
-        rest.split_once(']').map_or(rest, |(h, _)| &rest[..h.len() + 1])
-    } else {
-        rest.split_once(':').map_or(rest, |(h, _)| h)
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+        None => rest.split_once(':').map_or(rest, |(h, _)| h),
     };
-    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+    kalit_proto::is_loopback_host(host)
 }
 
 #[cfg(test)]

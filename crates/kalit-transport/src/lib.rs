@@ -29,12 +29,7 @@ pub fn error_root(e: &(dyn std::error::Error + 'static)) -> String {
 /// A connected tunnel WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Whether a URL host (`localhost`, `127.0.0.1`, `[::1]`, ...) is a loopback address: the only place
-/// plain HTTP is allowed.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
-}
+pub use kalit_proto::is_loopback_host;
 
 /// A service's base URL, checked once by the one rule every client of Kalit follows: `https://`, or
 /// plain `http://` to a loopback host only. The relay's HTTP API and its tunnel WebSocket, the RA, and the

@@ -8,7 +8,7 @@ import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { equal } from "./bytes.js";
 import { type Tlv, childrenOf, oidText, readTlv } from "./der.js";
 import { Failure } from "./errors.js";
-import { type Certificate, parseCertificate } from "./x509.js";
+import { type Certificate, ecdsaDerToRaw, parseCertificate, spkiAlgorithm } from "./x509.js";
 
 const OID = {
   signedData: "1.2.840.113549.1.7.2",
@@ -32,30 +32,11 @@ const bad = (why: string) =>
   new Failure("invalid_signature", `the phone's answer does not verify over the document this page sent (${why}); it was not returned`);
 
 function keyKind(c: Certificate): "rsa" | "p-256" | "ed25519" {
-  const top = readTlv(c.spki, 0, c.spki.length, "a public key");
-  const [alg] = childrenOf(c.spki, top, "a public key");
-  const [oid, param] = alg ? childrenOf(c.spki, alg, "a public key") : [];
-  const o = oid ? oidText(c.spki.subarray(oid.start, oid.end)) : "";
-  if (o === OID.rsa) return "rsa";
-  if (o === OID.ec && param?.tag === 0x06 && oidText(c.spki.subarray(param.start, param.end)) === OID.p256) return "p-256";
-  if (o === OID.ed25519) return "ed25519";
+  const k = spkiAlgorithm(c.spki);
+  if (k.oid === OID.rsa) return "rsa";
+  if (k.oid === OID.ec && k.curve === OID.p256) return "p-256";
+  if (k.oid === OID.ed25519) return "ed25519";
   throw bad("the certificate's key is of a kind Kalit does not sign with");
-}
-
-/** DER ECDSA-Sig-Value -> r||s (WebCrypto's form) for P-256. */
-function ecdsaDerToRaw(der: Uint8Array): Uint8Array {
-  const top = readTlv(der, 0, der.length, "a signature");
-  const parts = top.tag === 0x30 && top.end === der.length ? childrenOf(der, top, "a signature") : [];
-  const [r, s] = parts;
-  if (parts.length !== 2 || !r || !s || r.tag !== 0x02 || s.tag !== 0x02) throw bad("not an ECDSA signature");
-  const out = new Uint8Array(64);
-  for (const [i, t] of [r, s].entries()) {
-    let v = der.subarray(t.start, t.end);
-    while (v.length > 32 && v[0] === 0) v = v.subarray(1);
-    if (v.length > 32) throw bad("not a P-256 signature");
-    out.set(v, i * 32 + 32 - v.length);
-  }
-  return out;
 }
 
 const buf = (b: Uint8Array) => b as Uint8Array<ArrayBuffer>;
@@ -76,7 +57,7 @@ async function verifyWith(c: Certificate, scheme: Scheme, sig: Uint8Array, data:
     key = await crypto.subtle.importKey("spki", buf(c.spki), { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
     alg = { name: "ECDSA", hash: "SHA-256" };
     try {
-      s = ecdsaDerToRaw(sig);
+      s = ecdsaDerToRaw(sig, 32);
     } catch {
       return false;
     }

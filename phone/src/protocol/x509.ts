@@ -6,7 +6,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 
-import { concat, equal, fromUtf8, toHex } from "./bytes.js";
+import { b64, concat, equal, fromUtf8, toHex } from "./bytes.js";
 import { type Tlv, childrenOf, element, oidText, readTlv } from "./der.js";
 import { field } from "./display.js";
 import { Failure } from "./errors.js";
@@ -104,7 +104,8 @@ function bmp(b: Uint8Array): string {
 
 type Verify = { key: RsaHashedImportParams | EcKeyImportParams | Algorithm; sig: Algorithm | EcdsaParams; der?: boolean };
 
-function spkiAlgorithm(spki: Uint8Array): { oid: string; curve?: string } {
+/** The algorithm OID of a SubjectPublicKeyInfo, and its named curve for an EC key. */
+export function spkiAlgorithm(spki: Uint8Array): { oid: string; curve?: string } {
   const top = readTlv(spki, 0, spki.length, "a public key");
   const [alg] = childrenOf(spki, top, "a public key");
   if (!alg) throw bad("a public key");
@@ -136,7 +137,7 @@ function verifier(sigAlg: string, issuerSpki: Uint8Array): Verify {
 }
 
 /** DER ECDSA-Sig-Value -> r||s of `n` bytes each (WebCrypto's form). */
-function ecdsaDerToRaw(der: Uint8Array, n: number): Uint8Array {
+export function ecdsaDerToRaw(der: Uint8Array, n: number): Uint8Array {
   const top = readTlv(der, 0, der.length, "a signature");
   const parts = top.tag === 0x30 && top.end === der.length ? childrenOf(der, top, "a signature") : [];
   const [r, s] = parts;
@@ -193,6 +194,12 @@ export async function checkEnrolledChain(chain: Uint8Array[], keySpki: Uint8Arra
   return { root: certFingerprint(chain[chain.length - 1]!), leaf };
 }
 
+/** DER as PEM text with `label` (`CERTIFICATE`, ...), 64 characters a line. */
+export function pem(label: string, der: Uint8Array): string {
+  const body = b64.encode(der).replace(/(.{64})/g, "$1\n").replace(/\n$/, "");
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
 /** Splits PEM text into DER certificates. */
 export function pemCertificates(pem: string): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -223,6 +230,5 @@ export async function buildCsr(key: SigningKey, spki: Uint8Array, cn: string): P
   const { signature } = await key.signDocument(info, false);
   const alg = key.algorithm === "rsa" ? OID_DER.rsaSha256 : key.algorithm === "p-256" ? OID_DER.ecdsaSha256 : OID_DER.ed25519;
   const csr = element(0x30, concat(info, alg, element(0x03, concat(Uint8Array.of(0), signature))));
-  const b64 = btoa(String.fromCharCode(...csr));
-  return `-----BEGIN CERTIFICATE REQUEST-----\n${b64.replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END CERTIFICATE REQUEST-----\n`;
+  return pem("CERTIFICATE REQUEST", csr);
 }

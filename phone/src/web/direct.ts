@@ -16,9 +16,10 @@ import { MAX_DOCUMENT } from "../protocol/channel.js";
 import { Failure } from "../protocol/errors.js";
 import { QR_TTL_MAX_SECS, Qr } from "../protocol/qr.js";
 import { checkCms, checkRaw } from "../protocol/signature-check.js";
+import { checkEndpoint } from "../phone/http.js";
 import { WELL_KNOWN_PATH } from "../phone/relay.js";
 import { parseTunnelEvent } from "../protocol/wire.js";
-import { nameText, parseCertificate } from "../protocol/x509.js";
+import { nameText, parseCertificate, pem } from "../protocol/x509.js";
 
 export interface DirectRequest {
   data: Uint8Array;
@@ -63,17 +64,7 @@ const RESUME_TRIES = 5;
 
 /** The relay's base URL as given, checked: https, or http on this machine. */
 export function relayBase(relay: string): string {
-  let u: URL;
-  try {
-    u = new URL(relay);
-  } catch {
-    throw new Failure("invalid_input", `the relay ${JSON.stringify(relay).slice(0, 80)} is not a URL`);
-  }
-  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(u.hostname) || /^127\./.test(u.hostname);
-  if (!(u.protocol === "https:" || (u.protocol === "http:" && loopback))) {
-    throw new Failure("invalid_input", "the relay must be https (plain http only on this machine)");
-  }
-  return u.origin + u.pathname.replace(/\/+$/, "");
+  return checkEndpoint(relay, "relay");
 }
 
 /** Relay identities this page read, by base URL, and when (read again after a few minutes). */
@@ -103,11 +94,6 @@ export async function relayIdentity(base: string, pinned: string | undefined, si
   const r = { at: Date.now(), id: ident.relay_id, key, name: typeof ident.name === "string" ? ident.name : "" };
   identities.set(base, r);
   return r;
-}
-
-function pem(der: Uint8Array): string {
-  const body = b64.encode(der).replace(/(.{64})/g, "$1\n").replace(/\n$/, "");
-  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
 const iso = (secs: number) => new Date(secs * 1000).toISOString().replace(/\.000Z$/, "Z");
@@ -213,7 +199,7 @@ export async function signDirect(req: DirectRequest): Promise<DirectResult> {
           signatureBase64: b64.encode(signature),
           scheme,
           sha256: toHex(sha256(req.data)),
-          certificatePem: pem(leafDer),
+          certificatePem: pem("CERTIFICATE", leafDer),
           signer: {
             subject: nameText(leaf.subject),
             issuer: nameText(leaf.issuer),

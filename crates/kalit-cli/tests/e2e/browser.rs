@@ -94,15 +94,16 @@ fn sign_on_page(portal: &str, format: &str, vault: &str, pin: &str, shot: &Path)
     PageRun { result, phone_code, phone_out: pout + &perr, doc, sas }
 }
 
-/// OpenSSL judges a raw or CMS signature the browser received.
-fn openssl_judges(run: &PageRun, format: &str, out: &Path) {
-    let sig = base64::engine::general_purpose::STANDARD.decode(run.result["signature"].as_str().unwrap()).unwrap();
-    let doc_path = out.join(format!("browser-{format}.txt"));
-    let sig_path = out.join(format!("browser-{format}.sig"));
-    let cert_path = out.join(format!("browser-{format}.pem"));
-    std::fs::write(&doc_path, run.doc.as_deref().expect("document")).unwrap();
+/// OpenSSL judges a raw or CMS signature the browser received (the page's `result`, over `doc`); files
+/// named `name.*` in `out`.
+fn openssl_judges(result: &serde_json::Value, doc: &str, format: &str, name: &str, out: &Path) {
+    let sig = base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap();
+    let doc_path = out.join(format!("{name}.txt"));
+    let sig_path = out.join(format!("{name}.sig"));
+    let cert_path = out.join(format!("{name}.pem"));
+    std::fs::write(&doc_path, doc).unwrap();
     std::fs::write(&sig_path, &sig).unwrap();
-    std::fs::write(&cert_path, run.result["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(&cert_path, result["certificate"].as_str().unwrap()).unwrap();
     if openssl().is_some() {
         if format == "cms" {
             openssl_cms_verify(&sig_path, &doc_path, &out.join("ca.pem"));
@@ -227,7 +228,13 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
             continue;
         }
         assert!(run.phone_out.contains("as this computer says"), "the agent's origin: {}", run.phone_out);
-        openssl_judges(&run, format, out.path());
+        openssl_judges(
+            &run.result,
+            run.doc.as_deref().expect("document"),
+            format,
+            &format!("browser-{format}"),
+            out.path(),
+        );
     }
     // The same portal reached as http://localhost:PORT is another origin, not on the agent's list: the
     // browser gets no CORS answer, and kalit.js tells "not allowed" apart from "not running".
@@ -271,7 +278,8 @@ fn a_browser_with_no_agent_signs_in_direct_mode_through_the_relay() {
         assert!(run.phone_out.contains("vouches for this origin"), "{}", run.phone_out);
         assert!(!run.phone_out.contains("NEVER SEEN"), "{}", run.phone_out);
         assert!(!run.sas.is_empty());
-        openssl_judges(&run, format, out.path());
+        let doc = run.doc.as_deref().expect("document");
+        openssl_judges(&run.result, doc, format, &format!("browser-direct-{format}"), out.path());
     }
     // A PDF signature needs the agent: the page is told so, with a stable code.
     let page = Command::new("node")
@@ -339,16 +347,7 @@ fn a_browser_with_no_agent_signs_with_the_phone_app_in_direct_mode() {
         (&serde_json::json!("valid"), &serde_json::json!("direct")),
         "{result}"
     );
-    if openssl().is_some() {
-        let (d, sig) = (out.path().join("app-direct.txt"), out.path().join("app-direct.p7s"));
-        std::fs::write(&d, doc.expect("the document")).unwrap();
-        std::fs::write(
-            &sig,
-            base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap(),
-        )
-        .unwrap();
-        openssl_cms_verify(&sig, &d, &out.path().join("ca.pem"));
-    }
+    openssl_judges(&result, &doc.expect("the document"), "cms", "app-direct", out.path());
     app.say("QUIT");
     stop(demo);
 }
@@ -379,16 +378,7 @@ fn a_portal_on_the_phone_signs_with_the_app_on_the_same_phone_across_a_frozen_ta
     // The portal's socket did drop and come back (the relay counted it).
     let metrics = reqwest::blocking::get(format!("{}/metrics", demo.relay)).unwrap().text().unwrap();
     assert!(metrics.contains("kalit_relay_tunnel_total{result=\"resumed\"} 1"), "{metrics}");
-    if openssl().is_some() {
-        let (d, sig) = (out.path().join("same-device.txt"), out.path().join("same-device.p7s"));
-        std::fs::write(&d, doc).unwrap();
-        std::fs::write(
-            &sig,
-            base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap(),
-        )
-        .unwrap();
-        openssl_cms_verify(&sig, &d, &out.path().join("ca.pem"));
-    }
+    openssl_judges(&result, &doc, "cms", "same-device", out.path());
     // With the agent too: a portal can offer the link to a person whose phone is their only device.
     app.say(&format!("SAMEDEVICE {}", demo.portal));
     assert_eq!(app.expect("MODE"), "agent");
