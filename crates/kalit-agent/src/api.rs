@@ -2,15 +2,17 @@
 //! passed [`crate::guard::guard`] before it reaches a handler.
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use kalit_core::digest::HashAlg;
+use kalit_core::digest::{HashAlg, Hasher};
+use kalit_core::flow::DocDigest;
 use kalit_core::verify::{Document, verify_document};
 use kalit_core::{CoreError, x509};
 use kalit_proto::session::{
-    AgentStatus, DocFormat, HashRequest, HashResponse, MAX_DOCUMENT, QR_TTL_MAX_SECS, QR_TTL_SECS, SESSION_VERSION,
-    SessionCreated, SessionRequest, SessionState, SignDocRequest, SignDocResponse, VerifyPdfRequest, VerifyRequest,
+    AgentStatus, DocFormat, DocumentSupport, HashRequest, HashResponse, MAX_DIGEST_DOCUMENT, MAX_DOCUMENT, PREVIEW_LEN,
+    PadesLevel, PadesOptions, QR_TTL_MAX_SECS, QR_TTL_SECS, SESSION_VERSION, SessionCreated, SessionRequest,
+    SessionState, SignDocRequest, SignDocResponse, VerifyPdfRequest, VerifyRequest,
 };
 use kalit_proto::verify::{PdfVerifyReport, VerifyReport};
 use kalit_proto::{Base64, ErrorCode};
@@ -151,15 +153,58 @@ pub(crate) async fn end_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The options of a sign request whose body is the document itself (`application/octet-stream`): the
+/// fields of [`SignDocRequest`] but `data`, in the query string.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignQuery {
+    name: String,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    format: DocFormat,
+    #[serde(default)]
+    pss: bool,
+    #[serde(default)]
+    level: Option<PadesLevel>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    visible: Option<String>,
+}
+
 pub(crate) async fn sign(
     State(s): State<AgentState>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(r): JsonBody<SignDocRequest>,
+    req: Request,
 ) -> ServiceResult<Json<SignDocResponse>> {
     let sess = authorized(&s, &c, &id, &headers)?;
-    let data = document("data", r.data)?;
+    let (r, incoming) = if crate::guard::is_octet_stream(&headers) {
+        let q = Query::<SignQuery>::try_from_uri(req.uri())
+            .map_err(|e| ServiceError::invalid(format!("the sign options in the query: {}", e.body_text())))?
+            .0;
+        let pades = (q.level.is_some() || q.reason.is_some() || q.visible.is_some()).then(|| PadesOptions {
+            level: q.level.unwrap_or_default(),
+            reason: q.reason,
+            visible: q.visible,
+        });
+        let r = SignDocRequest {
+            data: Base64::default(),
+            name: q.name,
+            media_type: q.media_type,
+            format: q.format,
+            pss: q.pss,
+            pades,
+        };
+        let incoming = read_document(req.into_body(), sess.documents(), r.format).await?;
+        (r, incoming)
+    } else {
+        let JsonBody(mut r) = JsonBody::<SignDocRequest>::from_request(req, &()).await?;
+        let data = document("data", std::mem::take(&mut r.data))?;
+        (r, Incoming { data, digest: None })
+    };
     let name = r.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ServiceError::invalid("name must be 1-200 printable characters"));
@@ -168,18 +213,82 @@ pub(crate) async fn sign(
     if media_type.len() > 100 || !media_type.contains('/') || media_type.chars().any(|c| c.is_control() || c == ' ') {
         return Err(ServiceError::invalid("media_type must look like type/subtype"));
     }
+    let Incoming { data, digest } = incoming;
     let out = match (r.format, r.pades) {
         (DocFormat::Pades, options) => {
             crate::pades::sign(&s, &sess, data, name.to_string(), r.pss, options.unwrap_or_default()).await?
         }
         (_, Some(_)) => return Err(ServiceError::invalid("pades options are for format \"pades\"")),
         (format, None) => {
-            let doc = Doc { data, name: name.to_string(), media_type, format, pss: r.pss, byte_range: None };
+            let doc = Doc { data, name: name.to_string(), media_type, format, pss: r.pss, byte_range: None, digest };
             sess.sign(doc).await?
         }
     };
     tracing::info!(session = %sess.id, format = out.format.as_str(), "document signed and checked");
     Ok(Json(out))
+}
+
+/// A document read from a request body.
+struct Incoming {
+    /// The document, or (with `digest`) its first bytes.
+    data: Vec<u8>,
+    /// Set when it is too large to travel whole to the paired phone.
+    digest: Option<DocDigest>,
+}
+
+/// Reads a streamed document. Up to what the paired phone takes whole it is kept; beyond, a CMS is
+/// hashed as it comes (SHA-256 and SHA-512) and only its first bytes are kept, a PDF is kept whole (the
+/// agent prepares and completes it; the digest of its byte ranges comes later), and a raw signature is
+/// refused at once (it needs the whole document on the phone).
+async fn read_document(body: axum::body::Body, offer: DocumentSupport, format: DocFormat) -> ServiceResult<Incoming> {
+    use futures_util::StreamExt;
+    let limit = match format {
+        DocFormat::Raw => offer.whole,
+        DocFormat::Cms => MAX_DIGEST_DOCUMENT,
+        DocFormat::Pades => kalit_core::pdf::MAX_PDF_LEN as u64,
+    };
+    let too_large = |n: u64| {
+        let mib = |x: u64| x.div_ceil(1024 * 1024);
+        let why = match format {
+            DocFormat::Raw => format!(
+                "a raw signature is made over the whole document on the phone, which takes up to {} MiB; ask for cms (by digest) or send less",
+                mib(offer.whole)
+            ),
+            _ => format!("the most Kalit signs as {} is {} MiB", format.as_str(), mib(limit)),
+        };
+        ServiceError::new(ErrorCode::TooLarge, format!("the document is larger than {} MiB: {why}", mib(n)))
+    };
+    let mut stream = body.into_data_stream();
+    let mut data: Vec<u8> = Vec::new();
+    let mut size = 0u64;
+    let mut hashers: Option<(Hasher, Hasher)> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ServiceError::invalid(format!("the document could not be read: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        if let Some((a, b)) = hashers.as_mut() {
+            a.update(&chunk);
+            b.update(&chunk);
+            continue;
+        }
+        data.extend_from_slice(&chunk);
+        if format == DocFormat::Cms && size > offer.whole {
+            // From here on the document takes the digest path: hash what came, keep its first bytes.
+            let (mut a, mut b) = (Hasher::new(HashAlg::Sha256), Hasher::new(HashAlg::Sha512));
+            a.update(&data);
+            b.update(&data);
+            data.truncate(PREVIEW_LEN);
+            data.shrink_to_fit();
+            hashers = Some((a, b));
+        }
+    }
+    if size == 0 {
+        return Err(ServiceError::invalid("the document is empty"));
+    }
+    let digest = hashers.map(|(a, b)| DocDigest { size, sha256: a.finish(), sha512: b.finish() });
+    Ok(Incoming { data, digest })
 }
 
 pub(crate) async fn verify_pdf(

@@ -60,6 +60,21 @@ fn is_json(h: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// `/v1/sessions/{id}/sign`.
+fn is_sign_path(path: &str) -> bool {
+    path.strip_prefix("/v1/sessions/")
+        .and_then(|rest| rest.strip_suffix("/sign"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// Whether the body is `application/octet-stream`.
+pub(crate) fn is_octet_stream(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/octet-stream"))
+}
+
 /// The middleware.
 pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -130,17 +145,24 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         }
         _ => {}
     }
+    // A sign request may carry the document's bytes themselves (a large one, streamed; the handler counts
+    // them): `application/octet-stream` is not a type a form can send, so the browser asks first (CORS).
+    let bytes = req.method() == Method::POST && is_sign_path(&path) && is_octet_stream(req.headers());
+    let max_body = if bytes { kalit_proto::session::MAX_DIGEST_DOCUMENT } else { g.max_body };
     let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if length.is_some_and(|n| n > g.max_body) {
+    if length.is_some_and(|n| n > max_body) {
         let mut r = refuse(ErrorCode::TooLarge, StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         if let Some(o) = &origin {
             cors_headers(r.headers_mut(), o);
         }
         return r;
     }
-    if req.method() == Method::POST && !is_json(req.headers()) {
-        let mut r =
-            refuse(ErrorCode::InvalidInput, StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+    if req.method() == Method::POST && !is_json(req.headers()) && !bytes {
+        let mut r = refuse(
+            ErrorCode::InvalidInput,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json (or, to sign, application/octet-stream)",
+        );
         if let Some(o) = &origin {
             cors_headers(r.headers_mut(), o);
         }

@@ -7,10 +7,11 @@
 //! A page never names a URL the agent fetches: the TSA is the operator's (`kalit agent serve --tsa`), and
 //! the CRLs are the distribution points of certificates that chain to the agent's trust anchors.
 
-use kalit_core::digest::HashAlg;
+use kalit_core::digest::{HashAlg, Hasher};
+use kalit_core::flow::DocDigest;
 use kalit_core::pdf::{self, Kind, Spec, Visible};
 use kalit_proto::ErrorCode;
-use kalit_proto::session::{DocFormat, MAX_DOCUMENT, PadesOptions, SignDocResponse};
+use kalit_proto::session::{DocFormat, PadesOptions, SignDocResponse};
 use kalit_service::{ServiceError, ServiceResult};
 
 use crate::AgentState;
@@ -97,12 +98,25 @@ pub(crate) async fn sign(
         Ok(pdf::prepare(&data, &spec)?)
     })
     .await?;
-    if prepared.pdf.len() > MAX_DOCUMENT {
-        return Err(ServiceError::new(
-            ErrorCode::TooLarge,
-            format!("the PDF with room for its signature is larger than {MAX_DOCUMENT} bytes"),
-        ));
-    }
+    // A PDF larger than the phone takes whole is signed by the digest of its byte ranges (the phone says it
+    // could not check it, and asks separately).
+    let offer = sess.documents();
+    let digest = if prepared.pdf.len() as u64 > offer.whole {
+        let (pdf, [_, a, b, c]) = (prepared.pdf.clone(), prepared.byte_range);
+        Some(
+            crate::blocking(move || {
+                let (mut h256, mut h512) = (Hasher::new(HashAlg::Sha256), Hasher::new(HashAlg::Sha512));
+                for part in [&pdf[..a], &pdf[b..b + c]] {
+                    h256.update(part);
+                    h512.update(part);
+                }
+                Ok(DocDigest { size: pdf.len() as u64, sha256: h256.finish(), sha512: h512.finish() })
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
     let doc = Doc {
         data: prepared.pdf.clone(),
         name,
@@ -110,6 +124,7 @@ pub(crate) async fn sign(
         format: DocFormat::Pades,
         pss: false,
         byte_range: Some(prepared.byte_range),
+        digest,
     };
     // The phone checks the prepared PDF and signs; the session checks the CMS over these byte ranges
     // with the paired certificate before it answers.

@@ -15,7 +15,9 @@ use kalit_core::digest::HashAlg;
 use kalit_core::flow::{AgentAction, AgentSession, Failure, Paired, SignDoc};
 use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Qr};
 use kalit_core::x509;
-use kalit_proto::session::{ChannelMessage, SessionPhase, SessionState, SignDocResponse, TunnelEvent};
+use kalit_proto::session::{
+    ChannelMessage, DocumentSupport, MAX_DOCUMENT, SessionPhase, SessionState, SignDocResponse, Transfer, TunnelEvent,
+};
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
 use kalit_transport::{Incoming, Ws, connect_from, next_incoming, send, ws_url};
@@ -46,6 +48,8 @@ struct Shared {
     sas: Option<String>,
     login: Option<kalit_proto::Login>,
     chain: Vec<Vec<u8>>,
+    documents: Option<DocumentSupport>,
+    transfer: Option<Transfer>,
     error: Option<ErrorBody>,
     closed_at: Option<Instant>,
 }
@@ -104,7 +108,15 @@ impl Session {
             login: s.login.clone(),
             certificate: s.chain.first().and_then(|c| x509::cert_info(c).ok()),
             error: s.error.clone(),
+            transfer: s.transfer,
         }
+    }
+
+    /// The largest document the paired phone takes whole (at least [`MAX_DOCUMENT`]), and whether it
+    /// signs larger ones by digest.
+    pub fn documents(&self) -> DocumentSupport {
+        let offer = self.shared().documents.unwrap_or(DocumentSupport { whole: 0, digest: false });
+        DocumentSupport { whole: offer.whole.max(MAX_DOCUMENT as u64), digest: offer.digest }
     }
 
     /// Whether the session ended.
@@ -230,6 +242,8 @@ pub async fn start(st: &AgentState, origin: &str, ttl: u32) -> Result<(Arc<Sessi
             login: None,
             chain: vec![],
             error: None,
+            documents: None,
+            transfer: None,
             closed_at: None,
         }),
         cmd: tx,
@@ -307,6 +321,7 @@ async fn run(
                 },
                 c = cmd.recv() => match c {
                     Some(Command::Sign(doc, reply)) => {
+                        sess.shared().transfer = None;
                         // Encoding and sealing up to 8 MiB is CPU work: on the blocking pool, with the machine.
                         let Some(mach) = m.take() else { continue };
                         let doc = Arc::new(doc);
@@ -348,13 +363,25 @@ async fn run(
             }
         };
         let mut queue: std::collections::VecDeque<AgentAction> = actions.into();
+        // A large document goes out in many frames: the page sees how far it got, and the phone's time to
+        // answer starts when it is all there.
+        let sending: u64 = queue.iter().map(|a| if let AgentAction::Send(f) = a { f.len() as u64 } else { 0 }).sum();
+        let large = sending > MAX_DOCUMENT as u64;
+        let mut sent = 0u64;
         while let Some(action) = queue.pop_front() {
             match action {
                 AgentAction::Send(frame) => {
+                    sent += frame.len() as u64;
                     if let Err(e) = send(&mut ws, Message::Binary(frame.into())).await
                         && let Some(mach) = m.as_mut()
                     {
                         queue.extend(mach.fail(Failure::new(e.code, e.message)));
+                    }
+                    if large {
+                        sess.shared().transfer = Some(Transfer { sent, total: sending });
+                        if sent == sending {
+                            deadline = Instant::now() + Duration::from_secs(st.approval_timeout_secs);
+                        }
                     }
                 }
                 AgentAction::Paired(p) => {
@@ -366,6 +393,7 @@ async fn run(
                     s.sas = Some(p.sas);
                     s.login = Some(p.login);
                     s.chain = p.chain;
+                    s.documents = p.documents;
                 }
                 AgentAction::Answer { id, result } => {
                     let Some(p) = pending.take().filter(|p| p.id == id) else { continue };
@@ -427,7 +455,11 @@ async fn checked_answer(doc: &Arc<Doc>, sig: Vec<u8>, paired: Paired) -> Result<
     let leaf = paired.chain.first().cloned().ok_or_else(|| ServiceError::internal("no certificate"))?;
     let (d, l, sg) = (doc.clone(), leaf.clone(), sig.clone());
     let (scheme, sha256) = crate::blocking(move || {
-        check_signature(&d, &sg, &l).map(|scheme| (scheme, hex::encode(HashAlg::Sha256.digest(&d.data))))
+        let sha256 = match &d.digest {
+            Some(g) => hex::encode(&g.sha256),
+            None => hex::encode(HashAlg::Sha256.digest(&d.data)),
+        };
+        check_signature(&d, &sg, &l).map(|scheme| (scheme, sha256))
     })
     .await?;
     Ok(SignDocResponse {

@@ -271,6 +271,7 @@ fn doc(data: &[u8], format: DocFormat) -> Doc {
         format,
         pss: false,
         byte_range: None,
+        digest: None,
     }
 }
 
@@ -411,6 +412,7 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
             chain: vec![Base64::of(&cert)],
             attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
             formats: vec![],
+            documents: None,
         }
     };
     let good = Attestation {
@@ -488,6 +490,7 @@ fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
             chain: vec![Base64::of(&cert), Base64::of(&ca)],
             attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
             formats: vec![],
+            documents: None,
         }
     };
     kalit_agent::session::check_hello(&st, &hello_for(false), "alice", "d1", now).unwrap();

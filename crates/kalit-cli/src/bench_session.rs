@@ -168,6 +168,7 @@ fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
     let d = DocumentToSign {
         name: "bench",
         data: &doc,
+        digests: None,
         format: SignFormat::Raw,
         pss: false,
         origin: None,

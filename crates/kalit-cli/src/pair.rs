@@ -39,6 +39,14 @@ impl PhoneUi for TerminalUi {
         ))?)
     }
 
+    fn confirm_unchecked(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool> {
+        Ok(self.prompter.confirm(&format!(
+            "The phone could not check {} ({} bytes): it has only the computer's word for what you sign. Sign it anyway?",
+            display::field(prompt.name, 60),
+            prompt.size
+        ))?)
+    }
+
     fn sign_join(&mut self, vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>> {
         eprintln!("Unlock the vault to connect to the computer.");
         let u = crate::vault_cmd::unlock(vault, &mut self.prompter)?;

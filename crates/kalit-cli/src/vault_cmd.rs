@@ -504,7 +504,15 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     }
     let u = unlock(&vault, p)?;
     let to_sign = prepared.as_ref().map_or(&data[..], |prep| &prep.pdf[..]);
-    let doc = DocumentToSign { name: &name, data: to_sign, format, pss: o.pss, origin: None, blind_confirmed: blind };
+    let doc = DocumentToSign {
+        name: &name,
+        data: to_sign,
+        digests: None,
+        format,
+        pss: o.pss,
+        origin: None,
+        blind_confirmed: blind,
+    };
     let outcome = u.sign(key, &doc)?;
     let mut fetch = Fetch { tsa: o.tsa.as_deref() };
     let (bytes, default_ext) = match prepared {

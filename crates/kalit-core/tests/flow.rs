@@ -14,7 +14,8 @@ use kalit_proto::Base64;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::{Attestation, SignedAttestation};
 use kalit_proto::session::{
-    ChannelMessage, DocFormat, OriginAttestation, SessionPhase, SignedOriginAttestation, TunnelEvent,
+    ChannelMessage, DocFormat, DocumentSupport, MAX_WHOLE_DOCUMENT, OriginAttestation, SessionPhase,
+    SignedOriginAttestation, TunnelEvent,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -36,6 +37,7 @@ fn phone_config(relay: &PrivateKey, cert: Vec<u8>, formats: Vec<DocFormat>) -> P
         device_id: "d1".into(),
         chain: vec![cert],
         formats,
+        documents: Some(DocumentSupport { whole: MAX_WHOLE_DOCUMENT, digest: true }),
     }
 }
 
@@ -125,6 +127,7 @@ fn doc(text: &str) -> SignDoc {
         format: DocFormat::Cms,
         pss: false,
         byte_range: None,
+        digest: None,
     }
 }
 
@@ -365,6 +368,7 @@ fn the_phone_checks_the_qr_and_the_relay() {
         device_id: "d1".into(),
         chain: vec![b"c".to_vec()],
         formats: vec![],
+        documents: None,
     };
     assert_eq!(PhoneSession::new(&qr, NOW + 3600, cfg(RELAY_ID)).unwrap_err().code, ErrorCode::Expired);
     assert_eq!(PhoneSession::new(&qr, NOW, cfg("another")).unwrap_err().code, ErrorCode::NotFound);
@@ -456,4 +460,164 @@ fn a_page_s_qr_needs_the_relay_s_statement_of_the_same_origin() {
         .phone
         .on_event(with_origin(&w.joined, Some(origin_statement(&relay, &t, "https://evil.example", NOW as i64))));
     assert_eq!(closed_with(&a), Some(ErrorCode::RefusedByPolicy));
+}
+
+// ---- Large documents: streamed whole, or by the computer's digest. ----
+
+fn big(len: usize, format: DocFormat) -> SignDoc {
+    let data: Vec<u8> = (0..len).map(|i| b"Shartnoma matni. "[i % 17]).collect();
+    SignDoc { format, name: "big.txt".into(), ..doc_bytes(data) }
+}
+
+fn doc_bytes(data: Vec<u8>) -> SignDoc {
+    SignDoc { data, ..doc("") }
+}
+
+fn the_prompt(a: &[PhoneAction]) -> kalit_core::flow::Prompt {
+    a.iter().find_map(|x| if let PhoneAction::Prompt(p) = x { Some(p.clone()) } else { None }).expect("a prompt")
+}
+
+#[test]
+fn a_large_document_streams_and_the_phone_hashes_it_itself() {
+    use kalit_core::digest::HashAlg;
+    let len = kalit_proto::session::MAX_DOCUMENT + 3 * kalit_proto::session::DOCUMENT_PART + 5;
+    // CMS: the phone keeps the first bytes for the screen and the digests it computed.
+    let mut w = paired();
+    let d = big(len, DocFormat::Cms);
+    let (id, a) = w.agent.sign(&d).unwrap();
+    let frames = sends_a(&a);
+    // Nothing is asked until the last part is in.
+    let (last, rest) = frames.split_last().unwrap();
+    assert!(to_phone(&mut w, rest.to_vec()).is_empty());
+    let p = the_prompt(&to_phone(&mut w, vec![last.clone()]));
+    assert_eq!((p.id, p.size, p.unchecked), (id, len as u64, false));
+    assert_eq!(p.data, d.data[..kalit_proto::session::PREVIEW_LEN]);
+    let g = p.digests.clone().unwrap();
+    assert!(g.computed_here);
+    assert_eq!(g.sha256, HashAlg::Sha256.digest(&d.data));
+    assert_eq!(g.sha512, HashAlg::Sha512.digest(&d.data));
+    assert_eq!(p.sha256, hex::encode(&g.sha256));
+    let ans = w.phone.answer(id, PhoneAnswer::Declined).unwrap();
+    let out = to_agent(&mut w, sends_p(&ans));
+    assert!(matches!(&out[..], [AgentAction::Answer { result: Err(f), .. }] if f.code == ErrorCode::Declined));
+    // Raw: the key signs the bytes themselves, so the phone keeps them all.
+    let d = big(len, DocFormat::Raw);
+    let (id, a) = w.agent.sign(&d).unwrap();
+    let p = the_prompt(&to_phone(&mut w, sends_a(&a)));
+    assert_eq!((p.id, p.data.len(), p.digests.is_none()), (id, len, true));
+    assert_eq!(p.data, d.data);
+    // A phone that offers nothing beyond 8 MiB is never sent more; nor more than it offers.
+    let mut w = world();
+    w.phone = PhoneSession::new(
+        w.phone.qr().text(),
+        NOW,
+        PhoneConfig {
+            documents: None,
+            ..phone_config(&ed25519(150), b"a certificate (the agent here has no anchors)".to_vec(), vec![])
+        },
+    )
+    .unwrap();
+    let mut w = pair_world(w);
+    let e = w.agent.sign(&big(len, DocFormat::Cms)).unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooLarge, "{e:?}");
+    assert!(e.message.contains("takes whole (up to 8 MiB)"), "{}", e.message);
+    // The session is still usable.
+    let (id, a) = w.agent.sign(&doc("small")).unwrap();
+    assert_eq!(prompt_id(&to_phone(&mut w, sends_a(&a))), id);
+}
+
+#[test]
+fn a_document_too_large_to_travel_is_signed_by_digest_with_a_warning() {
+    use kalit_core::flow::DocDigest;
+    let mut w = paired();
+    let preview = b"%PDF-1.7 a very large scan".repeat(4000);
+    let digest = DocDigest { size: 200 << 20, sha256: vec![7; 32], sha512: vec![9; 64] };
+    let d = SignDoc { digest: Some(digest.clone()), ..doc_bytes(preview.clone()) };
+    let (id, a) = w.agent.sign(&d).unwrap();
+    let p = the_prompt(&to_phone(&mut w, sends_a(&a)));
+    assert_eq!((p.id, p.size, p.unchecked), (id, 200 << 20, true));
+    assert_eq!(p.data, preview[..kalit_proto::session::PREVIEW_LEN]);
+    let g = p.digests.unwrap();
+    assert_eq!((g.sha256, g.sha512, g.computed_here), (digest.sha256.clone(), digest.sha512.clone(), false));
+    w.phone.answer(id, PhoneAnswer::Declined).unwrap();
+    // Never raw, never to a phone that does not sign by digest.
+    let raw = SignDoc { format: DocFormat::Raw, ..d.clone() };
+    let mut w = paired();
+    assert_eq!(w.agent.sign(&raw).unwrap_err().code, ErrorCode::TooLarge);
+    let mut w = world();
+    w.phone = PhoneSession::new(
+        w.phone.qr().text(),
+        NOW,
+        PhoneConfig {
+            documents: Some(DocumentSupport { whole: MAX_WHOLE_DOCUMENT, digest: false }),
+            ..phone_config(&ed25519(150), b"a certificate (the agent here has no anchors)".to_vec(), vec![])
+        },
+    )
+    .unwrap();
+    let mut w = pair_world(w);
+    let e = w.agent.sign(&d).unwrap_err();
+    assert!(e.code == ErrorCode::TooLarge && e.message.contains("does not sign by digest"), "{e:?}");
+}
+
+#[test]
+fn the_phone_refuses_a_lying_stream_or_digest() {
+    let start = |id: u32, size: u64, format: DocFormat| ChannelMessage::SignStart {
+        id,
+        origin: ORIGIN.into(),
+        name: "x".into(),
+        media_type: "text/plain".into(),
+        format,
+        pss: false,
+        size,
+    };
+    let part = |id: u32, data: &[u8]| ChannelMessage::DocumentPart { id, data: data.into() };
+    let digest = |size: u64, format: DocFormat, sha256: Vec<u8>| ChannelMessage::SignDigest {
+        id: 1,
+        origin: ORIGIN.into(),
+        name: "x".into(),
+        media_type: "text/plain".into(),
+        format,
+        pss: false,
+        size,
+        sha256: sha256.into(),
+        sha512: vec![0u8; 64].into(),
+        preview: b"first bytes".as_slice().into(),
+    };
+    let ends = |msgs: Vec<ChannelMessage>| {
+        let mut w = paired();
+        let mut out = vec![];
+        for m in &msgs {
+            let frames = agent_seal(&mut w, m);
+            out.extend(to_phone(&mut w, frames));
+        }
+        assert!(!out.iter().any(|a| matches!(a, PhoneAction::Prompt(_))), "{out:?}");
+        closed_with(&out)
+    };
+    // More than announced, another request's part, a part never announced, an empty part.
+    assert_eq!(ends(vec![start(1, 3, DocFormat::Cms), part(1, b"abcd")]), Some(ErrorCode::Channel));
+    assert_eq!(ends(vec![start(1, 3, DocFormat::Cms), part(2, b"abc")]), Some(ErrorCode::Channel));
+    assert_eq!(ends(vec![part(1, b"abc")]), Some(ErrorCode::Channel));
+    assert_eq!(ends(vec![start(1, 3, DocFormat::Cms), part(1, b"")]), Some(ErrorCode::Channel));
+    // More than the phone takes whole; a second request while one is arriving.
+    assert_eq!(ends(vec![start(1, MAX_WHOLE_DOCUMENT + 1, DocFormat::Cms)]), Some(ErrorCode::TooLarge));
+    assert_eq!(ends(vec![start(1, 3, DocFormat::Cms), start(2, 3, DocFormat::Cms)]), Some(ErrorCode::Channel));
+    // A digest for raw, for a document the phone could have taken whole, or of a wrong length.
+    let huge = MAX_WHOLE_DOCUMENT + 1;
+    assert_eq!(ends(vec![digest(huge, DocFormat::Raw, vec![0; 32])]), Some(ErrorCode::InvalidInput));
+    assert_eq!(ends(vec![digest(1000, DocFormat::Cms, vec![0; 32])]), Some(ErrorCode::InvalidInput));
+    assert_eq!(ends(vec![digest(huge, DocFormat::Cms, vec![0; 20])]), Some(ErrorCode::InvalidInput));
+    // A withdrawal while the document arrives: nothing is asked, and the session goes on.
+    let mut w = paired();
+    for m in [start(1, 6, DocFormat::Cms), part(1, b"abc")] {
+        let frames = agent_seal(&mut w, &m);
+        assert!(to_phone(&mut w, frames).is_empty());
+    }
+    let frames = agent_seal(&mut w, &ChannelMessage::Cancel { id: 1, reason: "gave up".into() });
+    let out = to_phone(&mut w, frames);
+    assert!(matches!(&out[..], [PhoneAction::Withdrawn { id: 1, prompted: false, .. }]), "{out:?}");
+    assert!(w.phone.is_withdrawn(1));
+    let frames = agent_seal(&mut w, &start(2, 3, DocFormat::Cms));
+    assert!(to_phone(&mut w, frames).is_empty());
+    let frames = agent_seal(&mut w, &part(2, b"xyz"));
+    assert_eq!(the_prompt(&to_phone(&mut w, frames)).size, 3);
 }

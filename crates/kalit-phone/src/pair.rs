@@ -18,11 +18,11 @@ use kalit_core::statement::Statement;
 use kalit_core::x509;
 use kalit_core::{SecretString, display, purpose};
 use kalit_proto::relay::DeviceRequest;
-use kalit_proto::session::DocFormat;
+use kalit_proto::session::{DocFormat, DocumentSupport, MAX_WHOLE_DOCUMENT};
 use kalit_proto::{Base64, ErrorCode};
 use kalit_service::ServiceError;
 use kalit_transport::{Incoming, connect, next_incoming, send, ws_url};
-use kalit_vault::{DeviceRecord, DocumentToSign, SignFormat, SignOutcome, Vault};
+use kalit_vault::{DeviceRecord, Digested, DocumentToSign, SignFormat, SignOutcome, Vault};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::Client;
@@ -95,8 +95,12 @@ pub struct SignPrompt<'a> {
     pub name: &'a str,
     /// Media type (checked to be a type/subtype token).
     pub media_type: &'a str,
-    /// The document.
+    /// The document, or (when it is larger than the phone holds) its first bytes.
     pub data: &'a [u8],
+    /// The document's length in bytes.
+    pub size: u64,
+    /// The phone received only the computer's digest and the first bytes: it could not check the rest.
+    pub unchecked: bool,
     /// Raw, CMS or PAdES.
     pub format: DocFormat,
     /// SHA-256 of the document, hex.
@@ -137,7 +141,7 @@ impl SignPrompt<'_> {
             source = self.computer.origin_source(),
             computer = self.computer.line(),
             name = display::field(self.name, 120),
-            size = self.data.len(),
+            size = self.size,
             ty = display::escape(self.media_type),
             format = self.format.as_str(),
             fp = fp.join(" ")
@@ -146,6 +150,18 @@ impl SignPrompt<'_> {
             s.push_str(&describe_pdf(seen, 12));
         } else if let Some(w) = display::type_mismatch(self.media_type, self.data) {
             s.push_str(&format!("  WARNING:    {w}\n"));
+        }
+        if self.unchecked {
+            s.push_str(&format!(
+                "  WARNING:    this document is too large to send to the phone: the phone received only the computer's\n              SHA-256 and the first {} bytes, and CANNOT CHECK THE REST. Sign only if you trust this computer.\n",
+                self.data.len()
+            ));
+        } else if (self.data.len() as u64) < self.size {
+            s.push_str(&format!(
+                "  Checked:    the phone received all {} bytes and computed the SHA-256 itself; it shows the first {}\n",
+                self.size,
+                self.data.len()
+            ));
         }
         if self.format == DocFormat::Raw && purpose::needs_blind_confirmation(self.data) {
             s.push_str(
@@ -174,6 +190,9 @@ pub trait PhoneUi {
     fn name_new_computer(&mut self, computer_id: &str, origin: &str) -> PhoneResult<Option<String>>;
     /// A raw signature over bytes that cannot be shown: the separate confirmation.
     fn confirm_blind(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
+    /// A document the phone received only as the computer's digest (too large to travel): the separate
+    /// confirmation that the person signs what the phone could not check.
+    fn confirm_unchecked(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
     /// Signs the join request with the device key (the terminal asks the PIN to unlock).
     fn sign_join(&mut self, vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>>;
     /// Asks whether to sign.
@@ -242,6 +261,9 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         chain,
         // The vault checks a prepared PDF itself (`kalit_core::pdf::inspect_prepared`) before it signs.
         formats: vec![DocFormat::Raw, DocFormat::Cms, DocFormat::Pades],
+        // Up to 64 MiB whole, hashed as it streams in; larger ones by the computer's digest, with a
+        // separate confirmation.
+        documents: Some(DocumentSupport { whole: MAX_WHOLE_DOCUMENT, digest: true }),
     };
     let mut session = PhoneSession::new(qr_text, now_secs(), config)?;
     // The registered URL, not the QR's: the QR only names which relay (by id).
@@ -467,11 +489,15 @@ impl Driver<'_> {
             name: &p.name,
             media_type: &p.media_type,
             data: &p.data,
+            size: p.size,
+            unchecked: p.unchecked,
             format: p.format,
             sha256: p.sha256.clone(),
             pdf: pdf.as_ref(),
         };
-        let approved = self.ui.approve(&prompt)? && (!p.blind || self.ui.confirm_blind(&prompt)?);
+        let approved = self.ui.approve(&prompt)?
+            && (!p.blind || self.ui.confirm_blind(&prompt)?)
+            && (!p.unchecked || self.ui.confirm_unchecked(&prompt)?);
         // The person may have answered after the computer withdrew the request: look before the PIN...
         if approved {
             read_arrived(s, ws, queue).await?;
@@ -493,9 +519,16 @@ impl Driver<'_> {
         if self.withdrawn(s, queue, p, summary) {
             return Ok(None);
         }
+        let digests = p.digests.as_ref().map(|d| Digested {
+            size: p.size,
+            sha256: &d.sha256,
+            sha512: &d.sha512,
+            computed_here: d.computed_here,
+        });
         let doc = DocumentToSign {
             name: &p.name,
             data: &p.data,
+            digests,
             format: match p.format {
                 DocFormat::Raw => SignFormat::Raw,
                 DocFormat::Cms => SignFormat::Cms,
@@ -503,7 +536,7 @@ impl Driver<'_> {
             },
             pss: p.pss,
             origin: Some(&p.origin),
-            blind_confirmed: p.blind,
+            blind_confirmed: p.blind || p.unchecked,
         };
         Ok(Some(match self.ui.sign(self.vault, pin.as_ref(), &self.me.key_label, &doc) {
             Ok(out) => {
@@ -601,6 +634,10 @@ impl PhoneUi for AutoUi<'_, '_> {
 
     fn confirm_blind(&mut self, _prompt: &SignPrompt<'_>) -> PhoneResult<bool> {
         // The demo and the benchmark sign only what they made themselves.
+        Ok(true)
+    }
+
+    fn confirm_unchecked(&mut self, _prompt: &SignPrompt<'_>) -> PhoneResult<bool> {
         Ok(true)
     }
 

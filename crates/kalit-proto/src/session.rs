@@ -28,6 +28,16 @@ pub const QR_MAX_LEN: usize = 1024;
 pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 /// Largest channel message (JSON, before encryption), bytes: a base64 document plus its fields.
 pub const MAX_CHANNEL_MESSAGE: usize = MAX_DOCUMENT / 3 * 4 + 64 * 1024;
+/// Largest document a phone takes whole by default: larger than [`MAX_DOCUMENT`] it travels in
+/// [`ChannelMessage::DocumentPart`]s and the phone hashes it as it arrives; larger than what the phone
+/// offers ([`DocumentSupport::whole`]) it takes the digest path ([`ChannelMessage::SignDigest`]).
+pub const MAX_WHOLE_DOCUMENT: u64 = 64 * 1024 * 1024;
+/// Document bytes in one [`ChannelMessage::DocumentPart`] (the last may be shorter).
+pub const DOCUMENT_PART: usize = 1024 * 1024;
+/// The first bytes of a document a phone shows (and receives, on the digest path), at most.
+pub const PREVIEW_LEN: usize = 64 * 1024;
+/// Largest document the agent signs at all (by its digest), bytes.
+pub const MAX_DIGEST_DOCUMENT: u64 = 16 * 1024 * 1024 * 1024;
 /// Largest WebSocket frame in the tunnel: one Noise message.
 pub const MAX_FRAME: usize = 65535;
 /// Accepted clock difference between agent and phone, seconds.
@@ -294,6 +304,9 @@ pub enum ChannelMessage {
         #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "known_formats")]
         #[cfg_attr(feature = "schema", schemars(with = "Vec<DocFormat>"))]
         formats: Vec<DocFormat>,
+        /// Documents larger than [`MAX_DOCUMENT`] this phone takes (absent: none, as the first phones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        documents: Option<DocumentSupport>,
     },
     /// Agent -> phone: please sign this document.
     SignRequest {
@@ -311,6 +324,57 @@ pub enum ChannelMessage {
         format: DocFormat,
         /// RSA-PSS instead of PKCS#1 v1.5 (RSA keys only).
         pss: bool,
+    },
+    /// Agent -> phone: please sign a document larger than [`MAX_DOCUMENT`] (only to a phone whose hello
+    /// offers it, up to [`DocumentSupport::whole`]). Its `size` bytes follow in
+    /// [`ChannelMessage::DocumentPart`]s; the phone hashes them as they arrive and asks once all came.
+    SignStart {
+        /// Request number in this session.
+        id: u32,
+        /// The requesting web origin.
+        origin: String,
+        /// Document name.
+        name: String,
+        /// Media type.
+        media_type: String,
+        /// Raw, CMS or PAdES.
+        format: DocFormat,
+        /// RSA-PSS instead of PKCS#1 v1.5.
+        pss: bool,
+        /// The document's length in bytes.
+        size: u64,
+    },
+    /// Agent -> phone: the next bytes of the document of [`ChannelMessage::SignStart`] `id`, in order.
+    DocumentPart {
+        /// The request.
+        id: u32,
+        /// At most [`DOCUMENT_PART`] bytes, base64.
+        data: Base64,
+    },
+    /// Agent -> phone: please sign a document too large to travel (only to a phone whose hello sets
+    /// [`DocumentSupport::digest`]; CMS and PAdES only, never raw). The phone receives the computer's digests
+    /// and the first bytes, says plainly that it cannot check the rest, and asks a separate confirmation.
+    SignDigest {
+        /// Request number in this session.
+        id: u32,
+        /// The requesting web origin.
+        origin: String,
+        /// Document name.
+        name: String,
+        /// Media type.
+        media_type: String,
+        /// CMS or PAdES (the digests are then over the prepared PDF's byte ranges).
+        format: DocFormat,
+        /// RSA-PSS instead of PKCS#1 v1.5.
+        pss: bool,
+        /// The document's length in bytes, as the computer says.
+        size: u64,
+        /// SHA-256 of what is signed, as the computer computed it (32 bytes, base64).
+        sha256: Base64,
+        /// SHA-512 of the same (64 bytes, base64): the digest an Ed25519 key's CMS carries.
+        sha512: Base64,
+        /// The first bytes of the document, at most [`PREVIEW_LEN`], for the screen.
+        preview: Base64,
     },
     /// Phone -> agent: the answer to a [`ChannelMessage::SignRequest`].
     SignResponse {
@@ -337,6 +401,17 @@ pub enum ChannelMessage {
         #[serde(default)]
         code: Option<ErrorCode>,
     },
+}
+
+/// What a phone's hello offers beyond [`MAX_DOCUMENT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct DocumentSupport {
+    /// The largest document it takes whole, in parts, bytes (it hashes as they arrive).
+    pub whole: u64,
+    /// Whether it signs a larger document by the computer's digest ([`ChannelMessage::SignDigest`]),
+    /// after telling the person it cannot check it.
+    pub digest: bool,
 }
 
 /// The phone's answer to one sign request, on the wire as `status` with its fields beside it:
@@ -464,6 +539,19 @@ pub struct SessionState {
     pub certificate: Option<CertInfo>,
     /// Why the session closed, when it closed on an error.
     pub error: Option<ErrorBody>,
+    /// While a large document travels to the phone: how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+}
+
+/// How much of a document has gone to the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Transfer {
+    /// Bytes sent.
+    pub sent: u64,
+    /// Bytes in all.
+    pub total: u64,
 }
 
 /// `POST /v1/sessions/{id}/sign`.

@@ -25,7 +25,8 @@ pub use crypto::{KdfParams, KeyWrap, SealedBox, SoftwareKeyWrap, check_key_wrap}
 pub use devices::{DeviceRecord, PendingDevice};
 pub use error::VaultError;
 pub use vault::{
-    DamagedKey, DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault, check_new_pin, restore,
+    DamagedKey, Digested, DocumentToSign, PinPolicy, PinStatus, SignFormat, SignOutcome, Unlocked, Vault,
+    check_new_pin, restore,
 };
 
 /// Minimum PIN length (characters).

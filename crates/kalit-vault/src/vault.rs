@@ -94,8 +94,12 @@ pub enum SignFormat {
 pub struct DocumentToSign<'a> {
     /// Name shown and recorded.
     pub name: &'a str,
-    /// The document bytes.
+    /// The document bytes; with `digests`, only its first bytes (what the person saw).
     pub data: &'a [u8],
+    /// A document the phone does not hold whole (CMS and PAdES only): the digests to sign over. When the
+    /// phone did not compute them itself (the digest path), `blind_confirmed` must say that the person
+    /// confirmed, separately, signing what the phone could not check.
+    pub digests: Option<Digested<'a>>,
     /// Output format.
     pub format: SignFormat,
     /// RSA-PSS instead of PKCS#1 v1.5.
@@ -106,6 +110,19 @@ pub struct DocumentToSign<'a> {
     /// to them as text ([`kalit_core::purpose::needs_blind_confirmation`]). Without it such a raw
     /// signature is refused.
     pub blind_confirmed: bool,
+}
+
+/// The digests of a document that is not all here.
+#[derive(Debug, Clone, Copy)]
+pub struct Digested<'a> {
+    /// The document's length in bytes.
+    pub size: u64,
+    /// SHA-256 of what is signed (32 bytes).
+    pub sha256: &'a [u8],
+    /// SHA-512 of the same (64 bytes): an Ed25519 key's CMS carries it.
+    pub sha512: &'a [u8],
+    /// The phone computed them as the document streamed in (`false`: the computer's word).
+    pub computed_here: bool,
 }
 
 /// A signature and its history record.
@@ -666,6 +683,9 @@ impl<'v> Unlocked<'v> {
         // One key, many purposes: a document is never a Kalit statement, and a raw signature is never made
         // over a structure whose signature means something elsewhere. Checked here, before the key is
         // decrypted, so that every front end (command line, phone session, app) inherits it.
+        if let Some(d) = &doc.digests {
+            return self.sign_digest(label, doc, d);
+        }
         let raw = doc.format == SignFormat::Raw;
         kalit_core::purpose::check_document(doc.data, raw)?;
         if raw && !doc.blind_confirmed && kalit_core::purpose::needs_blind_confirmation(doc.data) {
@@ -725,6 +745,63 @@ impl<'v> Unlocked<'v> {
         };
         self.vault.append_history(&record)?;
         Ok(SignOutcome { bytes, record })
+    }
+
+    /// Signs a document the phone does not hold whole, by its digests: CMS or PAdES (the CMS over a PDF's
+    /// byte ranges), never raw. Recorded as `cms-digest` / `pades-digest` when the digests were the
+    /// computer's word.
+    fn sign_digest(&self, label: &str, doc: &DocumentToSign<'_>, d: &Digested<'_>) -> Result<SignOutcome, VaultError> {
+        let (profile, format) = match doc.format {
+            SignFormat::Raw => {
+                return Err(VaultError::Policy(
+                    "a raw signature is made over the whole document, which is not here; only CMS and PDF signatures can be made from a digest"
+                        .into(),
+                ));
+            }
+            SignFormat::Cms => (kalit_core::cms::Profile::Cades, "cms"),
+            SignFormat::Pades => (kalit_core::cms::Profile::Pades, "pades"),
+        };
+        if !d.computed_here && !doc.blind_confirmed {
+            return Err(VaultError::Policy(
+                "signing a document the phone could not check needs a separate confirmation that you sign what you could not see"
+                    .into(),
+            ));
+        }
+        if d.sha256.len() != 32 {
+            return Err(VaultError::Core(CoreError::InvalidInput(
+                "the document's SHA-256 has the wrong length".into(),
+            )));
+        }
+        let (k, key) = self.load_private(label)?;
+        let scheme = key.algorithm().scheme(doc.pss)?;
+        let chain = self.verified_certs(&k)?;
+        if chain.is_empty() {
+            return Err(VaultError::Policy(format!(
+                "key {label:?} has no certificate: CMS needs one (kalit vault install-cert)"
+            )));
+        }
+        let digest = match digest_alg_for(scheme) {
+            HashAlg::Sha512 => d.sha512,
+            _ => d.sha256,
+        };
+        let prepared = PreparedCms::with_profile(&chain, scheme, digest, profile, OffsetDateTime::now_utc())?;
+        let sig = key.sign(scheme, &prepared.to_be_signed())?;
+        let format = match d.computed_here {
+            true => format.to_string(),
+            false => format!("{format}-digest"),
+        };
+        let record = HistoryEntry {
+            time: now_rfc3339(),
+            key: label.into(),
+            fingerprint: x509::fingerprint(&k.spki()?),
+            document: doc.name.into(),
+            sha256: hex::encode(d.sha256),
+            size: d.size,
+            format,
+            origin: doc.origin.map(str::to_owned),
+        };
+        self.vault.append_history(&record)?;
+        Ok(SignOutcome { bytes: prepared.finish(&sig), record })
     }
 
     /// Destroys a key: its one file is removed and the directory synced.

@@ -35,6 +35,7 @@ fn check_whole(dir: &std::path::Path, pins: [&str; 2]) -> (String, Vec<String>) 
                 let doc = DocumentToSign {
                     name: "check",
                     data: b"check",
+                    digests: None,
                     format: SignFormat::Raw,
                     pss: false,
                     origin: None,

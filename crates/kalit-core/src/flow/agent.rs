@@ -11,7 +11,10 @@
 //! an approved signature against the document the page sent ([`check_signature`]) is CPU work the driver
 //! runs where it likes; a signature that fails it is reported with [`AgentSession::fail`].
 
-use kalit_proto::session::{ChannelMessage, DocFormat, SessionPhase, SignAnswer, TunnelEvent, formats_signed};
+use kalit_proto::session::{
+    ChannelMessage, DOCUMENT_PART, DocFormat, DocumentSupport, MAX_DOCUMENT, PREVIEW_LEN, SessionPhase, SignAnswer,
+    TunnelEvent, formats_signed,
+};
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, answer_keeps_session, bye_frames, remember_withdrawn, seal_frames};
@@ -34,7 +37,8 @@ pub struct AgentConfig {
 /// A document the page asked to sign.
 #[derive(Debug, Clone)]
 pub struct SignDoc {
-    /// Bytes.
+    /// The document; with `digest`, at least its first [`PREVIEW_LEN`] bytes (all of a prepared PDF, which
+    /// the agent completes).
     pub data: Vec<u8>,
     /// Name shown on the phone.
     pub name: String,
@@ -47,6 +51,28 @@ pub struct SignDoc {
     /// For PAdES: the prepared PDF's `/ByteRange` `[0, a, b, c]`, the bytes the CMS must be over
     /// (`data[..a]` and `data[b..b + c]`), as the agent wrote it.
     pub byte_range: Option<[usize; 4]>,
+    /// A document too large to travel whole to this phone (CMS and PAdES only): what the agent computed
+    /// as it read it. The phone receives these digests and the first bytes ([`ChannelMessage::SignDigest`]).
+    pub digest: Option<DocDigest>,
+}
+
+/// The length and digests of a document that does not travel (for PAdES: of the prepared PDF's byte
+/// ranges).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocDigest {
+    /// Length in bytes.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: Vec<u8>,
+    /// SHA-512.
+    pub sha512: Vec<u8>,
+}
+
+impl SignDoc {
+    /// The document's length in bytes.
+    pub fn size(&self) -> u64 {
+        self.digest.as_ref().map_or(self.data.len() as u64, |d| d.size)
+    }
 }
 
 /// Who paired, once the hello is checked.
@@ -60,6 +86,8 @@ pub struct Paired {
     pub chain: Vec<Vec<u8>>,
     /// The formats the phone signs (its hello's list, or raw and CMS for a phone that lists none).
     pub formats: Vec<DocFormat>,
+    /// Documents larger than [`MAX_DOCUMENT`] the phone takes (its hello's offer).
+    pub documents: Option<DocumentSupport>,
 }
 
 /// What the driver does, in order.
@@ -210,11 +238,13 @@ impl AgentSession {
                 Ok(Some(hello)) => match check_hello(&self.config, &hello, &login, &device_id, now_secs) {
                     Ok((login, chain)) => {
                         let sas = self.channel.as_ref().map(|c| c.sas().to_string()).unwrap_or_default();
-                        let formats = match &hello {
-                            ChannelMessage::Hello { formats, .. } => formats_signed(formats).to_vec(),
-                            _ => formats_signed(&[]).to_vec(),
+                        let (formats, documents) = match &hello {
+                            ChannelMessage::Hello { formats, documents, .. } => {
+                                (formats_signed(formats).to_vec(), *documents)
+                            }
+                            _ => (formats_signed(&[]).to_vec(), None),
                         };
-                        let p = Paired { sas, login, chain, formats };
+                        let p = Paired { sas, login, chain, formats, documents };
                         self.paired = Some(p.clone());
                         self.phase = Phase::Connected;
                         vec![AgentAction::Paired(p)]
@@ -297,16 +327,69 @@ impl AgentSession {
         }
         let id = self.last_id.checked_add(1).ok_or_else(|| Failure::new(ErrorCode::Expired, "too many requests"))?;
         let origin = self.qr.payload.origin.clone();
-        let req = ChannelMessage::SignRequest {
-            id,
-            origin,
-            name: doc.name.clone(),
-            media_type: doc.media_type.clone(),
-            data: doc.data.as_slice().into(),
-            format: doc.format,
-            pss: doc.pss,
+        let offer =
+            self.paired.as_ref().and_then(|p| p.documents).unwrap_or(DocumentSupport { whole: 0, digest: false });
+        let (name, media_type, format, pss) = (doc.name.clone(), doc.media_type.clone(), doc.format, doc.pss);
+        let mb = |n: u64| n.div_ceil(1024 * 1024);
+        let frames = if let Some(d) = &doc.digest {
+            if format == DocFormat::Raw {
+                return Err(Failure::new(
+                    ErrorCode::TooLarge,
+                    "a raw signature is made over the whole document, which is too large to travel to the phone: ask for cms",
+                ));
+            }
+            if !offer.digest {
+                return Err(Failure::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "the document ({} MiB) is larger than the Kalit on this phone takes (up to {} MiB), and it does not sign by digest; update it",
+                        mb(d.size),
+                        mb(offer.whole.max(MAX_DOCUMENT as u64))
+                    ),
+                ));
+            }
+            let preview = &doc.data[..doc.data.len().min(PREVIEW_LEN)];
+            self.seal(&ChannelMessage::SignDigest {
+                id,
+                origin,
+                name,
+                media_type,
+                format,
+                pss,
+                size: d.size,
+                sha256: d.sha256.as_slice().into(),
+                sha512: d.sha512.as_slice().into(),
+                preview: preview.into(),
+            })?
+        } else if doc.data.len() > MAX_DOCUMENT {
+            let size = doc.data.len() as u64;
+            if size > offer.whole {
+                return Err(Failure::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "the document ({} MiB) is larger than the Kalit on this phone takes whole (up to {} MiB)",
+                        mb(size),
+                        mb(offer.whole.max(MAX_DOCUMENT as u64))
+                    ),
+                ));
+            }
+            let mut frames =
+                self.seal(&ChannelMessage::SignStart { id, origin, name, media_type, format, pss, size })?;
+            for part in doc.data.chunks(DOCUMENT_PART) {
+                frames.extend(self.seal(&ChannelMessage::DocumentPart { id, data: part.into() })?);
+            }
+            frames
+        } else {
+            self.seal(&ChannelMessage::SignRequest {
+                id,
+                origin,
+                name,
+                media_type,
+                data: doc.data.as_slice().into(),
+                format,
+                pss,
+            })?
         };
-        let frames = self.seal(&req)?;
         self.last_id = id;
         self.pending = Some(id);
         Ok((id, frames))
@@ -464,6 +547,21 @@ pub fn check_signature(doc: &SignDoc, sig: &[u8], leaf: &[u8]) -> Result<String,
             format!("the phone's answer does not verify over the document this page sent ({why}); it was not returned"),
         )
     };
+    if let Some(d) = &doc.digest {
+        if doc.format == DocFormat::Raw {
+            return Err(bad("a raw signature cannot be checked against a digest".into()));
+        }
+        let mut digest_of = |h: HashAlg| match h {
+            HashAlg::Sha256 => Ok(d.sha256.clone()),
+            HashAlg::Sha512 => Ok(d.sha512.clone()),
+            other => Err(crate::CoreError::Unsupported(format!("a {other} digest of a document that did not travel"))),
+        };
+        let v = crate::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
+        if v.signer_cert != leaf {
+            return Err(bad("signed with another certificate".into()));
+        }
+        return Ok(v.scheme);
+    }
     match doc.format {
         DocFormat::Raw => {
             let spki = x509::cert_spki(leaf)?;

@@ -15,8 +15,8 @@
 pub mod agent;
 pub mod phone;
 
-pub use agent::{AgentAction, AgentConfig, AgentSession, Paired, SignDoc};
-pub use phone::{PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, Prompt};
+pub use agent::{AgentAction, AgentConfig, AgentSession, DocDigest, Paired, SignDoc};
+pub use phone::{Digests, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, Prompt};
 
 use kalit_proto::ErrorCode;
 

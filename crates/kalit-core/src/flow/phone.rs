@@ -14,12 +14,13 @@
 use kalit_proto::namespace::TUNNEL_JOIN;
 use kalit_proto::relay::SignedAttestation;
 use kalit_proto::session::{
-    ChannelMessage, DocFormat, MAX_DOCUMENT, QrMode, SignAnswer, SignedOriginAttestation, TunnelEvent, formats_signed,
+    ChannelMessage, DOCUMENT_PART, DocFormat, DocumentSupport, MAX_DOCUMENT, PREVIEW_LEN, QrMode, SignAnswer,
+    SignedOriginAttestation, TunnelEvent, formats_signed,
 };
 use kalit_proto::{DeviceId, ErrorCode, Login, RelayId};
 
 use super::{Failure, bye_frames, remember_withdrawn, seal_frames};
-use crate::digest::HashAlg;
+use crate::digest::{HashAlg, Hasher};
 use crate::session::{CLOCK_SKEW_SECS, Channel, PhoneHandshake, Qr};
 use crate::statement::{self, Statement};
 use crate::{display, purpose};
@@ -40,6 +41,8 @@ pub struct PhoneConfig {
     /// The formats this phone signs, listed in its hello. Empty: none listed, which the computer reads as
     /// raw and CMS (what the first phones of session version 2 signed); a PDF signature needs `pades` here.
     pub formats: Vec<DocFormat>,
+    /// Documents larger than [`MAX_DOCUMENT`] this phone takes, offered in its hello (`None`: none).
+    pub documents: Option<DocumentSupport>,
 }
 
 /// A sign request that passed the phone's rules, for the person to decide. Every string came from the
@@ -54,8 +57,12 @@ pub struct Prompt {
     pub name: String,
     /// Media type, normalised (a checked type/subtype token).
     pub media_type: String,
-    /// The document.
+    /// The document; when `digests` is set, only its first bytes (at most [`PREVIEW_LEN`]).
     pub data: Vec<u8>,
+    /// The document's length in bytes.
+    pub size: u64,
+    /// Set when the phone does not hold the whole document: the digests the signature is made over.
+    pub digests: Option<Digests>,
     /// Raw, CMS or PAdES (`data` is then a prepared PDF: the signer inspects it before it asks).
     pub format: DocFormat,
     /// RSA-PSS.
@@ -64,8 +71,41 @@ pub struct Prompt {
     pub sha256: String,
     /// A raw signature over bytes the phone cannot show: needs a separate confirmation.
     pub blind: bool,
+    /// The phone received only the computer's digests and the first bytes (the digest path): it could not
+    /// check the rest, says so, and needs a separate confirmation.
+    pub unchecked: bool,
     /// The content does not look like its claimed type.
     pub type_warning: Option<String>,
+}
+
+/// The digests of a document the phone does not hold whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// SHA-256 of what is signed.
+    pub sha256: Vec<u8>,
+    /// SHA-512 of the same (an Ed25519 key's CMS carries it); empty when not computed.
+    pub sha512: Vec<u8>,
+    /// Computed by the phone as the document streamed in (`false`: the computer's word, the digest path).
+    pub computed_here: bool,
+}
+
+/// A large document arriving in parts.
+#[derive(Debug)]
+struct Receiving {
+    id: u32,
+    origin: String,
+    name: String,
+    media_type: String,
+    format: DocFormat,
+    pss: bool,
+    size: u64,
+    received: u64,
+    sha256: Hasher,
+    sha512: Option<Hasher>,
+    /// The whole document (raw: the key signs it; PAdES: the phone inspects it) or its first bytes (CMS:
+    /// the digest is all the key needs).
+    kept: Vec<u8>,
+    keep_all: bool,
 }
 
 /// The person's decision on a [`Prompt`].
@@ -137,6 +177,7 @@ enum Phase {
     Joining,
     Handshake(Box<PhoneHandshake>),
     Ready,
+    Receiving(Box<Receiving>),
     Prompting(u32),
     Closed,
 }
@@ -147,6 +188,7 @@ impl std::fmt::Debug for Phase {
             Phase::Joining => "Joining",
             Phase::Handshake(_) => "Handshake",
             Phase::Ready => "Ready",
+            Phase::Receiving(_) => "Receiving",
             Phase::Prompting(_) => "Prompting",
             Phase::Closed => "Closed",
         })
@@ -337,6 +379,7 @@ impl PhoneSession {
                         chain: self.config.chain.iter().map(|c| c.as_slice().into()).collect(),
                         attestation,
                         formats: self.config.formats.clone(),
+                        documents: self.config.documents,
                     };
                     let mut out = vec![PhoneAction::Connected { sas }];
                     match self.seal(&hello) {
@@ -346,7 +389,7 @@ impl PhoneSession {
                     out
                 }
             },
-            phase @ (Phase::Ready | Phase::Prompting(_)) => {
+            phase @ (Phase::Ready | Phase::Receiving(_) | Phase::Prompting(_)) => {
                 self.phase = phase;
                 let opened = match self.channel.as_mut() {
                     Some(ch) => ch.open(frame).map_err(Failure::from),
@@ -364,68 +407,126 @@ impl PhoneSession {
     fn on_message(&mut self, m: ChannelMessage) -> Vec<PhoneAction> {
         match m {
             ChannelMessage::SignRequest { id, origin, name, media_type, data, format, pss } => {
-                if !matches!(self.phase, Phase::Ready) {
-                    return self
-                        .fail(Failure::channel("the computer sent a second request before this one was answered"));
-                }
-                if id <= self.last_id {
-                    return self.fail(Failure::channel("the computer reused a request id"));
-                }
-                self.last_id = id;
-                if origin != self.qr.payload.origin || display::origin(&origin).is_err() {
-                    return self.fail(Failure::new(
-                        ErrorCode::RefusedByPolicy,
-                        "the computer named another origin than the QR; nothing was signed",
-                    ));
-                }
+                let media_type = match self.begin(id, &origin, &media_type) {
+                    Ok(m) => m,
+                    Err(out) => return out,
+                };
                 if let Err(e) = statement::bounded("document", &data, MAX_DOCUMENT) {
                     return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
                 }
                 let data = data.into_vec();
-                let media_type = match display::media_type(&media_type) {
+                let size = data.len() as u64;
+                let sha256 = HashAlg::Sha256.digest(&data);
+                self.ask(Asked { id, origin, name, media_type, format, pss, size, sha256, digests: None }, data)
+            }
+            ChannelMessage::SignStart { id, origin, name, media_type, format, pss, size } => {
+                let media_type = match self.begin(id, &origin, &media_type) {
                     Ok(m) => m,
-                    Err(e) => {
-                        return self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed")));
-                    }
+                    Err(out) => return out,
                 };
-                // A format this phone did not offer, a document that is a protocol statement, or a DER
-                // structure asked for raw, is refused before anything is asked (the vault refuses the
-                // last two too, whatever the front end).
-                let refusal = if formats_signed(&self.config.formats).contains(&format) {
-                    purpose::check_document(&data, format == DocFormat::Raw).err().map(Failure::from)
-                } else {
-                    Some(Failure::new(
-                        ErrorCode::InvalidInput,
-                        format!("this phone does not make {} signatures; nothing was signed", format.as_str()),
-                    ))
-                };
-                if let Some(failure) = refusal {
-                    let answer = failed_response(id, &failure);
-                    let mut out = match self.seal(&answer) {
-                        Ok(frames) => frames,
-                        Err(e) => return self.close(Some(e)),
-                    };
-                    out.push(PhoneAction::Refused { id, origin, failure });
-                    return out;
+                let whole = self.config.documents.map_or(0, |d| d.whole);
+                if size == 0 || size > whole {
+                    return self.fail(Failure::new(
+                        ErrorCode::TooLarge,
+                        format!("the computer sent a document of {size} bytes; this phone takes up to {whole} whole"),
+                    ));
                 }
-                let prompt = Prompt {
+                // CMS needs only the digest: the phone keeps the first bytes for the screen. A raw signature
+                // is over the bytes themselves, and a PDF is inspected whole.
+                let keep_all = format != DocFormat::Cms;
+                self.phase = Phase::Receiving(Box::new(Receiving {
                     id,
                     origin,
                     name,
-                    blind: format == DocFormat::Raw && purpose::needs_blind_confirmation(&data),
-                    type_warning: display::type_mismatch(&media_type, &data),
-                    sha256: hex::encode(HashAlg::Sha256.digest(&data)),
                     media_type,
-                    data,
                     format,
                     pss,
+                    size,
+                    received: 0,
+                    sha256: Hasher::new(HashAlg::Sha256),
+                    sha512: (!keep_all).then(|| Hasher::new(HashAlg::Sha512)),
+                    kept: Vec::with_capacity(if keep_all { size as usize } else { PREVIEW_LEN }),
+                    keep_all,
+                }));
+                vec![]
+            }
+            ChannelMessage::DocumentPart { id, data } => {
+                let Phase::Receiving(r) = &mut self.phase else {
+                    return self.fail(Failure::channel("the computer sent part of a document it had not announced"));
                 };
-                self.phase = Phase::Prompting(id);
-                vec![PhoneAction::Prompt(prompt)]
+                if id != r.id || data.is_empty() || data.len() > DOCUMENT_PART {
+                    return self
+                        .fail(Failure::channel("the computer sent a part of another request, or of a wrong size"));
+                }
+                let n = data.len() as u64;
+                if r.received + n > r.size {
+                    return self.fail(Failure::channel("the computer sent more of the document than it announced"));
+                }
+                r.sha256.update(&data);
+                if let Some(h) = r.sha512.as_mut() {
+                    h.update(&data);
+                }
+                if r.keep_all {
+                    r.kept.extend_from_slice(&data);
+                } else if r.kept.len() < PREVIEW_LEN {
+                    let room = PREVIEW_LEN - r.kept.len();
+                    r.kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                r.received += n;
+                if r.received < r.size {
+                    return vec![];
+                }
+                let Phase::Receiving(r) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+                    return self.fail(Failure::channel("receiving state lost"));
+                };
+                let r = *r;
+                let sha256 = r.sha256.finish();
+                let digests =
+                    r.sha512.map(|h| Digests { sha256: sha256.clone(), sha512: h.finish(), computed_here: true });
+                let asked = Asked {
+                    id: r.id,
+                    origin: r.origin,
+                    name: r.name,
+                    media_type: r.media_type,
+                    format: r.format,
+                    pss: r.pss,
+                    size: r.size,
+                    sha256,
+                    digests,
+                };
+                self.ask(asked, r.kept)
+            }
+            ChannelMessage::SignDigest { id, origin, name, media_type, format, pss, size, sha256, sha512, preview } => {
+                let media_type = match self.begin(id, &origin, &media_type) {
+                    Ok(m) => m,
+                    Err(out) => return out,
+                };
+                let offer = self.config.documents.unwrap_or(DocumentSupport { whole: 0, digest: false });
+                if !offer.digest || format == DocFormat::Raw {
+                    return self.fail(Failure::new(
+                        ErrorCode::InvalidInput,
+                        "the computer asked to sign a document by its digest, which this phone did not offer for it",
+                    ));
+                }
+                if size <= offer.whole.max(MAX_DOCUMENT as u64)
+                    || sha256.len() != 32
+                    || sha512.len() != 64
+                    || preview.len() > PREVIEW_LEN
+                    || preview.len() as u64 > size
+                {
+                    return self.fail(Failure::new(
+                        ErrorCode::InvalidInput,
+                        "the computer's digest request is malformed (a small document, a wrong digest length or preview); nothing was signed",
+                    ));
+                }
+                let sha256 = sha256.into_vec();
+                let digests = Some(Digests { sha256: sha256.clone(), sha512: sha512.into_vec(), computed_here: false });
+                self.ask(Asked { id, origin, name, media_type, format, pss, size, sha256, digests }, preview.into_vec())
             }
             ChannelMessage::Cancel { id, reason } => {
                 let prompted = matches!(self.phase, Phase::Prompting(p) if p == id);
-                if prompted {
+                let receiving = matches!(&self.phase, Phase::Receiving(r) if r.id == id);
+                if prompted || receiving {
                     remember_withdrawn(&mut self.withdrawn, id);
                     self.phase = Phase::Ready;
                 }
@@ -447,6 +548,70 @@ impl PhoneSession {
             }
             _ => self.close(Some(Failure::channel("the computer sent a message out of turn"))),
         }
+    }
+
+    /// The checks every request passes before anything else: one at a time, a new id, the QR's origin, a
+    /// media type token. Returns the normalised media type, or the actions that end the session.
+    fn begin(&mut self, id: u32, origin: &str, media_type: &str) -> Result<String, Vec<PhoneAction>> {
+        if !matches!(self.phase, Phase::Ready) {
+            return Err(self.fail(Failure::channel("the computer sent a second request before this one was answered")));
+        }
+        if id <= self.last_id {
+            return Err(self.fail(Failure::channel("the computer reused a request id")));
+        }
+        self.last_id = id;
+        if origin != self.qr.payload.origin || display::origin(origin).is_err() {
+            return Err(self.fail(Failure::new(
+                ErrorCode::RefusedByPolicy,
+                "the computer named another origin than the QR; nothing was signed",
+            )));
+        }
+        display::media_type(media_type)
+            .map_err(|e| self.fail(Failure::new(ErrorCode::InvalidInput, format!("{e}; nothing was signed"))))
+    }
+
+    /// A request whose document is all here (or, on the digest path, all the phone will get): refused
+    /// before anything is asked, or put to the person.
+    fn ask(&mut self, a: Asked, data: Vec<u8>) -> Vec<PhoneAction> {
+        let Asked { id, origin, name, media_type, format, pss, size, sha256, digests } = a;
+        // A format this phone did not offer, a document that is a protocol statement, or a DER structure
+        // asked for raw, is refused before anything is asked (the vault refuses the last two too, whatever
+        // the front end).
+        let refusal = if formats_signed(&self.config.formats).contains(&format) {
+            purpose::check_document(&data, format == DocFormat::Raw).err().map(Failure::from)
+        } else {
+            Some(Failure::new(
+                ErrorCode::InvalidInput,
+                format!("this phone does not make {} signatures; nothing was signed", format.as_str()),
+            ))
+        };
+        if let Some(failure) = refusal {
+            let answer = failed_response(id, &failure);
+            let mut out = match self.seal(&answer) {
+                Ok(frames) => frames,
+                Err(e) => return self.close(Some(e)),
+            };
+            out.push(PhoneAction::Refused { id, origin, failure });
+            return out;
+        }
+        let unchecked = digests.as_ref().is_some_and(|d| !d.computed_here);
+        let prompt = Prompt {
+            id,
+            origin,
+            name,
+            blind: format == DocFormat::Raw && purpose::needs_blind_confirmation(&data),
+            unchecked,
+            type_warning: display::type_mismatch(&media_type, &data),
+            sha256: hex::encode(sha256),
+            media_type,
+            data,
+            size,
+            digests,
+            format,
+            pss,
+        };
+        self.phase = Phase::Prompting(id);
+        vec![PhoneAction::Prompt(prompt)]
     }
 
     /// The person's decision on request `id`. Refused (and nothing sent) when the computer withdrew it.
@@ -512,6 +677,19 @@ impl PhoneSession {
     pub(crate) fn set_ephemeral(&mut self, e: [u8; 32]) {
         self.ephemeral = Some(e);
     }
+}
+
+/// A request's fields once its document is here.
+struct Asked {
+    id: u32,
+    origin: String,
+    name: String,
+    media_type: String,
+    format: DocFormat,
+    pss: bool,
+    size: u64,
+    sha256: Vec<u8>,
+    digests: Option<Digests>,
 }
 
 fn failed_response(id: u32, f: &Failure) -> ChannelMessage {
