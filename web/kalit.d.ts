@@ -16,6 +16,8 @@ export interface CertInfo { issuer: string; not_after: string; not_before: strin
 export interface ChainReport { path: string[]; revocation?: string | null; trusted: boolean; }
 /** Output format of a document signature. */
 export type DocFormat = "raw" | "cms" | "pades";
+/** What a phone's hello offers beyond [`MAX_DOCUMENT`]. */
+export interface DocumentSupport { digest: boolean; whole: number; }
 /** The JSON shape of an error printed by `kalit ... --json`. */
 export interface ErrorBody { code: AgentErrorCode; message: string; }
 /** `POST /v1/hash`. */
@@ -41,13 +43,15 @@ export type SessionPhase = "waiting" | "pairing" | "connected" | "closed";
 /** `POST /v1/sessions`. */
 export interface SessionRequest { ttl?: number | null; }
 /** `GET /v1/sessions/{id}`. */
-export interface SessionState { certificate?: CertInfo | null; error?: ErrorBody | null; login?: Login | null; phase: SessionPhase; sas?: string | null; session: string; }
+export interface SessionState { certificate?: CertInfo | null; documents?: DocumentSupport | null; error?: ErrorBody | null; login?: Login | null; phase: SessionPhase; sas?: string | null; session: string; transfer?: Transfer | null; }
 /** `POST /v1/sessions/{id}/sign`. */
 export interface SignDocRequest { data: string; format?: DocFormat; media_type?: string | null; name: string; pades?: PadesOptions | null; pss?: boolean; }
 /** Answer to [`SignDocRequest`]: checked by the agent before it is returned. */
 export interface SignDocResponse { certificate_pem: string; document?: string | null; format: DocFormat; level?: PadesLevel | null; login: Login; scheme: string; sha256: string; signature: string; signer: CertInfo; }
 /** A verified RFC 3161 timestamp. */
 export interface TimestampReport { chain?: ChainReport | null; policy: string; serial: string; time: string; tsa: string; }
+/** How much of a document has gone to the phone. */
+export interface Transfer { sent: number; total: number; }
 /** `POST /v1/verify/pdf`: every signature and document timestamp in a PDF. */
 export interface VerifyPdfRequest { data: string; }
 /** Result of verifying a signature. */

@@ -130,6 +130,10 @@ fn setup() -> Option<Run> {
             device_id: "d1".into(),
             chain: vec![cert],
             formats: vec![],
+            documents: Some(kalit_proto::session::DocumentSupport {
+                whole: kalit_proto::session::MAX_WHOLE_DOCUMENT,
+                digest: true,
+            }),
         },
     )
     .ok()?;
@@ -177,6 +181,12 @@ pub fn run(data: &[u8]) {
                     },
                     pss: false,
                     byte_range: (arg % 5 == 0).then_some([0, 1, 2, usize::from(arg).saturating_sub(2)]),
+                    // Now and then a document too large to travel: by digest (refused for raw).
+                    digest: (arg % 11 == 0).then(|| kalit_core::flow::DocDigest {
+                        size: 1 << 30,
+                        sha256: vec![arg; 32],
+                        sha512: vec![arg; 64],
+                    }),
                 };
                 if let Ok((_, out)) = r.agent.sign(&doc) {
                     r.agent_did(out);

@@ -266,6 +266,14 @@ async fn read_document(body: axum::body::Body, offer: DocumentSupport, format: D
         let chunk = chunk.map_err(|e| ServiceError::invalid(format!("the document could not be read: {e}")))?;
         size += chunk.len() as u64;
         if size > limit {
+            // Read the rest (up to the agent's ceiling) so that the page gets this answer rather than a
+            // broken connection in the middle of its upload.
+            while let Some(Ok(c)) = stream.next().await {
+                size += c.len() as u64;
+                if size > MAX_DIGEST_DOCUMENT {
+                    break;
+                }
+            }
             return Err(too_large(limit));
         }
         if let Some((a, b)) = hashers.as_mut() {

@@ -108,6 +108,10 @@ impl Session {
             login: s.login.clone(),
             certificate: s.chain.first().and_then(|c| x509::cert_info(c).ok()),
             error: s.error.clone(),
+            documents: (s.phase == SessionPhase::Connected).then(|| {
+                let offer = s.documents.unwrap_or(DocumentSupport { whole: 0, digest: false });
+                DocumentSupport { whole: offer.whole.max(MAX_DOCUMENT as u64), digest: offer.digest }
+            }),
             transfer: s.transfer,
         }
     }

@@ -10,7 +10,7 @@
 
 use kalit_core::SecretBytes;
 use kalit_core::flow::{
-    AgentAction, AgentConfig, AgentSession, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, SignDoc,
+    AgentAction, AgentConfig, AgentSession, DocDigest, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSession, SignDoc,
 };
 use kalit_core::keys::PrivateKey;
 use kalit_core::session::{ComputerKey, Qr, hazmat, tunnel_id};
@@ -18,7 +18,9 @@ use kalit_core::statement::Statement;
 use kalit_proto::Base64;
 use kalit_proto::ErrorCode;
 use kalit_proto::relay::Attestation;
-use kalit_proto::session::{ChannelMessage, DocFormat, QrPayload, SignAnswer, TunnelEvent};
+use kalit_proto::session::{
+    ChannelMessage, DocFormat, DocumentSupport, MAX_WHOLE_DOCUMENT, QrPayload, SignAnswer, TunnelEvent,
+};
 use serde_json::{Value, json};
 
 fn dir() -> std::path::PathBuf {
@@ -89,6 +91,7 @@ fn session_vectors() -> Value {
                 chain: vec![Base64::of(b"not a real certificate")],
                 attestation: signed,
                 formats: vec![],
+                documents: None,
             },
         ),
         (
@@ -182,8 +185,10 @@ fn phone_action(a: &PhoneAction) -> Value {
         PhoneAction::OriginAttested { relay_id } => json!({"origin_attested": relay_id}),
         PhoneAction::Connected { sas } => json!({"connected": {"sas": sas}}),
         PhoneAction::Prompt(p) => json!({"prompt": {"id": p.id, "origin": p.origin, "name": p.name,
-            "media_type": p.media_type, "data": hex::encode(&p.data), "format": p.format.as_str(), "pss": p.pss,
-            "sha256": p.sha256, "blind": p.blind, "type_warning": p.type_warning}}),
+            "media_type": p.media_type, "data": hex::encode(&p.data), "size": p.size, "format": p.format.as_str(),
+            "pss": p.pss, "sha256": p.sha256, "blind": p.blind, "unchecked": p.unchecked,
+            "digests": p.digests.as_ref().map(|d| json!({"sha256": hex::encode(&d.sha256), "sha512": hex::encode(&d.sha512), "computed_here": d.computed_here})),
+            "type_warning": p.type_warning}}),
         PhoneAction::Refused { id, failure, .. } => json!({"refused": {"id": id, "error": failure.code.as_str()}}),
         PhoneAction::Withdrawn { id, prompted, .. } => json!({"withdrawn": {"id": id, "prompted": prompted}}),
         PhoneAction::Ended { reason } => json!({"ended": reason}),
@@ -240,6 +245,7 @@ fn flow_inputs() -> FlowInputs {
             device_id: attestation.device_id.clone(),
             chain: vec![cert.clone()],
             formats: vec![],
+            documents: Some(DocumentSupport { whole: MAX_WHOLE_DOCUMENT, digest: true }),
         },
     )
     .unwrap();
@@ -260,6 +266,7 @@ fn flow_inputs() -> FlowInputs {
         "login": "ali",
         "device_id": attestation.device_id,
         "chain": [hex::encode(&cert)],
+        "documents": {"whole": MAX_WHOLE_DOCUMENT, "digest": true},
         "agent_anchors": [],
         "agent_ephemeral_private": hex::encode(fixed::<32>(65)),
         "phone_ephemeral_private": hex::encode(fixed::<32>(33)),
@@ -272,7 +279,16 @@ fn flow_inputs() -> FlowInputs {
 enum Input {
     Event(TunnelEvent),
     Frame(Vec<u8>),
-    Sign { name: &'static str, media_type: &'static str, data: &'static [u8], format: DocFormat },
+    Sign {
+        name: &'static str,
+        media_type: &'static str,
+        data: &'static [u8],
+        format: DocFormat,
+        digest: Option<DocDigest>,
+    },
+    /// The agent seals a message as it is, past its own rules (a part of a stream too small for a real
+    /// agent to send in parts).
+    Inject(ChannelMessage),
     Withdraw(&'static str),
     Answer(u32, PhoneAnswer),
     End(&'static str),
@@ -282,9 +298,15 @@ fn input_json(i: &Input) -> Value {
     match i {
         Input::Event(e) => json!({"event": serde_json::to_value(e).unwrap()}),
         Input::Frame(f) => json!({"frame": hex::encode(f)}),
-        Input::Sign { name, media_type, data, format } => {
-            json!({"sign": {"name": name, "media_type": media_type, "data": hex::encode(data), "format": format.as_str(), "pss": false}})
+        Input::Sign { name, media_type, data, format, digest } => {
+            let mut v = json!({"name": name, "media_type": media_type, "data": hex::encode(data), "format": format.as_str(), "pss": false});
+            if let Some(d) = digest {
+                v["digest"] =
+                    json!({"size": d.size, "sha256": hex::encode(&d.sha256), "sha512": hex::encode(&d.sha512)});
+            }
+            json!({ "sign": v })
         }
+        Input::Inject(m) => json!({"inject": serde_json::to_value(m).unwrap()}),
         Input::Withdraw(r) => json!({"withdraw": r}),
         Input::Answer(id, a) => json!({"answer": {"id": id, "decision": match a {
             PhoneAnswer::Approved(sig) => json!({"approved": hex::encode(sig)}),
@@ -309,7 +331,7 @@ fn flow_vectors() -> Value {
         let out = match i.clone() {
             Input::Event(e) => agent.on_event(e),
             Input::Frame(f) => agent.on_frame(&f, 1_800_000_001),
-            Input::Sign { name, media_type, data, format } => {
+            Input::Sign { name, media_type, data, format, digest } => {
                 let d = SignDoc {
                     data: data.to_vec(),
                     name: name.into(),
@@ -317,11 +339,15 @@ fn flow_vectors() -> Value {
                     format,
                     pss: false,
                     byte_range: None,
+                    digest,
                 };
                 match agent.sign(&d) {
                     Ok((_, a)) => a,
                     Err(f) => vec![AgentAction::Closed(Some(f))],
                 }
+            }
+            Input::Inject(m) => {
+                hazmat::danger_agent_seal(agent, &m).unwrap().into_iter().map(AgentAction::Send).collect()
             }
             Input::Withdraw(r) => agent.withdraw(r),
             Input::End(r) => agent.end(r),
@@ -378,7 +404,8 @@ fn flow_vectors() -> Value {
     deliver!();
     // 1: approved. 2: a wrong PIN (the session goes on). 3: withdrawn while the person reads.
     // 4: a protocol statement, refused before asking. 5: declined. Then the page ends the session.
-    let sign = |name, data: &'static [u8], format| Input::Sign { name, media_type: "text/plain", data, format };
+    let sign =
+        |name, data: &'static [u8], format| Input::Sign { name, media_type: "text/plain", data, format, digest: None };
     record_agent(
         &mut agent,
         sign("contract.txt", "Shartnoma / Договор / Contract\n".as_bytes(), DocFormat::Cms),
@@ -408,6 +435,41 @@ fn flow_vectors() -> Value {
     record_agent(&mut agent, sign("fifth.txt", b"declined", DocFormat::Raw), &mut to_phone, &mut steps);
     deliver!();
     record_phone(&mut phone, Input::Answer(5, PhoneAnswer::Declined), &mut to_agent, &mut steps);
+    deliver!();
+    // 6: a document too large to travel, signed by the agent's digests (the phone warns and asks apart).
+    let digest = DocDigest { size: 200 << 20, sha256: fixed::<32>(40).to_vec(), sha512: fixed::<64>(80).to_vec() };
+    let by_digest = Input::Sign {
+        name: "archive.txt",
+        media_type: "text/plain",
+        data: b"The first bytes of a very large archive.\n",
+        format: DocFormat::Cms,
+        digest: Some(digest),
+    };
+    record_agent(&mut agent, by_digest, &mut to_phone, &mut steps);
+    deliver!();
+    record_phone(&mut phone, Input::Answer(6, PhoneAnswer::Approved(b"a CMS".to_vec())), &mut to_agent, &mut steps);
+    deliver!();
+    // 7: a document in parts (a real agent streams only past 8 MiB; these parts are small), hashed by the
+    // phone as they arrive. The page ends the session while the person reads it.
+    let origin = vector_payload().origin;
+    let start = ChannelMessage::SignStart {
+        id: 7,
+        origin,
+        name: "parts.txt".into(),
+        media_type: "text/plain".into(),
+        format: DocFormat::Cms,
+        pss: false,
+        size: 11,
+    };
+    record_agent(&mut agent, Input::Inject(start), &mut to_phone, &mut steps);
+    for part in [&b"Ikki "[..], &b"qism.\n"[..]] {
+        record_agent(
+            &mut agent,
+            Input::Inject(ChannelMessage::DocumentPart { id: 7, data: part.into() }),
+            &mut to_phone,
+            &mut steps,
+        );
+    }
     deliver!();
     record_agent(&mut agent, Input::End("the page ended the session"), &mut to_phone, &mut steps);
     deliver!();
@@ -718,6 +780,7 @@ fn the_committed_flow_replays() {
             device_id: i["device_id"].as_str().unwrap().into(),
             chain,
             formats: vec![],
+            documents: serde_json::from_value(i["documents"].clone()).unwrap(),
         },
     )
     .unwrap();
@@ -731,6 +794,11 @@ fn the_committed_flow_replays() {
             } else if let Some(f) = input.get("frame") {
                 agent.on_frame(&h(f), now)
             } else if let Some(s) = input.get("sign") {
+                let digest = s.get("digest").map(|d| DocDigest {
+                    size: d["size"].as_u64().unwrap(),
+                    sha256: h(&d["sha256"]),
+                    sha512: h(&d["sha512"]),
+                });
                 let d = SignDoc {
                     data: h(&s["data"]),
                     name: s["name"].as_str().unwrap().into(),
@@ -738,8 +806,12 @@ fn the_committed_flow_replays() {
                     format: serde_json::from_value(s["format"].clone()).unwrap(),
                     pss: s["pss"].as_bool().unwrap(),
                     byte_range: None,
+                    digest,
                 };
                 agent.sign(&d).map(|(_, a)| a).unwrap_or_else(|f| vec![AgentAction::Closed(Some(f))])
+            } else if let Some(m) = input.get("inject") {
+                let m: ChannelMessage = serde_json::from_value(m.clone()).unwrap();
+                hazmat::danger_agent_seal(&mut agent, &m).unwrap().into_iter().map(AgentAction::Send).collect()
             } else if let Some(r) = input.get("withdraw") {
                 agent.withdraw(r.as_str().unwrap())
             } else {

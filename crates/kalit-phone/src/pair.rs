@@ -156,11 +156,10 @@ impl SignPrompt<'_> {
                 "  WARNING:    this document is too large to send to the phone: the phone received only the computer's\n              SHA-256 and the first {} bytes, and CANNOT CHECK THE REST. Sign only if you trust this computer.\n",
                 self.data.len()
             ));
-        } else if (self.data.len() as u64) < self.size {
+        } else if self.size > kalit_proto::session::MAX_DOCUMENT as u64 {
             s.push_str(&format!(
-                "  Checked:    the phone received all {} bytes and computed the SHA-256 itself; it shows the first {}\n",
-                self.size,
-                self.data.len()
+                "  Checked:    the phone received all {} bytes and computed the SHA-256 itself\n",
+                self.size
             ));
         }
         if self.format == DocFormat::Raw && purpose::needs_blind_confirmation(self.data) {

@@ -539,6 +539,10 @@ pub struct SessionState {
     pub certificate: Option<CertInfo>,
     /// Why the session closed, when it closed on an error.
     pub error: Option<ErrorBody>,
+    /// Once paired: the largest document the phone takes whole, and whether it signs larger ones by digest
+    /// (CMS and PAdES; a raw signature needs the whole document on the phone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<DocumentSupport>,
     /// While a large document travels to the phone: how far it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,

@@ -30,7 +30,15 @@ fn new_vault(max_attempts: u32) -> (tempfile::TempDir, std::path::PathBuf, Vault
 }
 
 fn raw(data: &[u8]) -> DocumentToSign<'_> {
-    DocumentToSign { name: "doc.txt", data, format: SignFormat::Raw, pss: false, origin: None, blind_confirmed: false }
+    DocumentToSign {
+        name: "doc.txt",
+        data,
+        digests: None,
+        format: SignFormat::Raw,
+        pss: false,
+        origin: None,
+        blind_confirmed: false,
+    }
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T, VaultError>) -> ErrorCode {
@@ -615,4 +623,45 @@ fn certificates_in_a_key_file_are_authenticated() {
     assert_eq!(code(cms(&v)), ErrorCode::Corrupt);
     fs::write(&key_file, &original).unwrap();
     cms(&v).unwrap();
+}
+
+/// Large documents: a CMS made from digests is the CMS of the document (SHA-512 for Ed25519, RFC 8419);
+/// never raw; the computer's digests only with the separate confirmation; the history says which.
+#[test]
+fn signing_by_digest_is_cms_only_and_needs_its_confirmation_when_the_phone_did_not_hash() {
+    use kalit_core::digest::HashAlg;
+    use kalit_vault::Digested;
+    let (_d, _dir, v) = new_vault(10);
+    let u = v.unlock(&pin("123456")).unwrap();
+    u.generate(KeyAlgorithm::Ed25519, "ed", false).unwrap();
+    u.generate(KeyAlgorithm::P256, "ec", false).unwrap();
+    drop(u);
+    certify(&v, "ed");
+    certify(&v, "ec");
+    let u = v.unlock(&pin("123456")).unwrap();
+    let document = b"the whole document, which the phone did not keep".repeat(1000);
+    let (sha256, sha512) = (HashAlg::Sha256.digest(&document), HashAlg::Sha512.digest(&document));
+    let given = Digested { size: document.len() as u64, sha256: &sha256, sha512: &sha512, computed_here: false };
+    fn by_digest(d: Digested<'_>, format: SignFormat, confirmed: bool) -> DocumentToSign<'_> {
+        DocumentToSign { format, digests: Some(d), blind_confirmed: confirmed, ..raw(b"the whole document") }
+    }
+    assert_eq!(code(u.sign("ec", &by_digest(given, SignFormat::Raw, true))), ErrorCode::RefusedByPolicy);
+    assert_eq!(code(u.sign("ec", &by_digest(given, SignFormat::Cms, false))), ErrorCode::RefusedByPolicy);
+    for key in ["ec", "ed"] {
+        let out = u.sign(key, &by_digest(given, SignFormat::Cms, true)).unwrap();
+        assert_eq!(out.record.format, "cms-digest");
+        assert_eq!(
+            (out.record.size, out.record.sha256.as_str()),
+            (document.len() as u64, hex::encode(&sha256).as_str())
+        );
+        let mut digest_of = |h: HashAlg| Ok::<_, kalit_core::CoreError>(h.digest(&document));
+        kalit_core::cms::verify_detached(&out.bytes, &mut digest_of, &[]).unwrap();
+    }
+    // Digests the phone computed itself as the document streamed in: no extra step.
+    let own = Digested { computed_here: true, ..given };
+    assert_eq!(u.sign("ec", &by_digest(own, SignFormat::Cms, false)).unwrap().record.format, "cms");
+    // Digests of a wrong length are refused, never signed.
+    let short = Digested { sha256: &[1, 2, 3], ..own };
+    assert!(u.sign("ec", &by_digest(short, SignFormat::Cms, false)).is_err());
+    assert_eq!(v.history().unwrap().len(), 3, "nothing refused was recorded");
 }

@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod faults;
 mod fuzz_seeds;
+mod large;
 mod network;
 mod openssl;
 mod pades;
