@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ed25519, ed25519ph, x25519 } from "@noble/curves/ed25519.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256, sha512 } from "@noble/hashes/sha2.js";
 
 import { AgentSession } from "../src/protocol/agent-session.js";
 import { b64, b64url, fromHex, fromUtf8, toHex, utf8 } from "../src/protocol/bytes.js";
@@ -12,10 +12,11 @@ import { checkNonce, checkRelayIdentity, keyId, normalizeLogin } from "../src/pr
 import { ecdsaRawToDer } from "../src/protocol/der.js";
 import { Failure } from "../src/protocol/errors.js";
 import { SigningKey, STATEMENT_CONTEXT, describePkcs8, generateDeviceKey } from "../src/protocol/keys.js";
-import { PhoneSession } from "../src/protocol/phone-session.js";
+import { DOCUMENT_PART, MAX_DOCUMENT, MAX_WHOLE_DOCUMENT, PREVIEW_LEN } from "../src/protocol/channel.js";
+import { PhoneSession, type Prompt } from "../src/protocol/phone-session.js";
 import { Qr } from "../src/protocol/qr.js";
 import { statements } from "../src/protocol/statement.js";
-import { type SignedOriginAttestation, parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
+import { type ChannelMessage, type SignedOriginAttestation, parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
 
 const code = (f: () => unknown): string => {
   try {
@@ -210,7 +211,11 @@ test("enrolment links: only https (or loopback http) offices, the right shape, n
 });
 
 /** A page's session (direct mode) and a phone, both in TypeScript, joined by a relay whose key is `relay`. */
-function directWorld(qrOrigin: string, statementOrigin: string | null, opts: { relaySeed?: number; tunnel?: string; issuedAt?: number } = {}) {
+function directWorld(
+  qrOrigin: string,
+  statementOrigin: string | null,
+  opts: { relaySeed?: number; tunnel?: string; issuedAt?: number; documents?: { whole: number; digest: boolean } } = {},
+) {
   const relaySeed = new Uint8Array(32).fill(150);
   const relayPub = ed25519.getPublicKey(relaySeed);
   const relayId = keyId(relayPub);
@@ -240,7 +245,14 @@ function directWorld(qrOrigin: string, statementOrigin: string | null, opts: { r
     expires_at: now + 600,
   };
   const attestation = { attestation: att, signature: b64.encode(ed25519.sign(statements.attestation(att).bytes, relaySeed)) };
-  const phone = new PhoneSession(qr.text, now, { relayId, relayPublicKey: relayPub, login: "ali", deviceId: "d1", chain: [cert] });
+  const phone = new PhoneSession(qr.text, now, {
+    relayId,
+    relayPublicKey: relayPub,
+    login: "ali",
+    deviceId: "d1",
+    chain: [cert],
+    ...(opts.documents ? { documents: opts.documents } : {}),
+  });
   let origin: SignedOriginAttestation | undefined;
   if (statementOrigin !== null) {
     const o = { relay_id: relayId, tunnel: opts.tunnel ?? qr.tunnelId(), origin: statementOrigin, issued_at: opts.issuedAt ?? now, expires_at: (opts.issuedAt ?? now) + 600 };
@@ -312,4 +324,81 @@ test("direct mode: a page that writes another origin into its QR, a forged or st
   const base = JSON.parse(fromUtf8(b64url.decode(directWorld("https://a.example", null).page.qr.text.slice(6))!)!);
   assert.equal(code(() => Qr.parse(text({ ...base, mode: "agent" }))), "invalid_input");
   assert.equal(code(() => Qr.parse(text({ ...base, mode: "direct" }))), "accepted");
+});
+
+/** A paired page and phone (TypeScript both) whose phone offers large documents. */
+function pairedLarge(documents = { whole: MAX_WHOLE_DOCUMENT, digest: true }) {
+  const w = directWorld("https://portal.example", "https://portal.example", { documents });
+  w.page.onEvent({ event: "peer", login: "ali", device_id: "d1" });
+  const msg2 = sends(w.page.onFrame(sends(w.phone.onEvent(w.joined))[0]!, w.now));
+  const paired = sends(w.phone.onFrame(msg2[0]!)).flatMap((f) => w.page.onFrame(f, w.now));
+  assert.equal(paired[0]!.kind, "paired");
+  return w;
+}
+
+test("large documents: streamed in parts and hashed by the phone itself, or by the computer's digest with a warning", () => {
+  const w = pairedLarge();
+  const len = MAX_DOCUMENT + 2 * DOCUMENT_PART + 3;
+  const data = new Uint8Array(len).map((_, i) => 65 + (i % 26));
+  const { actions } = w.page.sign({ data, name: "big.txt", mediaType: "text/plain", format: "cms", pss: false });
+  const frames = sends(actions);
+  assert.deepEqual(frames.slice(0, -1).flatMap((f) => w.phone.onFrame(f)), [], "nothing is asked before the last part");
+  const [a] = w.phone.onFrame(frames[frames.length - 1]!);
+  assert.equal(a!.kind, "prompt");
+  const p = (a as { prompt: Prompt }).prompt;
+  assert.equal(p.size, len);
+  assert.equal(p.unchecked, false);
+  assert.equal(p.data.length, PREVIEW_LEN);
+  assert.deepEqual(p.digests, { sha256: sha256(data), sha512: sha512(data), computedHere: true });
+  assert.equal(sends(w.phone.answer(1, { kind: "declined" })).length, 1);
+  // The digest path: never raw; a phone that does not offer it is never asked.
+  const digest = { size: 200 * 1024 * 1024, sha256: new Uint8Array(32).fill(1), sha512: new Uint8Array(64).fill(2) };
+  const v = pairedLarge();
+  const signed = v.page.sign({ data: utf8("first bytes"), name: "huge.txt", mediaType: "text/plain", format: "cms", pss: false, digest });
+  const [b] = sends(signed.actions).flatMap((f) => v.phone.onFrame(f));
+  const q = (b as { prompt: Prompt }).prompt;
+  assert.deepEqual([q.unchecked, q.size, q.digests?.computedHere, fromUtf8(q.data)], [true, digest.size, false, "first bytes"]);
+  assert.equal(code(() => pairedLarge().page.sign({ data: utf8("x"), name: "x", mediaType: "text/plain", format: "raw", pss: false, digest })), "too_large");
+  const noDigest = pairedLarge({ whole: MAX_WHOLE_DOCUMENT, digest: false });
+  assert.equal(code(() => noDigest.page.sign({ data: utf8("x"), name: "x", mediaType: "text/plain", format: "cms", pss: false, digest })), "too_large");
+});
+
+test("large documents: the phone refuses a lying stream or digest, and a withdrawal mid-stream dismisses it", () => {
+  const head = { origin: "https://portal.example", name: "x", media_type: "text/plain", pss: false };
+  const start = (id: number, size: number): ChannelMessage => ({ type: "sign_start", id, ...head, format: "cms", size });
+  const part = (id: number, bytes: string): ChannelMessage => ({ type: "document_part", id, data: b64.encode(utf8(bytes)) });
+  const digest = (size: number, format: "raw" | "cms", shaLen: number): ChannelMessage => ({
+    type: "sign_digest",
+    id: 1,
+    ...head,
+    format,
+    size,
+    sha256: b64.encode(new Uint8Array(shaLen)),
+    sha512: b64.encode(new Uint8Array(64)),
+    preview: b64.encode(utf8("first bytes")),
+  });
+  const ends = (msgs: ChannelMessage[]) => {
+    const w = pairedLarge();
+    const out = msgs.flatMap((m) => sends(w.page.dangerSeal(m)).flatMap((f) => w.phone.onFrame(f)));
+    assert.ok(!out.some((a) => a.kind === "prompt"), JSON.stringify(out.map((a) => a.kind)));
+    const closed = out.find((a) => a.kind === "closed") as { failure: Failure | null } | undefined;
+    return closed?.failure?.code ?? null;
+  };
+  assert.equal(ends([start(1, 3), part(1, "abcd")]), "channel");
+  assert.equal(ends([start(1, 3), part(2, "abc")]), "channel");
+  assert.equal(ends([part(1, "abc")]), "channel");
+  assert.equal(ends([start(1, 3), part(1, "")]), "channel");
+  assert.equal(ends([start(1, MAX_WHOLE_DOCUMENT + 1)]), "too_large");
+  assert.equal(ends([start(1, 3), start(2, 3)]), "channel");
+  assert.equal(ends([digest(MAX_WHOLE_DOCUMENT + 1, "raw", 32)]), "invalid_input");
+  assert.equal(ends([digest(1000, "cms", 32)]), "invalid_input");
+  assert.equal(ends([digest(MAX_WHOLE_DOCUMENT + 1, "cms", 20)]), "invalid_input");
+  const w = pairedLarge();
+  const feed = (m: ChannelMessage) => sends(w.page.dangerSeal(m)).flatMap((f) => w.phone.onFrame(f));
+  assert.deepEqual(feed(start(1, 6)), []);
+  assert.deepEqual(feed(part(1, "abc")), []);
+  assert.deepEqual(feed({ type: "cancel", id: 1, reason: "gave up" }).map((a) => [a.kind, (a as { prompted?: boolean }).prompted]), [["withdrawn", false]]);
+  assert.ok(w.phone.isWithdrawn(1));
+  assert.deepEqual(feed(start(2, 3)), []);
+  assert.equal((feed(part(2, "xyz"))[0] as { prompt: Prompt }).prompt.size, 3);
 });

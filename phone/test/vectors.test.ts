@@ -186,10 +186,15 @@ function actionJson(a: PhoneAction): Json {
           name: p.name,
           media_type: p.mediaType,
           data: toHex(p.data),
+          size: p.size,
           format: p.format,
           pss: p.pss,
           sha256: p.sha256,
           blind: p.blind,
+          unchecked: p.unchecked,
+          digests: p.digests
+            ? { sha256: toHex(p.digests.sha256), sha512: toHex(p.digests.sha512), computed_here: p.digests.computedHere }
+            : null,
           type_warning: p.typeWarning,
         },
       };
@@ -220,6 +225,7 @@ test("flow-v2: the phone's state machine takes every input of the Rust session a
     login: i.login,
     deviceId: i.device_id,
     chain: (i.chain as string[]).map(h),
+    documents: i.documents,
   });
   phone.dangerFixEphemeral(h(i.phone_ephemeral_private));
   let steps = 0;
@@ -275,10 +281,11 @@ test("flow-v2: the computer's state machine (kalit.js direct mode) takes every i
     else if (input.frame) actions = agent.onFrame(h(input.frame), i.now).map(agentActionJson);
     else if (input.sign) {
       const d = input.sign;
+      const digest = d.digest ? { size: d.digest.size, sha256: h(d.digest.sha256), sha512: h(d.digest.sha512) } : undefined;
       actions = agent
-        .sign({ data: h(d.data), name: d.name, mediaType: d.media_type, format: d.format, pss: d.pss })
+        .sign({ data: h(d.data), name: d.name, mediaType: d.media_type, format: d.format, pss: d.pss, ...(digest ? { digest } : {}) })
         .actions.map(agentActionJson);
-    } else if (input.withdraw !== undefined) actions = agent.withdraw(input.withdraw).map(agentActionJson);
+    } else if (input.inject) actions = agent.dangerSeal(parseChannelMessage(JSON.stringify(input.inject))).map(agentActionJson); else if (input.withdraw !== undefined) actions = agent.withdraw(input.withdraw).map(agentActionJson);
     else if (input.end !== undefined) actions = agent.end(input.end).map(agentActionJson);
     else throw new Error(`step ${n}: an input this test does not know: ${JSON.stringify(input)}`);
     assert.deepEqual(actions, step.actions, `step ${n}`);

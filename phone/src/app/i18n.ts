@@ -80,6 +80,10 @@ const en = {
   sha256: "SHA-256",
   preview: "Preview",
   blindWarning: "This is not text the phone can show you; a raw signature over it can mean anything.",
+  uncheckedWarning:
+    "This document is too large to send to the phone: the phone received only the fingerprint (SHA-256) the computer computed and the first {first}. It cannot check the rest. Sign only if you trust this computer.",
+  uncheckedConfirm: "I sign a document this phone could not check",
+  checkedWhole: "The phone received all of it and computed its fingerprint itself.",
   approve: "Sign",
   decline: "Decline",
   signing: "Signing…",
@@ -233,6 +237,10 @@ const uz: Dict = {
   sha256: "SHA-256",
   preview: "Koʻrinishi",
   blindWarning: "Bu telefon koʻrsata oladigan matn emas; uning ustidagi xom imzo har qanday maʼnoni anglatishi mumkin.",
+  uncheckedWarning:
+    "Bu hujjat telefonga yuborish uchun juda katta: telefon faqat kompyuter hisoblagan barmoq izini (SHA-256) va dastlabki {first}ni oldi. Qolganini tekshira olmaydi. Faqat bu kompyuterga ishonsangiz imzolang.",
+  uncheckedConfirm: "Telefon tekshira olmagan hujjatni imzolayapman",
+  checkedWhole: "Telefon hujjatni toʻliq oldi va barmoq izini oʻzi hisobladi.",
   approve: "Imzolash",
   decline: "Rad etish",
   signing: "Imzolanmoqda…",
@@ -383,6 +391,10 @@ const ru: Dict = {
   sha256: "SHA-256",
   preview: "Просмотр",
   blindWarning: "Телефон не может показать это как текст; «сырая» подпись над этим может означать что угодно.",
+  uncheckedWarning:
+    "Этот документ слишком велик, чтобы передать его на телефон: телефон получил только отпечаток (SHA-256), вычисленный компьютером, и первые {first}. Остальное он проверить не может. Подписывайте, только если доверяете этому компьютеру.",
+  uncheckedConfirm: "Я подписываю документ, который телефон не смог проверить",
+  checkedWhole: "Телефон получил документ целиком и сам вычислил его отпечаток.",
   approve: "Подписать",
   decline: "Отклонить",
   signing: "Подписание…",

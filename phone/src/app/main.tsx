@@ -757,7 +757,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
                     key: key.label,
                     document: prompt.name,
                     sha256: prompt.sha256,
-                    size: prompt.data.length,
+                    size: prompt.size,
                     format: prompt.format,
                     origin: prompt.origin,
                   });
@@ -897,6 +897,8 @@ function Scanner({ ctx, found }: { ctx: Ctx; found: (qr: string) => void }) {
 function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking; signingKey: KeyInfo; vouch: string; sas: string }) {
   const p = asking.prompt;
   const [busy, setBusy] = useState(false);
+  // The digest path: approving needs its own confirmation that the phone could not check the document.
+  const [uncheckedOk, setUncheckedOk] = useState(false);
   const lines = display.isTextType(p.mediaType) || display.sniff(p.data) === "text" ? display.preview(p.data, 60, 24) : null;
   const approve = async () => {
     const pin = await ctx.askPin();
@@ -924,12 +926,22 @@ function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking
       <p>{ctx.tr("requestFrom")}</p>
       <dl>
         <dt>{ctx.tr("document")}</dt><dd id="prompt-name">{display.field(p.name, 120)}</dd>
-        <dt>{ctx.tr("size")}</dt><dd>{ctx.tr("bytes", { n: p.data.length })}</dd>
+        <dt>{ctx.tr("size")}</dt><dd>{ctx.tr("bytes", { n: p.size })}</dd>
         <dt>{ctx.tr("type")}</dt><dd>{display.field(p.mediaType, 80)} ({p.format})</dd>
         <dt>{ctx.tr("sha256")}</dt><dd class="mono">{p.sha256}</dd>
       </dl>
       {p.typeWarning && <p class="warn">{p.typeWarning}</p>}
       {p.blind && <p class="warn">{ctx.tr("blindWarning")}</p>}
+      {p.unchecked && (
+        <>
+          <p class="warn" id="prompt-unchecked">{ctx.tr("uncheckedWarning", { first: ctx.tr("bytes", { n: p.data.length }) })}</p>
+          <label class="check">
+            <input type="checkbox" id="unchecked-ok" checked={uncheckedOk} onChange={(e) => setUncheckedOk((e.target as HTMLInputElement).checked)} />
+            {ctx.tr("uncheckedConfirm")}
+          </label>
+        </>
+      )}
+      {p.digests?.computedHere && <p class="muted" id="prompt-checked">{ctx.tr("checkedWhole")}</p>}
       {lines && (
         <figure>
           <figcaption>{ctx.tr("preview")}</figcaption>
@@ -938,7 +950,7 @@ function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking
       )}
       {busy ? <p class="progress" role="status">{ctx.tr("signing")}</p> : (
         <div class="row">
-          <button id="approve" onClick={approve}>{ctx.tr("approve")}</button>
+          <button id="approve" onClick={approve} disabled={p.unchecked && !uncheckedOk}>{ctx.tr("approve")}</button>
           <button id="decline" class="danger" onClick={() => asking.resolve({ kind: "declined" })}>{ctx.tr("decline")}</button>
         </div>
       )}

@@ -2,7 +2,7 @@
 // computers this phone signed for, the history, enrolment and signing. No markup here.
 
 import { b64 } from "../protocol/bytes.js";
-import { signCmsDetached } from "../protocol/cms.js";
+import { signCmsDetached, signCmsDigest } from "../protocol/cms.js";
 import { Failure } from "../protocol/errors.js";
 import { type DeviceKey, deviceKeyOf, generateDeviceKey } from "../protocol/keys.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
@@ -249,8 +249,15 @@ export async function answerWith(u: Unlocked, key: KeyInfo, p: Prompt): Promise<
   try {
     if (p.format === "cms") {
       const chain = key.certificates.map((c) => b64.decode(c)!);
+      // A large document: the phone holds its first bytes and the digests (its own, or on the digest path
+      // the computer's, which the person confirmed separately).
+      if (p.digests) {
+        const digest = signer.algorithm === "ed25519" ? p.digests.sha512 : p.digests.sha256;
+        return { kind: "approved", signature: await signCmsDigest(signer, chain, digest, p.pss, new Date()) };
+      }
       return { kind: "approved", signature: await signCmsDetached(signer, chain, p.data, p.pss, new Date()) };
     }
+    if (p.digests) throw new Failure("refused_by_policy", "a raw signature is made over the whole document, which is not here");
     const { signature } = await signer.signDocument(p.data, p.pss);
     return { kind: "approved", signature };
   } finally {

@@ -7,6 +7,7 @@ import { deviceRequest } from "../protocol/ceremony.js";
 import { b64 } from "../protocol/bytes.js";
 import { Failure } from "../protocol/errors.js";
 import type { DeviceKey } from "../protocol/keys.js";
+import { MAX_WHOLE_DOCUMENT } from "../protocol/channel.js";
 import { type PhoneAction, type PhoneAnswer, PhoneSession, type Prompt } from "../protocol/phone-session.js";
 import { ACTION } from "../protocol/statement.js";
 import { parseTunnelEvent } from "../protocol/wire.js";
@@ -63,6 +64,9 @@ export async function pair(p: {
     login: reg.login,
     deviceId: reg.deviceId,
     chain: p.chain,
+    // Up to 64 MiB whole, hashed as it streams in (only the first bytes are kept for a CMS); larger ones by
+    // the computer's digest, with a separate confirmation.
+    documents: { whole: MAX_WHOLE_DOCUMENT, digest: true },
   });
   const tunnel = session.tunnelId();
   const nonce = await p.relay.nonce();

@@ -7,13 +7,13 @@
 
 import { b64 } from "./bytes.js";
 import { certFingerprint, normalizeLogin } from "./ceremony.js";
-import { Channel, goodbyeFrames, sealFrames } from "./channel.js";
+import { Channel, DOCUMENT_PART, MAX_DOCUMENT, PREVIEW_LEN, goodbyeFrames, sealFrames } from "./channel.js";
 import * as display from "./display.js";
 import { ERROR_CODES as ERROR_NAMES, type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Responder } from "./noise.js";
 import { CLOCK_SKEW_SECS, type Qr } from "./qr.js";
 import { b64Field, verifyAttestation } from "./statement.js";
-import type { ChannelMessage, DocFormat, SignAnswer, TunnelEvent } from "./wire.js";
+import type { ChannelMessage, DocFormat, DocumentSupport, SignAnswer, TunnelEvent } from "./wire.js";
 
 /** The largest CMS (or raw signature) taken from a phone (kalit_core::cms::MAX_CMS_LEN). */
 export const MAX_SIGNATURE = 1 << 20;
@@ -28,11 +28,21 @@ export interface AgentConfig {
 }
 
 export interface SignDoc {
+  /** The document; with `digest`, at least its first PREVIEW_LEN bytes. */
   data: Uint8Array;
   name: string;
   mediaType: string;
   format: DocFormat;
   pss: boolean;
+  /** A document too large to travel whole to this phone (CMS only): its length and digests. */
+  digest?: DocDigest;
+}
+
+/** The length and digests of a document that does not travel (kalit_core::flow::DocDigest). */
+export interface DocDigest {
+  size: number;
+  sha256: Uint8Array;
+  sha512: Uint8Array;
 }
 
 export interface Paired {
@@ -40,6 +50,8 @@ export interface Paired {
   login: string;
   /** Leaf first, DER. */
   chain: Uint8Array[];
+  /** Documents larger than MAX_DOCUMENT the phone takes (its hello's offer). */
+  documents: DocumentSupport | null;
 }
 
 export type AgentAction =
@@ -153,7 +165,8 @@ export class AgentSession {
         if (m === null) return [];
         try {
           const { login, chain } = checkHello(this.#config, m, phase.login, phase.deviceId, nowSecs);
-          const paired: Paired = { sas: this.#channel?.sas ?? "", login, chain };
+          const documents = m.type === "hello" ? (m.documents ?? null) : null;
+          const paired: Paired = { sas: this.#channel?.sas ?? "", login, chain, documents };
           this.#paired = paired;
           this.#phase = { p: "connected" };
           return [{ kind: "paired", paired }];
@@ -208,19 +221,55 @@ export class AgentSession {
     if (this.#pending !== null) throw new Failure("busy", "a signature is already waiting for approval in this session");
     const id = this.#lastId + 1;
     if (id > 0xffffffff) throw new Failure("expired", "too many requests");
-    const actions = this.#seal({
-      type: "sign_request",
-      id,
-      origin: this.qr.payload.origin,
-      name: doc.name,
-      media_type: doc.mediaType,
-      data: b64.encode(doc.data),
-      format: doc.format,
-      pss: doc.pss,
-    });
+    const offer = this.#paired?.documents ?? { whole: 0, digest: false };
+    const mib = (n: number) => Math.ceil(n / (1024 * 1024));
+    const origin = this.qr.payload.origin;
+    const head = { id, origin, name: doc.name, media_type: doc.mediaType, format: doc.format, pss: doc.pss };
+    let actions: AgentAction[];
+    if (doc.digest) {
+      if (doc.format === "raw") {
+        throw new Failure(
+          "too_large",
+          "a raw signature is made over the whole document, which is too large to travel to the phone: ask for cms",
+        );
+      }
+      if (!offer.digest) {
+        throw new Failure(
+          "too_large",
+          `the document (${mib(doc.digest.size)} MiB) is larger than the Kalit on this phone takes (up to ${mib(Math.max(offer.whole, MAX_DOCUMENT))} MiB), and it does not sign by digest; update it`,
+        );
+      }
+      actions = this.#seal({
+        type: "sign_digest",
+        ...head,
+        size: doc.digest.size,
+        sha256: b64.encode(doc.digest.sha256),
+        sha512: b64.encode(doc.digest.sha512),
+        preview: b64.encode(doc.data.subarray(0, PREVIEW_LEN)),
+      });
+    } else if (doc.data.length > MAX_DOCUMENT) {
+      const size = doc.data.length;
+      if (size > offer.whole) {
+        throw new Failure(
+          "too_large",
+          `the document (${mib(size)} MiB) is larger than the Kalit on this phone takes whole (up to ${mib(Math.max(offer.whole, MAX_DOCUMENT))} MiB)`,
+        );
+      }
+      actions = this.#seal({ type: "sign_start", ...head, size });
+      for (let at = 0; at < size; at += DOCUMENT_PART) {
+        actions.push(...this.#seal({ type: "document_part", id, data: b64.encode(doc.data.subarray(at, at + DOCUMENT_PART)) }));
+      }
+    } else {
+      actions = this.#seal({ type: "sign_request", ...head, data: b64.encode(doc.data) });
+    }
     this.#lastId = id;
     this.#pending = id;
     return { id, actions };
+  }
+
+  /** Seals any message as it is, past this side's rules: a lying computer, for the vectors and tests. */
+  dangerSeal(m: ChannelMessage): AgentAction[] {
+    return this.#seal(m);
   }
 
   /** The page withdrew the waiting request: the phone is told, and a late answer will be refused. */

@@ -11,6 +11,12 @@ import { type ChannelMessage, parseChannelMessage, serializeChannelMessage } fro
 export const MAX_FRAME = MAX_NOISE_MESSAGE;
 export const MAX_DOCUMENT = 8 * 1024 * 1024;
 export const MAX_CHANNEL_MESSAGE = Math.floor(MAX_DOCUMENT / 3) * 4 + 64 * 1024;
+/** Largest document a phone takes whole by default, in parts (kalit_proto::session::MAX_WHOLE_DOCUMENT). */
+export const MAX_WHOLE_DOCUMENT = 64 * 1024 * 1024;
+/** Document bytes in one `document_part`. */
+export const DOCUMENT_PART = 1024 * 1024;
+/** The first bytes of a document a phone shows (and receives, on the digest path), at most. */
+export const PREVIEW_LEN = 64 * 1024;
 const TAG_LEN = 16;
 const CHUNK = MAX_FRAME - TAG_LEN - 1;
 const FLAG_MORE = 1;

@@ -89,11 +89,20 @@ function signatureAlgorithm(scheme: string): Uint8Array {
 
 /** A detached CMS signature (DER ContentInfo) of `data` by `key`, whose certificate is `chain[0]`. */
 export async function signCmsDetached(key: SigningKey, chain: Uint8Array[], data: Uint8Array, pss: boolean, signingTime: Date): Promise<Uint8Array> {
+  const ed = key.algorithm === "ed25519";
+  return signCmsDigest(key, chain, ed ? sha512(data) : sha256(data), pss, signingTime);
+}
+
+/**
+ * The same, for a document the phone does not hold whole: `digest` is its SHA-512 for an Ed25519 key
+ * (RFC 8419), its SHA-256 otherwise.
+ */
+export async function signCmsDigest(key: SigningKey, chain: Uint8Array[], digest: Uint8Array, pss: boolean, signingTime: Date): Promise<Uint8Array> {
   const leaf = chain[0];
   if (!leaf) throw new Failure("invalid_input", "CMS needs the signer's certificate");
   const c = parseCertificate(leaf);
   const ed = key.algorithm === "ed25519";
-  const digest = ed ? sha512(data) : sha256(data);
+  if (digest.length !== (ed ? 64 : 32)) throw new Failure("invalid_input", "the document's digest has the wrong length");
   const sid = seq(c.issuer, c.serialDer);
   const essCertId = seq(octets(sha256(leaf)), seq(seq(ctx(4, c.issuer)), c.serialDer));
   const attrs = setOfContent([

@@ -3,10 +3,10 @@
 // from the caller). Every rule of the Rust phone is here once for TypeScript, and the committed flow
 // vectors hold both to the same bytes.
 
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256, sha512 } from "@noble/hashes/sha2.js";
 
 import { b64, toHex } from "./bytes.js";
-import { Channel, MAX_DOCUMENT, goodbyeFrames, sealFrames } from "./channel.js";
+import { Channel, DOCUMENT_PART, MAX_DOCUMENT, PREVIEW_LEN, goodbyeFrames, sealFrames } from "./channel.js";
 import * as display from "./display.js";
 import { type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Initiator } from "./noise.js";
@@ -14,7 +14,14 @@ import * as purpose from "./purpose.js";
 import { Qr } from "./qr.js";
 import { CLOCK_SKEW_SECS } from "./qr.js";
 import { ACTION, type Statement, b64Field, statements, verifyAttestation, verifyOriginAttestation } from "./statement.js";
-import type { ChannelMessage, DocFormat, SignedAttestation, SignedOriginAttestation, TunnelEvent } from "./wire.js";
+import type {
+  ChannelMessage,
+  DocFormat,
+  DocumentSupport,
+  SignedAttestation,
+  SignedOriginAttestation,
+  TunnelEvent,
+} from "./wire.js";
 
 export interface PhoneConfig {
   relayId: string;
@@ -23,6 +30,16 @@ export interface PhoneConfig {
   deviceId: string;
   /** The signing certificate first, then its issuers (DER). */
   chain: Uint8Array[];
+  /** Documents larger than MAX_DOCUMENT this phone takes, offered in its hello (absent: none). */
+  documents?: DocumentSupport;
+}
+
+/** The digests of a document the phone does not hold whole. */
+export interface Digests {
+  sha256: Uint8Array;
+  sha512: Uint8Array;
+  /** Computed by the phone as the document streamed in (false: the computer's word, the digest path). */
+  computedHere: boolean;
 }
 
 export interface Prompt {
@@ -30,13 +47,51 @@ export interface Prompt {
   origin: string;
   name: string;
   mediaType: string;
+  /** The document; with `digests`, only its first bytes (at most PREVIEW_LEN). */
   data: Uint8Array;
+  /** The document's length in bytes. */
+  size: number;
+  /** Set when the phone does not hold the whole document: what the signature is made over. */
+  digests: Digests | null;
   format: DocFormat;
   pss: boolean;
   sha256: string;
   /** A raw signature over bytes that are not text: the separate confirmation is needed. */
   blind: boolean;
+  /** Only the computer's digests and the first bytes came (the digest path): the phone could not check the
+   * rest, says so, and needs a separate confirmation. */
+  unchecked: boolean;
   typeWarning: string | null;
+}
+
+/** A large document arriving in parts. */
+interface Receiving {
+  id: number;
+  origin: string;
+  name: string;
+  mediaType: string;
+  format: DocFormat;
+  pss: boolean;
+  size: number;
+  received: number;
+  h256: ReturnType<typeof sha256.create>;
+  h512: ReturnType<typeof sha512.create> | null;
+  /** The whole document (raw) or its first bytes (CMS: the digest is all the key needs). */
+  kept: Uint8Array;
+  keptLen: number;
+}
+
+/** A request's fields once its document is here. */
+interface Asked {
+  id: number;
+  origin: string;
+  name: string;
+  mediaType: string;
+  format: DocFormat;
+  pss: boolean;
+  size: number;
+  sha256: Uint8Array;
+  digests: Digests | null;
 }
 
 export type PhoneAnswer =
@@ -59,6 +114,7 @@ type Phase =
   | { p: "joining" }
   | { p: "handshake"; hs: NKpsk0Initiator }
   | { p: "ready" }
+  | { p: "receiving"; r: Receiving }
   | { p: "prompting"; id: number }
   | { p: "closed" };
 
@@ -215,6 +271,7 @@ export class PhoneSession {
           device_name: this.#config.deviceId,
           chain: this.#config.chain.map((c) => b64.encode(c)),
           attestation,
+          ...(this.#config.documents ? { documents: this.#config.documents } : {}),
         };
         const out: PhoneAction[] = [{ kind: "connected", sas: channel.sas }];
         try {
@@ -225,6 +282,7 @@ export class PhoneSession {
         return out;
       }
       case "ready":
+      case "receiving":
       case "prompting": {
         this.#phase = phase;
         let m: ChannelMessage | null;
@@ -242,62 +300,114 @@ export class PhoneSession {
   #onMessage(m: ChannelMessage): PhoneAction[] {
     switch (m.type) {
       case "sign_request": {
-        if (this.#phase.p !== "ready") {
-          return this.fail(new Failure("channel", "the computer sent a second request before this one was answered"));
-        }
-        if (m.id <= this.#lastId) return this.fail(new Failure("channel", "the computer reused a request id"));
-        this.#lastId = m.id;
-        let originOk = m.origin === this.qr.payload.origin;
-        try {
-          display.origin(m.origin);
-        } catch {
-          originOk = false;
-        }
-        if (!originOk) {
-          return this.fail(
-            new Failure("refused_by_policy", "the computer named another origin than the QR; nothing was signed"),
-          );
-        }
+        const mediaType = this.#begin(m.id, m.origin, m.media_type);
+        if (typeof mediaType !== "string") return mediaType;
         let data: Uint8Array;
-        let mediaType: string;
         try {
           data = b64Field("document", m.data, MAX_DOCUMENT);
-          mediaType = display.mediaType(m.media_type);
         } catch (e) {
-          const f = asFailure(e);
-          return this.fail(new Failure("invalid_input", `${f.message}; nothing was signed`));
+          return this.fail(new Failure("invalid_input", `${asFailure(e).message}; nothing was signed`));
         }
-        try {
-          purpose.checkDocument(data, m.format === "raw");
-        } catch (e) {
-          const failure = asFailure(e);
-          let out: PhoneAction[];
-          try {
-            out = this.#seal(failedResponse(m.id, failure));
-          } catch (e2) {
-            return this.#close(asFailure(e2));
-          }
-          out.push({ kind: "refused", id: m.id, origin: m.origin, failure });
-          return out;
+        const asked = { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss };
+        return this.#ask({ ...asked, size: data.length, sha256: sha256(data), digests: null }, data);
+      }
+      case "sign_start": {
+        const mediaType = this.#begin(m.id, m.origin, m.media_type);
+        if (typeof mediaType !== "string") return mediaType;
+        const whole = this.#config.documents?.whole ?? 0;
+        if (m.size === 0 || m.size > whole) {
+          return this.fail(new Failure("too_large", `the computer sent a document of ${m.size} bytes; this phone takes up to ${whole} whole`));
         }
-        const prompt: Prompt = {
-          id: m.id,
-          origin: m.origin,
-          name: m.name,
-          blind: m.format === "raw" && purpose.needsBlindConfirmation(data),
-          typeWarning: display.typeMismatch(mediaType, data),
-          sha256: toHex(sha256(data)),
-          mediaType,
-          data,
-          format: m.format,
-          pss: m.pss,
+        // CMS needs only the digest: the phone keeps the first bytes for the screen. A raw signature is over
+        // the bytes themselves.
+        const keepAll = m.format !== "cms";
+        this.#phase = {
+          p: "receiving",
+          r: {
+            id: m.id,
+            origin: m.origin,
+            name: m.name,
+            mediaType,
+            format: m.format,
+            pss: m.pss,
+            size: m.size,
+            received: 0,
+            h256: sha256.create(),
+            h512: keepAll ? null : sha512.create(),
+            kept: new Uint8Array(keepAll ? m.size : Math.min(m.size, PREVIEW_LEN)),
+            keptLen: 0,
+          },
         };
-        this.#phase = { p: "prompting", id: m.id };
-        return [{ kind: "prompt", prompt }];
+        return [];
+      }
+      case "document_part": {
+        if (this.#phase.p !== "receiving") {
+          return this.fail(new Failure("channel", "the computer sent part of a document it had not announced"));
+        }
+        const r = this.#phase.r;
+        let data: Uint8Array;
+        try {
+          data = b64Field("document part", m.data, DOCUMENT_PART);
+        } catch {
+          return this.fail(new Failure("channel", "the computer sent a part of another request, or of a wrong size"));
+        }
+        if (m.id !== r.id || data.length === 0) {
+          return this.fail(new Failure("channel", "the computer sent a part of another request, or of a wrong size"));
+        }
+        if (r.received + data.length > r.size) {
+          return this.fail(new Failure("channel", "the computer sent more of the document than it announced"));
+        }
+        r.h256.update(data);
+        r.h512?.update(data);
+        const room = r.kept.length - r.keptLen;
+        if (room > 0) {
+          r.kept.set(data.subarray(0, room), r.keptLen);
+          r.keptLen += Math.min(room, data.length);
+        }
+        r.received += data.length;
+        if (r.received < r.size) return [];
+        this.#phase = { p: "ready" };
+        const digest256 = r.h256.digest();
+        const digests = r.h512 ? { sha256: digest256, sha512: r.h512.digest(), computedHere: true } : null;
+        const asked = { id: r.id, origin: r.origin, name: r.name, mediaType: r.mediaType, format: r.format, pss: r.pss };
+        return this.#ask({ ...asked, size: r.size, sha256: digest256, digests }, r.kept.subarray(0, r.keptLen));
+      }
+      case "sign_digest": {
+        const mediaType = this.#begin(m.id, m.origin, m.media_type);
+        if (typeof mediaType !== "string") return mediaType;
+        const offer = this.#config.documents ?? { whole: 0, digest: false };
+        if (!offer.digest || m.format === "raw") {
+          return this.fail(
+            new Failure("invalid_input", "the computer asked to sign a document by its digest, which this phone did not offer for it"),
+          );
+        }
+        let sha: Uint8Array;
+        let sha5: Uint8Array;
+        let preview: Uint8Array;
+        try {
+          sha = b64Field("sha256", m.sha256, 32);
+          sha5 = b64Field("sha512", m.sha512, 64);
+          preview = b64Field("preview", m.preview, PREVIEW_LEN);
+        } catch {
+          sha = new Uint8Array(0);
+          sha5 = sha;
+          preview = sha;
+        }
+        if (m.size <= Math.max(offer.whole, MAX_DOCUMENT) || sha.length !== 32 || sha5.length !== 64 || preview.length > m.size) {
+          return this.fail(
+            new Failure(
+              "invalid_input",
+              "the computer's digest request is malformed (a small document, a wrong digest length or preview); nothing was signed",
+            ),
+          );
+        }
+        const asked = { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss };
+        return this.#ask({ ...asked, size: m.size, sha256: sha, digests: { sha256: sha, sha512: sha5, computedHere: false } }, preview);
       }
       case "cancel": {
         const prompted = this.#phase.p === "prompting" && this.#phase.id === m.id;
-        if (prompted) {
+        const receiving = this.#phase.p === "receiving" && this.#phase.r.id === m.id;
+        if (prompted || receiving) {
           if (this.#withdrawn.length === WITHDRAWN_KEPT) this.#withdrawn.shift();
           this.#withdrawn.push(m.id);
           this.#phase = { p: "ready" };
@@ -315,6 +425,66 @@ export class PhoneSession {
       default:
         return this.#close(new Failure("channel", "the computer sent a message out of turn"));
     }
+  }
+
+  /**
+   * The checks every request passes first: one at a time, a new id, the QR's origin, a media type token.
+   * Returns the normalised media type, or the actions that end the session.
+   */
+  #begin(id: number, origin: string, mediaType: string): string | PhoneAction[] {
+    if (this.#phase.p !== "ready") {
+      return this.fail(new Failure("channel", "the computer sent a second request before this one was answered"));
+    }
+    if (id <= this.#lastId) return this.fail(new Failure("channel", "the computer reused a request id"));
+    this.#lastId = id;
+    let originOk = origin === this.qr.payload.origin;
+    try {
+      display.origin(origin);
+    } catch {
+      originOk = false;
+    }
+    if (!originOk) {
+      return this.fail(new Failure("refused_by_policy", "the computer named another origin than the QR; nothing was signed"));
+    }
+    try {
+      return display.mediaType(mediaType);
+    } catch (e) {
+      return this.fail(new Failure("invalid_input", `${asFailure(e).message}; nothing was signed`));
+    }
+  }
+
+  /** A request whose document is all here (or all the phone will get): refused before asking, or asked. */
+  #ask(a: Asked, data: Uint8Array): PhoneAction[] {
+    try {
+      purpose.checkDocument(data, a.format === "raw");
+    } catch (e) {
+      const failure = asFailure(e);
+      let out: PhoneAction[];
+      try {
+        out = this.#seal(failedResponse(a.id, failure));
+      } catch (e2) {
+        return this.#close(asFailure(e2));
+      }
+      out.push({ kind: "refused", id: a.id, origin: a.origin, failure });
+      return out;
+    }
+    const prompt: Prompt = {
+      id: a.id,
+      origin: a.origin,
+      name: a.name,
+      blind: a.format === "raw" && purpose.needsBlindConfirmation(data),
+      unchecked: a.digests !== null && !a.digests.computedHere,
+      typeWarning: display.typeMismatch(a.mediaType, data),
+      sha256: toHex(a.sha256),
+      mediaType: a.mediaType,
+      data,
+      size: a.size,
+      digests: a.digests,
+      format: a.format,
+      pss: a.pss,
+    };
+    this.#phase = { p: "prompting", id: a.id };
+    return [{ kind: "prompt", prompt }];
   }
 
   /** The person's answer to request `id` (refused when the computer withdrew it meanwhile). */

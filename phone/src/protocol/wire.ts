@@ -41,8 +41,23 @@ export type SignAnswer =
   | { status: "declined" }
   | { status: "failed"; code?: ErrorCode; message: string };
 
+/** What a phone's hello offers beyond MAX_DOCUMENT (kalit_proto::session::DocumentSupport). */
+export interface DocumentSupport {
+  /** The largest document it takes whole, in parts, bytes. */
+  whole: number;
+  /** Whether it signs a larger one by the computer's digest (CMS only here). */
+  digest: boolean;
+}
+
 export type ChannelMessage =
-  | { type: "hello"; login: string; device_name: string; chain: string[]; attestation: SignedAttestation }
+  | {
+      type: "hello";
+      login: string;
+      device_name: string;
+      chain: string[];
+      attestation: SignedAttestation;
+      documents?: DocumentSupport;
+    }
   | {
       type: "sign_request";
       id: number;
@@ -52,6 +67,30 @@ export type ChannelMessage =
       data: string;
       format: DocFormat;
       pss: boolean;
+    }
+  | {
+      type: "sign_start";
+      id: number;
+      origin: string;
+      name: string;
+      media_type: string;
+      format: DocFormat;
+      pss: boolean;
+      size: number;
+    }
+  | { type: "document_part"; id: number; data: string }
+  | {
+      type: "sign_digest";
+      id: number;
+      origin: string;
+      name: string;
+      media_type: string;
+      format: DocFormat;
+      pss: boolean;
+      size: number;
+      sha256: string;
+      sha512: string;
+      preview: string;
     }
   | ({ type: "sign_response"; id: number } & SignAnswer)
   | { type: "cancel"; id: number; reason: string }
@@ -95,6 +134,7 @@ export function serializeChannelMessage(m: ChannelMessage): string {
         device_name: m.device_name,
         chain: m.chain,
         attestation: attestationJson(m.attestation),
+        ...(m.documents ? { documents: { whole: m.documents.whole, digest: m.documents.digest } } : {}),
       });
     case "sign_request":
       return JSON.stringify({
@@ -106,6 +146,33 @@ export function serializeChannelMessage(m: ChannelMessage): string {
         data: m.data,
         format: m.format,
         pss: m.pss,
+      });
+    case "sign_start":
+      return JSON.stringify({
+        type: m.type,
+        id: m.id,
+        origin: m.origin,
+        name: m.name,
+        media_type: m.media_type,
+        format: m.format,
+        pss: m.pss,
+        size: m.size,
+      });
+    case "document_part":
+      return JSON.stringify({ type: m.type, id: m.id, data: m.data });
+    case "sign_digest":
+      return JSON.stringify({
+        type: m.type,
+        id: m.id,
+        origin: m.origin,
+        name: m.name,
+        media_type: m.media_type,
+        format: m.format,
+        pss: m.pss,
+        size: m.size,
+        sha256: m.sha256,
+        sha512: m.sha512,
+        preview: m.preview,
       });
     case "sign_response":
       switch (m.status) {
@@ -242,13 +309,46 @@ export function parseChannelMessage(text: string): ChannelMessage {
   const r = new Reader(o, "message");
   const type = r.str("type");
   switch (type) {
-    case "hello":
-      return {
+    case "hello": {
+      const hello: ChannelMessage = {
         type,
         login: r.str("login"),
         device_name: r.str("device_name"),
         chain: r.strings("chain"),
         attestation: readAttestation(r.obj("attestation")),
+      };
+      if (r.has("documents")) {
+        const d = new Reader(r.obj("documents"), "hello: `documents`");
+        hello.documents = { whole: d.uint("whole", Number.MAX_SAFE_INTEGER), digest: d.bool("digest") };
+      }
+      return hello;
+    }
+    case "sign_start":
+      return {
+        type,
+        id: r.uint("id", U32),
+        origin: r.str("origin"),
+        name: r.str("name"),
+        media_type: r.str("media_type"),
+        format: format(r),
+        pss: r.bool("pss"),
+        size: r.uint("size", Number.MAX_SAFE_INTEGER),
+      };
+    case "document_part":
+      return { type, id: r.uint("id", U32), data: r.str("data") };
+    case "sign_digest":
+      return {
+        type,
+        id: r.uint("id", U32),
+        origin: r.str("origin"),
+        name: r.str("name"),
+        media_type: r.str("media_type"),
+        format: format(r),
+        pss: r.bool("pss"),
+        size: r.uint("size", Number.MAX_SAFE_INTEGER),
+        sha256: r.str("sha256"),
+        sha512: r.str("sha512"),
+        preview: r.str("preview"),
       };
     case "sign_request":
       return {
