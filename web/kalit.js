@@ -99,19 +99,47 @@ async function call(method, path, o = {}) {
     throw await diagnose();
   }
   if (resp.status === 204) return null;
+  return answer(resp.status, await resp.text(), path);
+}
+function answer(status2, text, path) {
   let json;
   try {
-    json = await resp.json();
+    json = JSON.parse(text);
   } catch {
-    throw new KalitError(ErrorCodes.PROTOCOL, `The agent answered HTTP ${resp.status} without JSON.`);
+    throw new KalitError(ErrorCodes.PROTOCOL, `The agent answered HTTP ${status2} without JSON.`);
   }
-  if (!resp.ok) {
+  if (status2 < 200 || status2 > 299) {
     const err = json && json.error || {};
     let code = err.code || ErrorCodes.PROTOCOL;
     if (code === "unavailable" && path === "/v1/sessions") code = ErrorCodes.RELAY_UNREACHABLE;
-    throw new KalitError(code, err.message || `HTTP ${resp.status}`, { status: resp.status });
+    throw new KalitError(code, err.message || `HTTP ${status2}`, { status: status2 });
   }
   return json;
+}
+var JSON_DOCUMENT = 8 * 1024 * 1024;
+function upload(path, token, body, signal, progress) {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open("POST", config.agent + path);
+    x.setRequestHeader("content-type", "application/octet-stream");
+    x.setRequestHeader("authorization", "Bearer " + token);
+    x.upload.onprogress = (e) => progress(e.loaded);
+    x.onload = () => {
+      try {
+        resolve(answer(x.status, x.responseText, path));
+      } catch (e) {
+        reject(e);
+      }
+    };
+    x.onerror = () => {
+      diagnose().then(reject, reject);
+    };
+    signal.addEventListener("abort", () => {
+      x.abort();
+      reject(signal.reason);
+    }, { once: true });
+    x.send(body);
+  });
 }
 var directModule = null;
 function direct() {
@@ -229,6 +257,10 @@ function openDialog(created, name, via, sameDevice, onCancel) {
     signing() {
       state.textContent = "Waiting for your approval on the phone...";
     },
+    progress(p) {
+      const pct = p.total > 0 ? Math.floor(100 * p.done / p.total) : 0;
+      state.textContent = p.done >= p.total && p.phase === "phone" ? "Waiting for your approval on the phone..." : `${p.phase === "upload" ? "The Kalit agent is reading the document" : "Sending the document to your phone"}: ${pct} %`;
+    },
     close() {
       try {
         dlg.close();
@@ -263,7 +295,10 @@ async function sign(data, options = {}) {
   } = options;
   const mode = options.mode || config.mode;
   const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
-  const bytes = await toBytes(data);
+  const blob = typeof Blob !== "undefined" && data instanceof Blob ? data : null;
+  const size = blob ? blob.size : -1;
+  const bytes = blob && size > JSON_DOCUMENT ? new Uint8Array(0) : await toBytes(data);
+  const large = blob ? size > JSON_DOCUMENT : bytes.length > JSON_DOCUMENT;
   const type = mediaType || typeof Blob !== "undefined" && data instanceof Blob && data.type || "application/octet-stream";
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(new KalitError(ErrorCodes.TIMEOUT, "The phone did not answer in time.")), timeoutMs);
@@ -288,6 +323,12 @@ async function sign(data, options = {}) {
         );
       }
       if (!config.relay) throw new KalitError(ErrorCodes.INVALID_INPUT, "direct mode needs a relay: kalit.configure({ relay: URL })");
+      if (large) {
+        throw new KalitError(
+          ErrorCodes.TOO_LARGE,
+          "Documents over 8 MiB need the Kalit agent on this computer (it streams them to the phone, or signs them by digest)."
+        );
+      }
       const m = await direct();
       let started = false;
       try {
@@ -325,9 +366,11 @@ async function sign(data, options = {}) {
     }
     if (onSession) onSession({ session: created.session, qr: created.qr, qrSvg: created.qr_svg, expiresAt: created.expires_at, mode: "agent" });
     if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", sameDevice ? appLink(created.qr) : null, cancel);
+    let offer = null;
     for (; ; ) {
       const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token, signal: ctl.signal });
       if (s.phase === "connected") {
+        offer = s.documents || null;
         ui?.paired(s);
         if (onSession) onSession({ session: created.session, sas: s.sas, login: s.login, mode: "agent" });
         break;
@@ -339,11 +382,55 @@ async function sign(data, options = {}) {
       await sleep(config.pollMs, ctl.signal);
     }
     ui?.signing();
-    const r = await call("POST", `/v1/sessions/${created.session}/sign`, {
-      token: created.token,
-      signal: ctl.signal,
-      body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } } : { data: toBase64(bytes), name, media_type: type, format, pss }
-    });
+    let r;
+    if (large) {
+      const total = blob ? size : bytes.length;
+      if (format === "raw" && offer && total > offer.whole) {
+        throw new KalitError(
+          ErrorCodes.TOO_LARGE,
+          `A raw signature needs the whole document on the phone, which takes up to ${Math.floor(offer.whole / 1048576)} MiB; ask for cms (signed by its digest).`
+        );
+      }
+      const report = (p) => {
+        ui?.progress(p);
+        if (options.onProgress) options.onProgress(p);
+      };
+      const q = new URLSearchParams({ name, format, media_type: format === "pades" ? "application/pdf" : type });
+      if (format === "pades") {
+        if (level) q.set("level", level);
+        if (reason) q.set("reason", reason);
+        if (visible) q.set("visible", visible);
+      } else if (pss) q.set("pss", "true");
+      let sending = true;
+      const watch = (async () => {
+        while (sending) {
+          await sleep(250, ctl.signal).catch(() => {
+            sending = false;
+          });
+          if (!sending) break;
+          const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token }).catch(() => null);
+          if (s && s.transfer && sending) report({ phase: "phone", done: s.transfer.sent, total: s.transfer.total });
+        }
+      })();
+      try {
+        r = await upload(
+          `/v1/sessions/${created.session}/sign?${q}`,
+          created.token,
+          blob || bytes,
+          ctl.signal,
+          (done) => report({ phase: "upload", done, total })
+        );
+      } finally {
+        sending = false;
+        await watch;
+      }
+    } else {
+      r = await call("POST", `/v1/sessions/${created.session}/sign`, {
+        token: created.token,
+        signal: ctl.signal,
+        body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } } : { data: toBase64(bytes), name, media_type: type, format, pss }
+      });
+    }
     const out = {
       format: r.format,
       signature: fromBase64(r.signature),

@@ -6,6 +6,7 @@
 //
 // With EXPECT_ERROR=1 it shows no QR (the page is expected to refuse) and reports the result as it is.
 // With SCREENSHOT=FILE.png it saves the page as the person sees it once the result is in.
+// With FILE=PATH it signs that file with the page's file picker (CMS) instead of the text.
 //
 //   PORTAL_URL=http://127.0.0.1:PORT/ [CHROMIUM=/usr/bin/chromium] [FORMAT=cms|raw|pades] node browser.mjs
 
@@ -33,9 +34,14 @@ try {
     throw new Error("done");
   }
   await page.waitForSelector("#status[data-status=ready]", { timeout: 15000 });
-  await page.check(`input[name=format][value=${format}]`);
-  console.log("DOC " + JSON.stringify(await page.inputValue("#doc")));
-  await page.click("#sign");
+  if (process.env.FILE) {
+    await page.setInputFiles("#file", process.env.FILE);
+    await page.click("#sign-file");
+  } else {
+    await page.check(`input[name=format][value=${format}]`);
+    console.log("DOC " + JSON.stringify(await page.inputValue("#doc")));
+    await page.click("#sign");
+  }
   if (!process.env.EXPECT_ERROR) {
     const qr = await page.waitForSelector("[data-kalit-qr]", { timeout: 15000 });
     console.log("QR " + (await qr.textContent()).trim());
@@ -45,7 +51,7 @@ try {
       await page.screenshot({ path: process.env.SCREENSHOT.replace(/\.png$/, "-qr.png") });
     }
   }
-  await page.waitForSelector("#result:not([data-result='']):not([data-result=pending])", { timeout: 90000 });
+  await page.waitForSelector("#result:not([data-result='']):not([data-result=pending])", { timeout: 180000 });
   console.log("SAS " + (await page.getAttribute("#sas", "data-sas")));
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   const result = await page.$eval("#result", (e) => ({ ...e.dataset, text: e.textContent }));

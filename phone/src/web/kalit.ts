@@ -133,17 +133,42 @@ async function call(method: string, path: string, o: { body?: unknown; token?: s
     throw await diagnose();
   }
   if (resp.status === 204) return null;
+  return answer(resp.status, await resp.text(), path);
+}
+
+/** The agent's answer: its JSON, or its error as a KalitError. */
+function answer(status: number, text: string, path: string): Json {
   let json: Json;
-  try { json = await resp.json(); } catch {
-    throw new KalitError(ErrorCodes.PROTOCOL, `The agent answered HTTP ${resp.status} without JSON.`);
+  try { json = JSON.parse(text); } catch {
+    throw new KalitError(ErrorCodes.PROTOCOL, `The agent answered HTTP ${status} without JSON.`);
   }
-  if (!resp.ok) {
+  if (status < 200 || status > 299) {
     const err = (json && json.error) || {};
     let code = err.code || ErrorCodes.PROTOCOL;
     if (code === "unavailable" && path === "/v1/sessions") code = ErrorCodes.RELAY_UNREACHABLE;
-    throw new KalitError(code, err.message || `HTTP ${resp.status}`, { status: resp.status });
+    throw new KalitError(code, err.message || `HTTP ${status}`, { status });
   }
   return json;
+}
+
+/** Largest document sent as JSON; a larger one goes as its bytes, with progress (the agent streams it). */
+const JSON_DOCUMENT = 8 * 1024 * 1024;
+
+/** POSTs a document's bytes themselves (a Blob is read by the browser as it goes), reporting progress. */
+function upload(path: string, token: string, body: Blob | Uint8Array, signal: AbortSignal, progress: (done: number) => void): Promise<Json> {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open("POST", config.agent + path);
+    x.setRequestHeader("content-type", "application/octet-stream");
+    x.setRequestHeader("authorization", "Bearer " + token);
+    x.upload.onprogress = (e) => progress(e.loaded);
+    x.onload = () => {
+      try { resolve(answer(x.status, x.responseText, path)); } catch (e) { reject(e); }
+    };
+    x.onerror = () => { diagnose().then(reject, reject); };
+    signal.addEventListener("abort", () => { x.abort(); reject(signal.reason); }, { once: true });
+    x.send(body as XMLHttpRequestBodyInit);
+  });
 }
 
 /** The direct-mode module, loaded the first time it is needed (from next to this file). */
@@ -227,8 +252,12 @@ function el(tag: string, attrs: Record<string, string> = {}, text?: string): HTM
 interface Dialog {
   paired(s: { sas?: string; login?: string; certificate?: { subject: string } | null }): void;
   signing(): void;
+  progress(p: Progress): void;
   close(): void;
 }
+
+/** How far a large document got: read by the agent ("upload"), then sent on to the phone ("phone"). */
+export interface Progress { phase: "upload" | "phone"; done: number; total: number; }
 
 /** Whether this page runs on a phone (where the person signs with the Kalit app on the same device). */
 function onPhone(): boolean {
@@ -283,6 +312,12 @@ function openDialog(created: { qr: string; qr_svg: string }, name: string, via: 
       state.textContent = `Connected: ${s.login}` + (s.certificate ? ` (${s.certificate.subject})` : "");
     },
     signing() { state.textContent = "Waiting for your approval on the phone..."; },
+    progress(p) {
+      const pct = p.total > 0 ? Math.floor((100 * p.done) / p.total) : 0;
+      state.textContent = p.done >= p.total && p.phase === "phone"
+        ? "Waiting for your approval on the phone..."
+        : `${p.phase === "upload" ? "The Kalit agent is reading the document" : "Sending the document to your phone"}: ${pct} %`;
+    },
     close() { try { dlg.close(); } catch { /* not open */ } dlg.remove(); },
   };
 }
@@ -303,6 +338,8 @@ export interface SignOptions {
   mode?: Mode;
   /** Offer "Sign with Kalit on this phone" (the app on this very device) [default: on phones]. */
   sameDevice?: boolean;
+  /** For a large document (over 8 MiB, agent mode): called as the agent reads it and as it goes to the phone. */
+  onProgress?: (p: Progress) => void;
 }
 
 /**
@@ -316,7 +353,11 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
           timeoutMs = config.timeoutMs, dialog = true, onSession, level, reason, visible } = options;
   const mode = options.mode || config.mode;
   const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
-  const bytes = await toBytes(data);
+  // A large Blob (a File from an <input>) is never read into this page: the browser streams it to the agent.
+  const blob = typeof Blob !== "undefined" && data instanceof Blob ? data : null;
+  const size = blob ? blob.size : -1;
+  const bytes = blob && size > JSON_DOCUMENT ? new Uint8Array(0) : await toBytes(data);
+  const large = blob ? size > JSON_DOCUMENT : bytes.length > JSON_DOCUMENT;
   const type = mediaType || (typeof Blob !== "undefined" && data instanceof Blob && data.type) || "application/octet-stream";
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(new KalitError(ErrorCodes.TIMEOUT, "The phone did not answer in time.")), timeoutMs);
@@ -339,6 +380,10 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
           "PDF signatures (pades) need the Kalit agent on this computer; without it, ask for cms or raw.");
       }
       if (!config.relay) throw new KalitError(ErrorCodes.INVALID_INPUT, "direct mode needs a relay: kalit.configure({ relay: URL })");
+      if (large) {
+        throw new KalitError(ErrorCodes.TOO_LARGE,
+          "Documents over 8 MiB need the Kalit agent on this computer (it streams them to the phone, or signs them by digest).");
+      }
       const m = await direct();
       let started = false;
       try {
@@ -369,9 +414,11 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
     }
     if (onSession) onSession({ session: created.session, qr: created.qr, qrSvg: created.qr_svg, expiresAt: created.expires_at, mode: "agent" });
     if (dialog && typeof document !== "undefined") ui = openDialog(created, name, "agent", sameDevice ? appLink(created.qr) : null, cancel);
+    let offer: { whole: number; digest: boolean } | null = null;
     for (;;) {
       const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token, signal: ctl.signal });
       if (s.phase === "connected") {
+        offer = s.documents || null;
         ui?.paired(s);
         if (onSession) onSession({ session: created.session, sas: s.sas, login: s.login, mode: "agent" });
         break;
@@ -383,12 +430,46 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
       await sleep(config.pollMs, ctl.signal);
     }
     ui?.signing();
-    const r = await call("POST", `/v1/sessions/${created.session}/sign`, {
-      token: created.token, signal: ctl.signal,
-      body: format === "pades"
-        ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } }
-        : { data: toBase64(bytes), name, media_type: type, format, pss },
-    });
+    let r: Json;
+    if (large) {
+      const total = blob ? size : bytes.length;
+      // A raw signature needs the whole document on the phone: say so before sending anything.
+      if (format === "raw" && offer && total > offer.whole) {
+        throw new KalitError(ErrorCodes.TOO_LARGE,
+          `A raw signature needs the whole document on the phone, which takes up to ${Math.floor(offer.whole / 1048576)} MiB; ask for cms (signed by its digest).`);
+      }
+      const report = (p: Progress) => { ui?.progress(p); if (options.onProgress) options.onProgress(p); };
+      const q = new URLSearchParams({ name, format, media_type: format === "pades" ? "application/pdf" : type });
+      if (format === "pades") {
+        if (level) q.set("level", level);
+        if (reason) q.set("reason", reason);
+        if (visible) q.set("visible", visible);
+      } else if (pss) q.set("pss", "true");
+      // While the agent sends the document on to the phone, the session state says how far it got.
+      let sending = true;
+      const watch = (async () => {
+        while (sending) {
+          await sleep(250, ctl.signal).catch(() => { sending = false; });
+          if (!sending) break;
+          const s = await call("GET", `/v1/sessions/${created.session}`, { token: created.token }).catch(() => null);
+          if (s && s.transfer && sending) report({ phase: "phone", done: s.transfer.sent, total: s.transfer.total });
+        }
+      })();
+      try {
+        r = await upload(`/v1/sessions/${created.session}/sign?${q}`, created.token, blob || bytes, ctl.signal,
+          (done) => report({ phase: "upload", done, total }));
+      } finally {
+        sending = false;
+        await watch;
+      }
+    } else {
+      r = await call("POST", `/v1/sessions/${created.session}/sign`, {
+        token: created.token, signal: ctl.signal,
+        body: format === "pades"
+          ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } }
+          : { data: toBase64(bytes), name, media_type: type, format, pss },
+      });
+    }
     const out: Json = {
       format: r.format, signature: fromBase64(r.signature), signatureBase64: r.signature, scheme: r.scheme,
       sha256: r.sha256, certificatePem: r.certificate_pem, signer: r.signer, login: r.login, mode: "agent",

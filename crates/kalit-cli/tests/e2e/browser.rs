@@ -51,21 +51,34 @@ struct PageRun {
 /// Opens `portal` in Chromium, asks for a `format` signature, and answers on the phone (`kalit vault
 /// pair` with `vault` and `pin`) when the page shows its QR.
 fn sign_on_page(portal: &str, format: &str, vault: &str, pin: &str, shot: &Path) -> PageRun {
-    let mut node = Command::new("node")
-        .arg(repo().join("web/test/browser.mjs"))
+    sign_in_browser(portal, format, None, vault, &[pin, "y", pin], shot)
+}
+
+/// The same, for the text (`file` None) or a file chosen in the page's file picker, with the phone's
+/// answers given up front (the PIN to join, then per request).
+fn sign_in_browser(
+    portal: &str,
+    format: &str,
+    file: Option<&Path>,
+    vault: &str,
+    phone_answers: &[&str],
+    shot: &Path,
+) -> PageRun {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("web/test/browser.mjs"))
         .env("PORTAL_URL", portal)
         .env("FORMAT", format)
-        .env("SCREENSHOT", shot)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .env("SCREENSHOT", shot);
+    if let Some(f) = file {
+        cmd.env("FILE", f);
+    }
+    let mut node = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let mut phone = None;
     let (mut doc, mut sas, mut result) = (None, None, None);
     for line in BufReader::new(node.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(q) = line.strip_prefix("QR ") {
-            let answers = crate::common::pair_answers(std::path::Path::new(vault), q, &[pin, "y", pin]);
+            let answers = crate::common::pair_answers(std::path::Path::new(vault), q, phone_answers);
             let mut child = kalit_cmd(&["vault", "--vault", vault, "pair", q]).spawn().unwrap();
             crate::common::feed(&mut child, &answers.iter().map(String::as_str).collect::<Vec<_>>());
             phone = Some(child);
@@ -79,7 +92,7 @@ fn sign_on_page(portal: &str, format: &str, vault: &str, pin: &str, shot: &Path)
     }
     let status = node.wait().unwrap();
     let mut phone = phone.expect("the page showed a QR");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while phone.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -248,6 +261,50 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("STATUS origin_not_allowed"), "{said}");
+    stop(demo);
+}
+
+/// A file too large to travel to the phone, chosen in the portal's file picker: kalit.js streams it to the
+/// agent (the browser reads the file, the page never holds it) with progress, the agent hashes it and the
+/// phone signs its digest after saying it cannot check it; OpenSSL verifies the CMS over the file.
+#[test]
+fn a_real_browser_signs_a_file_too_large_for_the_phone_through_the_agent() {
+    if !ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let demo = interactive_demo(out.path());
+    let file = out.path().join("arxiv-100.txt");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        for i in 0..(100u64 << 20) / 64 {
+            writeln!(f, "{i:012} Shartnoma ilovasi: tomonlar quyidagilarga kelishdilar.").unwrap();
+        }
+    }
+    let shots = repo().join("target/screenshots/portal");
+    std::fs::create_dir_all(&shots).unwrap();
+    let pin = demo.pin.clone();
+    // Join; approve; confirm what the phone cannot check; PIN.
+    let run = sign_in_browser(
+        &demo.portal,
+        "cms",
+        Some(&file),
+        &demo.vault,
+        &[&pin, "y", "y", &pin],
+        &shots.join("large-file.png"),
+    );
+    assert_eq!(run.result["mode"], "agent", "{}", run.result["text"]);
+    assert!(run.result["progress"].as_str().unwrap_or("").contains("upload"), "the page saw progress: {}", run.result);
+    assert!(run.phone_out.contains("CANNOT CHECK THE REST"), "{}", run.phone_out);
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(run.result["sha256"], hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&bytes)));
+    let sig = base64::engine::general_purpose::STANDARD.decode(run.result["signature"].as_str().unwrap()).unwrap();
+    let sig_path = out.path().join("arxiv-100.p7s");
+    std::fs::write(&sig_path, &sig).unwrap();
+    if openssl().is_some() {
+        openssl_cms_verify(&sig_path, &file, &out.path().join("ca.pem"));
+    }
     stop(demo);
 }
 
