@@ -8,6 +8,8 @@
 //   QRAS <login> <text>   the same, choosing <login> when the phone has several at this relay
 //   PROMPT                waits for a request, prints PROMPT <origin>|<name>|<preview>
 //   APPROVE | DECLINE     answers it (APPROVE enters the PIN)
+//   UNCHECKED             on a request signed by digest: prints UNCHECKED held|released|<warning> and ticks
+//                         the separate confirmation
 //   WRONGPIN              approves with a wrong PIN
 //   ENDED                 waits until the session ended
 //   OFFLINE               reloads the app with the network off; it must still open
@@ -342,6 +344,14 @@ try {
     else if (cmd === "QR") await qr(arg);
     else if (cmd === "QRAS") await qr(rest.slice(1).join(" "), rest[0]);
     else if (cmd === "PROMPT") await prompt();
+    else if (cmd === "UNCHECKED") {
+      // The digest path: the warning, Approve held back until the person ticks the separate confirmation.
+      const warning = await page.locator("#prompt-unchecked").innerText();
+      const held = await page.locator("#approve").isDisabled();
+      await page.locator("#unchecked-ok").check();
+      await snap("prompt-unchecked");
+      say(`UNCHECKED ${held ? "held" : "NOT HELD"}|${await page.locator("#approve").isDisabled() ? "still held" : "released"}|${warning}`);
+    }
     else if (cmd === "SAMEDEVICE") await sameDevice(arg);
     else if (cmd === "APPROVE" || cmd === "WRONGPIN") {
       await page.locator("#approve").click();

@@ -305,6 +305,46 @@ fn a_real_browser_signs_a_file_too_large_for_the_phone_through_the_agent() {
     if openssl().is_some() {
         openssl_cms_verify(&sig_path, &file, &out.path().join("ca.pem"));
     }
+    // The same file with the phone app as the phone: it warns in the person's language (Uzbek here) and
+    // holds Approve back until the separate confirmation is ticked.
+    if crate::phone_app::app_browser_ready() {
+        let mut app = app_phone(&demo, "app-large", "phone-app-large");
+        let mut node = Command::new("node")
+            .arg(repo().join("web/test/browser.mjs"))
+            .env("PORTAL_URL", &demo.portal)
+            .env("FILE", &file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut result = None;
+        for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(q) = line.strip_prefix("QR ") {
+                app.say(&format!("QR {q}"));
+                app.expect("VOUCH");
+                app.expect("SAS");
+                app.say("PROMPT");
+                assert!(app.expect("PROMPT").contains("arxiv-100.txt"));
+                app.say("UNCHECKED");
+                let shown = app.expect("UNCHECKED");
+                assert!(shown.starts_with("held|released|") && shown.contains("tekshira olmaydi"), "{shown}");
+                app.say("APPROVE");
+                assert_eq!(app.expect("ANSWERED"), "", "the app signed");
+            } else if let Some(r) = line.strip_prefix("RESULT ") {
+                result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
+            }
+        }
+        assert!(node.wait().unwrap().success());
+        let result = result.expect("a result");
+        let sig = base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap();
+        let sig_path = out.path().join("arxiv-100-app.p7s");
+        std::fs::write(&sig_path, &sig).unwrap();
+        if openssl().is_some() {
+            openssl_cms_verify(&sig_path, &file, &out.path().join("ca.pem"));
+        }
+        app.say("QUIT");
+    }
     stop(demo);
 }
 
