@@ -55,6 +55,9 @@ enum BenchWhat {
     /// The relay's capacity at once: many waiting tunnels held open while many sessions are paired and
     /// exchange frames; errors must be zero.
     Tunnels(crate::bench_tunnels::TunnelsBenchArgs),
+    /// A large document streamed to the phone through the relay, against a plain copy through the same
+    /// relay in the same run.
+    Stream(crate::bench_stream::StreamBenchArgs),
     /// The load bench's baseline server (started by `kalit bench load`).
     #[command(hide = true)]
     Forwarder(crate::bench_load::ForwarderArgs),
@@ -132,6 +135,7 @@ pub fn run(a: BenchArgs) -> CliResult {
         Some(BenchWhat::Pdf(p)) => return crate::bench_pdf::run(p),
         Some(BenchWhat::Load(l)) => return crate::bench_load::run(l),
         Some(BenchWhat::Tunnels(t)) => return crate::bench_tunnels::run(t),
+        Some(BenchWhat::Stream(s)) => return crate::bench_stream::run(s),
         Some(BenchWhat::Forwarder(f)) => return crate::bench_load::forwarder(f),
         None => {}
     }

@@ -130,28 +130,41 @@ pub fn run(a: SessionBenchArgs) -> CliResult {
     r
 }
 
-fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
+/// RA, relay (its own process), agent and an enrolled, registered phone with a P-256 key, on loopback.
+pub(crate) struct BenchStack {
+    pub(crate) svc: crate::demo::Services,
+    pub(crate) relay: RelayProcess,
+    pub(crate) relay_url: String,
+    pub(crate) vault: Vault,
+    pub(crate) pin: SecretString,
+    pub(crate) agent_url: String,
+    pub(crate) origin: String,
+}
+
+pub(crate) fn bench_stack(tmp: &Path) -> CliResult<BenchStack> {
     eprintln!("setting up RA, relay, agent and phone on loopback...");
     let (svc, code) = crate::demo::start_services(tmp, "bench")?;
     let (relay, relay_url) = spawn_relay(tmp)?;
-    let relay_pid = relay.0.id();
     let pin = SecretString::new("bench-pin-123456".into());
     let vault = Vault::init(&tmp.join("phone"), &pin, PinPolicy::default())?;
-    let u = vault.unlock(&pin)?;
-    u.generate(KeyAlgorithm::P256, "bench", false)?;
-    let anchors = x509::parse_cert_bundle(&svc.ca_pem)?;
-    let mut quiet = kalit_phone::Printed;
-    kalit_phone::net::enrol(&vault, &u, &Client::new(&svc.ra_url, "RA")?, "bench", &code, Some(anchors), &mut quiet)?;
-    kalit_phone::net::register(
-        &vault,
-        &u,
-        &Client::new(&relay_url, "relay")?,
-        "bench",
-        "bench.user",
-        "bench",
-        &mut quiet,
-    )?;
+    {
+        let u = vault.unlock(&pin)?;
+        u.generate(KeyAlgorithm::P256, "bench", false)?;
+        let anchors = x509::parse_cert_bundle(&svc.ca_pem)?;
+        let mut quiet = kalit_phone::Printed;
+        let ra = Client::new(&svc.ra_url, "RA")?;
+        kalit_phone::net::enrol(&vault, &u, &ra, "bench", &code, Some(anchors), &mut quiet)?;
+        let relay_client = Client::new(&relay_url, "relay")?;
+        kalit_phone::net::register(&vault, &u, &relay_client, "bench", "bench.user", "bench", &mut quiet)?;
+    }
     let (agent_url, origin) = crate::demo::start_agent(&svc, tmp, &relay_url, 0)?;
+    Ok(BenchStack { svc, relay, relay_url, vault, pin, agent_url, origin })
+}
+
+fn bench(a: &SessionBenchArgs, tmp: &Path) -> CliResult {
+    let BenchStack { svc, relay, relay_url, vault, pin, agent_url, origin } = bench_stack(tmp)?;
+    let relay_pid = relay.0.id();
+    let u = vault.unlock(&pin)?;
     let doc = vec![b'x'; 1024];
     let n = a.signs.max(10);
 

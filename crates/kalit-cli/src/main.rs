@@ -12,6 +12,7 @@ mod bench_load;
 mod bench_pdf;
 mod bench_relay;
 mod bench_session;
+mod bench_stream;
 mod bench_tunnels;
 mod demo;
 mod docs_cmd;

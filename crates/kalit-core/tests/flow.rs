@@ -53,11 +53,15 @@ fn world() -> World {
 
 /// A world whose phone lists `formats` in its hello.
 fn world_with(formats: Vec<DocFormat>) -> World {
+    world_cert(formats, b"a certificate (the agent here has no anchors)".to_vec())
+}
+
+/// The same with the phone's certificate `cert`.
+fn world_cert(formats: Vec<DocFormat>, cert: Vec<u8>) -> World {
     let computer = ComputerKey::from_private(&SecretBytes::from_slice(&[1; 32])).unwrap();
     let (qr, secrets) = Qr::for_computer(&computer, "https://relay.example", RELAY_ID, ORIGIN, 60, NOW).unwrap();
     let relay = ed25519(150);
     let device = ed25519(201);
-    let cert = b"a certificate (the agent here has no anchors)".to_vec();
     let a = Attestation {
         relay_id: RELAY_ID.into(),
         login: "ali".into(),
@@ -500,6 +504,14 @@ fn a_large_document_streams_and_the_phone_hashes_it_itself() {
     let ans = w.phone.answer(id, PhoneAnswer::Declined).unwrap();
     let out = to_agent(&mut w, sends_p(&ans));
     assert!(matches!(&out[..], [AgentAction::Answer { result: Err(f), .. }] if f.code == ErrorCode::Declined));
+    // A P-256 key's CMS carries only the SHA-256: the phone computes no SHA-512 (an Ed25519 key's would).
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let p256 = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&key).unwrap().der().to_vec();
+    let mut v = pair_world(world_cert(vec![], p256));
+    let (id2, a) = v.agent.sign(&d).unwrap();
+    let p = the_prompt(&to_phone(&mut v, sends_a(&a)));
+    let g = p.digests.clone().expect("a CMS that streamed is signed by its digests, never over the preview");
+    assert_eq!((p.id, g.sha256, g.sha512.len()), (id2, HashAlg::Sha256.digest(&d.data), 0));
     // Raw: the key signs the bytes themselves, so the phone keeps them all.
     let d = big(len, DocFormat::Raw);
     let (id, a) = w.agent.sign(&d).unwrap();

@@ -118,6 +118,17 @@ impl Client {
 }
 
 impl Client {
+    /// `POST path` with `bytes` as the body (`application/octet-stream`: a document the agent streams).
+    pub fn post_bytes<T: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> PhoneResult<T> {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        let r = self.send(req)?;
+        self.decode(r)
+    }
+
     /// `DELETE path`; any success status is fine.
     pub fn delete(&self, path: &str) -> PhoneResult<()> {
         let r = self.send(self.http.delete(format!("{}{path}", self.base)))?;

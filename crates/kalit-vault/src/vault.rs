@@ -781,6 +781,11 @@ impl<'v> Unlocked<'v> {
             )));
         }
         let digest = match digest_alg_for(scheme) {
+            HashAlg::Sha512 if d.sha512.is_empty() => {
+                return Err(VaultError::Core(CoreError::InvalidInput(
+                    "this key's CMS needs the document's SHA-512".into(),
+                )));
+            }
             HashAlg::Sha512 => d.sha512,
             _ => d.sha256,
         };

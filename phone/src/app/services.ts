@@ -253,6 +253,7 @@ export async function answerWith(u: Unlocked, key: KeyInfo, p: Prompt): Promise<
       // the computer's, which the person confirmed separately).
       if (p.digests) {
         const digest = signer.algorithm === "ed25519" ? p.digests.sha512 : p.digests.sha256;
+        if (digest.length === 0) throw new Failure("invalid_input", "this key's CMS needs the document's SHA-512");
         return { kind: "approved", signature: await signCmsDigest(signer, chain, digest, p.pss, new Date()) };
       }
       return { kind: "approved", signature: await signCmsDetached(signer, chain, p.data, p.pss, new Date()) };

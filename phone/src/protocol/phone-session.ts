@@ -12,6 +12,7 @@ import { type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Initiator } from "./noise.js";
 import * as purpose from "./purpose.js";
 import { Qr } from "./qr.js";
+import { parseCertificate, spkiAlgorithm } from "./x509.js";
 import { CLOCK_SKEW_SECS } from "./qr.js";
 import { ACTION, type Statement, b64Field, statements, verifyAttestation, verifyOriginAttestation } from "./statement.js";
 import type {
@@ -119,6 +120,7 @@ type Phase =
   | { p: "closed" };
 
 const WITHDRAWN_KEPT = 64;
+const ED25519_OID = "1.3.101.112";
 
 export class PhoneSession {
   readonly qr: Qr;
@@ -130,6 +132,9 @@ export class PhoneSession {
   #lastId = 0;
   #withdrawn: number[] = [];
   #started: number;
+  /** Whether a CMS by this key carries a SHA-512 digest (Ed25519, RFC 8419; also when the leaf cannot be
+   * read here): only then is a streamed document hashed twice. */
+  #needsSha512: boolean;
 
   /** Reads and checks the QR (fresh at `nowSecs`, a web origin, this registration's relay). */
   constructor(qrText: string, nowSecs: number, config: PhoneConfig) {
@@ -143,6 +148,13 @@ export class PhoneSession {
     if (config.chain.length === 0) throw new Failure("not_found", "this registration's key has no certificate");
     this.qr = qr;
     this.#config = config;
+    let needs = true;
+    try {
+      needs = spkiAlgorithm(parseCertificate(config.chain[0]!).spki).oid === ED25519_OID;
+    } catch {
+      /* not readable here: compute both */
+    }
+    this.#needsSha512 = needs;
   }
 
   /** Fixes the ephemeral key: for the conformance vectors only. */
@@ -333,7 +345,7 @@ export class PhoneSession {
             size: m.size,
             received: 0,
             h256: sha256.create(),
-            h512: keepAll ? null : sha512.create(),
+            h512: keepAll || !this.#needsSha512 ? null : sha512.create(),
             kept: new Uint8Array(keepAll ? m.size : Math.min(m.size, PREVIEW_LEN)),
             keptLen: 0,
           },
@@ -368,7 +380,8 @@ export class PhoneSession {
         if (r.received < r.size) return [];
         this.#phase = { p: "ready" };
         const digest256 = r.h256.digest();
-        const digests = r.h512 ? { sha256: digest256, sha512: r.h512.digest(), computedHere: true } : null;
+        const digests =
+          r.format === "cms" ? { sha256: digest256, sha512: r.h512 ? r.h512.digest() : new Uint8Array(0), computedHere: true } : null;
         const asked = { id: r.id, origin: r.origin, name: r.name, mediaType: r.mediaType, format: r.format, pss: r.pss };
         return this.#ask({ ...asked, size: r.size, sha256: digest256, digests }, r.kept.subarray(0, r.keptLen));
       }

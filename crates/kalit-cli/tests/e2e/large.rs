@@ -55,8 +55,8 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
     text_file(&doc40, 40);
     text_file(&doc200, 200);
     let c = page.start(None);
-    // Join; 40 MiB raw: approve, PIN; 200 MiB CMS: approve, confirm what it cannot check, PIN.
-    let phone = pair(&v, &c.qr, &[PIN, "y", PIN, "y", "y", PIN]);
+    // Join; 40 MiB raw and CMS: approve, PIN; 200 MiB CMS: approve, confirm what it cannot check, PIN.
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN, "y", PIN, "y", "y", PIN]);
     let st = page.wait(&c, "connected");
     assert_eq!(st["phase"], "connected");
     // The page can see what the phone takes before it sends anything.
@@ -86,6 +86,13 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
     let sig40 = work.join("ilova-40.sig");
     std::fs::write(&sig40, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
 
+    // 40 MiB, CMS: the phone keeps only the first bytes and signs the digest it computed itself.
+    let (code, r) =
+        sign_file(&stack.agent.url, origin, &c, &doc40, "name=ilova-40.txt&media_type=text/plain&format=cms");
+    assert_eq!(code, 200, "{r}");
+    let cms40 = work.join("ilova-40.p7s");
+    std::fs::write(&cms40, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
+
     // 200 MiB as raw: refused at once (the phone would need it whole), nothing reaches the phone.
     let (code, r) = sign_file(&stack.agent.url, origin, &c, &doc200, "name=arxiv.txt&format=raw");
     assert_eq!((code, r["error"]["code"].as_str()), (413, Some("too_large")), "{r}");
@@ -108,6 +115,7 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
     assert!(history.contains("\"cms-digest\""), "the history says what was signed by digest: {history}");
     if openssl().is_some() {
         verify_raw_with_openssl("p-256", false, &chain, &doc40, &sig40, &work);
+        openssl_cms_verify(&cms40, &doc40, &stack.ra.ca());
         openssl_cms_verify(&sig200, &doc200, &stack.ra.ca());
     }
 }

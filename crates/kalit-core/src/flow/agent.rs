@@ -573,14 +573,18 @@ pub fn check_signature(doc: &SignDoc, sig: &[u8], leaf: &[u8]) -> Result<String,
         }
         DocFormat::Cms | DocFormat::Pades => {
             // A PDF signature is over the prepared PDF's byte ranges (everything but the hole).
-            let signed: Vec<u8> = match (doc.format, doc.byte_range) {
+            let parts: [&[u8]; 2] = match (doc.format, doc.byte_range) {
                 (DocFormat::Pades, Some([0, a, b, c])) if a <= b && b.checked_add(c) == Some(doc.data.len()) => {
-                    [&doc.data[..a], &doc.data[b..]].concat()
+                    [&doc.data[..a], &doc.data[b..]]
                 }
                 (DocFormat::Pades, _) => return Err(bad("the PDF's byte range is not the agent's".into())),
-                _ => doc.data.clone(),
+                _ => [&doc.data, &[]],
             };
-            let mut digest_of = |h: HashAlg| Ok(h.digest(&signed));
+            let mut digest_of = |h: HashAlg| {
+                let mut hasher = crate::digest::Hasher::new(h);
+                parts.iter().for_each(|p| hasher.update(p));
+                Ok(hasher.finish())
+            };
             let v = crate::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
             if v.signer_cert != leaf {
                 return Err(bad("signed with another certificate".into()));

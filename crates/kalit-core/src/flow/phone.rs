@@ -83,7 +83,7 @@ pub struct Prompt {
 pub struct Digests {
     /// SHA-256 of what is signed.
     pub sha256: Vec<u8>,
-    /// SHA-512 of the same (an Ed25519 key's CMS carries it); empty when not computed.
+    /// SHA-512 of the same (an Ed25519 key's CMS carries it); empty when the phone's key does not need it.
     pub sha512: Vec<u8>,
     /// Computed by the phone as the document streamed in (`false`: the computer's word, the digest path).
     pub computed_here: bool,
@@ -208,6 +208,9 @@ pub struct PhoneSession {
     withdrawn: Vec<u32>,
     /// When the session started (Unix seconds): the relay's origin statement must be fresh then.
     started: u64,
+    /// Whether a CMS by this key carries a SHA-512 digest (Ed25519, RFC 8419; also when the leaf cannot be
+    /// read here): only then does a streamed document get hashed twice.
+    needs_sha512: bool,
 }
 
 impl PhoneSession {
@@ -223,6 +226,10 @@ impl PhoneSession {
         if config.chain.is_empty() {
             return Err(Failure::new(ErrorCode::NotFound, "this registration's key has no certificate"));
         }
+        let needs_sha512 = !matches!(
+            crate::x509::cert_spki(&config.chain[0]).and_then(|spki| crate::x509::default_scheme_of(&spki)),
+            Ok(s) if s != crate::alg::SignScheme::Ed25519
+        );
         Ok(PhoneSession {
             qr,
             config,
@@ -233,6 +240,7 @@ impl PhoneSession {
             last_id: 0,
             withdrawn: vec![],
             started: now_secs,
+            needs_sha512,
         })
     }
 
@@ -444,7 +452,7 @@ impl PhoneSession {
                     size,
                     received: 0,
                     sha256: Hasher::new(HashAlg::Sha256),
-                    sha512: (!keep_all).then(|| Hasher::new(HashAlg::Sha512)),
+                    sha512: (!keep_all && self.needs_sha512).then(|| Hasher::new(HashAlg::Sha512)),
                     kept: Vec::with_capacity(if keep_all { size as usize } else { PREVIEW_LEN }),
                     keep_all,
                 }));
@@ -481,8 +489,12 @@ impl PhoneSession {
                 };
                 let r = *r;
                 let sha256 = r.sha256.finish();
-                let digests =
-                    r.sha512.map(|h| Digests { sha256: sha256.clone(), sha512: h.finish(), computed_here: true });
+                // A CMS keeps only the first bytes: it is signed by these digests, never over what was kept.
+                let digests = (!r.keep_all).then(|| Digests {
+                    sha256: sha256.clone(),
+                    sha512: r.sha512.map(Hasher::finish).unwrap_or_default(),
+                    computed_here: true,
+                });
                 let asked = Asked {
                     id: r.id,
                     origin: r.origin,
