@@ -348,10 +348,13 @@ enum VaultCommand {
     /// Answer a computer's signing request: give the QR text the computer shows (`kalit:...`) or a photo of
     /// it. Checks the QR's version, age and relay, connects, shows a six-digit code that the computer must
     /// show too, then for each document shows its name, size, type, SHA-256 and (for text) a preview, asks
-    /// approval, then the PIN. Runs until the computer ends the session.
+    /// approval, then the PIN. Runs until the computer ends the session. Documents over 8 MiB stream in
+    /// parts (the phone hashes them itself) up to --max-document; larger ones are signed by the computer's
+    /// digest (CMS and PDF only), which the phone says it cannot check and asks a second time.
     #[command(after_help = "Examples:
   kalit vault pair 'kalit:eyJ2Ijox...'            the text under the QR on the computer
   kalit vault pair --qr-image photo.png           a photo or screenshot of the QR
+  kalit vault pair --max-document 16 --no-digest 'kalit:...'   take at most 16 MiB, never sign by digest
   printf '%s\\n' PIN y PIN | kalit vault pair \"$QR\"   (scripted: PIN to connect, then approval and PIN per document)")]
     Pair {
         /// The QR text, `kalit:...`.
@@ -363,6 +366,12 @@ enum VaultCommand {
         /// Which login, when this phone has several at the QR's relay.
         #[arg(long)]
         login: Option<String>,
+        /// The largest document this phone receives whole, MiB (8..=64; it hashes it as it arrives).
+        #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(8..=64))]
+        max_document: u64,
+        /// Never sign a larger document by the computer's digest (the computer is told it cannot).
+        #[arg(long)]
+        no_digest: bool,
     },
     /// Destroy every key and the vault itself, without the PIN (the way out of a locked vault with no
     /// backup). Asks confirmation.

@@ -17,9 +17,15 @@ use crate::error::{CliError, CliResult};
 pub struct TerminalUi {
     /// Prompts.
     pub prompter: crate::prompt::Prompter,
+    /// What this phone takes beyond 8 MiB (`--max-document`, `--no-digest`).
+    pub documents: kalit_proto::session::DocumentSupport,
 }
 
 impl PhoneUi for TerminalUi {
+    fn documents(&self) -> kalit_proto::session::DocumentSupport {
+        self.documents
+    }
+
     fn show(&mut self, text: &str) {
         println!("{text}");
     }

@@ -329,14 +329,15 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
         VaultCommand::Detach { cert, relay, cancel, login } => {
             crate::vault_net::detach(dir, &relay, &cert, cancel, login.as_deref())
         }
-        VaultCommand::Pair { qr, qr_image, login } => {
+        VaultCommand::Pair { qr, qr_image, login, max_document, no_digest } => {
             let text = match (qr, qr_image) {
                 (Some(t), _) => t,
                 (None, Some(img)) => crate::pair::decode_qr_image(&img)?,
                 (None, None) => return Err(CliError::new(ErrorCode::Usage, "give the QR text or --qr-image FILE")),
             };
             let vault = Vault::open(dir)?;
-            let mut ui = crate::pair::TerminalUi { prompter: Prompter::new() };
+            let documents = kalit_proto::session::DocumentSupport { whole: max_document << 20, digest: !no_digest };
+            let mut ui = crate::pair::TerminalUi { prompter: Prompter::new(), documents };
             let s = kalit_phone::pair::pair(&vault, &text, login.as_deref(), &mut ui)?;
             let withdrawn =
                 if s.withdrawn > 0 { format!(", {} withdrawn by the computer", s.withdrawn) } else { String::new() };

@@ -183,6 +183,12 @@ impl SignPrompt<'_> {
 /// What the phone does at each point that needs the person; the terminal asks, the demo and the benchmark
 /// answer by themselves.
 pub trait PhoneUi {
+    /// What this phone offers beyond 8 MiB: the largest document it takes whole, and whether it signs a
+    /// larger one by the computer's digest (only a UI that asks [`PhoneUi::confirm_unchecked`] for real
+    /// should). Default: 64 MiB, and by digest.
+    fn documents(&self) -> DocumentSupport {
+        DocumentSupport { whole: MAX_WHOLE_DOCUMENT, digest: true }
+    }
     /// Shows a line of information.
     fn show(&mut self, text: &str);
     /// A computer this phone has never seen asks: warn, and ask the person to name it (`None`: stop).
@@ -260,9 +266,9 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         chain,
         // The vault checks a prepared PDF itself (`kalit_core::pdf::inspect_prepared`) before it signs.
         formats: vec![DocFormat::Raw, DocFormat::Cms, DocFormat::Pades],
-        // Up to 64 MiB whole, hashed as it streams in; larger ones by the computer's digest, with a
-        // separate confirmation.
-        documents: Some(DocumentSupport { whole: MAX_WHOLE_DOCUMENT, digest: true }),
+        // Up to 64 MiB whole (or what the person set), hashed as it streams in; larger ones by the
+        // computer's digest, with a separate confirmation.
+        documents: Some(ui.documents()),
     };
     let mut session = PhoneSession::new(qr_text, now_secs(), config)?;
     // The registered URL, not the QR's: the QR only names which relay (by id).
