@@ -238,9 +238,14 @@ fn agent_doc() -> Value {
         "delete": {"summary": "End a session (a request waiting at the phone is withdrawn first).", "security": auth, "parameters": sid, "responses": with(vec![("204", json!({"description": "Ended"}))], vec![])}}));
     p.insert("/v1/sessions/{id}/sign".into(), json!({"post": {
         "summary": "Send a document to the phone; waits for approval and returns the signature after checking it against the certificate and the agent's own digest. A failure on the phone reaches the page as its own code (declined, wrong_pin, locked, refused_by_policy...).",
-        "security": auth, "parameters": sid, "requestBody": body("SignDocRequest"),
+        "description": "The document travels as JSON (base64 `data`, at most 8 MiB) or, for any size, as its bytes (`application/octet-stream`, at most 16 GiB) with the other fields of SignDocRequest in the query (`name`, `media_type`, `format`, `pss`, and for pades `level`, `reason`, `visible`). Up to what the paired phone takes whole (`documents.whole` in the session state, 64 MiB by default) it goes to the phone in parts and the phone hashes it itself; a larger CMS or PDF signature is made over the agent's digest, which the phone says it cannot check; a larger raw signature is refused (too_large). While it travels, the session state's `transfer` says how far it got.",
+        "security": auth, "parameters": sid,
+        "requestBody": {"required": true, "content": {
+            "application/json": {"schema": r("SignDocRequest")},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         "responses": with(vec![("200", ok(r("SignDocResponse"), "OK"))], vec![
             ("403", err("declined, wrong_pin, locked, refused_by_policy")),
+            ("413", err("too_large (a raw signature over more than the phone takes whole; over the agent's ceiling)")),
             ("409", err("busy (a signature is already waiting)")),
             ("410", err("expired (session not connected, timed out, or the request was withdrawn)")),
             ("502", err("channel (the encrypted channel failed)")),
