@@ -470,8 +470,9 @@ impl Driver<'_> {
         // A PDF signature: the phone checks the computer's prepared PDF itself (one new unsigned field, a
         // byte range over everything but the hole, nothing else changed) and shows what it found. A PDF
         // that fails is refused before anything is asked.
+        // A PDF too large to travel (the digest path) cannot be inspected: the warning says so instead.
         let pdf = match p.format {
-            DocFormat::Pades => match kalit_core::pdf::inspect_prepared(&p.data) {
+            DocFormat::Pades if !p.unchecked => match kalit_core::pdf::inspect_prepared(&p.data) {
                 Ok(seen) => Some(seen),
                 Err(e) => {
                     let failure = Failure::new(

@@ -28,6 +28,32 @@ fn text_file(path: &Path, mib: usize) {
     f.flush().unwrap();
 }
 
+/// A one-page PDF of about `mib` MiB: one long page-content stream, a cross-reference table.
+fn big_pdf(path: &Path, mib: usize) {
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    let mut offsets = vec![];
+    for body in [
+        "<</Type/Catalog/Pages 2 0 R>>",
+        "<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        "<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R>>",
+    ] {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", offsets.len()).as_bytes());
+    }
+    let content = b"% chizma: a long page content stream of comments, 64 bytes.....\n".repeat((mib << 20) / 64);
+    offsets.push(pdf.len());
+    pdf.extend_from_slice(format!("4 0 obj\n<</Length {}>>\nstream\n", content.len()).as_bytes());
+    pdf.extend_from_slice(&content);
+    pdf.extend_from_slice(b"\nendstream\nendobj\n");
+    let xref = pdf.len();
+    pdf.extend_from_slice(b"xref\n0 5\n0000000000 65535 f \n");
+    for o in offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(format!("trailer\n<</Size 5/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+    std::fs::write(path, pdf).unwrap();
+}
+
 /// `POST /v1/sessions/{id}/sign` with the file itself as the body, the options in the query.
 fn sign_file(agent: &str, origin: &str, c: &Created, file: &Path, query: &str) -> (u16, Value) {
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
@@ -54,9 +80,12 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
     let (doc40, doc200) = (work.join("ilova-40.txt"), work.join("arxiv-200.txt"));
     text_file(&doc40, 40);
     text_file(&doc200, 200);
+    let pdf70 = work.join("chizmalar-70.pdf");
+    big_pdf(&pdf70, 70);
     let c = page.start(None);
-    // Join; 40 MiB raw and CMS: approve, PIN; 200 MiB CMS: approve, confirm what it cannot check, PIN.
-    let phone = pair(&v, &c.qr, &[PIN, "y", PIN, "y", PIN, "y", "y", PIN]);
+    // Join; 40 MiB raw and CMS: approve, PIN; 200 MiB CMS and a 70 MiB PDF: approve, confirm what it
+    // cannot check, PIN.
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN, "y", PIN, "y", "y", PIN, "y", "y", PIN]);
     let st = page.wait(&c, "connected");
     assert_eq!(st["phase"], "connected");
     // The page can see what the phone takes before it sends anything.
@@ -105,6 +134,36 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
     let sig200 = work.join("arxiv-200.p7s");
     std::fs::write(&sig200, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
 
+    // A 70 MiB PDF: prepared by the agent, signed by the digest of its byte ranges, completed.
+    let (code, r) = sign_file(&stack.agent.url, origin, &c, &pdf70, "name=chizmalar.pdf&format=pades&level=b-b");
+    assert_eq!(code, 200, "{r}");
+    let signed = B64.decode(r["document"].as_str().unwrap()).unwrap();
+    let original = std::fs::read(&pdf70).unwrap();
+    assert_eq!(&signed[..original.len()], &original[..], "an incremental update of the page's PDF");
+    let signed_path = work.join("chizmalar-70-signed.pdf");
+    std::fs::write(&signed_path, &signed).unwrap();
+    let sigs = kalit_core::pdf::signatures(&signed).unwrap();
+    let (ranges, cms) = (work.join("chizmalar.ranges"), work.join("chizmalar.cms"));
+    std::fs::write(&ranges, sigs[0].signed_bytes(&signed)).unwrap();
+    std::fs::write(&cms, &sigs[0].contents).unwrap();
+    let ca = stack.ra.ca();
+    let v_out = crate::common::kalit_cmd(&[
+        "verify",
+        "--file",
+        crate::common::s(&signed_path),
+        "--ca",
+        crate::common::s(&ca),
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    let rep: serde_json::Value = serde_json::from_slice(&v_out.stdout).unwrap();
+    assert_eq!(
+        (&rep["valid"], &rep["signatures"][0]["level"]),
+        (&serde_json::json!(true), &serde_json::json!("B-B")),
+        "{rep}"
+    );
+
     page.end(&c);
     let (code, out, err) = finish(phone);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -113,9 +172,11 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
     assert!(out.contains(&format!("{} bytes", 200u64 << 20)) || out.contains("Size:"), "{out}");
     let history = v.run(&["history", "--json"], &[]).ok().stdout;
     assert!(history.contains("\"cms-digest\""), "the history says what was signed by digest: {history}");
+    assert!(history.contains("\"pades-digest\""), "{history}");
     if openssl().is_some() {
         verify_raw_with_openssl("p-256", false, &chain, &doc40, &sig40, &work);
         openssl_cms_verify(&cms40, &doc40, &stack.ra.ca());
         openssl_cms_verify(&sig200, &doc200, &stack.ra.ca());
+        openssl_cms_verify(&cms, &ranges, &stack.ra.ca());
     }
 }
