@@ -11,9 +11,9 @@ use futures_util::{SinkExt, StreamExt};
 use kalit_core::ceremony;
 use kalit_core::statement::Statement;
 use kalit_phone::Client;
-use kalit_proto::relay::{DeviceRequest, NonceResponse};
+use kalit_proto::ErrorCode;
+use kalit_proto::relay::NonceResponse;
 use kalit_proto::session::{MAX_FRAME, SessionCreated, SignDocResponse};
-use kalit_proto::{Base64, ErrorCode};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bench_session::{BenchStack, bench_stack};
@@ -140,15 +140,7 @@ fn copied(s: &BenchStack, len: usize) -> CliResult<f64> {
         kalit_proto::namespace::TUNNEL_JOIN,
         &tunnel,
     );
-    let join = DeviceRequest {
-        login: me.login.clone().into(),
-        device_id: me.device_id.clone().into(),
-        nonce: Base64::of(&nonce),
-        relay_id: me.relay_id.clone().into(),
-        target: tunnel.clone(),
-        signature: Base64::of(u.sign_as_device(&me.device_id, &st)?),
-        proof: None,
-    };
+    let join = kalit_phone::pair::join_request(&me, &tunnel, &nonce, &u.sign_as_device(&me.device_id, &st)?);
     let wait_url = kalit_transport::ws_url(&s.relay_url, &format!("/v1/tunnel/{tunnel}/wait?ttl=60"))?;
     let join_url = kalit_transport::ws_url(&s.relay_url, &format!("/v1/tunnel/{tunnel}/join"))?;
     let join_text = serde_json::to_string(&join).map_err(internal)?;

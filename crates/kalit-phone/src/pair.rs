@@ -307,15 +307,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     let nonce = crate::net::nonce(&client)?;
     let st = session.join_statement(&nonce)?;
     let sig = ui.sign_join(vault, &me.device_id, &st)?;
-    let join = DeviceRequest {
-        login: me.login.clone().into(),
-        device_id: me.device_id.clone().into(),
-        nonce: Base64::of(&nonce),
-        relay_id: me.relay_id.clone().into(),
-        target: tunnel.clone(),
-        signature: Base64::of(sig),
-        proof: None,
-    };
+    let join = join_request(&me, &tunnel, &nonce, &sig);
     let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -330,6 +322,21 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         ui,
     };
     rt.block_on(driver.run(&mut session, &url, join))
+}
+
+/// The first frame on a tunnel's join socket: this registration's device asks to join `tunnel`, over the
+/// relay's `nonce`, with `signature` (its device key over `Statement::device_request(.., TUNNEL_JOIN,
+/// tunnel)`).
+pub fn join_request(me: &DeviceRecord, tunnel: &str, nonce: &[u8], signature: &[u8]) -> DeviceRequest {
+    DeviceRequest {
+        login: me.login.clone().into(),
+        device_id: me.device_id.clone().into(),
+        nonce: Base64::of(nonce),
+        relay_id: me.relay_id.clone().into(),
+        target: tunnel.to_string(),
+        signature: Base64::of(signature),
+        proof: None,
+    }
 }
 
 /// Drives a [`PhoneSession`] over the relay's tunnel: moves frames, keeps timers, asks the person.

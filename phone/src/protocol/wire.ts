@@ -125,6 +125,11 @@ const attestationJson = (a: SignedAttestation) => ({
   signature: a.signature,
 });
 
+/** The fields every request to sign starts with, in serde's order. */
+function requestHead(m: { type: string; id: number; origin: string; name: string; media_type: string; format: DocFormat; pss: boolean }) {
+  return { type: m.type, id: m.id, origin: m.origin, name: m.name, media_type: m.media_type, format: m.format, pss: m.pss };
+}
+
 export function serializeChannelMessage(m: ChannelMessage): string {
   switch (m.type) {
     case "hello":
@@ -148,32 +153,11 @@ export function serializeChannelMessage(m: ChannelMessage): string {
         pss: m.pss,
       });
     case "sign_start":
-      return JSON.stringify({
-        type: m.type,
-        id: m.id,
-        origin: m.origin,
-        name: m.name,
-        media_type: m.media_type,
-        format: m.format,
-        pss: m.pss,
-        size: m.size,
-      });
+      return JSON.stringify({ ...requestHead(m), size: m.size });
     case "document_part":
       return JSON.stringify({ type: m.type, id: m.id, data: m.data });
     case "sign_digest":
-      return JSON.stringify({
-        type: m.type,
-        id: m.id,
-        origin: m.origin,
-        name: m.name,
-        media_type: m.media_type,
-        format: m.format,
-        pss: m.pss,
-        size: m.size,
-        sha256: m.sha256,
-        sha512: m.sha512,
-        preview: m.preview,
-      });
+      return JSON.stringify({ ...requestHead(m), size: m.size, sha256: m.sha256, sha512: m.sha512, preview: m.preview });
     case "sign_response":
       switch (m.status) {
         case "approved":
