@@ -110,12 +110,12 @@ fn ranges_and_cms(pdf: &[u8], n: usize) -> (Vec<u8>, Vec<u8>) {
     (sigs[n].signed_bytes(pdf), sigs[n].contents.clone())
 }
 
-struct Judges {
+pub(crate) struct Judges {
     pyhanko: Option<String>,
     pdfsig: bool,
 }
 
-fn judges() -> Option<Judges> {
+pub(crate) fn judges() -> Option<Judges> {
     openssl()?;
     let pdfsig = judge("pdfsig", "-v").is_some();
     let qpdf = judge("qpdf", "--version").is_some();
@@ -126,7 +126,7 @@ fn judges() -> Option<Judges> {
 
 /// pdfsig trusts what an NSS database holds: one in `root/nssdb` with the RA's root (the last
 /// certificate of `ca`), and that root as `root/root.pem` (for pyHanko's `--trust`).
-fn trusting_nss(root: &Path, ca: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn trusting_nss(root: &Path, ca: &Path) -> (PathBuf, PathBuf) {
     let nssdb = root.join("nssdb");
     fs::create_dir_all(&nssdb).unwrap();
     let chain = kalit_core::x509::parse_cert_bundle(&fs::read(ca).unwrap()).unwrap();
@@ -144,7 +144,14 @@ fn trusting_nss(root: &Path, ca: &Path) -> (PathBuf, PathBuf) {
 /// qpdf, pdfsig (valid, trusted, and covering the whole file unless later revisions add validation data)
 /// and pyHanko (`validate` against `root_pem`) accept the signed PDF `out`; returns what pyHanko said,
 /// when it ran.
-fn judges_accept(j: &Judges, nssdb: &Path, root_pem: &Path, out: &Path, what: &str, whole: bool) -> Option<String> {
+pub(crate) fn judges_accept(
+    j: &Judges,
+    nssdb: &Path,
+    root_pem: &Path,
+    out: &Path,
+    what: &str,
+    whole: bool,
+) -> Option<String> {
     assert!(run("qpdf", &["--check", s(out)]).status.success(), "{what}: qpdf --check");
     if j.pdfsig {
         let p = pdfsig(nssdb, out);
