@@ -185,3 +185,39 @@ fn forty_mib_travel_whole_and_two_hundred_mib_by_digest_both_verified_by_openssl
         openssl_cms_verify(&cms, &ranges, &stack.ra.ca());
     }
 }
+
+/// A phone that takes less (`kalit vault pair --max-document 16 --no-digest`): the page sees its offer,
+/// 12 MiB still travels whole, and 20 MiB is refused by the agent before anything reaches the phone.
+#[test]
+fn a_phone_that_takes_less_is_never_sent_more() {
+    let origin = "https://portal.example";
+    let stack = stack(&[origin]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let page = Page::new(&stack.agent.url, origin);
+    let work = stack.root.path().join("less");
+    std::fs::create_dir_all(&work).unwrap();
+    let (doc12, doc20) = (work.join("ilova-12.txt"), work.join("ilova-20.txt"));
+    text_file(&doc12, 12);
+    text_file(&doc20, 20);
+    let c = page.start(None);
+    let answers = crate::common::pair_answers(&v.dir, &c.qr, &[PIN, "y", PIN]);
+    let args = ["vault", "--vault", crate::common::s(&v.dir), "pair", "--max-document", "16", "--no-digest", &c.qr];
+    let mut phone = crate::common::kalit_cmd(&args).spawn().unwrap();
+    crate::common::feed(&mut phone, &answers.iter().map(String::as_str).collect::<Vec<_>>());
+    let st = page.wait(&c, "connected");
+    assert_eq!(st["documents"], serde_json::json!({ "whole": 16u64 << 20, "digest": false }), "{st}");
+    let (code, r) = sign_file(&stack.agent.url, origin, &c, &doc12, "name=ilova-12.txt&format=cms");
+    assert_eq!(code, 200, "{r}");
+    let sig = work.join("ilova-12.p7s");
+    std::fs::write(&sig, B64.decode(r["signature"].as_str().unwrap()).unwrap()).unwrap();
+    let (code, r) = sign_file(&stack.agent.url, origin, &c, &doc20, "name=ilova-20.txt&format=cms");
+    assert_eq!((code, r["error"]["code"].as_str()), (413, Some("too_large")), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("does not sign by digest"), "{r}");
+    page.end(&c);
+    let (code, out, err) = finish(phone);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 signed") && !out.contains("ilova-20"), "the phone never heard of the second: {out}");
+    if openssl().is_some() {
+        openssl_cms_verify(&sig, &doc12, &stack.ra.ca());
+    }
+}
