@@ -367,25 +367,30 @@ async fn run(
             }
         };
         let mut queue: std::collections::VecDeque<AgentAction> = actions.into();
-        // A large document goes out in many frames: the page sees how far it got, and the phone's time to
-        // answer starts when it is all there.
-        let sending: u64 = queue.iter().map(|a| if let AgentAction::Send(f) = a { f.len() as u64 } else { 0 }).sum();
-        let large = sending > MAX_DOCUMENT as u64;
-        let mut sent = 0u64;
-        while let Some(action) = queue.pop_front() {
+        loop {
+            let Some(action) = queue.pop_front() else {
+                // A large document goes out part by part, each sealed when the last is on its way (the
+                // relay and the phone work meanwhile); the page sees how far it got, and the phone's time to
+                // answer starts when it is all there.
+                let Some((mach, p)) = m.as_mut().zip(pending.as_ref()).filter(|(mach, _)| mach.streaming()) else {
+                    break;
+                };
+                let doc = p.doc.clone();
+                queue.extend(mach.next_part(&doc));
+                let total = doc.size();
+                let sent = mach.streamed().map_or(total, |n| n as u64);
+                sess.shared().transfer = Some(Transfer { sent, total });
+                if !mach.streaming() {
+                    deadline = Instant::now() + Duration::from_secs(st.approval_timeout_secs);
+                }
+                continue;
+            };
             match action {
                 AgentAction::Send(frame) => {
-                    sent += frame.len() as u64;
                     if let Err(e) = send(&mut ws, Message::Binary(frame.into())).await
                         && let Some(mach) = m.as_mut()
                     {
                         queue.extend(mach.fail(Failure::new(e.code, e.message)));
-                    }
-                    if large {
-                        sess.shared().transfer = Some(Transfer { sent, total: sending });
-                        if sent == sending {
-                            deadline = Instant::now() + Duration::from_secs(st.approval_timeout_secs);
-                        }
                     }
                 }
                 AgentAction::Paired(p) => {

@@ -477,6 +477,15 @@ fn doc_bytes(data: Vec<u8>) -> SignDoc {
     SignDoc { data, ..doc("") }
 }
 
+/// The frames of a sign request and of every part the agent then seals, in order.
+fn with_parts(agent: &mut AgentSession, d: &SignDoc, first: Vec<AgentAction>) -> Vec<Vec<u8>> {
+    let mut frames = sends_a(&first);
+    while agent.streaming() {
+        frames.extend(sends_a(&agent.next_part(d)));
+    }
+    frames
+}
+
 fn the_prompt(a: &[PhoneAction]) -> kalit_core::flow::Prompt {
     a.iter().find_map(|x| if let PhoneAction::Prompt(p) = x { Some(p.clone()) } else { None }).expect("a prompt")
 }
@@ -489,7 +498,10 @@ fn a_large_document_streams_and_the_phone_hashes_it_itself() {
     let mut w = paired();
     let d = big(len, DocFormat::Cms);
     let (id, a) = w.agent.sign(&d).unwrap();
-    let frames = sends_a(&a);
+    // The start goes first; each part is sealed when the driver asks for it.
+    assert!(matches!(&a[..], [AgentAction::Send(_)]) && w.agent.streaming(), "{}", a.len());
+    let frames = with_parts(&mut w.agent, &d, a);
+    assert!(!w.agent.streaming());
     // Nothing is asked until the last part is in.
     let (last, rest) = frames.split_last().unwrap();
     assert!(to_phone(&mut w, rest.to_vec()).is_empty());
@@ -509,14 +521,26 @@ fn a_large_document_streams_and_the_phone_hashes_it_itself() {
     let p256 = rcgen::CertificateParams::new(vec![]).unwrap().self_signed(&key).unwrap().der().to_vec();
     let mut v = pair_world(world_cert(vec![], p256));
     let (id2, a) = v.agent.sign(&d).unwrap();
-    let p = the_prompt(&to_phone(&mut v, sends_a(&a)));
+    let frames = with_parts(&mut v.agent, &d, a);
+    let p = the_prompt(&to_phone(&mut v, frames));
     let g = p.digests.clone().expect("a CMS that streamed is signed by its digests, never over the preview");
     assert_eq!((p.id, g.sha256, g.sha512.len()), (id2, HashAlg::Sha256.digest(&d.data), 0));
     // Raw: the key signs the bytes themselves, so the phone keeps them all.
     let d = big(len, DocFormat::Raw);
     let (id, a) = w.agent.sign(&d).unwrap();
-    let p = the_prompt(&to_phone(&mut w, sends_a(&a)));
+    let frames = with_parts(&mut w.agent, &d, a);
+    let p = the_prompt(&to_phone(&mut w, frames));
     assert_eq!((p.id, p.data.len(), p.digests.is_none()), (id, len, true));
+    let ans = w.phone.answer(id, PhoneAnswer::Declined).unwrap();
+    to_agent(&mut w, sends_p(&ans));
+    // Withdrawn mid-stream: no more parts, a cancel, and the phone dismisses what it was receiving.
+    let (id, a) = w.agent.sign(&d).unwrap();
+    let mut frames = sends_a(&a);
+    frames.extend(sends_a(&w.agent.next_part(&d)));
+    frames.extend(sends_a(&w.agent.withdraw("the page stopped waiting")));
+    assert!(!w.agent.streaming() && w.agent.next_part(&d).is_empty());
+    let out = to_phone(&mut w, frames);
+    assert!(matches!(&out[..], [PhoneAction::Withdrawn { id: i, prompted: false, .. }] if *i == id), "{out:?}");
     assert_eq!(p.data, d.data);
     // A phone that offers nothing beyond 8 MiB is never sent more; nor more than it offers.
     let mut w = world();

@@ -83,6 +83,8 @@ export class AgentSession {
   #paired: Paired | null = null;
   #lastId = 0;
   #pending: number | null = null;
+  /** A document on its way in parts: its request and the bytes sent so far. */
+  #streaming: { id: number; sent: number } | null = null;
   #withdrawn: number[] = [];
 
   /** `staticPrivate`: the X25519 key whose public half is the QR's `pk`. */
@@ -255,16 +257,45 @@ export class AgentSession {
           `the document (${mib(size)} MiB) is larger than the Kalit on this phone takes whole (up to ${mib(Math.max(offer.whole, MAX_DOCUMENT))} MiB)`,
         );
       }
+      // The parts follow from nextPart(), one at a time: sealed as they are sent.
       actions = this.#seal({ type: "sign_start", ...head, size });
-      for (let at = 0; at < size; at += DOCUMENT_PART) {
-        actions.push(...this.#seal({ type: "document_part", id, data: b64.encode(doc.data.subarray(at, at + DOCUMENT_PART)) }));
-      }
+      this.#streaming = { id, sent: 0 };
     } else {
       actions = this.#seal({ type: "sign_request", ...head, data: b64.encode(doc.data) });
     }
     this.#lastId = id;
     this.#pending = id;
     return { id, actions };
+  }
+
+  /** Whether a document is still on its way in parts (call nextPart). */
+  get streaming(): boolean {
+    return this.#streaming !== null;
+  }
+
+  /**
+   * The next part of the document sign() started streaming (`doc` must be that document): its frames, or
+   * nothing once all are sent, the request was withdrawn or the session ended.
+   */
+  nextPart(doc: SignDoc): AgentAction[] {
+    const s = this.#streaming;
+    if (s === null) return [];
+    if (this.#pending !== s.id || this.#phase.p === "closed") {
+      this.#streaming = null;
+      return [];
+    }
+    const part = doc.data.subarray(s.sent, s.sent + DOCUMENT_PART);
+    if (part.length === 0) {
+      this.#streaming = null;
+      return [];
+    }
+    const sent = s.sent + part.length;
+    this.#streaming = sent < doc.data.length ? { id: s.id, sent } : null;
+    try {
+      return this.#seal({ type: "document_part", id: s.id, data: b64.encode(part) });
+    } catch (e) {
+      return this.fail(channelFailure(e));
+    }
   }
 
   /** Seals any message as it is, past this side's rules: a lying computer, for the vectors and tests. */
@@ -274,6 +305,7 @@ export class AgentSession {
 
   /** The page withdrew the waiting request: the phone is told, and a late answer will be refused. */
   withdraw(reason: string): AgentAction[] {
+    this.#streaming = null;
     const id = this.#pending;
     if (id === null) return [];
     this.#pending = null;
@@ -309,6 +341,7 @@ export class AgentSession {
   #close(failure: Failure | null): AgentAction[] {
     this.#phase = { p: "closed" };
     this.#pending = null;
+    this.#streaming = null;
     this.#static?.fill(0);
     this.#static = null;
     return [{ kind: "closed", failure }];

@@ -137,6 +137,8 @@ pub struct AgentSession {
     last_id: u32,
     pending: Option<u32>,
     withdrawn: Vec<u32>,
+    /// A document on its way in parts: its request and the bytes sent so far ([`AgentSession::next_part`]).
+    streaming: Option<(u32, usize)>,
 }
 
 impl AgentSession {
@@ -153,6 +155,7 @@ impl AgentSession {
             last_id: 0,
             pending: None,
             withdrawn: vec![],
+            streaming: None,
         }
     }
 
@@ -373,11 +376,9 @@ impl AgentSession {
                     ),
                 ));
             }
-            let mut frames =
-                self.seal(&ChannelMessage::SignStart { id, origin, name, media_type, format, pss, size })?;
-            for part in doc.data.chunks(DOCUMENT_PART) {
-                frames.extend(self.seal(&ChannelMessage::DocumentPart { id, data: part.into() })?);
-            }
+            // The parts follow from [`AgentSession::next_part`], one at a time: sealed as they are sent.
+            let frames = self.seal(&ChannelMessage::SignStart { id, origin, name, media_type, format, pss, size })?;
+            self.streaming = Some((id, 0));
             frames
         } else {
             self.seal(&ChannelMessage::SignRequest {
@@ -395,9 +396,42 @@ impl AgentSession {
         Ok((id, frames))
     }
 
+    /// Whether a document is still on its way in parts (call [`AgentSession::next_part`]).
+    pub fn streaming(&self) -> bool {
+        self.streaming.is_some()
+    }
+
+    /// How many bytes of the document in parts have been sealed so far (`None`: none on its way).
+    pub fn streamed(&self) -> Option<usize> {
+        self.streaming.map(|(_, n)| n)
+    }
+
+    /// The next part of the document that [`AgentSession::sign`] started streaming (`doc` must be that
+    /// document): its frames, or nothing once all are sent (or the request was withdrawn, or the session
+    /// ended). Sealed one part at a time, so the agent never holds the whole document twice and the relay
+    /// and the phone work while the next part is sealed.
+    pub fn next_part(&mut self, doc: &SignDoc) -> Vec<AgentAction> {
+        let Some((id, sent)) = self.streaming else { return vec![] };
+        if self.pending != Some(id) || matches!(self.phase, Phase::Closed) {
+            self.streaming = None;
+            return vec![];
+        }
+        let end = doc.data.len().min(sent + DOCUMENT_PART);
+        let Some(part) = doc.data.get(sent..end).filter(|p| !p.is_empty()) else {
+            self.streaming = None;
+            return vec![];
+        };
+        self.streaming = (end < doc.data.len()).then_some((id, end));
+        match self.seal(&ChannelMessage::DocumentPart { id, data: part.into() }) {
+            Ok(frames) => frames,
+            Err(e) => self.fail(e),
+        }
+    }
+
     /// The page withdrew the waiting request (it gave up or ends the session): the phone is told, and a
     /// late answer will be refused.
     pub fn withdraw(&mut self, reason: &str) -> Vec<AgentAction> {
+        self.streaming = None;
         let Some(id) = self.pending.take() else { return vec![] };
         remember_withdrawn(&mut self.withdrawn, id);
         match self.seal(&ChannelMessage::Cancel { id, reason: reason.to_string() }) {
@@ -442,6 +476,7 @@ impl AgentSession {
     fn close(&mut self, e: Option<Failure>) -> Vec<AgentAction> {
         self.phase = Phase::Closed;
         self.pending = None;
+        self.streaming = None;
         self.secrets = None;
         vec![AgentAction::Closed(e)]
     }
