@@ -127,6 +127,8 @@ pub fn run(a: TunnelsBenchArgs) -> CliResult {
 
     eprintln!("pairing {n} sessions at once, {} frames each way...", a.frames);
     let paired_gate = Arc::new(tokio::sync::Barrier::new(n + 1));
+    // No session sends a frame (or ends) before the relay's gauges were read with all of them paired.
+    let sampled_gate = Arc::new(tokio::sync::Barrier::new(n + 1));
     let done_gate = Arc::new(tokio::sync::Barrier::new(n + 1));
     let phones = Arc::new(phones);
     let t = Instant::now();
@@ -135,14 +137,17 @@ pub fn run(a: TunnelsBenchArgs) -> CliResult {
         for i in 0..n {
             let (phones, http, base, ws, relay_id) =
                 (phones.clone(), http.clone(), base.clone(), ws.clone(), relay_id.clone());
-            let (paired_gate, done_gate, frames) = (paired_gate.clone(), done_gate.clone(), a.frames);
+            let (paired_gate, sampled_gate, done_gate, frames) =
+                (paired_gate.clone(), sampled_gate.clone(), done_gate.clone(), a.frames);
             tasks.push(tokio::spawn(async move {
                 let mut gated = false;
-                let r = session(&phones[i], i, &http, &base, &ws, &relay_id, frames, &paired_gate, &mut gated).await;
+                let gates = (&*paired_gate, &*sampled_gate);
+                let r = session(&phones[i], i, &http, &base, &ws, &relay_id, frames, gates, &mut gated).await;
                 if !gated {
-                    // A session that failed before pairing still meets the others at the gate, or they
+                    // A session that failed before pairing still meets the others at the gates, or they
                     // would wait forever.
                     paired_gate.wait().await;
+                    sampled_gate.wait().await;
                 }
                 done_gate.wait().await;
                 r
@@ -150,6 +155,7 @@ pub fn run(a: TunnelsBenchArgs) -> CliResult {
         }
         paired_gate.wait().await;
         let counts = tunnel_gauges(&http, &base).await;
+        sampled_gate.wait().await;
         done_gate.wait().await;
         let mut results = vec![];
         for t in tasks {
@@ -237,7 +243,8 @@ async fn frame(s: &mut Ws) -> Result<Vec<u8>, String> {
 }
 
 /// One session: a computer waits, the phone joins with its device key; once every session is paired
-/// (`gate`), `frames` frames go each way, checked byte for byte.
+/// (the first gate) and the relay's gauges were read (the second), `frames` frames go each way, checked
+/// byte for byte.
 #[allow(clippy::too_many_arguments)]
 async fn session(
     phone: &Phone,
@@ -247,7 +254,7 @@ async fn session(
     ws: &str,
     relay_id: &str,
     frames: usize,
-    gate: &tokio::sync::Barrier,
+    gates: (&tokio::sync::Barrier, &tokio::sync::Barrier),
     gated: &mut bool,
 ) -> Result<(), String> {
     let tunnel = format!("{:064x}", (2u128 << 100) + i as u128);
@@ -278,8 +285,9 @@ async fn session(
     if !matches!(event(&mut computer).await?, TunnelEvent::Peer { .. }) {
         return Err("the computer got no peer event".into());
     }
-    gate.wait().await;
+    gates.0.wait().await;
     *gated = true;
+    gates.1.wait().await;
     for k in 0..frames {
         let out = vec![(i + k) as u8; 1024];
         ph.send(Message::Binary(out.clone().into())).await.map_err(|e| e.to_string())?;
