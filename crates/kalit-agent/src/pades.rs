@@ -7,7 +7,7 @@
 //! A page never names a URL the agent fetches: the TSA is the operator's (`kalit agent serve --tsa`), and
 //! the CRLs are the distribution points of certificates that chain to the agent's trust anchors.
 
-use kalit_core::digest::{HashAlg, Hasher};
+use kalit_core::digest::HashAlg;
 use kalit_core::flow::DocDigest;
 use kalit_core::pdf::{self, Kind, Spec, Visible};
 use kalit_proto::ErrorCode;
@@ -101,21 +101,16 @@ pub(crate) async fn sign(
     // A PDF larger than the phone takes whole is signed by the digest of its byte ranges (the phone says it
     // could not check it, and asks separately).
     let offer = sess.documents();
-    let digest = if prepared.pdf.len() as u64 > offer.whole {
-        let (pdf, [_, a, b, c]) = (prepared.pdf.clone(), prepared.byte_range);
-        Some(
-            crate::blocking(move || {
-                let (mut h256, mut h512) = (Hasher::new(HashAlg::Sha256), Hasher::new(HashAlg::Sha512));
-                for part in [&pdf[..a], &pdf[b..b + c]] {
-                    h256.update(part);
-                    h512.update(part);
-                }
-                Ok(DocDigest { size: pdf.len() as u64, sha256: h256.finish(), sha512: h512.finish() })
-            })
-            .await?,
-        )
+    let (prepared, digest) = if prepared.pdf.len() as u64 > offer.whole {
+        crate::blocking(move || {
+            let size = prepared.pdf.len() as u64;
+            let d =
+                DocDigest { size, sha256: prepared.digest(HashAlg::Sha256), sha512: prepared.digest(HashAlg::Sha512) };
+            Ok((prepared, Some(d)))
+        })
+        .await?
     } else {
-        None
+        (prepared, None)
     };
     let doc = Doc {
         data: prepared.pdf.clone(),

@@ -16,7 +16,7 @@ use kalit_core::flow::{AgentAction, AgentSession, Failure, Paired, SignDoc};
 use kalit_core::session::{AgentSecrets, CLOCK_SKEW_SECS, Qr};
 use kalit_core::x509;
 use kalit_proto::session::{
-    ChannelMessage, DocumentSupport, MAX_DOCUMENT, SessionPhase, SessionState, SignDocResponse, Transfer, TunnelEvent,
+    ChannelMessage, DocumentSupport, SessionPhase, SessionState, SignDocResponse, Transfer, TunnelEvent,
 };
 use kalit_proto::{ErrorBody, ErrorCode};
 use kalit_service::ServiceError;
@@ -108,10 +108,7 @@ impl Session {
             login: s.login.clone(),
             certificate: s.chain.first().and_then(|c| x509::cert_info(c).ok()),
             error: s.error.clone(),
-            documents: (s.phase == SessionPhase::Connected).then(|| {
-                let offer = s.documents.unwrap_or(DocumentSupport { whole: 0, digest: false });
-                DocumentSupport { whole: offer.whole.max(MAX_DOCUMENT as u64), digest: offer.digest }
-            }),
+            documents: (s.phase == SessionPhase::Connected).then(|| DocumentSupport::effective(s.documents)),
             transfer: s.transfer,
         }
     }
@@ -119,8 +116,7 @@ impl Session {
     /// The largest document the paired phone takes whole (at least [`MAX_DOCUMENT`]), and whether it
     /// signs larger ones by digest.
     pub fn documents(&self) -> DocumentSupport {
-        let offer = self.shared().documents.unwrap_or(DocumentSupport { whole: 0, digest: false });
-        DocumentSupport { whole: offer.whole.max(MAX_DOCUMENT as u64), digest: offer.digest }
+        DocumentSupport::effective(self.shared().documents)
     }
 
     /// Whether the session ended.

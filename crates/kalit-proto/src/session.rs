@@ -414,6 +414,16 @@ pub struct DocumentSupport {
     pub digest: bool,
 }
 
+impl DocumentSupport {
+    /// What a hello's offer (or its absence: the first phones) means: the largest document the phone
+    /// takes whole, never less than [`MAX_DOCUMENT`] (which every phone takes in one message), and whether
+    /// it signs a larger one by digest.
+    pub fn effective(offer: Option<DocumentSupport>) -> DocumentSupport {
+        let o = offer.unwrap_or(DocumentSupport { whole: 0, digest: false });
+        DocumentSupport { whole: o.whole.max(MAX_DOCUMENT as u64), digest: o.digest }
+    }
+}
+
 /// The phone's answer to one sign request, on the wire as `status` with its fields beside it:
 /// `{"status": "approved", "signature": ...}`, `{"status": "declined"}`,
 /// `{"status": "failed", "code": ..., "message": ...}`.

@@ -7,7 +7,7 @@
 
 import { b64 } from "./bytes.js";
 import { certFingerprint, normalizeLogin } from "./ceremony.js";
-import { Channel, DOCUMENT_PART, MAX_DOCUMENT, PREVIEW_LEN, goodbyeFrames, sealFrames } from "./channel.js";
+import { Channel, DOCUMENT_PART, MAX_DOCUMENT, PREVIEW_LEN, effectiveDocuments, goodbyeFrames, sealFrames } from "./channel.js";
 import * as display from "./display.js";
 import { ERROR_CODES as ERROR_NAMES, type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Responder } from "./noise.js";
@@ -223,7 +223,7 @@ export class AgentSession {
     if (this.#pending !== null) throw new Failure("busy", "a signature is already waiting for approval in this session");
     const id = this.#lastId + 1;
     if (id > 0xffffffff) throw new Failure("expired", "too many requests");
-    const offer = this.#paired?.documents ?? { whole: 0, digest: false };
+    const offer = effectiveDocuments(this.#paired?.documents);
     const mib = (n: number) => Math.ceil(n / (1024 * 1024));
     const origin = this.qr.payload.origin;
     const head = { id, origin, name: doc.name, media_type: doc.mediaType, format: doc.format, pss: doc.pss };
@@ -238,7 +238,7 @@ export class AgentSession {
       if (!offer.digest) {
         throw new Failure(
           "too_large",
-          `the document (${mib(doc.digest.size)} MiB) is larger than the Kalit on this phone takes (up to ${mib(Math.max(offer.whole, MAX_DOCUMENT))} MiB), and it does not sign by digest; update it`,
+          `the document (${mib(doc.digest.size)} MiB) is larger than the Kalit on this phone takes (up to ${mib(offer.whole)} MiB), and it does not sign by digest; update it`,
         );
       }
       actions = this.#seal({
@@ -254,7 +254,7 @@ export class AgentSession {
       if (size > offer.whole) {
         throw new Failure(
           "too_large",
-          `the document (${mib(size)} MiB) is larger than the Kalit on this phone takes whole (up to ${mib(Math.max(offer.whole, MAX_DOCUMENT))} MiB)`,
+          `the document (${mib(size)} MiB) is larger than the Kalit on this phone takes whole (up to ${mib(offer.whole)} MiB)`,
         );
       }
       // The parts follow from nextPart(), one at a time: sealed as they are sent.

@@ -6,7 +6,7 @@ import { fromUtf8, utf8 } from "./bytes.js";
 import { Failure } from "./errors.js";
 import { MAX_NOISE_MESSAGE, NoiseError, type Transport } from "./noise.js";
 import { sasOf } from "./qr.js";
-import { type ChannelMessage, parseChannelMessage, serializeChannelMessage } from "./wire.js";
+import { type ChannelMessage, type DocumentSupport, parseChannelMessage, serializeChannelMessage } from "./wire.js";
 
 export const MAX_FRAME = MAX_NOISE_MESSAGE;
 export const MAX_DOCUMENT = 8 * 1024 * 1024;
@@ -17,6 +17,14 @@ export const MAX_WHOLE_DOCUMENT = 64 * 1024 * 1024;
 export const DOCUMENT_PART = 1024 * 1024;
 /** The first bytes of a document a phone shows (and receives, on the digest path), at most. */
 export const PREVIEW_LEN = 64 * 1024;
+
+/**
+ * What a hello's offer (or its absence: the first phones) means (kalit_proto DocumentSupport::effective):
+ * the largest document the phone takes whole, never less than MAX_DOCUMENT, and whether it signs by digest.
+ */
+export function effectiveDocuments(offer: DocumentSupport | null | undefined): DocumentSupport {
+  return { whole: Math.max(offer?.whole ?? 0, MAX_DOCUMENT), digest: offer?.digest ?? false };
+}
 const TAG_LEN = 16;
 const CHUNK = MAX_FRAME - TAG_LEN - 1;
 const FLAG_MORE = 1;

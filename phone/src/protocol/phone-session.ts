@@ -6,7 +6,7 @@
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 
 import { b64, toHex } from "./bytes.js";
-import { Channel, DOCUMENT_PART, MAX_DOCUMENT, PREVIEW_LEN, goodbyeFrames, sealFrames } from "./channel.js";
+import { Channel, DOCUMENT_PART, MAX_DOCUMENT, PREVIEW_LEN, effectiveDocuments, goodbyeFrames, sealFrames } from "./channel.js";
 import * as display from "./display.js";
 import { type ErrorCode, Failure } from "./errors.js";
 import { NKpsk0Initiator } from "./noise.js";
@@ -67,13 +67,7 @@ export interface Prompt {
 
 /** A large document arriving in parts. */
 interface Receiving {
-  id: number;
-  origin: string;
-  name: string;
-  mediaType: string;
-  format: DocFormat;
-  pss: boolean;
-  size: number;
+  req: Request;
   received: number;
   h256: ReturnType<typeof sha256.create>;
   h512: ReturnType<typeof sha512.create> | null;
@@ -82,17 +76,16 @@ interface Receiving {
   keptLen: number;
 }
 
-/** A request's fields once its document is here. */
-interface Asked {
+/** A request to sign as #begin checked it (the media type normalised), whichever way its document travels. */
+interface Request {
   id: number;
   origin: string;
   name: string;
   mediaType: string;
   format: DocFormat;
   pss: boolean;
+  /** The document's length in bytes. */
   size: number;
-  sha256: Uint8Array;
-  digests: Digests | null;
 }
 
 export type PhoneAnswer =
@@ -320,8 +313,8 @@ export class PhoneSession {
         } catch (e) {
           return this.fail(new Failure("invalid_input", `${asFailure(e).message}; nothing was signed`));
         }
-        const asked = { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss };
-        return this.#ask({ ...asked, size: data.length, sha256: sha256(data), digests: null }, data);
+        const req = { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss, size: data.length };
+        return this.#ask(req, sha256(data), null, data);
       }
       case "sign_start": {
         const mediaType = this.#begin(m.id, m.origin, m.media_type);
@@ -336,13 +329,7 @@ export class PhoneSession {
         this.#phase = {
           p: "receiving",
           r: {
-            id: m.id,
-            origin: m.origin,
-            name: m.name,
-            mediaType,
-            format: m.format,
-            pss: m.pss,
-            size: m.size,
+            req: { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss, size: m.size },
             received: 0,
             h256: sha256.create(),
             h512: keepAll || !this.#needsSha512 ? null : sha512.create(),
@@ -363,10 +350,10 @@ export class PhoneSession {
         } catch {
           return this.fail(new Failure("channel", "the computer sent a part of another request, or of a wrong size"));
         }
-        if (m.id !== r.id || data.length === 0) {
+        if (m.id !== r.req.id || data.length === 0) {
           return this.fail(new Failure("channel", "the computer sent a part of another request, or of a wrong size"));
         }
-        if (r.received + data.length > r.size) {
+        if (r.received + data.length > r.req.size) {
           return this.fail(new Failure("channel", "the computer sent more of the document than it announced"));
         }
         r.h256.update(data);
@@ -377,18 +364,17 @@ export class PhoneSession {
           r.keptLen += Math.min(room, data.length);
         }
         r.received += data.length;
-        if (r.received < r.size) return [];
+        if (r.received < r.req.size) return [];
         this.#phase = { p: "ready" };
         const digest256 = r.h256.digest();
         const digests =
-          r.format === "cms" ? { sha256: digest256, sha512: r.h512 ? r.h512.digest() : new Uint8Array(0), computedHere: true } : null;
-        const asked = { id: r.id, origin: r.origin, name: r.name, mediaType: r.mediaType, format: r.format, pss: r.pss };
-        return this.#ask({ ...asked, size: r.size, sha256: digest256, digests }, r.kept.subarray(0, r.keptLen));
+          r.req.format === "cms" ? { sha256: digest256, sha512: r.h512 ? r.h512.digest() : new Uint8Array(0), computedHere: true } : null;
+        return this.#ask(r.req, digest256, digests, r.kept.subarray(0, r.keptLen));
       }
       case "sign_digest": {
         const mediaType = this.#begin(m.id, m.origin, m.media_type);
         if (typeof mediaType !== "string") return mediaType;
-        const offer = this.#config.documents ?? { whole: 0, digest: false };
+        const offer = effectiveDocuments(this.#config.documents);
         if (!offer.digest || m.format === "raw") {
           return this.fail(
             new Failure("invalid_input", "the computer asked to sign a document by its digest, which this phone did not offer for it"),
@@ -406,7 +392,7 @@ export class PhoneSession {
           sha5 = sha;
           preview = sha;
         }
-        if (m.size <= Math.max(offer.whole, MAX_DOCUMENT) || sha.length !== 32 || sha5.length !== 64 || preview.length > m.size) {
+        if (m.size <= offer.whole || sha.length !== 32 || sha5.length !== 64 || preview.length > m.size) {
           return this.fail(
             new Failure(
               "invalid_input",
@@ -414,12 +400,12 @@ export class PhoneSession {
             ),
           );
         }
-        const asked = { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss };
-        return this.#ask({ ...asked, size: m.size, sha256: sha, digests: { sha256: sha, sha512: sha5, computedHere: false } }, preview);
+        const req = { id: m.id, origin: m.origin, name: m.name, mediaType, format: m.format, pss: m.pss, size: m.size };
+        return this.#ask(req, sha, { sha256: sha, sha512: sha5, computedHere: false }, preview);
       }
       case "cancel": {
         const prompted = this.#phase.p === "prompting" && this.#phase.id === m.id;
-        const receiving = this.#phase.p === "receiving" && this.#phase.r.id === m.id;
+        const receiving = this.#phase.p === "receiving" && this.#phase.r.req.id === m.id;
         if (prompted || receiving) {
           if (this.#withdrawn.length === WITHDRAWN_KEPT) this.#withdrawn.shift();
           this.#withdrawn.push(m.id);
@@ -467,7 +453,7 @@ export class PhoneSession {
   }
 
   /** A request whose document is all here (or all the phone will get): refused before asking, or asked. */
-  #ask(a: Asked, data: Uint8Array): PhoneAction[] {
+  #ask(a: Request, digest256: Uint8Array, digests: Digests | null, data: Uint8Array): PhoneAction[] {
     try {
       purpose.checkDocument(data, a.format === "raw");
     } catch (e) {
@@ -486,13 +472,13 @@ export class PhoneSession {
       origin: a.origin,
       name: a.name,
       blind: a.format === "raw" && purpose.needsBlindConfirmation(data),
-      unchecked: a.digests !== null && !a.digests.computedHere,
+      unchecked: digests !== null && !digests.computedHere,
       typeWarning: display.typeMismatch(a.mediaType, data),
-      sha256: toHex(a.sha256),
+      sha256: toHex(digest256),
       mediaType: a.mediaType,
       data,
       size: a.size,
-      digests: a.digests,
+      digests,
       format: a.format,
       pss: a.pss,
     };

@@ -330,8 +330,7 @@ impl AgentSession {
         }
         let id = self.last_id.checked_add(1).ok_or_else(|| Failure::new(ErrorCode::Expired, "too many requests"))?;
         let origin = self.qr.payload.origin.clone();
-        let offer =
-            self.paired.as_ref().and_then(|p| p.documents).unwrap_or(DocumentSupport { whole: 0, digest: false });
+        let offer = DocumentSupport::effective(self.paired.as_ref().and_then(|p| p.documents));
         let (name, media_type, format, pss) = (doc.name.clone(), doc.media_type.clone(), doc.format, doc.pss);
         let mb = |n: u64| n.div_ceil(1024 * 1024);
         let frames = if let Some(d) = &doc.digest {
@@ -347,7 +346,7 @@ impl AgentSession {
                     format!(
                         "the document ({} MiB) is larger than the Kalit on this phone takes (up to {} MiB), and it does not sign by digest; update it",
                         mb(d.size),
-                        mb(offer.whole.max(MAX_DOCUMENT as u64))
+                        mb(offer.whole)
                     ),
                 ));
             }
@@ -372,7 +371,7 @@ impl AgentSession {
                     format!(
                         "the document ({} MiB) is larger than the Kalit on this phone takes whole (up to {} MiB)",
                         mb(size),
-                        mb(offer.whole.max(MAX_DOCUMENT as u64))
+                        mb(offer.whole)
                     ),
                 ));
             }
@@ -582,22 +581,8 @@ pub fn check_signature(doc: &SignDoc, sig: &[u8], leaf: &[u8]) -> Result<String,
             format!("the phone's answer does not verify over the document this page sent ({why}); it was not returned"),
         )
     };
-    if let Some(d) = &doc.digest {
-        if doc.format == DocFormat::Raw {
-            return Err(bad("a raw signature cannot be checked against a digest".into()));
-        }
-        let mut digest_of = |h: HashAlg| match h {
-            HashAlg::Sha256 => Ok(d.sha256.clone()),
-            HashAlg::Sha512 => Ok(d.sha512.clone()),
-            other => Err(crate::CoreError::Unsupported(format!("a {other} digest of a document that did not travel"))),
-        };
-        let v = crate::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
-        if v.signer_cert != leaf {
-            return Err(bad("signed with another certificate".into()));
-        }
-        return Ok(v.scheme);
-    }
     match doc.format {
+        DocFormat::Raw if doc.digest.is_some() => Err(bad("a raw signature cannot be checked against a digest".into())),
         DocFormat::Raw => {
             let spki = x509::cert_spki(leaf)?;
             let scheme = x509::verify_raw(&spki, &doc.data, sig).map_err(|e| bad(e.to_string()))?;
@@ -615,10 +600,18 @@ pub fn check_signature(doc: &SignDoc, sig: &[u8], leaf: &[u8]) -> Result<String,
                 (DocFormat::Pades, _) => return Err(bad("the PDF's byte range is not the agent's".into())),
                 _ => [&doc.data, &[]],
             };
-            let mut digest_of = |h: HashAlg| {
-                let mut hasher = crate::digest::Hasher::new(h);
-                parts.iter().for_each(|p| hasher.update(p));
-                Ok(hasher.finish())
+            // A document that did not travel is checked against the digests the agent computed as it read it.
+            let mut digest_of = |h: HashAlg| match (&doc.digest, h) {
+                (Some(d), HashAlg::Sha256) => Ok(d.sha256.clone()),
+                (Some(d), HashAlg::Sha512) => Ok(d.sha512.clone()),
+                (Some(_), other) => {
+                    Err(crate::CoreError::Unsupported(format!("a {other} digest of a document that did not travel")))
+                }
+                (None, h) => {
+                    let mut hasher = crate::digest::Hasher::new(h);
+                    parts.iter().for_each(|p| hasher.update(p));
+                    Ok(hasher.finish())
+                }
             };
             let v = crate::cms::verify_detached(sig, &mut digest_of, &[]).map_err(|e| bad(e.to_string()))?;
             if v.signer_cert != leaf {

@@ -92,13 +92,7 @@ pub struct Digests {
 /// A large document arriving in parts.
 #[derive(Debug)]
 struct Receiving {
-    id: u32,
-    origin: String,
-    name: String,
-    media_type: String,
-    format: DocFormat,
-    pss: bool,
-    size: u64,
+    req: Request,
     received: u64,
     sha256: Hasher,
     sha512: Option<Hasher>,
@@ -425,7 +419,7 @@ impl PhoneSession {
                 let data = data.into_vec();
                 let size = data.len() as u64;
                 let sha256 = HashAlg::Sha256.digest(&data);
-                self.ask(Asked { id, origin, name, media_type, format, pss, size, sha256, digests: None }, data)
+                self.ask(Request { id, origin, name, media_type, format, pss, size }, sha256, None, data)
             }
             ChannelMessage::SignStart { id, origin, name, media_type, format, pss, size } => {
                 let media_type = match self.begin(id, &origin, &media_type) {
@@ -443,13 +437,7 @@ impl PhoneSession {
                 // is over the bytes themselves, and a PDF is inspected whole.
                 let keep_all = format != DocFormat::Cms;
                 self.phase = Phase::Receiving(Box::new(Receiving {
-                    id,
-                    origin,
-                    name,
-                    media_type,
-                    format,
-                    pss,
-                    size,
+                    req: Request { id, origin, name, media_type, format, pss, size },
                     received: 0,
                     sha256: Hasher::new(HashAlg::Sha256),
                     sha512: (!keep_all && self.needs_sha512).then(|| Hasher::new(HashAlg::Sha512)),
@@ -462,12 +450,12 @@ impl PhoneSession {
                 let Phase::Receiving(r) = &mut self.phase else {
                     return self.fail(Failure::channel("the computer sent part of a document it had not announced"));
                 };
-                if id != r.id || data.is_empty() || data.len() > DOCUMENT_PART {
+                if id != r.req.id || data.is_empty() || data.len() > DOCUMENT_PART {
                     return self
                         .fail(Failure::channel("the computer sent a part of another request, or of a wrong size"));
                 }
                 let n = data.len() as u64;
-                if r.received + n > r.size {
+                if r.received + n > r.req.size {
                     return self.fail(Failure::channel("the computer sent more of the document than it announced"));
                 }
                 r.sha256.update(&data);
@@ -481,7 +469,7 @@ impl PhoneSession {
                     r.kept.extend_from_slice(&data[..data.len().min(room)]);
                 }
                 r.received += n;
-                if r.received < r.size {
+                if r.received < r.req.size {
                     return vec![];
                 }
                 let Phase::Receiving(r) = std::mem::replace(&mut self.phase, Phase::Ready) else {
@@ -495,32 +483,21 @@ impl PhoneSession {
                     sha512: r.sha512.map(Hasher::finish).unwrap_or_default(),
                     computed_here: true,
                 });
-                let asked = Asked {
-                    id: r.id,
-                    origin: r.origin,
-                    name: r.name,
-                    media_type: r.media_type,
-                    format: r.format,
-                    pss: r.pss,
-                    size: r.size,
-                    sha256,
-                    digests,
-                };
-                self.ask(asked, r.kept)
+                self.ask(r.req, sha256, digests, r.kept)
             }
             ChannelMessage::SignDigest { id, origin, name, media_type, format, pss, size, sha256, sha512, preview } => {
                 let media_type = match self.begin(id, &origin, &media_type) {
                     Ok(m) => m,
                     Err(out) => return out,
                 };
-                let offer = self.config.documents.unwrap_or(DocumentSupport { whole: 0, digest: false });
+                let offer = DocumentSupport::effective(self.config.documents);
                 if !offer.digest || format == DocFormat::Raw {
                     return self.fail(Failure::new(
                         ErrorCode::InvalidInput,
                         "the computer asked to sign a document by its digest, which this phone did not offer for it",
                     ));
                 }
-                if size <= offer.whole.max(MAX_DOCUMENT as u64)
+                if size <= offer.whole
                     || sha256.len() != 32
                     || sha512.len() != 64
                     || preview.len() > PREVIEW_LEN
@@ -533,11 +510,12 @@ impl PhoneSession {
                 }
                 let sha256 = sha256.into_vec();
                 let digests = Some(Digests { sha256: sha256.clone(), sha512: sha512.into_vec(), computed_here: false });
-                self.ask(Asked { id, origin, name, media_type, format, pss, size, sha256, digests }, preview.into_vec())
+                let req = Request { id, origin, name, media_type, format, pss, size };
+                self.ask(req, sha256, digests, preview.into_vec())
             }
             ChannelMessage::Cancel { id, reason } => {
                 let prompted = matches!(self.phase, Phase::Prompting(p) if p == id);
-                let receiving = matches!(&self.phase, Phase::Receiving(r) if r.id == id);
+                let receiving = matches!(&self.phase, Phase::Receiving(r) if r.req.id == id);
                 if prompted || receiving {
                     remember_withdrawn(&mut self.withdrawn, id);
                     self.phase = Phase::Ready;
@@ -584,8 +562,8 @@ impl PhoneSession {
 
     /// A request whose document is all here (or, on the digest path, all the phone will get): refused
     /// before anything is asked, or put to the person.
-    fn ask(&mut self, a: Asked, data: Vec<u8>) -> Vec<PhoneAction> {
-        let Asked { id, origin, name, media_type, format, pss, size, sha256, digests } = a;
+    fn ask(&mut self, req: Request, sha256: Vec<u8>, digests: Option<Digests>, data: Vec<u8>) -> Vec<PhoneAction> {
+        let Request { id, origin, name, media_type, format, pss, size } = req;
         // A format this phone did not offer, a document that is a protocol statement, or a DER structure
         // asked for raw, is refused before anything is asked (the vault refuses the last two too, whatever
         // the front end).
@@ -691,17 +669,18 @@ impl PhoneSession {
     }
 }
 
-/// A request's fields once its document is here.
-struct Asked {
+/// A request to sign, as checked by [`PhoneSession::begin`] (the media type normalised), whichever way
+/// its document travels.
+#[derive(Debug)]
+struct Request {
     id: u32,
     origin: String,
     name: String,
     media_type: String,
     format: DocFormat,
     pss: bool,
+    /// The document's length in bytes.
     size: u64,
-    sha256: Vec<u8>,
-    digests: Option<Digests>,
 }
 
 fn failed_response(id: u32, f: &Failure) -> ChannelMessage {
