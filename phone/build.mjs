@@ -23,11 +23,14 @@ const common = {
   jsxImportSource: "preact",
 };
 // The scanner (and zxing's WebAssembly) load only when the person scans: a file of their own.
-await build({ ...common, entryPoints: ["src/app/main.tsx"], outfile: `${DIST}/app.js`, format: "esm", external: ["./scanner.js", "./pfx.js"] });
+await build({ ...common, entryPoints: ["src/app/main.tsx"], outfile: `${DIST}/app.js`, format: "esm", external: ["./scanner.js", "./pfx.js", "./pdf-view.js"] });
 await build({ ...common, entryPoints: ["src/app/scanner.ts"], outfile: `${DIST}/scanner.js`, format: "esm" });
 await build({ ...common, entryPoints: ["src/app/pfx.ts"], outfile: `${DIST}/pfx.js`, format: "esm", external: ["./pfx-legacy.js"] });
 await build({ ...common, entryPoints: ["src/protocol/pfx-legacy.ts"], outfile: `${DIST}/pfx-legacy.js`, format: "esm" });
 copyFileSync("node_modules/zxing-wasm/dist/reader/zxing_reader.wasm", `${DIST}/zxing_reader.wasm`);
+// pdf.js draws the pages of a PDF to sign: loaded only then, with its worker as published.
+await build({ ...common, entryPoints: ["src/app/pdf-view.ts"], outfile: `${DIST}/pdf-view.js`, format: "esm" });
+copyFileSync("node_modules/pdfjs-dist/build/pdf.worker.min.mjs", `${DIST}/pdf.worker.js`);
 await build({ ...common, entryPoints: ["src/app/argon2-worker.ts"], outfile: `${DIST}/argon2-worker.js`, format: "esm" });
 for (const f of readdirSync("static")) copyFileSync(`static/${f}`, `${DIST}/${f}`);
 
@@ -59,7 +62,7 @@ const files = readdirSync(DIST).sort();
 const hash = createHash("sha256");
 for (const f of files) hash.update(f).update(readFileSync(`${DIST}/${f}`));
 // Precached at install: the shell. The scanner and its WebAssembly are cached when first used.
-const lazy = ["scanner.js", "zxing_reader.wasm", "pfx.js", "pfx-legacy.js"];
+const lazy = ["scanner.js", "zxing_reader.wasm", "pfx.js", "pfx-legacy.js", "pdf-view.js", "pdf.worker.js"];
 const shell = ["./", ...files.filter((f) => f !== "index.html" && !lazy.includes(f))];
 await build({
   ...common,

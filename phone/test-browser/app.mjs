@@ -10,6 +10,8 @@
 //   APPROVE | DECLINE     answers it (APPROVE enters the PIN)
 //   UNCHECKED             on a request signed by digest: prints UNCHECKED held|released|<warning> and ticks
 //                         the separate confirmation
+//   PDF                   on a PDF signature: waits until the pages are drawn, prints
+//                         PDF <pages>|<title>|<field>|<canvases>|<inked pixels of page 1>|<first page text>
 //   WRONGPIN              approves with a wrong PIN
 //   ENDED                 waits until the session ended
 //   OFFLINE               reloads the app with the network off; it must still open
@@ -185,6 +187,27 @@ async function prompt() {
   say(`PROMPT ${await page.locator("#prompt-origin").innerText()}|${await page.locator("#prompt-name").innerText()}|${preview.replace(/\n/g, "\\n")}`);
 }
 
+async function pdf() {
+  const box = page.locator("#prompt-pdf");
+  await box.waitFor({ timeout: 30000 });
+  // Drawn: the progress line is gone and page 1 is on its canvas (or the failure is shown).
+  await page.waitForFunction(() => !document.querySelector("#prompt-pdf .progress"), null, { timeout: 60000 });
+  await page.locator("#prompt-pdf details summary").click().catch(() => {});
+  const facts = await page.evaluate(() => {
+    const c = document.querySelector("#pdf-pages-drawn canvas");
+    let inked = 0;
+    if (c) {
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      for (let i = 0; i < d.length; i += 4) if (d[i] < 128 && d[i + 1] < 128 && d[i + 2] < 128) inked++;
+    }
+    const text = (id) => document.getElementById(id)?.innerText ?? "";
+    return [text("pdf-pages"), text("pdf-title"), text("pdf-field"), document.querySelectorAll("#pdf-pages-drawn canvas").length, inked,
+      text("pdf-failed") || text("pdf-text")];
+  });
+  await snap("prompt-pdf");
+  say(`PDF ${facts.join("|").replace(/\n/g, " ")}`);
+}
+
 async function sameDevice(portalUrl) {
   const portal = await ctx.newPage();
   portal.on("pageerror", (e) => console.log(`PAGEERROR portal ${e.message}`));
@@ -352,6 +375,7 @@ try {
       await snap("prompt-unchecked");
       say(`UNCHECKED ${held ? "held" : "NOT HELD"}|${await page.locator("#approve").isDisabled() ? "still held" : "released"}|${warning}`);
     }
+    else if (cmd === "PDF") await pdf();
     else if (cmd === "SAMEDEVICE") await sameDevice(arg);
     else if (cmd === "APPROVE" || cmd === "WRONGPIN") {
       await page.locator("#approve").click();

@@ -16,7 +16,7 @@ import { DOCUMENT_PART, MAX_DOCUMENT, MAX_WHOLE_DOCUMENT, PREVIEW_LEN } from "..
 import { PhoneSession, type Prompt } from "../src/protocol/phone-session.js";
 import { Qr } from "../src/protocol/qr.js";
 import { statements } from "../src/protocol/statement.js";
-import { type ChannelMessage, type SignedOriginAttestation, parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
+import { type ChannelMessage, type DocFormat, type SignedOriginAttestation, parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
 
 const code = (f: () => unknown): string => {
   try {
@@ -214,7 +214,7 @@ test("enrolment links: only https (or loopback http) offices, the right shape, n
 function directWorld(
   qrOrigin: string,
   statementOrigin: string | null,
-  opts: { relaySeed?: number; tunnel?: string; issuedAt?: number; documents?: { whole: number; digest: boolean } } = {},
+  opts: { relaySeed?: number; tunnel?: string; issuedAt?: number; documents?: { whole: number; digest: boolean }; formats?: DocFormat[] } = {},
 ) {
   const relaySeed = new Uint8Array(32).fill(150);
   const relayPub = ed25519.getPublicKey(relaySeed);
@@ -252,6 +252,7 @@ function directWorld(
     deviceId: "d1",
     chain: [cert],
     ...(opts.documents ? { documents: opts.documents } : {}),
+    ...(opts.formats ? { formats: opts.formats } : {}),
   });
   let origin: SignedOriginAttestation | undefined;
   if (statementOrigin !== null) {
@@ -327,8 +328,8 @@ test("direct mode: a page that writes another origin into its QR, a forged or st
 });
 
 /** A paired page and phone (TypeScript both) whose phone offers large documents. */
-function pairedLarge(documents = { whole: MAX_WHOLE_DOCUMENT, digest: true }) {
-  const w = directWorld("https://portal.example", "https://portal.example", { documents });
+function pairedLarge(documents = { whole: MAX_WHOLE_DOCUMENT, digest: true }, formats?: DocFormat[]) {
+  const w = directWorld("https://portal.example", "https://portal.example", { documents, ...(formats ? { formats } : {}) });
   w.page.onEvent({ event: "peer", login: "ali", device_id: "d1" });
   const msg2 = sends(w.page.onFrame(sends(w.phone.onEvent(w.joined))[0]!, w.now));
   const paired = sends(w.phone.onFrame(msg2[0]!)).flatMap((f) => w.page.onFrame(f, w.now));
@@ -406,4 +407,22 @@ test("large documents: the phone refuses a lying stream or digest, and a withdra
   assert.ok(w.phone.isWithdrawn(1));
   assert.deepEqual(feed(start(2, 3)), []);
   assert.equal((feed(part(2, "xyz"))[0] as { prompt: Prompt }).prompt.size, 3);
+});
+
+test("PDF signatures are asked only of a phone whose hello lists pades; names this version does not know are skipped", () => {
+  const w = pairedLarge(undefined, ["raw", "cms", "pades"]);
+  assert.deepEqual(w.page.paired?.formats, ["raw", "cms", "pades"]);
+  const pdf = { data: utf8("%PDF-1.7 prepared"), name: "a.pdf", mediaType: "application/pdf", format: "pades" as const, pss: false };
+  const [a] = sends(w.page.sign(pdf).actions).flatMap((f) => w.phone.onFrame(f));
+  assert.equal(a!.kind, "prompt");
+  assert.equal((a as { prompt: Prompt }).prompt.format, "pades");
+  // The first phones list nothing: raw and CMS only, and the page never sends them a PDF.
+  const old = pairedLarge();
+  assert.deepEqual(old.page.paired?.formats, ["raw", "cms"]);
+  assert.equal(code(() => old.page.sign(pdf)), "invalid_input");
+  const hello = parseChannelMessage(JSON.stringify({
+    type: "hello", login: "ali", device_name: "d1", chain: [], formats: ["raw", "pades", "a-future-format"],
+    attestation: { attestation: { relay_id: "r", login: "ali", cert_fingerprint: "f", device_id: "d1", device_key: "k", issued_at: 1, expires_at: 2 }, signature: "s" },
+  }));
+  assert.deepEqual(hello.type === "hello" && hello.formats, ["raw", "pades"]);
 });

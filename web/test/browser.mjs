@@ -6,7 +6,8 @@
 //
 // With EXPECT_ERROR=1 it shows no QR (the page is expected to refuse) and reports the result as it is.
 // With SCREENSHOT=FILE.png it saves the page as the person sees it once the result is in.
-// With FILE=PATH it signs that file with the page's file picker (CMS) instead of the text.
+// With FILE=PATH it signs that file with the page's file picker (CMS, or with FORMAT=pades a PDF inside
+// the PDF) instead of the text.
 //
 //   PORTAL_URL=http://127.0.0.1:PORT/ [CHROMIUM=/usr/bin/chromium] [FORMAT=cms|raw|pades] node browser.mjs
 
@@ -35,6 +36,7 @@ try {
   }
   await page.waitForSelector("#status[data-status=ready]", { timeout: 15000 });
   if (process.env.FILE) {
+    if (process.env.FORMAT) await page.check(`input[name=format][value=${format}]`);
     await page.setInputFiles("#file", process.env.FILE);
     await page.click("#sign-file");
   } else {

@@ -222,6 +222,8 @@ fn text_of(doc: &Document, d: &Dictionary, key: &[u8]) -> Option<String> {
 #[derive(Debug, Clone)]
 struct SigField {
     name: String,
+    /// The field's own object (its widget, when merged), when it is indirect.
+    id: Option<ObjectId>,
     value: Option<ObjectId>,
 }
 
@@ -262,7 +264,7 @@ fn signature_fields(doc: &Document) -> Vec<SigField> {
         }
         if name_of(d.get(b"FT").ok()) == Some(b"Sig") {
             let value = d.get(b"V").and_then(Object::as_reference).ok();
-            out.push(SigField { name, value });
+            out.push(SigField { name, id: f.as_reference().ok(), value });
         }
     }
     out.reverse();
@@ -852,6 +854,8 @@ fn same_except(old: &Dictionary, new: &Dictionary, free: &[&[u8]], what: &str) -
 pub struct Inspection {
     /// The field being signed.
     pub field: String,
+    /// The page (from 1) whose annotations hold the field's widget; `None` when no page shows it.
+    pub field_page: Option<usize>,
     /// Pages in the document.
     pub pages: usize,
     /// `/Title` of the document information, when there is one.
@@ -886,12 +890,12 @@ pub fn inspect_prepared(pdf: &[u8]) -> Result<Inspection, CoreError> {
         let sig = doc.get_dictionary(v).map_err(|_| invalid("a signature value is not a dictionary"))?;
         let s = read_signature(pdf, &doc, &f.name, sig)?;
         if s.contents.is_empty() {
-            unsigned.push(s);
+            unsigned.push((s, f.id));
         } else {
             earlier += 1;
         }
     }
-    let s = match unsigned.as_slice() {
+    let (s, field_id) = match unsigned.as_slice() {
         [one] => one.clone(),
         [] => return Err(invalid("the PDF has no signature field waiting to be signed")),
         _ => return Err(invalid("the PDF has more than one signature field waiting to be signed")),
@@ -921,9 +925,17 @@ pub fn inspect_prepared(pdf: &[u8]) -> Result<Inspection, CoreError> {
     if let Some((i, _)) = first_page_text.char_indices().nth(2000) {
         first_page_text.truncate(i);
     }
+    let pages = doc.get_pages();
+    let field_page = field_id.and_then(|id| {
+        pages.iter().find_map(|(n, page)| {
+            let annots = doc.get_dictionary(*page).ok()?.get(b"Annots").ok().and_then(|o| resolve(&doc, o))?;
+            annots.as_array().ok()?.iter().any(|a| a.as_reference().ok() == Some(id)).then_some(*n as usize)
+        })
+    });
     Ok(Inspection {
         field: s.field.clone(),
-        pages: doc.get_pages().len(),
+        field_page,
+        pages: pages.len(),
         title,
         first_page_text,
         earlier_signatures: earlier,

@@ -126,7 +126,11 @@ pub fn describe_pdf(seen: &kalit_core::pdf::Inspection, width: usize) -> String 
     if !text.is_empty() {
         line("Page 1 text", &text);
     }
-    line("Field", &display::field(&seen.field, 60));
+    let field = display::field(&seen.field, 60);
+    match seen.field_page {
+        Some(n) => line("Field", &format!("{field} (page {n})")),
+        None => line("Field", &format!("{field} (on no page)")),
+    }
     s
 }
 

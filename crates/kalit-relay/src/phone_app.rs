@@ -31,6 +31,8 @@ const ASSETS: &[Asset] = &[
     asset!("pfx.js", "text/javascript; charset=utf-8"),
     asset!("pfx-legacy.js", "text/javascript; charset=utf-8"),
     asset!("zxing_reader.wasm", "application/wasm"),
+    asset!("pdf-view.js", "text/javascript; charset=utf-8"),
+    asset!("pdf.worker.js", "text/javascript; charset=utf-8"),
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("manifest.webmanifest", "application/manifest+json"),

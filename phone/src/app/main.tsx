@@ -8,6 +8,7 @@ import { b64 } from "../protocol/bytes.js";
 import { parseEnrolment } from "./links.js";
 import * as display from "../protocol/display.js";
 import { Failure, asFailure } from "../protocol/errors.js";
+import type { PdfInspection } from "../protocol/pdf.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
 import type { PairUi } from "../phone/pair.js";
 import type { DeviceList } from "../phone/relay.js";
@@ -691,6 +692,8 @@ type Phase =
 
 interface Asking {
   prompt: Prompt;
+  /** For a PDF signature: what the phone's own check of the prepared PDF found. */
+  pdf: PdfInspection | null;
   resolve: (a: PhoneAnswer | null) => void;
 }
 
@@ -738,7 +741,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
           vouchRef.current = vouch;
           setPhase({ p: "connected", sas, origin, network, vouch });
         },
-        ask: (prompt, signal) =>
+        ask: (prompt, signal, pdf) =>
           new Promise<PhoneAnswer | null>((resolve) => {
             signal.addEventListener("abort", () => {
               setAsking(null);
@@ -746,6 +749,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
             });
             setAsking({
               prompt,
+              pdf,
               resolve: (a) => {
                 setAsking(null);
                 // Opened by a portal on this very phone: once the answer is on its way, back to the portal's
@@ -758,7 +762,8 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
                     document: prompt.name,
                     sha256: prompt.sha256,
                     size: prompt.size,
-                    format: prompt.format,
+                    // As the Rust vault records it: a document signed by the computer's digest says so.
+                    format: prompt.unchecked ? `${prompt.format}-digest` : prompt.format,
                     origin: prompt.origin,
                   });
                 }
@@ -942,6 +947,7 @@ function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking
         </>
       )}
       {p.digests?.computedHere && <p class="muted" id="prompt-checked">{ctx.tr("checkedWhole")}</p>}
+      {asking.pdf && <PdfFacts ctx={ctx} pdf={asking.pdf} data={p.data} />}
       {lines && (
         <figure>
           <figcaption>{ctx.tr("preview")}</figcaption>
@@ -955,6 +961,48 @@ function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking
         </div>
       )}
     </div>
+  );
+}
+
+/** What the phone's check of a prepared PDF found, and its pages drawn by pdf.js (loaded only now). */
+function PdfFacts({ ctx, pdf, data }: { ctx: Ctx; pdf: PdfInspection; data: Uint8Array }) {
+  const box = useRef<HTMLDivElement>(null);
+  const [drawn, setDrawn] = useState<{ pages: number; drawn: number; firstPageText: string } | null>(null);
+  const [failed, setFailed] = useState<string | null>(null);
+  useEffect(() => {
+    const abort = new AbortController();
+    const el = box.current;
+    if (!el) return;
+    el.replaceChildren();
+    const width = Math.max(200, Math.min(el.clientWidth || 320, 640));
+    (import("./pdf-view.js") as Promise<typeof import("./pdf-view.js")>)
+      .then((m) => m.drawPages(data, el, width, (n) => ctx.tr("pdfPage", { n }), abort.signal))
+      .then((d) => !abort.signal.aborted && setDrawn(d))
+      .catch((e: unknown) => !abort.signal.aborted && setFailed(display.field(e instanceof Error ? e.message : String(e), 200)));
+    return () => abort.abort();
+  }, [data]);
+  const field = display.field(pdf.field, 60);
+  return (
+    <section class="pdf" id="prompt-pdf">
+      <p class="muted" id="pdf-checked">{ctx.tr("pdfChecked")}</p>
+      <dl>
+        <dt>{ctx.tr("pdfPages")}</dt><dd id="pdf-pages">{formatNumber(ctx.lang, pdf.pages)}</dd>
+        {pdf.title !== null && <><dt>{ctx.tr("pdfTitle")}</dt><dd id="pdf-title">{display.field(pdf.title, 120)}</dd></>}
+        <dt>{ctx.tr("pdfField")}</dt>
+        <dd id="pdf-field">{pdf.fieldPage === null ? ctx.tr("pdfFieldNowhere", { field }) : ctx.tr("pdfFieldOn", { field, n: pdf.fieldPage })}</dd>
+      </dl>
+      {pdf.earlierSignatures > 0 && <p class="muted" id="pdf-earlier">{ctx.tr("pdfEarlier", { n: pdf.earlierSignatures })}</p>}
+      {!drawn && !failed && <p class="progress" role="status">{ctx.tr("pdfDrawing")}</p>}
+      {failed && <p class="warn" id="pdf-failed">{ctx.tr("pdfNotDrawn", { reason: failed })}</p>}
+      <div class="pdf-pages" id="pdf-pages-drawn" ref={box} />
+      {drawn && drawn.pages > drawn.drawn && <p class="muted">{ctx.tr("pdfMore", { n: drawn.pages - drawn.drawn })}</p>}
+      {drawn && drawn.firstPageText && (
+        <details>
+          <summary>{ctx.tr("pdfFirstText")}</summary>
+          <p id="pdf-text">{display.field(drawn.firstPageText, 2000)}</p>
+        </details>
+      )}
+    </section>
   );
 }
 

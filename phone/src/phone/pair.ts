@@ -8,6 +8,7 @@ import { b64 } from "../protocol/bytes.js";
 import { Failure } from "../protocol/errors.js";
 import type { DeviceKey } from "../protocol/keys.js";
 import { MAX_WHOLE_DOCUMENT } from "../protocol/channel.js";
+import { type PdfInspection, inspectPrepared } from "../protocol/pdf.js";
 import { type PhoneAction, type PhoneAnswer, PhoneSession, type Prompt } from "../protocol/phone-session.js";
 import { ACTION } from "../protocol/statement.js";
 import { parseTunnelEvent } from "../protocol/wire.js";
@@ -26,8 +27,11 @@ export type WebSocketFactory = (url: string) => WebSocketLike;
 export interface PairUi {
   /** The handshake is done: show the code both screens must show. */
   connected(info: { sas: string; origin: string; network: string | null; vouchedBy: string | null }): void;
-  /** Asks the person; `signal` aborts when the computer withdraws the request. `null`: nothing to send. */
-  ask(prompt: Prompt, signal: AbortSignal): Promise<PhoneAnswer | null>;
+  /**
+   * Asks the person; `signal` aborts when the computer withdraws the request. `null`: nothing to send.
+   * `pdf`: for a PDF signature, what the phone's own check of the prepared PDF found.
+   */
+  ask(prompt: Prompt, signal: AbortSignal, pdf: PdfInspection | null): Promise<PhoneAnswer | null>;
   /** Something to tell the person (a refusal, a withdrawal, the end). */
   notice(kind: "refused" | "withdrawn" | "ended" | "late", text: string): void;
 }
@@ -67,6 +71,8 @@ export async function pair(p: {
     // Up to 64 MiB whole, hashed as it streams in (only the first bytes are kept for a CMS); larger ones by
     // the computer's digest, with a separate confirmation.
     documents: { whole: MAX_WHOLE_DOCUMENT, digest: true },
+    // PDF signatures too: the phone checks the computer's prepared PDF itself (protocol/pdf.ts).
+    formats: ["raw", "cms", "pades"],
   });
   const tunnel = session.tunnelId();
   const nonce = await p.relay.nonce();
@@ -143,7 +149,23 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string
     const ask = (prompt: Prompt) => {
       const abort = new AbortController();
       prompting = { id: prompt.id, abort };
-      ui.ask(prompt, abort.signal).then(
+      // A PDF signature: the phone checks the computer's prepared PDF itself (one new unsigned field, a byte
+      // range over everything but the hole, nothing else changed) and shows what it found; a PDF that fails
+      // is refused before anything is asked. One too large to travel (the digest path) cannot be checked:
+      // the warning says so instead.
+      const checked: Promise<PdfInspection | null> =
+        prompt.format === "pades" && !prompt.unchecked ? inspectPrepared(prompt.data) : Promise.resolve(null);
+      checked
+        .then(
+          (pdf) => ui.ask(prompt, abort.signal, pdf),
+          (e: unknown): PhoneAnswer => {
+            const why = e instanceof Failure ? e.message : String(e);
+            const failure = new Failure("invalid_input", `the computer's PDF failed the phone's check: ${why}; nothing was signed`);
+            ui.notice("refused", failure.message);
+            return { kind: "failed", failure };
+          },
+        )
+        .then(
         (answer) => {
           if (prompting?.id === prompt.id) prompting = null;
           if (done || answer === null) return;

@@ -14,6 +14,7 @@ import { NKpsk0Responder } from "./noise.js";
 import { CLOCK_SKEW_SECS, type Qr } from "./qr.js";
 import { b64Field, verifyAttestation } from "./statement.js";
 import type { ChannelMessage, DocFormat, DocumentSupport, SignAnswer, TunnelEvent } from "./wire.js";
+import { FORMATS_BEFORE_LISTING, formatsSigned } from "./wire.js";
 
 /** The largest CMS (or raw signature) taken from a phone (kalit_core::cms::MAX_CMS_LEN). */
 export const MAX_SIGNATURE = 1 << 20;
@@ -52,6 +53,8 @@ export interface Paired {
   chain: Uint8Array[];
   /** Documents larger than MAX_DOCUMENT the phone takes (its hello's offer). */
   documents: DocumentSupport | null;
+  /** The formats the phone signs (its hello's list, or raw and CMS for a phone that lists none). */
+  formats: readonly DocFormat[];
 }
 
 export type AgentAction =
@@ -168,7 +171,8 @@ export class AgentSession {
         try {
           const { login, chain } = checkHello(this.#config, m, phase.login, phase.deviceId, nowSecs);
           const documents = m.type === "hello" ? (m.documents ?? null) : null;
-          const paired: Paired = { sas: this.#channel?.sas ?? "", login, chain, documents };
+          const formats = formatsSigned(m.type === "hello" ? m.formats : undefined);
+          const paired: Paired = { sas: this.#channel?.sas ?? "", login, chain, documents, formats };
           this.#paired = paired;
           this.#phase = { p: "connected" };
           return [{ kind: "paired", paired }];
@@ -221,6 +225,13 @@ export class AgentSession {
     if (this.#phase.p === "closed") throw new Failure("expired", "the session ended");
     if (this.#phase.p !== "connected") throw new Failure("expired", "no phone connected yet");
     if (this.#pending !== null) throw new Failure("busy", "a signature is already waiting for approval in this session");
+    const formats = this.#paired?.formats ?? FORMATS_BEFORE_LISTING;
+    if (!formats.includes(doc.format)) {
+      throw new Failure(
+        "invalid_input",
+        `the Kalit on this phone does not make ${doc.format} signatures (it makes ${formats.join(", ")}); update it, or ask for another format`,
+      );
+    }
     const id = this.#lastId + 1;
     if (id > 0xffffffff) throw new Failure("expired", "too many requests");
     const offer = effectiveDocuments(this.#paired?.documents);

@@ -1,5 +1,6 @@
 // Detached CMS SignedData (RFC 5652) as the Rust core builds it (kalit_core::cms::PreparedCms): signed
-// attributes contentType (id-data), signingTime, messageDigest and signingCertificateV2 (ESSCertIDv2 with
+// attributes contentType (id-data), signingTime (not in the PAdES profile: the PDF's /M says the claimed
+// time), messageDigest and signingCertificateV2 (ESSCertIDv2 with
 // the SHA-256 of the signer's certificate and its issuer and serial), sorted as DER requires; the
 // signature over the DER SET in the key's document scheme (RSA PKCS#1 or PSS with SHA-256, ECDSA P-256
 // with SHA-256, Ed25519 with SHA-512 as the message digest, RFC 8419); every certificate of the chain.
@@ -94,10 +95,11 @@ export async function signCmsDetached(key: SigningKey, chain: Uint8Array[], data
 }
 
 /**
- * The same, for a document the phone does not hold whole: `digest` is its SHA-512 for an Ed25519 key
- * (RFC 8419), its SHA-256 otherwise.
+ * The same, for a document the phone does not hold whole or a PDF's byte ranges: `digest` is its SHA-512
+ * for an Ed25519 key (RFC 8419), its SHA-256 otherwise. `signingTime` null: the PAdES profile
+ * (kalit_core::cms::Profile::Pades), without that attribute.
  */
-export async function signCmsDigest(key: SigningKey, chain: Uint8Array[], digest: Uint8Array, pss: boolean, signingTime: Date): Promise<Uint8Array> {
+export async function signCmsDigest(key: SigningKey, chain: Uint8Array[], digest: Uint8Array, pss: boolean, signingTime: Date | null): Promise<Uint8Array> {
   const leaf = chain[0];
   if (!leaf) throw new Failure("invalid_input", "CMS needs the signer's certificate");
   const c = parseCertificate(leaf);
@@ -107,7 +109,7 @@ export async function signCmsDigest(key: SigningKey, chain: Uint8Array[], digest
   const essCertId = seq(octets(sha256(leaf)), seq(seq(ctx(4, c.issuer)), c.serialDer));
   const attrs = setOfContent([
     attribute(O.contentType, O.data),
-    attribute(O.signingTime, timeDer(signingTime)),
+    ...(signingTime ? [attribute(O.signingTime, timeDer(signingTime))] : []),
     attribute(O.messageDigest, octets(digest)),
     attribute(O.signingCertV2, seq(seq(essCertId))),
   ]);

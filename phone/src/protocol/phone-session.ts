@@ -23,6 +23,7 @@ import type {
   SignedOriginAttestation,
   TunnelEvent,
 } from "./wire.js";
+import { formatsSigned } from "./wire.js";
 
 export interface PhoneConfig {
   relayId: string;
@@ -33,6 +34,8 @@ export interface PhoneConfig {
   chain: Uint8Array[];
   /** Documents larger than MAX_DOCUMENT this phone takes, offered in its hello (absent: none). */
   documents?: DocumentSupport;
+  /** The formats this phone signs, listed in its hello (absent: none listed, read as raw and CMS). */
+  formats?: DocFormat[];
 }
 
 /** The digests of a document the phone does not hold whole. */
@@ -276,6 +279,7 @@ export class PhoneSession {
           device_name: this.#config.deviceId,
           chain: this.#config.chain.map((c) => b64.encode(c)),
           attestation,
+          ...(this.#config.formats?.length ? { formats: this.#config.formats } : {}),
           ...(this.#config.documents ? { documents: this.#config.documents } : {}),
         };
         const out: PhoneAction[] = [{ kind: "connected", sas: channel.sas }];
@@ -455,6 +459,11 @@ export class PhoneSession {
   /** A request whose document is all here (or all the phone will get): refused before asking, or asked. */
   #ask(a: Request, digest256: Uint8Array, digests: Digests | null, data: Uint8Array): PhoneAction[] {
     try {
+      // A format this phone did not offer, a protocol statement, or a DER structure asked for raw, is
+      // refused before anything is asked.
+      if (!formatsSigned(this.#config.formats).includes(a.format)) {
+        throw new Failure("invalid_input", `this phone does not make ${a.format} signatures; nothing was signed`);
+      }
       purpose.checkDocument(data, a.format === "raw");
     } catch (e) {
       const failure = asFailure(e);

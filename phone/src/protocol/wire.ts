@@ -5,7 +5,17 @@
 
 import { Failure, type ErrorCode, errorCode } from "./errors.js";
 
-export type DocFormat = "raw" | "cms";
+export type DocFormat = "raw" | "cms" | "pades";
+
+const DOC_FORMATS: readonly DocFormat[] = ["raw", "cms", "pades"];
+
+/** The formats a phone signs when its hello lists none: the first phones' (kalit_proto FORMATS_BEFORE_LISTING). */
+export const FORMATS_BEFORE_LISTING: readonly DocFormat[] = ["raw", "cms"];
+
+/** The formats a phone signs, from its hello's list (kalit_proto::session::formats_signed). */
+export function formatsSigned(listed: readonly DocFormat[] | undefined): readonly DocFormat[] {
+  return listed && listed.length > 0 ? listed : FORMATS_BEFORE_LISTING;
+}
 
 export interface Attestation {
   relay_id: string;
@@ -56,6 +66,8 @@ export type ChannelMessage =
       device_name: string;
       chain: string[];
       attestation: SignedAttestation;
+      /** The formats this phone signs (absent or empty: FORMATS_BEFORE_LISTING). */
+      formats?: DocFormat[];
       documents?: DocumentSupport;
     }
   | {
@@ -139,6 +151,7 @@ export function serializeChannelMessage(m: ChannelMessage): string {
         device_name: m.device_name,
         chain: m.chain,
         attestation: attestationJson(m.attestation),
+        ...(m.formats && m.formats.length > 0 ? { formats: m.formats } : {}),
         ...(m.documents ? { documents: { whole: m.documents.whole, digest: m.documents.digest } } : {}),
       });
     case "sign_request":
@@ -284,8 +297,8 @@ export function readOriginAttestation(o: Obj): SignedOriginAttestation {
 
 function format(r: Reader): DocFormat {
   const f = r.str("format");
-  if (f !== "raw" && f !== "cms") throw new Failure("channel", `malformed message: unknown format ${JSON.stringify(f).slice(0, 40)}`);
-  return f;
+  if (!(DOC_FORMATS as readonly string[]).includes(f)) throw new Failure("channel", `malformed message: unknown format ${JSON.stringify(f).slice(0, 40)}`);
+  return f as DocFormat;
 }
 
 export function parseChannelMessage(text: string): ChannelMessage {
@@ -301,6 +314,8 @@ export function parseChannelMessage(text: string): ChannelMessage {
         chain: r.strings("chain"),
         attestation: readAttestation(r.obj("attestation")),
       };
+      // Names this version does not know (a newer phone's) are skipped.
+      if (r.has("formats")) hello.formats = r.strings("formats").filter((f): f is DocFormat => (DOC_FORMATS as readonly string[]).includes(f));
       if (r.has("documents")) {
         const d = new Reader(r.obj("documents"), "hello: `documents`");
         hello.documents = { whole: d.uint("whole", Number.MAX_SAFE_INTEGER), digest: d.bool("digest") };

@@ -193,6 +193,41 @@ fn app_phone(demo: &Demo, login: &str, shots: &str) -> crate::phone_app::TsPhone
     app
 }
 
+/// The portal's file picker signs `file` (as `format` when given) with the phone app `app` as the phone:
+/// the app scans the QR, waits for the prompt, `check` looks at it (it starts by reading the PROMPT line),
+/// and the app approves. Returns the page's result.
+fn app_signs_file(
+    demo: &Demo,
+    app: &mut crate::phone_app::TsPhone,
+    file: &Path,
+    format: Option<&str>,
+    mut check: impl FnMut(&mut crate::phone_app::TsPhone),
+) -> serde_json::Value {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("web/test/browser.mjs")).env("PORTAL_URL", &demo.portal).env("FILE", file);
+    if let Some(f) = format {
+        cmd.env("FORMAT", f);
+    }
+    let mut node = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut result = None;
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(q) = line.strip_prefix("QR ") {
+            app.say(&format!("QR {q}"));
+            app.expect("VOUCH");
+            app.expect("SAS");
+            app.say("PROMPT");
+            check(app);
+            app.say("APPROVE");
+            assert_eq!(app.expect("ANSWERED"), "", "the app signed");
+        } else if let Some(r) = line.strip_prefix("RESULT ") {
+            result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
+        }
+    }
+    assert!(node.wait().unwrap().success(), "the page received a signature the agent verified");
+    result.expect("a result")
+}
+
 fn stop(demo: Demo) {
     let _ = Command::new("kill").args(["-INT", &demo.child.id().to_string()]).status();
     let (code, _, _) = finish(demo.child);
@@ -309,34 +344,12 @@ fn a_real_browser_signs_a_file_too_large_for_the_phone_through_the_agent() {
     // holds Approve back until the separate confirmation is ticked.
     if crate::phone_app::app_browser_ready() {
         let mut app = app_phone(&demo, "app-large", "phone-app-large");
-        let mut node = Command::new("node")
-            .arg(repo().join("web/test/browser.mjs"))
-            .env("PORTAL_URL", &demo.portal)
-            .env("FILE", &file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut result = None;
-        for line in BufReader::new(node.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(q) = line.strip_prefix("QR ") {
-                app.say(&format!("QR {q}"));
-                app.expect("VOUCH");
-                app.expect("SAS");
-                app.say("PROMPT");
-                assert!(app.expect("PROMPT").contains("arxiv-100.txt"));
-                app.say("UNCHECKED");
-                let shown = app.expect("UNCHECKED");
-                assert!(shown.starts_with("held|released|") && shown.contains("tekshira olmaydi"), "{shown}");
-                app.say("APPROVE");
-                assert_eq!(app.expect("ANSWERED"), "", "the app signed");
-            } else if let Some(r) = line.strip_prefix("RESULT ") {
-                result = Some(serde_json::from_str::<serde_json::Value>(r).unwrap());
-            }
-        }
-        assert!(node.wait().unwrap().success());
-        let result = result.expect("a result");
+        let result = app_signs_file(&demo, &mut app, &file, None, |app| {
+            assert!(app.expect("PROMPT").contains("arxiv-100.txt"));
+            app.say("UNCHECKED");
+            let shown = app.expect("UNCHECKED");
+            assert!(shown.starts_with("held|released|") && shown.contains("tekshira olmaydi"), "{shown}");
+        });
         let sig = base64::engine::general_purpose::STANDARD.decode(result["signature"].as_str().unwrap()).unwrap();
         let sig_path = out.path().join("arxiv-100-app.p7s");
         std::fs::write(&sig_path, &sig).unwrap();
@@ -345,6 +358,50 @@ fn a_real_browser_signs_a_file_too_large_for_the_phone_through_the_agent() {
         }
         app.say("QUIT");
     }
+    stop(demo);
+}
+
+/// A PDF signature with the phone app as the phone: the portal's file picker sends a PDF with object and
+/// cross-reference streams (qpdf rewrote it); the agent prepares it; the app checks the prepared PDF itself
+/// (protocol/pdf.ts), draws its pages with pdf.js, and signs the digest of its byte ranges. pdfsig,
+/// pyHanko, qpdf and `kalit verify` judge what the page receives.
+#[test]
+fn the_phone_app_checks_draws_and_signs_a_pdf_from_the_portal() {
+    if !ready() || !crate::phone_app::app_browser_ready() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let demo = interactive_demo(out.path());
+    let hand = out.path().join("hand.pdf");
+    std::fs::write(&hand, crate::pades::form_pdf()).unwrap();
+    let pdf = out.path().join("ariza.pdf");
+    let q = Command::new("qpdf").args(["--object-streams=generate", s(&hand), s(&pdf)]).status();
+    assert!(q.is_ok_and(|q| q.success()), "qpdf rewrites the PDF with object streams");
+    let mut app = app_phone(&demo, "app-pdf", "phone-app-pdf");
+    let result = app_signs_file(&demo, &mut app, &pdf, Some("pades"), |app| {
+        assert!(app.expect("PROMPT").contains("ariza.pdf"));
+        app.say("PDF");
+        let facts = app.expect("PDF");
+        let f: Vec<&str> = facts.splitn(6, '|').collect();
+        assert_eq!(f[0], "2", "two pages: {facts}");
+        assert_eq!(f[1], "Ijara shartnomasi", "the title: {facts}");
+        assert!(f[2].contains("KalitSignature1") && f[2].contains('1'), "the field and its page: {facts}");
+        assert_eq!(f[3], "2", "both pages drawn: {facts}");
+        assert!(f[4].parse::<u64>().unwrap_or(0) > 100, "page 1 has ink on it: {facts}");
+        assert!(f[5].contains("Ijara shartnomasi No. 17"), "the first page's text, read by pdf.js: {facts}");
+    });
+    assert_eq!(result["format"], "pades", "{result}");
+    let signed = base64::engine::general_purpose::STANDARD.decode(result["document"].as_str().unwrap()).unwrap();
+    let signed_path = out.path().join("ariza-signed.pdf");
+    std::fs::write(&signed_path, &signed).unwrap();
+    let ca = out.path().join("ca.pem");
+    let v = kalit_cmd(&["verify", "--file", s(&signed_path), "--ca", s(&ca), "--json"]).output().unwrap();
+    assert!(v.status.success(), "kalit verify: {}", String::from_utf8_lossy(&v.stdout));
+    if let Some(j) = crate::pades::judges() {
+        let (nssdb, root_pem) = crate::pades::trusting_nss(out.path(), &ca);
+        crate::pades::judges_accept(&j, &nssdb, &root_pem, &signed_path, "the app's PAdES", true);
+    }
+    app.say("QUIT");
     stop(demo);
 }
 

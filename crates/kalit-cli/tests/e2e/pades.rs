@@ -33,7 +33,7 @@ fn text(o: &Output) -> String {
 
 /// A hand-written two-page PDF with a filled text form field, its cross-reference table at the right
 /// offsets.
-fn form_pdf() -> Vec<u8> {
+pub(crate) fn form_pdf() -> Vec<u8> {
     let page = |n: u32, content: u32, annots: &str| {
         format!("<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents {content} 0 R/Resources<</Font<</F1 5 0 R>>>>{annots}>>")
             .replace("{n}", &n.to_string())

@@ -157,40 +157,46 @@ fn content_changed_after_signing_is_reported() {
     assert!(why.contains("Contents"), "{why}");
 }
 
+/// A lying computer's extra edits in the revision that adds the field: it rewrites page 1's text...
+fn rewrite_page(inc: &mut IncrementalDocument) -> Result<(), CoreError> {
+    let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+    let content = inc.new_document.add_object(lopdf::Stream::new(dictionary! {}, b"BT ET".to_vec()));
+    inc.new_document.get_dictionary_mut(page).unwrap().set("Contents", content);
+    Ok(())
+}
+
+/// ...lays a note over it...
+fn overlay_note(inc: &mut IncrementalDocument) -> Result<(), CoreError> {
+    let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+    let note = inc.new_document.add_object(dictionary! {"Type" => "Annot", "Subtype" => "FreeText",
+    "Rect" => vec![0.into(), 0.into(), 595.into(), 842.into()], "Contents" => Object::string_literal("pay 900")});
+    let d = inc.new_document.get_dictionary_mut(page).unwrap();
+    let mut annots = d.get(b"Annots").unwrap().as_array().unwrap().clone();
+    annots.push(note.into());
+    d.set("Annots", annots);
+    Ok(())
+}
+
+/// ...or takes its text away.
+fn blank_page(inc: &mut IncrementalDocument) -> Result<(), CoreError> {
+    let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
+    inc.new_document.get_dictionary_mut(page).unwrap().remove(b"Contents");
+    Ok(())
+}
+
 #[test]
 fn the_signer_refuses_a_prepared_pdf_that_changes_more_than_its_field() {
     // A lying computer prepares the signature in a revision that also rewrites the page, or adds an
     // annotation over it: the signer's own check refuses both.
     let original = sample_pdf(1, false);
-    let rewrite = |inc: &mut IncrementalDocument| {
-        let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
-        let content = inc.new_document.add_object(lopdf::Stream::new(dictionary! {}, b"BT ET".to_vec()));
-        inc.new_document.get_dictionary_mut(page).unwrap().set("Contents", content);
-        Ok(())
-    };
-    let p = prepare_with(&original, &spec(), rewrite).unwrap();
+    let p = prepare_with(&original, &spec(), rewrite_page).unwrap();
     let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
     assert!(err.contains("changed beyond adding a signature field"), "{err}");
-    let overlay = |inc: &mut IncrementalDocument| {
-        let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
-        let note = inc.new_document.add_object(dictionary! {"Type" => "Annot", "Subtype" => "FreeText",
-        "Rect" => vec![0.into(), 0.into(), 595.into(), 842.into()], "Contents" => Object::string_literal("pay 900")});
-        let d = inc.new_document.get_dictionary_mut(page).unwrap();
-        let mut annots = d.get(b"Annots").unwrap().as_array().unwrap().clone();
-        annots.push(note.into());
-        d.set("Annots", annots);
-        Ok(())
-    };
-    let p = prepare_with(&original, &spec(), overlay).unwrap();
+    let p = prepare_with(&original, &spec(), overlay_note).unwrap();
     let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
     assert!(err.contains("not a signature"), "{err}");
     // Taking an entry away is a change too: the page loses its text while gaining the field.
-    let blank = |inc: &mut IncrementalDocument| {
-        let page = *inc.get_prev_documents().get_pages().get(&1).unwrap();
-        inc.new_document.get_dictionary_mut(page).unwrap().remove(b"Contents");
-        Ok(())
-    };
-    let p = prepare_with(&original, &spec(), blank).unwrap();
+    let p = prepare_with(&original, &spec(), blank_page).unwrap();
     let err = inspect_prepared(&p.pdf).unwrap_err().to_string();
     assert!(err.contains("/Contents was removed"), "{err}");
 }
@@ -302,4 +308,105 @@ fn a_visible_signature_has_its_box_and_appearance_on_the_chosen_page() {
         assert!(Visible::parse(bad).is_err(), "{bad}");
     }
     assert!(prepare(&pdf, &Spec { visible: Some(Visible { page: 3, ..visible }), ..spec }).is_err());
+}
+
+/// The signer's check of a prepared PDF, as conformance vectors (`vectors/pdf-v1.json`): honest and lying
+/// prepared PDFs with what the check must find, or that it must refuse. The TypeScript phone app replays
+/// the same file (`phone/test/pdf.test.ts`). Deterministic: fixed time, no key (an earlier signature's
+/// value needs only to be DER for this check).
+fn pdf_vectors() -> serde_json::Value {
+    use base64::Engine as _;
+    use serde_json::json;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let patch = |pdf: &[u8], from: &[u8], to: &[u8]| {
+        assert_eq!(from.len(), to.len());
+        let mut m = pdf.to_vec();
+        let at = find_once(&m, from).expect("the text to patch is in the PDF once");
+        m[at..at + to.len()].copy_from_slice(to);
+        m
+    };
+    // A small hole keeps the file small.
+    let spec = || Spec { reserve: 64, ..spec() };
+    let byte_range_text = |r: [usize; 4]| format!("[0 {} {} {}]", r[1], r[2], r[3]);
+    let mut cases: Vec<(&str, Vec<u8>, bool)> = Vec::new();
+
+    let one = prepare(&sample_pdf(1, false), &spec()).unwrap();
+    cases.push(("one page, a cross-reference table, an invisible field", one.pdf.clone(), true));
+    let visible = Spec { visible: Some(Visible::parse("2,300,60,220,60").unwrap()), ..spec() };
+    let three = prepare(&sample_pdf(3, true), &visible).unwrap();
+    cases.push(("three pages, cross-reference streams, a visible field on page 2", three.pdf, true));
+    let signed_once =
+        prepare(&sample_pdf(2, true), &spec()).unwrap().complete(&[0x30, 0x03, 0x02, 0x01, 0x00]).unwrap();
+    let second = prepare(&signed_once, &spec()).unwrap();
+    cases.push(("a second signature on a signed PDF", second.pdf, true));
+
+    cases.push(("already signed: no field waits", signed_once, false));
+    cases.push((
+        "the new revision rewrites the page",
+        prepare_with(&sample_pdf(1, false), &spec(), rewrite_page).unwrap().pdf,
+        false,
+    ));
+    cases.push((
+        "the new revision lays a note over the page",
+        prepare_with(&sample_pdf(1, true), &spec(), overlay_note).unwrap().pdf,
+        false,
+    ));
+    let retitle = |inc: &mut IncrementalDocument| {
+        let info = inc.get_prev_documents().trailer.get(b"Info").unwrap().as_reference().unwrap();
+        inc.opt_clone_object_to_new_document(info).unwrap();
+        inc.new_document.get_dictionary_mut(info).unwrap().set("Title", Object::string_literal("Gift deed"));
+        Ok(())
+    };
+    cases.push((
+        "the new revision changes the title",
+        prepare_with(&sample_pdf(1, false), &spec(), retitle).unwrap().pdf,
+        false,
+    ));
+    cases.push((
+        "the new revision takes the page's content away",
+        prepare_with(&sample_pdf(1, false), &spec(), blank_page).unwrap().pdf,
+        false,
+    ));
+    cases.push(("bytes after the byte range", [&one.pdf[..], b"\n%more\n"].concat(), false));
+    let [_, a, b, c] = one.byte_range;
+    let skip =
+        patch(&one.pdf, byte_range_text(one.byte_range).as_bytes(), byte_range_text([0, a - 1, b, c]).as_bytes());
+    cases.push(("a byte range that leaves a byte out", skip, false));
+    let not_pades = patch(&one.pdf, b"/ETSI.CAdES.detached", b"/adbe.pkcs7.detached");
+    cases.push(("a signature that is not PAdES", not_pades, false));
+    cases.push(("not a PDF", b"%!PS-Adobe-3.0\n".to_vec(), false));
+
+    let cases: Vec<_> = cases
+        .into_iter()
+        .map(|(name, pdf, ok)| {
+            let found = inspect_prepared(&pdf);
+            assert_eq!(found.is_ok(), ok, "{name}: {:?}", found.as_ref().err());
+            let expect = match found {
+                Ok(s) => json!({
+                    "field": s.field, "field_page": s.field_page, "pages": s.pages, "title": s.title,
+                    "earlier_signatures": s.earlier_signatures, "sha256": hex::encode(&s.sha256),
+                    "byte_range": s.byte_range,
+                }),
+                Err(_) => json!("refused"),
+            };
+            json!({"name": name, "pdf": b64(&pdf), "expect": expect})
+        })
+        .collect();
+    json!({
+        "about": "The signer's check of a prepared PDF (kalit_core::pdf::inspect_prepared): what it finds, or that it refuses.",
+        "cases": cases,
+    })
+}
+
+#[test]
+fn committed_pdf_vectors_are_what_the_code_generates() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/pdf-v1.json");
+    let text = serde_json::to_string_pretty(&pdf_vectors()).unwrap() + "\n";
+    if std::env::var_os("KALIT_WRITE_VECTORS").is_some() {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(committed == text, "{} differs from what the code generates (KALIT_WRITE_VECTORS=1)", path.display());
 }
