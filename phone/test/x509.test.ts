@@ -11,11 +11,15 @@ import { test } from "node:test";
 import { b64 } from "../src/protocol/bytes.js";
 import { Failure } from "../src/protocol/errors.js";
 import { signCmsDetached } from "../src/protocol/cms.js";
+import { inspectPrepared, signPrepared } from "../src/protocol/pdf.js";
 import { checkCms, checkRaw } from "../src/protocol/signature-check.js";
 import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../src/protocol/x509.js";
 import { MemoryStore } from "../src/vault/store.js";
 import { AppVault } from "../src/vault/vault.js";
 import { haveCerttool, haveOpenssl } from "./tools.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const pdfVectors: any = JSON.parse(readFileSync(new URL("../../../crates/kalit-core/vectors/pdf-v1.json", import.meta.url), "utf8"));
 
 const NOW = Date.now();
 const now = () => Math.floor(Date.now() / 1000);
@@ -87,6 +91,19 @@ test("CSRs for every key kind verify with OpenSSL; the issued chain checks; anot
       await assert.rejects(checkRaw(doc, pss, chain[0]!, false), notSigned);
       assert.equal(await checkCms(doc, await signCmsDetached(key, chain, doc, true, new Date()), chain[0]!), "rsa-pss-sha256");
     }
+    // A PDF signature: the CMS over the prepared PDF's byte ranges, PAdES profile (no signingTime).
+    const prepared = b64.decode(pdfVectors.cases[0].pdf)!;
+    const [, a, b, c] = (await inspectPrepared(prepared)).byteRange;
+    const ranges = new Uint8Array([...prepared.subarray(0, a), ...prepared.subarray(b, b + c)]);
+    const pades = await signPrepared(key, chain, prepared, false);
+    assert.equal(await checkCms(ranges, pades, chain[0]!), scheme);
+    await assert.rejects(checkCms(ranges.subarray(1), pades, chain[0]!), notSigned);
+    const signingTime = Uint8Array.from([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05]);
+    const has = (hay: Uint8Array, n: Uint8Array) => hay.some((_, i) => n.every((x, j) => hay[i + j] === x));
+    assert.ok(has(cms, signingTime) && !has(pades, signingTime), "CAdES carries signingTime, PAdES does not");
+    await assert.rejects(signPrepared(key, chain, b64.decode(pdfVectors.cases[4].pdf)!, false), Failure, "a lying PDF is never signed");
+    writeFileSync(join(dir, "ranges.bin"), ranges);
+    writeFileSync(join(dir, `${alg}-pades.p7s`), pades);
     writeFileSync(join(dir, "doc.txt"), doc);
     writeFileSync(join(dir, `${alg}.p7s`), cms);
     if (alg !== "ed25519") {
@@ -96,6 +113,12 @@ test("CSRs for every key kind verify with OpenSSL; the issued chain checks; anot
         { cwd: dir },
       ).toString();
       assert.match(out, /Verification successful/, out);
+      const padesOut = execFileSync(
+        "sh",
+        ["-c", `openssl cms -verify -binary -inform DER -in ${alg}-pades.p7s -content ranges.bin -CAfile ca.pem -purpose any -out /dev/null 2>&1`],
+        { cwd: dir },
+      ).toString();
+      assert.match(padesOut, /Verification successful/, padesOut);
       writeFileSync(join(dir, "other.txt"), "another document");
       assert.throws(() => execFileSync("openssl", ["cms", "-verify", "-binary", "-inform", "DER", "-in", `${alg}.p7s`, "-content", "other.txt", "-CAfile", "ca.pem", "-purpose", "any"], { cwd: dir, stdio: "pipe" }));
     } else {

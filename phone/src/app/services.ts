@@ -4,7 +4,7 @@
 import { b64 } from "../protocol/bytes.js";
 import { signCmsDetached, signCmsDigest } from "../protocol/cms.js";
 import { Failure } from "../protocol/errors.js";
-import { digestRanges, inspectPrepared } from "../protocol/pdf.js";
+import { signPrepared } from "../protocol/pdf.js";
 import { type DeviceKey, deviceKeyOf, generateDeviceKey } from "../protocol/keys.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
 import { Qr } from "../protocol/qr.js";
@@ -250,17 +250,10 @@ export async function answerWith(u: Unlocked, key: KeyInfo, p: Prompt): Promise<
   try {
     if (p.format === "pades") {
       const chain = key.certificates.map((c) => b64.decode(c)!);
-      const ed = signer.algorithm === "ed25519";
-      let digest: Uint8Array;
-      if (p.digests) {
-        // Too large to travel: the computer's digest of its byte ranges, which the person confirmed separately.
-        digest = ed ? p.digests.sha512 : p.digests.sha256;
-        if (digest.length === 0) throw new Failure("invalid_input", "this key's CMS needs the document's SHA-512");
-      } else {
-        // The phone checks the prepared PDF itself again, right before it signs, and signs what it computed.
-        const seen = await inspectPrepared(p.data);
-        digest = ed ? digestRanges(p.data, seen.byteRange, "sha512") : seen.sha256;
-      }
+      if (!p.digests) return { kind: "approved", signature: await signPrepared(signer, chain, p.data, p.pss) };
+      // Too large to travel: the computer's digest of its byte ranges, which the person confirmed separately.
+      const digest = signer.algorithm === "ed25519" ? p.digests.sha512 : p.digests.sha256;
+      if (digest.length === 0) throw new Failure("invalid_input", "this key's CMS needs the document's SHA-512");
       return { kind: "approved", signature: await signCmsDigest(signer, chain, digest, p.pss, null) };
     }
     if (p.format === "cms") {

@@ -11,7 +11,9 @@
 
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 
+import { signCmsDigest } from "./cms.js";
 import { Failure } from "./errors.js";
+import type { SigningKey } from "./keys.js";
 
 /** The largest PDF the phone reads (kalit_core::pdf::MAX_PDF_LEN). */
 export const MAX_PDF_LEN = 256 * 1024 * 1024;
@@ -852,4 +854,15 @@ export async function inspectPrepared(pdf: Uint8Array): Promise<PdfInspection> {
     sha256: digestRanges(pdf, s.byteRange),
     byteRange: s.byteRange,
   };
+}
+
+/**
+ * The CMS (PAdES profile: no signingTime, the PDF's /M says the claimed time) that fills a prepared PDF's
+ * hole: the check above first, then the digest of the byte ranges computed here (SHA-512 for an Ed25519
+ * key, RFC 8419), signed by `key`, whose certificate is `chain[0]`.
+ */
+export async function signPrepared(key: SigningKey, chain: Uint8Array[], pdf: Uint8Array, pss: boolean): Promise<Uint8Array> {
+  const seen = await inspectPrepared(pdf);
+  const digest = key.algorithm === "ed25519" ? digestRanges(pdf, seen.byteRange, "sha512") : seen.sha256;
+  return signCmsDigest(key, chain, digest, pss, null);
 }
