@@ -95,7 +95,8 @@ pub(crate) async fn sign(
             kind: Kind::Signature,
             visible,
         };
-        Ok(pdf::prepare(&data, &spec)?)
+        // The new revision is appended to the page's bytes themselves: no copy of a large PDF.
+        Ok(pdf::prepare_owned(data, &spec)?)
     })
     .await?;
     // A PDF larger than the phone takes whole is signed by the digest of its byte ranges (the phone says it

@@ -317,12 +317,89 @@ pub fn prepare(input: &[u8], spec: &Spec<'_>) -> Result<Prepared, CoreError> {
     prepare_with(input, spec, |_| Ok(()))
 }
 
+/// [`prepare`] for a PDF the caller owns: the new revision is appended to `input` itself, which is never
+/// copied (a 100 MiB PDF stays one 100 MiB buffer).
+pub fn prepare_owned(mut input: Vec<u8>, spec: &Spec<'_>) -> Result<Prepared, CoreError> {
+    let (tail, byte_range, field) = prepare_tail(&input, spec, |_| Ok(()))?;
+    input.extend_from_slice(&tail);
+    Ok(Prepared { pdf: input, byte_range, field })
+}
+
+/// [`prepare_owned`], and the digests of the signed byte ranges for `algs`: the original bytes are hashed
+/// on a second thread while this one reads the PDF's structure, so on two cores a large PDF costs about
+/// one pass of hashing, not a parse and then a hash.
+pub fn prepare_and_digest(
+    input: Vec<u8>,
+    spec: &Spec<'_>,
+    algs: &[HashAlg],
+) -> Result<(Prepared, Vec<Vec<u8>>), CoreError> {
+    let (hashers, prepared) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| {
+            algs.iter()
+                .map(|h| {
+                    let mut hasher = Hasher::new(*h);
+                    hasher.update(&input);
+                    hasher
+                })
+                .collect::<Vec<_>>()
+        });
+        let prepared = prepare_tail(&input, spec, |_| Ok(()));
+        (hashing.join(), prepared)
+    });
+    let hashers = hashers.map_err(|_| CoreError::Internal("the hashing thread failed".into()))?;
+    let (tail, byte_range, field) = prepared?;
+    let [_, a, b, c] = byte_range;
+    let start = input.len();
+    let digests = hashers
+        .into_iter()
+        .map(|mut h| {
+            // The rest of the first range (the new revision up to the hole), then the second range.
+            h.update(&tail[..a - start]);
+            h.update(&tail[b - start..b - start + c]);
+            h.finish()
+        })
+        .collect();
+    let mut pdf = input;
+    pdf.extend_from_slice(&tail);
+    Ok((Prepared { pdf, byte_range, field }, digests))
+}
+
 /// [`prepare`], with `extra` changes in the same revision (tests play a lying computer with it).
 fn prepare_with(
     input: &[u8],
     spec: &Spec<'_>,
     extra: impl FnOnce(&mut IncrementalDocument) -> Result<(), CoreError>,
 ) -> Result<Prepared, CoreError> {
+    let (tail, byte_range, field) = prepare_tail(input, spec, extra)?;
+    Ok(Prepared { pdf: [input, &tail[..]].concat(), byte_range, field })
+}
+
+/// What lopdf writes after the original bytes, which it is never handed (its incremental writer would
+/// copy them twice): everything the incremental save writes past `skip` bytes.
+struct Tail {
+    skip: usize,
+    out: Vec<u8>,
+}
+
+impl std::io::Write for Tail {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let skipped = self.skip.min(buf.len());
+        self.skip -= skipped;
+        self.out.extend_from_slice(&buf[skipped..]);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The new revision for `input` (the bytes that follow it), its byte range (over `input` and the new
+/// revision) and the field's name.
+fn prepare_tail(
+    input: &[u8],
+    spec: &Spec<'_>,
+    extra: impl FnOnce(&mut IncrementalDocument) -> Result<(), CoreError>,
+) -> Result<(Vec<u8>, [usize; 4], String), CoreError> {
     if spec.reserve == 0 || spec.reserve > 256 * 1024 {
         return Err(invalid("the signature reserve is 1 byte to 256 KiB"));
     }
@@ -348,7 +425,14 @@ fn prepare_with(
         .get_pages()
         .get(&page_no)
         .ok_or_else(|| invalid(format!("the PDF has no page {page_no} (it has {})", doc.get_pages().len())))?;
-    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+    // lopdf writes the previous revision's bytes first and looks only at their last byte: it gets a
+    // stand-in of the same length (zeroed memory the system maps lazily, never touched but its last byte),
+    // and the writer below drops what it writes of it.
+    let mut stand_in = vec![0u8; input.len()];
+    if let (Some(last), Some(l)) = (stand_in.last_mut(), input.last()) {
+        *last = *l;
+    }
+    let mut inc = IncrementalDocument::create_from(stand_in, doc);
     let nd = &mut inc.new_document;
 
     let mut sig = Dictionary::new();
@@ -448,25 +532,21 @@ fn prepare_with(
     }
 
     extra(&mut inc)?;
-    let mut pdf = Vec::with_capacity(input.len() + 2 * spec.reserve + 4096);
-    inc.save_to(&mut pdf).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
-    let start = input.len();
+    let mut tail = Tail { skip: input.len(), out: Vec::with_capacity(2 * spec.reserve + 4096) };
+    inc.save_to(&mut tail).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
+    let (mut tail, start) = (tail.out, input.len());
     // The hole and the placeholder, searched for only in the new revision, each exactly once.
     let hole_text = [&b"<"[..], &vec![b'0'; 2 * spec.reserve], b">"].concat();
-    let a = find_once(&pdf[start..], &hole_text)
-        .map(|i| i + start)
-        .ok_or_else(|| invalid("PDF: the hole is not unique"))?;
+    let a = find_once(&tail, &hole_text).map(|i| i + start).ok_or_else(|| invalid("PDF: the hole is not unique"))?;
     let b = a + hole_text.len();
     let ph = format!("[0 {PLACEHOLDER} {PLACEHOLDER} {PLACEHOLDER}]");
-    let at = find_once(&pdf[start..], ph.as_bytes())
-        .map(|i| i + start)
-        .ok_or_else(|| invalid("PDF: the byte range is not unique"))?;
-    let c = pdf.len() - b;
+    let at = find_once(&tail, ph.as_bytes()).ok_or_else(|| invalid("PDF: the byte range is not unique"))?;
+    let c = start + tail.len() - b;
     let filled = format!("[0 {a} {b} {c}]");
     let mut patch = filled.into_bytes();
     patch.resize(ph.len(), b' ');
-    pdf[at..at + ph.len()].copy_from_slice(&patch);
-    Ok(Prepared { pdf, byte_range: [0, a, b, c], field })
+    tail[at..at + ph.len()].copy_from_slice(&patch);
+    Ok((tail, [0, a, b, c], field))
 }
 
 /// Appends `item` to the array `key` of dictionary `owner` (an array held directly or by reference;
@@ -796,7 +876,14 @@ pub fn add_validation_data(input: &[u8], data: &ValidationData) -> Result<Vec<u8
     let doc = load(input)?;
     let root = catalog_id(&doc)?;
     let existing = read_dss(&doc);
-    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+    // lopdf writes the previous revision's bytes first and looks only at their last byte: it gets a
+    // stand-in of the same length (zeroed memory the system maps lazily, never touched but its last byte),
+    // and the writer below drops what it writes of it.
+    let mut stand_in = vec![0u8; input.len()];
+    if let (Some(last), Some(l)) = (stand_in.last_mut(), input.last()) {
+        *last = *l;
+    }
+    let mut inc = IncrementalDocument::create_from(stand_in, doc);
     let pdf_err = |e: lopdf::Error| invalid(format!("PDF: {e}"));
     let mut add = |items: &[Vec<u8>]| -> Result<Vec<Object>, CoreError> {
         items
@@ -828,9 +915,9 @@ pub fn add_validation_data(input: &[u8], data: &ValidationData) -> Result<Vec<u8
     inc.opt_clone_object_to_new_document(root).map_err(pdf_err)?;
     let catalog = inc.new_document.get_dictionary_mut(root).map_err(|_| invalid("the catalog is not a dictionary"))?;
     catalog.set("DSS", Object::Dictionary(dss));
-    let mut pdf = Vec::with_capacity(input.len() + 16 * 1024);
-    inc.save_to(&mut pdf).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
-    Ok(pdf)
+    let mut tail = Tail { skip: input.len(), out: Vec::with_capacity(16 * 1024) };
+    inc.save_to(&mut tail).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
+    Ok([input, &tail.out[..]].concat())
 }
 
 /// Every entry of `old` and `new` but the `free` ones is present in both and equal: an entry changed,

@@ -410,3 +410,30 @@ fn committed_pdf_vectors_are_what_the_code_generates() {
     let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(committed == text, "{} differs from what the code generates (KALIT_WRITE_VECTORS=1)", path.display());
 }
+
+#[test]
+fn preparing_an_owned_pdf_and_hashing_it_at_once_gives_the_same_file_and_digests() {
+    for xref_stream in [false, true] {
+        let original = sample_pdf(3, xref_stream);
+        let spec = Spec { visible: Some(Visible::parse("2,300,60,220,60").unwrap()), ..spec() };
+        let borrowed = prepare(&original, &spec).unwrap();
+        let owned = prepare_owned(original.clone(), &spec).unwrap();
+        assert_eq!((&owned.pdf, owned.byte_range, &owned.field), (&borrowed.pdf, borrowed.byte_range, &borrowed.field));
+        let (both, digests) = prepare_and_digest(original.clone(), &spec, &[HashAlg::Sha256, HashAlg::Sha512]).unwrap();
+        assert_eq!(both.pdf, borrowed.pdf);
+        assert_eq!(digests, vec![borrowed.digest(HashAlg::Sha256), borrowed.digest(HashAlg::Sha512)]);
+        assert_eq!(inspect_prepared(&both.pdf).unwrap().sha256, digests[0]);
+    }
+    // A PDF that does not end in a newline: the new revision starts on a line of its own either way.
+    let no_newline = sample_pdf(1, false);
+    assert_eq!(no_newline.last(), Some(&b'F'), "lopdf ends its files with %%EOF");
+    let owned = prepare_owned(no_newline.clone(), &spec()).unwrap();
+    assert_eq!(owned.pdf, prepare(&no_newline, &spec()).unwrap().pdf);
+    assert_eq!(owned.pdf[no_newline.len()], b'\n');
+    inspect_prepared(&owned.pdf).unwrap();
+    let with_newline = [&no_newline[..], b"\n"].concat();
+    let owned = prepare_owned(with_newline.clone(), &spec()).unwrap();
+    assert_eq!(owned.pdf, prepare(&with_newline, &spec()).unwrap().pdf);
+    assert_ne!(owned.pdf[with_newline.len()], b'\n', "no second newline");
+    assert!(prepare_and_digest(b"not a pdf".to_vec(), &spec(), &[HashAlg::Sha256]).is_err());
+}
