@@ -790,7 +790,6 @@ async function changesAllowed(before: PdfDocument, now: PdfDocument): Promise<vo
   if (oldPages.length !== newPages.length || oldPages.some((p, i) => p !== newPages[i])) throw refused("pages were added, removed or replaced");
   for (const page of newPages) {
     judged.add(page);
-    if (!now.last.has(page)) continue;
     const op = await before.dict(new Ref(page, 0));
     const np = await now.dict(new Ref(page, 0));
     if (!op || !np) throw refused("a page vanished");
