@@ -105,9 +105,9 @@ pub(crate) async fn sign(
     let (prepared, digest) = if prepared.pdf.len() as u64 > offer.whole {
         crate::blocking(move || {
             let size = prepared.pdf.len() as u64;
-            let d =
-                DocDigest { size, sha256: prepared.digest(HashAlg::Sha256), sha512: prepared.digest(HashAlg::Sha512) };
-            Ok((prepared, Some(d)))
+            let [sha256, sha512]: [Vec<u8>; 2] =
+                prepared.digests(&[HashAlg::Sha256, HashAlg::Sha512]).try_into().unwrap_or_default();
+            Ok((prepared, Some(DocDigest { size, sha256, sha512 })))
         })
         .await?
     } else {

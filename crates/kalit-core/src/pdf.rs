@@ -155,6 +155,16 @@ impl Prepared {
         digest_ranges(&self.pdf, self.byte_range, h)
     }
 
+    /// The digests of the signed byte ranges for each of `algs`, in one pass over the file.
+    pub fn digests(&self, algs: &[HashAlg]) -> Vec<Vec<u8>> {
+        let [_, a, b, c] = self.byte_range;
+        let mut hashers: Vec<Hasher> = algs.iter().map(|h| Hasher::new(*h)).collect();
+        for part in [&self.pdf[..a], &self.pdf[b..b + c]] {
+            hashers.iter_mut().for_each(|h| h.update(part));
+        }
+        hashers.into_iter().map(Hasher::finish).collect()
+    }
+
     /// Writes `der` (the CMS, or for a document timestamp the token) into the hole.
     pub fn complete(mut self, der: &[u8]) -> Result<Vec<u8>, CoreError> {
         let [_, a, b, _] = self.byte_range;
@@ -374,8 +384,26 @@ fn prepare_with(
     Ok(Prepared { pdf: [input, &tail[..]].concat(), byte_range, field })
 }
 
-/// What lopdf writes after the original bytes, which it is never handed (its incremental writer would
-/// copy them twice): everything the incremental save writes past `skip` bytes.
+/// An incremental update of `input` (read as `doc`) that lopdf never copies: its writer puts the previous
+/// revision's bytes first and looks only at their last byte, so it gets a stand-in of the same length
+/// (zeroed memory the system maps lazily, never touched but its last byte), and [`new_revision`] drops
+/// what it writes of it.
+fn incremental(input: &[u8], doc: Document) -> IncrementalDocument {
+    let mut stand_in = vec![0u8; input.len()];
+    if let (Some(last), Some(l)) = (stand_in.last_mut(), input.last()) {
+        *last = *l;
+    }
+    IncrementalDocument::create_from(stand_in, doc)
+}
+
+/// The bytes `inc` (made by [`incremental`] for an input of `input_len` bytes) appends: its new revision.
+fn new_revision(inc: &mut IncrementalDocument, input_len: usize, capacity: usize) -> Result<Vec<u8>, CoreError> {
+    let mut tail = Tail { skip: input_len, out: Vec::with_capacity(capacity) };
+    inc.save_to(&mut tail).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
+    Ok(tail.out)
+}
+
+/// Everything an incremental save writes past `skip` bytes.
 struct Tail {
     skip: usize,
     out: Vec<u8>,
@@ -425,14 +453,7 @@ fn prepare_tail(
         .get_pages()
         .get(&page_no)
         .ok_or_else(|| invalid(format!("the PDF has no page {page_no} (it has {})", doc.get_pages().len())))?;
-    // lopdf writes the previous revision's bytes first and looks only at their last byte: it gets a
-    // stand-in of the same length (zeroed memory the system maps lazily, never touched but its last byte),
-    // and the writer below drops what it writes of it.
-    let mut stand_in = vec![0u8; input.len()];
-    if let (Some(last), Some(l)) = (stand_in.last_mut(), input.last()) {
-        *last = *l;
-    }
-    let mut inc = IncrementalDocument::create_from(stand_in, doc);
+    let mut inc = incremental(input, doc);
     let nd = &mut inc.new_document;
 
     let mut sig = Dictionary::new();
@@ -532,9 +553,7 @@ fn prepare_tail(
     }
 
     extra(&mut inc)?;
-    let mut tail = Tail { skip: input.len(), out: Vec::with_capacity(2 * spec.reserve + 4096) };
-    inc.save_to(&mut tail).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
-    let (mut tail, start) = (tail.out, input.len());
+    let (mut tail, start) = (new_revision(&mut inc, input.len(), 2 * spec.reserve + 4096)?, input.len());
     // The hole and the placeholder, searched for only in the new revision, each exactly once.
     let hole_text = [&b"<"[..], &vec![b'0'; 2 * spec.reserve], b">"].concat();
     let a = find_once(&tail, &hole_text).map(|i| i + start).ok_or_else(|| invalid("PDF: the hole is not unique"))?;
@@ -876,14 +895,7 @@ pub fn add_validation_data(input: &[u8], data: &ValidationData) -> Result<Vec<u8
     let doc = load(input)?;
     let root = catalog_id(&doc)?;
     let existing = read_dss(&doc);
-    // lopdf writes the previous revision's bytes first and looks only at their last byte: it gets a
-    // stand-in of the same length (zeroed memory the system maps lazily, never touched but its last byte),
-    // and the writer below drops what it writes of it.
-    let mut stand_in = vec![0u8; input.len()];
-    if let (Some(last), Some(l)) = (stand_in.last_mut(), input.last()) {
-        *last = *l;
-    }
-    let mut inc = IncrementalDocument::create_from(stand_in, doc);
+    let mut inc = incremental(input, doc);
     let pdf_err = |e: lopdf::Error| invalid(format!("PDF: {e}"));
     let mut add = |items: &[Vec<u8>]| -> Result<Vec<Object>, CoreError> {
         items
@@ -915,9 +927,8 @@ pub fn add_validation_data(input: &[u8], data: &ValidationData) -> Result<Vec<u8
     inc.opt_clone_object_to_new_document(root).map_err(pdf_err)?;
     let catalog = inc.new_document.get_dictionary_mut(root).map_err(|_| invalid("the catalog is not a dictionary"))?;
     catalog.set("DSS", Object::Dictionary(dss));
-    let mut tail = Tail { skip: input.len(), out: Vec::with_capacity(16 * 1024) };
-    inc.save_to(&mut tail).map_err(|e| invalid(format!("cannot write the PDF: {e}")))?;
-    Ok([input, &tail.out[..]].concat())
+    let tail = new_revision(&mut inc, input.len(), 16 * 1024)?;
+    Ok([input, &tail[..]].concat())
 }
 
 /// Every entry of `old` and `new` but the `free` ones is present in both and equal: an entry changed,

@@ -5,8 +5,8 @@ import { b64 } from "../protocol/bytes.js";
 import { signCmsDetached, signCmsDigest } from "../protocol/cms.js";
 import { Failure } from "../protocol/errors.js";
 import { signPrepared } from "../protocol/pdf.js";
-import { type DeviceKey, deviceKeyOf, generateDeviceKey } from "../protocol/keys.js";
-import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
+import { type DeviceKey, type SigningKey, deviceKeyOf, generateDeviceKey } from "../protocol/keys.js";
+import type { Digests, PhoneAnswer, Prompt } from "../protocol/phone-session.js";
 import { Qr } from "../protocol/qr.js";
 import { buildCsr, checkEnrolledChain, nameText, parseCertificate, pemCertificates } from "../protocol/x509.js";
 import { JsonClient } from "../phone/http.js";
@@ -244,6 +244,13 @@ export class Services {
   }
 }
 
+/** The digest a CMS by `signer` is made over: SHA-512 for an Ed25519 key (RFC 8419), SHA-256 otherwise. */
+function digestFor(signer: SigningKey, d: Digests): Uint8Array {
+  const digest = signer.algorithm === "ed25519" ? d.sha512 : d.sha256;
+  if (digest.length === 0) throw new Failure("invalid_input", "this key's CMS needs the document's SHA-512");
+  return digest;
+}
+
 /** Signs an approved prompt with the key (raw, detached CMS with the certificate chain, or PAdES). */
 export async function answerWith(u: Unlocked, key: KeyInfo, p: Prompt): Promise<PhoneAnswer> {
   const signer = await u.signingKey(key.id);
@@ -252,18 +259,14 @@ export async function answerWith(u: Unlocked, key: KeyInfo, p: Prompt): Promise<
       const chain = key.certificates.map((c) => b64.decode(c)!);
       if (!p.digests) return { kind: "approved", signature: await signPrepared(signer, chain, p.data, p.pss) };
       // Too large to travel: the computer's digest of its byte ranges, which the person confirmed separately.
-      const digest = signer.algorithm === "ed25519" ? p.digests.sha512 : p.digests.sha256;
-      if (digest.length === 0) throw new Failure("invalid_input", "this key's CMS needs the document's SHA-512");
-      return { kind: "approved", signature: await signCmsDigest(signer, chain, digest, p.pss, null) };
+      return { kind: "approved", signature: await signCmsDigest(signer, chain, digestFor(signer, p.digests), p.pss, null) };
     }
     if (p.format === "cms") {
       const chain = key.certificates.map((c) => b64.decode(c)!);
       // A large document: the phone holds its first bytes and the digests (its own, or on the digest path
       // the computer's, which the person confirmed separately).
       if (p.digests) {
-        const digest = signer.algorithm === "ed25519" ? p.digests.sha512 : p.digests.sha256;
-        if (digest.length === 0) throw new Failure("invalid_input", "this key's CMS needs the document's SHA-512");
-        return { kind: "approved", signature: await signCmsDigest(signer, chain, digest, p.pss, new Date()) };
+        return { kind: "approved", signature: await signCmsDigest(signer, chain, digestFor(signer, p.digests), p.pss, new Date()) };
       }
       return { kind: "approved", signature: await signCmsDetached(signer, chain, p.data, p.pss, new Date()) };
     }

@@ -11,7 +11,9 @@
 
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
 
+import { equal, fromHex } from "./bytes.js";
 import { signCmsDigest } from "./cms.js";
+import { readTlv } from "./der.js";
 import { Failure } from "./errors.js";
 import type { SigningKey } from "./keys.js";
 
@@ -83,7 +85,7 @@ export function same(a: Obj | undefined, b: Obj | undefined): boolean {
   if (a === null || b === null || a === undefined || b === undefined || typeof a !== "object" || typeof b !== "object") return false;
   if (a instanceof Num && b instanceof Num) return a.real === b.real && Math.fround(a.v) === Math.fround(b.v);
   if (a instanceof Name && b instanceof Name) return a.v === b.v;
-  if (a instanceof Str && b instanceof Str) return bytesEqual(a.bytes, b.bytes);
+  if (a instanceof Str && b instanceof Str) return equal(a.bytes, b.bytes);
   if (a instanceof Ref && b instanceof Ref) return a.num === b.num && a.gen === b.gen;
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => same(x, b[i]));
   if (a instanceof Dict && b instanceof Dict) {
@@ -91,15 +93,10 @@ export function same(a: Obj | undefined, b: Obj | undefined): boolean {
     for (const [k, v] of a.map) if (!b.map.has(k) || !same(v, b.map.get(k))) return false;
     return true;
   }
-  if (a instanceof Stream && b instanceof Stream) return same(a.dict, b.dict) && bytesEqual(a.raw, b.raw);
+  if (a instanceof Stream && b instanceof Stream) return same(a.dict, b.dict) && equal(a.raw, b.raw);
   return false;
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 // ---- lexer and parser ----
 
@@ -685,14 +682,10 @@ function readSignature(pdf: Uint8Array, field: string, sig: Dict): Signature {
   if (zero !== 0 || a === 0 || b <= a + 1 || end > pdf.length) throw bad("the /ByteRange does not start at 0, overlaps itself or leaves the file");
   const hole = pdf.subarray(a, b);
   if (hole[0] !== 0x3c || hole[hole.length - 1] !== 0x3e || (hole.length - 2) % 2 !== 0) throw bad("the gap in the /ByteRange is not exactly the hex string of the signature");
-  const raw = new Uint8Array((hole.length - 2) / 2);
-  for (let i = 0; i < raw.length; i++) {
-    const hi = hexValue(hole[1 + 2 * i]!), lo = hexValue(hole[2 + 2 * i]!);
-    if (hi < 0 || lo < 0) throw bad("the gap in the /ByteRange is not hex");
-    raw[i] = hi * 16 + lo;
-  }
+  const raw = fromHex(latin1(hole.subarray(1, hole.length - 1)));
+  if (!raw) throw bad("the gap in the /ByteRange is not hex");
   const contents = sig.get("Contents");
-  if (!(contents instanceof Str) || !bytesEqual(contents.bytes, raw)) throw bad("the /ByteRange gap is not this signature's /Contents (a wrapped signature)");
+  if (!(contents instanceof Str) || !equal(contents.bytes, raw)) throw bad("the /ByteRange gap is not this signature's /Contents (a wrapped signature)");
   const len = derLength(raw);
   let unsigned: boolean;
   if (len !== null && raw.subarray(len).every((x) => x === 0)) unsigned = false;
@@ -702,16 +695,14 @@ function readSignature(pdf: Uint8Array, field: string, sig: Dict): Signature {
   return { subFilter: nameOf(sig.get("SubFilter")) ?? "", byteRange: [0, a, b, c], unsigned, bytesAfter: pdf.length - end };
 }
 
-/** The length of the DER element at the start of `b` (tag, length, content), or null. */
+/** The length of the DER element at the start of `b` (a zero byte is padding, never a tag), or null. */
 function derLength(b: Uint8Array): number | null {
-  if (b.length < 2 || b[0] === 0) return null;
-  const l = b[1]!;
-  if (l < 0x80) return 2 + l <= b.length ? 2 + l : null;
-  const n = l & 0x7f;
-  if (n === 0 || n > 4 || 2 + n > b.length) return null;
-  let v = 0;
-  for (let i = 0; i < n; i++) v = v * 256 + b[2 + i]!;
-  return 2 + n + v <= b.length ? 2 + n + v : null;
+  if (b[0] === undefined || b[0] === 0) return null;
+  try {
+    return readTlv(b, 0, b.length, "a signature").end;
+  } catch {
+    return null;
+  }
 }
 
 /** SHA-256 (or SHA-512) over the signed ranges: everything but the hole. */
