@@ -112,7 +112,7 @@ fn setup() -> Option<Run> {
         expires_at: NOW as i64 + 600,
     };
     let sig = Statement::attestation(&a).sign(&relay).ok()?;
-    let attestation = SignedAttestation { signature: sig.into(), attestation: a };
+    let attestation = SignedAttestation { signature: sig.into(), attestation: a, relay_key: None };
     let key = relay.public_key_raw().to_vec();
     let mut agent = AgentSession::new(
         qr.clone(),

@@ -17,8 +17,15 @@ import { type PhoneAction, type PhoneAnswer, PhoneSession } from "../src/protoco
 import * as purpose from "../src/protocol/purpose.js";
 import { Qr } from "../src/protocol/qr.js";
 import { deriveKey, open, openBackup, seal } from "../src/protocol/seal.js";
-import { statements, verifyEd25519 } from "../src/protocol/statement.js";
-import { type ChannelMessage, parseChannelMessage, parseTunnelEvent, serializeChannelMessage } from "../src/protocol/wire.js";
+import { keyId, statements, verifyAttestation, verifyEd25519, verifyOriginAttestation } from "../src/protocol/statement.js";
+import {
+  type ChannelMessage,
+  parseChannelMessage,
+  parseTunnelEvent,
+  readAttestation,
+  readOriginAttestation,
+  serializeChannelMessage,
+} from "../src/protocol/wire.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -131,6 +138,38 @@ test("statements-v1: every statement built from its fields, every signature chec
   }
   assert.equal(certificateStatements, 2);
   assert.equal(toHex(ed25519.getPublicKey(h(v.device_seed))), v.device_public);
+});
+
+test("relay-keys-v1: identity rotation, endorsed signing keys accepted and refused as in Rust", () => {
+  const v = load("relay-keys-v1.json");
+  const root = h(v.root_public);
+  assert.equal(keyId(root), v.relay_id);
+  assert.equal(toHex(ed25519.getPublicKey(h(v.root_seed))), v.root_public);
+  const e = v.endorsement;
+  const built = statements.relayKey(e.key);
+  assert.equal(toHex(built.bytes), e.bytes);
+  verifyEd25519(root, built.bytes, h(e.signature));
+  let n = 0;
+  for (const c of v.cases) {
+    const verdict = (() => {
+      try {
+        if (c.kind === "origin") verifyOriginAttestation(root, readOriginAttestation(c.signed));
+        else verifyAttestation(root, readAttestation(c.signed));
+        return true;
+      } catch (err) {
+        assert.ok(err instanceof Failure, String(err));
+        return false;
+      }
+    })();
+    assert.equal(verdict, c.valid, c.name);
+    n++;
+  }
+  assert.equal(n, 14);
+  // The hello carrying an endorsed attestation, read and written byte for byte as the Rust phone writes it.
+  const hello = parseChannelMessage(v.hello);
+  assert.equal(serializeChannelMessage(hello), v.hello);
+  assert.ok(hello.type === "hello" && hello.attestation.relay_key);
+  if (hello.type === "hello") verifyAttestation(root, hello.attestation);
 });
 
 test("display-v1: the phone shows exactly what the Rust phone shows", () => {

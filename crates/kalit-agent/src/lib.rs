@@ -155,7 +155,9 @@ pub async fn relay_identity(relay: &str, data: &Path) -> Result<(RelayIdentity, 
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data).map_err(io(data))?;
-            let json = serde_json::to_vec_pretty(&id).map_err(|e| ServiceError::internal(e.to_string()))?;
+            // The pin is the root key (the relay id's); the signing keys come with each attestation.
+            let pinned = RelayIdentity { signing_keys: vec![], ..id.clone() };
+            let json = serde_json::to_vec_pretty(&pinned).map_err(|e| ServiceError::internal(e.to_string()))?;
             kalit_service::files::atomic_write(&pin, &json).map_err(io(&pin))?;
         }
         Err(e) => return Err(io(&pin)(e)),

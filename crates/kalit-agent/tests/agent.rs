@@ -410,7 +410,7 @@ fn the_hello_needs_a_fresh_attestation_for_the_device_the_relay_let_in() {
             login: "alice".into(),
             device_name: "phone".into(),
             chain: vec![Base64::of(&cert)],
-            attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
+            attestation: SignedAttestation { attestation: a, signature: Base64::of(sig), relay_key: None },
             formats: vec![],
             documents: None,
         }
@@ -488,7 +488,7 @@ fn the_agent_refuses_a_certificate_with_an_unknown_critical_extension() {
             login: "alice".into(),
             device_name: "phone".into(),
             chain: vec![Base64::of(&cert), Base64::of(&ca)],
-            attestation: SignedAttestation { attestation: a, signature: Base64::of(sig) },
+            attestation: SignedAttestation { attestation: a, signature: Base64::of(sig), relay_key: None },
             formats: vec![],
             documents: None,
         }

@@ -339,7 +339,12 @@ pub fn forwarder(a: ForwarderArgs) -> CliResult {
         let store = kalit_relay::Store::open(&db).await?;
         let st = Fwd { identity: Arc::new(identity), store, waiting: Arc::default(), attestations: Arc::default() };
         let app = axum::Router::new()
-            .route(WELL_KNOWN_PATH, get(|State(s): State<Fwd>| async move { axum::Json(s.identity.public.clone()) }))
+            .route(
+                WELL_KNOWN_PATH,
+                get(
+                    |State(s): State<Fwd>| async move { axum::Json(s.identity.public(kalit_service::now_ms() / 1000)) },
+                ),
+            )
             .route("/v1/nonce", post(fwd_nonce))
             .route("/v1/tunnel/{id}/wait", get(fwd_wait))
             .route("/v1/tunnel/{id}/join", get(fwd_join))

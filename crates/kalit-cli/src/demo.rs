@@ -169,8 +169,23 @@ pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, S
         name: "Kalit demo relay".into(),
         ..Default::default()
     };
+    // As a production relay runs after its first rotation: its root key (the relay id) endorsed a
+    // signing key, which signs every attestation (kalit relay rotate-key; docs/OPERATIONS.md).
+    let relay_data = tmp.join("relay");
+    kalit_relay::Identity::load_or_create(&relay_data, &cfg.name)?;
+    let rotated = kalit_relay::identity::rotate_key(
+        &relay_data,
+        &relay_data.join(kalit_relay::identity::KEY_FILE),
+        86_400,
+        kalit_service::now_ms() / 1000,
+    )?;
     let state = rt.block_on(kalit_relay::build(&cfg))?;
     spawn_app(&rt, relay_listener, kalit_relay::app(state));
+    println!(
+        "  relay id {}: its root key endorsed the signing key {} for a day (kalit relay rotate-key)",
+        rotated.relay_id,
+        kalit_core::statement::key_id(rotated.new_key.key.public_key.as_slice())
+    );
     println!("  relay: {relay_url}  (SQLite in {}; the phone app at {relay_url}/app/)", tmp.join("relay").display());
     let ca_pem = std::fs::read(ra_dir.join("ca.pem")).map_err(CliError::io("cannot read the demo CA"))?;
     Ok((Services { rt, ra_url, relay_url, ca_pem, ra_dir }, code))

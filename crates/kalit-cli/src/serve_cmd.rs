@@ -383,10 +383,44 @@ Examples:
         #[arg(long)]
         log_format: Option<String>,
     },
+    /// Rotate the relay's signing key: a new key, endorsed by the relay's root key, that every node
+    /// picks up by itself; phones and agents keep their registrations and pins.
+    #[command(
+        after_help = "The relay id is the id of the root key (relay-identity.pk8, made on the relay's first start).
+This command makes a new signing key in --data (relay-key-ID.pk8), has the root key endorse it for
+--valid-days, and lists it in relay-keys.json. Running relays reload that list within
+limits.key_reload_secs (30 s) and sign every new attestation with the new key; attestations the
+previous key signed keep verifying until its validity ends. Rotate again before the newest key
+expires (a monthly job for the default 30 days). Expired keys leave the list.
+
+After the first rotation the nodes need only relay-keys.json and the relay-key-*.pk8 files: keep
+relay-identity.pk8 offline and pass it with --root. Copy the data directory's relay-key* files to
+every node (or share the directory).
+
+Examples:
+  kalit relay rotate-key --data /var/lib/kalit-relay
+  kalit relay rotate-key --data /var/lib/kalit-relay --root /media/offline/relay-identity.pk8 --valid-days 30"
+    )]
+    RotateKey {
+        /// Data directory of the relay [default: $XDG_DATA_HOME/kalit/relay].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The relay's root key [default: DATA/relay-identity.pk8].
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// Days the new key may sign (1 to 366).
+        #[arg(long, default_value_t = 30)]
+        valid_days: u32,
+    },
 }
 
 pub fn relay(a: RelayArgs) -> CliResult {
-    let RelayCommand::Serve { data, listen, database, trust, config, name, tls_cert, tls_key, log_format } = a.command;
+    let (data, listen, database, trust, config, name, tls_cert, tls_key, log_format) = match a.command {
+        RelayCommand::Serve { data, listen, database, trust, config, name, tls_cert, tls_key, log_format } => {
+            (data, listen, database, trust, config, name, tls_cert, tls_key, log_format)
+        }
+        RelayCommand::RotateKey { data, root, valid_days } => return rotate_key(data, root, valid_days),
+    };
     let mut cfg: RelayConfig = kalit_service::config::load(config.as_deref(), kalit_relay::config::ENV_PREFIX)?;
     if let Some(d) = data {
         cfg.data = Some(d);
@@ -430,6 +464,42 @@ pub fn relay(a: RelayArgs) -> CliResult {
         kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls, policy).await?;
         Ok(())
     })
+}
+
+fn rotate_key(data: Option<PathBuf>, root: Option<PathBuf>, valid_days: u32) -> CliResult {
+    use kalit_relay::identity;
+    if !identity::VALID_DAYS.contains(&valid_days) {
+        return Err(CliError::new(ErrorCode::Usage, "--valid-days is 1 to 366"));
+    }
+    let data = data.unwrap_or_else(|| crate::data_dir("relay"));
+    let root = root.unwrap_or_else(|| data.join(identity::KEY_FILE));
+    let now = kalit_service::now_ms() / 1000;
+    let r = identity::rotate_key(&data, &root, i64::from(valid_days) * 86_400, now)?;
+    let day = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .map(|d| format!("{} UTC", d.date()))
+            .unwrap_or_else(|_| t.to_string())
+    };
+    println!(
+        "Relay {}: new signing key {}",
+        r.relay_id,
+        kalit_core::statement::key_id(r.new_key.key.public_key.as_slice())
+    );
+    println!("  file:        {}", r.new_file.display());
+    println!("  signs until: {}; rotate again before then", day(r.new_key.key.not_after));
+    for k in &r.still_valid {
+        println!(
+            "  still valid: {} until {} (what it signed keeps verifying)",
+            kalit_core::statement::key_id(k.key.public_key.as_slice()),
+            day(k.key.not_after)
+        );
+    }
+    if r.removed > 0 {
+        println!("  removed {} expired key(s)", r.removed);
+    }
+    println!("Running relays switch to it within limits.key_reload_secs (30 s by default).");
+    println!("Nodes with their own data directory need relay-keys.json and the new key file copied to them.");
+    Ok(())
 }
 
 /// The phone app's enrolment link: `APP#kalit-enrol:` + base64url of `{"v":1,"ra":...,"code":...}`.

@@ -7,7 +7,7 @@
 //! signing API that takes a `&Statement` cannot be turned into an oracle for caller-chosen bytes.
 
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
-use kalit_proto::relay::{Attestation, CertProof, MAX_CHAIN_LEN, MAX_LOGIN_LEN};
+use kalit_proto::relay::{Attestation, CertProof, EndorsedRelayKey, MAX_CHAIN_LEN, MAX_LOGIN_LEN};
 use kalit_proto::{Base64, namespace};
 use time::OffsetDateTime;
 
@@ -109,6 +109,14 @@ impl Statement {
                 &a.issued_at.to_be_bytes(),
                 &a.expires_at.to_be_bytes(),
             ],
+        )
+    }
+
+    /// `kalit/v1/relay-key`: the relay's root key lets a signing key sign its attestations for a time.
+    pub fn relay_key(k: &kalit_proto::relay::RelayKey) -> Self {
+        Statement::new(
+            namespace::RELAY_KEY,
+            &[k.relay_id.as_bytes(), k.public_key.as_slice(), &k.not_before.to_be_bytes(), &k.not_after.to_be_bytes()],
         )
     }
 
@@ -234,22 +242,59 @@ pub fn verify_proof(
     Ok(VerifiedProof { leaf, fingerprint, subject })
 }
 
-/// Checks the relay's signature on an attestation with the relay's raw Ed25519 public key.
+/// The key that may have signed a relay statement issued at `issued_at` and expiring at `expires_at`:
+/// the root key itself (`relay_public_key`, the key the relay id names) when there is no endorsement;
+/// otherwise the endorsed signing key, once the root key's signature over its `kalit/v1/relay-key`
+/// statement verifies, the endorsement names the root key's relay, and the statement lies wholly within
+/// the key's validity (so a signing key can never make a statement that outlives its endorsement, even
+/// with a back-dated `issued_at`).
+pub fn relay_signing_key<'a>(
+    relay_public_key: &'a [u8],
+    endorsement: Option<&'a EndorsedRelayKey>,
+    issued_at: i64,
+    expires_at: i64,
+) -> Result<&'a [u8], CoreError> {
+    let Some(e) = endorsement else {
+        return Ok(relay_public_key);
+    };
+    let bad = |why: &str| CoreError::InvalidSignature(format!("the relay's signing key {why}"));
+    if e.key.relay_id != key_id(relay_public_key) {
+        return Err(bad("is endorsed for another relay"));
+    }
+    let sig = bounded("relay key endorsement", &e.signature, 64)?;
+    verify_ed25519(relay_public_key, Statement::relay_key(&e.key).as_bytes(), sig)
+        .map_err(|_| bad("is not endorsed by the relay's key"))?;
+    let key = bounded("relay signing key", &e.key.public_key, 32)?;
+    if key.len() != 32 {
+        return Err(bad("is not an Ed25519 key"));
+    }
+    if issued_at < e.key.not_before || expires_at > e.key.not_after || expires_at < issued_at {
+        return Err(bad("was not valid for this statement's time"));
+    }
+    Ok(key)
+}
+
+/// Checks the relay's signature on an attestation: by the relay's raw Ed25519 (root) public key, or by
+/// a signing key it endorsed ([`relay_signing_key`]).
 pub fn verify_attestation(
     relay_public_key: &[u8],
     signed: &kalit_proto::relay::SignedAttestation,
 ) -> Result<(), CoreError> {
+    let a = &signed.attestation;
+    let key = relay_signing_key(relay_public_key, signed.relay_key.as_ref(), a.issued_at, a.expires_at)?;
     let sig = bounded("attestation signature", &signed.signature, 64)?;
-    verify_ed25519(relay_public_key, Statement::attestation(&signed.attestation).as_bytes(), sig)
+    verify_ed25519(key, Statement::attestation(a).as_bytes(), sig)
 }
 
-/// Checks the relay's signature on an origin attestation with the relay's raw Ed25519 public key.
+/// Checks the relay's signature on an origin attestation, as [`verify_attestation`] does.
 pub fn verify_origin_attestation(
     relay_public_key: &[u8],
     signed: &kalit_proto::session::SignedOriginAttestation,
 ) -> Result<(), CoreError> {
+    let a = &signed.attestation;
+    let key = relay_signing_key(relay_public_key, signed.relay_key.as_ref(), a.issued_at, a.expires_at)?;
     let sig = bounded("origin attestation signature", &signed.signature, 64)?;
-    verify_ed25519(relay_public_key, Statement::origin(&signed.attestation).as_bytes(), sig)
+    verify_ed25519(key, Statement::origin(a).as_bytes(), sig)
 }
 
 #[cfg(test)]

@@ -71,8 +71,11 @@ fn world_cert(formats: Vec<DocFormat>, cert: Vec<u8>) -> World {
         issued_at: NOW as i64,
         expires_at: NOW as i64 + 600,
     };
-    let attestation =
-        SignedAttestation { signature: Base64::of(Statement::attestation(&a).sign(&relay).unwrap()), attestation: a };
+    let attestation = SignedAttestation {
+        signature: Base64::of(Statement::attestation(&a).sign(&relay).unwrap()),
+        attestation: a,
+        relay_key: None,
+    };
     let agent = AgentSession::new(
         qr.clone(),
         secrets,
@@ -410,7 +413,11 @@ fn origin_statement(relay: &PrivateKey, tunnel: &str, origin: &str, issued_at: i
         issued_at,
         expires_at: issued_at + 600,
     };
-    SignedOriginAttestation { signature: Base64::of(Statement::origin(&a).sign(relay).unwrap()), attestation: a }
+    SignedOriginAttestation {
+        signature: Base64::of(Statement::origin(&a).sign(relay).unwrap()),
+        attestation: a,
+        relay_key: None,
+    }
 }
 
 fn with_origin(joined: &TunnelEvent, o: Option<SignedOriginAttestation>) -> TunnelEvent {

@@ -80,6 +80,7 @@ fn session_vectors() -> Value {
     let signed = kalit_proto::relay::SignedAttestation {
         signature: Base64::of(Statement::attestation(&attestation).sign(&relay_key).unwrap()),
         attestation,
+        relay_key: None,
     };
     // A whole session: hello, a request, its answer, a second request the page withdraws, goodbye.
     let script: Vec<(&str, ChannelMessage)> = vec![
@@ -224,6 +225,7 @@ fn flow_inputs() -> FlowInputs {
     let signed = kalit_proto::relay::SignedAttestation {
         signature: Base64::of(Statement::attestation(&attestation).sign(&relay).unwrap()),
         attestation: attestation.clone(),
+        relay_key: None,
     };
     let mut agent = AgentSession::new(
         qr.clone(),
@@ -547,6 +549,111 @@ fn statement_vectors() -> Value {
     })
 }
 
+/// Identity rotation: the relay's root key endorses signing keys (`kalit/v1/relay-key`), whose
+/// attestations carry the endorsement. Each case is a signed attestation (or origin attestation) and
+/// whether a phone or agent that knows only the root key (the relay id's key) accepts it.
+fn relay_key_vectors() -> Value {
+    use kalit_proto::relay::{EndorsedRelayKey, RelayKey, SignedAttestation};
+    use kalit_proto::session::{OriginAttestation, SignedOriginAttestation};
+    let root = ed25519(fixed(150));
+    let signing = ed25519(fixed(170));
+    let stranger = ed25519(fixed(190));
+    let root_public = root.public_key_raw().to_vec();
+    let relay_id = kalit_core::statement::key_id(&root_public);
+    let key = |k: &PrivateKey, not_before: i64, not_after: i64, relay: &str| RelayKey {
+        relay_id: relay.into(),
+        public_key: Base64::of(k.public_key_raw()),
+        not_before,
+        not_after,
+    };
+    let endorse = |by: &PrivateKey, k: RelayKey| EndorsedRelayKey {
+        signature: Base64::of(Statement::relay_key(&k).sign(by).unwrap()),
+        key: k,
+    };
+    let (nb, na) = (1_800_000_000, 1_802_592_000);
+    let good = endorse(&root, key(&signing, nb, na, &relay_id));
+    let st = Statement::relay_key(&good.key);
+    let att = |issued_at: i64, expires_at: i64| Attestation {
+        relay_id: relay_id.as_str().into(),
+        login: "ali".into(),
+        cert_fingerprint: hex::encode([7u8; 32]).into(),
+        device_id: "00112233445566778899aabbccddeeff".into(),
+        device_key: Base64::of(fixed::<32>(201)),
+        issued_at,
+        expires_at,
+    };
+    let signed = |a: Attestation, by: &PrivateKey, e: Option<&EndorsedRelayKey>| SignedAttestation {
+        signature: Base64::of(Statement::attestation(&a).sign(by).unwrap()),
+        attestation: a,
+        relay_key: e.cloned(),
+    };
+    let t = nb + 86_400;
+    let mut tampered = good.clone();
+    tampered.key.not_after += 86_400;
+    let case = |name: &str, s: SignedAttestation, valid: bool| {
+        let ok = kalit_core::statement::verify_attestation(&root_public, &s).is_ok();
+        assert_eq!(ok, valid, "{name}");
+        json!({"name": name, "kind": "attestation", "signed": s, "valid": valid})
+    };
+    let origin = OriginAttestation {
+        relay_id: relay_id.as_str().into(),
+        tunnel: "ab".repeat(32),
+        origin: "https://portal.example".into(),
+        issued_at: t,
+        expires_at: t + 600,
+    };
+    let signed_origin = SignedOriginAttestation {
+        signature: Base64::of(Statement::origin(&origin).sign(&signing).unwrap()),
+        attestation: origin,
+        relay_key: Some(good.clone()),
+    };
+    assert!(kalit_core::statement::verify_origin_attestation(&root_public, &signed_origin).is_ok());
+    // A hello carrying an endorsed attestation, as the phone sends it: every implementation writes
+    // these exact bytes.
+    let hello = ChannelMessage::Hello {
+        login: "ali".into(),
+        device_name: "Ali's phone".into(),
+        chain: vec![Base64::of([0x30u8, 0x03, 0x02, 0x01, 0x01])],
+        attestation: signed(att(t, t + 600), &signing, Some(&good)),
+        formats: vec![DocFormat::Raw, DocFormat::Cms],
+        documents: None,
+    };
+    let mut origin_by_root = signed_origin.clone();
+    origin_by_root.relay_key = None;
+    assert!(kalit_core::statement::verify_origin_attestation(&root_public, &origin_by_root).is_err());
+    json!({
+        "description": "Relay identity rotation. The relay id is the root key's id; the root key signs kalit/v1/relay-key (relay id, signing key, not_before, not_after as i64 big-endian) and the signing key signs attestations, which carry the endorsement as relay_key. Accept when relay_key is absent and the root key signed; or when the root key endorsed relay_key for this relay id, not_before <= issued_at <= expires_at <= not_after, and the endorsed key signed. Ed25519 keys are PKCS#8 v1 around the given seeds.",
+        "root_seed": hex::encode(fixed::<32>(150)),
+        "root_public": hex::encode(&root_public),
+        "relay_id": relay_id,
+        "signing_seed": hex::encode(fixed::<32>(170)),
+        "signing_public": hex::encode(signing.public_key_raw()),
+        "endorsement": {
+            "key": good.key,
+            "fields": [hex::encode(relay_id.as_bytes()), hex::encode(signing.public_key_raw()), hex::encode(nb.to_be_bytes()), hex::encode(na.to_be_bytes())],
+            "bytes": hex::encode(st.as_bytes()),
+            "signature": hex::encode(good.signature.as_slice()),
+        },
+        "cases": [
+            case("signed by the root key, no endorsement", signed(att(t, t + 600), &root, None), true),
+            case("signed by an endorsed key within its validity", signed(att(t, t + 600), &signing, Some(&good)), true),
+            case("the whole validity, to the second", signed(att(nb, na), &signing, Some(&good)), true),
+            case("issued before the key's validity", signed(att(nb - 1, nb + 600), &signing, Some(&good)), false),
+            case("expires after the key's validity (a back-dated statement cannot outlive its key)", signed(att(na - 600, na + 1), &signing, Some(&good)), false),
+            case("expires before it is issued", signed(att(t, t - 1), &signing, Some(&good)), false),
+            case("endorsed by another key than the root", signed(att(t, t + 600), &signing, Some(&endorse(&stranger, key(&signing, nb, na, &relay_id)))), false),
+            case("endorsed by the root for another relay id", signed(att(t, t + 600), &signing, Some(&endorse(&root, key(&signing, nb, na, "ffeeddccbbaa99887766554433221100")))), false),
+            case("the endorsement's validity stretched after signing", signed(att(na, na + 600), &signing, Some(&tampered)), false),
+            case("signed by the root key while naming an endorsed key", signed(att(t, t + 600), &root, Some(&good)), false),
+            case("signed by the endorsed key without its endorsement", signed(att(t, t + 600), &signing, None), false),
+            case("signed by a stranger under a good endorsement", signed(att(t, t + 600), &stranger, Some(&good)), false),
+            {"name": "an origin statement signed by an endorsed key", "kind": "origin", "signed": signed_origin, "valid": true},
+            {"name": "an origin statement by the endorsed key without its endorsement", "kind": "origin", "signed": origin_by_root, "valid": false},
+        ],
+        "hello": serde_json::to_string(&hello).unwrap(),
+    })
+}
+
 /// The phone's display rules (`kalit_core::display`, `kalit_core::purpose`) as input -> output cases:
 /// the phone app must show exactly these.
 fn display_vectors() -> Value {
@@ -674,6 +781,39 @@ fn committed_vectors_are_what_the_code_generates() {
     check("flow-v2.json", flow_vectors());
     check("statements-v1.json", statement_vectors());
     check("display-v1.json", display_vectors());
+    check("relay-keys-v1.json", relay_key_vectors());
+}
+
+#[test]
+fn the_committed_relay_keys_verify() {
+    use kalit_core::statement::{self, Statement};
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("relay-keys-v1.json")).unwrap()).unwrap();
+    let root = hex::decode(v["root_public"].as_str().unwrap()).unwrap();
+    assert_eq!(statement::key_id(&root), v["relay_id"].as_str().unwrap());
+    let e = &v["endorsement"];
+    let key: kalit_proto::relay::RelayKey = serde_json::from_value(e["key"].clone()).unwrap();
+    let bytes = Statement::relay_key(&key);
+    assert_eq!(hex::encode(bytes.as_bytes()), e["bytes"].as_str().unwrap());
+    let sig = hex::decode(e["signature"].as_str().unwrap()).unwrap();
+    statement::verify_ed25519(&root, bytes.as_bytes(), &sig).unwrap();
+    let mut n = 0;
+    for c in v["cases"].as_array().unwrap() {
+        let ok = if c["kind"] == "origin" {
+            let s: kalit_proto::session::SignedOriginAttestation = serde_json::from_value(c["signed"].clone()).unwrap();
+            statement::verify_origin_attestation(&root, &s).is_ok()
+        } else {
+            let s: kalit_proto::relay::SignedAttestation = serde_json::from_value(c["signed"].clone()).unwrap();
+            statement::verify_attestation(&root, &s).is_ok()
+        };
+        assert_eq!(ok, c["valid"].as_bool().unwrap(), "{}", c["name"]);
+        n += 1;
+    }
+    assert_eq!(n, 14);
+    let hello: ChannelMessage = serde_json::from_str(v["hello"].as_str().unwrap()).unwrap();
+    assert_eq!(serde_json::to_string(&hello).unwrap(), v["hello"].as_str().unwrap());
+    let ChannelMessage::Hello { attestation, .. } = hello else { panic!("not a hello") };
+    assert!(attestation.relay_key.is_some());
+    statement::verify_attestation(&root, &attestation).unwrap();
 }
 
 /// The other direction, as another implementation would use the files: from the committed inputs alone,

@@ -22,6 +22,8 @@ pub const DEVICE_REQUEST: &str = "kalit/v1/device-request";
 pub const ATTESTATION: &str = "kalit/v2/attestation";
 /// The relay's statement that the waiting side of a tunnel is a browser page of an origin (direct mode).
 pub const ORIGIN: &str = "kalit/v1/origin";
+/// The relay's root key endorses a signing key for a time (identity rotation).
+pub const RELAY_KEY: &str = "kalit/v1/relay-key";
 /// Short authentication string derivation from the Noise handshake hash.
 pub const SAS: &str = "kalit/v1/sas";
 /// The phone asks the relay to join a tunnel (the `action` of a device request).

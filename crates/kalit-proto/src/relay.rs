@@ -31,6 +31,37 @@ pub struct RelayIdentity {
     pub public_key: Base64,
     /// The operator's name for this relay.
     pub name: String,
+    /// The signing keys the relay key (its root key) endorsed and that are valid now, newest first.
+    /// Attestations signed by one carry its endorsement themselves; this list is for operators and
+    /// monitoring. Empty while the relay signs with its root key (absent from older relays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<EndorsedRelayKey>,
+}
+
+/// The relay's root key endorses a short-lived signing key (identity rotation): this key may sign the
+/// relay's attestations from `not_before` to `not_after`. The relay id stays the root key's id, so phones
+/// and agents keep their registrations and pins when the signing key changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RelayKey {
+    /// The relay id (the root key's id).
+    pub relay_id: RelayId,
+    /// The signing key, Ed25519, raw 32 bytes, base64.
+    pub public_key: Base64,
+    /// Unix time (seconds) from which the key may sign: an attestation it signed is issued no earlier.
+    pub not_before: i64,
+    /// Unix time (seconds) until which the key may sign: an attestation it signed expires no later.
+    pub not_after: i64,
+}
+
+/// A [`RelayKey`] with the root key's Ed25519 signature over its `kalit/v1/relay-key` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct EndorsedRelayKey {
+    /// The endorsed key and its validity.
+    pub key: RelayKey,
+    /// The root key's signature, base64.
+    pub signature: Base64,
 }
 
 /// A fresh single-use nonce for one registration or device request.
@@ -113,7 +144,7 @@ pub struct Attestation {
     pub expires_at: i64,
 }
 
-/// An [`Attestation`] with the relay's Ed25519 signature over its `kalit/v1/attestation` statement.
+/// An [`Attestation`] with the relay's Ed25519 signature over its `kalit/v2/attestation` statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SignedAttestation {
@@ -121,6 +152,10 @@ pub struct SignedAttestation {
     pub attestation: Attestation,
     /// Base64 signature.
     pub signature: Base64,
+    /// The endorsed signing key that made `signature`; absent when the root key signed. The attestation
+    /// must lie within the key's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_key: Option<EndorsedRelayKey>,
 }
 
 /// The answer to a successful registration.

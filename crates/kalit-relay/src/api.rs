@@ -22,7 +22,7 @@ use crate::store::{Created, NewCert, NewDevice};
 
 /// The relay's public identity, readable by any page (kalit.js in direct mode pins it from the page).
 pub(crate) async fn identity(State(s): State<AppState>) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(s.identity.public.clone()))
+    ([(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(s.identity.public(s.clock.now_ms() / 1000)))
 }
 
 pub(crate) async fn health(State(s): State<AppState>) -> ServiceResult<Json<Health>> {

@@ -86,6 +86,8 @@ pub struct Limits {
     /// Lifetime of the attestation a phone receives when it joins a tunnel (and of a registration's
     /// receipt), seconds.
     pub attestation_ttl_secs: u64,
+    /// Seconds between two looks at `relay-keys.json` for a rotated signing key (0: only at start).
+    pub key_reload_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -129,6 +131,7 @@ impl Default for Limits {
             max_devices_per_login: 20,
             detach_cooling_off_secs: 72 * 3600,
             attestation_ttl_secs: 600,
+            key_reload_secs: 30,
         }
     }
 }

@@ -166,13 +166,20 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
     }
     let store = Store::open(&url).await?;
     let identity = Identity::load_or_create(&data, &cfg.name)?;
+    if !identity.has_root() {
+        tracing::info!("the relay's root key is not on this node: it signs with the endorsed keys of relay-keys.json");
+    }
     let direct = direct::DirectOrigins::parse(&cfg.direct_origins)?;
     if !direct.enabled() {
         tracing::info!("direct mode is off (direct_origins is empty): only agents open tunnels");
     }
-    Ok(AppState::new(store, identity, anchors, cfg.limits.clone())
+    let state = AppState::new(store, identity, anchors, cfg.limits.clone())
         .with_trusted_proxies(&cfg.trusted_proxies)
-        .with_direct_origins(direct))
+        .with_direct_origins(direct);
+    if cfg.limits.key_reload_secs > 0 {
+        Identity::watch(&state.identity, std::time::Duration::from_secs(cfg.limits.key_reload_secs));
+    }
+    Ok(state)
 }
 
 /// The relay's router.

@@ -882,7 +882,7 @@ mod tunnel {
                 TunnelEvent::Joined { attestation, computer_address, same_network, origin } => {
                     assert!(origin.is_none(), "an agent (no Origin header) gets no origin statement");
                     // A fresh attestation for this very device, signed by the relay, short-lived.
-                    let relay_key = r.state.identity.public.public_key.to_vec();
+                    let relay_key = r.state.identity.root_public_key().to_vec();
                     statement::verify_attestation(&relay_key, attestation).unwrap();
                     let a = &attestation.attestation;
                     assert_eq!((a.device_id.as_str(), a.login.as_str()), (phone.id().as_str(), "alice"));
@@ -971,7 +971,7 @@ mod tunnel {
         let n = r.nonce().await;
         let (_ph, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
         let TunnelEvent::Joined { origin: Some(o), .. } = &e else { panic!("{e:?}") };
-        let relay_key = r.state.identity.public.public_key.to_vec();
+        let relay_key = r.state.identity.root_public_key().to_vec();
         statement::verify_origin_attestation(&relay_key, o).unwrap();
         assert_eq!(
             (o.attestation.tunnel.as_str(), o.attestation.origin.as_str()),
@@ -1336,4 +1336,115 @@ async fn device_requests_check_the_revocation_of_the_device_certificate() {
         assert_eq!(s, StatusCode::OK, "{b}: {v}");
         r.state.store.close().await;
     }
+}
+
+/// Identity rotation: the root key endorses signing keys; the relay id, and so every registration and
+/// pin, stays; attestations the previous key signed keep verifying through the overlap; a node whose root
+/// key went offline signs with the endorsed keys alone; a broken or foreign list is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
+    use kalit_relay::identity::{self, KEY_FILE, KEYS_FILE};
+    let ca = Ca::new("Test RA");
+    let db = databases().await.into_iter().next().unwrap();
+    let dir = db._dir.path().to_path_buf();
+    let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    let root = r.state.identity.root_public_key().to_vec();
+    async fn registered(ca: &Ca, r: &Relay, login: &str) -> kalit_proto::relay::SignedAttestation {
+        let who = ca.person(login, KeyAlgorithm::P256);
+        let req = r.request(login, &who, &Device::new(), None).await;
+        let (s, v) = r.register(&req).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        serde_json::from_value(v["attestation"].clone()).unwrap()
+    }
+    let attest = |r, login| registered(&ca, r, login);
+    // Before any rotation the root key signs and the identity lists no signing key.
+    let by_root = attest(&r, "before.rotation").await;
+    assert!(by_root.relay_key.is_none());
+    statement::verify_attestation(&root, &by_root).unwrap();
+    let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
+    assert!(ident.get("signing_keys").is_none(), "{ident}");
+
+    // The first rotation: the node picks the key up and signs with it; the id does not change.
+    let now = kalit_service::now_ms() / 1000;
+    let first = identity::rotate_key(&dir, &dir.join(KEY_FILE), 30 * 86_400, now).unwrap();
+    assert_eq!(first.relay_id, r.id);
+    assert!(r.state.identity.reload().unwrap());
+    assert!(!r.state.identity.reload().unwrap(), "an unchanged list is not read again");
+    let by_first = attest(&r, "first.key").await;
+    assert_eq!(by_first.relay_key.as_ref(), Some(&first.new_key));
+    statement::verify_attestation(&root, &by_first).unwrap();
+    // Not by the root key itself, and not without its endorsement.
+    let mut bare = by_first.clone();
+    bare.relay_key = None;
+    assert!(statement::verify_attestation(&root, &bare).is_err());
+    let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
+    let ident: RelayIdentity = serde_json::from_value(ident).unwrap();
+    assert_eq!((ident.relay_id.as_str(), ident.public_key.as_slice()), (r.id.as_str(), root.as_slice()));
+    assert_eq!(ident.signing_keys, vec![first.new_key.clone()]);
+
+    // The second rotation, during the first key's validity: new attestations name the new key, and the
+    // first key's attestations still verify (the overlap).
+    // (Each key file's mtime must differ from the last load's for the reload to see it on coarse clocks.)
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = identity::rotate_key(&dir, &dir.join(KEY_FILE), 30 * 86_400, now).unwrap();
+    assert_eq!(second.still_valid, vec![first.new_key.clone()]);
+    assert!(r.state.identity.reload().unwrap());
+    let by_second = attest(&r, "second.key").await;
+    assert_eq!(by_second.relay_key.as_ref(), Some(&second.new_key));
+    statement::verify_attestation(&root, &by_second).unwrap();
+    statement::verify_attestation(&root, &by_first).unwrap();
+    let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
+    let ident: RelayIdentity = serde_json::from_value(ident).unwrap();
+    assert_eq!(ident.signing_keys, vec![second.new_key.clone(), first.new_key.clone()], "newest first");
+
+    // The root key leaves the node: a restarted node has the same id and signs with the endorsed key.
+    let offline = tempfile::tempdir().unwrap();
+    let root_file = offline.path().join(KEY_FILE);
+    std::fs::rename(dir.join(KEY_FILE), &root_file).unwrap();
+    let restarted = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    assert_eq!(restarted.id, r.id);
+    assert!(!restarted.state.identity.has_root());
+    assert!(!dir.join(KEY_FILE).exists(), "a node with a key list never makes a new root key");
+    let after_restart = attest(&restarted, "root.offline").await;
+    assert_eq!(after_restart.relay_key.as_ref(), Some(&second.new_key));
+    statement::verify_attestation(&root, &after_restart).unwrap();
+    // Rotating needs the root key: from its offline place it works, without it the command says where.
+    let e = identity::rotate_key(&dir, &dir.join(KEY_FILE), 86_400, now).unwrap_err();
+    assert_eq!(e.code, kalit_proto::ErrorCode::NotFound, "{}", e.message);
+    // Another relay's root key is refused, and the list stays as it was.
+    let stranger = tempfile::tempdir().unwrap();
+    Identity::load_or_create(stranger.path(), "other").unwrap();
+    let before = std::fs::read(dir.join(KEYS_FILE)).unwrap();
+    let e = identity::rotate_key(&dir, &stranger.path().join(KEY_FILE), 86_400, now).unwrap_err();
+    assert_eq!(e.code, kalit_proto::ErrorCode::RefusedByPolicy, "{}", e.message);
+    assert_eq!(std::fs::read(dir.join(KEYS_FILE)).unwrap(), before);
+    let e = identity::rotate_key(&dir, &root_file, 60, now).unwrap_err();
+    assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput, "{}", e.message);
+
+    // A list someone edited (a validity stretched) does not load: not at start, and not on reload (the
+    // keys in use stay).
+    let mut edited: Value = serde_json::from_slice(&before).unwrap();
+    edited["keys"][0]["endorsed"]["key"]["not_after"] = json!(now + 400 * 86_400);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(dir.join(KEYS_FILE), serde_json::to_vec(&edited).unwrap()).unwrap();
+    let e = Identity::load_or_create(&dir, "test relay").unwrap_err();
+    assert_eq!(e.code, kalit_proto::ErrorCode::Corrupt, "{}", e.message);
+    assert!(restarted.state.identity.reload().is_err());
+    let still = attest(&restarted, "after.bad.edit").await;
+    assert_eq!(still.relay_key.as_ref(), Some(&second.new_key));
+    std::fs::write(dir.join(KEYS_FILE), &before).unwrap();
+
+    // Every key expired and no root key on the node: attestations are refused as unavailable, clearly.
+    let lapsed = tempfile::tempdir().unwrap();
+    let lapsed_root = lapsed.path().join(KEY_FILE);
+    Identity::load_or_create(lapsed.path(), "lapsed").unwrap();
+    identity::rotate_key(lapsed.path(), &lapsed_root, 3600, now - 7200).unwrap();
+    std::fs::remove_file(&lapsed_root).unwrap();
+    let lapsed_identity = Identity::load_or_create(lapsed.path(), "lapsed").unwrap();
+    let a = by_first.attestation.clone();
+    let e = lapsed_identity
+        .attest(kalit_proto::relay::Attestation { issued_at: now, expires_at: now + 600, ..a })
+        .unwrap_err();
+    assert_eq!(e.code, kalit_proto::ErrorCode::Unavailable, "{}", e.message);
+    assert!(e.message.contains("rotate-key"), "{}", e.message);
 }

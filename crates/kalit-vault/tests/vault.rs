@@ -531,6 +531,7 @@ fn statements_only_in_their_namespaces_and_device_keys_sealed() {
             expires_at: 600,
         },
         signature: Default::default(),
+        relay_key: None,
     };
     let rec = kalit_vault::DeviceRecord {
         format: String::new(),

@@ -7,7 +7,9 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { b64, toHex } from "./bytes.js";
 import { Failure } from "./errors.js";
 import type { DeviceKey, SigningKey } from "./keys.js";
-import { ACTION, b64Field, statements, verifyAttestation } from "./statement.js";
+import { ACTION, b64Field, keyId, statements, verifyAttestation } from "./statement.js";
+
+export { keyId };
 import type { SignedAttestation } from "./wire.js";
 
 export const MAX_LOGIN_LEN = 64;
@@ -17,11 +19,6 @@ export interface RelayIdentity {
   relay_id: string;
   public_key: string;
   name: string;
-}
-
-/** The first 16 bytes of SHA-256 of a raw public key, hex: device ids and relay ids. */
-export function keyId(rawPublicKey: Uint8Array): string {
-  return toHex(sha256(rawPublicKey).subarray(0, 16));
 }
 
 export function certFingerprint(certDer: Uint8Array): string {

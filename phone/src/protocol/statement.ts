@@ -3,10 +3,11 @@
 // the device requests its device key signs.
 
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 
-import { b64, concat, utf8 } from "./bytes.js";
+import { b64, concat, toHex, utf8 } from "./bytes.js";
 import { Failure } from "./errors.js";
-import type { Attestation, OriginAttestation, SignedAttestation, SignedOriginAttestation } from "./wire.js";
+import type { Attestation, EndorsedRelayKey, OriginAttestation, RelayKey, SignedAttestation, SignedOriginAttestation } from "./wire.js";
 
 export const NS = {
   REGISTER: "kalit/v1/register",
@@ -14,6 +15,7 @@ export const NS = {
   DEVICE_REQUEST: "kalit/v1/device-request",
   ATTESTATION: "kalit/v2/attestation",
   ORIGIN: "kalit/v1/origin",
+  RELAY_KEY: "kalit/v1/relay-key",
 } as const;
 
 export const ACTION = { TUNNEL_JOIN: "tunnel-join", ATTACH: "attach", DETACH: "detach", CANCEL_DETACH: "cancel-detach" } as const;
@@ -63,6 +65,8 @@ export const statements = {
     ]),
   origin: (a: OriginAttestation) =>
     statement(NS.ORIGIN, [a.relay_id, a.tunnel, a.origin, i64(a.issued_at), i64(a.expires_at)]),
+  relayKey: (k: RelayKey) =>
+    statement(NS.RELAY_KEY, [k.relay_id, b64Field("relay signing key", k.public_key, 32), i64(k.not_before), i64(k.not_after)]),
 };
 
 /** Decodes a base64 byte field of at most `max` bytes (kalit_core::statement::b64). */
@@ -85,14 +89,46 @@ export function verifyEd25519(publicKey: Uint8Array, msg: Uint8Array, sig: Uint8
   if (!ok) throw new Failure("invalid_signature", "the Ed25519 signature does not verify");
 }
 
-/** Checks the relay's signature on an attestation with the relay's pinned key. */
-export function verifyAttestation(relayPublicKey: Uint8Array, signed: SignedAttestation): void {
-  const sig = b64Field("attestation signature", signed.signature, 64);
-  verifyEd25519(relayPublicKey, statements.attestation(signed.attestation).bytes, sig);
+/** The first 16 bytes of SHA-256 of a raw public key, hex: device ids and relay ids (kalit_core::statement::key_id). */
+export function keyId(publicKey: Uint8Array): string {
+  return toHex(sha256(publicKey).subarray(0, 16));
 }
 
-/** Checks the relay's signature on its statement of a page's origin with the relay's pinned key. */
+/**
+ * The key that may have signed a relay statement from `issuedAt` to `expiresAt`
+ * (kalit_core::statement::relay_signing_key): the pinned root key when there is no endorsement; else
+ * the endorsed key, once the root key's signature over its `kalit/v1/relay-key` statement verifies,
+ * it names the root key's relay, and the statement lies wholly within its validity.
+ */
+export function relaySigningKey(relayPublicKey: Uint8Array, endorsement: EndorsedRelayKey | undefined, issuedAt: number, expiresAt: number): Uint8Array {
+  if (!endorsement) return relayPublicKey;
+  const bad = (why: string) => new Failure("invalid_signature", `the relay's signing key ${why}`);
+  const k = endorsement.key;
+  if (k.relay_id !== keyId(relayPublicKey)) throw bad("is endorsed for another relay");
+  const sig = b64Field("relay key endorsement", endorsement.signature, 64);
+  try {
+    verifyEd25519(relayPublicKey, statements.relayKey(k).bytes, sig);
+  } catch {
+    throw bad("is not endorsed by the relay's key");
+  }
+  const key = b64Field("relay signing key", k.public_key, 32);
+  if (key.length !== 32) throw bad("is not an Ed25519 key");
+  if (issuedAt < k.not_before || expiresAt > k.not_after || expiresAt < issuedAt) throw bad("was not valid for this statement's time");
+  return key;
+}
+
+/** Checks the relay's signature on an attestation: by the pinned (root) key, or a key it endorsed. */
+export function verifyAttestation(relayPublicKey: Uint8Array, signed: SignedAttestation): void {
+  const a = signed.attestation;
+  const key = relaySigningKey(relayPublicKey, signed.relay_key, a.issued_at, a.expires_at);
+  const sig = b64Field("attestation signature", signed.signature, 64);
+  verifyEd25519(key, statements.attestation(a).bytes, sig);
+}
+
+/** Checks the relay's signature on its statement of a page's origin, as verifyAttestation does. */
 export function verifyOriginAttestation(relayPublicKey: Uint8Array, signed: SignedOriginAttestation): void {
+  const a = signed.attestation;
+  const key = relaySigningKey(relayPublicKey, signed.relay_key, a.issued_at, a.expires_at);
   const sig = b64Field("origin statement signature", signed.signature, 64);
-  verifyEd25519(relayPublicKey, statements.origin(signed.attestation).bytes, sig);
+  verifyEd25519(key, statements.origin(a).bytes, sig);
 }

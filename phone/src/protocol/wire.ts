@@ -30,6 +30,21 @@ export interface Attestation {
 export interface SignedAttestation {
   attestation: Attestation;
   signature: string;
+  /** The endorsed signing key that signed; absent when the relay's root key did (identity rotation). */
+  relay_key?: EndorsedRelayKey;
+}
+
+/** The relay's root key lets this key sign its statements from `not_before` to `not_after`. */
+export interface RelayKey {
+  relay_id: string;
+  public_key: string;
+  not_before: number;
+  not_after: number;
+}
+
+export interface EndorsedRelayKey {
+  key: RelayKey;
+  signature: string;
 }
 
 /** The relay's statement that a tunnel's waiting side is a browser page of `origin` (direct mode). */
@@ -44,6 +59,7 @@ export interface OriginAttestation {
 export interface SignedOriginAttestation {
   attestation: OriginAttestation;
   signature: string;
+  relay_key?: EndorsedRelayKey;
 }
 
 export type SignAnswer =
@@ -135,6 +151,12 @@ const attestationJson = (a: SignedAttestation) => ({
     expires_at: a.attestation.expires_at,
   },
   signature: a.signature,
+  ...(a.relay_key ? { relay_key: relayKeyJson(a.relay_key) } : {}),
+});
+
+const relayKeyJson = (e: EndorsedRelayKey) => ({
+  key: { relay_id: e.key.relay_id, public_key: e.key.public_key, not_before: e.key.not_before, not_after: e.key.not_after },
+  signature: e.signature,
 });
 
 /** The fields every request to sign starts with, in serde's order. */
@@ -263,10 +285,19 @@ function parseJson(text: string, what: string): Obj {
 
 const U32 = 0xffffffff;
 
+export function readRelayKey(o: Obj): EndorsedRelayKey {
+  const r = new Reader(o, "relay key");
+  const k = new Reader(r.obj("key"), "relay key");
+  return {
+    key: { relay_id: k.str("relay_id"), public_key: k.str("public_key"), not_before: k.int("not_before"), not_after: k.int("not_after") },
+    signature: r.str("signature"),
+  };
+}
+
 export function readAttestation(o: Obj): SignedAttestation {
   const r = new Reader(o, "attestation");
   const a = new Reader(r.obj("attestation"), "attestation");
-  return {
+  const signed: SignedAttestation = {
     attestation: {
       relay_id: a.str("relay_id"),
       login: a.str("login"),
@@ -278,12 +309,14 @@ export function readAttestation(o: Obj): SignedAttestation {
     },
     signature: r.str("signature"),
   };
+  if (r.has("relay_key")) signed.relay_key = readRelayKey(r.obj("relay_key"));
+  return signed;
 }
 
 export function readOriginAttestation(o: Obj): SignedOriginAttestation {
   const r = new Reader(o, "origin statement");
   const a = new Reader(r.obj("attestation"), "origin statement");
-  return {
+  const signed: SignedOriginAttestation = {
     attestation: {
       relay_id: a.str("relay_id"),
       tunnel: a.str("tunnel"),
@@ -293,6 +326,8 @@ export function readOriginAttestation(o: Obj): SignedOriginAttestation {
     },
     signature: r.str("signature"),
   };
+  if (r.has("relay_key")) signed.relay_key = readRelayKey(r.obj("relay_key"));
+  return signed;
 }
 
 function format(r: Reader): DocFormat {

@@ -737,3 +737,74 @@ fn a_session_over_a_tls_relay_with_a_private_ca() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Signed"), "{out}");
 }
+
+/// Identity rotation across real processes: a phone registered while the relay's root key signed, an
+/// agent that pinned the relay; `kalit relay rotate-key`, the root key taken off the node, the relay
+/// restarted on the same port: the same relay id, and sessions work (the phone and the agent both check
+/// the endorsed key). A second rotation while the relay runs is picked up by itself, and a session signed
+/// by the first key's attestation era is followed by one with the second's.
+#[test]
+fn a_rotated_relay_key_keeps_registrations_pins_and_sessions() {
+    let origin = "https://portal.example";
+    let mut stack = stack(&[origin]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let page = Page::new(&stack.agent.url, origin);
+    let http = reqwest::blocking::Client::new();
+    let identity =
+        |url: &str| -> Value { http.get(format!("{url}/.well-known/kalit-relay")).send().unwrap().json().unwrap() };
+    let before = identity(&stack.relay_url);
+    assert!(before.get("signing_keys").is_none(), "{before}");
+    let session = |page: &Page, v: &V, doc: &[u8]| {
+        let c = page.start(None);
+        let phone = pair(v, &c.qr, &[PIN, "y", PIN]);
+        let st = page.wait(&c, "connected");
+        assert_eq!(st["phase"], "connected", "{st}");
+        let (code, r) = page.sign(&c, doc, "raw", false);
+        assert_eq!(code, 200, "{r}");
+        page.end(&c);
+        let (code, out, err) = finish(phone);
+        assert_eq!(code, 0, "{out}\n{err}");
+    };
+
+    // Rotate with the relay stopped, take the root key offline, start again on the same port with a short
+    // reload period.
+    let listen = stack.relay_url.trim_start_matches("http://").to_string();
+    stack.relay.take().unwrap().stop();
+    let data = stack.relay_data.clone();
+    let out = kalit(&["relay", "rotate-key", "--data", s(&data)], &[]).ok().stdout;
+    assert!(out.contains("new signing key") && out.contains("signs until"), "{out}");
+    let offline = stack.root.path().join("offline-root.pk8");
+    std::fs::rename(data.join("relay-identity.pk8"), &offline).unwrap();
+    let r = kalit(&["relay", "rotate-key", "--data", s(&data)], &[]).fails(6, "not_found");
+    assert!(r.stderr.contains("--root"), "the error says how: {}", r.stderr);
+    kalit(&["relay", "rotate-key", "--data", s(&data), "--valid-days", "0"], &[]).fails(2, "usage");
+    let ca = stack.ra.ca();
+    let relay_args = ["relay", "serve", "--data", s(&data), "--listen", &listen, "--trust", s(&ca)];
+    let env = [("KALIT_RELAY_LIMITS__KEY_RELOAD_SECS", "1")];
+    stack.relay = Some(Service::start_env(&relay_args, None, "warn", std::process::Stdio::inherit(), &env));
+    let after = identity(&stack.relay_url);
+    assert_eq!((&after["relay_id"], &after["public_key"]), (&before["relay_id"], &before["public_key"]));
+    assert_eq!(after["signing_keys"].as_array().unwrap().len(), 1, "{after}");
+    assert!(!data.join("relay-identity.pk8").exists());
+    session(&page, &v, b"signed under the first endorsed key");
+
+    // The second rotation, the relay running: it switches within its reload period.
+    let out = kalit(&["relay", "rotate-key", "--data", s(&data), "--root", s(&offline)], &[]).ok().stdout;
+    assert!(out.contains("still valid"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let newest = loop {
+        let now = identity(&stack.relay_url);
+        if now["signing_keys"].as_array().unwrap().len() == 2 {
+            break now["signing_keys"][0]["key"]["public_key"].clone();
+        }
+        assert!(Instant::now() < deadline, "the relay did not reload its keys: {now}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(newest, after["signing_keys"][0]["key"]["public_key"]);
+    session(&page, &v, b"signed under the second endorsed key");
+    // The agent's pin is the root key alone.
+    let pin: Value =
+        serde_json::from_slice(&std::fs::read(stack.root.path().join("agent/relay.json")).unwrap()).unwrap();
+    assert_eq!(pin["public_key"], before["public_key"]);
+    assert!(pin.get("signing_keys").is_none(), "{pin}");
+}
