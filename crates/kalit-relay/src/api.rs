@@ -46,6 +46,11 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "# HELP kalit_relay_tunnels_{name} {help}\n# TYPE kalit_relay_tunnels_{name} gauge\nkalit_relay_tunnels_{name} {n}\n"
         ));
     }
+    if let Some(t) = s.identity.signing_keys_not_after() {
+        out.push_str(&format!(
+            "# HELP kalit_relay_signing_key_not_after_seconds Unix time after which this node's newest endorsed signing key signs nothing (kalit relay rotate-key before then).\n# TYPE kalit_relay_signing_key_not_after_seconds gauge\nkalit_relay_signing_key_not_after_seconds {t}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

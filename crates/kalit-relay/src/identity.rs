@@ -233,6 +233,11 @@ impl Identity {
         }
     }
 
+    /// When the newest endorsed signing key stops signing (Unix seconds); `None` while the root key signs.
+    pub fn signing_keys_not_after(&self) -> Option<i64> {
+        self.current_keys().iter().map(|k| k.endorsed.key.not_after).max()
+    }
+
     fn current_keys(&self) -> Vec<Arc<SigningKey>> {
         self.keys.read().map(|s| s.keys.clone()).unwrap_or_else(|p| p.into_inner().keys.clone())
     }

@@ -1381,6 +1381,18 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     let ident: RelayIdentity = serde_json::from_value(ident).unwrap();
     assert_eq!((ident.relay_id.as_str(), ident.public_key.as_slice()), (r.id.as_str(), root.as_slice()));
     assert_eq!(ident.signing_keys, vec![first.new_key.clone()]);
+    // Operators alert on the newest key's end (ops/prometheus): the gauge says it.
+    let metrics = |r: &Relay| {
+        let req = Request::get("/metrics").body(Body::empty()).unwrap();
+        let app = app(r.state.clone());
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+        }
+    };
+    let m = metrics(&r).await;
+    let gauge = format!("kalit_relay_signing_key_not_after_seconds {}\n", first.new_key.key.not_after);
+    assert!(m.contains(&gauge), "{m}");
 
     // The second rotation, during the first key's validity: new attestations name the new key, and the
     // first key's attestations still verify (the overlap).
@@ -1396,6 +1408,11 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
     let ident: RelayIdentity = serde_json::from_value(ident).unwrap();
     assert_eq!(ident.signing_keys, vec![second.new_key.clone(), first.new_key.clone()], "newest first");
+    let m = metrics(&r).await;
+    assert!(
+        m.contains(&format!("kalit_relay_signing_key_not_after_seconds {}\n", second.new_key.key.not_after)),
+        "{m}"
+    );
 
     // The root key leaves the node: a restarted node has the same id and signs with the endorsed key.
     let offline = tempfile::tempdir().unwrap();
