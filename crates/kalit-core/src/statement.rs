@@ -281,7 +281,7 @@ pub fn verify_attestation(
     signed: &kalit_proto::relay::SignedAttestation,
 ) -> Result<(), CoreError> {
     let a = &signed.attestation;
-    let key = relay_signing_key(relay_public_key, signed.relay_key.as_ref(), a.issued_at, a.expires_at)?;
+    let key = relay_signing_key(relay_public_key, signed.relay_key.as_deref(), a.issued_at, a.expires_at)?;
     let sig = bounded("attestation signature", &signed.signature, 64)?;
     verify_ed25519(key, Statement::attestation(a).as_bytes(), sig)
 }
@@ -292,7 +292,7 @@ pub fn verify_origin_attestation(
     signed: &kalit_proto::session::SignedOriginAttestation,
 ) -> Result<(), CoreError> {
     let a = &signed.attestation;
-    let key = relay_signing_key(relay_public_key, signed.relay_key.as_ref(), a.issued_at, a.expires_at)?;
+    let key = relay_signing_key(relay_public_key, signed.relay_key.as_deref(), a.issued_at, a.expires_at)?;
     let sig = bounded("origin attestation signature", &signed.signature, 64)?;
     verify_ed25519(key, Statement::origin(a).as_bytes(), sig)
 }

@@ -585,7 +585,7 @@ fn relay_key_vectors() -> Value {
     let signed = |a: Attestation, by: &PrivateKey, e: Option<&EndorsedRelayKey>| SignedAttestation {
         signature: Base64::of(Statement::attestation(&a).sign(by).unwrap()),
         attestation: a,
-        relay_key: e.cloned(),
+        relay_key: e.cloned().map(Box::new),
     };
     let t = nb + 86_400;
     let mut tampered = good.clone();
@@ -605,7 +605,7 @@ fn relay_key_vectors() -> Value {
     let signed_origin = SignedOriginAttestation {
         signature: Base64::of(Statement::origin(&origin).sign(&signing).unwrap()),
         attestation: origin,
-        relay_key: Some(good.clone()),
+        relay_key: Some(Box::new(good.clone())),
     };
     assert!(kalit_core::statement::verify_origin_attestation(&root_public, &signed_origin).is_ok());
     // A hello carrying an endorsed attestation, as the phone sends it: every implementation writes

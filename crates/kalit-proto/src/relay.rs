@@ -155,7 +155,7 @@ pub struct SignedAttestation {
     /// The endorsed signing key that made `signature`; absent when the root key signed. The attestation
     /// must lie within the key's validity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relay_key: Option<EndorsedRelayKey>,
+    pub relay_key: Option<Box<EndorsedRelayKey>>,
 }
 
 /// The answer to a successful registration.

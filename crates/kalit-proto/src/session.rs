@@ -137,7 +137,7 @@ pub struct SignedOriginAttestation {
     pub signature: Base64,
     /// The endorsed signing key that made `signature`; absent when the root key signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relay_key: Option<crate::relay::EndorsedRelayKey>,
+    pub relay_key: Option<Box<crate::relay::EndorsedRelayKey>>,
 }
 
 /// A control event the relay sends on a tunnel WebSocket as a text frame. Ciphertext travels as binary

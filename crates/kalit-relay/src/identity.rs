@@ -265,9 +265,9 @@ impl Identity {
         }
     }
 
-    fn sign(&self, signer: &Signer, st: &Statement) -> Result<(Base64, Option<EndorsedRelayKey>), ServiceError> {
+    fn sign(&self, signer: &Signer, st: &Statement) -> Result<(Base64, Option<Box<EndorsedRelayKey>>), ServiceError> {
         match signer {
-            Signer::Endorsed(k) => Ok((st.sign(&k.key)?.into(), Some(k.endorsed.clone()))),
+            Signer::Endorsed(k) => Ok((st.sign(&k.key)?.into(), Some(Box::new(k.endorsed.clone())))),
             Signer::Root => {
                 let root = self.root.as_ref().ok_or_else(|| ServiceError::internal("the root key is not loaded"))?;
                 Ok((st.sign(root)?.into(), None))

@@ -1371,7 +1371,7 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     assert!(r.state.identity.reload().unwrap());
     assert!(!r.state.identity.reload().unwrap(), "an unchanged list is not read again");
     let by_first = attest(&r, "first.key").await;
-    assert_eq!(by_first.relay_key.as_ref(), Some(&first.new_key));
+    assert_eq!(by_first.relay_key.as_deref(), Some(&first.new_key));
     statement::verify_attestation(&root, &by_first).unwrap();
     // Not by the root key itself, and not without its endorsement.
     let mut bare = by_first.clone();
@@ -1402,7 +1402,7 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     assert_eq!(second.still_valid, vec![first.new_key.clone()]);
     assert!(r.state.identity.reload().unwrap());
     let by_second = attest(&r, "second.key").await;
-    assert_eq!(by_second.relay_key.as_ref(), Some(&second.new_key));
+    assert_eq!(by_second.relay_key.as_deref(), Some(&second.new_key));
     statement::verify_attestation(&root, &by_second).unwrap();
     statement::verify_attestation(&root, &by_first).unwrap();
     let (_, ident) = r.call("GET", "/.well-known/kalit-relay", None).await;
@@ -1423,7 +1423,7 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     assert!(!restarted.state.identity.has_root());
     assert!(!dir.join(KEY_FILE).exists(), "a node with a key list never makes a new root key");
     let after_restart = attest(&restarted, "root.offline").await;
-    assert_eq!(after_restart.relay_key.as_ref(), Some(&second.new_key));
+    assert_eq!(after_restart.relay_key.as_deref(), Some(&second.new_key));
     statement::verify_attestation(&root, &after_restart).unwrap();
     // Rotating needs the root key: from its offline place it works, without it the command says where.
     let e = identity::rotate_key(&dir, &dir.join(KEY_FILE), 86_400, now).unwrap_err();
@@ -1448,7 +1448,7 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     assert_eq!(e.code, kalit_proto::ErrorCode::Corrupt, "{}", e.message);
     assert!(restarted.state.identity.reload().is_err());
     let still = attest(&restarted, "after.bad.edit").await;
-    assert_eq!(still.relay_key.as_ref(), Some(&second.new_key));
+    assert_eq!(still.relay_key.as_deref(), Some(&second.new_key));
     std::fs::write(dir.join(KEYS_FILE), &before).unwrap();
 
     // Every key expired and no root key on the node: attestations are refused as unavailable, clearly.
