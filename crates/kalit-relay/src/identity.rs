@@ -339,6 +339,26 @@ enum Signer {
     Root,
 }
 
+/// Gives `file` the owner of `dir` when they differ: an operator who rotates as root (`sudo kalit relay
+/// rotate-key`) leaves files the relay's own user can read (they are 0600), instead of a list the running
+/// relay cannot load. As any other user the files are already the writer's, who owns the directory.
+#[cfg(unix)]
+fn owned_like_dir(dir: &Path, file: &Path) -> Result<(), ServiceError> {
+    use std::os::unix::fs::MetadataExt;
+    let d = std::fs::metadata(dir).map_err(|e| io_error(dir, "cannot read", e))?;
+    let f = std::fs::metadata(file).map_err(|e| io_error(file, "cannot read", e))?;
+    if (f.uid(), f.gid()) != (d.uid(), d.gid()) {
+        std::os::unix::fs::chown(file, Some(d.uid()), Some(d.gid()))
+            .map_err(|e| io_error(file, "cannot give the data directory's owner", e))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owned_like_dir(_dir: &Path, _file: &Path) -> Result<(), ServiceError> {
+    Ok(())
+}
+
 /// What [`rotate_key`] did.
 #[derive(Debug, Clone)]
 pub struct Rotated {
@@ -406,6 +426,7 @@ pub fn rotate_key(dir: &Path, root_file: &Path, valid_secs: i64, now_secs: i64) 
     let new_file = dir.join(&file);
     kalit_service::files::atomic_write(&new_file, pkcs8.expose_secret())
         .map_err(|e| io_error(&new_file, "cannot write", e))?;
+    owned_like_dir(dir, &new_file)?;
     let relay_key = RelayKey {
         relay_id: relay_id.as_str().into(),
         public_key: public.as_slice().into(),
@@ -421,6 +442,7 @@ pub fn rotate_key(dir: &Path, root_file: &Path, valid_secs: i64, now_secs: i64) 
     let f = KeysFile { version: 1, relay_id: relay_id.clone(), root_public_key: root_public.as_slice().into(), keys };
     let json = serde_json::to_vec_pretty(&f).map_err(|e| ServiceError::internal(e.to_string()))?;
     kalit_service::files::atomic_write(&list_path, &json).map_err(|e| io_error(&list_path, "cannot write", e))?;
+    owned_like_dir(dir, &list_path)?;
     for e in &expired {
         let _ = std::fs::remove_file(dir.join(&e.file));
     }

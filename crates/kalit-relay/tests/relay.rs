@@ -1465,3 +1465,29 @@ async fn identity_rotation_keeps_the_relay_id_and_what_was_signed() {
     assert_eq!(e.code, kalit_proto::ErrorCode::Unavailable, "{}", e.message);
     assert!(e.message.contains("rotate-key"), "{}", e.message);
 }
+
+/// `sudo kalit relay rotate-key`: the files it writes belong to the data directory's owner (the relay's
+/// user), so the running relay can read them (they are 0600). Needs root (CI runs as root).
+#[cfg(unix)]
+#[test]
+fn a_rotation_as_root_leaves_files_the_relay_user_can_read() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = tempfile::tempdir().unwrap();
+    let probe = root.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    if std::fs::metadata(&probe).unwrap().uid() != 0 {
+        eprintln!("skipped: changing a file's owner needs root (CI runs as root)");
+        return;
+    }
+    let data = root.path().join("relay");
+    Identity::load_or_create(&data, "relay").unwrap();
+    // The relay's user (nobody) owns its data directory; the operator rotates as root.
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let now = kalit_service::now_ms() / 1000;
+    let r = kalit_relay::identity::rotate_key(&data, &data.join("relay-identity.pk8"), 86_400, now).unwrap();
+    for f in [r.new_file.clone(), data.join("relay-keys.json")] {
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", f.display());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", f.display());
+    }
+}
