@@ -30,7 +30,7 @@ use kalit_proto::session::{SessionCreated, SessionPhase, SessionState, SignDocRe
 use kalit_vault::{PinPolicy, Vault};
 
 use crate::bench_relay::pct;
-use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, spawn_kalit};
+use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit};
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
@@ -90,6 +90,8 @@ struct Side {
     latencies: Vec<f64>,
     cpu_ms: f64,
     rss: Vec<f64>,
+    /// Resident memory by kind (anonymous, file-backed, shared) at the start and the end, KiB.
+    rss_kinds: [[f64; 3]; 2],
 }
 
 pub fn run(a: LoadBenchArgs) -> CliResult {
@@ -165,6 +167,7 @@ fn drive(people: &[Person], agent_url: &str, server: &RelayProcess, secs: u64) -
     let stop = AtomicBool::new(false);
     let results: Mutex<(Vec<f64>, Vec<String>)> = Mutex::new((vec![], vec![]));
     let rss = Mutex::new(vec![rss_kib(pid)?]);
+    let kinds0 = rss_kinds_kib(pid)?;
     let cpu0 = cpu_secs(pid)?;
     let start = Instant::now();
     std::thread::scope(|scope| {
@@ -210,7 +213,8 @@ fn drive(people: &[Person], agent_url: &str, server: &RelayProcess, secs: u64) -
     latencies.sort_by(f64::total_cmp);
     let sessions = latencies.len();
     let rss = rss.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok(Side { sessions, errors, secs, latencies, cpu_ms: cpu * 1e3 / sessions.max(1) as f64, rss })
+    let rss_kinds = [kinds0, rss_kinds_kib(pid)?];
+    Ok(Side { sessions, errors, secs, latencies, cpu_ms: cpu * 1e3 / sessions.max(1) as f64, rss, rss_kinds })
 }
 
 /// create -> the phone pairs (device-signed join, Noise, hello) -> one signature, checked by the agent ->
@@ -268,6 +272,11 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
             pc(q[2], q[4])
         )
     };
+    // What grew: the heap (anonymous), mapped files, or shared memory (SQLite's WAL index).
+    let kinds = |s: &Side| {
+        let [a, b] = s.rss_kinds;
+        format!("{:+.1} / {:+.1} / {:+.1} MiB", mib(b[0] - a[0]), mib(b[1] - a[1]), mib(b[2] - a[2]))
+    };
     let side = |show: &dyn Fn(&Side) -> String| f.map_or_else(|| "-".to_string(), show);
     let ratio = |x: &dyn Fn(&Side) -> f64| f.map_or(f64::NAN, |f| x(r) / x(f));
     let rows = [
@@ -296,6 +305,7 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
             ratio(&|s| s.cpu_ms),
         ),
         ("server RSS: start / quarters / end", rss(r), side(&rss), f64::NAN),
+        ("server RSS growth: anonymous / file / shared", kinds(r), side(&kinds), f64::NAN),
         ("errors", r.errors.len().to_string(), side(&|f| f.errors.len().to_string()), f64::NAN),
     ];
     let fmt_ratio = |x: f64| if x.is_nan() { String::new() } else { format!("{x:.2}") };

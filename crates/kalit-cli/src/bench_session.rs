@@ -66,12 +66,29 @@ pub(crate) fn cpu_secs(pid: u32) -> CliResult<f64> {
 
 /// Resident memory of a process, KiB.
 pub(crate) fn rss_kib(pid: u32) -> CliResult<f64> {
+    Ok(status_kib(pid, &["VmRSS"])?[0])
+}
+
+/// The resident memory of process `pid` by kind, KiB: anonymous (the heap: allocator pools, SQLite's page
+/// cache), file-backed (the binary and libraries), shared memory (SQLite's WAL index, mapped).
+pub(crate) fn rss_kinds_kib(pid: u32) -> CliResult<[f64; 3]> {
+    let v = status_kib(pid, &["RssAnon", "RssFile", "RssShmem"])?;
+    Ok([v[0], v[1], v[2]])
+}
+
+/// Fields of `/proc/PID/status` given in kB, in the order asked.
+fn status_kib(pid: u32, fields: &[&str]) -> CliResult<Vec<f64>> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(internal)?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| internal("no VmRSS"))
+    fields
+        .iter()
+        .map(|f| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(f).and_then(|r| r.strip_prefix(':')))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .ok_or_else(|| internal(format!("no {f} in /proc/{pid}/status")))
+        })
+        .collect()
 }
 
 pub(crate) struct RelayProcess(pub(crate) Child);
