@@ -169,7 +169,7 @@ impl Identity {
                 let k = keys::generate(KeyAlgorithm::Ed25519)?;
                 kalit_service::files::atomic_write(&root_path, k.expose_secret())
                     .map_err(|e| io_error(&root_path, "cannot write", e))?;
-                let key = read_key(&root_path)?.ok_or_else(|| corrupt(&root_path, "vanished after writing"))?;
+                let key = PrivateKey::from_pkcs8(&k)?;
                 let pk = key.public_key_raw().to_vec();
                 (Some(key), pk)
             }
@@ -410,7 +410,7 @@ pub fn rotate_key(dir: &Path, root_file: &Path, valid_secs: i64, now_secs: i64) 
         }
         None => {
             let own = dir.join(KEY_FILE);
-            if own.exists() && read_key(&own)?.is_some_and(|k| k.public_key_raw() != root_public.as_slice()) {
+            if read_key(&own)?.is_some_and(|k| k.public_key_raw() != root_public.as_slice()) {
                 return Err(ServiceError::new(
                     ErrorCode::RefusedByPolicy,
                     format!("{} is another relay's key than {}", own.display(), root_file.display()),
@@ -435,9 +435,10 @@ pub fn rotate_key(dir: &Path, root_file: &Path, valid_secs: i64, now_secs: i64) 
     };
     let signature = Statement::relay_key(&relay_key).sign(&root)?;
     let new_key = EndorsedRelayKey { key: relay_key, signature: signature.into() };
-    let (kept, expired): (Vec<KeyEntry>, Vec<KeyEntry>) =
+    let (mut keys, expired): (Vec<KeyEntry>, Vec<KeyEntry>) =
         listed.into_iter().partition(|e| e.endorsed.key.not_after > now_secs);
-    let mut keys = kept;
+    // Newest first, as the identity lists them.
+    let still_valid: Vec<EndorsedRelayKey> = keys.iter().rev().map(|e| e.endorsed.clone()).collect();
     keys.push(KeyEntry { file, endorsed: new_key.clone() });
     let f = KeysFile { version: 1, relay_id: relay_id.clone(), root_public_key: root_public.as_slice().into(), keys };
     let json = serde_json::to_vec_pretty(&f).map_err(|e| ServiceError::internal(e.to_string()))?;
@@ -446,13 +447,5 @@ pub fn rotate_key(dir: &Path, root_file: &Path, valid_secs: i64, now_secs: i64) 
     for e in &expired {
         let _ = std::fs::remove_file(dir.join(&e.file));
     }
-    let mut still_valid: Vec<EndorsedRelayKey> = f
-        .keys
-        .iter()
-        .rev()
-        .map(|e| e.endorsed.clone())
-        .filter(|e| e.key.public_key != new_key.key.public_key)
-        .collect();
-    still_valid.sort_by_key(|k| std::cmp::Reverse(k.key.not_before));
     Ok(Rotated { relay_id, new_key, new_file, still_valid, removed: expired.len() })
 }
