@@ -47,6 +47,10 @@ pub struct LoadBenchArgs {
     /// Drive the relay only (a soak), without the forwarder's run.
     #[arg(long)]
     no_baseline: bool,
+    /// Worker threads of the relay's and the forwarder's async runtimes (default: one per core; the
+    /// services read TOKIO_WORKER_THREADS, which this sets for them).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    server_threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -105,7 +109,7 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     let clients = a.clients.max(1);
     eprintln!("setting up the RA, a relay process and {clients} phones...");
     let (svc, _) = crate::demo::start_services(tmp, "load")?;
-    let (relay, relay_url) = crate::bench_session::spawn_relay(tmp)?;
+    let (relay, relay_url) = crate::bench_session::spawn_relay(tmp, a.server_threads.map(usize::from))?;
     let anchors = kalit_core::x509::parse_cert_bundle(&svc.ca_pem)?;
     let mut people = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -142,7 +146,7 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
         None
     } else {
         let args = ["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()];
-        let (forwarder, _) = spawn_kalit(&args, listen)?;
+        let (forwarder, _) = spawn_kalit(&args, listen, a.server_threads.map(usize::from))?;
         eprintln!("forwarder: warming up, then {clients} clients for {secs} s...");
         drive(&people, &agent_url, &forwarder, 2)?;
         Some(drive(&people, &agent_url, &forwarder, secs)?)
@@ -309,16 +313,17 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
         ("errors", r.errors.len().to_string(), side(&|f| f.errors.len().to_string()), f64::NAN),
     ];
     let fmt_ratio = |x: f64| if x.is_nan() { String::new() } else { format!("{x:.2}") };
+    let threads = a.server_threads.map_or_else(String::new, |n| format!(", servers on {n} thread(s)"));
     if a.markdown {
         println!(
-            "| {clients} clients, {:.0} s each | relay | bare forwarder (baseline) | ratio |\n|---|---|---|---|",
+            "| {clients} clients, {:.0} s each{threads} | relay | bare forwarder (baseline) | ratio |\n|---|---|---|---|",
             r.secs
         );
         for (w, x, y, q) in &rows {
             println!("| {w} | {x} | {y} | {} |", fmt_ratio(*q));
         }
     } else {
-        println!("{clients} clients, {:.1} s each", r.secs);
+        println!("{clients} clients, {:.1} s each{threads}", r.secs);
         println!("{:<40} {:>34} {:>26} {:>7}", "measurement", "relay", "forwarder", "ratio");
         for (w, x, y, q) in &rows {
             println!("{w:<40} {x:>34} {y:>26} {:>7}", fmt_ratio(*q));

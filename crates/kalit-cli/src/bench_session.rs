@@ -100,7 +100,7 @@ impl Drop for RelayProcess {
     }
 }
 
-pub(crate) fn spawn_relay(tmp: &Path) -> CliResult<(RelayProcess, String)> {
+pub(crate) fn spawn_relay(tmp: &Path, threads: Option<usize>) -> CliResult<(RelayProcess, String)> {
     let (data, trust) = (tmp.join("relay-bench"), tmp.join("ra").join("ca.pem"));
     let args = [
         "relay".as_ref(),
@@ -110,14 +110,23 @@ pub(crate) fn spawn_relay(tmp: &Path) -> CliResult<(RelayProcess, String)> {
         "--trust".as_ref(),
         trust.as_os_str(),
     ];
-    spawn_kalit(&args, "127.0.0.1:0")
+    spawn_kalit(&args, "127.0.0.1:0", threads)
 }
 
 /// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) with rate limits off and the
-/// per-address caps raised.
-pub(crate) fn spawn_kalit(args: &[&std::ffi::OsStr], listen: &str) -> CliResult<(RelayProcess, String)> {
+/// per-address caps raised; `threads` sets its async runtime's worker threads (tokio reads
+/// `TOKIO_WORKER_THREADS`; the default is one per core).
+pub(crate) fn spawn_kalit(
+    args: &[&std::ffi::OsStr],
+    listen: &str,
+    threads: Option<usize>,
+) -> CliResult<(RelayProcess, String)> {
     let exe = std::env::current_exe().map_err(internal)?;
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if let Some(n) = threads {
+        cmd.env("TOKIO_WORKER_THREADS", n.to_string());
+    }
+    let mut child = cmd
         .args(args)
         .args(["--listen", listen])
         .env("KALIT_RELAY_LIMITS__PER_ADDRESS_PER_MINUTE", "0")
@@ -161,7 +170,7 @@ pub(crate) struct BenchStack {
 pub(crate) fn bench_stack(tmp: &Path) -> CliResult<BenchStack> {
     eprintln!("setting up RA, relay, agent and phone on loopback...");
     let (svc, code) = crate::demo::start_services(tmp, "bench")?;
-    let (relay, relay_url) = spawn_relay(tmp)?;
+    let (relay, relay_url) = spawn_relay(tmp, None)?;
     let pin = SecretString::new("bench-pin-123456".into());
     let vault = Vault::init(&tmp.join("phone"), &pin, PinPolicy::default())?;
     {

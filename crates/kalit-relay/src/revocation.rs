@@ -3,6 +3,11 @@
 //! checked against that CRL before its proof (or its device's signature) counts. CRLs are fetched on
 //! first use and kept until their nextUpdate (at most a day), one fetch at a time per URL; a certificate
 //! whose CRL cannot be had is answered `unavailable` (retry later), never accepted unchecked.
+//!
+//! A chain that passed is remembered with the very CRLs it was checked against (the same cached copies,
+//! not an equal download) and until the first of its certificates or of those CRLs expires, so a device's
+//! every tunnel join does not validate its path again. A new CRL, a clock before the check, or a
+//! certificate's end makes the next request validate afresh.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,16 +26,28 @@ const MAX_CRL: usize = 16 << 20;
 const MAX_KEEP: time::Duration = time::Duration::minutes(15);
 /// Most CRL URLs kept (a stranger's certificates could name many).
 const MAX_URLS: usize = 1024;
+/// Most chain verdicts kept (one per registered certificate in use; about 100 bytes each).
+const MAX_VERDICTS: usize = 65_536;
 
 struct Cached {
     der: Arc<Vec<u8>>,
     until: OffsetDateTime,
 }
 
-/// The relay's CRL cache.
+/// A chain that passed its revocation check: under these CRLs and these anchors, from `from` until `until`.
+struct Verdict {
+    crls: Vec<Arc<Vec<u8>>>,
+    anchors: Arc<Vec<Vec<u8>>>,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+}
+
+/// The relay's CRL cache, and the chains that passed under the cached CRLs.
 pub struct Revocation {
     http: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Keyed by SHA-256 over the leaf and the chain it came with, each length-prefixed.
+    verdicts: std::sync::Mutex<HashMap<[u8; 32], Verdict>>,
 }
 
 impl std::fmt::Debug for Revocation {
@@ -47,7 +64,7 @@ impl Default for Revocation {
             .user_agent(concat!("kalit-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Revocation { http, cache: Mutex::new(HashMap::new()) }
+        Revocation { http, cache: Mutex::new(HashMap::new()), verdicts: Default::default() }
     }
 }
 
@@ -87,30 +104,83 @@ impl Revocation {
             return Ok(());
         }
         let mut crls = vec![];
+        let mut crls_until = now + MAX_KEEP;
         let mut last_err = None;
         for u in urls.iter().take(4) {
             match self.crl(u, now).await {
-                Ok(c) => crls.push(c.as_ref().clone()),
+                Ok((c, until)) => {
+                    crls.push(c);
+                    crls_until = crls_until.min(until);
+                }
                 Err(e) => last_err = Some(e),
             }
         }
         if crls.is_empty() {
             return Err(last_err.unwrap_or_else(|| unavailable(&urls[0], "no usable URL")));
         }
+        let key = chain_key(&leaf, &pool);
+        if self.passed(&key, &crls, anchors, now) {
+            return Ok(());
+        }
         let anchors = anchors.clone();
-        tokio::task::spawn_blocking(move || x509::check_chain_revocation(&leaf, &pool, &anchors, now, &crls, None))
-            .await
-            .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
+        let held = crls.clone();
+        let checked = anchors.clone();
+        let until = tokio::task::spawn_blocking(move || {
+            let crls: Vec<Vec<u8>> = held.iter().map(|c| c.as_ref().clone()).collect();
+            x509::check_chain_revocation(&leaf, &pool, &checked, now, &crls, None)?;
+            // Valid until the first certificate that came with the chain ends (the path used is among them).
+            Ok::<_, kalit_core::CoreError>(
+                std::iter::once(&leaf)
+                    .chain(&pool)
+                    .filter_map(|c| x509::parse(c).ok().map(|c| c.validity().not_after.to_datetime()))
+                    .fold(crls_until, OffsetDateTime::min),
+            )
+        })
+        .await
+        .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
+        self.remember(key, Verdict { crls, anchors, from: now, until }, now);
         Ok(())
     }
 
-    async fn crl(&self, url: &str, now: OffsetDateTime) -> Result<Arc<Vec<u8>>, ServiceError> {
+    /// Chains remembered as passed (the relay's metrics and tests).
+    pub fn verdicts(&self) -> usize {
+        self.verdicts_lock().len()
+    }
+
+    fn verdicts_lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verdict>> {
+        self.verdicts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether this chain passed under these same CRLs and anchors, at a time that still holds.
+    fn passed(&self, key: &[u8; 32], crls: &[Arc<Vec<u8>>], anchors: &Arc<Vec<Vec<u8>>>, now: OffsetDateTime) -> bool {
+        self.verdicts_lock().get(key).is_some_and(|v| {
+            v.from <= now
+                && now < v.until
+                && Arc::ptr_eq(&v.anchors, anchors)
+                && v.crls.len() == crls.len()
+                && v.crls.iter().zip(crls).all(|(a, b)| Arc::ptr_eq(a, b))
+        })
+    }
+
+    fn remember(&self, key: [u8; 32], v: Verdict, now: OffsetDateTime) {
+        let mut verdicts = self.verdicts_lock();
+        if verdicts.len() >= MAX_VERDICTS {
+            verdicts.retain(|_, v| v.from <= now && now < v.until);
+            if verdicts.len() >= MAX_VERDICTS {
+                verdicts.clear();
+            }
+        }
+        verdicts.insert(key, v);
+    }
+
+    /// The CRL at `url` and until when the cached copy serves.
+    async fn crl(&self, url: &str, now: OffsetDateTime) -> Result<(Arc<Vec<u8>>, OffsetDateTime), ServiceError> {
         // One lock for the lookup and the fetch: concurrent registrations under one CA fetch its CRL once.
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.get(url)
             && c.until > now
         {
-            return Ok(c.der.clone());
+            return Ok((c.der.clone(), c.until));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(unavailable(url, "not an http(s) URL"));
@@ -136,6 +206,19 @@ impl Revocation {
         }
         cache.insert(url.to_owned(), Cached { der: der.clone(), until });
         tracing::info!(url, "CRL fetched");
-        Ok(der)
+        Ok((der, until))
     }
+}
+
+/// SHA-256 over the leaf and each certificate of its chain, each preceded by its length.
+fn chain_key(leaf: &[u8], pool: &[Vec<u8>]) -> [u8; 32] {
+    use kalit_core::digest::{HashAlg, Hasher};
+    let mut h = Hasher::new(HashAlg::Sha256);
+    for c in std::iter::once(leaf).chain(pool.iter().map(Vec::as_slice)) {
+        h.update(&(c.len() as u64).to_be_bytes());
+        h.update(c);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&h.finish());
+    key
 }

@@ -1338,6 +1338,96 @@ async fn device_requests_check_the_revocation_of_the_device_certificate() {
     }
 }
 
+/// A chain that passed its revocation check is remembered with the very CRL it was checked against and
+/// until its certificate ends: while that copy of the CRL serves, a join does not validate the path again;
+/// the next CRL (here one that revokes it) is checked afresh; a certificate past its end, or before its
+/// start (a clock set back), is refused though its chain passed before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_verdict_lasts_only_as_long_as_its_crl_and_its_certificate() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use time::{Duration as D, OffsetDateTime};
+    let now = OffsetDateTime::now_utc();
+    let k = key(KeyAlgorithm::P256);
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name = kalit_core::csr::parse_subject("CN=Crl CA").unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_der = p.self_signed(&k).unwrap().der().to_vec();
+    let ca = Issuer::new(p, k);
+    let crl = |revoked: &[u8]| {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - D::minutes(1),
+            next_update: now + D::days(1),
+            crl_number: rcgen::SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(&[*serial]),
+                    revocation_time: now,
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&ca).unwrap().der().to_vec()
+    };
+    // The CA's CRL, served over HTTP; the test swaps it and counts the fetches.
+    let served = Arc::new(Mutex::new(crl(&[])));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (c, f) = (served.clone(), fetches.clone());
+    let app = axum::Router::new().route(
+        "/ca.crl",
+        axum::routing::get(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+            let body = c.lock().unwrap().clone();
+            async move { body }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ca.crl", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let leaf = |serial: u8, from: OffsetDateTime, until: OffsetDateTime| {
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN=Person {serial}")).unwrap();
+        p.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.not_before = from;
+        p.not_after = until;
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.clone()] }];
+        p.signed_by(&key(KeyAlgorithm::P256), &ca).unwrap().der().to_vec()
+    };
+    let rev = kalit_relay::revocation::Revocation::default();
+    let anchors = Arc::new(vec![ca_der]);
+    let check = |cert: &Vec<u8>, at: OffsetDateTime| rev.check_chain(cert.clone(), vec![], &anchors, at);
+    let fetched = || fetches.load(Ordering::SeqCst);
+
+    let a = leaf(0x42, now - D::hours(1), now + D::days(1));
+    check(&a, now).await.unwrap();
+    assert_eq!((rev.verdicts(), fetched()), (1, 1));
+    check(&a, now + D::minutes(1)).await.unwrap();
+    assert_eq!((rev.verdicts(), fetched()), (1, 1), "the same CRL, the same verdict");
+    // The CA revokes it. The relay's copy of the CRL serves up to 15 minutes; the next copy revokes it,
+    // and the verdict made under the old copy counts for nothing.
+    *served.lock().unwrap() = crl(&[0x42]);
+    let e = check(&a, now + D::minutes(16)).await.unwrap_err();
+    assert!(e.message.contains("revoked"), "{}", e.message);
+    assert_eq!(fetched(), 2);
+    // A certificate that ends 20 minutes from now passes at 16; at 21 the CRL copy still serves, but the
+    // certificate has ended.
+    let b = leaf(0x43, now - D::hours(1), now + D::minutes(20));
+    check(&b, now + D::minutes(16)).await.unwrap();
+    let e = check(&b, now + D::minutes(21)).await.unwrap_err();
+    assert!(e.message.contains("expired") || e.message.contains("valid"), "{}", e.message);
+    // A certificate that starts 10 minutes from now passes at 16; a clock set back to 5 is before its start.
+    let c = leaf(0x44, now + D::minutes(10), now + D::days(1));
+    check(&c, now + D::minutes(16)).await.unwrap();
+    assert!(check(&c, now + D::minutes(5)).await.is_err(), "not yet valid");
+    assert_eq!(fetched(), 2, "all under the second copy of the CRL");
+}
+
 /// Identity rotation: the root key endorses signing keys; the relay id, and so every registration and
 /// pin, stays; attestations the previous key signed keep verifying through the overlap; a node whose root
 /// key went offline signs with the endorsed keys alone; a broken or foreign list is refused.
