@@ -63,12 +63,6 @@ fn spawn_app(rt: &tokio::runtime::Runtime, listener: tokio::net::TcpListener, ap
     rt.spawn(async move { axum::serve(listener, svc).await });
 }
 
-fn serve_on_loopback(rt: &tokio::runtime::Runtime, app: axum::Router) -> CliResult<String> {
-    let (listener, addr) = bind(rt)?;
-    spawn_app(rt, listener, app);
-    Ok(format!("http://{addr}"))
-}
-
 /// The demo portal: a page standing for a government portal, `web/kalit.js` with its direct mode
 /// (`web/kalit-direct.js`), and where the agent and the relay are.
 fn portal(agent_url: &str, relay_url: &str) -> axum::Router {
@@ -149,7 +143,11 @@ pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, S
         .map_err(|e| internal(format!("async runtime: {e}")))?;
     let ra_dir = tmp.join("ra");
     let pass = SecretString::new(format!("demo RA passphrase {secret}"));
-    let summary = kalit_ra::ca::init(&ra_dir, "Kalit Demo", KeyAlgorithm::P256, true, 365, &pass)?;
+    // As a production RA runs: its address is known at init, so every certificate it issues names its CRL
+    // (URL/v1/crl), which the relay checks at registration and at every tunnel join.
+    let (ra_listener, ra_addr) = bind(&rt)?;
+    let ra_url = format!("http://{ra_addr}");
+    let summary = kalit_ra::ca::init_with(&ra_dir, "Kalit Demo", KeyAlgorithm::P256, true, 365, &pass, Some(&ra_url))?;
     let ca = kalit_ra::ca::open(&ra_dir, &pass)?;
     let code = rt.block_on(kalit_ra::enrol(
         &ra_dir,
@@ -159,9 +157,11 @@ pub(crate) fn start_services(tmp: &Path, secret: &str) -> CliResult<(Services, S
     // The relay's address first: it serves the phone app, whose origin the RA answers CORS for.
     let (relay_listener, relay_addr) = bind(&rt)?;
     let relay_url = format!("http://{relay_addr}");
-    let ra_state =
-        rt.block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?.with_app_origins(std::slice::from_ref(&relay_url))?;
-    let ra_url = serve_on_loopback(&rt, kalit_ra::app(ra_state))?;
+    let ra_state = rt
+        .block_on(kalit_ra::RaState::open(&ra_dir, ca, 0))?
+        .with_app_origins(std::slice::from_ref(&relay_url))?
+        .with_public_url(Some(&ra_url))?;
+    spawn_app(&rt, ra_listener, kalit_ra::app(ra_state));
     println!("  RA: {ra_url}  (root CA SHA-256 {})", &summary.root_fingerprint[..16]);
     let cfg = kalit_relay::RelayConfig {
         data: Some(tmp.join("relay")),
