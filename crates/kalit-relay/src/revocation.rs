@@ -142,7 +142,7 @@ impl Revocation {
         Ok(())
     }
 
-    /// Chains remembered as passed (the relay's metrics and tests).
+    /// How many chains are remembered as passed.
     pub fn verdicts(&self) -> usize {
         self.verdicts_lock().len()
     }
