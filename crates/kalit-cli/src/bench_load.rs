@@ -9,6 +9,7 @@
 //! errors, the server process's CPU per session and its resident memory over the run.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +31,7 @@ use kalit_proto::session::{SessionCreated, SessionPhase, SessionState, SignDocRe
 use kalit_vault::{PinPolicy, Vault};
 
 use crate::bench_relay::pct;
-use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit};
+use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay};
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
@@ -51,6 +52,19 @@ pub struct LoadBenchArgs {
     /// services read TOKIO_WORKER_THREADS, which this sets for them).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     server_threads: Option<u16>,
+    /// The relay's database: omit for SQLite in a temporary directory, or postgres://... (the bench adds
+    /// the relay's tables there, as the relay does, and registers fresh logins).
+    #[arg(long)]
+    database: Option<String>,
+    /// Run N relay nodes on the one --database (PostgreSQL) behind HAProxy with the shipped
+    /// configuration (ops/haproxy/kalit-relay.cfg), every client going through the proxy; the baseline
+    /// is then N forwarders behind the same proxy. Without it, one relay process is reached directly.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16), requires = "database")]
+    nodes: Option<u16>,
+    /// Seconds of load before each side's measured run, so that pools and caches fill first (the
+    /// measured run's RSS starts where the warm-up ends).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +73,9 @@ pub struct ForwarderArgs {
     /// once per device, for the attestation).
     #[arg(long)]
     data: PathBuf,
+    /// That relay's database when it is not SQLite in --data: postgres://...
+    #[arg(long)]
+    database: Option<String>,
     /// Where to listen.
     #[arg(long)]
     listen: SocketAddr,
@@ -93,6 +110,12 @@ struct Side {
     secs: f64,
     latencies: Vec<f64>,
     cpu_ms: f64,
+    /// The load balancer's CPU per complete session, when there is one.
+    proxy_cpu_ms: Option<f64>,
+    /// PostgreSQL's CPU per complete session, when the servers run on it.
+    db_cpu_ms: Option<f64>,
+    /// Tunnels paired by each relay node over the warm-up and the run (empty for the forwarders).
+    per_node: Vec<u64>,
     rss: Vec<f64>,
     /// Resident memory by kind (anonymous, file-backed, shared) at the start and the end, KiB.
     rss_kinds: [[f64; 3]; 2],
@@ -107,10 +130,33 @@ pub fn run(a: LoadBenchArgs) -> CliResult {
 
 fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     let clients = a.clients.max(1);
-    eprintln!("setting up the RA, a relay process and {clients} phones...");
+    let threads = a.server_threads.map(usize::from);
+    let where_ = a.nodes.map_or_else(|| "a relay process".to_string(), |n| format!("{n} relay node(s) behind HAProxy"));
+    eprintln!("setting up the RA, {where_} and {clients} phones...");
     let (svc, _) = crate::demo::start_services(tmp, "load")?;
-    let (relay, relay_url) = crate::bench_session::spawn_relay(tmp, a.server_threads.map(usize::from))?;
+    let relay_data = tmp.join("relay-bench");
+    let db = a.database.as_deref();
+    // The nodes, and the address every client uses: the proxy's, or the one relay's.
+    let (nodes, proxy, relay_url) = match a.nodes {
+        None => {
+            let (relay, url) = spawn_relay(tmp, db, threads)?;
+            (vec![(relay, url.clone())], None, url)
+        }
+        Some(n) => {
+            let mut nodes = vec![];
+            let mut hosts = vec![];
+            for _ in 0..n {
+                let node = spawn_relay(tmp, db, threads)?;
+                hosts.push(node.1.trim_start_matches("http://").to_string());
+                nodes.push(node);
+            }
+            let (proxy, url) = Proxy::start(tmp, &hosts)?;
+            (nodes, Some(proxy), url)
+        }
+    };
     let anchors = kalit_core::x509::parse_cert_bundle(&svc.ca_pem)?;
+    // Logins of their own for this run: a PostgreSQL database may hold an earlier run's.
+    let run = hex::encode(kalit_core::seal::random::<4>()?);
     let mut people = Vec::with_capacity(clients);
     for i in 0..clients {
         let pin = SecretString::new(format!("load-pin-{i}-123456"));
@@ -123,12 +169,13 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
         let ra = Client::new(&svc.ra_url, "RA")?;
         kalit_phone::net::enrol(&vault, &u, &ra, "main", &code, Some(anchors.clone()), &mut quiet)?;
         let relay_client = Client::new(&relay_url, "relay")?;
-        kalit_phone::net::register(&vault, &u, &relay_client, "main", &format!("load.{i}"), "load", &mut quiet)?;
+        let login = format!("load.{run}.{i}");
+        kalit_phone::net::register(&vault, &u, &relay_client, "main", &login, "load", &mut quiet)?;
         drop(u);
         people.push(Person { vault, pin, origin: format!("https://load-{i}.example") });
     }
-    // One agent; its relay URL is also the phones' registered one, so the forwarder takes the relay's
-    // place on the same address for its half of the run.
+    // One agent; its relay URL is also the phones' registered one, so the forwarders take the relays'
+    // places on the same addresses for their half of the run.
     let data = tmp.join("agent");
     let (agent_url, _) = crate::demo::start_agent_in(&svc, tmp, &data, &relay_url, 0)?;
     let origins = kalit_agent::Origins::new(&data);
@@ -136,20 +183,35 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
         origins.allow(&p.origin)?;
     }
     let secs = a.seconds.max(1);
-    eprintln!("relay: warming up, then {clients} clients for {secs} s...");
-    drive(&people, &agent_url, &relay, 2)?;
-    let r = drive(&people, &agent_url, &relay, secs)?;
-    drop(relay);
-    let listen = relay_url.trim_start_matches("http://");
-    let relay_data = tmp.join("relay-bench");
+    let proxy_pid = proxy.as_ref().map(|p| p.0.0.id());
+    let run_side = |name: &str, servers: &[(RelayProcess, String)]| -> CliResult<Side> {
+        let w = Watch { pids: servers.iter().map(|s| s.0.0.id()).collect(), proxy: proxy_pid, postgres: db.is_some() };
+        eprintln!("{name}: warming up for {} s, then {clients} clients for {secs} s...", a.warmup);
+        drive(&people, &agent_url, &w, a.warmup)?;
+        drive(&people, &agent_url, &w, secs)
+    };
+    // Tunnels each node paired over the warm-up and the run, from its own metrics: the proxy's spread.
+    let urls: Vec<&str> = nodes.iter().map(|n| n.1.as_str()).collect();
+    let paired0 = paired_per_node(&urls)?;
+    let mut r = run_side(if nodes.len() > 1 { "relay nodes" } else { "relay" }, &nodes)?;
+    r.per_node = paired_per_node(&urls)?.iter().zip(&paired0).map(|(b, a)| b.saturating_sub(*a)).collect();
+    let listens: Vec<String> = nodes.iter().map(|n| n.1.trim_start_matches("http://").to_string()).collect();
+    drop(nodes);
     let f = if a.no_baseline {
         None
     } else {
-        let args = ["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()];
-        let (forwarder, _) = spawn_kalit(&args, listen, a.server_threads.map(usize::from))?;
-        eprintln!("forwarder: warming up, then {clients} clients for {secs} s...");
-        drive(&people, &agent_url, &forwarder, 2)?;
-        Some(drive(&people, &agent_url, &forwarder, secs)?)
+        let mut forwarders = vec![];
+        for listen in &listens {
+            let mut args = vec!["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()];
+            if let Some(db) = db {
+                args.extend([OsStr::new("--database"), OsStr::new(db)]);
+            }
+            forwarders.push(spawn_kalit(&args, listen, threads)?);
+        }
+        if let Some(p) = &proxy {
+            p.wait_up(forwarders.len())?;
+        }
+        Some(run_side(if forwarders.len() > 1 { "forwarders" } else { "forwarder" }, &forwarders)?)
     };
     report(a, clients, &r, f.as_ref());
     for (name, side) in [("relay", Some(&r)), ("forwarder", f.as_ref())] {
@@ -157,6 +219,7 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
             eprintln!("{name} error: {e}");
         }
     }
+    drop(proxy);
     drop(svc.rt);
     if r.errors.is_empty() && f.as_ref().is_none_or(|f| f.errors.is_empty()) {
         Ok(())
@@ -165,20 +228,116 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     }
 }
 
-/// Every person runs complete sessions through `agent_url` for `secs` seconds, as fast as they go.
-fn drive(people: &[Person], agent_url: &str, server: &RelayProcess, secs: u64) -> CliResult<Side> {
-    let pid = server.0.id();
+/// `kalit_relay_tunnel_total{result="paired"}` of each node, from its `/metrics`.
+fn paired_per_node(urls: &[&str]) -> CliResult<Vec<u64>> {
+    let http = reqwest::blocking::Client::new();
+    urls.iter()
+        .map(|u| {
+            let text = http.get(format!("{u}/metrics")).send().and_then(|r| r.text()).map_err(internal)?;
+            Ok(text
+                .lines()
+                .filter(|l| l.starts_with("kalit_relay_tunnel_total{") && l.contains(r#"result="paired""#))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum())
+        })
+        .collect()
+}
+
+/// HAProxy in front of the nodes, with the shipped configuration made to run on loopback.
+struct Proxy(RelayProcess, String);
+
+impl Proxy {
+    fn start(tmp: &Path, hosts: &[String]) -> CliResult<(Self, String)> {
+        let exe = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or_else(|| internal("--nodes needs HAProxy (Debian package haproxy)"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(internal)?.port();
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let cfg = tmp.join("haproxy.cfg");
+        std::fs::write(&cfg, kalit_relay::haproxy::loopback_config(port, 8000, &hosts)).map_err(internal)?;
+        let child = std::process::Command::new(exe)
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(CliError::io("cannot start haproxy"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let proxy = Proxy(RelayProcess(child), url.clone());
+        proxy.wait_up(hosts.len())?;
+        Ok((proxy, url))
+    }
+
+    /// Waits until each of the `n` nodes has answered a health check through the proxy: `/healthz` is in
+    /// the least-connections backend, so `n` answers in a row from a proxy that routes to live nodes
+    /// only, after a pause longer than the checks' interval, mean every node is up.
+    fn wait_up(&self, n: usize) -> CliResult {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        std::thread::sleep(Duration::from_millis(700));
+        let http = reqwest::blocking::Client::new();
+        let mut ok = 0;
+        while ok < n * 3 {
+            let up = http.get(format!("{}/healthz", self.1)).send().is_ok_and(|r| r.status().is_success());
+            ok = if up { ok + 1 } else { 0 };
+            if Instant::now() > deadline {
+                return Err(internal("the nodes did not come up behind HAProxy within 20 s"));
+            }
+            if !up {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The processes one side of the bench measures.
+struct Watch {
+    /// The servers (relay nodes or forwarders): CPU and RSS summed.
+    pids: Vec<u32>,
+    /// The load balancer, if any: its CPU on its own.
+    proxy: Option<u32>,
+    /// Whether the servers' database is this machine's PostgreSQL: its processes' CPU on its own.
+    postgres: bool,
+}
+
+/// CPU seconds of every process here named `postgres` (the server's backends and workers).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .filter_map(|pid| cpu_secs(pid).ok())
+        .sum()
+}
+
+/// Every person runs complete sessions through `agent_url` for `secs` seconds, as fast as they go,
+/// while the processes of `w` are measured.
+fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<Side> {
+    let (pids, proxy) = (&w.pids, w.proxy);
+    let total = |f: fn(u32) -> CliResult<f64>| pids.iter().map(|&p| f(p)).sum::<CliResult<f64>>();
+    let kinds = || -> CliResult<[f64; 3]> {
+        let mut t = [0.0; 3];
+        for &p in pids {
+            for (t, k) in t.iter_mut().zip(rss_kinds_kib(p)?) {
+                *t += k;
+            }
+        }
+        Ok(t)
+    };
     let stop = AtomicBool::new(false);
     let results: Mutex<(Vec<f64>, Vec<String>)> = Mutex::new((vec![], vec![]));
-    let rss = Mutex::new(vec![rss_kib(pid)?]);
-    let kinds0 = rss_kinds_kib(pid)?;
-    let cpu0 = cpu_secs(pid)?;
+    let rss = Mutex::new(vec![total(rss_kib)?]);
+    let kinds0 = kinds()?;
+    let cpu0 = total(cpu_secs)?;
+    let proxy0 = proxy.map(cpu_secs).transpose()?;
+    let db0 = w.postgres.then(postgres_cpu_secs);
     let start = Instant::now();
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
-                if let Ok(k) = rss_kib(pid) {
+                if let Ok(k) = total(rss_kib) {
                     rss.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(k);
                 }
             }
@@ -212,13 +371,20 @@ fn drive(people: &[Person], agent_url: &str, server: &RelayProcess, secs: u64) -
         stop.store(true, Ordering::Relaxed);
     });
     let secs = start.elapsed().as_secs_f64();
-    let cpu = cpu_secs(pid)? - cpu0;
+    let cpu = total(cpu_secs)? - cpu0;
     let (mut latencies, errors) = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     latencies.sort_by(f64::total_cmp);
     let sessions = latencies.len();
     let rss = rss.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let rss_kinds = [kinds0, rss_kinds_kib(pid)?];
-    Ok(Side { sessions, errors, secs, latencies, cpu_ms: cpu * 1e3 / sessions.max(1) as f64, rss, rss_kinds })
+    let rss_kinds = [kinds0, kinds()?];
+    let per_session = |cpu: f64| cpu * 1e3 / sessions.max(1) as f64;
+    let proxy_cpu_ms = match (proxy, proxy0) {
+        (Some(p), Some(c0)) => Some(per_session(cpu_secs(p)? - c0)),
+        _ => None,
+    };
+    let db_cpu_ms = db0.map(|c0| per_session(postgres_cpu_secs() - c0));
+    let cpu_ms = per_session(cpu);
+    Ok(Side { sessions, errors, secs, latencies, cpu_ms, proxy_cpu_ms, db_cpu_ms, per_node: vec![], rss, rss_kinds })
 }
 
 /// create -> the phone pairs (device-signed join, Noise, hello) -> one signature, checked by the agent ->
@@ -283,7 +449,7 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
     };
     let side = |show: &dyn Fn(&Side) -> String| f.map_or_else(|| "-".to_string(), show);
     let ratio = |x: &dyn Fn(&Side) -> f64| f.map_or(f64::NAN, |f| x(r) / x(f));
-    let rows = [
+    let mut rows = vec![
         (
             "complete sessions per second",
             format!("{:.1}/s", rate(r)),
@@ -312,8 +478,40 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
         ("server RSS growth: anonymous / file / shared", kinds(r), side(&kinds), f64::NAN),
         ("errors", r.errors.len().to_string(), side(&|f| f.errors.len().to_string()), f64::NAN),
     ];
+    if let Some(p) = r.proxy_cpu_ms {
+        let proxy = |s: &Side| s.proxy_cpu_ms.unwrap_or(f64::NAN);
+        let row = (
+            "load balancer (HAProxy) CPU per complete session",
+            format!("{p:.2} ms"),
+            side(&|f| format!("{:.2} ms", proxy(f))),
+            ratio(&proxy),
+        );
+        rows.insert(4, row);
+    }
+    if let Some(d) = r.db_cpu_ms {
+        let db = |s: &Side| s.db_cpu_ms.unwrap_or(f64::NAN);
+        let at = rows.len() - 3;
+        rows.insert(
+            at,
+            (
+                "PostgreSQL CPU per complete session",
+                format!("{d:.2} ms"),
+                side(&|f| format!("{:.2} ms", db(f))),
+                ratio(&db),
+            ),
+        );
+    }
+    if a.nodes.is_some() {
+        let spread = r.per_node.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ");
+        rows.push(("tunnels paired per node (warm-up and run)", spread, "-".into(), f64::NAN));
+    }
     let fmt_ratio = |x: f64| if x.is_nan() { String::new() } else { format!("{x:.2}") };
     let threads = a.server_threads.map_or_else(String::new, |n| format!(", servers on {n} thread(s)"));
+    let threads = match (a.nodes, &a.database) {
+        (Some(n), _) => format!("{threads}, {n} node(s) on PostgreSQL behind HAProxy (server rows: all nodes)"),
+        (None, Some(_)) => format!("{threads}, PostgreSQL"),
+        (None, None) => threads,
+    };
     if a.markdown {
         println!(
             "| {clients} clients, {:.0} s each{threads} | relay | bare forwarder (baseline) | ratio |\n|---|---|---|---|",
@@ -324,9 +522,9 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
         }
     } else {
         println!("{clients} clients, {:.1} s each{threads}", r.secs);
-        println!("{:<40} {:>34} {:>26} {:>7}", "measurement", "relay", "forwarder", "ratio");
+        println!("{:<48} {:>34} {:>26} {:>7}", "measurement", "relay", "forwarder", "ratio");
         for (w, x, y, q) in &rows {
-            println!("{w:<40} {x:>34} {y:>26} {:>7}", fmt_ratio(*q));
+            println!("{w:<48} {x:>34} {y:>26} {:>7}", fmt_ratio(*q));
         }
     }
 }
@@ -350,7 +548,7 @@ pub fn forwarder(a: ForwarderArgs) -> CliResult {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(internal)?;
     rt.block_on(async {
         let identity = kalit_relay::Identity::load_or_create(&a.data, "bench relay")?;
-        let db = format!("sqlite://{}?mode=rwc", a.data.join("relay.db").display());
+        let db = a.database.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", a.data.join("relay.db").display()));
         let store = kalit_relay::Store::open(&db).await?;
         let st = Fwd { identity: Arc::new(identity), store, waiting: Arc::default(), attestations: Arc::default() };
         let app = axum::Router::new()
@@ -361,6 +559,7 @@ pub fn forwarder(a: ForwarderArgs) -> CliResult {
                 ),
             )
             .route("/v1/nonce", post(fwd_nonce))
+            .route("/healthz", get(|| async { "ok" }))
             .route("/v1/tunnel/{id}/wait", get(fwd_wait))
             .route("/v1/tunnel/{id}/join", get(fwd_join))
             .with_state(st);

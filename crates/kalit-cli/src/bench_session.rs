@@ -100,9 +100,12 @@ impl Drop for RelayProcess {
     }
 }
 
-pub(crate) fn spawn_relay(tmp: &Path, threads: Option<usize>) -> CliResult<(RelayProcess, String)> {
+/// `kalit relay serve` as a process of its own on loopback: its data directory is `TMP/relay-bench` (one
+/// relay identity, shared by every node started from the same `tmp`), it trusts the bench RA's
+/// `TMP/ra/ca.pem`, and its database is `db` (SQLite in its data directory when `None`).
+pub(crate) fn spawn_relay(tmp: &Path, db: Option<&str>, threads: Option<usize>) -> CliResult<(RelayProcess, String)> {
     let (data, trust) = (tmp.join("relay-bench"), tmp.join("ra").join("ca.pem"));
-    let args = [
+    let mut args = vec![
         "relay".as_ref(),
         "serve".as_ref(),
         "--data".as_ref(),
@@ -110,6 +113,9 @@ pub(crate) fn spawn_relay(tmp: &Path, threads: Option<usize>) -> CliResult<(Rela
         "--trust".as_ref(),
         trust.as_os_str(),
     ];
+    if let Some(db) = db {
+        args.extend([std::ffi::OsStr::new("--database"), std::ffi::OsStr::new(db)]);
+    }
     spawn_kalit(&args, "127.0.0.1:0", threads)
 }
 
@@ -170,7 +176,7 @@ pub(crate) struct BenchStack {
 pub(crate) fn bench_stack(tmp: &Path) -> CliResult<BenchStack> {
     eprintln!("setting up RA, relay, agent and phone on loopback...");
     let (svc, code) = crate::demo::start_services(tmp, "bench")?;
-    let (relay, relay_url) = spawn_relay(tmp, None)?;
+    let (relay, relay_url) = spawn_relay(tmp, None, None)?;
     let pin = SecretString::new("bench-pin-123456".into());
     let vault = Vault::init(&tmp.join("phone"), &pin, PinPolicy::default())?;
     {

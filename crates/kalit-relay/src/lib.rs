@@ -23,6 +23,7 @@ use kalit_service::{Metrics, ServiceError};
 mod api;
 pub mod config;
 pub mod direct;
+pub mod haproxy;
 pub mod identity;
 pub mod limits;
 pub mod nonces;

@@ -406,6 +406,38 @@ fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_erro
     assert!(!sessions.contains(" 0.0/s"), "no session completed on one side: {}", r.stdout);
 }
 
+/// `kalit bench load --nodes 2` in miniature: two relay nodes on one fresh PostgreSQL database behind
+/// HAProxy with the shipped configuration, then two forwarders behind the same proxy. Every session of
+/// both sides completes, the proxy's CPU is reported, and the tunnels were spread over both nodes (each
+/// node's own metrics), so the load-balanced set was measured and not one node.
+#[test]
+fn the_load_bench_runs_sessions_through_two_relay_nodes_behind_haproxy_without_errors() {
+    if !["/usr/sbin/haproxy", "/usr/bin/haproxy"].iter().any(|p| std::path::Path::new(p).exists()) {
+        assert!(std::env::var("KALIT_REQUIRE_HAPROXY").is_err(), "KALIT_REQUIRE_HAPROXY is set but haproxy is missing");
+        eprintln!("skipped: haproxy is not installed (Debian package haproxy; .ci/run installs it)");
+        return;
+    }
+    let Some(db) = crate::network::relay_databases().into_iter().flatten().next() else {
+        eprintln!("skipped: needs KALIT_TEST_POSTGRES_URL");
+        return;
+    };
+    let args = ["bench", "load", "--seconds", "3", "--clients", "4", "--warmup", "1", "--nodes", "2"];
+    let r = kalit(&[&args[..], &["--database", &db]].concat(), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let row = |name: &str| r.stdout.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+    assert_eq!(row("errors").split_whitespace().collect::<Vec<_>>(), ["errors", "0", "0"], "{}", r.stdout);
+    assert!(!row("complete sessions per second").contains(" 0.0/s"), "a side completed nothing: {}", r.stdout);
+    assert!(row("load balancer (HAProxy) CPU").contains(" ms"), "{}", r.stdout);
+    let spread = row("tunnels paired per node");
+    let per_node: Vec<u64> = spread
+        .trim_start_matches("tunnels paired per node (warm-up and run)")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(per_node.len(), 2, "{}", r.stdout);
+    assert!(per_node.iter().all(|&n| n > 0), "a node paired no tunnel: {}", r.stdout);
+}
+
 /// `kalit bench tunnels` in miniature: a relay process holds waiting tunnels while registered phones pair
 /// with computers at once and exchange frames; the relay's own gauges see them all at the peak, and the
 /// bench exits non-zero if any tunnel or session fails.

@@ -1,6 +1,6 @@
 //! Three relay nodes on one PostgreSQL database behind HAProxy with the shipped configuration
-//! (`ops/haproxy/kalit-relay.cfg`, its addresses replaced): both ends of every tunnel meet on one node,
-//! sessions pair and sign through the proxy on every node. Then, during a burst of registrations and
+//! (`ops/haproxy/kalit-relay.cfg`, its addresses replaced by `kalit_relay::haproxy::loopback_config`):
+//! both ends of every tunnel meet on one node, sessions pair and sign through the proxy on every node. Then, during a burst of registrations and
 //! with a paired session on each node, one node is killed with SIGKILL: it takes only its own tunnel
 //! with it (both ends get an error), the sessions on the other nodes sign and end, new sessions start
 //! on the nodes that are left, no registration a phone was told of is lost, and every phone that was not
@@ -19,43 +19,6 @@ use crate::network::{Ra, Service, enrolled_phone, relay_databases};
 use crate::signing::{Created, Page, agent_serve, finish, pair};
 
 const HAPROXY: [&str; 2] = ["/usr/sbin/haproxy", "/usr/bin/haproxy"];
-
-/// The shipped configuration with the lines marked `test:` replaced: a loopback frontend on `port`,
-/// a connection cap this machine's open-file limit allows, quick health checks without TLS, and `nodes`
-/// as the servers.
-fn config(port: u16, nodes: &[&str]) -> String {
-    let shipped =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/haproxy/kalit-relay.cfg"))
-            .expect("the shipped HAProxy configuration");
-    let mut out = vec![];
-    let mut lines = shipped.lines().peekable();
-    while let Some(line) = lines.next() {
-        match line.trim() {
-            "# test: bind" => {
-                lines.next();
-                out.push(format!("    bind 127.0.0.1:{port}"));
-            }
-            "# test: maxconn" => {
-                lines.next();
-                out.push("    maxconn 2000".to_string());
-            }
-            "# test: default-server" => {
-                lines.next();
-                out.push("    default-server inter 300ms fall 2 rise 1".to_string());
-            }
-            "# test: servers" => {
-                while lines.peek().is_some_and(|l| l.trim_start().starts_with("server ")) {
-                    lines.next();
-                }
-                for (i, n) in nodes.iter().enumerate() {
-                    out.push(format!("    server relay{} {n} check", i + 1));
-                }
-            }
-            _ => out.push(line.to_string()),
-        }
-    }
-    out.join("\n") + "\n"
-}
 
 /// The sum of a node's `NAME{...}` counters whose labels contain `label` (all of them when empty).
 fn counter(node: &str, name: &str, label: &str) -> u64 {
@@ -146,7 +109,7 @@ fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_k
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = root.join("haproxy.cfg");
     let hosts: Vec<&str> = nodes.iter().map(|u| u.trim_start_matches("http://")).collect();
-    std::fs::write(&cfg, config(port, &hosts)).unwrap();
+    std::fs::write(&cfg, kalit_relay::haproxy::loopback_config(port, 2000, &hosts)).unwrap();
     let check = Command::new(haproxy).args(["-c", "-q", "-f", s(&cfg)]).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let _proxy = Proxy(
