@@ -65,6 +65,12 @@ pub struct LoadBenchArgs {
     /// measured run's RSS starts where the warm-up ends).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// Hold each server process (relay node or forwarder) to PERCENT of one core during the runs,
+    /// through a Linux cgroup (needs root). The servers, not the simulated clients sharing this machine,
+    /// then set the rate: what N nodes give against one, and the relay against the forwarder, on a
+    /// machine with fewer cores than the nodes and the clients would need.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u16).range(1..=800))]
+    node_cpu: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +192,10 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     let proxy_pid = proxy.as_ref().map(|p| p.0.0.id());
     let run_side = |name: &str, servers: &[(RelayProcess, String)]| -> CliResult<Side> {
         let w = Watch { pids: servers.iter().map(|s| s.0.0.id()).collect(), proxy: proxy_pid, postgres: db.is_some() };
+        let _caps = match a.node_cpu {
+            Some(percent) => w.pids.iter().map(|&pid| CpuCap::new(pid, percent)).collect::<CliResult<Vec<_>>>()?,
+            None => vec![],
+        };
         eprintln!("{name}: warming up for {} s, then {clients} clients for {secs} s...", a.warmup);
         drive(&people, &agent_url, &w, a.warmup)?;
         drive(&people, &agent_url, &w, secs)
@@ -241,6 +251,48 @@ fn paired_per_node(urls: &[&str]) -> CliResult<Vec<u64>> {
                 .sum())
         })
         .collect()
+}
+
+/// A process held to a share of one core through a Linux cgroup (version 2, or version 1's `cpu`
+/// controller) for as long as this lives; then it goes back to the root group.
+struct CpuCap {
+    dir: PathBuf,
+    root: PathBuf,
+    pid: u32,
+}
+
+impl CpuCap {
+    fn new(pid: u32, percent: u16) -> CliResult<Self> {
+        let period = 100_000u64;
+        let quota = period * u64::from(percent) / 100;
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let root = PathBuf::from(if v2 { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/cpu" });
+        let dir = root.join(format!("kalit-bench-{pid}"));
+        let denied = |path: &Path, e: std::io::Error| {
+            internal(format!("--node-cpu needs a cgroup it can write (run as root): {}: {e}", path.display()))
+        };
+        let write = |file: PathBuf, text: String| std::fs::write(&file, text).map_err(|e| denied(&file, e));
+        if v2 {
+            write(root.join("cgroup.subtree_control"), "+cpu".into())?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| denied(&dir, e))?;
+        let cap = CpuCap { dir, root, pid };
+        if v2 {
+            write(cap.dir.join("cpu.max"), format!("{quota} {period}"))?;
+        } else {
+            write(cap.dir.join("cpu.cfs_period_us"), period.to_string())?;
+            write(cap.dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+        }
+        write(cap.dir.join("cgroup.procs"), pid.to_string())?;
+        Ok(cap)
+    }
+}
+
+impl Drop for CpuCap {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.root.join("cgroup.procs"), self.pid.to_string());
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 /// HAProxy in front of the nodes, with the shipped configuration made to run on loopback.
@@ -507,6 +559,10 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
     }
     let fmt_ratio = |x: f64| if x.is_nan() { String::new() } else { format!("{x:.2}") };
     let threads = a.server_threads.map_or_else(String::new, |n| format!(", servers on {n} thread(s)"));
+    let threads = match a.node_cpu {
+        Some(p) => format!("{threads}, each server held to {p} % of a core"),
+        None => threads,
+    };
     let threads = match (a.nodes, &a.database) {
         (Some(n), _) => format!("{threads}, {n} node(s) on PostgreSQL behind HAProxy (server rows: all nodes)"),
         (None, Some(_)) => format!("{threads}, PostgreSQL"),
