@@ -321,9 +321,9 @@ impl Proxy {
         Ok((proxy, url))
     }
 
-    /// Waits until each of the `n` nodes has answered a health check through the proxy: `/healthz` is in
-    /// the least-connections backend, so `n` answers in a row from a proxy that routes to live nodes
-    /// only, after a pause longer than the checks' interval, mean every node is up.
+    /// Waits until HAProxy routes to the `n` nodes. Each of them already listens (it printed its address
+    /// once bound), and one good check brings a server up, so after more than two check intervals (300
+    /// ms) every node is up; then `3n` health checks in a row through the proxy must pass (20 s at most).
     fn wait_up(&self, n: usize) -> CliResult {
         let deadline = Instant::now() + Duration::from_secs(20);
         std::thread::sleep(Duration::from_millis(700));
