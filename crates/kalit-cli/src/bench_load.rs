@@ -300,9 +300,7 @@ struct Proxy(RelayProcess, String);
 
 impl Proxy {
     fn start(tmp: &Path, hosts: &[String]) -> CliResult<(Self, String)> {
-        let exe = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
+        let exe = kalit_relay::haproxy::installed()
             .ok_or_else(|| internal("--nodes needs HAProxy (Debian package haproxy)"))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(internal)?.port();
         let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();

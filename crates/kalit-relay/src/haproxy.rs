@@ -4,6 +4,11 @@
 /// `ops/haproxy/kalit-relay.cfg` as shipped: TLS on port 443, three example nodes.
 pub const SHIPPED: &str = include_str!("../../../ops/haproxy/kalit-relay.cfg");
 
+/// Where Debian's `haproxy` package puts the program, if it is installed.
+pub fn installed() -> Option<&'static str> {
+    ["/usr/sbin/haproxy", "/usr/bin/haproxy"].into_iter().find(|p| std::path::Path::new(p).exists())
+}
+
 /// The shipped configuration with its lines marked `test:` replaced: a plain-HTTP frontend on
 /// `127.0.0.1:port`, `maxconn` connections at most, health checks every 300 ms without TLS (a node is
 /// down after two failed checks and up after one good one), and `nodes` (`host:port`) as the servers

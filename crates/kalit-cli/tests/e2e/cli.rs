@@ -412,7 +412,7 @@ fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_erro
 /// node's own metrics), so the load-balanced set was measured and not one node.
 #[test]
 fn the_load_bench_runs_sessions_through_two_relay_nodes_behind_haproxy_without_errors() {
-    if !["/usr/sbin/haproxy", "/usr/bin/haproxy"].iter().any(|p| std::path::Path::new(p).exists()) {
+    if kalit_relay::haproxy::installed().is_none() {
         assert!(std::env::var("KALIT_REQUIRE_HAPROXY").is_err(), "KALIT_REQUIRE_HAPROXY is set but haproxy is missing");
         eprintln!("skipped: haproxy is not installed (Debian package haproxy; .ci/run installs it)");
         return;

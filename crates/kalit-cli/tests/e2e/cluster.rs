@@ -1,12 +1,11 @@
 //! Three relay nodes on one PostgreSQL database behind HAProxy with the shipped configuration
 //! (`ops/haproxy/kalit-relay.cfg`, its addresses replaced by `kalit_relay::haproxy::loopback_config`):
-//! both ends of every tunnel meet on one node, sessions pair and sign through the proxy on every node. Then, during a burst of registrations and
-//! with a paired session on each node, one node is killed with SIGKILL: it takes only its own tunnel
-//! with it (both ends get an error), the sessions on the other nodes sign and end, new sessions start
-//! on the nodes that are left, no registration a phone was told of is lost, and every phone that was not
-//! told registers on a retry.
+//! both ends of every tunnel meet on one node, sessions pair and sign through the proxy on every node.
+//! Then, during a burst of registrations and with a paired session on each node, one node is killed
+//! with SIGKILL: it takes only its own tunnel with it (both ends get an error), the sessions on the other
+//! nodes sign and end, new sessions start on the nodes that are left, no registration a phone was told
+//! of is lost, and every phone that was not told registers on a retry.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +16,6 @@ use crate::burst;
 use crate::common::{PIN, V, s};
 use crate::network::{Ra, Service, enrolled_phone, relay_databases};
 use crate::signing::{Created, Page, agent_serve, finish, pair};
-
-const HAPROXY: [&str; 2] = ["/usr/sbin/haproxy", "/usr/bin/haproxy"];
 
 /// The sum of a node's `NAME{...}` counters whose labels contain `label` (all of them when empty).
 fn counter(node: &str, name: &str, label: &str) -> u64 {
@@ -77,7 +74,7 @@ impl Drop for Proxy {
 
 #[test]
 fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_kill_during_a_burst() {
-    let Some(haproxy) = HAPROXY.into_iter().find(|p| Path::new(p).exists()) else {
+    let Some(haproxy) = kalit_relay::haproxy::installed() else {
         assert!(std::env::var("KALIT_REQUIRE_HAPROXY").is_err(), "KALIT_REQUIRE_HAPROXY is set but haproxy is missing");
         eprintln!("skipped: haproxy is not installed (Debian package haproxy; .ci/run installs it)");
         return;
