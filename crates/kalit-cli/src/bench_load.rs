@@ -524,33 +524,22 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
             side(&|f| format!("{:.2} ms", f.cpu_ms)),
             ratio(&|s| s.cpu_ms),
         ),
-        ("server RSS: start / quarters / end", rss(r), side(&rss), f64::NAN),
-        ("server RSS growth: anonymous / file / shared", kinds(r), side(&kinds), f64::NAN),
-        ("errors", r.errors.len().to_string(), side(&|f| f.errors.len().to_string()), f64::NAN),
     ];
-    if let Some(p) = r.proxy_cpu_ms {
-        let proxy = |s: &Side| s.proxy_cpu_ms.unwrap_or(f64::NAN);
-        let row = (
-            "load balancer (HAProxy) CPU per complete session",
-            format!("{p:.2} ms"),
-            side(&|f| format!("{:.2} ms", proxy(f))),
-            ratio(&proxy),
-        );
-        rows.insert(4, row);
+    // The CPU the servers' proxy and database spend, beside theirs, when there are such processes.
+    type Of = fn(&Side) -> Option<f64>;
+    let extra: [(&str, Of); 2] = [
+        ("load balancer (HAProxy) CPU per complete session", |s| s.proxy_cpu_ms),
+        ("PostgreSQL CPU per complete session", |s| s.db_cpu_ms),
+    ];
+    for (name, of) in extra {
+        if let Some(ms) = of(r) {
+            let ms_of = |s: &Side| of(s).unwrap_or(f64::NAN);
+            rows.push((name, format!("{ms:.2} ms"), side(&|f| format!("{:.2} ms", ms_of(f))), ratio(&ms_of)));
+        }
     }
-    if let Some(d) = r.db_cpu_ms {
-        let db = |s: &Side| s.db_cpu_ms.unwrap_or(f64::NAN);
-        let at = rows.len() - 3;
-        rows.insert(
-            at,
-            (
-                "PostgreSQL CPU per complete session",
-                format!("{d:.2} ms"),
-                side(&|f| format!("{:.2} ms", db(f))),
-                ratio(&db),
-            ),
-        );
-    }
+    rows.push(("server RSS: start / quarters / end", rss(r), side(&rss), f64::NAN));
+    rows.push(("server RSS growth: anonymous / file / shared", kinds(r), side(&kinds), f64::NAN));
+    rows.push(("errors", r.errors.len().to_string(), side(&|f| f.errors.len().to_string()), f64::NAN));
     if a.nodes.is_some() {
         let spread = r.per_node.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ");
         rows.push(("tunnels paired per node (warm-up and run)", spread, "-".into(), f64::NAN));

@@ -55,12 +55,16 @@ pub(crate) fn cpu_secs(pid: u32) -> CliResult<f64> {
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 =
         f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let hz: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
+    // Clock ticks per second, asked once: the load bench reads every server's and PostgreSQL's processes.
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let hz = *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
     Ok(ticks / hz)
 }
 
