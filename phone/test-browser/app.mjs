@@ -20,6 +20,9 @@
 //   BACKUP <passphrase>   makes a backup in Settings and saves the download; prints BACKUP <path>
 //   RESTORE <file> <passphrase>  in a fresh browser profile: first run, restore from the file, prints RESTORED
 //   HOSTILE <qr>          a QR whose origin is markup: the app must show it as text (no element made)
+//   LINKLATER <qr>        puts #<qr> in the address bar without its hashchange (as when the event is still
+//                         queued behind the ending of the session on screen); HOSTILE with no <qr> then
+//                         fires the hashchange
 //   DEVICES               the key's devices at the relay: prints DEVICES <count> <this-phone marks>
 //   REMOVESELF            removes this phone's device from the login (as for a lost phone); the
 //                         registration disappears from the app; prints REMOVED <registrations left>
@@ -387,7 +390,9 @@ try {
       await page.locator("#prompt").waitFor({ state: "detached", timeout: 30000 });
       say("ANSWERED");
     } else if (cmd === "ENDED") {
+      // Its notice, and the session's end as the screen knows it (the connection closed).
       await page.waitForFunction(() => document.querySelectorAll("#notices li").length > 0, null, { timeout: 60000 });
+      await page.locator('section.sign[data-phase="ended"]').waitFor({ timeout: 60000 });
       await snap("ended");
       say(`ENDED ${await page.locator("#notices").innerText()}`);
     } else if (cmd === "OFFLINE") {
@@ -411,9 +416,16 @@ try {
       });
       await snap("scanned");
       say(`SAS ${await page.locator("#sas").innerText()}`);
+    } else if (cmd === "LINKLATER") {
+      await page.evaluate((h) => history.pushState(null, "", h), `#${encodeURIComponent(arg)}`);
+      say("LINKLATER");
     } else if (cmd === "HOSTILE") {
-      await page.goto(`${APP}#${encodeURIComponent(arg)}`);
-      await page.locator(".error", { hasText: "<img" }).waitFor({ timeout: 30000 });
+      if (arg) await page.goto(`${APP}#${encodeURIComponent(arg)}`);
+      else await page.evaluate(() => dispatchEvent(new HashChangeEvent("hashchange")));
+      await page.locator(".error", { hasText: "<img" }).waitFor({ timeout: 30000 }).catch(async () => {
+        const screen = (await page.locator("main").innerText()).replace(/\n/g, " ").slice(0, 200);
+        throw new Error(`hostile: error "${await errorText()}", screen "${screen}", at ${page.url()}`);
+      });
       await snap("hostile-origin");
       const text = await page.locator(".error").innerText();
       const images = await page.locator("img").count();

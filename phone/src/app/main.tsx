@@ -50,14 +50,31 @@ interface Ctx {
 
 const failureOf = asFailure;
 
+/** The text after `#` in the address bar; "" when it is not valid percent-encoding. */
+function hashText(): string {
+  try {
+    return decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return "";
+  }
+}
+
 /** The QR a link carries: `https://RELAY/app/#kalit:...`. */
 function qrFromHash(): string | null {
-  const h = decodeURIComponent(location.hash.slice(1));
+  const h = hashText();
   return h.startsWith("kalit:") ? h : null;
 }
 
 function enrolmentFromHash(): { ra: string; code: string } | null {
-  return parseEnrolment(decodeURIComponent(location.hash.slice(1)));
+  return parseEnrolment(hashText());
+}
+
+/**
+ * Forgets the link a screen was opened from, so that a reload does not run it again; only that link: a
+ * newer one in the address bar (its hashchange may still be on its way) belongs to the next screen.
+ */
+function forgetLink(link: string): void {
+  if (link !== "" && location.hash !== "" && hashText() === link) history.replaceState(null, "", location.pathname);
 }
 
 /** Failures whose whole message is a sentence for people, said in the person's language. */
@@ -699,6 +716,12 @@ interface Asking {
 
 function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
   const fromLink = initial !== "";
+  // A newer link or another screen replaced this one while its session was still ending: what the old
+  // session does afterwards stays its own (no failure over the new screen, no tab closed under it).
+  const live = useRef(true);
+  useEffect(() => () => {
+    live.current = false;
+  }, []);
   const [text, setText] = useState(initial);
   const [phase, setPhase] = useState<Phase>({ p: "input" });
   const [asking, setAsking] = useState<Asking | null>(null);
@@ -754,7 +777,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
                 setAsking(null);
                 // Opened by a portal on this very phone: once the answer is on its way, back to the portal's
                 // tab (it takes its session back from the relay and receives the signature).
-                if (a?.kind === "approved" && fromLink) setTimeout(() => window.close(), 1500);
+                if (a?.kind === "approved" && fromLink) setTimeout(() => live.current && window.close(), 1500);
                 if (a?.kind === "approved") {
                   void ctx.svc.appendHistory({
                     time: Date.now(),
@@ -786,13 +809,13 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
       if (!endedShown) notice(ctx.tr("ended"));
       // Opened by a portal on this very phone (its "Sign with Kalit on this phone" button): back to its
       // tab, which takes its session back and receives the signature.
-      if (fromLink) setTimeout(() => window.close(), 1500);
-      if (location.hash) history.replaceState(null, "", location.pathname);
+      if (fromLink) setTimeout(() => live.current && window.close(), 1500);
+      forgetLink(initial);
     } catch (e) {
       setPhase({ p: "input" });
-      ctx.fail(e);
+      if (live.current) ctx.fail(e);
       // A link that failed is not run again by a reload.
-      if (location.hash) history.replaceState(null, "", location.pathname);
+      forgetLink(initial);
     }
   };
 
@@ -801,7 +824,7 @@ function Sign({ ctx, initial }: { ctx: Ctx; initial: string }) {
   }, []);
 
   return (
-    <section>
+    <section class="sign" data-phase={phase.p}>
       {phase.p === "input" && (
         <>
           <Scanner ctx={ctx} found={(qr) => {

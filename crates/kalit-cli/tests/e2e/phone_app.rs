@@ -356,18 +356,31 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
         answer_in_app(&mut app, "APPROVE");
     });
     assert_eq!(code, 200, "{r}");
-    page.end(&c);
 
     // A computer that puts markup in its QR's origin: the app shows it as text and makes no element.
-    let c = page.start(None);
+    // Its link arrives while the scanned session is still open: the link is in the address bar, its
+    // hashchange still queued, when that session ends. The ending screen must leave the newer link alone
+    // (it used to clear the address bar whenever its session ended, and the link was lost: once in CI).
+    // The origin is refused before the QR's keys are used, so the QR is the scanned one, its origin
+    // replaced and its issue time now.
     let mut p = kalit_core::session::Qr::parse(&c.qr).unwrap().payload;
-    p.origin = "<img src=x onerror=\"document.title='pwned'\">".into();
-    let hostile =
-        format!("kalit:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()));
-    app.say(&format!("HOSTILE {hostile}"));
+    let hostile_qr = |p: &mut kalit_proto::session::QrPayload, origin: &str| {
+        p.origin = origin.into();
+        p.iat = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        format!("kalit:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&p).unwrap()))
+    };
+    app.say(&format!("LINKLATER {}", hostile_qr(&mut p, "<img src=x onerror=\"document.title='pwned'\">")));
+    app.expect("LINKLATER");
+    page.end(&c);
+    app.say("ENDED");
+    app.expect("ENDED");
+    app.say("HOSTILE");
     let seen = app.expect("HOSTILE");
     assert!(seen.starts_with("images=0 title=Kalit text=") && seen.contains("<img src=x"), "{seen}");
-    page.end(&c);
+    // And a link opened by navigation (another one: the same link again is the same screen).
+    app.say(&format!("HOSTILE {}", hostile_qr(&mut p, "<img src=y onerror=\"document.title='pwned'\">")));
+    let seen = app.expect("HOSTILE");
+    assert!(seen.starts_with("images=0 title=Kalit text=") && seen.contains("<img src=y"), "{seen}");
     app.say("OFFLINE");
     app.expect("OFFLINE OK");
     app.say("LANGS");
