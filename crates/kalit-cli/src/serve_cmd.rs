@@ -461,7 +461,10 @@ pub fn relay(a: RelayArgs) -> CliResult {
             "relay ready"
         );
         let policy = kalit_relay::connection_policy(&state, kalit_service::serve::raise_file_limit());
+        let store = state.store.clone();
         kalit_service::serve::serve("kalit relay", kalit_relay::app(state), addr, tls, policy).await?;
+        // Stopped (SIGTERM, Ctrl-C): the audit rows still queued are written before the process ends.
+        store.close().await;
         Ok(())
     })
 }

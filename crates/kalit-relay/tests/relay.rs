@@ -1581,3 +1581,37 @@ fn a_rotation_as_root_leaves_files_the_relay_user_can_read() {
         assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", f.display());
     }
 }
+
+/// Rows in the audit table for `event`, read through a connection of the test's own.
+async fn audit_rows(url: &str, event: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event = $1").bind(event).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_audit_rows_are_written_in_groups_and_a_normal_stop_loses_none() {
+    for db in databases().await {
+        let store = Store::open(&db.url).await.unwrap();
+        // More rows than one group holds, queued at once from many tasks: every one is written.
+        let n = 600;
+        let queued = (0..n).map(|i| {
+            let s = store.clone();
+            async move { s.audit(i, "tunnel_joined", &format!("login{i}"), "device").await }
+        });
+        for r in futures_util::future::join_all(queued).await {
+            r.unwrap();
+        }
+        store.flush_audit().await;
+        assert_eq!(audit_rows(&db.url, "tunnel_joined").await, n, "{}", db.backend);
+        // Rows still waiting for their group when the relay stops normally are written before it closes.
+        for i in 0..10 {
+            store.audit(n + i, "tunnel_joined", "late", "device").await.unwrap();
+        }
+        store.close().await;
+        assert_eq!(audit_rows(&db.url, "tunnel_joined").await, n + 10, "{}", db.backend);
+    }
+}
