@@ -92,17 +92,25 @@ fn three_relay_nodes_behind_haproxy_pair_each_tunnel_on_one_node_and_survive_a_k
     // One data directory (the shared relay identity), one database; the first node creates both.
     let data = root.join("relay");
     let ca = ra.ca();
-    let node = |name: &str| {
+    // Every node has the same name too: it is published in the relay identity, which phones see.
+    let node = || {
         let args = ["relay", "serve", "--data", s(&data), "--database", &db, "--listen", "127.0.0.1:0"];
-        let args = [&args[..], &["--trust", s(&ca), "--trust", s(&burst_ca), "--name", name]].concat();
+        let args =
+            [&args[..], &["--trust", s(&ca), "--trust", s(&burst_ca), "--name", "Kalit relay (cluster)"]].concat();
         // Every tunnel join is a device request of the login, and the burst comes from one address
         // (HAProxy's): this test makes more requests than people would.
         let env =
             [("KALIT_RELAY_LIMITS__PER_LOGIN_PER_MINUTE", "0"), ("KALIT_RELAY_LIMITS__PER_ADDRESS_PER_MINUTE", "0")];
         Service::start_env(&args, None, "warn", Stdio::inherit(), &env)
     };
-    let mut services = [node("node one"), node("node two"), node("node three")];
+    let mut services = [node(), node(), node()];
     let nodes: Vec<String> = services.iter().map(|n| n.url.clone()).collect();
+    // One relay to the phones and agents: every node publishes the same identity (id, key, name).
+    let idents: Vec<RelayIdentity> = nodes
+        .iter()
+        .map(|n| reqwest::blocking::get(format!("{n}{WELL_KNOWN_PATH}")).unwrap().json().unwrap())
+        .collect();
+    assert!(idents.iter().all(|i| *i == idents[0]) && idents[0].name == "Kalit relay (cluster)", "{idents:?}");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = root.join("haproxy.cfg");
     let hosts: Vec<&str> = nodes.iter().map(|u| u.trim_start_matches("http://")).collect();
