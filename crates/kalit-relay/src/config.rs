@@ -34,6 +34,9 @@ pub struct RelayConfig {
     /// Web pages that may open signing sessions with no agent (kalit.js direct mode): `https://*` (any
     /// https origin), `loopback` (pages on this machine), or exact origins. Empty: direct mode off.
     pub direct_origins: Vec<String>,
+    /// Days the audit table keeps its rows: older ones are deleted by the relay, in batches, an hour
+    /// apart (0: kept forever, the default; then prune them yourself, docs/OPERATIONS.md).
+    pub audit_keep_days: u32,
     /// Limits.
     pub limits: Limits,
 }
@@ -103,6 +106,7 @@ impl Default for RelayConfig {
             log_format: "text".into(),
             trusted_proxies: vec![],
             direct_origins: vec!["https://*".into(), "loopback".into()],
+            audit_keep_days: 0,
             limits: Limits::default(),
         }
     }

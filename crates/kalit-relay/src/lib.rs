@@ -180,7 +180,46 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
     if cfg.limits.key_reload_secs > 0 {
         Identity::watch(&state.identity, std::time::Duration::from_secs(cfg.limits.key_reload_secs));
     }
+    if cfg.audit_keep_days > 0 {
+        let (store, clock, days) = (state.store.clone(), state.clock.clone(), cfg.audit_keep_days);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(AUDIT_PRUNE_EVERY);
+            loop {
+                every.tick().await;
+                match prune_audit(&store, days, clock.now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, days, "audit rows older than the retention deleted"),
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "audit retention: rows not deleted; next try in an hour")
+                    }
+                }
+            }
+        });
+    }
     Ok(state)
+}
+
+/// How often the relay deletes audit rows past their retention (`audit_keep_days`); the first time at
+/// start-up.
+pub const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Audit rows deleted per transaction: small enough that a registration waits little for the writer.
+pub const AUDIT_PRUNE_BATCH: i64 = 5000;
+
+/// Deletes the audit rows older than `days` before `now_ms`, [`AUDIT_PRUNE_BATCH`] at a time, until none
+/// is left; returns how many went.
+pub async fn prune_audit(store: &Store, days: u32, now_ms: i64) -> Result<u64, ServiceError> {
+    let before = now_ms - i64::from(days) * 86_400_000;
+    let mut total = 0;
+    loop {
+        let n = store.prune_audit(before, AUDIT_PRUNE_BATCH).await?;
+        total += n;
+        if n < AUDIT_PRUNE_BATCH as u64 {
+            return Ok(total);
+        }
+        // Between batches, the other writers go first.
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The relay's router.

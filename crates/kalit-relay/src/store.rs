@@ -642,6 +642,19 @@ impl Store {
         row.try_get::<i64, _>("n").map_err(db)
     }
 
+    /// Deletes up to `batch` audit rows older than `before_ms`, oldest first, in one transaction; returns
+    /// how many went. Ids grow with time, so the scan in id order stops at the first young rows.
+    pub async fn prune_audit(&self, before_ms: i64, batch: i64) -> Result<u64, ServiceError> {
+        let r =
+            sqlx::query("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < $1 ORDER BY id LIMIT $2)")
+                .bind(before_ms)
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+
     /// Writes the audit rows still queued, then closes the pool (waits for connections to finish).
     pub async fn close(&self) {
         self.flush_audit().await;

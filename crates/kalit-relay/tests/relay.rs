@@ -1615,3 +1615,28 @@ async fn tunnel_audit_rows_are_written_in_groups_and_a_normal_stop_loses_none() 
         assert_eq!(audit_rows(&db.url, "tunnel_joined").await, n + 10, "{}", db.backend);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_past_their_retention_are_deleted_in_batches_and_the_rest_kept() {
+    const DAY: i64 = 86_400_000;
+    for db in databases().await {
+        let store = Store::open(&db.url).await.unwrap();
+        let now = 30_000 * DAY;
+        // More old rows than two batches hold, then rows just inside the retention and from today.
+        let old = 2 * kalit_relay::AUDIT_PRUNE_BATCH + 17;
+        for i in 0..old {
+            store.audit(now - 401 * DAY + i, "tunnel_joined", "old", "device").await.unwrap();
+        }
+        for at in [now - 399 * DAY, now - 399 * DAY, now - DAY, now] {
+            store.audit(at, "tunnel_joined", "kept", "device").await.unwrap();
+        }
+        store.flush_audit().await;
+        assert_eq!(kalit_relay::prune_audit(&store, 400, now).await.unwrap(), old as u64, "{}", db.backend);
+        assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 4, "{}", db.backend);
+        assert_eq!(kalit_relay::prune_audit(&store, 400, now).await.unwrap(), 0, "{}", db.backend);
+        // Two days later, the rows that were 399 days old are past it too.
+        assert_eq!(kalit_relay::prune_audit(&store, 400, now + 2 * DAY).await.unwrap(), 2, "{}", db.backend);
+        assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 2, "{}", db.backend);
+        store.close().await;
+    }
+}
