@@ -349,6 +349,9 @@ the relay vouches to the phone for their origin. Which pages may: direct_origins
 file (default [\"https://*\", \"loopback\"]; list your portals, or [] to turn it off), or
 KALIT_RELAY_DIRECT_ORIGINS=https://my.gov.example,https://bank.example.
 
+The audit table (one row per tunnel join, registration and device change) keeps its rows forever
+unless audit_keep_days is set (KALIT_RELAY_AUDIT_KEEP_DAYS=400): older rows then go every hour.
+
 Examples:
   kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem
   kalit relay serve --data /var/lib/kalit-relay --database postgres://kalit@db/kalit --trust ra.pem --trust national.pem
