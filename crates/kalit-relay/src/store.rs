@@ -781,8 +781,10 @@ enum AuditMsg {
 /// the task commits what arrived within [`AUDIT_LINGER`] of the first row (at most [`GROUP_MAX`] rows) in
 /// one transaction (on SQLite through the group commit). A commit per join (a flush to the disk on SQLite,
 /// a WAL flush on PostgreSQL) was about a fifth of the relay's CPU per signing session
-/// (docs/PERFORMANCE.md). The price: a relay killed outright loses the rows of its last
-/// [`AUDIT_LINGER`]; a relay stopped normally writes them first ([`Store::close`]).
+/// (docs/PERFORMANCE.md). The price: a relay killed outright loses the rows not yet written
+/// (those of its last [`AUDIT_LINGER`] while the database keeps up; the queue holds at most
+/// `4 * GROUP_MAX`, and joins wait while it is full); a relay stopped normally writes them first
+/// ([`Store::close`]).
 struct AuditLog;
 
 impl AuditLog {
