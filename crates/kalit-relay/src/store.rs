@@ -825,9 +825,7 @@ impl AuditLog {
 
     async fn write(pool: &AnyPool, rows: &[AuditRow]) -> Result<(), ServiceError> {
         let mut tx = pool.begin().await.map_err(db)?;
-        for r in rows {
-            r.write(&mut tx).await?;
-        }
+        AuditRow::write_all(rows, &mut tx).await?;
         tx.commit().await.map_err(db)
     }
 }
@@ -878,8 +876,12 @@ struct AuditRow {
 }
 
 impl AuditRow {
-    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), ServiceError> {
-        audit(tx, self.now_ms, &self.event, &self.login, &self.detail).await
+    /// Writes `rows` in `tx`, in their order.
+    async fn write_all(rows: &[AuditRow], tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), ServiceError> {
+        for r in rows {
+            audit(tx, r.now_ms, &r.event, &r.login, &r.detail).await?;
+        }
+        Ok(())
     }
 }
 
@@ -904,12 +906,7 @@ impl Write {
     async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<Option<Created>, ServiceError> {
         match self {
             Write::Login(n, _) => n.write(tx).await.map(Some),
-            Write::Audit(rows, _) => {
-                for r in rows {
-                    r.write(tx).await?;
-                }
-                Ok(None)
-            }
+            Write::Audit(rows, _) => AuditRow::write_all(rows, tx).await.map(|()| None),
         }
     }
 
