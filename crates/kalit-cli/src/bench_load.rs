@@ -3,7 +3,8 @@
 //! of a small document, checked by the agent) against a relay process for a fixed time. The baseline, in
 //! the same run with the same clients: a bare WebSocket forwarder (`kalit bench forwarder`, a process of
 //! its own) that pairs the two ends of a tunnel and pipes their frames, with no device authentication, no
-//! database and one attestation per device made once.
+//! database and one attestation per device made once. Its WebSockets have the relay's own settings
+//! (`kalit_relay::tunnel::configure`), so that the two differ in what the relay does, not in buffers.
 //!
 //! Reported per side: complete sessions per second, p50 and p99 of a session (create, pair, sign, end),
 //! errors, the server process's CPU per session and its resident memory over the run.
@@ -628,7 +629,7 @@ async fn fwd_wait(
     UrlPath(id): UrlPath<String>,
     ws: WebSocketUpgrade,
 ) -> axum::response::Response {
-    ws.on_upgrade(move |mut agent| async move {
+    kalit_relay::tunnel::configure(ws).on_upgrade(move |mut agent| async move {
         let (tx, rx) = tokio::sync::oneshot::channel();
         s.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), tx);
         if agent.send(text(&TunnelEvent::Ready { expires_in: 60 })).await.is_err() {
@@ -650,7 +651,7 @@ async fn fwd_join(
     UrlPath(id): UrlPath<String>,
     ws: WebSocketUpgrade,
 ) -> axum::response::Response {
-    ws.on_upgrade(move |mut phone| async move {
+    kalit_relay::tunnel::configure(ws).on_upgrade(move |mut phone| async move {
         let Some(Ok(Message::Text(t))) = phone.recv().await else { return };
         let Ok(req) = serde_json::from_str::<DeviceRequest>(t.as_str()) else { return };
         let Some(attestation) = fwd_attestation(&s, &req).await else { return };

@@ -212,7 +212,10 @@ impl Drop for WaitGuard {
     }
 }
 
-fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+/// The relay's settings for every tunnel WebSocket: a small read buffer, no write buffering, and the
+/// frame and message caps. Public so that `kalit bench forwarder`, the baseline, reads and writes its
+/// sockets the same way (with axum's defaults it zeroed 128 KiB per socket, work the relay does not do).
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * MAX_FRAME)
