@@ -187,8 +187,9 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
             loop {
                 every.tick().await;
                 match prune_audit(&store, days, clock.now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(rows = n, days, "audit rows older than the retention deleted"),
+                    Ok(Some(0)) => {}
+                    Ok(Some(n)) => tracing::info!(rows = n, days, "audit rows older than the retention deleted"),
+                    Ok(None) => tracing::debug!("audit retention: another relay node is deleting old rows"),
                     Err(e) => {
                         tracing::warn!(error = %e.message, "audit retention: rows not deleted; next try in an hour")
                     }
@@ -207,19 +208,9 @@ pub const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub const AUDIT_PRUNE_BATCH: i64 = 5000;
 
 /// Deletes the audit rows older than `days` before `now_ms`, [`AUDIT_PRUNE_BATCH`] at a time, until none
-/// is left; returns how many went.
-pub async fn prune_audit(store: &Store, days: u32, now_ms: i64) -> Result<u64, ServiceError> {
-    let before = now_ms - i64::from(days) * 86_400_000;
-    let mut total = 0;
-    loop {
-        let n = store.prune_audit(before, AUDIT_PRUNE_BATCH).await?;
-        total += n;
-        if n < AUDIT_PRUNE_BATCH as u64 {
-            return Ok(total);
-        }
-        // Between batches, the other writers go first.
-        tokio::task::yield_now().await;
-    }
+/// is left; returns how many went, or `None` when another node of the cluster is doing it now.
+pub async fn prune_audit(store: &Store, days: u32, now_ms: i64) -> Result<Option<u64>, ServiceError> {
+    store.prune_audit(now_ms - i64::from(days) * 86_400_000, AUDIT_PRUNE_BATCH).await
 }
 
 /// The relay's router.

@@ -642,17 +642,50 @@ impl Store {
         row.try_get::<i64, _>("n").map_err(db)
     }
 
-    /// Deletes up to `batch` audit rows older than `before_ms`, oldest first, in one transaction; returns
-    /// how many went. Ids grow with time, so the scan in id order stops at the first young rows.
-    pub async fn prune_audit(&self, before_ms: i64, batch: i64) -> Result<u64, ServiceError> {
-        let r =
-            sqlx::query("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < $1 ORDER BY id LIMIT $2)")
-                .bind(before_ms)
-                .bind(batch)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-        Ok(r.rows_affected())
+    /// Deletes the audit rows older than `before_ms`, oldest first, `batch` rows per transaction, until none
+    /// is left; returns how many went, or `None` when another relay node on this PostgreSQL database is
+    /// deleting them now (a session advisory lock, [`AUDIT_PRUNE_LOCK`], lets one node at a time do it;
+    /// a node that dies releases it with its connection). Ids grow with time, so each batch's scan in id
+    /// order stops at the first young rows.
+    pub async fn prune_audit(&self, before_ms: i64, batch: i64) -> Result<Option<u64>, ServiceError> {
+        const SQL: &str = "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at_ms < $1 ORDER BY id LIMIT $2)";
+        if self.backend == Backend::Sqlite {
+            // One process, and one connection that the group commit needs between batches.
+            let mut total = 0;
+            loop {
+                let r = sqlx::query(SQL).bind(before_ms).bind(batch).execute(&self.pool).await.map_err(db)?;
+                total += r.rows_affected();
+                if r.rows_affected() < batch as u64 {
+                    return Ok(Some(total));
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let got = sqlx::query("SELECT pg_try_advisory_lock($1) AS got")
+            .bind(AUDIT_PRUNE_LOCK)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?
+            .try_get::<bool, _>("got")
+            .map_err(db)?;
+        if !got {
+            return Ok(None);
+        }
+        let mut total = 0;
+        let deleted = loop {
+            match sqlx::query(SQL).bind(before_ms).bind(batch).execute(&mut *conn).await {
+                Ok(r) if r.rows_affected() < batch as u64 => break Ok(total + r.rows_affected()),
+                Ok(r) => total += r.rows_affected(),
+                Err(e) => break Err(db(e)),
+            }
+        };
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(AUDIT_PRUNE_LOCK).execute(&mut *conn).await;
+        if unlocked.is_err() {
+            // Not back into the pool holding the lock: closed, the session's lock goes with it.
+            let _ = conn.close().await;
+        }
+        deleted.map(Some)
     }
 
     /// Writes the audit rows still queued, then closes the pool (waits for connections to finish).
@@ -766,6 +799,9 @@ impl Store {
             .map_err(|_| ServiceError::new(ErrorCode::Unavailable, "the relay's audit writer stopped; try again"))
     }
 }
+
+/// The PostgreSQL advisory lock key held by the relay node deleting old audit rows ("kalitaud").
+pub const AUDIT_PRUNE_LOCK: i64 = 0x6b61_6c69_7461_7564;
 
 /// How long the audit writer gathers rows before it commits them.
 pub const AUDIT_LINGER: std::time::Duration = std::time::Duration::from_millis(100);

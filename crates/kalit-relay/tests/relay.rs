@@ -1631,12 +1631,48 @@ async fn audit_rows_past_their_retention_are_deleted_in_batches_and_the_rest_kep
             store.audit(at, "tunnel_joined", "kept", "device").await.unwrap();
         }
         store.flush_audit().await;
-        assert_eq!(kalit_relay::prune_audit(&store, 400, now).await.unwrap(), old as u64, "{}", db.backend);
+        assert_eq!(kalit_relay::prune_audit(&store, 400, now).await.unwrap(), Some(old as u64), "{}", db.backend);
         assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 4, "{}", db.backend);
-        assert_eq!(kalit_relay::prune_audit(&store, 400, now).await.unwrap(), 0, "{}", db.backend);
+        assert_eq!(kalit_relay::prune_audit(&store, 400, now).await.unwrap(), Some(0), "{}", db.backend);
         // Two days later, the rows that were 399 days old are past it too.
-        assert_eq!(kalit_relay::prune_audit(&store, 400, now + 2 * DAY).await.unwrap(), 2, "{}", db.backend);
+        assert_eq!(kalit_relay::prune_audit(&store, 400, now + 2 * DAY).await.unwrap(), Some(2), "{}", db.backend);
         assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 2, "{}", db.backend);
         store.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_node_at_a_time_deletes_old_audit_rows_on_postgresql() {
+    const DAY: i64 = 86_400_000;
+    let Some(db) = databases().await.into_iter().find(|d| d.backend == "postgres") else {
+        eprintln!("skipped: needs KALIT_TEST_POSTGRES_URL");
+        return;
+    };
+    let (a, b) = (Store::open(&db.url).await.unwrap(), Store::open(&db.url).await.unwrap());
+    let now = 30_000 * DAY;
+    for i in 0..10 {
+        a.audit(now - 401 * DAY + i, "tunnel_joined", "old", "device").await.unwrap();
+    }
+    a.flush_audit().await;
+    // Another node (here a bare connection) is deleting them: this node leaves them alone this round.
+    let other = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let mut held = other.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(kalit_relay::store::AUDIT_PRUNE_LOCK)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    assert_eq!(kalit_relay::prune_audit(&b, 400, now).await.unwrap(), None);
+    assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 10);
+    // A node that dies releases the lock with its connection; the next round here deletes them.
+    held.close().await.unwrap();
+    assert_eq!(kalit_relay::prune_audit(&b, 400, now).await.unwrap(), Some(10));
+    assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 0);
+    // And the node releases it when done: the other node's next round runs too.
+    a.audit(now - 401 * DAY, "tunnel_joined", "old", "device").await.unwrap();
+    a.flush_audit().await;
+    assert_eq!(kalit_relay::prune_audit(&a, 400, now).await.unwrap(), Some(1));
+    other.close().await;
+    a.close().await;
+    b.close().await;
 }
