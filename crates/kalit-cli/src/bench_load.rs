@@ -32,7 +32,7 @@ use kalit_proto::session::{SessionCreated, SessionPhase, SessionState, SignDocRe
 use kalit_vault::{PinPolicy, Vault};
 
 use crate::bench_relay::pct;
-use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay};
+use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on};
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
@@ -72,6 +72,11 @@ pub struct LoadBenchArgs {
     /// machine with fewer cores than the nodes and the clients would need.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u16).range(1..=800))]
     node_cpu: Option<u16>,
+    /// Run relay and forwarder in turn this many times (each time started afresh, with its warm-up), so
+    /// that a change in the machine's load hits both sides: the table sums the rounds (RSS: the last
+    /// round's), and each round's ratios are listed with their median.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    rounds: u16,
 }
 
 #[derive(Debug, Args)]
@@ -201,30 +206,58 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
         drive(&people, &agent_url, &w, a.warmup)?;
         drive(&people, &agent_url, &w, secs)
     };
-    // Tunnels each node paired over the warm-up and the run, from its own metrics: the proxy's spread.
-    let urls: Vec<&str> = nodes.iter().map(|n| n.1.as_str()).collect();
-    let paired0 = paired_per_node(&urls)?;
-    let mut r = run_side(if nodes.len() > 1 { "relay nodes" } else { "relay" }, &nodes)?;
-    r.per_node = paired_per_node(&urls)?.iter().zip(&paired0).map(|(b, a)| b.saturating_sub(*a)).collect();
     let listens: Vec<String> = nodes.iter().map(|n| n.1.trim_start_matches("http://").to_string()).collect();
-    drop(nodes);
-    let f = if a.no_baseline {
-        None
-    } else {
-        let mut forwarders = vec![];
-        for listen in &listens {
-            let mut args = vec!["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()];
-            if let Some(db) = db {
-                args.extend([OsStr::new("--database"), OsStr::new(db)]);
+    let rounds = usize::from(a.rounds.max(1));
+    let (mut relays, mut baselines) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let mut first = Some(nodes);
+    for round in 1..=rounds {
+        if rounds > 1 {
+            eprintln!("round {round} of {rounds}");
+        }
+        // The relays of round 1 are those the phones registered with; later ones start again where they were.
+        let nodes = match first.take() {
+            Some(n) => n,
+            None => {
+                let n = listens.iter().map(|l| spawn_relay_on(tmp, db, threads, l)).collect::<CliResult<Vec<_>>>()?;
+                if let Some(p) = &proxy {
+                    p.wait_up(n.len())?;
+                }
+                n
             }
-            forwarders.push(spawn_kalit(&args, listen, threads)?);
+        };
+        // Tunnels each node paired over the warm-up and the run, from its own metrics: the proxy's spread.
+        let urls: Vec<&str> = nodes.iter().map(|n| n.1.as_str()).collect();
+        let paired0 = paired_per_node(&urls)?;
+        let mut r = run_side(if nodes.len() > 1 { "relay nodes" } else { "relay" }, &nodes)?;
+        r.per_node = paired_per_node(&urls)?.iter().zip(&paired0).map(|(b, a)| b.saturating_sub(*a)).collect();
+        relays.push(r);
+        drop(nodes);
+        if !a.no_baseline {
+            let mut forwarders = vec![];
+            for listen in &listens {
+                let mut args = vec!["bench".as_ref(), "forwarder".as_ref(), "--data".as_ref(), relay_data.as_os_str()];
+                if let Some(db) = db {
+                    args.extend([OsStr::new("--database"), OsStr::new(db)]);
+                }
+                forwarders.push(spawn_kalit(&args, listen, threads)?);
+            }
+            if let Some(p) = &proxy {
+                p.wait_up(forwarders.len())?;
+            }
+            baselines.push(run_side(if forwarders.len() > 1 { "forwarders" } else { "forwarder" }, &forwarders)?);
         }
-        if let Some(p) = &proxy {
-            p.wait_up(forwarders.len())?;
-        }
-        Some(run_side(if forwarders.len() > 1 { "forwarders" } else { "forwarder" }, &forwarders)?)
-    };
+    }
+    let per_round: Vec<[f64; 2]> = relays
+        .iter()
+        .zip(&baselines)
+        .map(|(r, f)| [r.sessions as f64 / r.secs / (f.sessions as f64 / f.secs), r.cpu_ms / f.cpu_ms])
+        .collect();
+    let r = Side::merge(relays).ok_or_else(|| internal("no round ran"))?;
+    let f = Side::merge(baselines);
     report(a, clients, &r, f.as_ref());
+    if per_round.len() > 1 {
+        report_rounds(&per_round);
+    }
     for (name, side) in [("relay", Some(&r)), ("forwarder", f.as_ref())] {
         for e in side.iter().flat_map(|s| s.errors.iter()).take(5) {
             eprintln!("{name} error: {e}");
@@ -476,6 +509,44 @@ fn one_session(p: &Person, u: &kalit_vault::Unlocked<'_>, agent_url: &str) -> Cl
     })
 }
 
+impl Side {
+    /// The rounds of one side as one run: counts, times and latencies together, CPU per session over all
+    /// of them; RSS as the last round saw it (each round is a fresh process).
+    fn merge(rounds: Vec<Side>) -> Option<Side> {
+        let mut merged = rounds.into_iter().reduce(|a, mut b| {
+            let n = (a.sessions + b.sessions).max(1) as f64;
+            let (wa, wb) = (a.sessions as f64 / n, b.sessions as f64 / n);
+            b.cpu_ms = a.cpu_ms * wa + b.cpu_ms * wb;
+            b.proxy_cpu_ms = a.proxy_cpu_ms.zip(b.proxy_cpu_ms).map(|(x, y)| x * wa + y * wb);
+            b.db_cpu_ms = a.db_cpu_ms.zip(b.db_cpu_ms).map(|(x, y)| x * wa + y * wb);
+            b.sessions += a.sessions;
+            b.secs += a.secs;
+            b.errors.splice(0..0, a.errors);
+            b.latencies.extend(a.latencies);
+            if a.per_node.len() == b.per_node.len() {
+                b.per_node.iter_mut().zip(&a.per_node).for_each(|(x, y)| *x += y);
+            }
+            b
+        })?;
+        merged.latencies.sort_by(f64::total_cmp);
+        Some(merged)
+    }
+}
+
+/// Each round's ratios (relay / forwarder) and their medians, below the table.
+fn report_rounds(per_round: &[[f64; 2]]) {
+    let median = |i: usize| {
+        let mut v: Vec<f64> = per_round.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+    };
+    let list = |i: usize| per_round.iter().map(|r| format!("{:.2}", r[i])).collect::<Vec<_>>().join(", ");
+    println!();
+    println!("Relay / forwarder, round by round: sessions per second {} (median {:.2});", list(0), median(0));
+    println!("server CPU per complete session {} (median {:.2}).", list(1), median(1));
+}
+
 fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
     let rate = |s: &Side| s.sessions as f64 / s.secs;
     let p = |s: &Side, q: f64| if s.latencies.is_empty() { 0.0 } else { pct(&s.latencies, q) };
@@ -555,6 +626,10 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
         (Some(n), _) => format!("{threads}, {n} node(s) on PostgreSQL behind HAProxy (server rows: all nodes)"),
         (None, Some(_)) => format!("{threads}, PostgreSQL"),
         (None, None) => threads,
+    };
+    let threads = match a.rounds {
+        0 | 1 => threads,
+        n => format!("{threads}, {n} rounds in turn (summed)"),
     };
     if a.markdown {
         println!(

@@ -108,6 +108,16 @@ impl Drop for RelayProcess {
 /// relay identity, shared by every node started from the same `tmp`), it trusts the bench RA's
 /// `TMP/ra/ca.pem`, and its database is `db` (SQLite in its data directory when `None`).
 pub(crate) fn spawn_relay(tmp: &Path, db: Option<&str>, threads: Option<usize>) -> CliResult<(RelayProcess, String)> {
+    spawn_relay_on(tmp, db, threads, "127.0.0.1:0")
+}
+
+/// [`spawn_relay`] listening on `listen` (a relay started again where it was before).
+pub(crate) fn spawn_relay_on(
+    tmp: &Path,
+    db: Option<&str>,
+    threads: Option<usize>,
+    listen: &str,
+) -> CliResult<(RelayProcess, String)> {
     let (data, trust) = (tmp.join("relay-bench"), tmp.join("ra").join("ca.pem"));
     let mut args = vec![
         "relay".as_ref(),
@@ -120,7 +130,7 @@ pub(crate) fn spawn_relay(tmp: &Path, db: Option<&str>, threads: Option<usize>) 
     if let Some(db) = db {
         args.extend([std::ffi::OsStr::new("--database"), std::ffi::OsStr::new(db)]);
     }
-    spawn_kalit(&args, "127.0.0.1:0", threads)
+    spawn_kalit(&args, listen, threads)
 }
 
 /// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) with rate limits off and the

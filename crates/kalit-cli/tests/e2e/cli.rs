@@ -395,8 +395,14 @@ fn alert_rules_name_only_counters_the_services_count() {
 /// if any session fails. The figures are not judged here (docs/PERFORMANCE.md records them).
 #[test]
 fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_errors() {
-    let r = kalit(&["bench", "load", "--seconds", "1", "--clients", "2"], &[]);
+    // Two rounds: the relay of round 2 is a new process on round 1's address, where the phones registered.
+    let r = kalit(&["bench", "load", "--seconds", "1", "--clients", "2", "--warmup", "1", "--rounds", "2"], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.matches("relay: warming up").count(), 2, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("forwarder: warming up").count(), 2, "{}", r.stderr);
+    let by_round = r.stdout.lines().find(|l| l.starts_with("Relay / forwarder, round by round")).unwrap_or_default();
+    let ratios = by_round.split("per second ").nth(1).and_then(|t| t.split(" (median").next()).unwrap_or_default();
+    assert_eq!(ratios.split(", ").count(), 2, "one ratio per round: {}", r.stdout);
     for row in ["complete sessions per second", "server CPU per complete session", "errors"] {
         assert!(r.stdout.contains(row), "{}", r.stdout);
     }
