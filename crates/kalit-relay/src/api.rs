@@ -68,7 +68,7 @@ async fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {
 pub(crate) async fn nonce(State(s): State<AppState>) -> ServiceResult<Json<NonceResponse>> {
     let now = s.clock.now_ms();
     let expires_ms = now + (s.limits.nonce_ttl_secs as i64) * 1000;
-    let n = s.store.issue_nonce(expires_ms, now).await?;
+    let n = s.store.issue_nonce(expires_ms)?;
     s.metrics.inc("nonces", "issued");
     Ok(Json(NonceResponse { nonce: n.into(), expires_at: expires_ms / 1000 }))
 }

@@ -1,15 +1,19 @@
-//! Nonces of a one-node relay (SQLite): issued without storing anything, consumed once.
+//! Self-authenticating nonces: issued without storing anything, consumed once.
 //!
-//! A relay on PostgreSQL keeps nonces in the shared database, because a nonce issued by one node is
-//! used at another. A relay on SQLite is one process, and writing each nonce to the database (and
-//! deleting it when used) cost two of the three fsyncs of a registration. Here a nonce carries its own
-//! proof instead: 12 random bytes, its expiry (seconds, big-endian) and a 16-byte HMAC-SHA256 tag over
-//! both under a key made at start-up. Issuing one stores nothing, so a stranger asking for nonces holds
-//! no memory. A nonce is remembered only once a request with valid proofs consumes it, until it
-//! expires, so it is used at most once; those entries are capped ([`MAX_USED`]).
+//! A nonce carries its own proof: 12 random bytes, its expiry (seconds, big-endian) and a 16-byte
+//! HMAC-SHA256 tag over both. Issuing one stores nothing, so a stranger asking for nonces holds no memory
+//! and causes no database write. A nonce is remembered only once a request with valid proofs consumes
+//! it, until it expires, so it is used at most once.
 //!
-//! The key lives in memory only: a restart invalidates every nonce handed out before it (a phone then
-//! gets `expired` and asks for a new one), so a nonce consumed before a restart cannot be used after it.
+//! - **One node (SQLite):** the key is made at start-up and lives in memory only, and so do the consumed
+//!   nonces ([`LocalNonces::take`], capped at [`MAX_USED`]). A restart invalidates every nonce handed out
+//!   before it (a phone then gets `expired` and asks for a new one), so a nonce consumed before a restart
+//!   cannot be used after it. Writing each nonce to the database (and deleting it when used) had cost
+//!   two of the three fsyncs of a registration.
+//! - **Several nodes (PostgreSQL):** a nonce issued by one node is used at another, so every node reads
+//!   the same key from the database (made by the first node that starts, `relay_secrets`), and a consumed
+//!   nonce is a row of `used_nonces` ([`LocalNonces::check`], then `Store::take_nonce`): one insert per
+//!   use, where a stored nonce had cost an insert at issue and a delete at use.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -57,8 +61,13 @@ fn tag(key: &hmac::Key, body: &[u8]) -> [u8; TAG] {
 impl LocalNonces {
     /// A fresh key from the system's random generator.
     pub fn new() -> Result<LocalNonces, ServiceError> {
-        let secret = kalit_core::seal::random::<32>()?;
-        Ok(LocalNonces { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), used: Mutex::new(Used::default()) })
+        let secret = kalit_core::SecretBytes::new(kalit_core::seal::random::<32>()?.to_vec());
+        Ok(LocalNonces::with_secret(secret.expose_secret()))
+    }
+
+    /// Nonces under a key shared by the nodes of a cluster.
+    pub fn with_secret(secret: &[u8]) -> LocalNonces {
+        LocalNonces { key: hmac::Key::new(hmac::HMAC_SHA256, secret), used: Mutex::new(Used::default()) }
     }
 
     /// A nonce valid until `expires_secs`.
@@ -72,19 +81,23 @@ impl LocalNonces {
         Ok(n)
     }
 
-    /// Consumes `nonce`: true exactly once for a nonce this process issued, before its expiry.
-    pub fn take(&self, nonce: &[u8], now_secs: u64) -> Result<bool, ServiceError> {
-        let Ok(n) = <[u8; 32]>::try_from(nonce) else { return Ok(false) };
+    /// The expiry (seconds) of `nonce` when this key issued it and it has not expired at `now_secs`;
+    /// whether it was used already is not known here.
+    pub fn check(&self, nonce: &[u8], now_secs: u64) -> Option<u64> {
+        let n = <[u8; 32]>::try_from(nonce).ok()?;
         let t = tag(&self.key, &n[..RANDOM + 4]);
-        if constant_time::verify_slices_are_equal(&t, &n[RANDOM + 4..]).is_err() {
-            return Ok(false);
-        }
+        constant_time::verify_slices_are_equal(&t, &n[RANDOM + 4..]).ok()?;
         let mut exp = [0u8; 4];
         exp.copy_from_slice(&n[RANDOM..RANDOM + 4]);
         let exp = u64::from(u32::from_be_bytes(exp));
-        if exp < now_secs {
-            return Ok(false);
-        }
+        (exp >= now_secs).then_some(exp)
+    }
+
+    /// Consumes `nonce` in this process's memory: true exactly once for a nonce this key issued, before
+    /// its expiry.
+    pub fn take(&self, nonce: &[u8], now_secs: u64) -> Result<bool, ServiceError> {
+        let Some(exp) = self.check(nonce, now_secs) else { return Ok(false) };
+        let Ok(n) = <[u8; 32]>::try_from(nonce) else { return Ok(false) };
         let mut used = self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if used.map.contains_key(&n) {
             return Ok(false);
@@ -132,6 +145,23 @@ mod tests {
             assert!(!a.take(&m, 50).unwrap(), "byte {i} changed and accepted");
         }
         assert!(!a.take(&n[..31], 50).unwrap());
+    }
+
+    #[test]
+    fn nodes_sharing_a_key_check_each_others_nonces_and_no_one_elses() {
+        let (a, b) = (LocalNonces::with_secret(&[7; 32]), LocalNonces::with_secret(&[7; 32]));
+        let n = a.issue(100).unwrap();
+        assert_eq!(b.check(&n, 100), Some(100));
+        assert_eq!(b.check(&n, 101), None, "expired");
+        assert_eq!(LocalNonces::with_secret(&[8; 32]).check(&n, 50), None, "another key");
+        for i in 0..32 {
+            let mut m = n;
+            m[i] ^= 1;
+            assert_eq!(b.check(&m, 50), None, "byte {i} changed and accepted");
+        }
+        assert_eq!(b.check(&n[..31], 50), None);
+        // check says nothing of use: that is the caller's record (the database on a cluster).
+        assert_eq!(b.check(&n, 50), Some(100));
     }
 
     #[test]

@@ -114,9 +114,11 @@ pub enum Created {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    nonces_issued: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// SQLite (one process): nonces that prove themselves instead of rows (see [`crate::nonces`]).
-    local_nonces: Option<std::sync::Arc<crate::nonces::LocalNonces>>,
+    /// Nonces consumed on PostgreSQL, for the sweep of expired `used_nonces` rows.
+    nonces_taken: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Nonces that prove themselves instead of rows (see [`crate::nonces`]): on SQLite under a key of
+    /// this process, on PostgreSQL under the key every node reads from `relay_secrets`.
+    nonces: std::sync::Arc<crate::nonces::LocalNonces>,
     /// SQLite: the group commit's queue.
     group: Option<tokio::sync::mpsc::Sender<Write>>,
     /// The audit writer's queue (tunnel joins' rows).
@@ -172,22 +174,40 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// The key of a cluster's nonces: made by the first node that starts, read by every node after.
+async fn shared_nonce_key(pool: &AnyPool) -> Result<kalit_core::SecretBytes, ServiceError> {
+    let fresh = kalit_core::SecretBytes::new(kalit_core::seal::random::<32>()?.to_vec());
+    sqlx::query("INSERT INTO relay_secrets (name, secret) VALUES ('nonce_key', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(fresh.expose_secret().to_vec())
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    let row =
+        sqlx::query("SELECT secret FROM relay_secrets WHERE name = 'nonce_key'").fetch_one(pool).await.map_err(db)?;
+    let key = kalit_core::SecretBytes::new(row.try_get::<Vec<u8>, _>("secret").map_err(db)?);
+    if key.len() != 32 {
+        return Err(ServiceError::new(ErrorCode::Corrupt, "the relay's nonce key in relay_secrets is not 32 bytes"));
+    }
+    Ok(key)
+}
+
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(&'static str, &'static str); 4] = match backend {
-        Backend::Sqlite => [
+    let files: &[(&'static str, &'static str)] = match backend {
+        Backend::Sqlite => &[
             (include_str!("../migrations/sqlite/0001_init.sql"), "init"),
             (include_str!("../migrations/sqlite/0002_detachments.sql"), "detachments"),
             (include_str!("../migrations/sqlite/0003_rate_buckets.sql"), "rate buckets"),
             (include_str!("../migrations/sqlite/0004_cert_chain.sql"), "certificate chains"),
         ],
-        Backend::Postgres => [
+        Backend::Postgres => &[
             (include_str!("../migrations/postgres/0001_init.sql"), "init"),
             (include_str!("../migrations/postgres/0002_detachments.sql"), "detachments"),
             (include_str!("../migrations/postgres/0003_rate_buckets.sql"), "rate buckets"),
             (include_str!("../migrations/postgres/0004_cert_chain.sql"), "certificate chains"),
+            (include_str!("../migrations/postgres/0005_shared_nonces.sql"), "shared nonces"),
         ],
     };
-    kalit_service::migrations::migrator(&files)
+    kalit_service::migrations::migrator(files)
 }
 
 /// The columns [`device_row`] reads, with `extra` columns, and the join they come from (a literal, for
@@ -236,18 +256,18 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| ServiceError::new(ErrorCode::Corrupt, format!("database migration failed: {e}")))?;
-        let (local_nonces, group) = match backend {
-            Backend::Sqlite => {
-                (Some(std::sync::Arc::new(crate::nonces::LocalNonces::new()?)), Some(GroupCommit::start(pool.clone())))
+        let (nonces, group) = match backend {
+            Backend::Sqlite => (crate::nonces::LocalNonces::new()?, Some(GroupCommit::start(pool.clone()))),
+            Backend::Postgres => {
+                (crate::nonces::LocalNonces::with_secret(shared_nonce_key(&pool).await?.expose_secret()), None)
             }
-            Backend::Postgres => (None, None),
         };
         let audit_log = AuditLog::start(pool.clone(), group.clone());
         Ok(Store {
             pool,
             backend,
-            nonces_issued: Default::default(),
-            local_nonces,
+            nonces_taken: Default::default(),
+            nonces: std::sync::Arc::new(nonces),
             group,
             audit_log,
             tokens_taken: Default::default(),
@@ -310,40 +330,36 @@ impl Store {
         Ok((row.try_get::<bool, _>("allowed").map_err(db)?, row.try_get::<f64, _>("tokens").map_err(db)?))
     }
 
-    /// A fresh nonce valid until `expires_ms`. On PostgreSQL it is stored (any node may consume it;
-    /// every 64th call also drops expired ones); on SQLite it proves itself and nothing is written.
-    pub async fn issue_nonce(&self, expires_ms: i64, now_ms: i64) -> Result<Vec<u8>, ServiceError> {
-        if let Some(local) = &self.local_nonces {
-            return Ok(local.issue(expires_ms.max(0) as u64 / 1000)?.to_vec());
+    /// A fresh nonce valid until `expires_ms`, proving itself ([`crate::nonces`]): nothing is written.
+    pub fn issue_nonce(&self, expires_ms: i64) -> Result<Vec<u8>, ServiceError> {
+        Ok(self.nonces.issue(expires_ms.max(0) as u64 / 1000)?.to_vec())
+    }
+
+    /// Consumes a nonce: true for exactly one caller, and only for a nonce this relay (any node of it)
+    /// issued, before it expires. On SQLite the process remembers it; on PostgreSQL it becomes a row of
+    /// `used_nonces` (a second insert of it is refused), and every 64th call also drops expired rows.
+    pub async fn take_nonce(&self, nonce: &[u8], now_ms: i64) -> Result<bool, ServiceError> {
+        let now_secs = now_ms.max(0) as u64 / 1000;
+        if self.backend == Backend::Sqlite {
+            return self.nonces.take(nonce, now_secs);
         }
-        let nonce = kalit_core::seal::random::<32>()?;
-        if self.nonces_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(64) {
-            sqlx::query("DELETE FROM nonces WHERE expires_ms < $1")
+        let Some(expires_secs) = self.nonces.check(nonce, now_secs) else { return Ok(false) };
+        if self.nonces_taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(64) {
+            sqlx::query("DELETE FROM used_nonces WHERE expires_ms < $1")
                 .bind(now_ms)
                 .execute(&self.pool)
                 .await
                 .map_err(db)?;
         }
-        sqlx::query("INSERT INTO nonces (nonce, expires_ms) VALUES ($1, $2)")
-            .bind(nonce.to_vec())
-            .bind(expires_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(nonce.to_vec())
-    }
-
-    /// Consumes a nonce: true for exactly one caller, and only before it expires.
-    pub async fn take_nonce(&self, nonce: &[u8], now_ms: i64) -> Result<bool, ServiceError> {
-        if let Some(local) = &self.local_nonces {
-            return local.take(nonce, now_ms.max(0) as u64 / 1000);
-        }
-        let r = sqlx::query("DELETE FROM nonces WHERE nonce = $1 AND expires_ms >= $2")
-            .bind(nonce.to_vec())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        // Kept until a second past its expiry: `check` refuses it from then on.
+        let keep_until = (expires_secs as i64 + 1) * 1000;
+        let r =
+            sqlx::query("INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
+                .bind(nonce.to_vec())
+                .bind(keep_until)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -1676,3 +1676,57 @@ async fn one_node_at_a_time_deletes_old_audit_rows_on_postgresql() {
     a.close().await;
     b.close().await;
 }
+
+/// Rows of a table, counted directly in the database.
+async fn rows(url: &str, table: &str) -> i64 {
+    use sqlx::Row;
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get::<i64, _>("n")
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_nonces_are_not_stored_when_issued_and_stay_used_across_nodes_and_restarts() {
+    let ca = Ca::new("Test RA");
+    let Some(db) = databases().await.into_iter().find(|d| d.backend == "postgres") else {
+        eprintln!("skipped: needs KALIT_TEST_POSTGRES_URL");
+        return;
+    };
+    let a = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    // A stranger asking for nonces makes the database write nothing.
+    for _ in 0..50 {
+        a.nonce().await;
+    }
+    assert_eq!(rows(&db.url, "used_nonces").await, 0);
+    assert_eq!(rows(&db.url, "nonces").await, 0, "the table of the previous version is not written");
+    // A nonce from node A, its request sent after A restarted, to node B: the key is the cluster's.
+    let alice = ca.person("Alice", KeyAlgorithm::P256);
+    let phone = Device::new();
+    let req = a.request("shared", &alice, &phone, None).await;
+    a.state.store.close().await;
+    let b = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    let (s, v) = b.register(&req).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(rows(&db.url, "used_nonces").await, 1);
+    // Its replay, at another node started since, is refused: the use is recorded in the database.
+    let c = relay(&db, vec![ca.der.clone()], no_limits()).await;
+    let (_, v) = c.register(&req).await;
+    assert_eq!(code(&v), "expired", "{v}");
+    // So is a nonce made under another key (another relay's); the device registered above still works.
+    let stranger = kalit_relay::nonces::LocalNonces::new().unwrap();
+    let forged = stranger.issue(u64::try_from(kalit_service::now_ms() / 1000 + 60).unwrap()).unwrap();
+    let bob = ca.person("Bob", KeyAlgorithm::P256);
+    let req = c.request_with("forged", &bob, &Device::new(), None, &forged, &c.id);
+    let (_, v) = c.register(&req).await;
+    assert_eq!(code(&v), "expired", "{v}");
+    let (s, v) = c.device_call("shared", &phone, "list", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    b.state.store.close().await;
+    c.state.store.close().await;
+}
