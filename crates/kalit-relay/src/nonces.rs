@@ -2,8 +2,8 @@
 //!
 //! A nonce carries its own proof: 12 random bytes, its expiry (seconds, big-endian) and a 16-byte
 //! HMAC-SHA256 tag over both. Issuing one stores nothing, so a stranger asking for nonces holds no memory
-//! and causes no database write. A nonce is remembered only once a request with valid proofs consumes
-//! it, until it expires, so it is used at most once.
+//! and no stored nonce (a cluster's shared rate limit still counts the request). A nonce is remembered
+//! only once a request with valid proofs consumes it, until it expires, so it is used at most once.
 //!
 //! - **One node (SQLite):** the key is made at start-up and lives in memory only, and so do the consumed
 //!   nonces ([`LocalNonces::take`], capped at [`MAX_USED`]). A restart invalidates every nonce handed out

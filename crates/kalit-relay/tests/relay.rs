@@ -1699,7 +1699,7 @@ async fn cluster_nonces_are_not_stored_when_issued_and_stay_used_across_nodes_an
         return;
     };
     let a = relay(&db, vec![ca.der.clone()], no_limits()).await;
-    // A stranger asking for nonces makes the database write nothing.
+    // A stranger asking for nonces makes the database store none (rate limits are off here).
     for _ in 0..50 {
         a.nonce().await;
     }
