@@ -351,8 +351,9 @@ impl Store {
                 .await
                 .map_err(db)?;
         }
-        // Kept until a second past its expiry: `check` refuses it from then on.
-        let keep_until = (expires_secs as i64 + 1) * 1000;
+        // Kept a minute past its expiry (`check` refuses it from then on), so that a node whose clock is
+        // behind the sweeping node's still finds it.
+        let keep_until = (expires_secs as i64 + USED_NONCE_GRACE_SECS) * 1000;
         let r =
             sqlx::query("INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
                 .bind(nonce.to_vec())
@@ -815,6 +816,10 @@ impl Store {
             .map_err(|_| ServiceError::new(ErrorCode::Unavailable, "the relay's audit writer stopped; try again"))
     }
 }
+
+/// Seconds a used nonce's row outlives the nonce on PostgreSQL: the clocks of a cluster's nodes may differ
+/// by less than this without a swept nonce being accepted again.
+pub const USED_NONCE_GRACE_SECS: i64 = 60;
 
 /// The PostgreSQL advisory lock key held by the relay node deleting old audit rows ("kalitaud").
 pub const AUDIT_PRUNE_LOCK: i64 = 0x6b61_6c69_7461_7564;

@@ -1730,3 +1730,22 @@ async fn cluster_nonces_are_not_stored_when_issued_and_stay_used_across_nodes_an
     b.state.store.close().await;
     c.state.store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_nonce_stays_used_at_a_node_whose_clock_is_behind_the_one_that_sweeps() {
+    let Some(db) = databases().await.into_iter().find(|d| d.backend == "postgres") else {
+        eprintln!("skipped: needs KALIT_TEST_POSTGRES_URL");
+        return;
+    };
+    let (a, b) = (Store::open(&db.url).await.unwrap(), Store::open(&db.url).await.unwrap());
+    let expires_ms = 1_900_000_000_000;
+    let n = a.issue_nonce(expires_ms).unwrap();
+    assert!(a.take_nonce(&n, expires_ms - 5_000).await.unwrap());
+    // Node B's clock is 30 s ahead: its first use of a nonce also sweeps the rows it thinks expired.
+    let m = b.issue_nonce(expires_ms + 100_000).unwrap();
+    assert!(b.take_nonce(&m, expires_ms + 30_000).await.unwrap());
+    // Node A, whose clock still says the nonce is valid, refuses its replay: the row outlived the sweep.
+    assert!(!a.take_nonce(&n, expires_ms - 1_000).await.unwrap(), "replayed after another node's sweep");
+    a.close().await;
+    b.close().await;
+}
