@@ -119,7 +119,8 @@ fn sign_rate(alg: KeyAlgorithm, seconds: u32) -> CliResult<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median of `v` (sorted in place; of an even count, the upper middle value). Every bench uses this one.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

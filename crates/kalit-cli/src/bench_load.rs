@@ -535,12 +535,7 @@ impl Side {
 
 /// Each round's ratios (relay / forwarder) and their medians, below the table.
 fn report_rounds(per_round: &[[f64; 2]]) {
-    let median = |i: usize| {
-        let mut v: Vec<f64> = per_round.iter().map(|r| r[i]).collect();
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
-    };
+    let median = |i: usize| crate::bench::median(&mut per_round.iter().map(|r| r[i]).collect::<Vec<_>>());
     let list = |i: usize| per_round.iter().map(|r| format!("{:.2}", r[i])).collect::<Vec<_>>().join(", ");
     println!();
     println!("Relay / forwarder, round by round: sessions per second {} (median {:.2});", list(0), median(0));

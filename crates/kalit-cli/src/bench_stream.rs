@@ -36,11 +36,6 @@ fn internal(e: impl std::fmt::Display) -> CliError {
     CliError::new(ErrorCode::Internal, e.to_string())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub fn run(a: StreamBenchArgs) -> CliResult {
     if a.mib == 0 || a.mib > 64 {
         return Err(CliError::new(ErrorCode::Usage, "--mib must be 1..=64 (larger documents take the digest path)"));
@@ -62,7 +57,7 @@ fn bench(a: &StreamBenchArgs, tmp: &Path) -> CliResult {
         kalit.push(signed(&stack, &doc)?);
         plain.push(copied(&stack, len)?);
     }
-    let (k, p) = (median(kalit), median(plain));
+    let (k, p) = (crate::bench::median(&mut kalit), crate::bench::median(&mut plain));
     let mibs = |secs: f64| a.mib as f64 / secs;
     let rows = [
         (
