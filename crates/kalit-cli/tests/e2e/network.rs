@@ -51,6 +51,16 @@ impl Service {
         self.terminate();
     }
 
+    /// SIGTERM without waiting: the process is told to stop and goes on with its shutdown.
+    pub fn term(&self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+    }
+
+    /// The exit status once the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// SIGKILL: the process gets no chance to close anything (a node that dies).
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -355,6 +355,43 @@ fn a_relay_restart_mid_session_fails_cleanly_and_a_fresh_session_works() {
     assert_eq!(code, 404);
 }
 
+/// The relay gathers tunnel joins' audit rows for a moment before it commits them. Stopped (SIGTERM),
+/// it writes the rows it still holds before it exits. The test holds SQLite's write lock while a phone
+/// joins, so that the join's row is certainly still unwritten when the relay is told to stop: a relay
+/// that exits without writing it loses the row.
+#[test]
+fn a_stopped_relay_writes_the_audit_rows_it_still_held() {
+    use sqlx::Connection;
+    let origin = "https://portal.example";
+    let mut stack = stack(&[origin]);
+    let v = stack.phone("phone", "p-256", "ali");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = format!("sqlite://{}", stack.relay_data.join("relay.db").display());
+    let mut lock = rt.block_on(sqlx::SqliteConnection::connect(&db)).unwrap();
+    let joins = "SELECT COUNT(*) FROM audit WHERE event = 'tunnel_joined' AND login = 'ali'";
+    let count = |c: &mut sqlx::SqliteConnection| rt.block_on(sqlx::query_scalar::<_, i64>(joins).fetch_one(c)).unwrap();
+    assert_eq!(count(&mut lock), 0);
+    // The relay's audit writer now waits for the lock (SQLite's busy timeout, 5 s) with the join's row.
+    rt.block_on(sqlx::query("BEGIN IMMEDIATE").execute(&mut lock)).unwrap();
+    let page = Page::new(&stack.agent.url, origin);
+    let c = page.start(None);
+    let phone = pair(&v, &c.qr, &[PIN, "y", PIN]);
+    assert_eq!(page.wait(&c, "connected")["phase"], "connected");
+    let mut relay = stack.relay.take().unwrap();
+    relay.term();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(relay.exited().is_none(), "the relay exited with an audit row unwritten");
+    rt.block_on(sqlx::query("ROLLBACK").execute(&mut lock)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while relay.exited().is_none() {
+        assert!(Instant::now() < deadline, "the relay did not exit within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(&mut lock), 1, "the join's audit row is written before the relay exits");
+    page.end(&c);
+    let _ = finish(phone);
+}
+
 #[test]
 fn agent_rules_as_processes_origins_tokens_sessions_trust_and_qr_images() {
     use std::io::{Read, Write};
