@@ -664,8 +664,19 @@ async fn metrics_and_openapi_describe_the_api() {
     let db = databases().await.remove(0);
     let r = relay(&db, vec![], no_limits()).await;
     r.nonce().await;
+    // Methods a client makes up are one label, `other`: they cannot add series without end.
+    for i in 0..50 {
+        let req = Request::builder().method(format!("MADEUP{i}").as_str()).uri("/healthz").body(Body::empty()).unwrap();
+        let resp = app(r.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
     let resp = app(r.state.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(!text.contains("MADEUP"), "{text}");
+    assert!(
+        text.contains("kalit_relay_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 50"),
+        "{text}"
+    );
     assert!(
         text.contains("kalit_relay_http_requests_total{method=\"POST\",route=\"/v1/nonce\",status=\"200\"} 1"),
         "{text}"

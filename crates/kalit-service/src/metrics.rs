@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -18,13 +19,37 @@ struct Histogram {
     count: u64,
 }
 
-/// The metrics of one service.
+/// The metrics of one service. Every label comes from a bounded set: a method outside HTTP's own is
+/// `other`, a route is the router's template, a counter's name and result are the services' own static
+/// strings. So no client can add series (memory here, and in Prometheus) by what it sends; before, each
+/// new method token a stranger made up was a new series kept forever. Known series are found without
+/// allocating.
 #[derive(Debug)]
 pub struct Metrics {
     prefix: &'static str,
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// By route, then method and status.
+    requests: Mutex<BTreeMap<String, ByMethodAndStatus>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    counters: Mutex<BTreeMap<(String, String), u64>>,
+    counters: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+/// Request counts of one route by method label and status.
+type ByMethodAndStatus = BTreeMap<(&'static str, u16), u64>;
+
+/// A request's method as a label: HTTP's own methods by name, any other token `other`.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 impl Metrics {
@@ -34,19 +59,24 @@ impl Metrics {
     }
 
     /// Adds one to counter `name` with label `result`.
-    pub fn inc(&self, name: &str, result: &str) {
-        *self.counters.lock().unwrap_or_else(|p| p.into_inner()).entry((name.into(), result.into())).or_default() += 1;
+    pub fn inc(&self, name: &'static str, result: &'static str) {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner()).entry((name, result)).or_default() += 1;
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((method.into(), route.into(), status))
-            .or_default() += 1;
+    fn observe(&self, method: &'static str, route: &str, status: u16, secs: f64) {
+        let mut r = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        match r.get_mut(route) {
+            Some(by) => *by.entry((method, status)).or_default() += 1,
+            None => {
+                r.insert(route.to_string(), BTreeMap::from([((method, status), 1)]));
+            }
+        }
+        drop(r);
         let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = l.entry(route.into()).or_default();
+        let h = match l.get_mut(route) {
+            Some(h) => h,
+            None => l.entry(route.to_string()).or_default(),
+        };
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 h.counts[i] += 1;
@@ -63,8 +93,10 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP {p}_http_requests_total HTTP requests by method, route and status.");
         let _ = writeln!(out, "# TYPE {p}_http_requests_total counter");
-        for ((m, r, s), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "{p}_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+        for (r, by) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for ((m, s), n) in by {
+                let _ = writeln!(out, "{p}_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+            }
         }
         let _ = writeln!(out, "# HELP {p}_http_request_duration_seconds Request latency by route.");
         let _ = writeln!(out, "# TYPE {p}_http_request_duration_seconds histogram");
@@ -81,11 +113,11 @@ impl Metrics {
             let _ = writeln!(out, "{p}_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
         }
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let mut last = String::new();
+        let mut last = "";
         for ((name, result), n) in counters.iter() {
             if *name != last {
                 let _ = writeln!(out, "# TYPE {p}_{name}_total counter");
-                last.clone_from(name);
+                last = name;
             }
             let _ = writeln!(out, "{p}_{name}_total{{result=\"{result}\"}} {n}");
         }
@@ -96,9 +128,10 @@ impl Metrics {
 /// Middleware recording every request (route template, not the raw path, so labels stay bounded).
 pub async fn track(State(m): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = next.run(req).await;
-    m.observe(&method, &route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    m.observe(method, route, resp.status().as_u16(), start.elapsed().as_secs_f64());
     resp
 }
