@@ -37,7 +37,7 @@ pub struct Metrics {
 type ByMethodAndStatus = BTreeMap<(&'static str, u16), u64>;
 
 /// A request's method as a label: HTTP's own methods by name, any other token `other`.
-pub fn method_label(m: &Method) -> &'static str {
+fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::POST => "POST",
