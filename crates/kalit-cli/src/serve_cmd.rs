@@ -145,6 +145,10 @@ enum RaCommand {
         /// find out whether a certificate was revoked. Without it, certificates name no CRL.
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// An address besides this machine's own that may read /metrics, e.g. your Prometheus server:
+        /// --metrics-from 192.0.2.10 (repeat for several). Without it, only loopback reads them.
+        #[arg(long = "metrics-from", value_name = "ADDRESS")]
+        metrics_from: Vec<std::net::IpAddr>,
         /// Log lines as text or json (filter with KALIT_LOG, e.g. KALIT_LOG=debug).
         #[arg(long, default_value = "text")]
         log_format: String,
@@ -256,6 +260,7 @@ pub fn ra(a: RaArgs) -> CliResult {
             rate_per_minute,
             app_origins,
             public_url,
+            metrics_from,
             log_format,
         } => {
             let addr = parse_listen(&listen)?;
@@ -271,7 +276,8 @@ pub fn ra(a: RaArgs) -> CliResult {
                 let state = kalit_ra::RaState::open(&dir, ca, rate_per_minute)
                     .await?
                     .with_app_origins(&app_origins)?
-                    .with_public_url(public_url.as_deref().or(ca_public_url.as_deref()))?;
+                    .with_public_url(public_url.as_deref().or(ca_public_url.as_deref()))?
+                    .with_metrics_from(&metrics_from);
                 let files = kalit_service::serve::raise_file_limit();
                 let limits = kalit_service::client::ConnLimits {
                     total: kalit_service::serve::connection_cap(4096, files, 64),

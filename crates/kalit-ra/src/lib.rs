@@ -59,6 +59,8 @@ pub struct RaState {
     /// This RA's public base URL, when known: issued certificates name `URL/v1/crl` as their CRL
     /// distribution point.
     pub public_url: Option<Arc<str>>,
+    /// Addresses besides loopback that may read `/metrics` (a Prometheus server elsewhere).
+    pub metrics_from: Arc<Vec<std::net::IpAddr>>,
 }
 
 impl RaState {
@@ -73,8 +75,15 @@ impl RaState {
             metrics: Arc::new(Metrics::new("kalit_ra")),
             clock: kalit_service::Clock::system(),
             app_origins: Arc::new(vec![]),
+            metrics_from: Arc::default(),
             public_url: None,
         })
+    }
+
+    /// Serves `/metrics` to these addresses too (besides loopback).
+    pub fn with_metrics_from(mut self, from: &[std::net::IpAddr]) -> RaState {
+        self.metrics_from = Arc::new(from.to_vec());
+        self
     }
 
     /// Allows phone apps served from `origins` to call the RA from a browser (each must be an exact web
@@ -355,8 +364,13 @@ async fn health(State(s): State<RaState>) -> ServiceResult<axum::Json<kalit_prot
     }))
 }
 
-async fn metrics(State(s): State<RaState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+/// `/metrics`, to this machine and the `metrics_from` addresses (the TCP peer: the RA trusts no proxy).
+async fn metrics(State(s): State<RaState>, req: axum::extract::Request) -> axum::response::Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if !kalit_service::metrics::may_read(peer, &s.metrics_from) {
+        return kalit_service::metrics::not_for_you().into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
 async fn openapi() -> impl IntoResponse {

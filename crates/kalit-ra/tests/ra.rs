@@ -299,6 +299,34 @@ async fn openapi_lists_routes_and_codes() {
     assert_eq!(n, kalit_proto::ErrorCode::ALL.len());
 }
 
+/// `/metrics` tells how many enrol, revoke and are refused: this machine and the `--metrics-from`
+/// addresses read it, anyone else gets 403 `unauthorized`.
+#[tokio::test]
+async fn metrics_only_for_this_machine_and_the_named_scrapers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path(), false).await;
+    let from = |s: &RaState, peer: &str| {
+        let mut r = Request::get("/metrics").body(Body::empty()).unwrap();
+        r.extensions_mut().insert(axum::extract::ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+        app(s.clone()).oneshot(r)
+    };
+    for (peer, status) in
+        [("127.0.0.1:4000", StatusCode::OK), ("[::1]:4000", StatusCode::OK), ("192.0.2.7:4000", StatusCode::FORBIDDEN)]
+    {
+        let resp = from(&s, peer).await.unwrap();
+        assert_eq!(resp.status(), status, "{peer}");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(text.contains("kalit_ra_http_requests_total"), status == StatusCode::OK, "{peer}: {text}");
+        if status != StatusCode::OK {
+            assert!(text.contains("\"unauthorized\"") && text.contains("metrics_from"), "{text}");
+        }
+    }
+    let s = s.with_metrics_from(&["192.0.2.7".parse().unwrap()]);
+    assert_eq!(from(&s, "192.0.2.7:4000").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(from(&s, "192.0.2.8:4000").await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+
 /// CORS only for the phone apps' exact origins: their preflight is answered and their answers readable;
 /// any other origin (or none configured) gets no CORS header; a bad `--app-origin` is refused at start.
 #[tokio::test]

@@ -34,7 +34,13 @@ pub(crate) async fn health(State(s): State<AppState>) -> ServiceResult<Json<Heal
     }))
 }
 
-pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics(
+    State(s): State<AppState>,
+    peer: Option<axum::Extension<kalit_service::client::ClientIp>>,
+) -> Result<impl IntoResponse, ServiceError> {
+    if !kalit_service::metrics::may_read(peer.map(|p| p.0.0), &s.metrics_from) {
+        return Err(kalit_service::metrics::not_for_you());
+    }
     let mut out = s.metrics.render();
     let t = &s.tunnels;
     for (name, help, n) in [
@@ -51,7 +57,7 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "# HELP kalit_relay_signing_key_not_after_seconds Unix time after which this node's newest endorsed signing key signs nothing (kalit relay rotate-key before then).\n# TYPE kalit_relay_signing_key_not_after_seconds gauge\nkalit_relay_signing_key_not_after_seconds {t}\n"
         ));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
 pub(crate) async fn openapi() -> impl IntoResponse {

@@ -31,6 +31,9 @@ pub struct RelayConfig {
     /// Addresses of reverse proxies in front of the relay whose `X-Forwarded-For` names the client
     /// (every per-address limit then counts the forwarded address). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Addresses besides this machine's own that may read `/metrics` (a Prometheus server elsewhere).
+    /// Empty: loopback only. Behind `trusted_proxies`, the forwarded address is the one compared.
+    pub metrics_from: Vec<std::net::IpAddr>,
     /// Web pages that may open signing sessions with no agent (kalit.js direct mode): `https://*` (any
     /// https origin), `loopback` (pages on this machine), or exact origins. Empty: direct mode off.
     pub direct_origins: Vec<String>,
@@ -105,6 +108,7 @@ impl Default for RelayConfig {
             tls_key: None,
             log_format: "text".into(),
             trusted_proxies: vec![],
+            metrics_from: vec![],
             direct_origins: vec!["https://*".into(), "loopback".into()],
             audit_keep_days: 0,
             limits: Limits::default(),

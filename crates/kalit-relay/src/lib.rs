@@ -62,6 +62,8 @@ pub struct AppState {
     pub clock: kalit_service::Clock,
     /// Reverse proxies whose forwarded client address is believed.
     pub proxies: TrustedProxies,
+    /// Addresses besides loopback that may read `/metrics`.
+    pub metrics_from: Arc<Vec<std::net::IpAddr>>,
     /// CRLs of the certificates that register, fetched and kept.
     pub revocation: Arc<revocation::Revocation>,
     /// The web pages that may open tunnels themselves (direct mode).
@@ -99,6 +101,7 @@ impl AppState {
             tunnels: Arc::new(tunnel::Tunnels::default()),
             clock,
             proxies: TrustedProxies::default(),
+            metrics_from: Arc::default(),
             revocation: Arc::new(revocation::Revocation::default()),
             direct_origins: Arc::new(direct::DirectOrigins::default()),
         }
@@ -107,6 +110,12 @@ impl AppState {
     /// The web pages that may open direct sessions.
     pub fn with_direct_origins(mut self, d: direct::DirectOrigins) -> AppState {
         self.direct_origins = Arc::new(d);
+        self
+    }
+
+    /// Serves `/metrics` to these addresses too (besides loopback).
+    pub fn with_metrics_from(mut self, from: &[std::net::IpAddr]) -> AppState {
+        self.metrics_from = Arc::new(from.to_vec());
         self
     }
 
@@ -176,6 +185,7 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
     }
     let state = AppState::new(store, identity, anchors, cfg.limits.clone())
         .with_trusted_proxies(&cfg.trusted_proxies)
+        .with_metrics_from(&cfg.metrics_from)
         .with_direct_origins(direct);
     if cfg.limits.key_reload_secs > 0 {
         Identity::watch(&state.identity, std::time::Duration::from_secs(cfg.limits.key_reload_secs));

@@ -659,6 +659,39 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// `/metrics` tells how many register, sign and are refused: this machine and the `metrics_from`
+/// addresses read it, anyone else gets 403 `unauthorized`. Behind a trusted proxy the forwarded address
+/// is the one that counts, so a proxy on this machine does not make the world local.
+#[tokio::test]
+async fn metrics_only_for_this_machine_and_the_named_scrapers() {
+    let db = databases().await.remove(0);
+    let r = relay(&db, vec![], no_limits()).await;
+    let call = |s: &AppState, peer: &str, forwarded: Option<&str>| {
+        let mut b = Request::get("/metrics");
+        if let Some(f) = forwarded {
+            b = b.header("x-forwarded-for", f);
+        }
+        let mut req = b.body(Body::empty()).unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+        app(s.clone()).oneshot(req)
+    };
+    let s = r.state.clone();
+    assert_eq!(call(&s, "127.0.0.1:4000", None).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(call(&s, "[::1]:4000", None).await.unwrap().status(), StatusCode::OK);
+    let resp = call(&s, "192.0.2.7:4000", None).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("\"unauthorized\"") && !text.contains("kalit_relay_"), "{text}");
+    // A stranger cannot claim to be local through a header: only trusted proxies are believed.
+    assert_eq!(call(&s, "192.0.2.7:4000", Some("127.0.0.1")).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let proxied = s.clone().with_trusted_proxies(&["127.0.0.1".parse().unwrap()]);
+    assert_eq!(call(&proxied, "127.0.0.1:4000", Some("192.0.2.7")).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let scraper = proxied.with_metrics_from(&["192.0.2.7".parse().unwrap()]);
+    assert_eq!(call(&scraper, "127.0.0.1:4000", Some("192.0.2.7")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(call(&scraper, "192.0.2.7:4000", None).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(call(&scraper, "192.0.2.8:4000", None).await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+
 #[tokio::test]
 async fn metrics_and_openapi_describe_the_api() {
     let db = databases().await.remove(0);

@@ -2,6 +2,7 @@
 //! status, plus named counters the services bump.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -123,6 +124,24 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Whether a client may read `/metrics`: one on this machine (loopback), one of `from` (a Prometheus
+/// server elsewhere), or a request that came through no socket (in-process). Anyone else would learn the
+/// service's traffic from it: how many register, sign, are refused.
+pub fn may_read(client: Option<IpAddr>, from: &[IpAddr]) -> bool {
+    client.is_none_or(|ip| {
+        let ip = ip.to_canonical();
+        ip.is_loopback() || from.iter().any(|f| f.to_canonical() == ip)
+    })
+}
+
+/// The answer to a client that may not read `/metrics` (403 `unauthorized`).
+pub fn not_for_you() -> crate::ServiceError {
+    crate::ServiceError::new(
+        kalit_proto::ErrorCode::Unauthorized,
+        "metrics are served to this machine and to the addresses in metrics_from only",
+    )
 }
 
 /// Middleware recording every request (route template, not the raw path, so labels stay bounded).
