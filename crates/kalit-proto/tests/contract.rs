@@ -76,7 +76,9 @@ fn common_paths(paths: &mut Map<String, Value>) {
     );
     paths.insert(
         "/metrics".into(),
-        json!({"get": {"summary": "Prometheus metrics (text format).", "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}),
+        json!({"get": {"summary": "Prometheus metrics (text format), for this machine and the metrics_from addresses only.", "responses": {
+            "200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "403": err("unauthorized: the client is neither on this machine nor in metrics_from")}}}),
     );
     openapi_path(paths);
 }
