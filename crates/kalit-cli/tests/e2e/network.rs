@@ -68,7 +68,7 @@ impl Service {
     }
 
     fn terminate(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        self.term();
         let _ = self.child.wait();
     }
 }
