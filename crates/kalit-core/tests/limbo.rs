@@ -20,7 +20,7 @@ const STRICTER: &[(&str, &str)] = &[
     ("rfc5280::ca-as-leaf", "a CA certificate never signs documents as the signer"),
     ("pathlen::self-issued-certs-pathlen", "rustls-webpki does not exempt self-issued intermediates"),
     ("rfc5280::nc::permitted-self-issued", "rustls-webpki does not exempt self-issued intermediates"),
-    ("rfc5280::nc::permitted-dn-match", "rustls-webpki refuses directoryName name constraints (ARCHITECTURE.md)"),
+    ("rfc5280::nc::permitted-dn-match", "rustls-webpki refuses directoryName name constraints (docs/DESIGN.md)"),
     ("rfc5280::nc::nc-permits-email-exact", "rustls-webpki refuses rfc822Name constraints on subject emails"),
     ("rfc5280::nc::nc-permits-email-domain", "rustls-webpki refuses rfc822Name constraints on subject emails"),
     ("rfc5280::nc::nc-permits-email-literal-asterisk-exact-match", "as above"),
