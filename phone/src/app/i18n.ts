@@ -108,6 +108,8 @@ const en = {
   endSession: "End the session",
   notRegistered: "This phone is not registered with the relay in the QR code. Register a key first.",
   bytes: { one: "{n} byte", other: "{n} bytes" } as Plural,
+  kilobytes: "{x} KB",
+  megabytes: "{x} MB",
   error: "Error",
   errorCode: "Code: {code}",
   offline: "No connection: the app works offline, signing needs the network.",
@@ -239,7 +241,7 @@ const uz: Dict = {
   connecting: "Kompyuterga ulanilmoqda…",
   connected: "Ulandi",
   vouchedBy: "Bu veb-sayt manzilini {relay} relayi tasdiqlaydi (sahifa Kalit agentisiz ishlaydi)",
-  computerSays: "Kompyuter aytishicha (Kalit agenti uni brauzerdan o'qigan)",
+  computerSays: "Kompyuter aytishicha (Kalit agenti uni brauzerdan oʻqigan)",
   compareCode: "Kompyuter aynan shu kodni koʻrsatishi kerak. Aks holda toʻxtating.",
   waitingRequest: "Kompyuter soʻrovi kutilmoqda…",
   requestFrom: "imzolashingizni soʻramoqda",
@@ -277,6 +279,8 @@ const uz: Dict = {
   endSession: "Seansni tugatish",
   notRegistered: "Bu telefon QR-koddagi relayda roʻyxatdan oʻtmagan. Avval kalitni roʻyxatdan oʻtkazing.",
   bytes: { one: "{n} bayt", other: "{n} bayt" },
+  kilobytes: "{x} KB",
+  megabytes: "{x} MB",
   error: "Xato",
   errorCode: "Kod: {code}",
   offline: "Aloqa yoʻq: ilova oflayn ishlaydi, imzolash uchun tarmoq kerak.",
@@ -443,6 +447,8 @@ const ru: Dict = {
   endSession: "Завершить сеанс",
   notRegistered: "Этот телефон не зарегистрирован на релее из QR-кода. Сначала зарегистрируйте ключ.",
   bytes: { one: "{n} байт", few: "{n} байта", many: "{n} байт", other: "{n} байта" },
+  kilobytes: "{x} КБ",
+  megabytes: "{x} МБ",
   error: "Ошибка",
   errorCode: "Код: {code}",
   offline: "Нет связи: приложение работает офлайн, для подписи нужна сеть.",
@@ -559,6 +565,18 @@ export function formatNumber(lang: Lang, n: number): string {
   const sep = lang === "en" ? "," : "\u00a0";
   const grouped = s.replace(/\B(?=(\d{3})+(?!\d))/g, sep);
   return n < 0 ? `-${grouped}` : grouped;
+}
+
+/**
+ * A size as people read it: bytes below 1 KB, then KB or MB (of 1,024), with one decimal below 10,
+ * rounded down so that a size is never shown larger than it is.
+ */
+export function formatSize(lang: Lang, n: number): string {
+  if (n < 1024) return t(lang, "bytes", { n });
+  const mega = n >= 1024 * 1024;
+  const v = n / (mega ? 1024 * 1024 : 1024);
+  const x = v < 10 ? (Math.floor(v * 10) / 10).toFixed(1).replace(".", lang === "en" ? "." : ",") : formatNumber(lang, Math.floor(v));
+  return t(lang, mega ? "megabytes" : "kilobytes", { x });
 }
 
 const UZ_MONTHS = ["yanvar", "fevral", "mart", "aprel", "may", "iyun", "iyul", "avgust", "sentabr", "oktabr", "noyabr", "dekabr"];
