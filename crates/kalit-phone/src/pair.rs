@@ -301,7 +301,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         }
     };
     ui.show(&format!(
-        "{}\n  Asks for:   {} ({})",
+        "  {}\n  Asks for:   {} ({})",
         computer.line(),
         display::escape(&qr.payload.origin),
         if page { "the relay must vouch for it" } else { "as the computer says" }
