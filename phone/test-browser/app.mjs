@@ -350,6 +350,7 @@ async function lockOut() {
     await page.locator("#nav-settings").click();
     await page.locator("#old-pin").fill(value);
     await page.locator("#new-pin").fill("246801");
+    await page.locator("#new-pin2").fill("246801");
     await page.locator("#change-pin").click();
     await page.locator(".error").waitFor({ timeout: 30000 });
     return (await page.locator(".error strong").innerText()).trim();
@@ -513,8 +514,24 @@ try {
     } else if (cmd === "CHANGEPIN") {
       await page.goto(APP);
       await page.locator("#nav-settings").click();
+      // The new PIN typed two ways: refused, in the person's language, before the vault is read. The
+      // current PIN stays the PIN (the change below is made with it).
       await page.locator("#old-pin").fill(PIN);
       await page.locator("#new-pin").fill("654321");
+      await page.locator("#new-pin2").fill("654312");
+      await page.locator("#change-pin").click();
+      await page.locator(".error").waitFor({ timeout: 30000 });
+      const differ = await errorText();
+      if (!/invalid_input/.test(differ) || !/(The two PINs differ|Ikki PIN-kod bir xil emas|PIN-коды не совпадают)/.test(differ)) {
+        throw new Error(`a new PIN typed two ways: ${differ}`);
+      }
+      if ((await page.locator("#new-pin").inputValue()) !== "" || (await page.locator("#new-pin2").inputValue()) !== "") {
+        throw new Error("a new PIN typed two ways stays in the form");
+      }
+      await snap("pin-typed-two-ways");
+      await page.locator("#old-pin").fill(PIN);
+      await page.locator("#new-pin").fill("654321");
+      await page.locator("#new-pin2").fill("654321");
       await page.locator("#change-pin").click();
       await page.locator("#pin-changed").waitFor({ timeout: 30000 }).catch(async () => {
         throw new Error(`change PIN: ${await errorText()}`);

@@ -312,6 +312,7 @@ function Settings({ ctx }: { ctx: Ctx }) {
   const [made, setMade] = useState<{ url: string; name: string; skipped: string[] } | null>(null);
   const [oldPin, setOldPin] = useState("");
   const [newPin, setNewPin] = useState("");
+  const [newPin2, setNewPin2] = useState("");
   const [pinDone, setPinDone] = useState(false);
   const backup = async (e: Event) => {
     e.preventDefault();
@@ -325,6 +326,13 @@ function Settings({ ctx }: { ctx: Ctx }) {
   };
   const change = async (e: Event) => {
     e.preventDefault();
+    // A new PIN typed two ways would lock the person out of every key: refused before the vault is read
+    // (no PIN attempt is counted), and both new fields are emptied to be typed again.
+    if (newPin !== newPin2) {
+      setNewPin("");
+      setNewPin2("");
+      return ctx.fail(new Failure("invalid_input", ctx.tr("pinsDiffer")));
+    }
     setBusy(true);
     try {
       await ctx.svc.changePin(oldPin, newPin);
@@ -335,6 +343,7 @@ function Settings({ ctx }: { ctx: Ctx }) {
       setBusy(false);
       setOldPin("");
       setNewPin("");
+      setNewPin2("");
     }
   };
   return (
@@ -358,7 +367,8 @@ function Settings({ ctx }: { ctx: Ctx }) {
       {pinDone ? <p class="ok" id="pin-changed">{ctx.tr("pinChanged")}</p> : (
         <form onSubmit={change}>
           <label>{ctx.tr("currentPin")}<input id="old-pin" type="password" value={oldPin} onInput={(e) => setOldPin((e.target as HTMLInputElement).value)} /></label>
-          <label>{ctx.tr("newPin")}<input id="new-pin" type="password" value={newPin} onInput={(e) => setNewPin((e.target as HTMLInputElement).value)} /></label>
+          <label>{ctx.tr("newPin")}<input id="new-pin" type="password" autoComplete="new-password" value={newPin} onInput={(e) => setNewPin((e.target as HTMLInputElement).value)} /></label>
+          <label>{ctx.tr("repeatPin")}<input id="new-pin2" type="password" autoComplete="new-password" value={newPin2} onInput={(e) => setNewPin2((e.target as HTMLInputElement).value)} /></label>
           <button id="change-pin" type="submit" disabled={busy}>{ctx.tr("changePin")}</button>
         </form>
       )}
