@@ -17,6 +17,7 @@
 //   OFFLINE               reloads the app with the network off; it must still open
 //   LANGS                 every language renders the keys screen and a key with no {placeholder} left
 //   CHANGEPIN             changes the PIN (later PINs are the new one)
+//   CERTEND               the first certified key's page 10 days before its certificate ends, then after
 //   BACKUP <passphrase>   makes a backup in Settings and saves the download; prints BACKUP <path>
 //   RESTORE <file> <passphrase>  in a fresh browser profile: first run, restore from the file, prints RESTORED
 //   HOSTILE <qr>          a QR whose origin is markup: the app must show it as text (no element made)
@@ -362,6 +363,30 @@ async function lockOut() {
   say(`LOCK ${[...new Set(messages)].join(" / ")}|${last}|${kept}`);
 }
 
+// The first key with a certificate, seen 10 days before its certificate ends and a day after: the
+// warning, then the statement that it can no longer sign (the page's clock is moved; nothing else is).
+async function certEnd() {
+  const open = async () => {
+    await page.goto(APP);
+    await page.locator("#new-key").waitFor();
+    await page.locator("ul.list li", { has: page.locator("span.cert-subject") }).first().locator("button.link").click();
+    return page.locator("#cert-not-after");
+  };
+  const notAfter = Number(await (await open()).getAttribute("data-not-after"));
+  if (!Number.isFinite(notAfter) || notAfter <= 0) throw new Error(`no certificate end on the key's page: ${notAfter}`);
+  const seen = async (at, name) => {
+    await page.clock.setFixedTime(at);
+    await open();
+    const note = page.locator("#cert-subject .cert-time");
+    await note.waitFor({ timeout: 30000 });
+    await snap(name);
+    return `${await note.getAttribute("class")}: ${(await note.innerText()).trim()}`;
+  };
+  const ending = await seen(notAfter - 10 * 86_400_000, "cert-ending");
+  const ended = await seen(notAfter + 3_600_000, "cert-ended");
+  say(`CERTEND ${ending}|${ended}`);
+}
+
 const lines = createInterface({ input: process.stdin });
 try {
   for await (const line of lines) {
@@ -583,6 +608,7 @@ try {
     else if (cmd === "NOCAMERA") await noCamera();
     else if (cmd === "FULL") await storageFull();
     else if (cmd === "LOCK") await lockOut();
+    else if (cmd === "CERTEND") await certEnd();
     else if (cmd === "QUIT") break;
     else throw new Error(`unknown command ${cmd}`);
   }

@@ -72,3 +72,20 @@ test("sizes are shown as people read them, never larger than they are", () => {
   assert.equal(formatSize("ru", 5 * 1024 * 1024 + 1), "5,0 МБ");
   assert.equal(formatSize("en", 2 ** 40), "1,048,576 MB");
 });
+
+test("a certificate's end is announced 30 days ahead, and an ended one says it cannot sign", async () => {
+  const { certTime, CERT_WARNING_DAYS } = await import("../src/app/services.js");
+  const day = 86_400_000;
+  const end = Date.UTC(2027, 0, 31, 12);
+  assert.equal(CERT_WARNING_DAYS, 30);
+  assert.deepEqual(certTime(end, end - 31 * day), { state: "ok" });
+  assert.deepEqual(certTime(end, end - 30 * day), { state: "ok" });
+  assert.deepEqual(certTime(end, end - 30 * day + 1), { state: "ending", days: 29 });
+  assert.deepEqual(certTime(end, end - day), { state: "ending", days: 1 });
+  assert.deepEqual(certTime(end, end - 1), { state: "ending", days: 0 });
+  assert.deepEqual(certTime(end, end), { state: "ending", days: 0 }, "valid through its notAfter second (RFC 5280)");
+  assert.deepEqual(certTime(end, end + 1), { state: "ended" });
+  assert.equal(t("ru", "certEnding", { n: 5, date: "x" }), "Срок действия истекает через 5 дней (x): получите новый сертификат в RA заранее.");
+  assert.equal(t("ru", "certEnding", { n: 2, date: "x" }), "Срок действия истекает через 2 дня (x): получите новый сертификат в RA заранее.");
+  assert.equal(t("en", "certEnding", { n: 1, date: "x" }), "It ends in 1 day (x): get a new certificate from your RA before then.");
+});

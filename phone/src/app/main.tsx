@@ -16,7 +16,7 @@ import { setArgon2id } from "../protocol/seal.js";
 import { IndexedDbStore } from "../vault/store.js";
 import type { KeyInfo, NewKeyAlgorithm, Unlocked } from "../vault/vault.js";
 import { type Key, LANGS, type Lang, errorHeadline, formatDate, formatNumber, formatSize, initialLang, saveLang, storedLang, t } from "./i18n.js";
-import { type CertSummary, Services, type StoredRegistration, answerWith, certSummary } from "./services.js";
+import { type CertSummary, certTime, Services, type StoredRegistration, answerWith, certSummary } from "./services.js";
 import { workerArgon2id } from "./worker-kdf.js";
 
 type Screen =
@@ -390,7 +390,19 @@ function useKeys(ctx: Ctx): [KeyInfo[] | null, StoredRegistration[]] {
 
 function CertLine({ ctx, c }: { ctx: Ctx; c: CertSummary | null }) {
   if (!c) return <span class="muted">{ctx.tr("noCertificate")}</span>;
-  return <span>{c.subject}</span>;
+  const time = certTime(c.notAfter, Date.now());
+  const date = formatDate(ctx.lang, c.notAfter);
+  const note =
+    time.state === "ended" ? ctx.tr("certEnded", { date })
+    : time.state === "ending" && time.days === 0 ? ctx.tr("certEndsToday", { date })
+    : time.state === "ending" ? ctx.tr("certEnding", { n: time.days, date })
+    : null;
+  return (
+    <span class="cert-subject">
+      {c.subject}
+      {note !== null && <span class={time.state === "ended" ? "cert-time bad" : "cert-time warn"} role="note">{note}</span>}
+    </span>
+  );
 }
 
 function Keys({ ctx }: { ctx: Ctx }) {
@@ -556,7 +568,7 @@ function KeyDetails({ ctx, id }: { ctx: Ctx; id: string }) {
         <dt>{ctx.tr("created")}</dt><dd>{formatDate(ctx.lang, Date.parse(k.created))}</dd>
         <dt>{ctx.tr("policy")}</dt><dd id="key-policy">{ctx.tr(k.no_export ? "policyNoExport" : "policyExportable")}</dd>
         <dt>{ctx.tr("certificate")}</dt><dd id="cert-subject"><CertLine ctx={ctx} c={c} /></dd>
-        {c && <><dt>{ctx.tr("issuer")}</dt><dd>{c.issuer}</dd><dt>{ctx.tr("validUntil")}</dt><dd>{formatDate(ctx.lang, c.notAfter)}</dd></>}
+        {c && <><dt>{ctx.tr("issuer")}</dt><dd>{c.issuer}</dd><dt>{ctx.tr("validUntil")}</dt><dd id="cert-not-after" data-not-after={c.notAfter}>{formatDate(ctx.lang, c.notAfter)}</dd></>}
         {regs.filter((r) => r.keyId === k.id).map((r) => (
           <><dt>{ctx.tr("registrations")}</dt><dd class="registration">{r.record.login} @ {display.field(r.record.relayUrl, 80)}</dd></>
         ))}

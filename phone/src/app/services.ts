@@ -45,6 +45,19 @@ export interface CertSummary {
   notAfter: number;
 }
 
+/** A certificate's end is shown as a warning this many days before it. */
+export const CERT_WARNING_DAYS = 30;
+
+/**
+ * Where a certificate stands for signing at `nowMs`: fine, ending within CERT_WARNING_DAYS (whole days
+ * left, 0 on its last day), or ended (the agent and the relay refuse it; a new one is needed).
+ */
+export function certTime(notAfterMs: number, nowMs: number): { state: "ok" } | { state: "ending"; days: number } | { state: "ended" } {
+  if (nowMs > notAfterMs) return { state: "ended" };
+  const days = Math.floor((notAfterMs - nowMs) / 86_400_000);
+  return days < CERT_WARNING_DAYS ? { state: "ending", days } : { state: "ok" };
+}
+
 export function certSummary(k: KeyInfo): CertSummary | null {
   const first = k.certificates[0];
   if (!first) return null;

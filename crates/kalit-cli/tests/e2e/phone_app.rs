@@ -501,6 +501,19 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     assert!(parts[0].starts_with(&format!("PIN-kod notoʻgʻri. / {locked}")), "nine failures, then the lock: {lock}");
     assert!(parts[1].starts_with(locked), "the right PIN is refused once locked: {lock}");
     assert_ne!(parts[2], "0", "the keys are still there: {lock}");
+    // A certificate's end is announced 30 days ahead on the key's page, and an ended one is said to sign
+    // no more (the page's clock moved to 10 days before its end, then past it).
+    app.say("CERTEND");
+    let end = app.expect("CERTEND");
+    let (ending, ended) = end.split_once('|').unwrap_or((&end, ""));
+    assert!(
+        ending.starts_with("cert-time warn: Muddati 10 kundan keyin tugaydi ("),
+        "10 days before the end, a warning: {end}"
+    );
+    assert!(
+        ended.starts_with("cert-time bad: Muddati ") && ended.contains("bu sertifikat bilan endi imzolab boʻlmaydi"),
+        "after the end, it signs no more: {end}"
+    );
     app.say("QUIT");
     assert_eq!(app.expect("CONSOLE"), "CLEAN", "no PIN in the browser console");
     assert_eq!(app.expect("FOREIGN"), "none", "nothing fetched from any host but the relay and the RA");
