@@ -46,6 +46,26 @@ pub(crate) fn ask_pin(vault: &Vault, p: &mut Prompter) -> CliResult<SecretString
     p.secret("Vault PIN: ")
 }
 
+/// A certificate's end is announced this many days ahead (as the phone app does).
+const CERT_WARNING_DAYS: i64 = 30;
+
+/// A certificate's end as a note for people: ended (it signs no more), or ending within
+/// [`CERT_WARNING_DAYS`]; `None` otherwise, or when `not_after` is not RFC 3339.
+fn cert_end_note(not_after: &str, now: time::OffsetDateTime) -> Option<String> {
+    let end = time::OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339).ok()?;
+    if now > end {
+        return Some("ENDED: this certificate can no longer sign; get a new one (kalit vault enrol)".into());
+    }
+    match (end - now).whole_days() {
+        0 => Some("ends today: get a new certificate (kalit vault enrol) now".into()),
+        1 => Some("ends in 1 day: get a new certificate (kalit vault enrol) before then".into()),
+        d if d < CERT_WARNING_DAYS => {
+            Some(format!("ends in {d} days: get a new certificate (kalit vault enrol) before then"))
+        }
+        _ => None,
+    }
+}
+
 fn describe(k: &KeyInfo) -> String {
     let mut s = format!(
         "Key:          {}\nAlgorithm:    {}\nFingerprint:  SHA256:{}\nOrigin:       {}\nCreated:      {}\nLast used:    {}\nNo export:    {}\n",
@@ -58,10 +78,16 @@ fn describe(k: &KeyInfo) -> String {
         if k.policy.no_export { "yes (the key can never leave this vault)" } else { "no" }
     );
     match &k.certificate {
-        Some(c) => s.push_str(&format!(
-            "Certificate:\n  Subject:    {}\n  Issuer:     {}\n  Serial:     {}\n  Valid:      {} to {}\n  Chain:      {} more certificate(s)\n",
-            c.subject, c.issuer, c.serial, c.not_before, c.not_after, k.chain_len
-        )),
+        Some(c) => {
+            s.push_str(&format!(
+                "Certificate:\n  Subject:    {}\n  Issuer:     {}\n  Serial:     {}\n  Valid:      {} to {}\n",
+                c.subject, c.issuer, c.serial, c.not_before, c.not_after
+            ));
+            if let Some(note) = cert_end_note(&c.not_after, time::OffsetDateTime::now_utc()) {
+                s.push_str(&format!("  Status:     {note}\n"));
+            }
+            s.push_str(&format!("  Chain:      {} more certificate(s)\n", k.chain_len));
+        }
         None => s.push_str("Certificate:  none (make a CSR with `kalit vault csr`, then `kalit vault install-cert`)\n"),
     }
     s
@@ -116,14 +142,17 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             if keys.is_empty() {
                 println!("No keys yet. Create one with: kalit vault generate --alg p-256 --label NAME");
             }
+            let now = time::OffsetDateTime::now_utc();
             for k in &keys {
+                let end = k.certificate.as_ref().and_then(|c| cert_end_note(&c.not_after, now));
                 println!(
-                    "{:<20} {:<9} SHA256:{}  {}{}",
+                    "{:<20} {:<9} SHA256:{}  {}{}{}",
                     k.label,
                     k.algorithm,
                     &k.fingerprint[..16],
                     k.certificate.as_ref().map(|c| c.subject.as_str()).unwrap_or("(no certificate)"),
-                    if k.policy.no_export { "  [no-export]" } else { "" }
+                    if k.policy.no_export { "  [no-export]" } else { "" },
+                    end.map(|n| format!("  [certificate {}]", n.split(':').next().unwrap_or(&n))).unwrap_or_default()
                 );
             }
             Ok(())
@@ -546,4 +575,29 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
         println!("Signed. Signature written to {}", out.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificates_end_is_announced_thirty_days_ahead() {
+        let end = "2027-01-31T12:00:00Z";
+        let at = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+        assert_eq!(cert_end_note(end, at("2027-01-01T12:00:00Z")), None, "30 days ahead: nothing yet");
+        assert_eq!(
+            cert_end_note(end, at("2027-01-01T12:00:01Z")).unwrap(),
+            "ends in 29 days: get a new certificate (kalit vault enrol) before then"
+        );
+        assert!(cert_end_note(end, at("2027-01-30T12:00:00Z")).unwrap().starts_with("ends in 1 day:"));
+        assert!(cert_end_note(end, at("2027-01-31T11:00:00Z")).unwrap().starts_with("ends today:"));
+        assert!(
+            cert_end_note(end, at("2027-01-31T12:00:00Z")).unwrap().starts_with("ends today:"),
+            "valid through notAfter"
+        );
+        assert!(cert_end_note(end, at("2027-01-31T12:00:01Z")).unwrap().starts_with("ENDED:"));
+        assert_eq!(cert_end_note("not a date", at("2027-01-31T12:00:01Z")), None);
+    }
 }
