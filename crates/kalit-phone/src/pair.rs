@@ -83,6 +83,30 @@ impl Computer {
     }
 }
 
+/// A size as people read it, as the phone app shows it: bytes below 1 KB, then KB or MB (of 1,024) with
+/// one decimal below 10, rounded down so that it is never shown larger than it is, and the exact count.
+fn size_text(n: u64) -> String {
+    fn grouped(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+    let exact = if n == 1 { "1 byte".to_string() } else { format!("{} bytes", grouped(n)) };
+    if n < 1024 {
+        return exact;
+    }
+    let (unit, per) = if n < 1 << 20 { ("KB", 1u64 << 10) } else { ("MB", 1u64 << 20) };
+    let tenths = u128::from(n) * 10 / u128::from(per);
+    let value = if tenths < 100 { format!("{}.{}", tenths / 10, tenths % 10) } else { grouped(n / per) };
+    format!("{value} {unit} ({exact})")
+}
+
 /// A sign request as the person sees it. Every string in it comes from the computer and is shown by the
 /// display rules of `kalit_core::display`.
 #[derive(Debug)]
@@ -140,12 +164,12 @@ impl SignPrompt<'_> {
         let fp: Vec<String> =
             self.sha256.as_bytes().chunks(8).take(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
         let mut s = format!(
-            "\nSign request from {origin} ({source})\n  {computer}\n  Document:   {name}\n  Size:       {size} bytes\n  Type:       {ty}\n  Format:     {format}\n  SHA-256:    {fp} ...\n",
+            "\nSign request from {origin} ({source})\n  {computer}\n  Document:   {name}\n  Size:       {size}\n  Type:       {ty}\n  Format:     {format}\n  SHA-256:    {fp} ...\n",
             origin = display::escape(self.origin),
             source = self.computer.origin_source(),
             computer = self.computer.line(),
             name = display::field(self.name, 120),
-            size = self.size,
+            size = size_text(self.size),
             ty = display::escape(self.media_type),
             format = self.format.as_str(),
             fp = fp.join(" ")
@@ -682,5 +706,22 @@ impl PhoneUi for AutoUi<'_, '_> {
         doc: &DocumentToSign<'_>,
     ) -> PhoneResult<SignOutcome> {
         Ok(self.unlocked.sign(label, doc)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_text;
+
+    #[test]
+    fn sizes_read_as_people_read_them_and_never_larger() {
+        assert_eq!(size_text(0), "0 bytes");
+        assert_eq!(size_text(1), "1 byte");
+        assert_eq!(size_text(1023), "1,023 bytes");
+        assert_eq!(size_text(1024), "1.0 KB (1,024 bytes)");
+        assert_eq!(size_text(10 * 1024 - 1), "9.9 KB (10,239 bytes)");
+        assert_eq!(size_text(1024 * 1024 - 1), "1,023 KB (1,048,575 bytes)");
+        assert_eq!(size_text(111_411_200), "106 MB (111,411,200 bytes)");
+        assert_eq!(size_text(u64::MAX), "17,592,186,044,415 MB (18,446,744,073,709,551,615 bytes)");
     }
 }
