@@ -419,9 +419,11 @@ function Keys({ ctx }: { ctx: Ctx }) {
               <strong>{k.label}</strong> <span class="muted">{k.algorithm}</span>
               <br />
               <CertLine ctx={ctx} c={certSummary(k)} />
-              {regs.filter((r) => r.keyId === k.id).map((r) => (
-                <span class="tag" key={r.record.relayId + r.record.login}>{r.record.login} @ {display.field(r.record.relayName || r.record.relayUrl, 40)}</span>
-              ))}
+              <span class="tags">
+                {regs.filter((r) => r.keyId === k.id).map((r) => (
+                  <span class="tag" key={r.record.relayId + r.record.login}>{r.record.login} @ {display.field(r.record.relayName || r.record.relayUrl, 40)}</span>
+                ))}
+              </span>
             </button>
           </li>
         ))}
