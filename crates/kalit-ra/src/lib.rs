@@ -365,12 +365,14 @@ async fn health(State(s): State<RaState>) -> ServiceResult<axum::Json<kalit_prot
 }
 
 /// `/metrics`, to this machine and the `metrics_from` addresses (the TCP peer: the RA trusts no proxy).
-async fn metrics(State(s): State<RaState>, req: axum::extract::Request) -> axum::response::Response {
-    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    if !kalit_service::metrics::may_read(peer, &s.metrics_from) {
-        return kalit_service::metrics::not_for_you().into_response();
+async fn metrics(
+    State(s): State<RaState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+) -> ServiceResult<impl IntoResponse> {
+    if !kalit_service::metrics::may_read(peer.map(|p| p.0.0.ip()), &s.metrics_from) {
+        return Err(kalit_service::metrics::not_for_you());
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()))
 }
 
 async fn openapi() -> impl IntoResponse {
