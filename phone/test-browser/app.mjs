@@ -268,6 +268,10 @@ async function langs() {
     if (/\{\w+\}/.test(text)) throw new Error(`${l}: a placeholder was left: ${text}`);
     await snap(`key-${l}`);
     await page.locator("nav button").nth(2).click();
+    await page.locator("main li").first().waitFor();
+    // Formats said in words ("oddiy imzo"), never the wire's "raw" or "cms-digest".
+    const history = await page.locator("main").innerText();
+    if (/\u00b7 (raw|cms|pades)(-digest)? \u00b7/.test(history)) throw new Error(`${l}: a format left untranslated: ${history}`);
     await snap(`history-${l}`);
     // Every other screen, in this language, with no {placeholder} and no English left where it should not be.
     const screens = [

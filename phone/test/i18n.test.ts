@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { DICTS, LANGS, formatNumber, formatSize, t } from "../src/app/i18n.js";
+import { DICTS, LANGS, formatLabel, formatNumber, formatSize, t } from "../src/app/i18n.js";
 
 type Entry = string | Record<string, string | undefined>;
 
@@ -88,4 +88,23 @@ test("a certificate's end is announced 30 days ahead, and an ended one says it c
   assert.equal(t("ru", "certEnding", { n: 5, date: "x" }), "Срок действия истекает через 5 дней (x): получите новый сертификат в RA заранее.");
   assert.equal(t("ru", "certEnding", { n: 2, date: "x" }), "Срок действия истекает через 2 дня (x): получите новый сертификат в RA заранее.");
   assert.equal(t("en", "certEnding", { n: 1, date: "x" }), "It ends in 1 day (x): get a new certificate from your RA before then.");
+});
+
+test("signature formats are said in words in every language, and an unknown one is shown as it came", () => {
+  assert.equal(formatLabel("en", "raw"), "plain signature");
+  assert.equal(formatLabel("en", "cms"), "CMS signature (.p7s)");
+  assert.equal(formatLabel("en", "pades"), "signature inside the PDF");
+  assert.equal(formatLabel("en", "cms-digest"), "CMS signature (.p7s), by the computer's digest");
+  assert.equal(formatLabel("uz", "raw-digest"), "oddiy imzo, kompyuter bergan xesh boʻyicha");
+  assert.equal(formatLabel("ru", "pades"), "подпись внутри PDF");
+  for (const lang of LANGS) {
+    for (const f of ["raw", "cms", "pades", "raw-digest", "cms-digest"]) {
+      assert.ok(!/^(raw|cms|pades)(-digest)?$/.test(formatLabel(lang, f)), `${lang}: ${f} is not translated`);
+    }
+    // From a stored history or a newer phone: not a label of ours, so not dressed as one.
+    assert.equal(formatLabel(lang, "a-future-format"), "a-future-format");
+    assert.equal(formatLabel(lang, "toString"), "toString");
+    assert.equal(formatLabel(lang, "-digest"), "-digest");
+    assert.equal(formatLabel(lang, "constructor-digest"), "constructor-digest");
+  }
 });

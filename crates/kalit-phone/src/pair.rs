@@ -158,6 +158,16 @@ pub fn describe_pdf(seen: &kalit_core::pdf::Inspection, width: usize) -> String 
     s
 }
 
+/// A signature format as the screen says it: the wire's name, then what it is in words.
+fn format_text(f: DocFormat) -> String {
+    let what = match f {
+        DocFormat::Raw => "a plain signature of the bytes",
+        DocFormat::Cms => "a CMS signature, .p7s",
+        DocFormat::Pades => "a signature inside the PDF",
+    };
+    format!("{} ({what})", f.as_str())
+}
+
 impl SignPrompt<'_> {
     /// What the phone screen shows.
     pub fn describe(&self) -> String {
@@ -171,7 +181,7 @@ impl SignPrompt<'_> {
             name = display::field(self.name, 120),
             size = size_text(self.size),
             ty = display::escape(self.media_type),
-            format = self.format.as_str(),
+            format = format_text(self.format),
             fp = fp.join(" ")
         );
         if let Some(seen) = self.pdf {
@@ -712,6 +722,13 @@ impl PhoneUi for AutoUi<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::size_text;
+
+    #[test]
+    fn formats_are_named_and_said_in_words() {
+        assert_eq!(format_text(DocFormat::Raw), "raw (a plain signature of the bytes)");
+        assert_eq!(format_text(DocFormat::Cms), "cms (a CMS signature, .p7s)");
+        assert_eq!(format_text(DocFormat::Pades), "pades (a signature inside the PDF)");
+    }
 
     #[test]
     fn sizes_read_as_people_read_them_and_never_larger() {

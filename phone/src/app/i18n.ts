@@ -113,6 +113,10 @@ const en = {
   bytes: { one: "{n} byte", other: "{n} bytes" } as Plural,
   kilobytes: "{x} KB",
   megabytes: "{x} MB",
+  formatRaw: "plain signature",
+  formatCms: "CMS signature (.p7s)",
+  formatPades: "signature inside the PDF",
+  formatByDigest: "{format}, by the computer's digest",
   error: "Error",
   errorCode: "Code: {code}",
   offline: "No connection: the app works offline, signing needs the network.",
@@ -287,6 +291,10 @@ const uz: Dict = {
   bytes: { one: "{n} bayt", other: "{n} bayt" },
   kilobytes: "{x} KB",
   megabytes: "{x} MB",
+  formatRaw: "oddiy imzo",
+  formatCms: "CMS imzo (.p7s)",
+  formatPades: "PDF ichidagi imzo",
+  formatByDigest: "{format}, kompyuter bergan xesh boʻyicha",
   error: "Xato",
   errorCode: "Kod: {code}",
   offline: "Aloqa yoʻq: ilova oflayn ishlaydi, imzolash uchun tarmoq kerak.",
@@ -463,6 +471,10 @@ const ru: Dict = {
   bytes: { one: "{n} байт", few: "{n} байта", many: "{n} байт", other: "{n} байта" },
   kilobytes: "{x} КБ",
   megabytes: "{x} МБ",
+  formatRaw: "простая подпись",
+  formatCms: "подпись CMS (.p7s)",
+  formatPades: "подпись внутри PDF",
+  formatByDigest: "{format}, по хешу от компьютера",
   error: "Ошибка",
   errorCode: "Код: {code}",
   offline: "Нет связи: приложение работает офлайн, для подписи нужна сеть.",
@@ -591,6 +603,22 @@ export function formatSize(lang: Lang, n: number): string {
   const v = n / (mega ? 1024 * 1024 : 1024);
   const x = v < 10 ? (Math.floor(v * 10) / 10).toFixed(1).replace(".", lang === "en" ? "." : ",") : formatNumber(lang, Math.floor(v));
   return t(lang, mega ? "megabytes" : "kilobytes", { x });
+}
+
+const FORMAT_KEYS: Partial<Record<string, Key>> = { raw: "formatRaw", cms: "formatCms", pades: "formatPades" };
+
+/**
+ * A signature format as people read it: "raw" is a plain signature, "cms" a .p7s, "pades" one inside the PDF;
+ * the history's "-digest" suffix (signed by the computer's digest) is said in words. A name this app does
+ * not know is returned as it is, for the caller to show as text.
+ */
+export function formatLabel(lang: Lang, format: string): string {
+  const digest = format.endsWith("-digest");
+  const base = digest ? format.slice(0, -"-digest".length) : format;
+  const key = Object.hasOwn(FORMAT_KEYS, base) ? FORMAT_KEYS[base] : undefined;
+  if (key === undefined) return format;
+  const label = t(lang, key);
+  return digest ? t(lang, "formatByDigest", { format: label }) : label;
 }
 
 const UZ_MONTHS = ["yanvar", "fevral", "mart", "aprel", "may", "iyun", "iyul", "avgust", "sentabr", "oktabr", "noyabr", "dekabr"];

@@ -15,7 +15,7 @@ import type { DeviceList } from "../phone/relay.js";
 import { setArgon2id } from "../protocol/seal.js";
 import { IndexedDbStore } from "../vault/store.js";
 import type { KeyInfo, NewKeyAlgorithm, Unlocked } from "../vault/vault.js";
-import { type Key, LANGS, type Lang, errorHeadline, formatDate, formatNumber, formatSize, initialLang, saveLang, storedLang, t } from "./i18n.js";
+import { type Key, LANGS, type Lang, errorHeadline, formatDate, formatLabel, formatNumber, formatSize, initialLang, saveLang, storedLang, t } from "./i18n.js";
 import { type CertSummary, certTime, Services, type StoredRegistration, answerWith, certSummary } from "./services.js";
 import { workerArgon2id } from "./worker-kdf.js";
 
@@ -979,7 +979,7 @@ function Ask({ ctx, asking, signingKey, vouch, sas }: { ctx: Ctx; asking: Asking
       <dl>
         <dt>{ctx.tr("document")}</dt><dd id="prompt-name">{display.field(p.name, 120)}</dd>
         <dt>{ctx.tr("size")}</dt><dd>{p.size < 1024 ? ctx.tr("bytes", { n: p.size }) : `${formatSize(ctx.lang, p.size)} (${ctx.tr("bytes", { n: p.size })})`}</dd>
-        <dt>{ctx.tr("type")}</dt><dd>{display.field(p.mediaType, 80)} ({p.format})</dd>
+        <dt>{ctx.tr("type")}</dt><dd>{display.field(p.mediaType, 80)} ({display.field(formatLabel(ctx.lang, p.format), 60)})</dd>
         <dt>{ctx.tr("sha256")}</dt><dd class="mono">{p.sha256}</dd>
       </dl>
       {p.typeWarning && <p class="warn">{p.typeWarning}</p>}
@@ -1064,7 +1064,7 @@ function History({ ctx }: { ctx: Ctx }) {
         <li key={i}>
           <strong>{display.field(h.document, 80)}</strong> · {display.field(h.origin, 80)}
           <br />
-          <small>{formatDate(ctx.lang, h.time)} · {h.key} · {h.format} · {formatSize(ctx.lang, h.size)}</small>
+          <small>{formatDate(ctx.lang, h.time)} · {h.key} · {display.field(formatLabel(ctx.lang, h.format), 60)} · {formatSize(ctx.lang, h.size)}</small>
         </li>
       ))}
     </ul>
