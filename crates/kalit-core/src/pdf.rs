@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use crate::CoreError;
 use crate::digest::{HashAlg, Hasher};
 
+mod font;
 mod levels;
 pub use levels::{Finished, PublicData, finish};
 
@@ -102,28 +103,22 @@ impl Visible {
     }
 }
 
-/// Text for the appearance of a visible signature: Helvetica in WinAnsi draws ASCII only, so anything
-/// else (Uzbek `oʻ`, Cyrillic) is shown as `?` rather than as wrong letters; PDF string delimiters are
-/// escaped.
-fn ascii_line(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in s.chars().take(max) {
-        match c {
-            '(' | ')' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => out.push('?'),
-        }
-    }
-    out
-}
+/// The smallest size a visible signature's text is made to fit its box; below it, lines are cut.
+const MIN_TEXT_SIZE: f32 = 6.0;
 
-/// The appearance stream of a visible signature: a light box with a border and up to three lines.
-fn appearance(v: &Visible, lines: &[String]) -> Vec<u8> {
+/// The appearance stream of a visible signature: a light box with a border and up to four lines, made
+/// smaller (down to 6 points) when the widest does not fit and then cut to the box's width
+/// (`font::SigFont::fit`); returns the stream and the glyphs it draws.
+fn appearance(v: &Visible, font: &font::SigFont, lines: &[String]) -> (Vec<u8>, Vec<font::Glyph>) {
     let (w, h) = (v.width, v.height);
-    let size = (h / (lines.len().max(1) as f32 + 1.0)).clamp(5.0, 12.0);
+    let room = (w - 8.0).max(0.0);
+    let by_height = (h / (lines.len().max(1) as f32 + 1.0)).clamp(5.0, 12.0);
+    let widest = lines.iter().map(|l| font.measure(l)).fold(0.0, f32::max);
+    let size = if widest * by_height <= room {
+        by_height
+    } else {
+        (room / widest).clamp(MIN_TEXT_SIZE.min(by_height), by_height)
+    };
     let mut ops = format!(
         "q 0.94 0.96 1 rg 0 0 {w:.2} {h:.2} re f Q\nq 0.16 0.27 0.55 RG 1 w 0.5 0.5 {:.2} {:.2} re S Q\nBT 0 0 0 rg /KalitF1 {size:.2} Tf {:.2} TL 4 {:.2} Td\n",
         w - 1.0,
@@ -131,11 +126,15 @@ fn appearance(v: &Visible, lines: &[String]) -> Vec<u8> {
         size * 1.2,
         h - size - 3.0
     );
+    let mut used = Vec::new();
     for l in lines {
-        ops.push_str(&format!("({l}) Tj T*\n"));
+        let glyphs = font.fit(l, size, (w - 8.0).max(0.0));
+        ops.push_str(&font::SigFont::show(&glyphs));
+        ops.push_str(" T*\n");
+        used.extend(glyphs);
     }
     ops.push_str("ET\n");
-    ops.into_bytes()
+    (ops.into_bytes(), used)
 }
 
 /// A PDF with a signature hole, waiting for its CMS.
@@ -495,8 +494,10 @@ fn prepare_tail(
             let r = |f: f32| Object::Real(f);
             widget.set("Rect", Object::Array(vec![r(v.x), r(v.y), r(v.x + v.width), r(v.y + v.height)]));
             let when = spec.time.to_offset(time::UtcOffset::UTC);
+            // The name on a line of its own: it is what a reader looks for, and a long one may be cut.
             let mut lines = vec![
-                format!("Digitally signed by {}", ascii_line(spec.name.unwrap_or("(signer)"), 60)),
+                "Digitally signed by".to_owned(),
+                spec.name.unwrap_or("(signer)").to_owned(),
                 format!(
                     "Date: {:04}-{:02}-{:02} {:02}:{:02} UTC",
                     when.year(),
@@ -507,18 +508,18 @@ fn prepare_tail(
                 ),
             ];
             if let Some(reason) = spec.reason {
-                lines.push(format!("Reason: {}", ascii_line(reason, 60)));
+                lines.push(format!("Reason: {reason}"));
             }
-            let font = dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding"};
-            let font_id = nd.try_add_object(font).map_err(|e| invalid(format!("PDF: {e}")))?;
+            let font = font::SigFont::load()?;
+            let (content, used) = appearance(v, &font, &lines);
+            let font_id = font.add_to(nd, &used)?;
             let ap_dict = dictionary! {
                 "Type" => "XObject", "Subtype" => "Form",
                 "BBox" => vec![r(0.0), r(0.0), r(v.width), r(v.height)],
                 "Resources" => dictionary! {"Font" => dictionary! {"KalitF1" => font_id}},
             };
-            let ap = nd
-                .try_add_object(lopdf::Stream::new(ap_dict, appearance(v, &lines)))
-                .map_err(|e| invalid(format!("PDF: {e}")))?;
+            let ap =
+                nd.try_add_object(lopdf::Stream::new(ap_dict, content)).map_err(|e| invalid(format!("PDF: {e}")))?;
             widget.set("AP", dictionary! {"N" => ap});
         }
     }

@@ -812,7 +812,8 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
     let root = t.path();
     let ra = Ra::init(root, "ra");
     let srv = ra.serve();
-    let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Ali Valiyev,C=UZ");
+    // A name in Cyrillic and a reason in Uzbek: drawn with the embedded font, not as question marks.
+    let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Гулнора Каримова,C=UZ");
     let hand = root.join("hand.pdf");
     fs::write(&hand, form_pdf()).unwrap();
     let out = root.join("visible.pdf");
@@ -826,7 +827,7 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
         "--visible",
         "1,320,60,240,60",
         "--reason",
-        "Roziman",
+        "Roziman, oʻqib chiqdim",
     ];
     v.run(&[&args[..], &["--out", s(&out)]].concat(), &["y", PIN]).ok();
     if j.pdfsig {
@@ -858,6 +859,25 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
     let outside = differs(0, 0, w, h - 130);
     assert!(inside > 240 * 60 / 2, "the box is drawn: {inside} pixels changed");
     assert_eq!(outside, 0, "nothing else on the page changed");
+    // What the box says, as poppler reads it once qpdf has made the appearance part of the page: the
+    // characters come back through the font's ToUnicode map, so a wrong glyph or map shows here.
+    let flat = root.join("flat.pdf");
+    assert!(run("qpdf", &["--flatten-annotations=all", s(&out), s(&flat)]).status.success());
+    if judge("pdftotext", "-v").is_some() {
+        let text = run("pdftotext", &[s(&flat), "-"]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        for line in ["Digitally signed by", "Гулнора Каримова", "Reason: Roziman, oʻqib chiqdim"] {
+            assert!(text.contains(line), "{line:?} is not drawn: {text}");
+        }
+        assert!(!text.contains('?'), "nothing drawn as a question mark: {text}");
+    }
+    if judge("pdffonts", "-v").is_some() {
+        let fonts = run("pdffonts", &[s(&out)]);
+        let fonts = String::from_utf8_lossy(&fonts.stdout);
+        let ours = fonts.lines().find(|l| l.contains("DejaVuSans")).unwrap_or_else(|| panic!("{fonts}"));
+        // emb, sub, uni: embedded, a subset, with a Unicode map.
+        assert!(ours.contains("Identity-H") && ours.contains("yes yes yes"), "{fonts}");
+    }
     if std::env::var_os("KALIT_SCREENSHOTS").is_some() {
         let _ = run(
             "pdftoppm",

@@ -279,6 +279,39 @@ fn field_names_are_checked() {
     assert_eq!(prepare(&signed, &spec()).unwrap().field, "KalitSignature2");
 }
 
+/// The font of a visible signature's appearance `ap` (its resource `/KalitF1`).
+fn appearance_font(doc: &Document, ap: ObjectId) -> Dictionary {
+    let stream = doc.get_object(ap).unwrap().as_stream().unwrap();
+    let fonts = stream.dict.get(b"Resources").unwrap().as_dict().unwrap().get(b"Font").unwrap().as_dict().unwrap();
+    doc.get_dictionary(fonts.get(b"KalitF1").unwrap().as_reference().unwrap()).unwrap().clone()
+}
+
+/// The lines a visible signature's appearance draws, read back as a PDF reader copies them: each `<glyphs>
+/// Tj` through the font's ToUnicode map.
+fn appearance_text(doc: &Document, ap: ObjectId) -> Vec<String> {
+    let font = appearance_font(doc, ap);
+    let map = doc.get_object(font.get(b"ToUnicode").unwrap().as_reference().unwrap()).unwrap();
+    let map = String::from_utf8(map.as_stream().unwrap().decompressed_content().unwrap()).unwrap();
+    let mut chars = std::collections::HashMap::new();
+    for l in map.lines().filter(|l| l.starts_with('<') && l.contains("> <")) {
+        let (gid, utf16) = l.trim_matches(|c| c == '<' || c == '>').split_once("> <").unwrap();
+        let units: Vec<u16> =
+            (0..utf16.len()).step_by(4).map(|i| u16::from_str_radix(&utf16[i..i + 4], 16).unwrap()).collect();
+        chars.insert(u16::from_str_radix(gid, 16).unwrap(), String::from_utf16(&units).unwrap());
+    }
+    let content = String::from_utf8(doc.get_object(ap).unwrap().as_stream().unwrap().content.clone()).unwrap();
+    content
+        .lines()
+        .filter_map(|l| l.strip_prefix('<')?.split_once("> Tj").map(|(hex, _)| hex.to_owned()))
+        .map(|hex| {
+            (0..hex.len())
+                .step_by(4)
+                .map(|i| chars[&u16::from_str_radix(&hex[i..i + 4], 16).unwrap()].clone())
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
 fn a_visible_signature_has_its_box_and_appearance_on_the_chosen_page() {
     let (key, cert) = signer();
@@ -301,13 +334,37 @@ fn a_visible_signature_has_its_box_and_appearance_on_the_chosen_page() {
         widget.get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
     assert_eq!(rect, vec![300.0, 60.0, 520.0, 120.0]);
     let ap = widget.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap().as_reference().unwrap();
-    let text = String::from_utf8_lossy(&doc.get_object(ap).unwrap().as_stream().unwrap().content).into_owned();
-    assert!(text.contains("(Digitally signed by Ali Valiyev) Tj"), "{text}");
-    assert!(text.contains("(Reason: Roziman \\(o?qidim\\)) Tj"), "non-ASCII shows as ?, parentheses escaped: {text}");
+    let lines = appearance_text(&doc, ap);
+    assert_eq!(lines[..2], ["Digitally signed by", "Ali Valiyev"]);
+    assert_eq!(lines[3], "Reason: Roziman (oʻqidim)", "Uzbek letters and parentheses as they are");
+    // The font is embedded (a TrueType program in the file), not named and left to the reader.
+    let font = appearance_font(&doc, ap);
+    assert_eq!(font.get(b"Subtype").unwrap().as_name().unwrap(), b"Type0");
+    let cid = font.get(b"DescendantFonts").unwrap().as_array().unwrap()[0].as_dict().unwrap();
+    let descriptor = doc.get_dictionary(cid.get(b"FontDescriptor").unwrap().as_reference().unwrap()).unwrap();
+    let program = doc.get_object(descriptor.get(b"FontFile2").unwrap().as_reference().unwrap()).unwrap();
+    let program = program.as_stream().unwrap().decompressed_content().unwrap();
+    assert_eq!(&program[..4], &[0, 1, 0, 0], "a TrueType font program");
     for bad in ["0,1,1,100,50", "1,1,1,5,50", "1,1,1,100", "1,x,1,100,50", "1,1,1,100,NaN"] {
         assert!(Visible::parse(bad).is_err(), "{bad}");
     }
     assert!(prepare(&pdf, &Spec { visible: Some(Visible { page: 3, ..visible }), ..spec }).is_err());
+    // A Cyrillic name, and one too long for its box: cut with an ellipsis, never drawn past the border.
+    let spec = Spec { name: Some("Гулнора Каримова Абдулла қизи"), reason: None, ..spec };
+    let narrow = Visible::parse("1,72,72,120,40").unwrap();
+    let wide = Visible::parse("1,40,60,520,60").unwrap();
+    let tiny = Visible::parse("1,72,72,60,40").unwrap();
+    for (v, want) in
+        [(wide, "Гулнора Каримова Абдулла қизи"), (narrow, "Гулнора Каримова Абдулла қизи"), (tiny, "Гулнора Кари…")]
+    {
+        let prepared = prepare(&pdf, &Spec { visible: Some(v), ..spec }).unwrap();
+        let doc = load(&prepared.pdf).unwrap();
+        let page = *doc.get_pages().get(&v.page).unwrap();
+        let annots = doc.get_dictionary(page).unwrap().get(b"Annots").unwrap().as_array().unwrap().clone();
+        let widget = doc.get_dictionary(annots[0].as_reference().unwrap()).unwrap();
+        let ap = widget.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap().as_reference().unwrap();
+        assert_eq!(appearance_text(&doc, ap)[1], want, "{v:?}");
+    }
 }
 
 /// The signer's check of a prepared PDF, as conformance vectors (`vectors/pdf-v1.json`): honest and lying
