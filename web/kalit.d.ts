@@ -106,7 +106,7 @@ export interface SessionInfo { session: string; qr?: string; qrSvg?: string; exp
 export interface SignOptions {
   format?: "cms" | "raw" | "pades"; name?: string; mediaType?: string; pss?: boolean; ttl?: number;
   timeoutMs?: number; dialog?: boolean; onSession?: (info: SessionInfo) => void;
-  /** For `pades`: the level (`b-t` and above need the agent's TSA), `/Reason`, and a visible box "PAGE,X,Y,WIDTH,HEIGHT" in points. */
+  /** For `pades`: the level (`b-t` and above need the agent's TSA), `/Reason`, and a visible box "PAGE,X,Y,WIDTH,HEIGHT" in points from the lower-left corner of the page as shown (turned by its /Rotate); a box that does not fit on the page is refused. */
   level?: PadesLevel; reason?: string; visible?: string;
   /** This call only (the configured mode otherwise). PDF signatures need the agent. */
   mode?: Mode;

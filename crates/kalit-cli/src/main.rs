@@ -234,9 +234,10 @@ enum VaultCommand {
         #[arg(long)]
         reason: Option<String>,
         /// A visible PDF signature: a box on a page with your name, the date and the reason, at
-        /// PAGE,X,Y,WIDTH,HEIGHT in points from the page's lower-left corner (72 points = 1 inch), e.g.
-        /// 1,350,60,220,60. Latin (Uzbek's oʻ and gʻ among it) and Cyrillic are drawn with a font the
-        /// PDF carries; text too wide for the box is made smaller, then cut with "…".
+        /// PAGE,X,Y,WIDTH,HEIGHT in points from the lower-left corner of the page as it is shown (72
+        /// points = 1 inch; a page turned by /Rotate is measured turned), e.g. 1,350,60,220,60. A box that
+        /// does not fit on the page is refused. Latin (Uzbek's oʻ and gʻ among it) and Cyrillic are drawn
+        /// with a font the PDF carries; text too wide for the box is made smaller, then cut with "…".
         #[arg(long, value_name = "PAGE,X,Y,W,H")]
         visible: Option<String>,
         /// Output file [default: DOC.p7s for cms, DOC.sig for raw, DOC-signed.pdf for pades].

@@ -69,7 +69,9 @@ pub struct Spec<'a> {
 }
 
 /// Where a visible signature goes: a page (1 is the first) and a box in PDF points (1/72 inch) from the
-/// page's lower-left corner.
+/// lower-left corner of the page as it is shown (its `/CropBox`, turned by its `/Rotate`), so that a box
+/// on a landscape scan lands where it is seen and its text reads upright. A box that does not fit on the
+/// page is refused.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Visible {
     /// Page number, from 1.
@@ -100,6 +102,76 @@ impl Visible {
             height: num(h).filter(|v| *v >= 10.0).ok_or_else(bad)?,
         };
         Ok(v)
+    }
+}
+
+/// A page as it is shown: its visible box (`/CropBox`, else `/MediaBox`, in default user space) and how
+/// far it is turned clockwise (`/Rotate`); all three may be inherited from the page tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PageFrame {
+    x0: f32,
+    y0: f32,
+    x1: f32,
+    y1: f32,
+    /// 0, 90, 180 or 270.
+    rotate: u16,
+}
+
+impl PageFrame {
+    fn of(doc: &Document, page: ObjectId) -> PageFrame {
+        // The first value found on the page or its ancestors (at most 32 levels: a loop ends too).
+        let inherited = |key: &[u8]| -> Option<&Object> {
+            let mut id = page;
+            for _ in 0..32 {
+                let d = doc.get_dictionary(id).ok()?;
+                if let Ok(o) = d.get(key) {
+                    return resolve(doc, o);
+                }
+                id = d.get(b"Parent").ok()?.as_reference().ok()?;
+            }
+            None
+        };
+        let rect = |key: &[u8]| -> Option<[f32; 4]> {
+            let a = inherited(key)?.as_array().ok()?;
+            let n: Vec<f32> = a.iter().filter_map(|o| resolve(doc, o)?.as_float().ok()).collect();
+            let [a, b, c, d] = n[..] else { return None };
+            let r = [a.min(c), b.min(d), a.max(c), b.max(d)];
+            (r.iter().all(|v| v.is_finite()) && r[2] > r[0] && r[3] > r[1]).then_some(r)
+        };
+        // Readers fall back to US Letter when a page states no box.
+        let [x0, y0, x1, y1] = rect(b"CropBox").or_else(|| rect(b"MediaBox")).unwrap_or([0.0, 0.0, 612.0, 792.0]);
+        let rotate = inherited(b"Rotate")
+            .and_then(|o| o.as_i64().ok())
+            .map(|r| r.rem_euclid(360))
+            .filter(|r| r % 90 == 0)
+            .map_or(0, |r| r as u16);
+        PageFrame { x0, y0, x1, y1, rotate }
+    }
+
+    /// Width and height of the page as shown.
+    fn shown(&self) -> (f32, f32) {
+        let (w, h) = (self.x1 - self.x0, self.y1 - self.y0);
+        if self.rotate % 180 == 90 { (h, w) } else { (w, h) }
+    }
+
+    /// Where a box measured on the page as shown lies in the page's own space (`/Rect`), and the
+    /// appearance's `/Matrix` that turns it back so that its text reads upright.
+    fn place(&self, v: &Visible) -> Result<([f32; 4], [f32; 6]), CoreError> {
+        let (w, h) = self.shown();
+        if v.x + v.width > w + 0.01 || v.y + v.height > h + 0.01 {
+            return Err(invalid(format!(
+                "the visible box {},{},{},{} does not fit on page {}, which is {} x {} points as shown",
+                v.x, v.y, v.width, v.height, v.page, w, h
+            )));
+        }
+        let (dx, dy, dw, dh) = (v.x, v.y, v.width, v.height);
+        let (x0, y0, x1, y1) = (self.x0, self.y0, self.x1, self.y1);
+        Ok(match self.rotate {
+            90 => ([x1 - dy - dh, y0 + dx, x1 - dy, y0 + dx + dw], [0.0, 1.0, -1.0, 0.0, 0.0, 0.0]),
+            180 => ([x1 - dx - dw, y1 - dy - dh, x1 - dx, y1 - dy], [-1.0, 0.0, 0.0, -1.0, 0.0, 0.0]),
+            270 => ([x0 + dy, y1 - dx - dw, x0 + dy + dh, y1 - dx], [0.0, -1.0, 1.0, 0.0, 0.0, 0.0]),
+            _ => ([x0 + dx, y0 + dy, x0 + dx + dw, y0 + dy + dh], [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
+        })
     }
 }
 
@@ -452,6 +524,8 @@ fn prepare_tail(
         .get_pages()
         .get(&page_no)
         .ok_or_else(|| invalid(format!("the PDF has no page {page_no} (it has {})", doc.get_pages().len())))?;
+    // Where the box goes, read before the document becomes the base of the new revision.
+    let placed = spec.visible.map(|v| PageFrame::of(&doc, page).place(&v)).transpose()?;
     let mut inc = incremental(input, doc);
     let nd = &mut inc.new_document;
 
@@ -488,11 +562,10 @@ fn prepare_tail(
     widget.set("F", 132);
     widget.set("P", page);
     widget.set("V", sig_id);
-    match &spec.visible {
-        None => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
-        Some(v) => {
+    match (&spec.visible, placed) {
+        (Some(v), Some((rect, matrix))) => {
             let r = |f: f32| Object::Real(f);
-            widget.set("Rect", Object::Array(vec![r(v.x), r(v.y), r(v.x + v.width), r(v.y + v.height)]));
+            widget.set("Rect", Object::Array(rect.into_iter().map(r).collect()));
             let when = spec.time.to_offset(time::UtcOffset::UTC);
             // The name on a line of its own: it is what a reader looks for, and a long one may be cut.
             let mut lines = vec![
@@ -513,15 +586,19 @@ fn prepare_tail(
             let font = font::SigFont::load()?;
             let (content, used) = appearance(v, &font, &lines);
             let font_id = font.add_to(nd, &used)?;
-            let ap_dict = dictionary! {
+            let mut ap_dict = dictionary! {
                 "Type" => "XObject", "Subtype" => "Form",
                 "BBox" => vec![r(0.0), r(0.0), r(v.width), r(v.height)],
                 "Resources" => dictionary! {"Font" => dictionary! {"KalitF1" => font_id}},
             };
+            if matrix != [1.0, 0.0, 0.0, 1.0, 0.0, 0.0] {
+                ap_dict.set("Matrix", matrix.into_iter().map(r).collect::<Vec<_>>());
+            }
             let ap =
                 nd.try_add_object(lopdf::Stream::new(ap_dict, content)).map_err(|e| invalid(format!("PDF: {e}")))?;
             widget.set("AP", dictionary! {"N" => ap});
         }
+        _ => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
     }
     let field_id = nd.try_add_object(widget).map_err(|e| invalid(format!("PDF: {e}")))?;
 

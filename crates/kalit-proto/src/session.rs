@@ -281,7 +281,8 @@ pub struct PadesOptions {
     /// `/Reason`, shown by PDF readers (at most 200 characters).
     #[serde(default)]
     pub reason: Option<String>,
-    /// A visible signature box, `PAGE,X,Y,WIDTH,HEIGHT` in points (e.g. `1,72,72,220,60`); absent:
+    /// A visible signature box, `PAGE,X,Y,WIDTH,HEIGHT` in points from the lower-left corner of the page
+    /// as it is shown (e.g. `1,72,72,220,60`); a box that does not fit on the page is refused; absent:
     /// invisible.
     #[serde(default)]
     pub visible: Option<String>,

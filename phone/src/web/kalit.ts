@@ -346,7 +346,7 @@ export interface SignOptions {
  * Signs a document with the phone. Shows a dialog with the QR code and then the matching code (SAS).
  * Resolves with { format, signature (Uint8Array), signatureBase64, scheme, sha256, certificatePem, signer, login, mode }.
  * With format "pades" (agent only) the data is a PDF; the result also holds `document` (the signed PDF) and `level`;
- * options `level` ("b-b", "b-t", "b-lt", "b-lta"), `reason` and `visible` ("PAGE,X,Y,WIDTH,HEIGHT").
+ * options `level` ("b-b", "b-t", "b-lt", "b-lta"), `reason` and `visible` ("PAGE,X,Y,WIDTH,HEIGHT" in points, from the lower-left corner of the page as shown).
  */
 export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json> {
   const { format = "cms", name = "document", mediaType, pss = false, ttl,

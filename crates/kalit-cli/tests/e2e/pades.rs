@@ -34,9 +34,16 @@ fn text(o: &Output) -> String {
 /// A hand-written two-page PDF with a filled text form field, its cross-reference table at the right
 /// offsets.
 pub(crate) fn form_pdf() -> Vec<u8> {
+    turned_form_pdf(0)
+}
+
+/// [`form_pdf`] with its first page turned clockwise by `rotate` degrees when shown (`/Rotate`).
+fn turned_form_pdf(rotate: u16) -> Vec<u8> {
     let page = |n: u32, content: u32, annots: &str| {
-        format!("<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents {content} 0 R/Resources<</Font<</F1 5 0 R>>>>{annots}>>")
-            .replace("{n}", &n.to_string())
+        let turn = if n == 1 && rotate != 0 { format!("/Rotate {rotate}") } else { String::new() };
+        format!(
+            "<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]{turn}/Contents {content} 0 R/Resources<</Font<</F1 5 0 R>>>>{annots}>>"
+        )
     };
     let stream = |s: &str| format!("<</Length {}>>\nstream\n{s}\nendstream", s.len());
     let objects = [
@@ -883,5 +890,85 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
             "pdftoppm",
             &["-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", s(&out), "/tmp/kalit-visible-signature"],
         );
+    }
+}
+
+#[test]
+fn a_visible_signature_on_a_turned_page_lands_where_it_is_seen_and_reads_upright() {
+    let Some(_) = judges() else { return };
+    if judge("pdftoppm", "-v").is_none() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let ra = Ra::init(root, "ra");
+    let srv = ra.serve();
+    let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Ali Valiyev,C=UZ");
+    // The box as a person places it on the page as shown: 300 x 80 points, 40 from the left, 60 from the
+    // bottom, whichever way the page is turned.
+    let (bx, by, bw, bh) = (40, 60, 300, 80);
+    for rotate in [90u16, 180, 270] {
+        let hand = root.join(format!("turned-{rotate}.pdf"));
+        fs::write(&hand, turned_form_pdf(rotate)).unwrap();
+        let out = root.join(format!("turned-{rotate}-signed.pdf"));
+        let visible = format!("1,{bx},{by},{bw},{bh}");
+        let args = ["sign", "main", "--file", s(&hand), "--format", "pades", "--visible", &visible, "--out", s(&out)];
+        v.run(&args, &["y", PIN]).ok();
+        // pdftoppm shows the page turned, as every reader does: 72 dpi, one pixel per point.
+        for (pdf, name) in [(&hand, "before"), (&out, "after")] {
+            let png = root.join(format!("{name}-{rotate}"));
+            assert!(
+                run("pdftoppm", &["-r", "72", "-f", "1", "-l", "1", "-singlefile", s(pdf), s(&png)]).status.success()
+            );
+        }
+        let (w, h, before) = read_ppm(&root.join(format!("before-{rotate}.ppm")));
+        let (_, _, after) = read_ppm(&root.join(format!("after-{rotate}.ppm")));
+        assert_eq!((w, h), if rotate == 180 { (595, 842) } else { (842, 595) }, "{rotate}: the page as shown");
+        let changed = |x0: usize, y0: usize, x1: usize, y1: usize| {
+            (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| (y * w + x) * 3))
+                .filter(|&i| before[i..i + 3] != after[i..i + 3])
+                .count()
+        };
+        // Image rows grow downwards: the box is columns bx..bx+bw, rows h-by-bh..h-by.
+        let (left, top, right, bottom) = (bx, h - by - bh, bx + bw, h - by);
+        assert!(
+            changed(left + 2, top + 2, right - 2, bottom - 2) > bw * bh / 2,
+            "{rotate}: the box is drawn where asked"
+        );
+        assert_eq!(changed(0, 0, w, top - 4), 0, "{rotate}: nothing above the box changed");
+        assert_eq!(changed(right + 4, 0, w, h), 0, "{rotate}: nothing right of the box changed");
+        // Upright text: four lines from the top-left corner, so the ink (dark pixels) is in the box's upper
+        // half and its left half. Text turned a quarter or upside down puts it elsewhere.
+        let ink = |x0: usize, y0: usize, x1: usize, y1: usize| {
+            (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| (y * w + x) * 3))
+                .filter(|&i| after[i..i + 3].iter().all(|&c| c < 110))
+                .count()
+        };
+        let (mid_x, mid_y) = (left + bw / 2, top + bh / 2);
+        let (upper, lower) = (ink(left + 3, top + 3, right - 3, mid_y), ink(left + 3, mid_y, right - 3, bottom - 3));
+        let (lhs, rhs) = (ink(left + 3, top + 3, mid_x, bottom - 3), ink(mid_x, top + 3, right - 3, bottom - 3));
+        assert!(
+            upper > 2 * lower.max(1) && lhs > 2 * rhs.max(1),
+            "{rotate}: upper {upper} lower {lower}, left {lhs} right {rhs}"
+        );
+        if std::env::var_os("KALIT_SCREENSHOTS").is_some() {
+            let _ = run(
+                "pdftoppm",
+                &[
+                    "-png",
+                    "-r",
+                    "72",
+                    "-f",
+                    "1",
+                    "-l",
+                    "1",
+                    "-singlefile",
+                    s(&out),
+                    &format!("/tmp/kalit-turned-{rotate}"),
+                ],
+            );
+        }
     }
 }

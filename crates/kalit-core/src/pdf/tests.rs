@@ -494,3 +494,80 @@ fn preparing_an_owned_pdf_and_hashing_it_at_once_gives_the_same_file_and_digests
     assert_ne!(owned.pdf[with_newline.len()], b'\n', "no second newline");
     assert!(prepare_and_digest(b"not a pdf".to_vec(), &spec(), &[HashAlg::Sha256]).is_err());
 }
+
+/// A one-page PDF whose page is turned by `rotate` (on the page, or inherited from its page tree) and
+/// shows `crop` of its 595 x 842 media box.
+fn turned_pdf(rotate: i64, inherited: bool, crop: Option<[i64; 4]>) -> Vec<u8> {
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let content = doc.add_object(lopdf::Stream::new(dictionary! {}, b"BT ET".to_vec()));
+    let mut page = dictionary! {
+        "Type" => "Page", "Parent" => pages_id, "Contents" => content,
+        "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+    };
+    if let Some(c) = crop {
+        page.set("CropBox", c.iter().map(|&v| Object::Integer(v)).collect::<Vec<_>>());
+    }
+    let mut pages = dictionary! {"Type" => "Pages", "Count" => 1};
+    if inherited {
+        pages.set("Rotate", rotate);
+    } else {
+        page.set("Rotate", rotate);
+    }
+    let page = doc.add_object(page);
+    pages.set("Kids", vec![page.into()]);
+    doc.objects.insert(pages_id, Object::Dictionary(pages));
+    let catalog = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_visible_box_is_measured_on_the_page_as_shown_and_turned_back_to_read_upright() {
+    let v = Visible::parse("1,40,30,200,60").unwrap();
+    // (rotate, inherited, crop, the page's size as shown, /Rect, /Matrix)
+    let cases: [(i64, bool, Option<[i64; 4]>, (f32, f32), [f32; 4], Option<[f32; 6]>); 7] = [
+        (0, false, None, (595.0, 842.0), [40.0, 30.0, 240.0, 90.0], None),
+        // Shown from its crop box's corner, not the media box's.
+        (0, false, Some([100, 50, 500, 800]), (400.0, 750.0), [140.0, 80.0, 340.0, 140.0], None),
+        // Turned a quarter clockwise: the box's left edge runs up the page's own y axis.
+        (90, false, None, (842.0, 595.0), [505.0, 40.0, 565.0, 240.0], Some([0.0, 1.0, -1.0, 0.0, 0.0, 0.0])),
+        (90, true, None, (842.0, 595.0), [505.0, 40.0, 565.0, 240.0], Some([0.0, 1.0, -1.0, 0.0, 0.0, 0.0])),
+        (180, false, None, (595.0, 842.0), [355.0, 752.0, 555.0, 812.0], Some([-1.0, 0.0, 0.0, -1.0, 0.0, 0.0])),
+        (-90, false, None, (842.0, 595.0), [30.0, 602.0, 90.0, 802.0], Some([0.0, -1.0, 1.0, 0.0, 0.0, 0.0])),
+        // Not a multiple of 90: readers ignore it, and so does the box.
+        (45, false, None, (595.0, 842.0), [40.0, 30.0, 240.0, 90.0], None),
+    ];
+    for (rotate, inherited, crop, shown, rect, matrix) in cases {
+        let pdf = turned_pdf(rotate, inherited, crop);
+        let doc = load(&pdf).unwrap();
+        let page = *doc.get_pages().get(&1).unwrap();
+        assert_eq!(PageFrame::of(&doc, page).shown(), shown, "{rotate}");
+        let prepared = prepare(&pdf, &Spec { visible: Some(v), ..spec() }).unwrap();
+        let doc = load(&prepared.pdf).unwrap();
+        let annots = doc.get_dictionary(page).unwrap().get(b"Annots").unwrap().as_array().unwrap().clone();
+        let widget = doc.get_dictionary(annots[0].as_reference().unwrap()).unwrap();
+        let got: Vec<f32> =
+            widget.get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+        assert_eq!(got, rect, "{rotate} {crop:?}");
+        let ap = widget.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap().as_reference().unwrap();
+        let ap = doc.get_object(ap).unwrap().as_stream().unwrap();
+        let m = ap.dict.get(b"Matrix").ok().map(|m| {
+            let m: Vec<f32> = m.as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+            <[f32; 6]>::try_from(m).unwrap()
+        });
+        assert_eq!(m, matrix, "{rotate}");
+        // The box's own space is the box as shown: its text is laid out for 200 x 60, whatever the turn.
+        let bbox: Vec<f32> =
+            ap.dict.get(b"BBox").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+        assert_eq!(bbox, [0.0, 0.0, 200.0, 60.0]);
+    }
+    // A box past the page's edge as shown is refused with what the page measures.
+    let landscape = turned_pdf(90, false, None);
+    let off = Spec { visible: Some(Visible::parse("1,30,700,200,60").unwrap()), ..spec() };
+    let e = prepare(&landscape, &off).unwrap_err().to_string();
+    assert!(e.contains("does not fit on page 1") && e.contains("842 x 595"), "{e}");
+    assert!(prepare(&turned_pdf(0, false, None), &off).is_ok(), "on the upright page it fits");
+}
