@@ -809,6 +809,20 @@ fn read_ppm(path: &Path) -> (usize, usize, Vec<u8>) {
     (w, h, b[at + 1..].to_vec())
 }
 
+/// Page 1 of `pdf` as pdftoppm shows it (turned by its /Rotate) at 72 dpi, one pixel per point: width,
+/// height and RGB bytes.
+fn render(pdf: &Path) -> (usize, usize, Vec<u8>) {
+    let base = pdf.with_extension("");
+    assert!(run("pdftoppm", &["-r", "72", "-f", "1", "-l", "1", "-singlefile", s(pdf), s(&base)]).status.success());
+    read_ppm(&base.with_extension("ppm"))
+}
+
+/// How many pixels of columns x0..x1 and rows y0..y1 of a `w`-pixel-wide image pass `f` (given the
+/// offset of each pixel's RGB).
+fn pixels(w: usize, (x0, y0, x1, y1): (usize, usize, usize, usize), f: impl Fn(usize) -> bool) -> usize {
+    (y0..y1).flat_map(|y| (x0..x1).map(move |x| (y * w + x) * 3)).filter(|&i| f(i)).count()
+}
+
 #[test]
 fn a_visible_signature_is_drawn_where_it_was_asked() {
     let Some(j) = judges() else { return };
@@ -821,22 +835,15 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
     let srv = ra.serve();
     // A name in Cyrillic and a reason in Uzbek: drawn with the embedded font, not as question marks.
     let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Гулнора Каримова,C=UZ");
-    let hand = root.join("hand.pdf");
-    fs::write(&hand, form_pdf()).unwrap();
-    let out = root.join("visible.pdf");
-    let args = [
-        "sign",
-        "main",
-        "--file",
-        s(&hand),
-        "--format",
-        "pades",
-        "--visible",
-        "1,320,60,240,60",
-        "--reason",
-        "Roziman, oʻqib chiqdim",
-    ];
-    v.run(&[&args[..], &["--out", s(&out)]].concat(), &["y", PIN]).ok();
+    let sign_into = |pdf: Vec<u8>, name: &str, visible: &str| {
+        let (hand, out) = (root.join(format!("{name}.pdf")), root.join(format!("{name}-signed.pdf")));
+        fs::write(&hand, pdf).unwrap();
+        let args = ["sign", "main", "--file", s(&hand), "--format", "pades", "--visible", visible];
+        let args = [&args[..], &["--reason", "Roziman, oʻqib chiqdim", "--out", s(&out)]].concat();
+        v.run(&args, &["y", PIN]).ok();
+        (hand, out)
+    };
+    let (hand, out) = sign_into(form_pdf(), "hand", "1,320,60,240,60");
     if j.pdfsig {
         let nssdb = root.join("nssdb");
         fs::create_dir_all(&nssdb).unwrap();
@@ -844,26 +851,12 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
         let p = pdfsig(&nssdb, &out);
         assert!(p.contains("Signature is Valid.") && p.contains("Total document signed"), "{p}");
     }
-    // Rendered at 72 dpi (one pixel per point): the box differs from the unsigned page, the rest of the
-    // page does not.
-    for (pdf, name) in [(&hand, "before"), (&out, "after")] {
-        assert!(
-            run("pdftoppm", &["-r", "72", "-f", "1", "-l", "1", "-singlefile", s(pdf), s(&root.join(name))])
-                .status
-                .success()
-        );
-    }
-    let (w, h, before) = read_ppm(&root.join("before.ppm"));
-    let (_, _, after) = read_ppm(&root.join("after.ppm"));
-    let differs = |x0: usize, y0: usize, x1: usize, y1: usize| {
-        (y0..y1)
-            .flat_map(|y| (x0..x1).map(move |x| (y * w + x) * 3))
-            .filter(|&i| before[i..i + 3] != after[i..i + 3])
-            .count()
-    };
+    // The box differs from the unsigned page, the rest of the page does not.
+    let ((w, h, before), (_, _, after)) = (render(&hand), render(&out));
+    let differs = |i: usize| before[i..i + 3] != after[i..i + 3];
     // PDF y grows upwards, image rows downwards: the box 320..560 x 60..120 is rows h-120..h-60.
-    let inside = differs(322, h - 118, 558, h - 62);
-    let outside = differs(0, 0, w, h - 130);
+    let inside = pixels(w, (322, h - 118, 558, h - 62), differs);
+    let outside = pixels(w, (0, 0, w, h - 130), differs);
     assert!(inside > 240 * 60 / 2, "the box is drawn: {inside} pixels changed");
     assert_eq!(outside, 0, "nothing else on the page changed");
     // What the box says, as poppler reads it once qpdf has made the appearance part of the page: the
@@ -885,90 +878,40 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
         // emb, sub, uni: embedded, a subset, with a Unicode map.
         assert!(ours.contains("Identity-H") && ours.contains("yes yes yes"), "{fonts}");
     }
-    if std::env::var_os("KALIT_SCREENSHOTS").is_some() {
-        let _ = run(
-            "pdftoppm",
-            &["-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", s(&out), "/tmp/kalit-visible-signature"],
-        );
-    }
-}
+    let screenshot = |pdf: &Path, name: &str| {
+        if std::env::var_os("KALIT_SCREENSHOTS").is_some() {
+            let to = format!("/tmp/kalit-{name}");
+            let _ = run("pdftoppm", &["-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", s(pdf), &to]);
+        }
+    };
+    screenshot(&out, "visible-signature");
 
-#[test]
-fn a_visible_signature_on_a_turned_page_lands_where_it_is_seen_and_reads_upright() {
-    let Some(_) = judges() else { return };
-    if judge("pdftoppm", "-v").is_none() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path();
-    let ra = Ra::init(root, "ra");
-    let srv = ra.serve();
-    let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Ali Valiyev,C=UZ");
-    // The box as a person places it on the page as shown: 300 x 80 points, 40 from the left, 60 from the
-    // bottom, whichever way the page is turned.
+    // A page turned by /Rotate: the box is placed on the page as shown (300 x 80 points, 40 from the
+    // left, 60 from the bottom, whichever way it is turned) and its text reads upright there.
     let (bx, by, bw, bh) = (40, 60, 300, 80);
     for rotate in [90u16, 180, 270] {
-        let hand = root.join(format!("turned-{rotate}.pdf"));
-        fs::write(&hand, turned_form_pdf(rotate)).unwrap();
-        let out = root.join(format!("turned-{rotate}-signed.pdf"));
-        let visible = format!("1,{bx},{by},{bw},{bh}");
-        let args = ["sign", "main", "--file", s(&hand), "--format", "pades", "--visible", &visible, "--out", s(&out)];
-        v.run(&args, &["y", PIN]).ok();
-        // pdftoppm shows the page turned, as every reader does: 72 dpi, one pixel per point.
-        for (pdf, name) in [(&hand, "before"), (&out, "after")] {
-            let png = root.join(format!("{name}-{rotate}"));
-            assert!(
-                run("pdftoppm", &["-r", "72", "-f", "1", "-l", "1", "-singlefile", s(pdf), s(&png)]).status.success()
-            );
-        }
-        let (w, h, before) = read_ppm(&root.join(format!("before-{rotate}.ppm")));
-        let (_, _, after) = read_ppm(&root.join(format!("after-{rotate}.ppm")));
+        let (hand, out) =
+            sign_into(turned_form_pdf(rotate), &format!("turned-{rotate}"), &format!("1,{bx},{by},{bw},{bh}"));
+        let ((w, h, before), (_, _, after)) = (render(&hand), render(&out));
         assert_eq!((w, h), if rotate == 180 { (595, 842) } else { (842, 595) }, "{rotate}: the page as shown");
-        let changed = |x0: usize, y0: usize, x1: usize, y1: usize| {
-            (y0..y1)
-                .flat_map(|y| (x0..x1).map(move |x| (y * w + x) * 3))
-                .filter(|&i| before[i..i + 3] != after[i..i + 3])
-                .count()
-        };
-        // Image rows grow downwards: the box is columns bx..bx+bw, rows h-by-bh..h-by.
+        let differs = |i: usize| before[i..i + 3] != after[i..i + 3];
         let (left, top, right, bottom) = (bx, h - by - bh, bx + bw, h - by);
-        assert!(
-            changed(left + 2, top + 2, right - 2, bottom - 2) > bw * bh / 2,
-            "{rotate}: the box is drawn where asked"
-        );
-        assert_eq!(changed(0, 0, w, top - 4), 0, "{rotate}: nothing above the box changed");
-        assert_eq!(changed(right + 4, 0, w, h), 0, "{rotate}: nothing right of the box changed");
-        // Upright text: four lines from the top-left corner, so the ink (dark pixels) is in the box's upper
-        // half and its left half. Text turned a quarter or upside down puts it elsewhere.
-        let ink = |x0: usize, y0: usize, x1: usize, y1: usize| {
-            (y0..y1)
-                .flat_map(|y| (x0..x1).map(move |x| (y * w + x) * 3))
-                .filter(|&i| after[i..i + 3].iter().all(|&c| c < 110))
-                .count()
-        };
+        let inside = pixels(w, (left + 2, top + 2, right - 2, bottom - 2), differs);
+        assert!(inside > bw * bh / 2, "{rotate}: the box is drawn where asked ({inside} pixels changed)");
+        assert_eq!(pixels(w, (0, 0, w, top - 4), differs), 0, "{rotate}: nothing above the box changed");
+        assert_eq!(pixels(w, (right + 4, 0, w, h), differs), 0, "{rotate}: nothing right of the box changed");
+        // Upright text: its lines start at the box's top-left corner, so the ink (dark pixels) is in the
+        // box's upper half and its left half. Text turned a quarter or upside down puts it elsewhere.
+        let ink = |i: usize| after[i..i + 3].iter().all(|&c| c < 110);
         let (mid_x, mid_y) = (left + bw / 2, top + bh / 2);
-        let (upper, lower) = (ink(left + 3, top + 3, right - 3, mid_y), ink(left + 3, mid_y, right - 3, bottom - 3));
-        let (lhs, rhs) = (ink(left + 3, top + 3, mid_x, bottom - 3), ink(mid_x, top + 3, right - 3, bottom - 3));
+        let upper = pixels(w, (left + 3, top + 3, right - 3, mid_y), ink);
+        let lower = pixels(w, (left + 3, mid_y, right - 3, bottom - 3), ink);
+        let lhs = pixels(w, (left + 3, top + 3, mid_x, bottom - 3), ink);
+        let rhs = pixels(w, (mid_x, top + 3, right - 3, bottom - 3), ink);
         assert!(
             upper > 2 * lower.max(1) && lhs > 2 * rhs.max(1),
             "{rotate}: upper {upper} lower {lower}, left {lhs} right {rhs}"
         );
-        if std::env::var_os("KALIT_SCREENSHOTS").is_some() {
-            let _ = run(
-                "pdftoppm",
-                &[
-                    "-png",
-                    "-r",
-                    "72",
-                    "-f",
-                    "1",
-                    "-l",
-                    "1",
-                    "-singlefile",
-                    s(&out),
-                    &format!("/tmp/kalit-turned-{rotate}"),
-                ],
-            );
-        }
+        screenshot(&out, &format!("turned-{rotate}"));
     }
 }

@@ -528,7 +528,8 @@ fn turned_pdf(rotate: i64, inherited: bool, crop: Option<[i64; 4]>) -> Vec<u8> {
 fn a_visible_box_is_measured_on_the_page_as_shown_and_turned_back_to_read_upright() {
     let v = Visible::parse("1,40,30,200,60").unwrap();
     // (rotate, inherited, crop, the page's size as shown, /Rect, /Matrix)
-    let cases: [(i64, bool, Option<[i64; 4]>, (f32, f32), [f32; 4], Option<[f32; 6]>); 7] = [
+    type Case = (i64, bool, Option<[i64; 4]>, (f32, f32), [f32; 4], Option<[f32; 6]>);
+    let cases: [Case; 7] = [
         (0, false, None, (595.0, 842.0), [40.0, 30.0, 240.0, 90.0], None),
         // Shown from its crop box's corner, not the media box's.
         (0, false, Some([100, 50, 500, 800]), (400.0, 750.0), [140.0, 80.0, 340.0, 140.0], None),
