@@ -721,7 +721,7 @@ impl PhoneUi for AutoUi<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::size_text;
+    use super::{DocFormat, format_text, size_text};
 
     #[test]
     fn formats_are_named_and_said_in_words() {
