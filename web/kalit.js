@@ -291,7 +291,8 @@ async function sign(data, options = {}) {
     onSession,
     level,
     reason,
-    visible
+    visible,
+    field
   } = options;
   const mode = options.mode || config.mode;
   const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
@@ -400,6 +401,7 @@ async function sign(data, options = {}) {
         if (level) q.set("level", level);
         if (reason) q.set("reason", reason);
         if (visible) q.set("visible", visible);
+        if (field) q.set("field", field);
       } else if (pss) q.set("pss", "true");
       let sending = true;
       const watch = (async () => {
@@ -428,7 +430,7 @@ async function sign(data, options = {}) {
       r = await call("POST", `/v1/sessions/${created.session}/sign`, {
         token: created.token,
         signal: ctl.signal,
-        body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible } } : { data: toBase64(bytes), name, media_type: type, format, pss }
+        body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible, field } } : { data: toBase64(bytes), name, media_type: type, format, pss }
       });
     }
     const out = {

@@ -171,6 +171,8 @@ pub(crate) struct SignQuery {
     reason: Option<String>,
     #[serde(default)]
     visible: Option<String>,
+    #[serde(default)]
+    field: Option<String>,
 }
 
 pub(crate) async fn sign(
@@ -185,10 +187,8 @@ pub(crate) async fn sign(
         let q = Query::<SignQuery>::try_from_uri(req.uri())
             .map_err(|e| ServiceError::invalid(format!("the sign options in the query: {}", e.body_text())))?
             .0;
-        let pades = (q.level.is_some() || q.reason.is_some() || q.visible.is_some()).then(|| PadesOptions {
-            level: q.level.unwrap_or_default(),
-            reason: q.reason,
-            visible: q.visible,
+        let pades = (q.level.is_some() || q.reason.is_some() || q.visible.is_some() || q.field.is_some()).then(|| {
+            PadesOptions { level: q.level.unwrap_or_default(), reason: q.reason, visible: q.visible, field: q.field }
         });
         let r = SignDocRequest {
             data: Base64::default(),

@@ -51,6 +51,11 @@ fn check_options(s: &AgentState, o: &PadesOptions) -> ServiceResult<Option<Visib
     {
         return Err(ServiceError::invalid("reason must be at most 200 printable characters"));
     }
+    if let Some(f) = &o.field
+        && (f.is_empty() || f.chars().count() > 200 || f.chars().any(char::is_control))
+    {
+        return Err(ServiceError::invalid("field must be 1 to 200 printable characters"));
+    }
     Ok(o.visible.as_deref().map(Visible::parse).transpose()?)
 }
 
@@ -85,9 +90,10 @@ pub(crate) async fn sign(
     let signer = cert.subject.split(',').find_map(|p| p.trim().strip_prefix("CN=")).unwrap_or(&cert.subject).to_owned();
     let sha256 = hex::encode(HashAlg::Sha256.digest(&data));
     let reason = options.reason.clone();
+    let field = options.field.clone();
     let prepared = crate::blocking(move || {
         let spec = Spec {
-            field: None,
+            field: field.as_deref(),
             reason: reason.as_deref(),
             name: Some(&signer),
             time: time::OffsetDateTime::now_utc(),

@@ -240,6 +240,11 @@ enum VaultCommand {
         /// with a font the PDF carries; text too wide for the box is made smaller, then cut with "…".
         #[arg(long, value_name = "PAGE,X,Y,W,H")]
         visible: Option<String>,
+        /// The PDF's own empty signature field to sign into (a form's "sign here", e.g. Imzo): the
+        /// signature is drawn in the box its author made (leave out --visible). A name the PDF does not
+        /// have makes a new field of that name.
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
         /// Output file [default: DOC.p7s for cms, DOC.sig for raw, DOC-signed.pdf for pades].
         #[arg(long)]
         out: Option<PathBuf>,

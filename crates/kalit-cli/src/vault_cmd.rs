@@ -227,8 +227,8 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             println!("Exported {key:?} to {} (readable by `openssl pkcs12`).", out.display());
             Ok(())
         }
-        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, visible, out } => {
-            let opts = SignOptions { format, pss, level, tsa, reason, visible, out };
+        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, visible, field, out } => {
+            let opts = SignOptions { format, pss, level, tsa, reason, visible, field, out };
             sign(dir, &mut p, &key, &file, opts)
         }
         VaultCommand::Backup { out } => {
@@ -417,6 +417,7 @@ struct SignOptions {
     tsa: Option<String>,
     reason: Option<String>,
     visible: Option<String>,
+    field: Option<String>,
     out: Option<PathBuf>,
 }
 
@@ -447,8 +448,11 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     if level == LevelArg::BB && o.tsa.is_some() {
         return Err(CliError::new(ErrorCode::Usage, "--tsa adds a timestamp: use --level b-t (or leave --level out)"));
     }
-    if (o.reason.is_some() || o.visible.is_some()) && format != SignFormat::Pades {
-        return Err(CliError::new(ErrorCode::Usage, "--reason and --visible are for PDF signatures (--format pades)"));
+    if (o.reason.is_some() || o.visible.is_some() || o.field.is_some()) && format != SignFormat::Pades {
+        return Err(CliError::new(
+            ErrorCode::Usage,
+            "--reason, --visible and --field are for PDF signatures (--format pades)",
+        ));
     }
     if format != SignFormat::Raw && info.certificate.is_none() {
         return Err(CliError::new(
@@ -469,7 +473,7 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
             .as_ref()
             .map(|c| c.subject.split(',').find_map(|part| part.strip_prefix("CN=")).unwrap_or(&c.subject).to_owned());
         let spec = kalit_core::pdf::Spec {
-            field: None,
+            field: o.field.as_deref(),
             reason: o.reason.as_deref(),
             name: signer_name.as_deref(),
             time: time::OffsetDateTime::now_utc(),

@@ -166,12 +166,69 @@ impl PageFrame {
         }
         let (dx, dy, dw, dh) = (v.x, v.y, v.width, v.height);
         let (x0, y0, x1, y1) = (self.x0, self.y0, self.x1, self.y1);
-        Ok(match self.rotate {
-            90 => ([x1 - dy - dh, y0 + dx, x1 - dy, y0 + dx + dw], [0.0, 1.0, -1.0, 0.0, 0.0, 0.0]),
-            180 => ([x1 - dx - dw, y1 - dy - dh, x1 - dx, y1 - dy], [-1.0, 0.0, 0.0, -1.0, 0.0, 0.0]),
-            270 => ([x0 + dy, y1 - dx - dw, x0 + dy + dh, y1 - dx], [0.0, -1.0, 1.0, 0.0, 0.0, 0.0]),
-            _ => ([x0 + dx, y0 + dy, x0 + dx + dw, y0 + dy + dh], [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
-        })
+        let rect = match self.rotate {
+            90 => [x1 - dy - dh, y0 + dx, x1 - dy, y0 + dx + dw],
+            180 => [x1 - dx - dw, y1 - dy - dh, x1 - dx, y1 - dy],
+            270 => [x0 + dy, y1 - dx - dw, x0 + dy + dh, y1 - dx],
+            _ => [x0 + dx, y0 + dy, x0 + dx + dw, y0 + dy + dh],
+        };
+        Ok((rect, self.turn()))
+    }
+
+    /// The `/Matrix` that turns an appearance drawn upright back against the page's `/Rotate`.
+    fn turn(&self) -> [f32; 6] {
+        match self.rotate {
+            90 => [0.0, 1.0, -1.0, 0.0, 0.0, 0.0],
+            180 => [-1.0, 0.0, 0.0, -1.0, 0.0, 0.0],
+            270 => [0.0, -1.0, 1.0, 0.0, 0.0, 0.0],
+            _ => [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        }
+    }
+
+    /// Width and height as shown of a `/Rect` on this page.
+    fn shown_size(&self, rect: [f32; 4]) -> (f32, f32) {
+        let (w, h) = (rect[2] - rect[0], rect[3] - rect[1]);
+        if self.rotate % 180 == 90 { (h, w) } else { (w, h) }
+    }
+}
+
+/// An empty signature field the PDF already has (a form's "sign here"), to be filled instead of adding
+/// one: a field that is its own widget, its box (`/Rect`, when it has an area) and its page.
+struct Fill {
+    id: ObjectId,
+    rect: Option<[f32; 4]>,
+    page: Option<ObjectId>,
+}
+
+impl Fill {
+    fn of(doc: &Document, f: &SigField) -> Result<Fill, CoreError> {
+        if f.value.is_some() {
+            return Err(invalid(format!("the PDF's field {:?} is already signed", f.name)));
+        }
+        let id = f.id.ok_or_else(|| invalid(format!("the field {:?} is not an object of its own", f.name)))?;
+        let d = doc.get_dictionary(id).map_err(|_| invalid(format!("the field {:?} is not a dictionary", f.name)))?;
+        if d.has(b"Kids") {
+            return Err(invalid(format!(
+                "the field {:?} has several widgets; Kalit fills a signature field that is its own widget",
+                f.name
+            )));
+        }
+        let rect = d.get(b"Rect").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()).and_then(|a| {
+            let n: Vec<f32> = a.iter().filter_map(|o| resolve(doc, o)?.as_float().ok()).collect();
+            let [a, b, c, d] = n[..] else { return None };
+            let r = [a.min(c), b.min(d), a.max(c), b.max(d)];
+            (r.iter().all(|v| v.is_finite()) && r[2] - r[0] >= 1.0 && r[3] - r[1] >= 1.0).then_some(r)
+        });
+        // Its page: the one whose /Annots hold it (its /P may lie or be missing).
+        let page = doc.get_pages().into_values().find(|p| {
+            doc.get_dictionary(*p)
+                .ok()
+                .and_then(|pd| pd.get(b"Annots").ok())
+                .and_then(|a| resolve(doc, a))
+                .and_then(|a| a.as_array().ok())
+                .is_some_and(|a| a.iter().any(|o| o.as_reference().ok() == Some(id)))
+        });
+        Ok(Fill { id, rect, page })
     }
 }
 
@@ -181,10 +238,14 @@ const MIN_TEXT_SIZE: f32 = 6.0;
 /// The appearance stream of a visible signature: a light box with a border and up to four lines, made
 /// smaller (down to 6 points) when the widest does not fit and then cut to the box's width
 /// (`font::SigFont::fit`); returns the stream and the glyphs it draws.
-fn appearance(v: &Visible, font: &font::SigFont, lines: &[String]) -> (Vec<u8>, Vec<font::Glyph>) {
-    let (w, h) = (v.width, v.height);
+fn appearance(w: f32, h: f32, font: &font::SigFont, lines: &[String]) -> (Vec<u8>, Vec<font::Glyph>) {
     let room = (w - 8.0).max(0.0);
-    let by_height = (h / (lines.len().max(1) as f32 + 1.0)).clamp(5.0, 12.0);
+    // The lines fit between 3 points of margin above and the last line's descenders 2 points above the
+    // bottom: a first baseline one size below the top, each next one 1.2 sizes lower, descenders of 0.24.
+    // At least 5 points, unless even one line fits only smaller (a box of 10 to 11 points).
+    let n = lines.len().max(1) as f32;
+    let one_line = (h - 5.0) / 1.24;
+    let by_height = ((h - 5.0) / (1.24 + 1.2 * (n - 1.0))).clamp(one_line.min(5.0), 12.0);
     let widest = lines.iter().map(|l| font.measure(l)).fold(0.0, f32::max);
     let size = if widest * by_height <= room {
         by_height
@@ -199,7 +260,10 @@ fn appearance(v: &Visible, font: &font::SigFont, lines: &[String]) -> (Vec<u8>, 
         h - size - 3.0
     );
     let mut used = Vec::new();
-    for l in lines {
+    // In a box too low for every line even at 5 points, the last lines are left out rather than drawn
+    // past its border.
+    let fitting = (((h - 5.0) / size - 1.24) / 1.2 + 1.0).floor().max(1.0) as usize;
+    for l in lines.iter().take(fitting) {
         let glyphs = font.fit(l, size, (w - 8.0).max(0.0));
         ops.push_str(&font::SigFont::show(&glyphs));
         ops.push_str(" T*\n");
@@ -505,27 +569,50 @@ fn prepare_tail(
     let doc = load(input)?;
     check_doc_mdp(&doc)?;
     let existing = signature_fields(&doc);
-    let field = match spec.field {
-        Some(f) if f.is_empty() || f.contains('.') || f.len() > 100 => {
+    // A field the PDF has (with no signature yet) is filled; any other name makes a new field.
+    let fill = match spec.field.and_then(|f| existing.iter().find(|e| e.name == f)) {
+        Some(_) if spec.visible.is_some() => {
+            return Err(invalid(format!(
+                "the PDF has a field named {:?} with its own place on the page: sign into it without a visible box, or give another name",
+                spec.field.unwrap_or_default()
+            )));
+        }
+        Some(e) => Some((Fill::of(&doc, e)?, e.name.clone())),
+        None => None,
+    };
+    let field = match (spec.field, &fill) {
+        (_, Some((_, name))) => name.clone(),
+        (Some(f), None) if f.is_empty() || f.contains('.') || f.len() > 100 => {
             return Err(invalid("a field name is 1 to 100 characters without a dot"));
         }
-        Some(f) if existing.iter().any(|e| e.name == f) => {
-            return Err(invalid(format!("the PDF already has a field named {f:?}")));
-        }
-        Some(f) => f.to_owned(),
-        None => (1..)
+        (Some(f), None) => f.to_owned(),
+        (None, None) => (1..)
             .map(|n| format!("KalitSignature{n}"))
             .find(|n| !existing.iter().any(|e| &e.name == n))
             .unwrap_or_default(),
     };
+    let fill = fill.map(|(f, _)| f);
     let root = catalog_id(&doc)?;
     let page_no = spec.visible.map_or(1, |v| v.page);
     let page = *doc
         .get_pages()
         .get(&page_no)
         .ok_or_else(|| invalid(format!("the PDF has no page {page_no} (it has {})", doc.get_pages().len())))?;
-    // Where the box goes, read before the document becomes the base of the new revision.
-    let placed = spec.visible.map(|v| PageFrame::of(&doc, page).place(&v)).transpose()?;
+    // Where the box goes (width and height as shown, /Rect, /Matrix), read before the document becomes
+    // the base of the new revision: the asked box, or the box of the field being filled.
+    let placed = match (&fill, spec.visible) {
+        (Some(Fill { rect: Some(rect), page: Some(p), .. }), _) => {
+            let frame = PageFrame::of(&doc, *p);
+            let (w, h) = frame.shown_size(*rect);
+            Some((w, h, *rect, frame.turn()))
+        }
+        (Some(_), _) => None,
+        (None, Some(v)) => {
+            let (rect, matrix) = PageFrame::of(&doc, page).place(&v)?;
+            Some((v.width, v.height, rect, matrix))
+        }
+        (None, None) => None,
+    };
     let mut inc = incremental(input, doc);
     let nd = &mut inc.new_document;
 
@@ -562,8 +649,9 @@ fn prepare_tail(
     widget.set("F", 132);
     widget.set("P", page);
     widget.set("V", sig_id);
-    match (&spec.visible, placed) {
-        (Some(v), Some((rect, matrix))) => {
+    let mut ap_id = None;
+    match placed {
+        Some((width, height, rect, matrix)) => {
             let r = |f: f32| Object::Real(f);
             widget.set("Rect", Object::Array(rect.into_iter().map(r).collect()));
             let when = spec.time.to_offset(time::UtcOffset::UTC);
@@ -584,11 +672,11 @@ fn prepare_tail(
                 lines.push(format!("Reason: {reason}"));
             }
             let font = font::SigFont::load()?;
-            let (content, used) = appearance(v, &font, &lines);
+            let (content, used) = appearance(width, height, &font, &lines);
             let font_id = font.add_to(nd, &used)?;
             let mut ap_dict = dictionary! {
                 "Type" => "XObject", "Subtype" => "Form",
-                "BBox" => vec![r(0.0), r(0.0), r(v.width), r(v.height)],
+                "BBox" => vec![r(0.0), r(0.0), r(width), r(height)],
                 "Resources" => dictionary! {"Font" => dictionary! {"KalitF1" => font_id}},
             };
             if matrix != [1.0, 0.0, 0.0, 1.0, 0.0, 0.0] {
@@ -597,30 +685,51 @@ fn prepare_tail(
             let ap =
                 nd.try_add_object(lopdf::Stream::new(ap_dict, content)).map_err(|e| invalid(format!("PDF: {e}")))?;
             widget.set("AP", dictionary! {"N" => ap});
+            ap_id = Some(ap);
         }
-        _ => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
+        None => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
     }
-    let field_id = nd.try_add_object(widget).map_err(|e| invalid(format!("PDF: {e}")))?;
-
-    append_to_array(&mut inc, page, b"Annots", field_id)?;
+    let pdf_err = |e: lopdf::Error| invalid(format!("PDF: {e}"));
+    // The field being filled gains its value and its appearance, and nothing else; a new one is added to
+    // its page and to the form.
+    let field_id = match &fill {
+        Some(f) => {
+            inc.opt_clone_object_to_new_document(f.id).map_err(pdf_err)?;
+            let d = inc.new_document.get_dictionary_mut(f.id).map_err(|_| invalid("the field is not a dictionary"))?;
+            d.set("V", sig_id);
+            if let Some(ap) = ap_id {
+                d.set("AP", dictionary! {"N" => ap});
+            }
+            None
+        }
+        None => {
+            let id = nd.try_add_object(widget).map_err(pdf_err)?;
+            append_to_array(&mut inc, page, b"Annots", id)?;
+            Some(id)
+        }
+    };
     // The catalog's /AcroForm: direct, indirect, or absent.
-    inc.opt_clone_object_to_new_document(root).map_err(|e| invalid(format!("PDF: {e}")))?;
+    inc.opt_clone_object_to_new_document(root).map_err(pdf_err)?;
     let form_ref = inc.new_document.get_dictionary(root).ok().and_then(|c| c.get(b"AcroForm").ok()).cloned();
-    match form_ref {
-        Some(Object::Reference(form_id)) => {
-            inc.opt_clone_object_to_new_document(form_id).map_err(|e| invalid(format!("PDF: {e}")))?;
-            append_to_array(&mut inc, form_id, b"Fields", field_id)?;
+    match (form_ref, field_id) {
+        (Some(Object::Reference(form_id)), _) => {
+            inc.opt_clone_object_to_new_document(form_id).map_err(pdf_err)?;
+            if let Some(field_id) = field_id {
+                append_to_array(&mut inc, form_id, b"Fields", field_id)?;
+            }
             let form = inc
                 .new_document
                 .get_dictionary_mut(form_id)
                 .map_err(|_| invalid("the AcroForm is not a dictionary"))?;
             form.set("SigFlags", 3);
         }
-        Some(Object::Dictionary(_)) => {
+        (Some(Object::Dictionary(_)), Some(field_id)) => {
             append_to_array(&mut inc, root, b"AcroForm.Fields", field_id)?;
         }
-        Some(_) => return Err(invalid("the catalog's /AcroForm is not a dictionary")),
-        None => {
+        (Some(Object::Dictionary(_)), None) => {}
+        (None, None) => return Err(invalid("the PDF has no form, so no field to fill")),
+        (Some(_), _) => return Err(invalid("the catalog's /AcroForm is not a dictionary")),
+        (None, Some(field_id)) => {
             let mut form = Dictionary::new();
             form.set("Fields", Object::Array(vec![field_id.into()]));
             form.set("SigFlags", 3);
@@ -899,18 +1008,37 @@ pub fn changes_allowed(old: &Document, new: &Document) -> Result<(), String> {
             return Err("an annotation that is not a signature was added to a page".into());
         }
     }
-    // Every other object that existed must be unchanged.
+    // Every other object that existed must be unchanged, but for one empty signature field that is
+    // filled: it may gain its value and its appearance, nothing else.
+    let mut filled = 0;
     for (id, o) in old.objects.iter() {
         if judged.contains(id) {
             continue;
         }
         match new.objects.get(id) {
             Some(n) if n == o => {}
+            Some(n) if fills_empty_field(o, n) => {
+                filled += 1;
+                if filled > 1 {
+                    return Err("more than one signature field was filled".into());
+                }
+            }
             Some(_) => return Err(format!("object {} {} changed", id.0, id.1)),
             None => return Err(format!("object {} {} was removed", id.0, id.1)),
         }
     }
     Ok(())
+}
+
+/// Whether `new` is the empty signature field `old` (its own widget, no value) given a value (a reference)
+/// and an appearance, with every other key as it was.
+fn fills_empty_field(old: &Object, new: &Object) -> bool {
+    let (Ok(o), Ok(n)) = (old.as_dict(), new.as_dict()) else { return false };
+    name_of(o.get(b"FT").ok()) == Some(b"Sig")
+        && !o.has(b"V")
+        && !o.has(b"Kids")
+        && n.get(b"V").is_ok_and(|v| v.as_reference().is_ok())
+        && same_except(o, n, &[b"V", b"AP"], "the field").is_ok()
 }
 
 /// Validation data a PDF carries for the long term (PAdES-B-LT): its document security store
@@ -1087,8 +1215,14 @@ pub fn inspect_prepared(pdf: &[u8]) -> Result<Inspection, CoreError> {
     let before = load(&pdf[..prev_end])?;
     changes_allowed(&before, &doc)
         .map_err(|e| CoreError::Refused(format!("the PDF to sign was changed beyond adding a signature field: {e}")))?;
-    if signature_fields(&before).len() + 1 != fields.len() {
-        return Err(CoreError::Refused("the PDF to sign adds more than one signature field".into()));
+    // One field signed in this revision: added, or an empty one filled.
+    let before_fields = signature_fields(&before);
+    let filled = before_fields
+        .iter()
+        .filter(|b| b.value.is_none() && fields.iter().any(|f| f.id.is_some() && f.id == b.id && f.value.is_some()))
+        .count();
+    if fields.len() < before_fields.len() || fields.len() - before_fields.len() + filled != 1 {
+        return Err(CoreError::Refused("the PDF to sign adds or fills more than one signature field".into()));
     }
     let title = doc
         .trailer

@@ -286,6 +286,11 @@ pub struct PadesOptions {
     /// invisible.
     #[serde(default)]
     pub visible: Option<String>,
+    /// The name of an empty signature field the PDF already has (a form's "sign here"): the signature
+    /// goes into it, in the box its author drew (then give no `visible` box). A name the PDF does not
+    /// have makes a new field of that name (1 to 100 characters, no dot); absent: `KalitSignatureN`.
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
 /// A message inside the encrypted channel (JSON, split into Noise messages).

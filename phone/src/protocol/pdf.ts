@@ -787,13 +787,33 @@ async function changesAllowed(before: PdfDocument, now: PdfDocument): Promise<vo
     sameExcept(op, np, ["Annots"], "a page");
     await grows("Annots", op, np, "annotations were removed or reordered on a page", "an annotation that is not a signature was added to a page");
   }
-  // Every other object the revision rewrote must read as before.
+  // Every other object the revision rewrote must read as before, but for one empty signature field that
+  // is filled: it may gain its value and its appearance, nothing else.
+  let filled = 0;
   for (const [num, e] of now.last) {
     if (judged.has(num)) continue;
     const was = before.entries.get(num);
     if (!was || was.type === 0) continue;
     if (e.type === 0) throw refused(`object ${num} was removed`);
-    if (!same(await before.get(num), await now.get(num))) throw refused(`object ${num} changed`);
+    const [o, n] = [await before.get(num), await now.get(num)];
+    if (same(o, n)) continue;
+    if (!fillsEmptyField(o, n)) throw refused(`object ${num} changed`);
+    if (++filled > 1) throw refused("more than one signature field was filled");
+  }
+}
+
+/**
+ * Whether `now` is the empty signature field `was` (its own widget, no value) given a value (a reference)
+ * and an appearance, with every other key as it was (kalit_core::pdf::fills_empty_field).
+ */
+function fillsEmptyField(was: Obj, now: Obj): boolean {
+  if (!(was instanceof Dict) || !(now instanceof Dict)) return false;
+  if (nameOf(was.get("FT")) !== "Sig" || was.has("V") || was.has("Kids") || !(now.get("V") instanceof Ref)) return false;
+  try {
+    sameExcept(was, now, ["V", "AP"], "the field");
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -825,7 +845,12 @@ export async function inspectPrepared(pdf: Uint8Array): Promise<PdfInspection> {
   await changesAllowed(before, now).catch((e: unknown) => {
     throw e instanceof Failure && e.code === "refused_by_policy" ? refused(`the PDF to sign was changed beyond adding a signature field: ${e.message}`) : e;
   });
-  if ((await signatureFields(before)).length + 1 !== fields.length) throw refused("the PDF to sign adds more than one signature field");
+  // One field signed in this revision: added, or an empty one filled.
+  const beforeFields = await signatureFields(before);
+  const filled = beforeFields.filter((b) => b.value === null && b.id !== null && fields.some((f) => f.id === b.id && f.value !== null)).length;
+  if (fields.length < beforeFields.length || fields.length - beforeFields.length + filled !== 1) {
+    throw refused("the PDF to sign adds or fills more than one signature field");
+  }
   const info = await now.dict(now.trailer.get("Info"));
   const pages = await pageIds(now);
   let fieldPage: number | null = null;

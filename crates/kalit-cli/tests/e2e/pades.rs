@@ -34,11 +34,13 @@ fn text(o: &Output) -> String {
 /// A hand-written two-page PDF with a filled text form field, its cross-reference table at the right
 /// offsets.
 pub(crate) fn form_pdf() -> Vec<u8> {
-    turned_form_pdf(0)
+    form_pdf_with(0, false)
 }
 
-/// [`form_pdf`] with its first page turned clockwise by `rotate` degrees when shown (`/Rotate`).
-fn turned_form_pdf(rotate: u16) -> Vec<u8> {
+/// [`form_pdf`] with its first page turned clockwise by `rotate` degrees when shown (`/Rotate`), and
+/// with `sign_here`, an empty signature field `Imzo` on that page, its box at 320,60 240 x 60 (as a
+/// portal's template has it).
+fn form_pdf_with(rotate: u16, sign_here: bool) -> Vec<u8> {
     let page = |n: u32, content: u32, annots: &str| {
         let turn = if n == 1 && rotate != 0 { format!("/Rotate {rotate}") } else { String::new() };
         format!(
@@ -47,16 +49,18 @@ fn turned_form_pdf(rotate: u16) -> Vec<u8> {
     };
     let stream = |s: &str| format!("<</Length {}>>\nstream\n{s}\nendstream", s.len());
     let objects = [
-        "<</Type/Catalog/Pages 2 0 R/AcroForm<</Fields[6 0 R]>>>>".to_string(),
+        format!("<</Type/Catalog/Pages 2 0 R/AcroForm<</Fields[6 0 R{}]>>>>", if sign_here { " 10 0 R" } else { "" }),
         "<</Type/Pages/Kids[3 0 R 7 0 R]/Count 2>>".to_string(),
-        page(1, 4, "/Annots[6 0 R]"),
+        page(1, 4, if sign_here { "/Annots[6 0 R 10 0 R]" } else { "/Annots[6 0 R]" }),
         stream("BT /F1 20 Tf 72 720 Td (Ijara shartnomasi No. 17: oyiga 100 som) Tj ET"),
         "<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>".to_string(),
         "<</FT/Tx/T(tenant)/V(Ali Valiyev)/Type/Annot/Subtype/Widget/Rect[72 600 300 620]/P 3 0 R>>".to_string(),
         page(2, 8, ""),
         stream("BT /F1 20 Tf 72 720 Td (Page 2: the parties agree) Tj ET"),
         "<</Title(Ijara shartnomasi)/Producer(hand)>>".to_string(),
+        "<</FT/Sig/T(Imzo)/Type/Annot/Subtype/Widget/F 4/Rect[320 60 560 120]/P 3 0 R>>".to_string(),
     ];
+    let objects = &objects[..if sign_here { objects.len() } else { objects.len() - 1 }];
     let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
     let mut offsets = vec![];
     for (i, o) in objects.iter().enumerate() {
@@ -366,15 +370,28 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
     let body = json!({ "data": B64.encode(b"x"), "name": "x.txt", "format": "cms", "pades": {} });
     let (code, r) = page.call("POST", &format!("/v1/sessions/{}/sign", c.session), Some(&c.token), Some(body));
     assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
+    // A template's own field has its own box: a second one is refused, and so is a field name with a
+    // control character.
+    let template = form_pdf_with(0, true);
+    let (code, r) = sign(&template, json!({ "field": "Imzo", "visible": "1,72,72,220,60" }));
+    assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
+    let (code, r) = sign(&template, json!({ "field": "Imzo\u{7}" }));
+    assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
 
+    // A box the page asks for on its PDF, then the template's own field "Imzo" signed into by its name.
     let mut signed = vec![];
-    for (level, visible) in [("b-lt", Some("1,350,60,200,50")), ("b-lta", None)] {
-        let (code, r) = sign(&hand, json!({ "level": level, "reason": "Ijarani tasdiqlayman", "visible": visible }));
+    for (level, doc, options) in
+        [("b-lt", &hand, json!({ "visible": "1,350,60,200,50" })), ("b-lta", &template, json!({ "field": "Imzo" }))]
+    {
+        let mut options = options;
+        options["level"] = json!(level);
+        options["reason"] = json!("Ijarani tasdiqlayman");
+        let (code, r) = sign(doc, options);
         assert_eq!(code, 200, "{level}: {r}");
         assert_eq!((r["format"].as_str(), r["level"].as_str()), (Some("pades"), Some(level)), "{r}");
-        assert_eq!(r["sha256"], hex::encode(kalit_core::digest::HashAlg::Sha256.digest(&hand)));
+        assert_eq!(r["sha256"], hex::encode(kalit_core::digest::HashAlg::Sha256.digest(doc)));
         let pdf = B64.decode(r["document"].as_str().unwrap()).unwrap();
-        assert_eq!(&pdf[..hand.len()], &hand[..], "{level}: an incremental update of the page's PDF");
+        assert_eq!(&pdf[..doc.len()], &doc[..], "{level}: an incremental update of the page's PDF");
         // The CMS the page receives is the one in the PDF.
         let (bytes, cms) = ranges_and_cms(&pdf, 0);
         assert!(B64.decode(r["signature"].as_str().unwrap()).unwrap() == cms, "{level}: the CMS in the PDF");
@@ -392,6 +409,10 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
         assert_eq!((code, &rep["valid"]), (200, &json!(true)), "{rep}");
         assert_eq!(rep["signatures"][0]["level"], level.to_uppercase(), "{rep}");
         assert_eq!(rep["signatures"][0]["chain"]["trusted"], true, "{rep}");
+        // One signature (B-LTA adds a document timestamp beside it), in the template's own field.
+        let sigs = rep["signatures"].as_array().unwrap();
+        assert_eq!(sigs.iter().filter(|s| s["kind"] == "signature").count(), 1, "{rep}");
+        assert!(doc != &template || sigs[0]["field"] == "Imzo", "{rep}");
         signed.push(pdf);
     }
     // A PDF changed after signing: the agent's verification says so.
@@ -405,6 +426,7 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
     assert!(out.contains("Format:     pades"), "{out}");
     assert!(out.contains("Pages:      2") && out.contains("Ijara shartnomasi No. 17"), "{out}");
     assert!(out.contains("Title:      Ijara shartnomasi"), "{out}");
+    assert!(out.contains("Field:      Imzo (page 1)"), "the template's field, where it is: {out}");
 
     // The other key types through the same path. pdfsig cannot check Ed25519 PDF signatures; pyHanko
     // and GnuTLS can, and OpenSSL checks the raw Ed25519 signature over the signed attributes.
@@ -835,15 +857,16 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
     let srv = ra.serve();
     // A name in Cyrillic and a reason in Uzbek: drawn with the embedded font, not as question marks.
     let v = enrolled_phone(root, "phone", "p-256", &ra, &srv.url, "CN=Гулнора Каримова,C=UZ");
-    let sign_into = |pdf: Vec<u8>, name: &str, visible: &str| {
+    // `place` is `--visible BOX` or `--field NAME`.
+    let sign_into = |pdf: Vec<u8>, name: &str, place: [&str; 2]| {
         let (hand, out) = (root.join(format!("{name}.pdf")), root.join(format!("{name}-signed.pdf")));
         fs::write(&hand, pdf).unwrap();
-        let args = ["sign", "main", "--file", s(&hand), "--format", "pades", "--visible", visible];
+        let args = ["sign", "main", "--file", s(&hand), "--format", "pades", place[0], place[1]];
         let args = [&args[..], &["--reason", "Roziman, oʻqib chiqdim", "--out", s(&out)]].concat();
         v.run(&args, &["y", PIN]).ok();
         (hand, out)
     };
-    let (hand, out) = sign_into(form_pdf(), "hand", "1,320,60,240,60");
+    let (hand, out) = sign_into(form_pdf(), "hand", ["--visible", "1,320,60,240,60"]);
     if j.pdfsig {
         let nssdb = root.join("nssdb");
         fs::create_dir_all(&nssdb).unwrap();
@@ -886,12 +909,47 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
     };
     screenshot(&out, "visible-signature");
 
+    // A template's own empty field, signed into by its name: drawn in the box its author made (the same
+    // box as above), no field added, and the judges accept it.
+    let (hand, out) = sign_into(form_pdf_with(0, true), "template", ["--field", "Imzo"]);
+    if j.pdfsig {
+        let p = pdfsig(&root.join("nssdb"), &out);
+        assert!(p.contains("Signature is Valid.") && p.contains("Total document signed"), "{p}");
+        assert!(p.contains("Signature #1") && !p.contains("Signature #2"), "one signature: {p}");
+    }
+    if let Some(py) = &j.pyhanko {
+        let o = pyhanko(py, &["list", s(&out)]);
+        let said = text(&o);
+        assert!(o.status.success() && said.contains("Imzo"), "pyhanko lists the filled field: {said}");
+        assert!(!said.contains("KalitSignature"), "no field was added: {said}");
+    }
+    let ((w, h, before), (_, _, after)) = (render(&hand), render(&out));
+    let differs = |i: usize| before[i..i + 3] != after[i..i + 3];
+    let inside = pixels(w, (322, h - 118, 558, h - 62), differs);
+    assert!(inside > 240 * 60 / 2, "the template's box is drawn: {inside} pixels changed");
+    assert_eq!(pixels(w, (0, 0, w, h - 130), differs), 0, "nothing else on the page changed");
+    screenshot(&out, "template-field");
+
     // A page turned by /Rotate: the box is placed on the page as shown (300 x 80 points, 40 from the
-    // left, 60 from the bottom, whichever way it is turned) and its text reads upright there.
+    // left, 60 from the bottom, whichever way it is turned) and its text reads upright there: drawn as
+    // the same box on the upright page is, pixel for pixel but for a minute of the date.
     let (bx, by, bw, bh) = (40, 60, 300, 80);
+    let place = format!("1,{bx},{by},{bw},{bh}");
+    // The box's pixels, from the image of a page `h` pixels high: rows from the top, RGB.
+    let crop = |img: &[u8], w: usize, h: usize| -> Vec<[u8; 3]> {
+        (h - by - bh..h - by)
+            .flat_map(|y| (bx..bx + bw).map(move |x| (y * w + x) * 3))
+            .map(|i| [img[i], img[i + 1], img[i + 2]])
+            .collect()
+    };
+    let is_ink = |p: &[u8; 3]| p.iter().all(|&c| c < 110);
+    let (_, upright) = sign_into(form_pdf_with(0, false), "upright", ["--visible", &place]);
+    let (uw, uh, upright) = render(&upright);
+    let upright = crop(&upright, uw, uh);
+    let ink = upright.iter().filter(|p| is_ink(p)).count();
+    assert!(ink > 500, "the upright box has text: {ink} dark pixels");
     for rotate in [90u16, 180, 270] {
-        let (hand, out) =
-            sign_into(turned_form_pdf(rotate), &format!("turned-{rotate}"), &format!("1,{bx},{by},{bw},{bh}"));
+        let (hand, out) = sign_into(form_pdf_with(rotate, false), &format!("turned-{rotate}"), ["--visible", &place]);
         let ((w, h, before), (_, _, after)) = (render(&hand), render(&out));
         assert_eq!((w, h), if rotate == 180 { (595, 842) } else { (842, 595) }, "{rotate}: the page as shown");
         let differs = |i: usize| before[i..i + 3] != after[i..i + 3];
@@ -900,18 +958,10 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
         assert!(inside > bw * bh / 2, "{rotate}: the box is drawn where asked ({inside} pixels changed)");
         assert_eq!(pixels(w, (0, 0, w, top - 4), differs), 0, "{rotate}: nothing above the box changed");
         assert_eq!(pixels(w, (right + 4, 0, w, h), differs), 0, "{rotate}: nothing right of the box changed");
-        // Upright text: its lines start at the box's top-left corner, so the ink (dark pixels) is in the
-        // box's upper half and its left half. Text turned a quarter or upside down puts it elsewhere.
-        let ink = |i: usize| after[i..i + 3].iter().all(|&c| c < 110);
-        let (mid_x, mid_y) = (left + bw / 2, top + bh / 2);
-        let upper = pixels(w, (left + 3, top + 3, right - 3, mid_y), ink);
-        let lower = pixels(w, (left + 3, mid_y, right - 3, bottom - 3), ink);
-        let lhs = pixels(w, (left + 3, top + 3, mid_x, bottom - 3), ink);
-        let rhs = pixels(w, (mid_x, top + 3, right - 3, bottom - 3), ink);
-        assert!(
-            upper > 2 * lower.max(1) && lhs > 2 * rhs.max(1),
-            "{rotate}: upper {upper} lower {lower}, left {lhs} right {rhs}"
-        );
+        // Text turned a quarter or upside down would put its ink where the upright box has none.
+        let turned = crop(&after, w, h);
+        let unlike = upright.iter().zip(&turned).filter(|(a, b)| is_ink(a) != is_ink(b)).count();
+        assert!(unlike * 10 < ink, "{rotate}: {unlike} of {ink} dark pixels differ from the upright box");
         screenshot(&out, &format!("turned-{rotate}"));
     }
 }

@@ -397,6 +397,31 @@ fn pdf_vectors() -> serde_json::Value {
     let second = prepare(&signed_once, &spec()).unwrap();
     cases.push(("a second signature on a signed PDF", second.pdf, true));
 
+    // A form's own empty signature field, filled (not seen on the page, which keeps the file small).
+    let template = template_pdf_with(1, 1, [0, 0, 0, 0]);
+    let fill = || Spec { field: Some("Imzo"), ..spec() };
+    cases.push(("a form's empty signature field, filled", prepare(&template, &fill()).unwrap().pdf, true));
+    let (sig_field, text_field) = (field_id(&template, "Imzo"), field_id(&template, "Ism"));
+    let move_field = |inc: &mut IncrementalDocument| {
+        let d = inc.new_document.get_dictionary_mut(sig_field).unwrap();
+        d.set("Rect", vec![0.into(), 0.into(), 595.into(), 842.into()]);
+        Ok(())
+    };
+    cases.push((
+        "the filled field is also moved over the page",
+        prepare_with(&template, &fill(), move_field).unwrap().pdf,
+        false,
+    ));
+    let refill_text = |inc: &mut IncrementalDocument| {
+        inc.opt_clone_object_to_new_document(text_field).unwrap();
+        inc.new_document.get_dictionary_mut(text_field).unwrap().set("V", Object::string_literal("Vali Aliyev"));
+        Ok(())
+    };
+    cases.push((
+        "a text field's value changes beside the filled field",
+        prepare_with(&template, &fill(), refill_text).unwrap().pdf,
+        false,
+    ));
     cases.push(("already signed: no field waits", signed_once, false));
     cases.push((
         "the new revision rewrites the page",
@@ -571,4 +596,146 @@ fn a_visible_box_is_measured_on_the_page_as_shown_and_turned_back_to_read_uprigh
     let e = prepare(&landscape, &off).unwrap_err().to_string();
     assert!(e.contains("does not fit on page 1") && e.contains("842 x 595"), "{e}");
     assert!(prepare(&turned_pdf(0, false, None), &off).is_ok(), "on the upright page it fits");
+}
+
+/// [`sample_pdf`] with a form made by its author: an empty signature field `Imzo` (its own widget, a box
+/// on page `page` at 300,100 220 x 60) and a text field, as a portal's template has them.
+pub(crate) fn template_pdf(pages: usize, page: usize) -> Vec<u8> {
+    template_pdf_with(pages, page, [300, 100, 520, 160])
+}
+
+/// [`template_pdf`] with the signature field's box at `rect` (all zero: a field that is not seen).
+fn template_pdf_with(pages: usize, page: usize, rect: [i64; 4]) -> Vec<u8> {
+    let mut doc = load(&sample_pdf(pages, false)).unwrap();
+    let page_id = *doc.get_pages().get(&(page as u32)).unwrap();
+    let sig = doc.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Widget", "FT" => "Sig", "T" => Object::string_literal("Imzo"),
+        "F" => 4, "P" => page_id,
+        "Rect" => rect.iter().map(|&v| Object::Integer(v)).collect::<Vec<_>>(),
+    });
+    let text = doc.add_object(dictionary! {
+        "Type" => "Annot", "Subtype" => "Widget", "FT" => "Tx", "T" => Object::string_literal("Ism"),
+        "V" => Object::string_literal("Ali Valiyev"), "P" => page_id,
+        "Rect" => vec![72.into(), 600.into(), 300.into(), 620.into()],
+    });
+    doc.get_dictionary_mut(page_id).unwrap().set("Annots", vec![sig.into(), text.into()]);
+    let form = doc.add_object(dictionary! {"Fields" => vec![sig.into(), text.into()]});
+    let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+    doc.get_dictionary_mut(root).unwrap().set("AcroForm", form);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+/// The object id of field `name`.
+fn field_id(pdf: &[u8], name: &str) -> ObjectId {
+    let doc = load(pdf).unwrap();
+    signature_fields(&doc).into_iter().find(|f| f.name == name).and_then(|f| f.id).unwrap_or_else(|| {
+        doc.objects
+            .iter()
+            .find(|(_, o)| o.as_dict().ok().and_then(|d| d.get(b"T").ok()) == Some(&Object::string_literal(name)))
+            .map(|(id, _)| *id)
+            .unwrap()
+    })
+}
+
+#[test]
+fn a_form_s_empty_signature_field_is_filled_where_its_author_put_it() {
+    let (key, cert) = signer();
+    let template = template_pdf(2, 2);
+    let spec = Spec { field: Some("Imzo"), ..spec() };
+    let prepared = prepare(&template, &spec).unwrap();
+    assert_eq!(prepared.field, "Imzo");
+    let seen = inspect_prepared(&prepared.pdf).unwrap();
+    assert_eq!((seen.field.as_str(), seen.field_page), ("Imzo", Some(2)));
+    let doc = load(&prepared.pdf).unwrap();
+    // Still one signature field and one text field: the empty one was filled, none was added.
+    assert_eq!(signature_fields(&doc).len(), 1);
+    let id = field_id(&template, "Imzo");
+    let field = doc.get_dictionary(id).unwrap();
+    let rect: Vec<f32> =
+        field.get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+    assert_eq!(rect, [300.0, 100.0, 520.0, 160.0], "its author's box");
+    let ap = field.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap().as_reference().unwrap();
+    assert_eq!(appearance_text(&doc, ap)[..2], ["Digitally signed by", "Ali Valiyev"]);
+    let scheme = crate::SignScheme::EcdsaP256Sha256;
+    let cms = PreparedCms::with_profile(std::slice::from_ref(&cert), scheme, &seen.sha256, Profile::Pades, spec.time)
+        .unwrap();
+    let sig = key.sign(scheme, &cms.to_be_signed()).unwrap();
+    let signed = prepared.complete(&cms.finish(&sig)).unwrap();
+    let sigs = verify_all(&signed);
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(sigs[0].field, "Imzo");
+    // Once signed, it is not filled again; and a box of its own would contradict the field's.
+    let e = prepare(&signed, &spec).unwrap_err().to_string();
+    assert!(e.contains("already signed"), "{e}");
+    let boxed = Spec { visible: Some(Visible::parse("1,40,40,200,60").unwrap()), ..spec };
+    let e = prepare(&template, &boxed).unwrap_err().to_string();
+    assert!(e.contains("its own place on the page"), "{e}");
+    // A name the PDF does not have still makes a new field beside it.
+    let other = prepare(&template, &Spec { field: Some("Boshqa"), ..spec }).unwrap();
+    assert_eq!(signature_fields(&load(&other.pdf).unwrap()).len(), 2);
+    inspect_prepared(&other.pdf).unwrap();
+}
+
+#[test]
+fn the_signer_refuses_a_filled_field_that_changed_more_than_its_value_and_appearance() {
+    let template = template_pdf(1, 1);
+    let spec = Spec { field: Some("Imzo"), ..spec() };
+    let sig_field = field_id(&template, "Imzo");
+    let text_field = field_id(&template, "Ism");
+    // The field moved over the page's text, or made hidden, in the same revision.
+    for (key, value) in
+        [("Rect", Object::Array(vec![0.into(), 0.into(), 595.into(), 842.into()])), ("F", Object::Integer(2))]
+    {
+        let p = prepare_with(&template, &spec, |inc| {
+            inc.new_document.get_dictionary_mut(sig_field).unwrap().set(key, value);
+            Ok(())
+        })
+        .unwrap();
+        let e = inspect_prepared(&p.pdf).unwrap_err().to_string();
+        assert!(e.contains("changed beyond adding a signature field"), "{key}: {e}");
+    }
+    // A text field given a value in the same revision is not a signature field being filled.
+    let p = prepare_with(&template, &spec, |inc| {
+        inc.opt_clone_object_to_new_document(text_field).unwrap();
+        let d = inc.new_document.get_dictionary_mut(text_field).unwrap();
+        d.set("V", Object::string_literal("Vali Aliyev"));
+        Ok(())
+    })
+    .unwrap();
+    let e = inspect_prepared(&p.pdf).unwrap_err().to_string();
+    assert!(e.contains("changed"), "{e}");
+}
+
+#[test]
+fn a_visible_box_s_lines_stay_inside_it_whatever_its_height() {
+    let font = font::SigFont::load().unwrap();
+    let four: Vec<String> = ["Digitally signed by", "Ali Valiyev", "Date: 2026-12-01 12:00 UTC", "Reason: Roziman"]
+        .map(String::from)
+        .to_vec();
+    for lines in [&four[..3], &four[..]] {
+        for h in [10.0f32, 14.0, 20.0, 30.0, 40.0, 60.0, 80.0, 200.0] {
+            let (content, _) = appearance(220.0, h, &font, lines);
+            let content = String::from_utf8(content).unwrap();
+            // "/KalitF1 SIZE Tf LEADING TL 4 FIRST_BASELINE Td", then one "<…> Tj T*" per line drawn.
+            let head: Vec<f32> = content
+                .split_once("/KalitF1 ")
+                .unwrap()
+                .1
+                .split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .take(4)
+                .collect();
+            let [size, leading, _, first] = head[..] else { panic!("{content}") };
+            let drawn = content.matches(" Tj T*").count();
+            assert!(drawn >= 1 && drawn <= lines.len(), "{h}: {drawn} lines");
+            let last = first - leading * (drawn - 1) as f32;
+            assert!(first + 0.76 * size <= h, "{h}: the first line reaches above the box: {content}");
+            assert!(last - 0.24 * size >= 1.9, "{h}: the last line's descenders leave the box: {content}");
+            if h >= 60.0 {
+                assert_eq!(drawn, lines.len(), "{h}: every line fits");
+            }
+        }
+    }
 }
