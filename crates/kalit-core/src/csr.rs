@@ -87,9 +87,77 @@ pub fn build_csr_pem(key: &PrivateKey, subject: DistinguishedName) -> Result<Str
     csr.pem().map_err(|e| CoreError::invalid(format!("cannot encode the CSR: {e}")))
 }
 
+/// A CSR as Kalit's RA accepts it, whatever sends it: PEM-wrapped PKCS#10 with nothing after it, a key
+/// of the RA's profile (RSA 2048 to 4096 bits with the exponent 65537, EC on P-256, or Ed25519), and a
+/// signature by that key (proof of possession). Returns the key (DER SubjectPublicKeyInfo). The caller
+/// bounds the text's size first.
+pub fn check_request(pem_text: &str) -> Result<Vec<u8>, CoreError> {
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let p = pem::parse(pem_text).map_err(|_| CoreError::invalid("the CSR is not PEM"))?;
+    if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
+        return Err(CoreError::invalid(format!("expected a CERTIFICATE REQUEST, got {}", p.tag())));
+    }
+    let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(p.contents())
+        .map_err(|_| CoreError::invalid("the CSR is not a PKCS#10 request"))?;
+    if !rest.is_empty() {
+        return Err(CoreError::invalid("trailing bytes after the CSR"));
+    }
+    let spki = &csr.certification_request_info.subject_pki;
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            let bits = rsa.key_size();
+            if !(2048..=4096).contains(&bits) {
+                return Err(CoreError::invalid(format!("RSA-{bits} refused: RSA keys have 2048 to 4096 bits")));
+            }
+            if rsa.try_exponent().ok() != Some(65537) {
+                return Err(CoreError::invalid("RSA keys must use the public exponent 65537"));
+            }
+        }
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            if curve.map(|c| c.to_id_string()).as_deref() != Some("1.2.840.10045.3.1.7") {
+                return Err(CoreError::invalid("elliptic-curve keys must be on P-256"));
+            }
+        }
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {}
+        _ => return Err(CoreError::invalid("unsupported key type (RSA 2048-4096, P-256 or Ed25519)")),
+    }
+    // Key checks first: aws-lc cannot verify with a weak key, and "weak key" is the better answer.
+    csr.verify_signature().map_err(|_| {
+        CoreError::InvalidSignature("the CSR's signature does not verify (no proof of possession)".into())
+    })?;
+    Ok(spki.raw.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_checked_as_the_ra_checks_it() {
+        use crate::KeyAlgorithm;
+        use crate::keys::generate;
+        for alg in [KeyAlgorithm::P256, KeyAlgorithm::Ed25519] {
+            let key = PrivateKey::from_pkcs8(&generate(alg).unwrap()).unwrap();
+            let pem = build_csr_pem(&key, parse_subject("CN=Ali Valiyev,C=UZ").unwrap()).unwrap();
+            assert_eq!(check_request(&pem).unwrap(), key.spki_der(), "{alg:?}: the key comes back");
+            // One byte of the signature changed: no proof of possession.
+            let mut der = pem::parse(&pem).unwrap().into_contents();
+            let last = der.len() - 1;
+            der[last] ^= 1;
+            let bad = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
+            assert!(matches!(check_request(&bad), Err(CoreError::InvalidSignature(_))), "{alg:?}");
+        }
+        for (text, want) in [
+            ("not pem", "not PEM"),
+            ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "expected a CERTIFICATE REQUEST"),
+            ("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "not a PKCS#10"),
+        ] {
+            let e = check_request(text).unwrap_err();
+            assert!(matches!(e, CoreError::InvalidInput(_)) && e.to_string().contains(want), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn subjects() {

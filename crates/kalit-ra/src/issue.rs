@@ -10,8 +10,6 @@ use rcgen::{
 };
 use sqlx::Row;
 use time::{Duration, OffsetDateTime};
-use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
 
 use crate::{RaError, RaState};
 
@@ -26,46 +24,13 @@ pub fn random_serial() -> Result<Vec<u8>, RaError> {
     Ok(s)
 }
 
-/// Checks a PEM CSR: parses, verifies its self-signature (proof of possession), and returns its public
-/// key if the key type and size are allowed.
+/// Checks a PEM CSR of at most `MAX_CSR_LEN` bytes as `kalit_core::csr::check_request` does (PKCS#10, the
+/// key profile, proof of possession) and returns its public key.
 pub fn check_csr(pem_text: &str) -> Result<Vec<u8>, RaError> {
     if pem_text.len() > MAX_CSR_LEN {
         return Err(RaError::new(ErrorCode::TooLarge, format!("a CSR is at most {MAX_CSR_LEN} bytes")));
     }
-    let p = pem::parse(pem_text).map_err(|_| RaError::invalid("the CSR is not PEM"))?;
-    if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
-        return Err(RaError::invalid(format!("expected a CERTIFICATE REQUEST, got {}", p.tag())));
-    }
-    let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(p.contents())
-        .map_err(|_| RaError::invalid("the CSR is not a PKCS#10 request"))?;
-    if !rest.is_empty() {
-        return Err(RaError::invalid("trailing bytes after the CSR"));
-    }
-    let spki = &csr.certification_request_info.subject_pki;
-    match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => {
-            let bits = rsa.key_size();
-            if !(2048..=4096).contains(&bits) {
-                return Err(RaError::invalid(format!("RSA-{bits} refused: RSA keys have 2048 to 4096 bits")));
-            }
-            if rsa.try_exponent().ok() != Some(65537) {
-                return Err(RaError::invalid("RSA keys must use the public exponent 65537"));
-            }
-        }
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
-            if curve.map(|c| c.to_id_string()).as_deref() != Some("1.2.840.10045.3.1.7") {
-                return Err(RaError::invalid("elliptic-curve keys must be on P-256"));
-            }
-        }
-        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {}
-        _ => return Err(RaError::invalid("unsupported key type (RSA 2048-4096, P-256 or Ed25519)")),
-    }
-    // Key checks first: aws-lc cannot verify with a weak key, and "weak key" is the better answer.
-    csr.verify_signature().map_err(|_| {
-        RaError::new(ErrorCode::InvalidSignature, "the CSR's signature does not verify (no proof of possession)")
-    })?;
-    Ok(spki.raw.to_vec())
+    Ok(kalit_core::csr::check_request(pem_text)?)
 }
 
 /// Normalises an enrolment code (case, dashes and spaces do not matter) and hashes it.
