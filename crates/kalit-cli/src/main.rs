@@ -236,8 +236,8 @@ enum VaultCommand {
         /// A visible PDF signature: a box on a page with your name, the date and the reason, at
         /// PAGE,X,Y,WIDTH,HEIGHT in points from the lower-left corner of the page as it is shown (72
         /// points = 1 inch; a page turned by /Rotate is measured turned), e.g. 1,350,60,220,60. A box that
-        /// does not fit on the page is refused. Latin (Uzbek's oʻ and gʻ among it) and Cyrillic are drawn
-        /// with a font the PDF carries; text too wide for the box is made smaller, then cut with "…".
+        /// does not fit on the page is refused. Latin letters (Uzbek ones included) and Cyrillic are drawn
+        /// with a font the PDF carries; text too wide for the box is made smaller, then cut short.
         #[arg(long, value_name = "PAGE,X,Y,W,H")]
         visible: Option<String>,
         /// The PDF's own empty signature field to sign into (a form's "sign here", e.g. Imzo): the

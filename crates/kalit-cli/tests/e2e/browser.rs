@@ -254,6 +254,8 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
             let pdf_path = out.path().join("browser-pades.pdf");
             std::fs::write(&pdf_path, &pdf).unwrap();
             let sigs = kalit_core::pdf::signatures(&pdf).unwrap();
+            // The portal's form has its own "sign here" field, and the signature went into it.
+            assert_eq!(sigs.iter().map(|s| s.field.as_str()).collect::<Vec<_>>(), ["Imzo"]);
             let (ranges, cms) = (out.path().join("browser-pades.ranges"), out.path().join("browser-pades.cms"));
             std::fs::write(&ranges, sigs[0].signed_bytes(&pdf)).unwrap();
             std::fs::write(&cms, &sigs[0].contents).unwrap();
@@ -269,7 +271,9 @@ fn a_real_browser_signs_through_kalit_js_agent_relay_and_phone() {
                 "{rep}"
             );
             assert!(
-                run.phone_out.contains("Pages:      1") && run.phone_out.contains("Ariza"),
+                run.phone_out.contains("Pages:      1")
+                    && run.phone_out.contains("Ariza")
+                    && run.phone_out.contains("Field:      Imzo (page 1)"),
                 "the phone showed the PDF: {}",
                 run.phone_out
             );

@@ -593,6 +593,10 @@ fn a_withdrawn_request_is_never_signed_and_a_dropped_one_leaves_the_session_usab
     });
     assert_ne!(waiting.0, 200, "the page's request gets no signature: {}", waiting.1);
     assert_eq!(page.wait(&c, "closed")["phase"], "closed");
+    // The withdrawal still has to cross the relay to the phone, which looks for it when the person has
+    // answered: under a loaded machine it can arrive after the answer, and then the phone signs what it
+    // was shown (the signature reaches no page). Give it time to arrive first.
+    std::thread::sleep(Duration::from_millis(1000));
     phone.say("y");
     phone.say(PIN);
     let (code, out, err) = phone.finish();
