@@ -10,6 +10,8 @@ export type AgentErrorCode = "internal" | "usage" | "wrong_pin" | "locked" | "wr
 export interface AgentStatus { api: number; origin_allowed: boolean; relay: string; relay_id: RelayId; service: string; version: string; }
 /** The JSON body of every error answer of the relay, the RA and the agent: `{"error": {"code": ..., "message": ...}}`. */
 export interface ApiError { error: ErrorBody; }
+/** The language of a visible PDF signature's words ("Digitally signed by", "Date", "Reason"): the document's, which the portal knows. */
+export type BoxLanguage = "en" | "uz" | "ru";
 /** A summary of an X.509 certificate. */
 export interface CertInfo { issuer: string; not_after: string; not_before: string; serial: string; sha256: string; subject: string; }
 /** Result of checking a certificate chain against trust anchors. */
@@ -29,7 +31,7 @@ export type Login = string;
 /** How complete a PDF signature is (ETSI EN 319 142-1 baseline levels). */
 export type PadesLevel = "b-b" | "b-t" | "b-lt" | "b-lta";
 /** How the agent makes a PDF signature (`format: "pades"`). */
-export interface PadesOptions { field?: string | null; level?: PadesLevel; reason?: string | null; visible?: string | null; }
+export interface PadesOptions { field?: string | null; lang?: BoxLanguage; level?: PadesLevel; reason?: string | null; visible?: string | null; }
 /** One signature (or document timestamp) of a PDF. */
 export interface PdfSignatureReport { bytes_after: number; chain?: ChainReport | null; changed_after?: string | null; claimed_time?: string | null; covers_whole_document: boolean; field: string; kind: string; level: string; reason?: string | null; scheme?: string | null; signer?: CertInfo | null; signer_reason?: string | null; timestamp?: TimestampReport | null; valid: boolean; }
 /** What `kalit verify --file doc.pdf --json` prints: every signature in a PDF. */
@@ -106,8 +108,8 @@ export interface SessionInfo { session: string; qr?: string; qrSvg?: string; exp
 export interface SignOptions {
   format?: "cms" | "raw" | "pades"; name?: string; mediaType?: string; pss?: boolean; ttl?: number;
   timeoutMs?: number; dialog?: boolean; onSession?: (info: SessionInfo) => void;
-  /** For `pades`: the level (`b-t` and above need the agent's TSA), `/Reason`, and a visible box "PAGE,X,Y,WIDTH,HEIGHT" in points from the lower-left corner of the page as shown (turned by its /Rotate); a box that does not fit on the page is refused; or `field`, the name of the PDF's own empty signature field to sign into, in the box its author drew. */
-  level?: PadesLevel; reason?: string; visible?: string; field?: string;
+  /** For `pades`: the level (`b-t` and above need the agent's TSA), `/Reason`, and a visible box "PAGE,X,Y,WIDTH,HEIGHT" in points from the lower-left corner of the page as shown (turned by its /Rotate); a box that does not fit on the page is refused; or `field`, the name of the PDF's own empty signature field to sign into, in the box its author drew; `lang`, the language of the box's words ("en", "uz", "ru"). */
+  level?: PadesLevel; reason?: string; visible?: string; field?: string; lang?: "en" | "uz" | "ru";
   /** This call only (the configured mode otherwise). PDF signatures need the agent. */
   mode?: Mode;
   /** Offer "Sign with Kalit on this phone" (the app on this very device) [default: on phones]. */

@@ -292,7 +292,8 @@ async function sign(data, options = {}) {
     level,
     reason,
     visible,
-    field
+    field,
+    lang
   } = options;
   const mode = options.mode || config.mode;
   const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
@@ -402,6 +403,7 @@ async function sign(data, options = {}) {
         if (reason) q.set("reason", reason);
         if (visible) q.set("visible", visible);
         if (field) q.set("field", field);
+        if (lang) q.set("lang", lang);
       } else if (pss) q.set("pss", "true");
       let sending = true;
       const watch = (async () => {
@@ -430,7 +432,7 @@ async function sign(data, options = {}) {
       r = await call("POST", `/v1/sessions/${created.session}/sign`, {
         token: created.token,
         signal: ctl.signal,
-        body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible, field } } : { data: toBase64(bytes), name, media_type: type, format, pss }
+        body: format === "pades" ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible, field, lang } } : { data: toBase64(bytes), name, media_type: type, format, pss }
       });
     }
     const out = {

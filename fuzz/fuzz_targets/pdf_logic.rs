@@ -19,11 +19,21 @@ pub fn run(data: &[u8]) {
         reserve: 64,
         kind: pdf::Kind::Signature,
         visible: None,
+        lang: Default::default(),
     };
-    if let Ok(prepared) = pdf::prepare(data, &spec)
-        && let Ok(seen) = pdf::inspect_prepared(&prepared.pdf)
-    {
-        assert_eq!(seen.sha256, prepared.digest(HashAlg::Sha256), "the signer's digest differs from the preparer's");
-        assert_eq!(seen.byte_range, prepared.byte_range);
+    // Invisible; a visible box (the page's boxes and turn read from the input); a form field filled.
+    let boxed = pdf::Spec { visible: pdf::Visible::parse("1,10,10,100,40").ok(), ..spec.clone() };
+    let filled = pdf::Spec { field: Some("Imzo"), ..spec.clone() };
+    for spec in [spec, boxed, filled] {
+        if let Ok(prepared) = pdf::prepare(data, &spec)
+            && let Ok(seen) = pdf::inspect_prepared(&prepared.pdf)
+        {
+            assert_eq!(
+                seen.sha256,
+                prepared.digest(HashAlg::Sha256),
+                "the signer's digest differs from the preparer's"
+            );
+            assert_eq!(seen.byte_range, prepared.byte_range);
+        }
     }
 }

@@ -10,9 +10,9 @@ use kalit_core::flow::DocDigest;
 use kalit_core::verify::{Document, verify_document};
 use kalit_core::{CoreError, x509};
 use kalit_proto::session::{
-    AgentStatus, DocFormat, DocumentSupport, HashRequest, HashResponse, MAX_DIGEST_DOCUMENT, MAX_DOCUMENT, PREVIEW_LEN,
-    PadesLevel, PadesOptions, QR_TTL_MAX_SECS, QR_TTL_SECS, SESSION_VERSION, SessionCreated, SessionRequest,
-    SessionState, SignDocRequest, SignDocResponse, VerifyPdfRequest, VerifyRequest,
+    AgentStatus, BoxLanguage, DocFormat, DocumentSupport, HashRequest, HashResponse, MAX_DIGEST_DOCUMENT, MAX_DOCUMENT,
+    PREVIEW_LEN, PadesLevel, PadesOptions, QR_TTL_MAX_SECS, QR_TTL_SECS, SESSION_VERSION, SessionCreated,
+    SessionRequest, SessionState, SignDocRequest, SignDocResponse, VerifyPdfRequest, VerifyRequest,
 };
 use kalit_proto::verify::{PdfVerifyReport, VerifyReport};
 use kalit_proto::{Base64, ErrorCode};
@@ -173,6 +173,8 @@ pub(crate) struct SignQuery {
     visible: Option<String>,
     #[serde(default)]
     field: Option<String>,
+    #[serde(default)]
+    lang: Option<BoxLanguage>,
 }
 
 pub(crate) async fn sign(
@@ -187,8 +189,14 @@ pub(crate) async fn sign(
         let q = Query::<SignQuery>::try_from_uri(req.uri())
             .map_err(|e| ServiceError::invalid(format!("the sign options in the query: {}", e.body_text())))?
             .0;
-        let pades = (q.level.is_some() || q.reason.is_some() || q.visible.is_some() || q.field.is_some()).then(|| {
-            PadesOptions { level: q.level.unwrap_or_default(), reason: q.reason, visible: q.visible, field: q.field }
+        let any =
+            q.level.is_some() || q.reason.is_some() || q.visible.is_some() || q.field.is_some() || q.lang.is_some();
+        let pades = any.then(|| PadesOptions {
+            level: q.level.unwrap_or_default(),
+            reason: q.reason,
+            visible: q.visible,
+            field: q.field,
+            lang: q.lang.unwrap_or_default(),
         });
         let r = SignDocRequest {
             data: Base64::default(),

@@ -91,6 +91,7 @@ pub(crate) async fn sign(
     let sha256 = hex::encode(HashAlg::Sha256.digest(&data));
     let reason = options.reason.clone();
     let field = options.field.clone();
+    let lang = options.lang;
     let prepared = crate::blocking(move || {
         let spec = Spec {
             field: field.as_deref(),
@@ -100,6 +101,7 @@ pub(crate) async fn sign(
             reserve: pdf::DEFAULT_RESERVE,
             kind: Kind::Signature,
             visible,
+            lang,
         };
         // The new revision is appended to the page's bytes themselves: no copy of a large PDF.
         Ok(pdf::prepare_owned(data, &spec)?)

@@ -157,6 +157,7 @@ pub fn run(a: PdfBenchArgs) -> CliResult {
             reserve: pdf::DEFAULT_RESERVE,
             kind: pdf::Kind::Signature,
             visible: None,
+            lang: Default::default(),
         };
         let t_read = t.elapsed();
         // Prepared and hashed at once: the original bytes hash on a second thread while lopdf parses.

@@ -245,6 +245,10 @@ enum VaultCommand {
         /// have makes a new field of that name.
         #[arg(long, value_name = "NAME")]
         field: Option<String>,
+        /// The language of the visible box's words ("Digitally signed by", "Date", "Reason"): en, uz
+        /// (Uzbek) or ru (Russian) [default: en].
+        #[arg(long, value_name = "LANG", value_parser = ["en", "uz", "ru"])]
+        box_language: Option<String>,
         /// Output file [default: DOC.p7s for cms, DOC.sig for raw, DOC-signed.pdf for pades].
         #[arg(long)]
         out: Option<PathBuf>,

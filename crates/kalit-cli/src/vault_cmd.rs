@@ -227,8 +227,8 @@ pub fn run(dir: &Path, cmd: VaultCommand) -> CliResult {
             println!("Exported {key:?} to {} (readable by `openssl pkcs12`).", out.display());
             Ok(())
         }
-        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, visible, field, out } => {
-            let opts = SignOptions { format, pss, level, tsa, reason, visible, field, out };
+        VaultCommand::Sign { key, file, format, pss, level, tsa, reason, visible, field, box_language, out } => {
+            let opts = SignOptions { format, pss, level, tsa, reason, visible, field, box_language, out };
             sign(dir, &mut p, &key, &file, opts)
         }
         VaultCommand::Backup { out } => {
@@ -418,6 +418,7 @@ struct SignOptions {
     reason: Option<String>,
     visible: Option<String>,
     field: Option<String>,
+    box_language: Option<String>,
     out: Option<PathBuf>,
 }
 
@@ -448,10 +449,12 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
     if level == LevelArg::BB && o.tsa.is_some() {
         return Err(CliError::new(ErrorCode::Usage, "--tsa adds a timestamp: use --level b-t (or leave --level out)"));
     }
-    if (o.reason.is_some() || o.visible.is_some() || o.field.is_some()) && format != SignFormat::Pades {
+    if (o.reason.is_some() || o.visible.is_some() || o.field.is_some() || o.box_language.is_some())
+        && format != SignFormat::Pades
+    {
         return Err(CliError::new(
             ErrorCode::Usage,
-            "--reason, --visible and --field are for PDF signatures (--format pades)",
+            "--reason, --visible, --field and --box-language are for PDF signatures (--format pades)",
         ));
     }
     if format != SignFormat::Raw && info.certificate.is_none() {
@@ -480,6 +483,11 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
             reserve: kalit_core::pdf::DEFAULT_RESERVE,
             kind: kalit_core::pdf::Kind::Signature,
             visible: o.visible.as_deref().map(kalit_core::pdf::Visible::parse).transpose()?,
+            lang: match o.box_language.as_deref() {
+                Some("uz") => kalit_proto::session::BoxLanguage::Uz,
+                Some("ru") => kalit_proto::session::BoxLanguage::Ru,
+                _ => kalit_proto::session::BoxLanguage::En,
+            },
         };
         Some(kalit_core::pdf::prepare(&data, &spec)?)
     } else {

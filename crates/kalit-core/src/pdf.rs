@@ -66,6 +66,8 @@ pub struct Spec<'a> {
     /// A visible signature: a box on a page with the signer's name, the time and the reason; `None`
     /// for an invisible one.
     pub visible: Option<Visible>,
+    /// The language of the visible box's words.
+    pub lang: kalit_proto::session::BoxLanguage,
 }
 
 /// Where a visible signature goes: a page (1 is the first) and a box in PDF points (1/72 inch) from the
@@ -656,11 +658,17 @@ fn prepare_tail(
             widget.set("Rect", Object::Array(rect.into_iter().map(r).collect()));
             let when = spec.time.to_offset(time::UtcOffset::UTC);
             // The name on a line of its own: it is what a reader looks for, and a long one may be cut.
+            use kalit_proto::session::BoxLanguage;
+            let (signed_by, date, because) = match spec.lang {
+                BoxLanguage::En => ("Digitally signed by", "Date", "Reason"),
+                BoxLanguage::Uz => ("Elektron imzo bilan imzolagan:", "Sana", "Sabab"),
+                BoxLanguage::Ru => ("Подписано электронной подписью:", "Дата", "Причина"),
+            };
             let mut lines = vec![
-                "Digitally signed by".to_owned(),
+                signed_by.to_owned(),
                 spec.name.unwrap_or("(signer)").to_owned(),
                 format!(
-                    "Date: {:04}-{:02}-{:02} {:02}:{:02} UTC",
+                    "{date}: {:04}-{:02}-{:02} {:02}:{:02} UTC",
                     when.year(),
                     when.month() as u8,
                     when.day(),
@@ -669,7 +677,7 @@ fn prepare_tail(
                 ),
             ];
             if let Some(reason) = spec.reason {
-                lines.push(format!("Reason: {reason}"));
+                lines.push(format!("{because}: {reason}"));
             }
             let font = font::SigFont::load()?;
             let (content, used) = appearance(width, height, &font, &lines);

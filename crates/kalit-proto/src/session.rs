@@ -233,6 +233,21 @@ fn known_formats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DocFormat
         .collect())
 }
 
+/// The language of a visible PDF signature's words ("Digitally signed by", "Date", "Reason"): the
+/// document's, which the portal knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum BoxLanguage {
+    /// English.
+    #[default]
+    En,
+    /// Uzbek, Latin script.
+    Uz,
+    /// Russian.
+    Ru,
+}
+
 /// How complete a PDF signature is (ETSI EN 319 142-1 baseline levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -291,6 +306,9 @@ pub struct PadesOptions {
     /// have makes a new field of that name (1 to 100 characters, no dot); absent: `KalitSignatureN`.
     #[serde(default)]
     pub field: Option<String>,
+    /// The language of the visible box's words (default `en`).
+    #[serde(default)]
+    pub lang: BoxLanguage,
 }
 
 /// A message inside the encrypted channel (JSON, split into Noise messages).

@@ -333,7 +333,7 @@ export interface SessionInfo { session: string; qr?: string; qrSvg?: string; exp
 export interface SignOptions {
   format?: "cms" | "raw" | "pades"; name?: string; mediaType?: string; pss?: boolean; ttl?: number;
   timeoutMs?: number; dialog?: boolean; onSession?: (info: SessionInfo) => void;
-  level?: string; reason?: string; visible?: string; field?: string;
+  level?: string; reason?: string; visible?: string; field?: string; lang?: "en" | "uz" | "ru";
   /** This call only: "agent", "direct" or "auto" (the configured mode otherwise). */
   mode?: Mode;
   /** Offer "Sign with Kalit on this phone" (the app on this very device) [default: on phones]. */
@@ -347,11 +347,11 @@ export interface SignOptions {
  * Resolves with { format, signature (Uint8Array), signatureBase64, scheme, sha256, certificatePem, signer, login, mode }.
  * With format "pades" (agent only) the data is a PDF; the result also holds `document` (the signed PDF) and `level`;
  * options `level` ("b-b", "b-t", "b-lt", "b-lta"), `reason`, `visible` ("PAGE,X,Y,WIDTH,HEIGHT" in points, from the lower-left corner of the page as shown)
- * and `field` (the PDF's own empty signature field to sign into).
+ * `field` (the PDF's own empty signature field to sign into) and `lang` ("en", "uz", "ru": the box's words).
  */
 export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json> {
   const { format = "cms", name = "document", mediaType, pss = false, ttl,
-          timeoutMs = config.timeoutMs, dialog = true, onSession, level, reason, visible, field } = options;
+          timeoutMs = config.timeoutMs, dialog = true, onSession, level, reason, visible, field, lang } = options;
   const mode = options.mode || config.mode;
   const sameDevice = options.sameDevice ?? (typeof navigator !== "undefined" && onPhone());
   // A large Blob (a File from an <input>) is never read into this page: the browser streams it to the agent.
@@ -446,6 +446,7 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
         if (reason) q.set("reason", reason);
         if (visible) q.set("visible", visible);
         if (field) q.set("field", field);
+        if (lang) q.set("lang", lang);
       } else if (pss) q.set("pss", "true");
       // While the agent sends the document on to the phone, the session state says how far it got.
       let sending = true;
@@ -468,7 +469,7 @@ export async function sign(data: Bytes, options: SignOptions = {}): Promise<Json
       r = await call("POST", `/v1/sessions/${created.session}/sign`, {
         token: created.token, signal: ctl.signal,
         body: format === "pades"
-          ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible, field } }
+          ? { data: toBase64(bytes), name, media_type: "application/pdf", format, pades: { level, reason, visible, field, lang } }
           : { data: toBase64(bytes), name, media_type: type, format, pss },
       });
     }

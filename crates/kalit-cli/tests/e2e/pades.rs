@@ -377,12 +377,16 @@ fn a_portal_gets_a_signed_pdf_through_agent_relay_and_phone() {
     assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
     let (code, r) = sign(&template, json!({ "field": "Imzo\u{7}" }));
     assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
+    // The box's words come in English, Uzbek and Russian only.
+    let (code, r) = sign(&template, json!({ "field": "Imzo", "lang": "de" }));
+    assert_eq!((code, r["error"]["code"].as_str()), (400, Some("invalid_input")), "{r}");
 
     // A box the page asks for on its PDF, then the template's own field "Imzo" signed into by its name.
     let mut signed = vec![];
-    for (level, doc, options) in
-        [("b-lt", &hand, json!({ "visible": "1,350,60,200,50" })), ("b-lta", &template, json!({ "field": "Imzo" }))]
-    {
+    for (level, doc, options) in [
+        ("b-lt", &hand, json!({ "visible": "1,350,60,200,50" })),
+        ("b-lta", &template, json!({ "field": "Imzo", "lang": "uz" })),
+    ] {
         let mut options = options;
         options["level"] = json!(level);
         options["reason"] = json!("Ijarani tasdiqlayman");
@@ -862,7 +866,8 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
         let (hand, out) = (root.join(format!("{name}.pdf")), root.join(format!("{name}-signed.pdf")));
         fs::write(&hand, pdf).unwrap();
         let args = ["sign", "main", "--file", s(&hand), "--format", "pades", place[0], place[1]];
-        let args = [&args[..], &["--reason", "Roziman, oʻqib chiqdim", "--out", s(&out)]].concat();
+        let args =
+            [&args[..], &["--reason", "Roziman, oʻqib chiqdim", "--box-language", "uz", "--out", s(&out)]].concat();
         v.run(&args, &["y", PIN]).ok();
         (hand, out)
     };
@@ -889,7 +894,9 @@ fn a_visible_signature_is_drawn_where_it_was_asked() {
     if judge("pdftotext", "-v").is_some() {
         let text = run("pdftotext", &[s(&flat), "-"]);
         let text = String::from_utf8_lossy(&text.stdout);
-        for line in ["Digitally signed by", "Гулнора Каримова", "Reason: Roziman, oʻqib chiqdim"] {
+        // The box's words in Uzbek (--box-language uz).
+        for line in ["Elektron imzo bilan imzolagan:", "Гулнора Каримова", "Sabab: Roziman, oʻqib chiqdim"]
+        {
             assert!(text.contains(line), "{line:?} is not drawn: {text}");
         }
         assert!(!text.contains('?'), "nothing drawn as a question mark: {text}");

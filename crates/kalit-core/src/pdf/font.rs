@@ -60,7 +60,8 @@ impl SigFont {
         let glyphs = self.glyphs(text);
         let cut = text.chars().nth(MAX_CHARS).is_some();
         let points = |gs: &[Glyph]| gs.iter().map(|g| self.width(*g)).sum::<f32>() * size / 1000.0;
-        if !cut && points(&glyphs) <= max_width {
+        // A hundredth of a point of slack: a size computed to fit the widest line exactly must not cut it.
+        if !cut && points(&glyphs) <= max_width + 0.01 {
             return glyphs;
         }
         let ellipsis = self.glyph('…');

@@ -119,6 +119,7 @@ fn add_document_timestamp<P: PublicData>(pdf: &[u8], public: &mut P, now: Offset
         reserve: DEFAULT_RESERVE,
         kind: Kind::DocTimeStamp,
         visible: None,
+        lang: Default::default(),
     };
     let prepared = prepare(pdf, &spec)?;
     let [_, a, b, c] = prepared.byte_range;

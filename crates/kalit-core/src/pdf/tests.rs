@@ -58,6 +58,7 @@ fn spec() -> Spec<'static> {
         reserve: 8192,
         kind: Kind::Signature,
         visible: None,
+        lang: Default::default(),
     }
 }
 
@@ -337,6 +338,22 @@ fn a_visible_signature_has_its_box_and_appearance_on_the_chosen_page() {
     let lines = appearance_text(&doc, ap);
     assert_eq!(lines[..2], ["Digitally signed by", "Ali Valiyev"]);
     assert_eq!(lines[3], "Reason: Roziman (oʻqidim)", "Uzbek letters and parentheses as they are");
+    // The box's words in the document's language.
+    use kalit_proto::session::BoxLanguage;
+    for (lang, first, last) in [
+        (BoxLanguage::Uz, "Elektron imzo bilan imzolagan:", "Sabab: Roziman (oʻqidim)"),
+        (BoxLanguage::Ru, "Подписано электронной подписью:", "Причина: Roziman (oʻqidim)"),
+    ] {
+        let p = prepare(&pdf, &Spec { lang, ..spec }).unwrap();
+        let doc = load(&p.pdf).unwrap();
+        let page2 = *doc.get_pages().get(&2).unwrap();
+        let annots = doc.get_dictionary(page2).unwrap().get(b"Annots").unwrap().as_array().unwrap().clone();
+        let widget = doc.get_dictionary(annots[0].as_reference().unwrap()).unwrap();
+        let ap = widget.get(b"AP").unwrap().as_dict().unwrap().get(b"N").unwrap().as_reference().unwrap();
+        let lines = appearance_text(&doc, ap);
+        assert_eq!((lines[0].as_str(), lines[3].as_str()), (first, last), "{lang:?}");
+        assert!(lines[2].starts_with(if lang == BoxLanguage::Uz { "Sana: " } else { "Дата: " }), "{lines:?}");
+    }
     // The font is embedded (a TrueType program in the file), not named and left to the reader.
     let font = appearance_font(&doc, ap);
     assert_eq!(font.get(b"Subtype").unwrap().as_name().unwrap(), b"Type0");
