@@ -140,6 +140,27 @@ enum LevelArg {
     Blta,
 }
 
+/// The language of a visible PDF signature's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BoxLanguageArg {
+    /// English.
+    En,
+    /// Uzbek (Latin script).
+    Uz,
+    /// Russian.
+    Ru,
+}
+
+impl From<BoxLanguageArg> for kalit_proto::session::BoxLanguage {
+    fn from(a: BoxLanguageArg) -> Self {
+        match a {
+            BoxLanguageArg::En => Self::En,
+            BoxLanguageArg::Uz => Self::Uz,
+            BoxLanguageArg::Ru => Self::Ru,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum VaultCommand {
     /// Create the vault and set its PIN (asked twice; at least 6 characters).
@@ -245,10 +266,10 @@ enum VaultCommand {
         /// have makes a new field of that name.
         #[arg(long, value_name = "NAME")]
         field: Option<String>,
-        /// The language of the visible box's words ("Digitally signed by", "Date", "Reason"): en, uz
-        /// (Uzbek) or ru (Russian) [default: en].
-        #[arg(long, value_name = "LANG", value_parser = ["en", "uz", "ru"])]
-        box_language: Option<String>,
+        /// The language of the visible box's words ("Digitally signed by", "Date", "Reason") [default:
+        /// en].
+        #[arg(long, value_enum, value_name = "LANG")]
+        box_language: Option<BoxLanguageArg>,
         /// Output file [default: DOC.p7s for cms, DOC.sig for raw, DOC-signed.pdf for pades].
         #[arg(long)]
         out: Option<PathBuf>,

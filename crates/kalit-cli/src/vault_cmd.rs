@@ -11,7 +11,7 @@ use kalit_vault::{DocumentToSign, PinPolicy, SignFormat, Unlocked, Vault};
 use crate::error::{CliError, CliResult};
 use crate::files::{self, MAX_DOCUMENT};
 use crate::prompt::Prompter;
-use crate::{AlgArg, FormatArg, LevelArg, VaultCommand};
+use crate::{AlgArg, BoxLanguageArg, FormatArg, LevelArg, VaultCommand};
 
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
@@ -418,7 +418,7 @@ struct SignOptions {
     reason: Option<String>,
     visible: Option<String>,
     field: Option<String>,
-    box_language: Option<String>,
+    box_language: Option<BoxLanguageArg>,
     out: Option<PathBuf>,
 }
 
@@ -483,11 +483,7 @@ fn sign(dir: &Path, p: &mut Prompter, key: &str, file: &Path, o: SignOptions) ->
             reserve: kalit_core::pdf::DEFAULT_RESERVE,
             kind: kalit_core::pdf::Kind::Signature,
             visible: o.visible.as_deref().map(kalit_core::pdf::Visible::parse).transpose()?,
-            lang: match o.box_language.as_deref() {
-                Some("uz") => kalit_proto::session::BoxLanguage::Uz,
-                Some("ru") => kalit_proto::session::BoxLanguage::Ru,
-                _ => kalit_proto::session::BoxLanguage::En,
-            },
+            lang: o.box_language.map(Into::into).unwrap_or_default(),
         };
         Some(kalit_core::pdf::prepare(&data, &spec)?)
     } else {

@@ -119,6 +119,16 @@ struct PageFrame {
     rotate: u16,
 }
 
+/// A rectangle `[x0 y0 x1 y1]` (its numbers direct or referenced), with its corners put in order; `None`
+/// unless it is four finite numbers.
+fn rect_of(doc: &Document, o: &Object) -> Option<[f32; 4]> {
+    let a = resolve(doc, o)?.as_array().ok()?;
+    let n: Vec<f32> = a.iter().filter_map(|o| resolve(doc, o)?.as_float().ok()).collect();
+    let [a, b, c, d] = n[..] else { return None };
+    let r = [a.min(c), b.min(d), a.max(c), b.max(d)];
+    r.iter().all(|v| v.is_finite()).then_some(r)
+}
+
 impl PageFrame {
     fn of(doc: &Document, page: ObjectId) -> PageFrame {
         // The first value found on the page or its ancestors (at most 32 levels: a loop ends too).
@@ -133,13 +143,7 @@ impl PageFrame {
             }
             None
         };
-        let rect = |key: &[u8]| -> Option<[f32; 4]> {
-            let a = inherited(key)?.as_array().ok()?;
-            let n: Vec<f32> = a.iter().filter_map(|o| resolve(doc, o)?.as_float().ok()).collect();
-            let [a, b, c, d] = n[..] else { return None };
-            let r = [a.min(c), b.min(d), a.max(c), b.max(d)];
-            (r.iter().all(|v| v.is_finite()) && r[2] > r[0] && r[3] > r[1]).then_some(r)
-        };
+        let rect = |key: &[u8]| rect_of(doc, inherited(key)?).filter(|r| r[2] > r[0] && r[3] > r[1]);
         // Readers fall back to US Letter when a page states no box.
         let [x0, y0, x1, y1] = rect(b"CropBox").or_else(|| rect(b"MediaBox")).unwrap_or([0.0, 0.0, 612.0, 792.0]);
         let rotate = inherited(b"Rotate")
@@ -152,8 +156,7 @@ impl PageFrame {
 
     /// Width and height of the page as shown.
     fn shown(&self) -> (f32, f32) {
-        let (w, h) = (self.x1 - self.x0, self.y1 - self.y0);
-        if self.rotate % 180 == 90 { (h, w) } else { (w, h) }
+        self.shown_size([self.x0, self.y0, self.x1, self.y1])
     }
 
     /// Where a box measured on the page as shown lies in the page's own space (`/Rect`), and the
@@ -215,12 +218,8 @@ impl Fill {
                 f.name
             )));
         }
-        let rect = d.get(b"Rect").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()).and_then(|a| {
-            let n: Vec<f32> = a.iter().filter_map(|o| resolve(doc, o)?.as_float().ok()).collect();
-            let [a, b, c, d] = n[..] else { return None };
-            let r = [a.min(c), b.min(d), a.max(c), b.max(d)];
-            (r.iter().all(|v| v.is_finite()) && r[2] - r[0] >= 1.0 && r[3] - r[1] >= 1.0).then_some(r)
-        });
+        let rect =
+            d.get(b"Rect").ok().and_then(|o| rect_of(doc, o)).filter(|r| r[2] - r[0] >= 1.0 && r[3] - r[1] >= 1.0);
         // Its page: the one whose /Annots hold it (its /P may lie or be missing).
         let page = doc.get_pages().into_values().find(|p| {
             doc.get_dictionary(*p)
@@ -266,7 +265,7 @@ fn appearance(w: f32, h: f32, font: &font::SigFont, lines: &[String]) -> (Vec<u8
     // past its border.
     let fitting = (((h - 5.0) / size - 1.24) / 1.2 + 1.0).floor().max(1.0) as usize;
     for l in lines.iter().take(fitting) {
-        let glyphs = font.fit(l, size, (w - 8.0).max(0.0));
+        let glyphs = font.fit(l, size, room);
         ops.push_str(&font::SigFont::show(&glyphs));
         ops.push_str(" T*\n");
         used.extend(glyphs);
@@ -643,19 +642,10 @@ fn prepare_tail(
     }
     let sig_id = nd.try_add_object(sig).map_err(|e| invalid(format!("PDF: {e}")))?;
 
-    let mut widget = Dictionary::new();
-    widget.set("Type", Object::Name(b"Annot".to_vec()));
-    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
-    widget.set("FT", Object::Name(b"Sig".to_vec()));
-    widget.set("T", lopdf::text_string(&field));
-    widget.set("F", 132);
-    widget.set("P", page);
-    widget.set("V", sig_id);
-    let mut ap_id = None;
-    match placed {
-        Some((width, height, rect, matrix)) => {
-            let r = |f: f32| Object::Real(f);
-            widget.set("Rect", Object::Array(rect.into_iter().map(r).collect()));
+    let r = |f: f32| Object::Real(f);
+    // The appearance of a visible signature, in the box asked for or in the filled field's.
+    let ap_id = match placed {
+        Some((width, height, _, matrix)) => {
             let when = spec.time.to_offset(time::UtcOffset::UTC);
             // The name on a line of its own: it is what a reader looks for, and a long one may be cut.
             use kalit_proto::session::BoxLanguage;
@@ -690,13 +680,10 @@ fn prepare_tail(
             if matrix != [1.0, 0.0, 0.0, 1.0, 0.0, 0.0] {
                 ap_dict.set("Matrix", matrix.into_iter().map(r).collect::<Vec<_>>());
             }
-            let ap =
-                nd.try_add_object(lopdf::Stream::new(ap_dict, content)).map_err(|e| invalid(format!("PDF: {e}")))?;
-            widget.set("AP", dictionary! {"N" => ap});
-            ap_id = Some(ap);
+            Some(nd.try_add_object(lopdf::Stream::new(ap_dict, content)).map_err(|e| invalid(format!("PDF: {e}")))?)
         }
-        None => widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()])),
-    }
+        None => None,
+    };
     let pdf_err = |e: lopdf::Error| invalid(format!("PDF: {e}"));
     // The field being filled gains its value and its appearance, and nothing else; a new one is added to
     // its page and to the form.
@@ -711,6 +698,22 @@ fn prepare_tail(
             None
         }
         None => {
+            let mut widget = Dictionary::new();
+            widget.set("Type", Object::Name(b"Annot".to_vec()));
+            widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+            widget.set("FT", Object::Name(b"Sig".to_vec()));
+            widget.set("T", lopdf::text_string(&field));
+            widget.set("F", 132);
+            widget.set("P", page);
+            widget.set("V", sig_id);
+            let rect = match placed {
+                Some((_, _, rect, _)) => rect.into_iter().map(r).collect(),
+                None => vec![0.into(), 0.into(), 0.into(), 0.into()],
+            };
+            widget.set("Rect", Object::Array(rect));
+            if let Some(ap) = ap_id {
+                widget.set("AP", dictionary! {"N" => ap});
+            }
             let id = nd.try_add_object(widget).map_err(pdf_err)?;
             append_to_array(&mut inc, page, b"Annots", id)?;
             Some(id)
