@@ -84,7 +84,6 @@ async function main(): Promise<void> {
         registration,
         chain,
         device,
-        relay,
         ui,
         connect: (url) => new WebSocket(url) as unknown as WebSocketLike,
       });

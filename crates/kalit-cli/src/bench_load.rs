@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -685,9 +685,13 @@ pub fn forwarder(a: ForwarderArgs) -> CliResult {
 }
 
 async fn fwd_nonce() -> Result<axum::Json<NonceResponse>, kalit_service::ServiceError> {
+    Ok(axum::Json(fresh_nonce()?))
+}
+
+fn fresh_nonce() -> Result<NonceResponse, kalit_service::ServiceError> {
     let n = kalit_core::seal::random::<32>()?;
     let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + 120;
-    Ok(axum::Json(NonceResponse { nonce: n.into(), expires_at }))
+    Ok(NonceResponse { nonce: n.into(), expires_at })
 }
 
 fn text(e: &TunnelEvent) -> Message {
@@ -719,9 +723,17 @@ async fn fwd_wait(
 async fn fwd_join(
     State(s): State<Fwd>,
     UrlPath(id): UrlPath<String>,
+    RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> axum::response::Response {
     kalit_relay::tunnel::configure(ws).on_upgrade(move |mut phone| async move {
+        // The phone's challenge, as the relay sends it (its nonce is not checked here either).
+        if query.as_deref() == Some("challenge=1") {
+            let Ok(n) = fresh_nonce() else { return };
+            if phone.send(text(&TunnelEvent::Challenge { nonce: n.nonce, expires_at: n.expires_at })).await.is_err() {
+                return;
+            }
+        }
         let Some(Ok(Message::Text(t))) = phone.recv().await else { return };
         let Ok(req) = serde_json::from_str::<DeviceRequest>(t.as_str()) else { return };
         let Some(attestation) = fwd_attestation(&s, &req).await else { return };

@@ -3,9 +3,8 @@
 
 use std::path::Path;
 
-use kalit_core::statement::Statement;
 use kalit_core::{SecretString, display};
-use kalit_phone::pair::{PhoneUi, SignPrompt, new_computer_warning};
+use kalit_phone::pair::{JoinSigner, PhoneUi, SignPrompt, new_computer_warning};
 use kalit_phone::{PhoneError, PhoneResult};
 use kalit_proto::ErrorCode;
 use kalit_vault::{DocumentToSign, SignOutcome, Vault};
@@ -53,10 +52,10 @@ impl PhoneUi for TerminalUi {
         ))?)
     }
 
-    fn sign_join(&mut self, vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>> {
+    fn join_signer<'s>(&'s mut self, vault: &'s Vault, device_id: &'s str) -> PhoneResult<JoinSigner<'s>> {
         eprintln!("Unlock the vault to connect to the computer.");
         let u = crate::vault_cmd::unlock(vault, &mut self.prompter)?;
-        Ok(u.sign_as_device(device_id, st)?)
+        Ok(Box::new(move |st| Ok(u.sign_as_device(device_id, st)?)))
     }
 
     fn approve(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool> {

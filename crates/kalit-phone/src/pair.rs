@@ -16,16 +16,15 @@ use kalit_core::flow::{Failure, PhoneAction, PhoneAnswer, PhoneConfig, PhoneSess
 use kalit_core::session::Qr;
 use kalit_core::statement::Statement;
 use kalit_core::x509;
-use kalit_core::{SecretString, display, purpose};
+use kalit_core::{SecretString, ceremony, display, purpose};
 use kalit_proto::relay::DeviceRequest;
-use kalit_proto::session::{DocFormat, DocumentSupport, MAX_WHOLE_DOCUMENT};
+use kalit_proto::session::{DocFormat, DocumentSupport, MAX_WHOLE_DOCUMENT, TunnelEvent};
 use kalit_proto::{Base64, ErrorCode};
 use kalit_service::ServiceError;
 use kalit_transport::{Incoming, connect, next_incoming, send, ws_url};
 use kalit_vault::{DeviceRecord, Digested, DocumentToSign, SignFormat, SignOutcome, Vault};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Client;
 use crate::{PhoneError, PhoneResult};
 
 /// Who is asking: the computer (by the key the handshake authenticates) and where it connects from.
@@ -236,8 +235,9 @@ pub trait PhoneUi {
     /// A document the phone received only as the computer's digest (too large to travel): the separate
     /// confirmation that the person signs what the phone could not check.
     fn confirm_unchecked(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
-    /// Signs the join request with the device key (the terminal asks the PIN to unlock).
-    fn sign_join(&mut self, vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>>;
+    /// What signs the join request with the device key `device_id` (the terminal asks the PIN to unlock
+    /// first). Called before the join socket opens; used once, when the relay's challenge arrives.
+    fn join_signer<'s>(&'s mut self, vault: &'s Vault, device_id: &'s str) -> PhoneResult<JoinSigner<'s>>;
     /// Asks whether to sign.
     fn approve(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool>;
     /// Asks the PIN for an approved request (`None`: the vault is open already, as in the demo). The driver
@@ -341,12 +341,9 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         if page { "the relay must vouch for it" } else { "as the computer says" }
     ));
     let tunnel = session.tunnel_id()?;
-    let client = Client::new(&me.relay_url, "relay")?;
-    let nonce = crate::net::nonce(&client)?;
-    let st = session.join_statement(&nonce)?;
-    let sig = ui.sign_join(vault, &me.device_id, &st)?;
-    let join = join_request(&me, &tunnel, &nonce, &sig);
-    let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join"))?;
+    // The relay sends the nonce the join request signs over on the join socket itself (`challenge=1`): no
+    // request of its own, so one connection (and over TLS one handshake) less per signature.
+    let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join?challenge=1"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -359,7 +356,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         new_name: new_name.as_deref(),
         ui,
     };
-    rt.block_on(driver.run(&mut session, &url, join))
+    rt.block_on(driver.run(&mut session, &url, &tunnel))
 }
 
 /// The first frame on a tunnel's join socket: this registration's device asks to join `tunnel`, over the
@@ -377,6 +374,9 @@ pub fn join_request(me: &DeviceRecord, tunnel: &str, nonce: &[u8], signature: &[
     }
 }
 
+/// Signs one statement with a device key: the join request's, once.
+pub type JoinSigner<'s> = Box<dyn FnOnce(&Statement) -> PhoneResult<Vec<u8>> + 's>;
+
 /// Drives a [`PhoneSession`] over the relay's tunnel: moves frames, keeps timers, asks the person.
 struct Driver<'a> {
     vault: &'a Vault,
@@ -391,8 +391,25 @@ struct Driver<'a> {
 const JOIN_SECS: u64 = 15;
 
 impl Driver<'_> {
-    async fn run(&mut self, s: &mut PhoneSession, url: &str, join: DeviceRequest) -> PhoneResult<PairSummary> {
+    async fn run(&mut self, s: &mut PhoneSession, url: &str, tunnel: &str) -> PhoneResult<PairSummary> {
+        // The device key is unlocked (the terminal asks the PIN) before the socket opens, so that the relay's
+        // short wait for the join request does not run while the person types.
+        let sign = self.ui.join_signer(self.vault, &self.me.device_id)?;
         let mut ws = connect(url).await?;
+        let challenge = tokio::time::timeout(std::time::Duration::from_secs(JOIN_SECS), next_incoming(&mut ws))
+            .await
+            .unwrap_or_else(|_| {
+            Err(ServiceError::new(ErrorCode::Unavailable, "the relay did not answer in time"))
+        })?;
+        let Incoming::Event(TunnelEvent::Challenge { nonce, .. }) = challenge else {
+            return Err(PhoneError::new(
+                ErrorCode::Unavailable,
+                "the relay did not send the join's challenge first (a relay older than this phone?)",
+            ));
+        };
+        let nonce = ceremony::check_nonce(&nonce)?;
+        let st = s.join_statement(&nonce)?;
+        let join = join_request(self.me, tunnel, &nonce, &sign(&st)?);
         let join_json =
             serde_json::to_string(&join).map_err(|e| PhoneError::new(ErrorCode::Internal, e.to_string()))?;
         send(&mut ws, Message::Text(join_json.into())).await?;
@@ -692,8 +709,9 @@ impl PhoneUi for AutoUi<'_, '_> {
         Ok(true)
     }
 
-    fn sign_join(&mut self, _vault: &Vault, device_id: &str, st: &Statement) -> PhoneResult<Vec<u8>> {
-        Ok(self.unlocked.sign_as_device(device_id, st)?)
+    fn join_signer<'s>(&'s mut self, _vault: &'s Vault, device_id: &'s str) -> PhoneResult<JoinSigner<'s>> {
+        let unlocked = self.unlocked;
+        Ok(Box::new(move |st| Ok(unlocked.sign_as_device(device_id, st)?)))
     }
 
     fn approve(&mut self, prompt: &SignPrompt<'_>) -> PhoneResult<bool> {

@@ -190,7 +190,7 @@ pub struct DeviceRequest {
     pub login: Login,
     /// The id of the device making the request.
     pub device_id: DeviceId,
-    /// The nonce from `POST /v1/nonce`.
+    /// The nonce from `POST /v1/nonce`, or from the join socket's `challenge` event.
     pub nonce: Base64,
     /// The relay id.
     pub relay_id: RelayId,

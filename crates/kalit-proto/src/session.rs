@@ -146,6 +146,14 @@ pub struct SignedOriginAttestation {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TunnelEvent {
+    /// To the phone, first, when it opened its end with `?challenge=1`: the nonce its join request signs
+    /// over (the same single-use nonce `POST /v1/nonce` hands out, without a request of its own).
+    Challenge {
+        /// 32 random bytes, base64.
+        nonce: Base64,
+        /// Unix time (seconds) after which the relay refuses it.
+        expires_at: i64,
+    },
     /// To the agent: the tunnel is waiting for a phone until `expires_in` seconds from now.
     Ready {
         /// Seconds left.

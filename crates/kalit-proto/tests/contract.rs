@@ -141,9 +141,10 @@ fn relay_doc() -> Value {
                        {"name": "ttl", "in": "query", "required": false, "schema": {"type": "integer", "description": "seconds to wait for a phone (at most 300)"}}],
         "responses": {"101": {"description": "WebSocket; events are TunnelEvent"}, "400": err("invalid_input (also a malformed, repeated or oversized Origin header)"), "403": err("refused_by_policy (Origin null, or not in direct_origins)"), "409": err("already_exists (tunnel id waiting)"), "429": errors[5].1, "503": err("unavailable (too many waiting tunnels)")}}}));
     p.insert("/v1/tunnel/{id}/join".into(), json!({"get": {
-        "summary": "WebSocket: the phone's end. First text frame: a DeviceRequest with action `tunnel-join` and target the tunnel id; the relay answers TunnelEvent `joined` (first phone wins) or `error`, then forwards binary frames.",
-        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-        "responses": {"101": {"description": "WebSocket; events are TunnelEvent"}, "400": err("invalid_input"), "429": errors[5].1}}}));
+        "summary": "WebSocket: the phone's end. With `challenge=1` the relay first sends TunnelEvent `challenge`, a single-use nonce as from POST /v1/nonce. The phone's first text frame: a DeviceRequest with action `tunnel-join` and target the tunnel id, signed over that nonce (or one from POST /v1/nonce); the relay answers TunnelEvent `joined` (first phone wins) or `error`, then forwards binary frames.",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                       {"name": "challenge", "in": "query", "required": false, "schema": {"type": "integer", "enum": [0, 1], "description": "1: the relay sends the nonce to sign over as its first event (the phone then needs no POST /v1/nonce)"}}],
+        "responses": {"101": {"description": "WebSocket; events are TunnelEvent"}, "400": err("invalid_input (also a challenge other than 0 or 1)"), "429": errors[5].1}}}));
     let mut c = Components::new();
     c.add::<kalit_proto::ApiError>()
         .add::<relay::RelayIdentity>()

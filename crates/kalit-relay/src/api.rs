@@ -72,11 +72,16 @@ async fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {
 }
 
 pub(crate) async fn nonce(State(s): State<AppState>) -> ServiceResult<Json<NonceResponse>> {
+    Ok(Json(issue_nonce(&s)?))
+}
+
+/// A fresh single-use nonce: for `POST /v1/nonce`, and for a phone's join socket opened with a challenge.
+pub(crate) fn issue_nonce(s: &AppState) -> ServiceResult<NonceResponse> {
     let now = s.clock.now_ms();
     let expires_ms = now + (s.limits.nonce_ttl_secs as i64) * 1000;
     let n = s.store.issue_nonce(expires_ms)?;
     s.metrics.inc("nonces", "issued");
-    Ok(Json(NonceResponse { nonce: n.into(), expires_at: expires_ms / 1000 }))
+    Ok(NonceResponse { nonce: n.into(), expires_at: expires_ms / 1000 })
 }
 
 /// Decodes the request's nonce after checking that the request names this relay. The nonce is consumed

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use kalit_proto::ErrorCode;
 use kalit_proto::namespace::TUNNEL_JOIN;
@@ -22,6 +22,7 @@ use kalit_proto::session::{MAX_FRAME, QR_TTL_MAX_SECS, QR_TTL_SECS, TunnelEvent}
 use kalit_proto::session::{OriginAttestation, ResumeRequest, SignedOriginAttestation};
 use kalit_service::ServiceError;
 use kalit_service::client::{ClientIp, addr_group};
+use kalit_service::error::QueryParams;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
@@ -264,7 +265,7 @@ fn hash_of_hex(h: &str) -> Option<[u8; 32]> {
 pub(crate) async fn wait(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    QueryParams(q): QueryParams<WaitQuery>,
     peer: Peer,
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
@@ -364,19 +365,35 @@ async fn agent_side(
     s.metrics.inc("tunnel_end", outcome);
 }
 
+/// The query of a phone's join socket.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JoinQuery {
+    /// `1`: send a [`TunnelEvent::Challenge`] first, the nonce the join request signs over, so that the
+    /// phone needs no `POST /v1/nonce` (one connection, and over TLS one handshake, less per signature).
+    challenge: Option<u8>,
+}
+
 /// `GET /v1/tunnel/{id}/join` (WebSocket): the phone's end. Its first text frame is a [`DeviceRequest`]
-/// with action `tunnel-join` and target the tunnel id.
+/// with action `tunnel-join` and target the tunnel id; with `?challenge=1` the relay first sends the
+/// nonce to sign over.
 pub(crate) async fn join(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    QueryParams(q): QueryParams<JoinQuery>,
     peer: Peer,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(e) = check_id(&id) {
         return e.into_response();
     }
+    let challenge = match q.challenge {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(_) => return ServiceError::invalid("challenge is 0 or 1").into_response(),
+    };
     let addr = peer_ip(&peer);
-    configure(ws).on_upgrade(move |socket| phone_side(s, id, socket, addr))
+    configure(ws).on_upgrade(move |socket| phone_side(s, id, socket, addr, challenge))
 }
 
 /// The first frame on a socket: a text frame holding JSON `T`, within [`JOIN_REQUEST_SECS`]; otherwise
@@ -394,7 +411,17 @@ async fn first_request<T: serde::de::DeserializeOwned>(
     }
 }
 
-async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: Option<IpAddr>) {
+async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: Option<IpAddr>, challenge: bool) {
+    if challenge {
+        let n = match crate::api::issue_nonce(&s) {
+            Ok(n) => n,
+            Err(e) => return refuse(phone, e.code, e.message).await,
+        };
+        let ev = TunnelEvent::Challenge { nonce: n.nonce, expires_at: n.expires_at };
+        if !send_within(&mut phone, event(&ev), CONTROL_SEND).await {
+            return;
+        }
+    }
     let req: DeviceRequest = match first_request(&mut phone, "join request").await {
         Ok(r) => r,
         Err((code, why)) => return refuse(phone, code, why).await,

@@ -986,6 +986,64 @@ mod tunnel {
         }
     }
 
+    /// A phone that opens its end with `?challenge=1` gets the nonce to sign over on the socket itself, as
+    /// its first event; the nonce is single-use like one from `POST /v1/nonce`, and a forged one is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_join_socket_sends_the_nonce_a_phone_signs_over_once() {
+        let ca = Ca::new("Test RA");
+        for db in databases().await {
+            let b = db.backend;
+            let r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+            let alice = ca.person("Alice", KeyAlgorithm::P256);
+            let phone = Device::new();
+            let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+            let base = serve(&r).await;
+            let t = tid(1);
+            let mut agent = connect(&format!("{base}/v1/tunnel/{t}/wait?ttl=60")).await.unwrap();
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Ready { .. }));
+            let challenged = |ev: TunnelEvent| match ev {
+                TunnelEvent::Challenge { nonce, expires_at } => (nonce.into_vec(), expires_at),
+                other => panic!("{b}: expected a challenge, got {other:?}"),
+            };
+            // A nonce the relay did not issue is refused on a challenge socket as anywhere.
+            let mut ph = connect(&format!("{base}/v1/tunnel/{t}/join?challenge=1")).await.unwrap();
+            let (n, _) = challenged(event(&mut ph).await);
+            let mut other = n.clone();
+            other[0] ^= 1;
+            ph.send(Message::Text(join_request(&r, "alice", &phone, &other, &t).into())).await.unwrap();
+            assert_eq!(err_code(&event(&mut ph).await), kalit_proto::ErrorCode::Expired, "{b}");
+            // The challenge's own nonce: joined, and the computer learns who.
+            let mut ph = connect(&format!("{base}/v1/tunnel/{t}/join?challenge=1")).await.unwrap();
+            let (n, expires_at) = challenged(event(&mut ph).await);
+            assert_eq!(n.len(), 32, "{b}");
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            assert!(expires_at > now && expires_at <= now + 600, "{b}: {expires_at}");
+            ph.send(Message::Text(join_request(&r, "alice", &phone, &n, &t).into())).await.unwrap();
+            assert!(matches!(event(&mut ph).await, TunnelEvent::Joined { .. }), "{b}");
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Peer { .. }), "{b}");
+            // The same nonce a second time, on another tunnel: used.
+            let t2 = tid(2);
+            let mut agent2 = connect(&format!("{base}/v1/tunnel/{t2}/wait?ttl=60")).await.unwrap();
+            event(&mut agent2).await;
+            let (_, e) = join(&r, &base, &t2, join_request(&r, "alice", &phone, &n, &t2)).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::Expired, "{b}");
+            // challenge=0 is the old way (the phone asked for its nonce); anything else is refused.
+            let n = r.nonce().await;
+            let mut ph = connect(&format!("{base}/v1/tunnel/{t2}/join?challenge=0")).await.unwrap();
+            ph.send(Message::Text(join_request(&r, "alice", &phone, &n, &t2).into())).await.unwrap();
+            assert!(matches!(event(&mut ph).await, TunnelEvent::Joined { .. }), "{b}");
+            for q in ["challenge=2", "challenge=yes", "challenge=1&x=1"] {
+                let e = connect(&format!("{base}/v1/tunnel/{}/join?{q}", tid(3))).await.unwrap_err();
+                assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput, "{b}: {q}");
+            }
+            // A malformed query on the computer's side is the same stable code (not axum's text).
+            let e = connect(&format!("{base}/v1/tunnel/{}/wait?ttl=soon", tid(3))).await.unwrap_err();
+            assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput, "{b}: {}", e.message);
+            assert!(e.message.contains("malformed query"), "{b}: {}", e.message);
+        }
+    }
+
     /// Opens the waiting side as a browser page would: with an `Origin` header. `Err(status)` when the
     /// relay refuses the upgrade.
     async fn wait_as_page(base: &str, tunnel: &str, origin: &[u8]) -> Result<Ws, u16> {

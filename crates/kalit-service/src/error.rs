@@ -109,6 +109,25 @@ where
     }
 }
 
+/// A query-string extractor whose rejections use [`ServiceError`] (`invalid_input`, JSON), not axum's text.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ServiceError::invalid(format!("malformed query: {}", e.body_text())))?;
+        Ok(QueryParams(v))
+    }
+}
+
 /// Fallback for unknown paths: a JSON 404 with a stable code.
 pub async fn not_found() -> ServiceError {
     ServiceError::new(ErrorCode::NotFound, "no such endpoint; see /openapi.json")

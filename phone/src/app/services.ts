@@ -250,7 +250,6 @@ export class Services {
       registration: reg.record,
       chain,
       device,
-      relay: new Relay(reg.record.relayUrl, this.fetchImpl),
       ui,
       connect: (url) => connect(url),
     });

@@ -3,7 +3,7 @@
 // request the computer withdraws is taken off the screen at once (the prompt's signal aborts) and an
 // answer that comes after the withdrawal is never sent.
 
-import { deviceRequest } from "../protocol/ceremony.js";
+import { checkNonce, deviceRequest } from "../protocol/ceremony.js";
 import { b64 } from "../protocol/bytes.js";
 import { Failure } from "../protocol/errors.js";
 import type { DeviceKey } from "../protocol/keys.js";
@@ -12,7 +12,7 @@ import { type PdfInspection, inspectPrepared } from "../protocol/pdf.js";
 import { type PhoneAction, type PhoneAnswer, PhoneSession, type Prompt } from "../protocol/phone-session.js";
 import { ACTION } from "../protocol/statement.js";
 import { parseTunnelEvent } from "../protocol/wire.js";
-import type { Relay, RegistrationRecord } from "./relay.js";
+import type { RegistrationRecord } from "./relay.js";
 
 /** The part of the WebSocket API the driver uses (the browser's, or the `ws` package's in Node). */
 export interface WebSocketLike {
@@ -55,7 +55,6 @@ export async function pair(p: {
   registration: RegistrationRecord;
   chain: Uint8Array[];
   device: DeviceKey;
-  relay: Relay;
   ui: PairUi;
   connect: WebSocketFactory;
 }): Promise<PairSummary> {
@@ -75,13 +74,23 @@ export async function pair(p: {
     formats: ["raw", "cms", "pades"],
   });
   const tunnel = session.tunnelId();
-  const nonce = await p.relay.nonce();
-  const join = await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device);
-  return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join`)), JSON.stringify({ ...join, target: tunnel }), p.ui);
+  // The relay sends the nonce to sign over on the join socket itself (`challenge=1`): no request of its own,
+  // so one connection (and one TLS handshake) less per signature.
+  const join = async (nonce: Uint8Array) =>
+    JSON.stringify({ ...(await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device)), target: tunnel });
+  return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join?challenge=1`)), join, p.ui);
 }
 
-/** Runs `session` over `ws` until it closes. */
-export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string, ui: PairUi): Promise<PairSummary> {
+/**
+ * Runs `session` over `ws` until it closes. The relay's first event is the challenge: `join` makes the join
+ * request (JSON) over its nonce, which goes out before anything else.
+ */
+export function drive(
+  session: PhoneSession,
+  ws: WebSocketLike,
+  join: (nonce: Uint8Array) => Promise<string>,
+  ui: PairUi,
+): Promise<PairSummary> {
   ws.binaryType = "arraybuffer";
   const summary: PairSummary = { signed: 0, declined: 0, withdrawn: 0 };
   let network: string | null = null;
@@ -185,7 +194,7 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string
         (e: unknown) => run(session.fail(e instanceof Failure ? e : new Failure("internal", String(e)))),
       );
     };
-    ws.addEventListener("open", () => ws.send(joinJson));
+    let challenged = false;
     ws.addEventListener("message", (ev) => {
       if (done) return;
       const data = ev.data;
@@ -195,6 +204,26 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joinJson: string
           event = parseTunnelEvent(data);
         } catch (e) {
           finish(e instanceof Failure ? e : new Failure("unavailable", "the relay sent something that is not a tunnel event"));
+          return;
+        }
+        if (!challenged && event.event === "challenge") {
+          // Once: a second challenge goes to the session, which ends on it.
+          challenged = true;
+          let nonce: Uint8Array;
+          try {
+            nonce = checkNonce(event.nonce);
+          } catch (e) {
+            finish(e instanceof Failure ? e : new Failure("unavailable", "the relay sent a malformed nonce"));
+            return;
+          }
+          join(nonce).then(
+            (json) => !done && ws.send(json),
+            (e: unknown) => finish(e instanceof Failure ? e : new Failure("internal", String(e))),
+          );
+          return;
+        }
+        if (!challenged && event.event !== "error") {
+          finish(new Failure("unavailable", "the relay did not send the join's challenge first (a relay older than this phone?)"));
           return;
         }
         run(session.onEvent(event));

@@ -125,6 +125,8 @@ export type ChannelMessage =
   | { type: "bye"; reason: string; code: ErrorCode | null };
 
 export type TunnelEvent =
+  /** To the phone, first, on a join socket opened with `?challenge=1`: the nonce its join request signs over. */
+  | { event: "challenge"; nonce: string; expires_at: number }
   | { event: "ready"; expires_in: number }
   | { event: "peer"; login: string; device_id: string }
   | {
@@ -422,6 +424,8 @@ export function parseTunnelEvent(text: string): TunnelEvent {
   const r = new Reader(o, "relay event");
   const event = r.str("event");
   switch (event) {
+    case "challenge":
+      return { event, nonce: r.str("nonce"), expires_at: r.int("expires_at") };
     case "ready":
       return { event, expires_in: r.uint("expires_in", Number.MAX_SAFE_INTEGER) };
     case "peer":

@@ -1,0 +1,127 @@
+// The phone's tunnel driver (src/phone/pair.ts) against a scripted relay: the join request waits for the
+// relay's challenge and signs over its nonce; a relay that skips the challenge, or sends a malformed or a
+// second one, ends the session with a clear failure. The session's inputs are the flow-v2 vector's.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import { b64, fromHex } from "../src/protocol/bytes.js";
+import { Failure } from "../src/protocol/errors.js";
+import { PhoneSession } from "../src/protocol/phone-session.js";
+import { type PairUi, type WebSocketLike, drive } from "../src/phone/pair.js";
+
+type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const VECTORS = new URL("../../../crates/kalit-core/vectors/", import.meta.url);
+const flow: Json = JSON.parse(readFileSync(new URL("flow-v2.json", VECTORS), "utf8"));
+const h = (s: string): Uint8Array => {
+  const b = fromHex(s);
+  assert.ok(b, `hex: ${s.slice(0, 20)}`);
+  return b;
+};
+
+function session(): PhoneSession {
+  const i = flow.inputs;
+  const s = new PhoneSession(i.qr_text, i.now, {
+    relayId: i.relay_id,
+    relayPublicKey: h(i.relay_public),
+    login: i.login,
+    deviceId: i.device_id,
+    chain: (i.chain as string[]).map(h),
+    documents: i.documents,
+  });
+  s.dangerFixEphemeral(h(i.phone_ephemeral_private));
+  return s;
+}
+
+/** The vector's `joined` event, as the relay sends it. */
+const joined = JSON.stringify((flow.steps as Json[]).find((s) => s.input.event?.event === "joined").input.event);
+
+/** A WebSocket whose other end is the test: `relay(text)` delivers a text frame, `sent` is what went out. */
+class ScriptedSocket implements WebSocketLike {
+  binaryType = "blob";
+  readyState = 1;
+  sent: (string | Uint8Array)[] = [];
+  closed = false;
+  #listeners = new Map<string, ((ev: { data?: unknown }) => void)[]>();
+  send(data: string | Uint8Array): void {
+    this.sent.push(data);
+  }
+  close(): void {
+    this.closed = true;
+  }
+  addEventListener(type: string, listener: (ev: { data?: unknown }) => void): void {
+    this.#listeners.set(type, [...(this.#listeners.get(type) ?? []), listener]);
+  }
+  relay(data: string): void {
+    for (const l of this.#listeners.get("message") ?? []) l({ data });
+  }
+  hangUp(): void {
+    for (const l of this.#listeners.get("close") ?? []) l({});
+  }
+}
+
+const ui: PairUi = { connected: () => {}, ask: async () => null, notice: () => {} };
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const failureOf = async (p: Promise<unknown>): Promise<string> => {
+  try {
+    await p;
+  } catch (e) {
+    return e instanceof Failure ? `${e.code}: ${e.message}` : `not a failure: ${String(e)}`;
+  }
+  return "resolved";
+};
+
+test("the join request is signed over the nonce of the relay's challenge and sent before anything else", async () => {
+  const ws = new ScriptedSocket();
+  const nonce = new Uint8Array(32).fill(7);
+  const asked: Uint8Array[] = [];
+  const done = drive(session(), ws, async (n) => {
+    asked.push(n);
+    return `join over ${b64.encode(n)}`;
+  }, ui);
+  await tick();
+  assert.deepEqual(ws.sent, [], "nothing is sent before the challenge");
+  ws.relay(JSON.stringify({ event: "challenge", nonce: b64.encode(nonce), expires_at: 1 }));
+  await tick();
+  assert.deepEqual(asked, [nonce]);
+  assert.deepEqual(ws.sent, [`join over ${b64.encode(nonce)}`]);
+  // The relay's answer: the handshake's first message goes out.
+  ws.relay(joined);
+  assert.equal(ws.sent.length, 2);
+  assert.ok(typeof ws.sent[1] !== "string", "the Noise handshake's first message, binary");
+  // A second challenge is not the protocol.
+  ws.relay(JSON.stringify({ event: "challenge", nonce: b64.encode(nonce), expires_at: 1 }));
+  assert.match(await failureOf(done), /^unavailable: the relay broke the tunnel protocol/);
+  assert.equal(asked.length, 1);
+  assert.ok(ws.closed);
+});
+
+test("a relay that skips the challenge, or sends a malformed one, ends the session; its error is shown as its own", async () => {
+  const cases: [string, RegExp][] = [
+    [joined, /^unavailable: the relay did not send the join's challenge first/],
+    [JSON.stringify({ event: "challenge", nonce: b64.encode(new Uint8Array(16)), expires_at: 1 }), /^unavailable: the relay sent a malformed nonce/],
+    [JSON.stringify({ event: "challenge", nonce: "not base64!", expires_at: 1 }), /^invalid_input: /],
+    [JSON.stringify({ event: "challenge", expires_at: 1 }), /^channel: malformed relay event/],
+    [JSON.stringify({ event: "error", code: "rate_limited", message: "slow down" }), /^rate_limited: the relay: slow down/],
+  ];
+  for (const [first, want] of cases) {
+    const ws = new ScriptedSocket();
+    let signed = 0;
+    const done = drive(session(), ws, async () => {
+      signed++;
+      return "join";
+    }, ui);
+    ws.relay(first);
+    assert.match(await failureOf(done), want, first.slice(0, 60));
+    assert.equal(signed, 0, "nothing was signed");
+    assert.deepEqual(ws.sent, [], "nothing was sent");
+    assert.ok(ws.closed);
+  }
+  // The relay closes before its challenge.
+  const ws = new ScriptedSocket();
+  const done = drive(session(), ws, async () => "join", ui);
+  ws.hangUp();
+  assert.match(await failureOf(done), /^unavailable: the relay closed the tunnel/);
+});
