@@ -263,7 +263,7 @@ enum VaultCommand {
         visible: Option<String>,
         /// The PDF's own empty signature field to sign into (a form's "sign here", e.g. Imzo): the
         /// signature is drawn in the box its author made (leave out --visible). A name the PDF does not
-        /// have makes a new field of that name.
+        /// have makes a new field of that name; the name of a field of another kind is refused.
         #[arg(long, value_name = "NAME")]
         field: Option<String>,
         /// The language of the visible box's words ("Digitally signed by", "Date", "Reason") [default:

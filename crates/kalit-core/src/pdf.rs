@@ -377,17 +377,41 @@ struct SigField {
 /// visited once).
 fn signature_fields(doc: &Document) -> Vec<SigField> {
     let mut out = Vec::new();
-    let Ok(catalog) = doc.catalog() else { return out };
+    form_fields(doc, |name, f, d| {
+        if name_of(d.get(b"FT").ok()) == Some(b"Sig") {
+            let value = d.get(b"V").and_then(Object::as_reference).ok();
+            out.push(SigField { name, id: f.as_reference().ok(), value });
+        }
+    });
+    out.reverse();
+    out
+}
+
+/// The full names of the document's fields of every kind (a new field must not take one: names are
+/// unique in a form).
+fn field_names(doc: &Document) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    form_fields(doc, |name, _, _| {
+        out.insert(name);
+    });
+    out
+}
+
+/// Calls `visit` with the full name, the object and the dictionary of each terminal field of the
+/// AcroForm's field tree (bounded depth and count, each node visited once).
+fn form_fields<'d>(doc: &'d Document, mut visit: impl FnMut(String, &'d Object, &'d Dictionary)) {
+    let mut count = 0usize;
+    let Ok(catalog) = doc.catalog() else { return };
     let Some(form) = catalog.get(b"AcroForm").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_dict().ok()) else {
-        return out;
+        return;
     };
     let Some(fields) = form.get(b"Fields").ok().and_then(|o| resolve(doc, o)).and_then(|o| o.as_array().ok()) else {
-        return out;
+        return;
     };
     let mut seen = BTreeSet::new();
     let mut stack: Vec<(&Object, usize, String)> = fields.iter().map(|f| (f, 0, String::new())).collect();
     while let Some((f, depth, prefix)) = stack.pop() {
-        if depth > MAX_FIELD_DEPTH || out.len() > 10_000 {
+        if depth > MAX_FIELD_DEPTH || count > 10_000 {
             break;
         }
         if let Ok(id) = f.as_reference()
@@ -408,13 +432,9 @@ fn signature_fields(doc: &Document) -> Vec<SigField> {
             stack.extend(kids.iter().map(|k| (k, depth + 1, name.clone())));
             continue;
         }
-        if name_of(d.get(b"FT").ok()) == Some(b"Sig") {
-            let value = d.get(b"V").and_then(Object::as_reference).ok();
-            out.push(SigField { name, id: f.as_reference().ok(), value });
-        }
+        count += 1;
+        visit(name, f, d);
     }
-    out.reverse();
-    out
 }
 
 fn pdf_date(t: OffsetDateTime) -> String {
@@ -581,16 +601,19 @@ fn prepare_tail(
         Some(e) => Some((Fill::of(&doc, e)?, e.name.clone())),
         None => None,
     };
+    let taken = field_names(&doc);
     let field = match (spec.field, &fill) {
         (_, Some((_, name))) => name.clone(),
         (Some(f), None) if f.is_empty() || f.contains('.') || f.len() > 100 => {
             return Err(invalid("a field name is 1 to 100 characters without a dot"));
         }
+        (Some(f), None) if taken.contains(f) => {
+            return Err(invalid(format!(
+                "the PDF already has a field named {f:?} that is not a signature field (a text box or a checkbox, say): give the signature another name"
+            )));
+        }
         (Some(f), None) => f.to_owned(),
-        (None, None) => (1..)
-            .map(|n| format!("KalitSignature{n}"))
-            .find(|n| !existing.iter().any(|e| &e.name == n))
-            .unwrap_or_default(),
+        (None, None) => (1..).map(|n| format!("KalitSignature{n}")).find(|n| !taken.contains(n)).unwrap_or_default(),
     };
     let fill = fill.map(|(f, _)| f);
     let root = catalog_id(&doc)?;

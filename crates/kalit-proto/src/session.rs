@@ -311,7 +311,8 @@ pub struct PadesOptions {
     pub visible: Option<String>,
     /// The name of an empty signature field the PDF already has (a form's "sign here"): the signature
     /// goes into it, in the box its author drew (then give no `visible` box). A name the PDF does not
-    /// have makes a new field of that name (1 to 100 characters, no dot); absent: `KalitSignatureN`.
+    /// have makes a new field of that name (1 to 100 characters, no dot; the name of a field of another
+    /// kind, such as a text box, is refused); absent: `KalitSignatureN`.
     #[serde(default)]
     pub field: Option<String>,
     /// The language of the visible box's words (default `en`).

@@ -693,6 +693,11 @@ fn a_form_s_empty_signature_field_is_filled_where_its_author_put_it() {
     let other = prepare(&template, &Spec { field: Some("Boshqa"), ..spec }).unwrap();
     assert_eq!(signature_fields(&load(&other.pdf).unwrap()).len(), 2);
     inspect_prepared(&other.pdf).unwrap();
+    // The name of the form's text field is taken: a second field of that name would make the form's
+    // names ambiguous.
+    let e = prepare(&template, &Spec { field: Some("Ism"), ..spec }).unwrap_err().to_string();
+    assert!(e.contains("already has a field named \"Ism\" that is not a signature field"), "{e}");
+    assert_eq!(field_names(&load(&template).unwrap()), ["Imzo".to_string(), "Ism".to_string()].into());
 }
 
 #[test]
