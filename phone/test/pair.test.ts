@@ -1,6 +1,7 @@
 // The phone's tunnel driver (src/phone/pair.ts) against a scripted relay: the join request waits for the
-// relay's challenge and signs over its nonce; a relay that skips the challenge, or sends a malformed or a
-// second one, ends the session with a clear failure. The session's inputs are the flow-v2 vector's.
+// relay's challenge and signs over its nonce; a relay that sends another event first, a malformed or a
+// second challenge, ends the session with a clear failure; a relay that sends nothing (an older one) gets a
+// join request over a nonce asked for the old way. The session's inputs are the flow-v2 vector's.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -57,6 +58,9 @@ class ScriptedSocket implements WebSocketLike {
   relay(data: string): void {
     for (const l of this.#listeners.get("message") ?? []) l({ data });
   }
+  open(): void {
+    for (const l of this.#listeners.get("open") ?? []) l({});
+  }
   hangUp(): void {
     for (const l of this.#listeners.get("close") ?? []) l({});
   }
@@ -77,10 +81,19 @@ test("the join request is signed over the nonce of the relay's challenge and sen
   const ws = new ScriptedSocket();
   const nonce = new Uint8Array(32).fill(7);
   const asked: Uint8Array[] = [];
-  const done = drive(session(), ws, async (n) => {
-    asked.push(n);
-    return `join over ${b64.encode(n)}`;
+  let fellBack = 0;
+  const done = drive(session(), ws, {
+    join: async (n) => {
+      asked.push(n);
+      return `join over ${b64.encode(n)}`;
+    },
+    fallbackNonce: async () => {
+      fellBack++;
+      return new Uint8Array(32);
+    },
+    waitMs: 30,
   }, ui);
+  ws.open();
   await tick();
   assert.deepEqual(ws.sent, [], "nothing is sent before the challenge");
   ws.relay(JSON.stringify({ event: "challenge", nonce: b64.encode(nonce), expires_at: 1 }));
@@ -96,6 +109,8 @@ test("the join request is signed over the nonce of the relay's challenge and sen
   assert.match(await failureOf(done), /^unavailable: the relay broke the tunnel protocol/);
   assert.equal(asked.length, 1);
   assert.ok(ws.closed);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(fellBack, 0, "a relay that sent its challenge is not asked for a nonce");
 });
 
 test("a relay that skips the challenge, or sends a malformed one, ends the session; its error is shown as its own", async () => {
@@ -109,9 +124,11 @@ test("a relay that skips the challenge, or sends a malformed one, ends the sessi
   for (const [first, want] of cases) {
     const ws = new ScriptedSocket();
     let signed = 0;
-    const done = drive(session(), ws, async () => {
-      signed++;
-      return "join";
+    const done = drive(session(), ws, {
+      join: async () => {
+        signed++;
+        return "join";
+      },
     }, ui);
     ws.relay(first);
     assert.match(await failureOf(done), want, first.slice(0, 60));
@@ -121,7 +138,49 @@ test("a relay that skips the challenge, or sends a malformed one, ends the sessi
   }
   // The relay closes before its challenge.
   const ws = new ScriptedSocket();
-  const done = drive(session(), ws, async () => "join", ui);
+  const done = drive(session(), ws, { join: async () => "join" }, ui);
   ws.hangUp();
   assert.match(await failureOf(done), /^unavailable: the relay closed the tunnel/);
+});
+
+test("a relay that sends no challenge (an older one) gets a join request over a nonce asked for the old way", async () => {
+  const ws = new ScriptedSocket();
+  const asked = new Uint8Array(32).fill(9);
+  const signedOver: Uint8Array[] = [];
+  const done = drive(session(), ws, {
+    join: async (n) => {
+      signedOver.push(n);
+      return "join over the asked nonce";
+    },
+    fallbackNonce: async () => asked,
+    waitMs: 20,
+  }, ui);
+  ws.open();
+  await tick();
+  assert.deepEqual(ws.sent, [], "the phone waits a moment for the challenge first");
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(signedOver, [asked]);
+  assert.deepEqual(ws.sent, ["join over the asked nonce"]);
+  // A newer relay that was only slow: its challenge comes after the join request went out; it is passed over.
+  ws.relay(JSON.stringify({ event: "challenge", nonce: b64.encode(new Uint8Array(32).fill(1)), expires_at: 1 }));
+  await tick();
+  assert.equal(signedOver.length, 1, "signed once");
+  ws.relay(joined);
+  assert.equal(ws.sent.length, 2, "the handshake's first message");
+  ws.relay(JSON.stringify({ event: "challenge", nonce: b64.encode(asked), expires_at: 1 }));
+  assert.match(await failureOf(done), /^unavailable: the relay broke the tunnel protocol/);
+
+  // The old way fails too: its failure is the session's.
+  const ws2 = new ScriptedSocket();
+  const done2 = drive(session(), ws2, {
+    join: async () => "join",
+    fallbackNonce: async () => {
+      throw new Failure("rate_limited", "the relay: slow down");
+    },
+    waitMs: 10,
+  }, ui);
+  ws2.open();
+  assert.match(await failureOf(done2), /^rate_limited: the relay: slow down/);
+  assert.deepEqual(ws2.sent, []);
+  assert.ok(ws2.closed);
 });

@@ -84,6 +84,7 @@ async function main(): Promise<void> {
         registration,
         chain,
         device,
+        relay,
         ui,
         connect: (url) => new WebSocket(url) as unknown as WebSocketLike,
       });

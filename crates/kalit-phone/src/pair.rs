@@ -21,10 +21,11 @@ use kalit_proto::relay::DeviceRequest;
 use kalit_proto::session::{DocFormat, DocumentSupport, MAX_WHOLE_DOCUMENT, TunnelEvent};
 use kalit_proto::{Base64, ErrorCode};
 use kalit_service::ServiceError;
-use kalit_transport::{Incoming, connect, next_incoming, send, ws_url};
+use kalit_transport::{Incoming, Ws, connect, next_incoming, send, ws_url};
 use kalit_vault::{DeviceRecord, Digested, DocumentToSign, SignFormat, SignOutcome, Vault};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::client::Client;
 use crate::{PhoneError, PhoneResult};
 
 /// Who is asking: the computer (by the key the handshake authenticates) and where it connects from.
@@ -374,6 +375,26 @@ pub fn join_request(me: &DeviceRecord, tunnel: &str, nonce: &[u8], signature: &[
     }
 }
 
+/// How long the phone waits for the join socket's challenge before it asks `POST /v1/nonce` (a relay older
+/// than the challenge sends nothing and waits 10 s for the join request).
+const CHALLENGE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The nonce the join request signs over: the relay's challenge, the socket's first event; or, when none
+/// came within `wait`, one from `fallback` (then `true`: a challenge may still arrive, late, and is passed
+/// over). Any other first event ends the session.
+async fn join_nonce<F, Fut>(ws: &mut Ws, wait: std::time::Duration, fallback: F) -> PhoneResult<(Vec<u8>, bool)>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = PhoneResult<Vec<u8>>>,
+{
+    match tokio::time::timeout(wait, next_incoming(ws)).await {
+        Ok(Ok(Incoming::Event(TunnelEvent::Challenge { nonce, .. }))) => Ok((ceremony::check_nonce(&nonce)?, false)),
+        Ok(Ok(_)) => Err(PhoneError::new(ErrorCode::Unavailable, "the relay did not send the join's challenge first")),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Ok((fallback().await?, true)),
+    }
+}
+
 /// Signs one statement with a device key: the join request's, once.
 pub type JoinSigner<'s> = Box<dyn FnOnce(&Statement) -> PhoneResult<Vec<u8>> + 's>;
 
@@ -396,18 +417,14 @@ impl Driver<'_> {
         // short wait for the join request does not run while the person types.
         let sign = self.ui.join_signer(self.vault, &self.me.device_id)?;
         let mut ws = connect(url).await?;
-        let challenge = tokio::time::timeout(std::time::Duration::from_secs(JOIN_SECS), next_incoming(&mut ws))
-            .await
-            .unwrap_or_else(|_| {
-            Err(ServiceError::new(ErrorCode::Unavailable, "the relay did not answer in time"))
-        })?;
-        let Incoming::Event(TunnelEvent::Challenge { nonce, .. }) = challenge else {
-            return Err(PhoneError::new(
-                ErrorCode::Unavailable,
-                "the relay did not send the join's challenge first (a relay older than this phone?)",
-            ));
-        };
-        let nonce = ceremony::check_nonce(&nonce)?;
+        let relay_url = self.me.relay_url.clone();
+        let (nonce, mut late_challenge) = join_nonce(&mut ws, CHALLENGE_WAIT, move || async move {
+            // The phone's HTTP client blocks: off the runtime's thread.
+            tokio::task::spawn_blocking(move || crate::net::nonce(&Client::new(&relay_url, "relay")?))
+                .await
+                .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("nonce request: {e}")))?
+        })
+        .await?;
         let st = s.join_statement(&nonce)?;
         let join = join_request(self.me, tunnel, &nonce, &sign(&st)?);
         let join_json =
@@ -430,7 +447,13 @@ impl Driver<'_> {
                     None => next_incoming(&mut ws).await,
                 };
                 match next {
-                    Ok(Incoming::Event(ev)) => queue.extend(s.on_event(ev)),
+                    // The challenge of a relay that was only slow, after the phone asked for its nonce the
+                    // old way: the join request went out already.
+                    Ok(Incoming::Event(TunnelEvent::Challenge { .. })) if late_challenge => late_challenge = false,
+                    Ok(Incoming::Event(ev)) => {
+                        late_challenge = false;
+                        queue.extend(s.on_event(ev));
+                    }
                     Ok(Incoming::Frame(f)) => queue.extend(s.on_frame(&f)),
                     // The link is gone after the person answered something: the session simply ended.
                     Err(e) if e.code == ErrorCode::Unavailable && summary.signed + summary.declined > 0 => {
@@ -739,7 +762,58 @@ impl PhoneUi for AutoUi<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DocFormat, format_text, size_text};
+    use super::{DocFormat, format_text, join_nonce, size_text};
+    use futures_util::SinkExt;
+    use kalit_proto::session::TunnelEvent;
+    use kalit_proto::{Base64, ErrorCode};
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+
+    /// A relay's join socket on loopback that sends `first` (if any) and then holds the socket a while.
+    async fn relay_sending(first: Option<TunnelEvent>) -> kalit_transport::Ws {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            if let Some(e) = first {
+                ws.send(Message::Text(serde_json::to_string(&e).unwrap().into())).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        kalit_transport::connect(&format!("ws://{addr}/v1/tunnel/x/join?challenge=1")).await.unwrap()
+    }
+
+    fn challenge(nonce: &[u8]) -> Option<TunnelEvent> {
+        Some(TunnelEvent::Challenge { nonce: Base64::of(nonce), expires_at: 1 })
+    }
+
+    #[tokio::test]
+    async fn the_join_nonce_is_the_challenge_or_one_asked_for_when_an_older_relay_sends_none() {
+        let wait = Duration::from_millis(100);
+        let unused = || async { panic!("a relay that sent its challenge is not asked for a nonce") };
+        // The challenge: its nonce, no late one to expect.
+        let mut ws = relay_sending(challenge(&[7; 32])).await;
+        assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap(), (vec![7; 32], false));
+        // Nothing within the wait (an older relay): the nonce asked for, and a late challenge may follow.
+        let mut ws = relay_sending(None).await;
+        let asked = || async { Ok(vec![9; 32]) };
+        assert_eq!(join_nonce(&mut ws, wait, asked).await.unwrap(), (vec![9; 32], true));
+        // The old way failing is the session's failure.
+        let mut ws = relay_sending(None).await;
+        let refused = || async { Err(crate::PhoneError::new(ErrorCode::RateLimited, "slow down")) };
+        assert_eq!(join_nonce(&mut ws, wait, refused).await.unwrap_err().code, ErrorCode::RateLimited);
+        // Anything else first ends the session: another event, the relay's error (its own code), a bad nonce.
+        let mut ws = relay_sending(Some(TunnelEvent::Ready { expires_in: 1 })).await;
+        let e = join_nonce(&mut ws, wait, unused).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert!(e.message.contains("did not send the join's challenge first"), "{}", e.message);
+        let busy = TunnelEvent::Error { code: ErrorCode::RateLimited, message: "slow down".into() };
+        let mut ws = relay_sending(Some(busy)).await;
+        assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap_err().code, ErrorCode::RateLimited);
+        let mut ws = relay_sending(challenge(&[7; 16])).await;
+        assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap_err().code, ErrorCode::Unavailable);
+    }
 
     #[test]
     fn formats_are_named_and_said_in_words() {

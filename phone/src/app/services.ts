@@ -250,6 +250,7 @@ export class Services {
       registration: reg.record,
       chain,
       device,
+      relay: new Relay(reg.record.relayUrl, this.fetchImpl),
       ui,
       connect: (url) => connect(url),
     });

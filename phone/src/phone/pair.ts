@@ -12,7 +12,7 @@ import { type PdfInspection, inspectPrepared } from "../protocol/pdf.js";
 import { type PhoneAction, type PhoneAnswer, PhoneSession, type Prompt } from "../protocol/phone-session.js";
 import { ACTION } from "../protocol/statement.js";
 import { parseTunnelEvent } from "../protocol/wire.js";
-import type { RegistrationRecord } from "./relay.js";
+import type { Relay, RegistrationRecord } from "./relay.js";
 
 /** The part of the WebSocket API the driver uses (the browser's, or the `ws` package's in Node). */
 export interface WebSocketLike {
@@ -55,6 +55,7 @@ export async function pair(p: {
   registration: RegistrationRecord;
   chain: Uint8Array[];
   device: DeviceKey;
+  relay: Relay;
   ui: PairUi;
   connect: WebSocketFactory;
 }): Promise<PairSummary> {
@@ -75,22 +76,34 @@ export async function pair(p: {
   });
   const tunnel = session.tunnelId();
   // The relay sends the nonce to sign over on the join socket itself (`challenge=1`): no request of its own,
-  // so one connection (and one TLS handshake) less per signature.
-  const join = async (nonce: Uint8Array) =>
-    JSON.stringify({ ...(await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device)), target: tunnel });
-  return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join?challenge=1`)), join, p.ui);
+  // so one connection (and one TLS handshake) less per signature. A relay older than that sends nothing
+  // and waits for the join request: after a moment the phone asks for a nonce the old way.
+  const joiner: Joiner = {
+    join: async (nonce) =>
+      JSON.stringify({ ...(await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device)), target: tunnel }),
+    fallbackNonce: () => p.relay.nonce(),
+  };
+  return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join?challenge=1`)), joiner, p.ui);
+}
+
+/** Milliseconds the phone waits for the relay's challenge before it asks `POST /v1/nonce` instead. */
+export const CHALLENGE_WAIT_MS = 3000;
+
+/** How the driver makes the join request. */
+export interface Joiner {
+  /** The join request (JSON) signed over `nonce`. */
+  join(nonce: Uint8Array): Promise<string>;
+  /** A nonce from the relay's `POST /v1/nonce`, for a relay that sends no challenge (an older one). */
+  fallbackNonce?: () => Promise<Uint8Array>;
+  /** How long to wait for the challenge before `fallbackNonce` (default {@link CHALLENGE_WAIT_MS}). */
+  waitMs?: number;
 }
 
 /**
- * Runs `session` over `ws` until it closes. The relay's first event is the challenge: `join` makes the join
- * request (JSON) over its nonce, which goes out before anything else.
+ * Runs `session` over `ws` until it closes. The relay's first event is the challenge: the join request over
+ * its nonce goes out before anything else (or, when no challenge came in time, over a nonce asked for).
  */
-export function drive(
-  session: PhoneSession,
-  ws: WebSocketLike,
-  join: (nonce: Uint8Array) => Promise<string>,
-  ui: PairUi,
-): Promise<PairSummary> {
+export function drive(session: PhoneSession, ws: WebSocketLike, joiner: Joiner, ui: PairUi): Promise<PairSummary> {
   ws.binaryType = "arraybuffer";
   const summary: PairSummary = { signed: 0, declined: 0, withdrawn: 0 };
   let network: string | null = null;
@@ -103,6 +116,7 @@ export function drive(
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(fallbackTimer);
       prompting?.abort.abort();
       try {
         ws.close(1000);
@@ -194,7 +208,29 @@ export function drive(
         (e: unknown) => run(session.fail(e instanceof Failure ? e : new Failure("internal", String(e)))),
       );
     };
-    let challenged = false;
+    // The join request goes out once: over the challenge's nonce, or over one asked for when no challenge
+    // came in time (then a challenge that arrives late, before the relay's answer, is passed over).
+    let sentJoin = false;
+    let fellBack = false;
+    let answered = false;
+    const sendJoin = (nonce: Promise<Uint8Array>) => {
+      sentJoin = true;
+      clearTimeout(fallbackTimer);
+      nonce.then(
+        (n) => joiner.join(n).then((json) => !done && ws.send(json)),
+      ).catch((e: unknown) => finish(e instanceof Failure ? e : new Failure("internal", String(e))));
+    };
+    const fallback = joiner.fallbackNonce;
+    let fallbackTimer: ReturnType<typeof setTimeout> | undefined;
+    if (fallback) {
+      ws.addEventListener("open", () => {
+        fallbackTimer = setTimeout(() => {
+          if (done || sentJoin) return;
+          fellBack = true;
+          sendJoin(fallback());
+        }, joiner.waitMs ?? CHALLENGE_WAIT_MS);
+      });
+    }
     ws.addEventListener("message", (ev) => {
       if (done) return;
       const data = ev.data;
@@ -206,9 +242,7 @@ export function drive(
           finish(e instanceof Failure ? e : new Failure("unavailable", "the relay sent something that is not a tunnel event"));
           return;
         }
-        if (!challenged && event.event === "challenge") {
-          // Once: a second challenge goes to the session, which ends on it.
-          challenged = true;
+        if (event.event === "challenge" && !sentJoin) {
           let nonce: Uint8Array;
           try {
             nonce = checkNonce(event.nonce);
@@ -216,16 +250,20 @@ export function drive(
             finish(e instanceof Failure ? e : new Failure("unavailable", "the relay sent a malformed nonce"));
             return;
           }
-          join(nonce).then(
-            (json) => !done && ws.send(json),
-            (e: unknown) => finish(e instanceof Failure ? e : new Failure("internal", String(e))),
-          );
+          sendJoin(Promise.resolve(nonce));
           return;
         }
-        if (!challenged && event.event !== "error") {
-          finish(new Failure("unavailable", "the relay did not send the join's challenge first (a relay older than this phone?)"));
+        if (event.event === "challenge" && fellBack && !answered) {
+          // The relay's challenge, later than the phone waited: the join request already went out.
+          fellBack = false;
           return;
         }
+        if (!sentJoin && event.event !== "error") {
+          finish(new Failure("unavailable", "the relay did not send the join's challenge first"));
+          return;
+        }
+        answered = true;
+        // A second challenge goes to the session, which ends on it.
         run(session.onEvent(event));
       } else if (data instanceof ArrayBuffer) {
         run(session.onFrame(new Uint8Array(data)));
