@@ -32,7 +32,9 @@ use kalit_proto::session::{SessionCreated, SessionPhase, SessionState, SignDocRe
 use kalit_vault::{PinPolicy, Vault};
 
 use crate::bench_relay::pct;
-use crate::bench_session::{RelayProcess, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on};
+use crate::bench_session::{
+    RelayProcess, ServerCmd, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on,
+};
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
@@ -77,6 +79,11 @@ pub struct LoadBenchArgs {
     /// round's), and each round's ratios are listed with their median.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
     rounds: u16,
+    /// Start the relay and forwarder processes from this kalit binary instead of the one running the
+    /// bench (the simulated computers and phones stay this one's): two builds' servers under the same
+    /// clients, or this build's phones against an older relay.
+    #[arg(long, value_name = "PATH")]
+    server_exe: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -142,7 +149,10 @@ pub fn run(a: LoadBenchArgs) -> CliResult {
 
 fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     let clients = a.clients.max(1);
-    let threads = a.server_threads.map(usize::from);
+    if let Some(exe) = a.server_exe.as_deref().filter(|e| !e.is_file()) {
+        return Err(CliError::new(ErrorCode::Usage, format!("--server-exe {}: no such file", exe.display())));
+    }
+    let server = ServerCmd { exe: a.server_exe.clone(), threads: a.server_threads.map(usize::from) };
     let where_ = a.nodes.map_or_else(|| "a relay process".to_string(), |n| format!("{n} relay node(s) behind HAProxy"));
     eprintln!("setting up the RA, {where_} and {clients} phones...");
     let (svc, _) = crate::demo::start_services(tmp, "load")?;
@@ -151,14 +161,14 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
     // The nodes, and the address every client uses: the proxy's, or the one relay's.
     let (nodes, proxy, relay_url) = match a.nodes {
         None => {
-            let (relay, url) = spawn_relay(tmp, db, threads)?;
+            let (relay, url) = spawn_relay(tmp, db, &server)?;
             (vec![(relay, url.clone())], None, url)
         }
         Some(n) => {
             let mut nodes = vec![];
             let mut hosts = vec![];
             for _ in 0..n {
-                let node = spawn_relay(tmp, db, threads)?;
+                let node = spawn_relay(tmp, db, &server)?;
                 hosts.push(node.1.trim_start_matches("http://").to_string());
                 nodes.push(node);
             }
@@ -218,7 +228,7 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
         let nodes = match first.take() {
             Some(n) => n,
             None => {
-                let n = listens.iter().map(|l| spawn_relay_on(tmp, db, threads, l)).collect::<CliResult<Vec<_>>>()?;
+                let n = listens.iter().map(|l| spawn_relay_on(tmp, db, &server, l)).collect::<CliResult<Vec<_>>>()?;
                 if let Some(p) = &proxy {
                     p.wait_up(n.len())?;
                 }
@@ -239,7 +249,7 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
                 if let Some(db) = db {
                     args.extend([OsStr::new("--database"), OsStr::new(db)]);
                 }
-                forwarders.push(spawn_kalit(&args, listen, threads)?);
+                forwarders.push(spawn_kalit(&args, listen, &server)?);
             }
             if let Some(p) = &proxy {
                 p.wait_up(forwarders.len())?;
@@ -625,6 +635,10 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>) {
     let threads = match a.rounds {
         0 | 1 => threads,
         n => format!("{threads}, {n} rounds in turn (summed)"),
+    };
+    let threads = match &a.server_exe {
+        Some(exe) => format!("{threads}, servers run from {}", exe.display()),
+        None => threads,
     };
     if a.markdown {
         println!(

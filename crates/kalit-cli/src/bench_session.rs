@@ -104,18 +104,29 @@ impl Drop for RelayProcess {
     }
 }
 
+/// How a bench starts its server processes (relay nodes, forwarders).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServerCmd {
+    /// Another kalit binary to start them from (`kalit bench load --server-exe`); the running one when
+    /// `None`.
+    pub(crate) exe: Option<std::path::PathBuf>,
+    /// Their async runtime's worker threads (tokio reads `TOKIO_WORKER_THREADS`; the default is one per
+    /// core).
+    pub(crate) threads: Option<usize>,
+}
+
 /// `kalit relay serve` as a process of its own on loopback: its data directory is `TMP/relay-bench` (one
 /// relay identity, shared by every node started from the same `tmp`), it trusts the bench RA's
 /// `TMP/ra/ca.pem`, and its database is `db` (SQLite in its data directory when `None`).
-pub(crate) fn spawn_relay(tmp: &Path, db: Option<&str>, threads: Option<usize>) -> CliResult<(RelayProcess, String)> {
-    spawn_relay_on(tmp, db, threads, "127.0.0.1:0")
+pub(crate) fn spawn_relay(tmp: &Path, db: Option<&str>, server: &ServerCmd) -> CliResult<(RelayProcess, String)> {
+    spawn_relay_on(tmp, db, server, "127.0.0.1:0")
 }
 
 /// [`spawn_relay`] listening on `listen` (a relay started again where it was before).
 pub(crate) fn spawn_relay_on(
     tmp: &Path,
     db: Option<&str>,
-    threads: Option<usize>,
+    server: &ServerCmd,
     listen: &str,
 ) -> CliResult<(RelayProcess, String)> {
     let (data, trust) = (tmp.join("relay-bench"), tmp.join("ra").join("ca.pem"));
@@ -130,20 +141,22 @@ pub(crate) fn spawn_relay_on(
     if let Some(db) = db {
         args.extend([std::ffi::OsStr::new("--database"), std::ffi::OsStr::new(db)]);
     }
-    spawn_kalit(&args, listen, threads)
+    spawn_kalit(&args, listen, server)
 }
 
-/// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) with rate limits off and the
-/// per-address caps raised; `threads` sets its async runtime's worker threads (tokio reads
-/// `TOKIO_WORKER_THREADS`; the default is one per core).
+/// Runs `kalit ARGS --listen LISTEN` (a service that prints its URL first) as `server` says, with rate
+/// limits off and the per-address caps raised.
 pub(crate) fn spawn_kalit(
     args: &[&std::ffi::OsStr],
     listen: &str,
-    threads: Option<usize>,
+    server: &ServerCmd,
 ) -> CliResult<(RelayProcess, String)> {
-    let exe = std::env::current_exe().map_err(internal)?;
+    let exe = match &server.exe {
+        Some(e) => e.clone(),
+        None => std::env::current_exe().map_err(internal)?,
+    };
     let mut cmd = Command::new(exe);
-    if let Some(n) = threads {
+    if let Some(n) = server.threads {
         cmd.env("TOKIO_WORKER_THREADS", n.to_string());
     }
     let mut child = cmd
@@ -190,7 +203,7 @@ pub(crate) struct BenchStack {
 pub(crate) fn bench_stack(tmp: &Path) -> CliResult<BenchStack> {
     eprintln!("setting up RA, relay, agent and phone on loopback...");
     let (svc, code) = crate::demo::start_services(tmp, "bench")?;
-    let (relay, relay_url) = spawn_relay(tmp, None, None)?;
+    let (relay, relay_url) = spawn_relay(tmp, None, &ServerCmd::default())?;
     let pin = SecretString::new("bench-pin-123456".into());
     let vault = Vault::init(&tmp.join("phone"), &pin, PinPolicy::default())?;
     {

@@ -73,7 +73,7 @@ pub fn run(a: TunnelsBenchArgs) -> CliResult {
         "--trust".as_ref(),
         ca_file.as_os_str(),
     ];
-    let (_relay, base) = crate::bench_session::spawn_kalit(&args, "127.0.0.1:0", None)?;
+    let (_relay, base) = crate::bench_session::spawn_kalit(&args, "127.0.0.1:0", &Default::default())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(internal)?;
     let http = reqwest::Client::new();
     let identity: kalit_proto::relay::RelayIdentity = rt.block_on(async {

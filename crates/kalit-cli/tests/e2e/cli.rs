@@ -412,6 +412,33 @@ fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_erro
     assert!(!sessions.contains(" 0.0/s"), "no session completed on one side: {}", r.stdout);
 }
 
+/// `kalit bench load --server-exe`: the relay and forwarder processes start from the binary named (here a
+/// script that notes each start and runs this kalit), the clients stay the bench's own; a path that is
+/// not a file is a usage error before anything starts.
+#[test]
+fn the_load_bench_starts_its_servers_from_another_binary_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("started");
+    let script = dir.path().join("other-kalit");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), env!("CARGO_BIN_EXE_kalit")),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = script.to_str().unwrap();
+    let r = kalit(&["bench", "load", "--seconds", "1", "--clients", "1", "--warmup", "1", "--server-exe", exe], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "relay serve\nbench forwarder\n");
+    assert!(r.stdout.contains(&format!("servers run from {exe}")), "{}", r.stdout);
+    let errors = r.stdout.lines().find(|l| l.starts_with("errors")).unwrap();
+    assert_eq!(errors.split_whitespace().collect::<Vec<_>>(), ["errors", "0", "0"], "{}", r.stdout);
+    let r = kalit(&["bench", "load", "--server-exe", "/nonexistent/kalit"], &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--server-exe /nonexistent/kalit: no such file"), "{}", r.stderr);
+}
+
 /// `kalit bench load --nodes 2` in miniature: two relay nodes on one fresh PostgreSQL database behind
 /// HAProxy with the shipped configuration, then two forwarders behind the same proxy. Every session of
 /// both sides completes, the proxy's CPU is reported, and the tunnels were spread over both nodes (each
