@@ -216,9 +216,10 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joiner: Joiner, 
     const sendJoin = (nonce: Promise<Uint8Array>) => {
       sentJoin = true;
       clearTimeout(fallbackTimer);
-      nonce.then(
-        (n) => joiner.join(n).then((json) => !done && ws.send(json)),
-      ).catch((e: unknown) => finish(e instanceof Failure ? e : new Failure("internal", String(e))));
+      nonce
+        .then((n) => joiner.join(n))
+        .then((json) => !done && ws.send(json))
+        .catch((e: unknown) => finish(e instanceof Failure ? e : new Failure("internal", String(e))));
     };
     const fallback = joiner.fallbackNonce;
     let fallbackTimer: ReturnType<typeof setTimeout> | undefined;
