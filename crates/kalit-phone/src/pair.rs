@@ -395,6 +395,15 @@ where
     }
 }
 
+/// Whether the relay's event `ev` is passed over: the challenge of a relay that was only slow, after the
+/// phone asked for its nonce the old way and sent its join request (`late`). Only the relay's first event
+/// after that may be it; any later challenge goes to the session, which ends on it.
+fn passes_over(late: &mut bool, ev: &TunnelEvent) -> bool {
+    let pass = *late && matches!(ev, TunnelEvent::Challenge { .. });
+    *late = false;
+    pass
+}
+
 /// Signs one statement with a device key: the join request's, once.
 pub type JoinSigner<'s> = Box<dyn FnOnce(&Statement) -> PhoneResult<Vec<u8>> + 's>;
 
@@ -447,13 +456,8 @@ impl Driver<'_> {
                     None => next_incoming(&mut ws).await,
                 };
                 match next {
-                    // The challenge of a relay that was only slow, after the phone asked for its nonce the
-                    // old way: the join request went out already.
-                    Ok(Incoming::Event(TunnelEvent::Challenge { .. })) if late_challenge => late_challenge = false,
-                    Ok(Incoming::Event(ev)) => {
-                        late_challenge = false;
-                        queue.extend(s.on_event(ev));
-                    }
+                    Ok(Incoming::Event(ev)) if passes_over(&mut late_challenge, &ev) => {}
+                    Ok(Incoming::Event(ev)) => queue.extend(s.on_event(ev)),
                     Ok(Incoming::Frame(f)) => queue.extend(s.on_frame(&f)),
                     // The link is gone after the person answered something: the session simply ended.
                     Err(e) if e.code == ErrorCode::Unavailable && summary.signed + summary.declined > 0 => {
@@ -762,7 +766,7 @@ impl PhoneUi for AutoUi<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DocFormat, format_text, join_nonce, size_text};
+    use super::{DocFormat, format_text, join_nonce, passes_over, size_text};
     use futures_util::SinkExt;
     use kalit_proto::session::TunnelEvent;
     use kalit_proto::{Base64, ErrorCode};
@@ -813,6 +817,23 @@ mod tests {
         assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap_err().code, ErrorCode::RateLimited);
         let mut ws = relay_sending(challenge(&[7; 16])).await;
         assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap_err().code, ErrorCode::Unavailable);
+    }
+
+    #[test]
+    fn one_late_challenge_is_passed_over_and_only_as_the_relays_first_event() {
+        let other = || TunnelEvent::Error { code: ErrorCode::Expired, message: "gone".into() };
+        let late = || challenge(&[7; 32]).unwrap();
+        // After the fallback: the first event, a challenge, is passed over; a second one is not.
+        let mut expect = true;
+        assert!(passes_over(&mut expect, &late()));
+        assert!(!passes_over(&mut expect, &late()));
+        // After the fallback, another event first: a challenge after it is not passed over.
+        let mut expect = true;
+        assert!(!passes_over(&mut expect, &other()));
+        assert!(!passes_over(&mut expect, &late()));
+        // With the challenge received first (no fallback), none is passed over.
+        let mut expect = false;
+        assert!(!passes_over(&mut expect, &late()));
     }
 
     #[test]
