@@ -694,7 +694,8 @@ pub fn forwarder(a: ForwarderArgs) -> CliResult {
         let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(internal)?;
         let addr = listener.local_addr().map_err(internal)?;
         println!("bench forwarder listening on http://{addr}");
-        axum::serve(listener, app).await.map_err(internal)
+        // The accept loop on the runtime's workers, as the relay's (`kalit_service::serve`).
+        tokio::spawn(async move { axum::serve(listener, app).await }).await.map_err(internal)?.map_err(internal)
     })
 }
 

@@ -139,7 +139,7 @@ pub async fn serve_bound(
                 .acceptor(GatedAcceptor::new(DefaultAcceptor, gate))
                 .first_request_timeout(header_timeout);
             server.http_builder().http1().header_read_timeout(header_timeout);
-            server.handle(handle).serve(svc).await.map_err(io)
+            on_worker(server.handle(handle).serve(svc)).await?.map_err(io)
         }
         Some(t) => {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key).await.map_err(|e| {
@@ -152,9 +152,21 @@ pub async fn serve_bound(
                 .map(|tls| GatedAcceptor::new(tls.handshake_timeout(header_timeout), gate))
                 .first_request_timeout(header_timeout);
             server.http_builder().http1().header_read_timeout(header_timeout);
-            server.handle(handle).serve(svc).await.map_err(io)
+            on_worker(server.handle(handle).serve(svc)).await?.map_err(io)
         }
     }
+}
+
+/// Runs the accept loop as a task of the runtime instead of in the caller's `block_on`. There it ran on
+/// the process's main thread, so every accepted connection crossed to a worker thread (wake-ups of two
+/// threads per connection): that cost the relay about a sixth of its CPU per signing session
+/// (docs/PERFORMANCE.md, "The accept loop on the runtime's workers").
+async fn on_worker<T: Send + 'static>(
+    accept: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::spawn(accept)
+        .await
+        .map_err(|e| ServiceError::new(ErrorCode::Internal, format!("the server's accept loop ended: {e}")))
 }
 
 async fn shutdown_signal() {
