@@ -159,7 +159,7 @@ pub async fn serve_bound(
 
 /// Runs the accept loop as a task of the runtime instead of in the caller's `block_on`. There it ran on
 /// the process's main thread, so every accepted connection crossed to a worker thread (wake-ups of two
-/// threads per connection): that cost the relay about a sixth of its CPU per signing session
+/// threads per connection): that cost the relay about a tenth of its CPU per signing session
 /// (docs/PERFORMANCE.md, "The accept loop on the runtime's workers").
 async fn on_worker<T: Send + 'static>(
     accept: impl std::future::Future<Output = T> + Send + 'static,
