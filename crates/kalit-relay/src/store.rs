@@ -298,11 +298,7 @@ impl DeviceReader {
             cert_subject: r.get("subject").ok()?,
             created_ms: r.get("created_ms").ok()?,
             cert_der: r.get("cert_der").ok()?,
-            cert_chain: match chain.as_deref().map(decode_chain) {
-                None => None,
-                Some(Ok(c)) => Some(c),
-                Some(Err(_)) => return None,
-            },
+            cert_chain: chain.as_deref().map(decode_chain).transpose().ok()?,
         }))
     }
 }
