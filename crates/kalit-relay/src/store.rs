@@ -920,6 +920,15 @@ enum AuditMsg {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+impl AuditMsg {
+    fn sort_into(self, rows: &mut Vec<AuditRow>, flushes: &mut Vec<tokio::sync::oneshot::Sender<()>>) {
+        match self {
+            AuditMsg::Row(r) => rows.push(r),
+            AuditMsg::Flush(done) => flushes.push(done),
+        }
+    }
+}
+
 /// The audit rows of tunnel joins, written by one task in groups: a join queues its row and goes on, and
 /// the task commits what arrived within [`AUDIT_LINGER`] of the first row (at most [`GROUP_MAX`] rows) in
 /// one transaction (on SQLite through the group commit). A commit per join (a flush to the disk on SQLite,
@@ -934,20 +943,25 @@ impl AuditLog {
     fn start(pool: AnyPool, group: Option<tokio::sync::mpsc::Sender<Write>>) -> tokio::sync::mpsc::Sender<AuditMsg> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(4 * GROUP_MAX);
         tokio::spawn(async move {
+            // Set when the last group was full: the rows behind it are written at once, not after a linger.
+            let mut backlog = false;
             while let Some(first) = rx.recv().await {
                 let (mut rows, mut flushes) = (Vec::new(), Vec::new());
-                let deadline = tokio::time::Instant::now() + AUDIT_LINGER;
-                let mut next = Some(first);
-                while let Some(m) = next.take() {
-                    match m {
-                        AuditMsg::Row(r) => rows.push(r),
-                        AuditMsg::Flush(done) => flushes.push(done),
-                    }
-                    if !flushes.is_empty() || rows.len() >= GROUP_MAX {
-                        break;
-                    }
-                    next = tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten();
+                let asked_to_flush = matches!(first, AuditMsg::Flush(_));
+                first.sort_into(&mut rows, &mut flushes);
+                // Lingers asleep, not waiting on the queue: the rows queued meanwhile wake no task (a wake
+                // per join, often of the other worker thread, was part of the relay's cost per session).
+                // A flush queued meanwhile waits for the linger's end.
+                if !asked_to_flush && !backlog {
+                    tokio::time::sleep(AUDIT_LINGER).await;
                 }
+                while rows.len() < GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(m) => m.sort_into(&mut rows, &mut flushes),
+                        Err(_) => break,
+                    }
+                }
+                backlog = rows.len() >= GROUP_MAX;
                 if !rows.is_empty() {
                     let n = rows.len();
                     let written = match &group {

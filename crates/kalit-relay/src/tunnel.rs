@@ -531,13 +531,28 @@ async fn bridge(
     let deadline = Instant::now() + Duration::from_secs(l.tunnel_session_secs);
     let idle = Duration::from_secs(l.tunnel_idle_secs);
     let mut frames: u32 = 0;
+    // The two timers live as long as the session and are polled, not made, per frame (making and dropping
+    // them each frame was two registrations in the runtime's timer wheel per frame). A frame only notes
+    // when it came; the idle timer, when it fires, re-arms to the last frame's time plus `idle` unless
+    // that time has passed.
+    let session_end = sleep_until(deadline);
+    let idle_end = sleep(idle);
+    tokio::pin!(session_end, idle_end);
+    let mut last_frame = Instant::now();
     let outcome = 'session: loop {
         let (outcome, agent_left) = loop {
             let step = tokio::select! {
                 m = agent.recv() => (classify(m), true),
                 m = phone.recv() => (classify(m), false),
-                () = sleep_until(deadline) => (Step::End("session_timeout"), false),
-                () = sleep(idle) => (Step::End("idle_timeout"), false),
+                () = &mut session_end => (Step::End("session_timeout"), false),
+                () = &mut idle_end => {
+                    let due = last_frame + idle;
+                    if due > Instant::now() {
+                        idle_end.as_mut().reset(due);
+                        continue;
+                    }
+                    (Step::End("idle_timeout"), false)
+                }
             };
             match step {
                 (Step::Skip, _) => {}
@@ -555,6 +570,7 @@ async fn bridge(
                     }
                 }
             }
+            last_frame = Instant::now();
         };
         let Some(hash) = resume.filter(|_| agent_left && l.tunnel_resume_secs > 0) else { break outcome };
         s.metrics.inc("tunnel", "parked");
@@ -564,6 +580,7 @@ async fn bridge(
                 s.metrics.inc("tunnel", "resumed");
                 agent = back.socket;
                 resume = Some(back.next);
+                last_frame = Instant::now();
                 if !send_within(&mut agent, event(&TunnelEvent::Resumed), CONTROL_SEND).await {
                     break "closed";
                 }

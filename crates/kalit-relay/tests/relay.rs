@@ -1342,17 +1342,24 @@ mod tunnel {
             assert_eq!(r.state.tunnels.waiting(), 4);
         }
 
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn a_side_that_stops_reading_ends_its_tunnel_by_the_limits() {
+        /// A relay with `limits` (on the first database) where Alice registered her phone, served: the
+        /// relay, her phone and the WebSocket base URL.
+        async fn alice_registered_on(limits: Limits) -> (Relay, Device, String) {
             let ca = Ca::new("Test RA");
             let db = databases().await.remove(0);
-            let limits = Limits { tunnel_idle_secs: 1, max_paired_tunnels: 1, ..no_limits() };
             let r = relay(&db, vec![ca.der.clone()], limits).await;
             let alice = ca.person("Alice", KeyAlgorithm::P256);
             let phone = Device::new();
             let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
             assert_eq!(s, StatusCode::CREATED, "{v}");
             let base = format!("ws://{}", serve_guarded(&r).await);
+            (r, phone, base)
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_side_that_stops_reading_ends_its_tunnel_by_the_limits() {
+            let limits = Limits { tunnel_idle_secs: 1, max_paired_tunnels: 1, ..no_limits() };
+            let (r, phone, base) = alice_registered_on(limits).await;
             let pair = |t: String| {
                 let (r, base, phone) = (&r, base.clone(), &phone);
                 async move {
@@ -1398,6 +1405,40 @@ mod tunnel {
             drop(phone_ws);
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(r.state.tunnels.paired(), 0, "the paired tunnel was counted out");
+        }
+
+        /// The idle limit counts from the last frame: a tunnel whose sides speak more often than the limit
+        /// outlives it many times over; once both fall silent it ends, and both sides are told it timed out.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_idle_limit_counts_from_the_last_frame() {
+            let (r, phone, base) = alice_registered_on(Limits { tunnel_idle_secs: 1, ..no_limits() }).await;
+            let t = tid(42);
+            let mut agent = connect(&format!("{base}/v1/tunnel/{t}/wait")).await.unwrap();
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Ready { .. }));
+            let n = r.nonce().await;
+            let (mut ph, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &n, &t)).await;
+            assert!(matches!(e, TunnelEvent::Joined { .. }), "{e:?}");
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Peer { .. }));
+            // Ten frames 300 ms apart, each way in turn: three seconds, three times the idle limit.
+            for i in 0..10u8 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let (from, to) = if i % 2 == 0 { (&mut agent, &mut ph) } else { (&mut ph, &mut agent) };
+                from.send(Message::Binary(vec![i; 8].into())).await.unwrap();
+                match tokio::time::timeout(Duration::from_secs(5), to.next()).await.expect("the frame came") {
+                    Some(Ok(Message::Binary(b))) => assert_eq!(b.as_ref(), &[i; 8][..], "frame {i}"),
+                    other => panic!("frame {i}: {other:?}"),
+                }
+            }
+            // Then silence: both sides are told the session timed out.
+            for side in [&mut agent, &mut ph] {
+                match tokio::time::timeout(Duration::from_secs(5), side.next()).await.expect("the tunnel ended") {
+                    Some(Ok(Message::Text(t))) => {
+                        let e = serde_json::from_str::<TunnelEvent>(t.as_str()).unwrap();
+                        assert_eq!(err_code(&e), kalit_proto::ErrorCode::Expired, "{e:?}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
         }
     }
 }
