@@ -318,6 +318,18 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
             me.relay_url
         ));
     }
+    let tunnel = session.tunnel_id()?;
+    // The relay sends the nonce the join request signs over on the join socket itself (`challenge=1`): no
+    // request of its own, so one connection (and over TLS one handshake) less per signature.
+    let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join?challenge=1"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("async runtime: {e}")))?;
+    // The join socket opens before the person is asked anything: a relay that cannot be reached is known
+    // before they name the computer or type the PIN, not after.
+    let opened = std::time::Instant::now();
+    let first = rt.block_on(connect(&url))?;
     // Who is asking, before the PIN: a known computer by its name, a new one with the full warning and a
     // name the person gives it (nothing else happens until then).
     // A page in direct mode has a key for this session only: the relay's statement of its origin is what
@@ -341,14 +353,6 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         display::escape(&qr.payload.origin),
         if page { "the relay must vouch for it" } else { "as the computer says" }
     ));
-    let tunnel = session.tunnel_id()?;
-    // The relay sends the nonce the join request signs over on the join socket itself (`challenge=1`): no
-    // request of its own, so one connection (and over TLS one handshake) less per signature.
-    let url = ws_url(&me.relay_url, &format!("/v1/tunnel/{tunnel}/join?challenge=1"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PhoneError::new(ErrorCode::Internal, format!("async runtime: {e}")))?;
     let mut driver = Driver {
         vault,
         me: &me,
@@ -357,7 +361,7 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
         new_name: new_name.as_deref(),
         ui,
     };
-    rt.block_on(driver.run(&mut session, &url, &tunnel))
+    rt.block_on(driver.run(&mut session, (first, opened), &url, &tunnel))
 }
 
 /// The first frame on a tunnel's join socket: this registration's device asks to join `tunnel`, over the
@@ -404,6 +408,21 @@ fn passes_over(late: &mut bool, ev: &TunnelEvent) -> bool {
     pass
 }
 
+/// How long after it opened a join socket still takes the join request. The relay waits
+/// `JOIN_REQUEST_SECS` (10 s) for it; a person who took longer to name the computer or to type the PIN gets
+/// a fresh socket, with a challenge of its own.
+const JOIN_SOCKET_FRESH: std::time::Duration = std::time::Duration::from_secs(7);
+
+/// The socket to send the join request on: `first`, opened at `opened` before the person was asked
+/// anything, while it is younger than `fresh`; otherwise a new one to `url` (the old one is dropped).
+async fn join_socket(first: Ws, opened: std::time::Instant, fresh: std::time::Duration, url: &str) -> PhoneResult<Ws> {
+    if opened.elapsed() < fresh {
+        return Ok(first);
+    }
+    drop(first);
+    Ok(connect(url).await?)
+}
+
 /// Signs one statement with a device key: the join request's, once.
 pub type JoinSigner<'s> = Box<dyn FnOnce(&Statement) -> PhoneResult<Vec<u8>> + 's>;
 
@@ -421,11 +440,17 @@ struct Driver<'a> {
 const JOIN_SECS: u64 = 15;
 
 impl Driver<'_> {
-    async fn run(&mut self, s: &mut PhoneSession, url: &str, tunnel: &str) -> PhoneResult<PairSummary> {
-        // The device key is unlocked (the terminal asks the PIN) before the socket opens, so that the relay's
-        // short wait for the join request does not run while the person types.
+    async fn run(
+        &mut self,
+        s: &mut PhoneSession,
+        (first, opened): (Ws, std::time::Instant),
+        url: &str,
+        tunnel: &str,
+    ) -> PhoneResult<PairSummary> {
+        // The device key is unlocked (the terminal asks the PIN) before the join request is made. The
+        // relay waits only a short while for it: a socket that waited longer than that is replaced.
         let sign = self.ui.join_signer(self.vault, &self.me.device_id)?;
-        let mut ws = connect(url).await?;
+        let mut ws = join_socket(first, opened, JOIN_SOCKET_FRESH, url).await?;
         let relay_url = self.me.relay_url.clone();
         let (nonce, mut late_challenge) = join_nonce(&mut ws, CHALLENGE_WAIT, move || async move {
             // The phone's HTTP client blocks: off the runtime's thread.
@@ -766,7 +791,7 @@ impl PhoneUi for AutoUi<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DocFormat, format_text, join_nonce, passes_over, size_text};
+    use super::{DocFormat, format_text, join_nonce, join_socket, passes_over, size_text};
     use futures_util::SinkExt;
     use kalit_proto::session::TunnelEvent;
     use kalit_proto::{Base64, ErrorCode};
@@ -817,6 +842,39 @@ mod tests {
         assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap_err().code, ErrorCode::RateLimited);
         let mut ws = relay_sending(challenge(&[7; 16])).await;
         assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap_err().code, ErrorCode::Unavailable);
+    }
+
+    /// A socket that waited longer than the relay waits for the join request is replaced by a fresh one,
+    /// with a challenge of its own; a younger one is kept (one connection per signature).
+    #[tokio::test]
+    async fn a_join_socket_opened_before_the_pin_is_kept_while_fresh_and_replaced_after() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/tunnel/x/join?challenge=1", listener.local_addr().unwrap());
+        // The n-th connection's challenge is the nonce [n; 32].
+        tokio::spawn(async move {
+            for n in 1u8.. {
+                let (tcp, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                    let c = serde_json::to_string(&challenge(&[n; 32]).unwrap()).unwrap();
+                    ws.send(Message::Text(c.into())).await.unwrap();
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                });
+            }
+        });
+        let unused = || async { panic!("the relay sent its challenge") };
+        let wait = Duration::from_secs(5);
+        let first = kalit_transport::connect(&url).await.unwrap();
+        let mut ws = join_socket(first, std::time::Instant::now(), Duration::from_secs(60), &url).await.unwrap();
+        assert_eq!(join_nonce(&mut ws, wait, unused).await.unwrap().0, vec![1; 32], "the first socket, kept");
+        let first = kalit_transport::connect(&url).await.unwrap();
+        let opened = std::time::Instant::now() - Duration::from_secs(8);
+        let mut ws = join_socket(first, opened, Duration::from_secs(7), &url).await.unwrap();
+        assert_eq!(
+            join_nonce(&mut ws, wait, unused).await.unwrap().0,
+            vec![3; 32],
+            "a third connection, not the second"
+        );
     }
 
     #[test]

@@ -341,6 +341,9 @@ fn a_relay_restart_mid_session_fails_cleanly_and_a_fresh_session_works() {
     assert_eq!(st["phase"], "closed", "{st}");
     let (code, r) = page.sign(&c, b"after the restart", "raw", false);
     assert_eq!((code, r["error"]["code"].as_str()), (410, Some("expired")), "{r}");
+    // A phone that scans a QR while its relay is down is told so before it asks for the PIN.
+    let r = v.run(&["pair", &c.qr], &[PIN]).fails(21, "unavailable");
+    assert!(!r.stderr.contains("Unlock the vault"), "the PIN was asked first: {}", r.stderr);
     // Same port, data directory and database: the registration survived and a new session works.
     stack.relay = Some(relay_serve(&stack.relay_data, &stack.ra.ca(), &listen));
     let c = page.start(None);
