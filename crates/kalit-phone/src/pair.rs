@@ -329,7 +329,8 @@ pub fn pair(vault: &Vault, qr_text: &str, login: Option<&str>, ui: &mut dyn Phon
     // The join socket opens before the person is asked anything: a relay that cannot be reached is known
     // before they name the computer or type the PIN, not after.
     let opened = std::time::Instant::now();
-    let first = rt.block_on(connect(&url))?;
+    let slow = || ui.show(&format!("Connecting to the relay at {} ...", me.relay_url));
+    let first = rt.block_on(connect_saying_when_slow(&url, SLOW_CONNECT, slow))?;
     // Who is asking, before the PIN: a known computer by its name, a new one with the full warning and a
     // name the person gives it (nothing else happens until then).
     // A page in direct mode has a key for this session only: the relay's statement of its origin is what
@@ -406,6 +407,21 @@ fn passes_over(late: &mut bool, ev: &TunnelEvent) -> bool {
     let pass = *late && matches!(ev, TunnelEvent::Challenge { .. });
     *late = false;
     pass
+}
+
+/// How long a connection to the relay may take before the person is told the phone is still connecting.
+const SLOW_CONNECT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`connect`] to `url`, calling `slow` once if it takes longer than `after` (a relay that answers slowly
+/// is then not mistaken for a phone that hangs; the connection itself gives up after 15 s).
+async fn connect_saying_when_slow(url: &str, after: std::time::Duration, slow: impl FnOnce()) -> PhoneResult<Ws> {
+    let connecting = connect(url);
+    tokio::pin!(connecting);
+    if let Ok(r) = tokio::time::timeout(after, &mut connecting).await {
+        return Ok(r?);
+    }
+    slow();
+    Ok(connecting.await?)
 }
 
 /// How long after it opened a join socket still takes the join request. The relay waits
@@ -791,7 +807,7 @@ impl PhoneUi for AutoUi<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DocFormat, format_text, join_nonce, join_socket, passes_over, size_text};
+    use super::{DocFormat, connect_saying_when_slow, format_text, join_nonce, join_socket, passes_over, size_text};
     use futures_util::SinkExt;
     use kalit_proto::session::TunnelEvent;
     use kalit_proto::{Base64, ErrorCode};
@@ -875,6 +891,29 @@ mod tests {
             vec![3; 32],
             "a third connection, not the second"
         );
+    }
+
+    /// A relay slow to answer the WebSocket's opening is said to be slow, once; a quick one is not.
+    #[tokio::test]
+    async fn a_slow_relay_is_said_to_be_slow_and_a_quick_one_is_not() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/tunnel/x/join?challenge=1", listener.local_addr().unwrap());
+        // The first connection is answered after 600 ms, the next at once.
+        tokio::spawn(async move {
+            for delay in [600, 0] {
+                let (tcp, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    let _ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                });
+            }
+        });
+        let mut said = 0;
+        connect_saying_when_slow(&url, Duration::from_millis(100), || said += 1).await.unwrap();
+        assert_eq!(said, 1, "the slow relay was said to be slow");
+        connect_saying_when_slow(&url, Duration::from_secs(5), || said += 1).await.unwrap();
+        assert_eq!(said, 1, "the quick relay was not");
     }
 
     #[test]
