@@ -172,9 +172,25 @@ pub async fn connect_from(url: &str, source: Option<std::net::IpAddr>) -> Result
                 ),
             })
         }
-        Ok(Err(e)) => Err(ServiceError::new(ErrorCode::Unavailable, format!("cannot reach the relay's tunnel: {e}"))),
-        Err(_) => Err(ServiceError::new(ErrorCode::Unavailable, "the relay did not answer within 15 s")),
+        Ok(Err(e)) => Err(ServiceError::new(
+            ErrorCode::Unavailable,
+            format!("cannot reach the relay at {}: {e}; check the network connection, then try again", origin_of(url)),
+        )),
+        Err(_) => Err(ServiceError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the relay at {} did not answer within 15 s; check the network connection, then try again",
+                origin_of(url)
+            ),
+        )),
     }
+}
+
+/// A WebSocket URL's scheme, host and port, without the path (a tunnel's path names its tunnel: messages
+/// name the relay, not the session).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find(['/', '?']).map_or(url, |end| &url[..after_scheme + end])
 }
 
 /// What arrives on a tunnel WebSocket: a relay control event (text) or an opaque frame (binary).
@@ -239,4 +255,18 @@ pub async fn send_message(ws: &mut Ws, ch: &mut Channel, m: &ChannelMessage) -> 
         send(ws, Message::Binary(f.into())).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn a_relay_is_named_by_its_origin_never_by_the_tunnel_path() {
+        assert_eq!(origin_of("ws://127.0.0.1:8080/v1/tunnel/abc/join?challenge=1"), "ws://127.0.0.1:8080");
+        assert_eq!(origin_of("wss://relay.example/v1/tunnel/abc/wait"), "wss://relay.example");
+        assert_eq!(origin_of("wss://relay.example?x=1"), "wss://relay.example");
+        assert_eq!(origin_of("wss://relay.example"), "wss://relay.example");
+        assert_eq!(origin_of("relay.example/v1/x"), "relay.example");
+    }
 }

@@ -344,6 +344,8 @@ fn a_relay_restart_mid_session_fails_cleanly_and_a_fresh_session_works() {
     // A phone that scans a QR while its relay is down is told so before it asks for the PIN.
     let r = v.run(&["pair", &c.qr], &[PIN]).fails(21, "unavailable");
     assert!(!r.stderr.contains("Unlock the vault"), "the PIN was asked first: {}", r.stderr);
+    assert!(r.stderr.contains(&format!("cannot reach the relay at ws://{listen}")), "{}", r.stderr);
+    assert!(!r.stderr.contains("/v1/tunnel/"), "the message names the relay, not the tunnel: {}", r.stderr);
     // Same port, data directory and database: the registration survived and a new session works.
     stack.relay = Some(relay_serve(&stack.relay_data, &stack.ra.ca(), &listen));
     let c = page.start(None);
