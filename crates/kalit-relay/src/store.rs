@@ -947,12 +947,11 @@ impl AuditLog {
             let mut backlog = false;
             while let Some(first) = rx.recv().await {
                 let (mut rows, mut flushes) = (Vec::new(), Vec::new());
-                let asked_to_flush = matches!(first, AuditMsg::Flush(_));
                 first.sort_into(&mut rows, &mut flushes);
                 // Lingers asleep, not waiting on the queue: the rows queued meanwhile wake no task (a wake
                 // per join, often of the other worker thread, was part of the relay's cost per session).
-                // A flush queued meanwhile waits for the linger's end.
-                if !asked_to_flush && !backlog {
+                // A flush queued meanwhile waits for the linger's end; one that came first does not.
+                if flushes.is_empty() && !backlog {
                     tokio::time::sleep(AUDIT_LINGER).await;
                 }
                 while rows.len() < GROUP_MAX {
