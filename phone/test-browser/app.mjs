@@ -15,6 +15,9 @@
 //   WRONGPIN              approves with a wrong PIN
 //   ENDED                 waits until the session ended
 //   OFFLINE               reloads the app with the network off; it must still open
+//   UNREACHABLE <qr>      the network gone (the app opens from its cache), the QR's link opened, the new
+//                         computer named: the relay cannot be reached; prints UNREACHABLE <the error shown>;
+//                         the network back, the app on its keys screen
 //   LANGS                 every language renders the keys screen and a key with no {placeholder} left
 //   CHANGEPIN             changes the PIN (later PINs are the new one)
 //   CERTEND               the first certified key's page 10 days before its certificate ends, then after
@@ -434,6 +437,24 @@ try {
       await snap("offline");
       await ctx.setOffline(false);
       say("OFFLINE OK");
+    } else if (cmd === "UNREACHABLE") {
+      await page.goto(APP);
+      await page.locator("#new-key").waitFor({ timeout: 30000 });
+      await ctx.setOffline(true);
+      await page.goto(`${APP}#${encodeURIComponent(arg)}`);
+      const named = page.locator("#computer-name");
+      const failed = page.locator(".error");
+      await Promise.race([named.waitFor({ timeout: 30000 }), failed.waitFor({ timeout: 30000 })]);
+      if (await named.isVisible()) {
+        await named.fill("test laptop");
+        await page.locator("#name-ok").click();
+      }
+      await failed.waitFor({ timeout: 30000 });
+      await snap("unreachable");
+      say(`UNREACHABLE ${(await errorText()).replace(/\s+/g, " ")}`);
+      await ctx.setOffline(false);
+      await page.goto(APP);
+      await page.locator("#new-key").waitFor({ timeout: 30000 });
     } else if (cmd === "LANGS") await langs();
     else if (cmd === "CAMERA") {
       await ctx.close();

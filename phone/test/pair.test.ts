@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { b64, fromHex } from "../src/protocol/bytes.js";
 import { Failure } from "../src/protocol/errors.js";
 import { PhoneSession } from "../src/protocol/phone-session.js";
-import { type PairUi, type WebSocketLike, drive } from "../src/phone/pair.js";
+import { type PairUi, type WebSocketLike, drive, relayOrigin } from "../src/phone/pair.js";
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -63,6 +63,9 @@ class ScriptedSocket implements WebSocketLike {
   }
   hangUp(): void {
     for (const l of this.#listeners.get("close") ?? []) l({});
+  }
+  fail(): void {
+    for (const l of this.#listeners.get("error") ?? []) l({});
   }
 }
 
@@ -139,6 +142,7 @@ test("a relay that skips the challenge, or sends a malformed one, ends the sessi
   // The relay closes before its challenge.
   const ws = new ScriptedSocket();
   const done = drive(session(), ws, { join: async () => "join" }, ui);
+  ws.open();
   ws.hangUp();
   assert.match(await failureOf(done), /^unavailable: the relay closed the tunnel/);
 });
@@ -183,4 +187,30 @@ test("a relay that sends no challenge (an older one) gets a join request over a 
   assert.match(await failureOf(done2), /^rate_limited: the relay: slow down/);
   assert.deepEqual(ws2.sent, []);
   assert.ok(ws2.closed);
+});
+
+test("a relay that cannot be reached is named by its address, with what to do; a tunnel that breaks once open is not", async () => {
+  // The socket fails before it opens (no network, a wrong address, the relay down), as a browser reports it:
+  // an error, then a close.
+  const ws = new ScriptedSocket();
+  const done = drive(session(), ws, { join: async () => "join", relay: relayOrigin("https://relay.example:8443/some/path") }, ui);
+  ws.fail();
+  ws.hangUp();
+  const said = await failureOf(done);
+  assert.equal(said, "unavailable: cannot reach the relay at https://relay.example:8443; check the network connection, then try again");
+  assert.deepEqual(ws.sent, []);
+  // Closed without an error before it opened: the same.
+  const quiet = new ScriptedSocket();
+  const done2 = drive(session(), quiet, { join: async () => "join", relay: "https://relay.example" }, ui);
+  quiet.hangUp();
+  assert.match(await failureOf(done2), /^unavailable: cannot reach the relay at https:\/\/relay\.example;/);
+  // Once open, an error is a broken tunnel.
+  const open = new ScriptedSocket();
+  const done3 = drive(session(), open, { join: async () => "join", relay: "https://relay.example" }, ui);
+  open.open();
+  open.fail();
+  assert.equal(await failureOf(done3), "unavailable: the tunnel broke");
+  // The origin never carries a path (a tunnel's path names the session).
+  assert.equal(relayOrigin("http://127.0.0.1:9/v1/tunnel/abc/join?challenge=1"), "http://127.0.0.1:9");
+  assert.equal(relayOrigin("not a url"), "not a url");
 });

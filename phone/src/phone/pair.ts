@@ -82,6 +82,7 @@ export async function pair(p: {
     join: async (nonce) =>
       JSON.stringify({ ...(await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device)), target: tunnel }),
     fallbackNonce: () => p.relay.nonce(),
+    relay: relayOrigin(reg.relayUrl),
   };
   return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join?challenge=1`)), joiner, p.ui);
 }
@@ -97,6 +98,24 @@ export interface Joiner {
   fallbackNonce?: () => Promise<Uint8Array>;
   /** How long to wait for the challenge before `fallbackNonce` (default {@link CHALLENGE_WAIT_MS}). */
   waitMs?: number;
+  /** The relay's address as a person reads it (its origin), for the message when it cannot be reached. */
+  relay?: string;
+}
+
+/** The relay could not be reached at all: its socket never opened (no network, a wrong address, the relay down). */
+export class RelayUnreachable extends Failure {
+  constructor(readonly relay: string) {
+    super("unavailable", `cannot reach the relay at ${relay}; check the network connection, then try again`);
+  }
+}
+
+/** The origin of a relay's URL (scheme, host and port; never a path), or the text as it is when it is not a URL. */
+export function relayOrigin(relayUrl: string): string {
+  try {
+    return new URL(relayUrl).origin;
+  } catch {
+    return relayUrl;
+  }
 }
 
 /**
@@ -272,7 +291,16 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joiner: Joiner, 
         run(session.onFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
       }
     });
-    ws.addEventListener("close", () => finish(session.closed ? null : new Failure("unavailable", "the relay closed the tunnel")));
-    ws.addEventListener("error", () => finish(new Failure("unavailable", "the tunnel broke")));
+    // A socket that never opened is a relay that cannot be reached (no network, a wrong address, the relay
+    // down): said so, with its address and what to do, rather than as a broken tunnel.
+    let opened = false;
+    ws.addEventListener("open", () => {
+      opened = true;
+    });
+    const unreachable = () => new RelayUnreachable(joiner.relay ?? "its address");
+    ws.addEventListener("close", () =>
+      finish(session.closed ? null : opened ? new Failure("unavailable", "the relay closed the tunnel") : unreachable()),
+    );
+    ws.addEventListener("error", () => finish(opened ? new Failure("unavailable", "the tunnel broke") : unreachable()));
   });
 }

@@ -383,6 +383,27 @@ fn the_phone_app_in_chromium_enrols_registers_and_signs() {
     assert!(seen.starts_with("images=0 title=Kalit text=") && seen.contains("<img src=y"), "{seen}");
     app.say("OFFLINE");
     app.expect("OFFLINE OK");
+    // The network gone when a QR's link is opened: the app (from its cache) says the relay cannot be reached,
+    // in the person's language, with the relay's address and what to do; nothing reached the relay, so the
+    // same QR pairs once the network is back.
+    let c = page.start(None);
+    app.say(&format!("UNREACHABLE {}", c.qr));
+    let said = app.expect("UNREACHABLE");
+    assert!(
+        said.starts_with(&format!(
+            "{} relayiga ulanib boʻlmadi. Telefonning internet aloqasini tekshiring va qayta urinib koʻring.",
+            relay.url
+        )),
+        "in Uzbek, with the relay's address: {said}"
+    );
+    assert!(said.ends_with("Kod: unavailable"), "{said}");
+    assert!(!said.contains("/v1/tunnel"), "the tunnel's path names the session: {said}");
+    app.say(&format!("QR {}", c.qr));
+    let sas = app.expect("SAS");
+    assert_eq!(page.wait(&c, "connected")["sas"], sas.as_str());
+    page.end(&c);
+    app.say("ENDED");
+    app.expect("ENDED");
     app.say("LANGS");
     app.expect("LANGS OK");
     // A full phone: a new key is refused in plain words and the keys already there stay.
