@@ -72,13 +72,14 @@ async fn limit_login(s: &AppState, login: &str) -> ServiceResult<()> {
 }
 
 pub(crate) async fn nonce(State(s): State<AppState>) -> ServiceResult<Json<NonceResponse>> {
-    Ok(Json(issue_nonce(&s)?))
+    Ok(Json(issue_nonce(&s, s.limits.nonce_ttl_secs)?))
 }
 
-/// A fresh single-use nonce: for `POST /v1/nonce`, and for a phone's join socket opened with a challenge.
-pub(crate) fn issue_nonce(s: &AppState) -> ServiceResult<NonceResponse> {
+/// A fresh single-use nonce valid for `ttl_secs`: for `POST /v1/nonce` (the configured lifetime), and for a
+/// phone's join socket opened with a challenge (as long as that socket waits for its join request).
+pub(crate) fn issue_nonce(s: &AppState, ttl_secs: u64) -> ServiceResult<NonceResponse> {
     let now = s.clock.now_ms();
-    let expires_ms = now + (s.limits.nonce_ttl_secs as i64) * 1000;
+    let expires_ms = now + (ttl_secs as i64) * 1000;
     let n = s.store.issue_nonce(expires_ms)?;
     s.metrics.inc("nonces", "issued");
     Ok(NonceResponse { nonce: n.into(), expires_at: expires_ms / 1000 })

@@ -30,6 +30,11 @@ use crate::AppState;
 
 /// Seconds a phone has to send its join request after the WebSocket opened.
 const JOIN_REQUEST_SECS: u64 = 10;
+/// Seconds the nonce of a join socket's challenge is valid: the socket's wait for the join request and a
+/// little more (expiries are whole seconds), not the lifetime of a nonce asked for by `POST /v1/nonce`.
+/// No join can use it after its socket closed, and the relay remembers a consumed one only this long:
+/// at a hundred sessions a second, about 1,200 remembered nonces where 120 s had kept 12,000 (1.3 MiB).
+pub const CHALLENGE_NONCE_SECS: u64 = JOIN_REQUEST_SECS + 2;
 /// Read buffer per WebSocket: small, so that thousands of waiting tunnels cost little (axum's default is
 /// 128 KiB). Larger frames still arrive; the buffer grows for them.
 const READ_BUFFER: usize = 4 * 1024;
@@ -413,7 +418,7 @@ async fn first_request<T: serde::de::DeserializeOwned>(
 
 async fn phone_side(s: AppState, id: String, mut phone: WebSocket, phone_addr: Option<IpAddr>, challenge: bool) {
     if challenge {
-        let n = match crate::api::issue_nonce(&s) {
+        let n = match crate::api::issue_nonce(&s, CHALLENGE_NONCE_SECS.min(s.limits.nonce_ttl_secs)) {
             Ok(n) => n,
             Err(e) => return refuse(phone, e.code, e.message).await,
         };

@@ -1044,6 +1044,41 @@ mod tunnel {
         }
     }
 
+    /// The nonce of a join socket's challenge is valid while that socket waits for its join request (and
+    /// a little more), not for a requested nonce's lifetime: afterwards no join can use it, while a nonce
+    /// asked for by `POST /v1/nonce` at the same moment still can.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_challenge_nonce_lives_as_long_as_its_socket_waits() {
+        let ca = Ca::new("Test RA");
+        for db in databases().await {
+            let b = db.backend;
+            let mut r = relay(&db, vec![ca.der.clone()], no_limits()).await;
+            r.state.clock = kalit_service::Clock::manual(time::OffsetDateTime::now_utc());
+            let alice = ca.person("Alice", KeyAlgorithm::P256);
+            let phone = Device::new();
+            let (s, v) = r.register(&r.request("alice", &alice, &phone, None).await).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}: {v}");
+            let base = serve(&r).await;
+            let now = r.state.clock.now_ms() / 1000;
+            let mut ph = connect(&format!("{base}/v1/tunnel/{}/join?challenge=1", tid(1))).await.unwrap();
+            let (challenged, expires_at) = match event(&mut ph).await {
+                TunnelEvent::Challenge { nonce, expires_at } => (nonce.into_vec(), expires_at),
+                other => panic!("{b}: expected a challenge, got {other:?}"),
+            };
+            assert_eq!(expires_at, now + kalit_relay::tunnel::CHALLENGE_NONCE_SECS as i64, "{b}");
+            let asked = r.nonce().await;
+            drop(ph);
+            r.state.clock.advance(std::time::Duration::from_secs(kalit_relay::tunnel::CHALLENGE_NONCE_SECS + 1));
+            let t = tid(2);
+            let mut agent = connect(&format!("{base}/v1/tunnel/{t}/wait?ttl=60")).await.unwrap();
+            assert!(matches!(event(&mut agent).await, TunnelEvent::Ready { .. }), "{b}");
+            let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &challenged, &t)).await;
+            assert_eq!(err_code(&e), kalit_proto::ErrorCode::Expired, "{b}: the challenge's nonce outlived its socket");
+            let (_, e) = join(&r, &base, &t, join_request(&r, "alice", &phone, &asked, &t)).await;
+            assert!(matches!(e, TunnelEvent::Joined { .. }), "{b}: a requested nonce lives longer: {e:?}");
+        }
+    }
+
     /// Opens the waiting side as a browser page would: with an `Origin` header. `Err(status)` when the
     /// relay refuses the upgrade.
     async fn wait_as_page(base: &str, tunnel: &str, origin: &[u8]) -> Result<Ws, u16> {
