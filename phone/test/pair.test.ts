@@ -10,7 +10,8 @@ import { test } from "node:test";
 import { b64, fromHex } from "../src/protocol/bytes.js";
 import { Failure } from "../src/protocol/errors.js";
 import { PhoneSession } from "../src/protocol/phone-session.js";
-import { type PairUi, type WebSocketLike, drive, relayOrigin } from "../src/phone/pair.js";
+import { JsonClient, Unreachable, originOf } from "../src/phone/http.js";
+import { type PairUi, type WebSocketLike, drive } from "../src/phone/pair.js";
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -193,11 +194,14 @@ test("a relay that cannot be reached is named by its address, with what to do; a
   // The socket fails before it opens (no network, a wrong address, the relay down), as a browser reports it:
   // an error, then a close.
   const ws = new ScriptedSocket();
-  const done = drive(session(), ws, { join: async () => "join", relay: relayOrigin("https://relay.example:8443/some/path") }, ui);
+  const done = drive(session(), ws, { join: async () => "join", relay: originOf("https://relay.example:8443/some/path") }, ui);
   ws.fail();
   ws.hangUp();
   const said = await failureOf(done);
   assert.equal(said, "unavailable: cannot reach the relay at https://relay.example:8443; check the network connection, then try again");
+  const thrown = await done.catch((e: unknown) => e);
+  assert.ok(thrown instanceof Unreachable, "the app tells it apart, to say it in the person's language");
+  assert.deepEqual([thrown.service, thrown.address], ["relay", "https://relay.example:8443"]);
   assert.deepEqual(ws.sent, []);
   // Closed without an error before it opened: the same.
   const quiet = new ScriptedSocket();
@@ -211,6 +215,24 @@ test("a relay that cannot be reached is named by its address, with what to do; a
   open.fail();
   assert.equal(await failureOf(done3), "unavailable: the tunnel broke");
   // The origin never carries a path (a tunnel's path names the session).
-  assert.equal(relayOrigin("http://127.0.0.1:9/v1/tunnel/abc/join?challenge=1"), "http://127.0.0.1:9");
-  assert.equal(relayOrigin("not a url"), "not a url");
+  assert.equal(originOf("http://127.0.0.1:9/v1/tunnel/abc/join?challenge=1"), "http://127.0.0.1:9");
+  assert.equal(originOf("not a url"), "not a url");
+});
+
+test("a service that cannot be reached over HTTP is named by its origin, not by the browser's 'Failed to fetch'", async () => {
+  const offline = (async () => {
+    throw new TypeError("Failed to fetch");
+  }) as unknown as typeof fetch;
+  const ra = new JsonClient("https://ra.example/kalit/", "registration office", offline);
+  const e = await ra.post("/v1/enrol", { code: "x" }).catch((x: unknown) => x);
+  assert.ok(e instanceof Unreachable);
+  assert.deepEqual([e.code, e.service, e.address], ["unavailable", "registration office", "https://ra.example"]);
+  assert.equal(e.message, "cannot reach the registration office at https://ra.example; check the network connection, then try again");
+  // A service that answers, with an error of its own, is not unreachable: its error is shown as its own.
+  const refusing = (async () =>
+    new Response(JSON.stringify({ error: { code: "rate_limited", message: "slow down" } }), { status: 429 })) as unknown as typeof fetch;
+  const relay = new JsonClient("https://relay.example", "relay", refusing);
+  const r = await relay.post("/v1/nonce").catch((x: unknown) => x);
+  assert.ok(r instanceof Failure && !(r instanceof Unreachable));
+  assert.deepEqual([r.code, r.message], ["rate_limited", "relay: slow down"]);
 });

@@ -10,7 +10,8 @@ import * as display from "../protocol/display.js";
 import { Failure, asFailure } from "../protocol/errors.js";
 import type { PdfInspection } from "../protocol/pdf.js";
 import type { PhoneAnswer, Prompt } from "../protocol/phone-session.js";
-import { type PairUi, RelayUnreachable } from "../phone/pair.js";
+import { Unreachable } from "../phone/http.js";
+import type { PairUi } from "../phone/pair.js";
 import type { DeviceList } from "../phone/relay.js";
 import { setArgon2id } from "../protocol/seal.js";
 import { IndexedDbStore } from "../vault/store.js";
@@ -172,8 +173,10 @@ function App({ svc }: { svc: Services }) {
       )}
       {error && (
         <div class="error" role="alert">
-          {error instanceof RelayUnreachable ? (
-            <strong>{tr("relayUnreachable", { relay: display.field(error.relay, 200) })}</strong>
+          {error instanceof Unreachable ? (
+            <strong>
+              {tr(error.service === "relay" ? "relayUnreachable" : "raUnreachable", { address: display.field(error.address, 200) })}
+            </strong>
           ) : (
             <>
               <strong>{error.message in PLAIN ? tr(PLAIN[error.message]!) : errorHeadline(lang, error.code)}</strong>

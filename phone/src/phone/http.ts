@@ -24,12 +24,37 @@ export function checkEndpoint(url: string, what: string): string {
   return url.replace(/\/+$/, "");
 }
 
+/** A service the phone talks to, as a person names it. */
+export type Service = "relay" | "registration office";
+
+/**
+ * A service that could not be reached at all (no network, a wrong address, the service down): said with
+ * its address (an origin, never a path) and what to do. The app shows it in the person's language.
+ */
+export class Unreachable extends Failure {
+  constructor(
+    readonly service: Service,
+    readonly address: string,
+  ) {
+    super("unavailable", `cannot reach the ${service} at ${address}; check the network connection, then try again`);
+  }
+}
+
+/** The origin of a service's URL (scheme, host and port; never a path), or the text as it is when it is not a URL. */
+export function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
 export class JsonClient {
   readonly base: string;
 
   constructor(
     base: string,
-    private readonly what: string,
+    private readonly what: Service,
     private readonly fetchImpl: Fetch = fetch,
   ) {
     this.base = checkEndpoint(base, what);
@@ -53,8 +78,9 @@ export class JsonClient {
         credentials: "omit",
         redirect: "error",
       });
-    } catch (e) {
-      throw new Failure("unavailable", `the ${this.what} cannot be reached (${display.field(String(e), 200)})`);
+    } catch {
+      // The browser says only "Failed to fetch", whatever the cause: the address and what to do say more.
+      throw new Unreachable(this.what, originOf(this.base));
     }
     const text = await resp.text();
     let json: unknown;

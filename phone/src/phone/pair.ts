@@ -12,6 +12,7 @@ import { type PdfInspection, inspectPrepared } from "../protocol/pdf.js";
 import { type PhoneAction, type PhoneAnswer, PhoneSession, type Prompt } from "../protocol/phone-session.js";
 import { ACTION } from "../protocol/statement.js";
 import { parseTunnelEvent } from "../protocol/wire.js";
+import { Unreachable, originOf } from "./http.js";
 import type { Relay, RegistrationRecord } from "./relay.js";
 
 /** The part of the WebSocket API the driver uses (the browser's, or the `ws` package's in Node). */
@@ -82,7 +83,7 @@ export async function pair(p: {
     join: async (nonce) =>
       JSON.stringify({ ...(await deviceRequest(reg.relayId, nonce, reg.login, reg.deviceId, ACTION.TUNNEL_JOIN, tunnel, p.device)), target: tunnel }),
     fallbackNonce: () => p.relay.nonce(),
-    relay: relayOrigin(reg.relayUrl),
+    relay: originOf(reg.relayUrl),
   };
   return drive(session, p.connect(wsUrl(reg.relayUrl, `/v1/tunnel/${tunnel}/join?challenge=1`)), joiner, p.ui);
 }
@@ -100,22 +101,6 @@ export interface Joiner {
   waitMs?: number;
   /** The relay's address as a person reads it (its origin), for the message when it cannot be reached. */
   relay?: string;
-}
-
-/** The relay could not be reached at all: its socket never opened (no network, a wrong address, the relay down). */
-export class RelayUnreachable extends Failure {
-  constructor(readonly relay: string) {
-    super("unavailable", `cannot reach the relay at ${relay}; check the network connection, then try again`);
-  }
-}
-
-/** The origin of a relay's URL (scheme, host and port; never a path), or the text as it is when it is not a URL. */
-export function relayOrigin(relayUrl: string): string {
-  try {
-    return new URL(relayUrl).origin;
-  } catch {
-    return relayUrl;
-  }
 }
 
 /**
@@ -297,7 +282,7 @@ export function drive(session: PhoneSession, ws: WebSocketLike, joiner: Joiner, 
     ws.addEventListener("open", () => {
       opened = true;
     });
-    const unreachable = () => new RelayUnreachable(joiner.relay ?? "its address");
+    const unreachable = () => new Unreachable("relay", joiner.relay ?? "its address");
     ws.addEventListener("close", () =>
       finish(session.closed ? null : opened ? new Failure("unavailable", "the relay closed the tunnel") : unreachable()),
     );
