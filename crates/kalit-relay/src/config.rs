@@ -58,7 +58,8 @@ pub struct Limits {
     pub per_login_per_minute: u32,
     /// Burst per login.
     pub per_login_burst: u32,
-    /// Seconds a nonce stays valid.
+    /// Seconds a nonce from `POST /v1/nonce` stays valid. A join socket's challenge nonce lives
+    /// [`crate::tunnel::CHALLENGE_NONCE_SECS`] (or this, when shorter).
     pub nonce_ttl_secs: u64,
     /// Seconds before a request is abandoned.
     pub request_timeout_secs: u64,
