@@ -176,6 +176,13 @@ fn bench(a: &LoadBenchArgs, tmp: &Path) -> CliResult {
             (nodes, Some(proxy), url)
         }
     };
+    // The set-up above printed the demo's own relay (it stays idle): say which one is measured.
+    let stored = db.map_or_else(|| format!("SQLite in {}", relay_data.display()), |_| "the given --database".into());
+    let measured = match a.nodes {
+        None => format!("a relay process at {relay_url}"),
+        Some(n) => format!("{n} relay node(s) behind HAProxy at {relay_url}"),
+    };
+    eprintln!("  measured: {measured} ({stored}); the demo's relay above stays idle");
     let anchors = kalit_core::x509::parse_cert_bundle(&svc.ca_pem)?;
     // Logins of their own for this run: a PostgreSQL database may hold an earlier run's.
     let run = hex::encode(kalit_core::seal::random::<4>()?);
