@@ -32,7 +32,7 @@ use crate::AppState;
 const JOIN_REQUEST_SECS: u64 = 10;
 /// Seconds the nonce of a join socket's challenge is valid: the socket's wait for the join request and a
 /// little more (expiries are whole seconds), not the lifetime of a nonce asked for by `POST /v1/nonce`.
-/// No join can use it after its socket closed, and the relay remembers a consumed one only this long:
+/// No join can use it more than 2 s after its socket closed, and the relay remembers a consumed one only this long:
 /// at a hundred sessions a second, about 1,200 remembered nonces where 120 s had kept 12,000 (1.3 MiB).
 pub const CHALLENGE_NONCE_SECS: u64 = JOIN_REQUEST_SECS + 2;
 /// Read buffer per WebSocket: small, so that thousands of waiting tunnels cost little (axum's default is
