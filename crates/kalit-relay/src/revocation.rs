@@ -7,7 +7,8 @@
 //! A chain that passed is remembered with the very CRLs it was checked against (the same cached copies,
 //! not an equal download) and until the first of its certificates or of those CRLs expires, so a device's
 //! every tunnel join does not validate its path again. A new CRL, a clock before the check, or a
-//! certificate's end makes the next request validate afresh.
+//! certificate's end makes the next request validate afresh. The CRL addresses a certificate names are
+//! read from it once and remembered by its digest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ const MAX_KEEP: time::Duration = time::Duration::minutes(15);
 const MAX_URLS: usize = 1024;
 /// Most chain verdicts kept (one per registered certificate in use; about 100 bytes each).
 const MAX_VERDICTS: usize = 65_536;
+/// Most certificates whose CRL addresses are kept (one per registered certificate in use).
+const MAX_LEAVES: usize = 65_536;
 
 struct Cached {
     der: Arc<Vec<u8>>,
@@ -48,6 +51,8 @@ pub struct Revocation {
     cache: Mutex<HashMap<String, Cached>>,
     /// Keyed by SHA-256 over the leaf and the chain it came with, each length-prefixed.
     verdicts: std::sync::Mutex<HashMap<[u8; 32], Verdict>>,
+    /// The CRL addresses each certificate names, by SHA-256 of its DER: read once, not at every join.
+    urls: std::sync::Mutex<HashMap<[u8; 32], Arc<[String]>>>,
 }
 
 impl std::fmt::Debug for Revocation {
@@ -64,7 +69,7 @@ impl Default for Revocation {
             .user_agent(concat!("kalit-relay/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Revocation { http, cache: Mutex::new(HashMap::new()), verdicts: Default::default() }
+        Revocation { http, cache: Mutex::new(HashMap::new()), verdicts: Default::default(), urls: Default::default() }
     }
 }
 
@@ -99,7 +104,7 @@ impl Revocation {
         anchors: &Arc<Vec<Vec<u8>>>,
         now: OffsetDateTime,
     ) -> Result<(), ServiceError> {
-        let urls = x509::crl_urls(&leaf);
+        let urls = self.crl_urls(&leaf);
         if urls.is_empty() {
             return Ok(());
         }
@@ -140,6 +145,26 @@ impl Revocation {
         .map_err(|e| ServiceError::internal(format!("worker: {e}")))??;
         self.remember(key, Verdict { crls, anchors, from: now, until }, now);
         Ok(())
+    }
+
+    /// The CRL addresses `leaf` names, parsed at its first check and then remembered by its digest.
+    fn crl_urls(&self, leaf: &[u8]) -> Arc<[String]> {
+        let key = digest([leaf]);
+        let mut known = self.urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(u) = known.get(&key) {
+            return u.clone();
+        }
+        if known.len() >= MAX_LEAVES {
+            known.clear();
+        }
+        let urls: Arc<[String]> = x509::crl_urls(leaf).into();
+        known.insert(key, urls.clone());
+        urls
+    }
+
+    /// How many certificates' CRL addresses are remembered.
+    pub fn known_certificates(&self) -> usize {
+        self.urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 
     /// How many chains are remembered as passed.
@@ -212,9 +237,14 @@ impl Revocation {
 
 /// SHA-256 over the leaf and each certificate of its chain, each preceded by its length.
 fn chain_key(leaf: &[u8], pool: &[Vec<u8>]) -> [u8; 32] {
+    digest(std::iter::once(leaf).chain(pool.iter().map(Vec::as_slice)))
+}
+
+/// SHA-256 over certificates, each preceded by its length.
+fn digest<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
     use kalit_core::digest::{HashAlg, Hasher};
     let mut h = Hasher::new(HashAlg::Sha256);
-    for c in std::iter::once(leaf).chain(pool.iter().map(Vec::as_slice)) {
+    for c in certs {
         h.update(&(c.len() as u64).to_be_bytes());
         h.update(c);
     }

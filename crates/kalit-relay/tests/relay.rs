@@ -1567,16 +1567,17 @@ async fn a_chain_verdict_lasts_only_as_long_as_its_crl_and_its_certificate() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/ca.crl", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let leaf = |serial: u8, from: OffsetDateTime, until: OffsetDateTime| {
+    let leaf_at = |serial: u8, from: OffsetDateTime, until: OffsetDateTime, url: &str| {
         let mut p = CertificateParams::new(vec![]).unwrap();
         p.distinguished_name = kalit_core::csr::parse_subject(&format!("CN=Person {serial}")).unwrap();
         p.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.not_before = from;
         p.not_after = until;
-        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.clone()] }];
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.to_string()] }];
         p.signed_by(&key(KeyAlgorithm::P256), &ca).unwrap().der().to_vec()
     };
+    let leaf = |serial: u8, from: OffsetDateTime, until: OffsetDateTime| leaf_at(serial, from, until, &url);
     let rev = kalit_relay::revocation::Revocation::default();
     let anchors = Arc::new(vec![ca_der]);
     let check = |cert: &Vec<u8>, at: OffsetDateTime| rev.check_chain(cert.clone(), vec![], &anchors, at);
@@ -1587,6 +1588,13 @@ async fn a_chain_verdict_lasts_only_as_long_as_its_crl_and_its_certificate() {
     assert_eq!((rev.verdicts(), fetched()), (1, 1));
     check(&a, now + D::minutes(1)).await.unwrap();
     assert_eq!((rev.verdicts(), fetched()), (1, 1), "the same CRL, the same verdict");
+    assert_eq!(rev.known_certificates(), 1, "its CRL address was read once");
+    // Another certificate's addresses are its own: one naming a CRL nobody serves is not checked against
+    // the first one's.
+    let nowhere = leaf_at(0x45, now - D::hours(1), now + D::days(1), "http://127.0.0.1:9/none.crl");
+    let e = check(&nowhere, now + D::minutes(1)).await.unwrap_err();
+    assert!(e.message.contains("127.0.0.1:9/none.crl"), "{}", e.message);
+    assert_eq!((rev.known_certificates(), fetched()), (2, 1));
     // The CA revokes it. The relay's copy of the CRL serves up to 15 minutes; the next copy revokes it,
     // and the verdict made under the old copy counts for nothing.
     *served.lock().unwrap() = crl(&[0x42]);

@@ -408,6 +408,16 @@ fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_erro
     }
     let errors = r.stdout.lines().find(|l| l.starts_with("errors")).unwrap();
     assert_eq!(errors.split_whitespace().collect::<Vec<_>>(), ["errors", "0", "0"], "{}", r.stdout);
+    // The relay's Ed25519 work, timed in the bench (the forwarder does none), and the relay's CPU less it.
+    let ms = |row: &str, nth: usize| -> f64 {
+        let line = r.stdout.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row}: {}", r.stdout));
+        let values = line[row.len()..].split(" ms").map(str::trim).collect::<Vec<_>>();
+        values[nth].parse().unwrap_or_else(|_| panic!("{line}"))
+    };
+    let signature = ms("of it, Ed25519 the forwarder skips (timed here)", 0);
+    assert!(signature > 0.0, "{}", r.stdout);
+    let (all, less) = (ms("server CPU per complete session", 0), ms("server CPU per complete session less that", 0));
+    assert!((all - signature - less).abs() < 0.016, "{all} - {signature} = {less}? {}", r.stdout);
     let sessions = r.stdout.lines().find(|l| l.starts_with("complete sessions per second")).unwrap();
     assert!(!sessions.contains(" 0.0/s"), "no session completed on one side: {}", r.stdout);
 }
