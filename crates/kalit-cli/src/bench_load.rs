@@ -303,7 +303,14 @@ fn signature_work_ms(tmp: &Path) -> CliResult<f64> {
     let identity = kalit_relay::Identity::load_or_create(&tmp.join("signature-work"), "bench relay")?;
     let device = PrivateKey::from_pkcs8(&keys::generate(KeyAlgorithm::Ed25519)?)?;
     let (login, device_id, tunnel) = ("load.person", "0123456789abcdef0123456789abcdef", "ab".repeat(32));
-    let st = Statement::device_request(identity.id(), &[7; 32], login, device_id, "tunnel-join", &tunnel);
+    let st = Statement::device_request(
+        identity.id(),
+        &[7; 32],
+        login,
+        device_id,
+        kalit_proto::namespace::TUNNEL_JOIN,
+        &tunnel,
+    );
     let sig = st.sign(&device)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let one = || -> CliResult {
