@@ -140,7 +140,7 @@ async fn register_inner(s: &AppState, req: RegisterRequest) -> ServiceResult<Reg
     // A revoked certificate registers nothing (its CRL, when it names one, fetched and kept). The chain
     // is kept with the certificate, for the same check at the device's later requests.
     let (leaf, chain) = kalit_core::statement::proof_chain(&cert_proof)?;
-    s.revocation.check_chain(leaf, chain.clone(), &s.anchors, now).await?;
+    s.revocation.check_chain(&leaf, &chain, &s.anchors, now).await?;
     // Only requests with valid proofs count against the login's limit, so a stranger's junk cannot lock
     // a person out of their own login (strangers are limited per address).
     limit_login(s, &login).await?;
@@ -235,7 +235,7 @@ pub(crate) async fn authorize_device(
     // (A registration older than the stored chains is not checked here: without its intermediates the
     // path may not build, and refusing every such device after an upgrade would lock people out.)
     if let Some(chain) = &device.cert_chain {
-        s.revocation.check_chain(device.cert_der.clone(), chain.clone(), &s.anchors, s.clock.now()).await?;
+        s.revocation.check_chain(&device.cert_der, chain, &s.anchors, s.clock.now()).await?;
     }
     limit_login(s, &login).await?;
     take_nonce(s, &nonce).await?;

@@ -92,19 +92,19 @@ impl Revocation {
         now: OffsetDateTime,
     ) -> Result<(), ServiceError> {
         let (leaf, pool) = kalit_core::statement::proof_chain(proof)?;
-        self.check_chain(leaf, pool, anchors, now).await
+        self.check_chain(&leaf, &pool, anchors, now).await
     }
 
     /// [`check`](Self::check) for a certificate and the chain it came with (a registered device's, at a
-    /// later device request or tunnel join).
+    /// later device request or tunnel join). They are copied only when the chain is validated afresh.
     pub async fn check_chain(
         &self,
-        leaf: Vec<u8>,
-        pool: Vec<Vec<u8>>,
+        leaf: &[u8],
+        pool: &[Vec<u8>],
         anchors: &Arc<Vec<Vec<u8>>>,
         now: OffsetDateTime,
     ) -> Result<(), ServiceError> {
-        let urls = self.crl_urls(&leaf);
+        let urls = self.crl_urls(leaf);
         if urls.is_empty() {
             return Ok(());
         }
@@ -123,13 +123,14 @@ impl Revocation {
         if crls.is_empty() {
             return Err(last_err.unwrap_or_else(|| unavailable(&urls[0], "no usable URL")));
         }
-        let key = chain_key(&leaf, &pool);
+        let key = chain_key(leaf, pool);
         if self.passed(&key, &crls, anchors, now) {
             return Ok(());
         }
         let anchors = anchors.clone();
         let held = crls.clone();
         let checked = anchors.clone();
+        let (leaf, pool) = (leaf.to_vec(), pool.to_vec());
         let until = tokio::task::spawn_blocking(move || {
             let crls: Vec<Vec<u8>> = held.iter().map(|c| c.as_ref().clone()).collect();
             x509::check_chain_revocation(&leaf, &pool, &checked, now, &crls, None)?;

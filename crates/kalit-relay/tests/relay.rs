@@ -1580,7 +1580,7 @@ async fn a_chain_verdict_lasts_only_as_long_as_its_crl_and_its_certificate() {
     let leaf = |serial: u8, from: OffsetDateTime, until: OffsetDateTime| leaf_at(serial, from, until, &url);
     let rev = kalit_relay::revocation::Revocation::default();
     let anchors = Arc::new(vec![ca_der]);
-    let check = |cert: &Vec<u8>, at: OffsetDateTime| rev.check_chain(cert.clone(), vec![], &anchors, at);
+    let check = async |cert: &Vec<u8>, at: OffsetDateTime| rev.check_chain(cert, &[], &anchors, at).await;
     let fetched = || fetches.load(Ordering::SeqCst);
 
     let a = leaf(0x42, now - D::hours(1), now + D::days(1));
