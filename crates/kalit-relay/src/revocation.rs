@@ -8,7 +8,7 @@
 //! not an equal download) and until the first of its certificates or of those CRLs expires, so a device's
 //! every tunnel join does not validate its path again. A new CRL, a clock before the check, or a
 //! certificate's end makes the next request validate afresh. The CRL addresses a certificate names are
-//! read from it once and remembered by its digest.
+//! read from it once and remembered under the same digest as its verdict.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +51,8 @@ pub struct Revocation {
     cache: Mutex<HashMap<String, Cached>>,
     /// Keyed by SHA-256 over the leaf and the chain it came with, each length-prefixed.
     verdicts: std::sync::Mutex<HashMap<[u8; 32], Verdict>>,
-    /// The CRL addresses each certificate names, by SHA-256 of its DER: read once, not at every join.
+    /// The CRL addresses each certificate names, under its chain's key (as `verdicts`): read once, not at
+    /// every join.
     urls: std::sync::Mutex<HashMap<[u8; 32], Arc<[String]>>>,
 }
 
@@ -104,7 +105,8 @@ impl Revocation {
         anchors: &Arc<Vec<Vec<u8>>>,
         now: OffsetDateTime,
     ) -> Result<(), ServiceError> {
-        let urls = self.crl_urls(leaf);
+        let key = chain_key(leaf, pool);
+        let urls = self.crl_urls(&key, leaf);
         if urls.is_empty() {
             return Ok(());
         }
@@ -123,7 +125,6 @@ impl Revocation {
         if crls.is_empty() {
             return Err(last_err.unwrap_or_else(|| unavailable(&urls[0], "no usable URL")));
         }
-        let key = chain_key(leaf, pool);
         if self.passed(&key, &crls, anchors, now) {
             return Ok(());
         }
@@ -148,18 +149,18 @@ impl Revocation {
         Ok(())
     }
 
-    /// The CRL addresses `leaf` names, parsed at its first check and then remembered by its digest.
-    fn crl_urls(&self, leaf: &[u8]) -> Arc<[String]> {
-        let key = digest([leaf]);
+    /// The CRL addresses `leaf` names, parsed at its first check and then remembered under `key`, its
+    /// chain's key.
+    fn crl_urls(&self, key: &[u8; 32], leaf: &[u8]) -> Arc<[String]> {
         let mut known = self.urls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(u) = known.get(&key) {
+        if let Some(u) = known.get(key) {
             return u.clone();
         }
         if known.len() >= MAX_LEAVES {
             known.clear();
         }
         let urls: Arc<[String]> = x509::crl_urls(leaf).into();
-        known.insert(key, urls.clone());
+        known.insert(*key, urls.clone());
         urls
     }
 
@@ -238,14 +239,9 @@ impl Revocation {
 
 /// SHA-256 over the leaf and each certificate of its chain, each preceded by its length.
 fn chain_key(leaf: &[u8], pool: &[Vec<u8>]) -> [u8; 32] {
-    digest(std::iter::once(leaf).chain(pool.iter().map(Vec::as_slice)))
-}
-
-/// SHA-256 over certificates, each preceded by its length.
-fn digest<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
     use kalit_core::digest::{HashAlg, Hasher};
     let mut h = Hasher::new(HashAlg::Sha256);
-    for c in certs {
+    for c in std::iter::once(leaf).chain(pool.iter().map(Vec::as_slice)) {
         h.update(&(c.len() as u64).to_be_bytes());
         h.update(c);
     }
