@@ -357,6 +357,8 @@ KALIT_RELAY_DIRECT_ORIGINS=https://my.gov.example,https://bank.example.
 
 The audit table (one row per tunnel join, registration and device change) keeps its rows forever
 unless audit_keep_days is set (KALIT_RELAY_AUDIT_KEEP_DAYS=400): older rows then go every hour.
+Tunnel-join rows are committed together every audit_linger_ms (default 100, at most 10000): a
+longer wait spends less CPU under load and loses more of them if the relay is killed outright.
 
 Examples:
   kalit relay serve --data /var/lib/kalit-relay --trust /etc/kalit/ra-ca.pem

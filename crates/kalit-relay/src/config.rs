@@ -40,6 +40,12 @@ pub struct RelayConfig {
     /// Days the audit table keeps its rows: older ones are deleted by the relay, in batches, an hour
     /// apart (0: kept forever, the default; then prune them yourself, docs/OPERATIONS.md).
     pub audit_keep_days: u32,
+    /// Milliseconds the relay gathers the audit rows of tunnel joins before it commits them together
+    /// (at most 10,000). Each commit costs CPU whatever it holds (about 0.7 ms on the machine of
+    /// docs/PERFORMANCE.md), so under load the default makes up to 10 a second; a relay given a small
+    /// share of a core spends less with a longer wait. A relay killed outright (SIGKILL, a crash, power)
+    /// loses the tunnel-join rows of its last wait; a relay stopped normally writes them first.
+    pub audit_linger_ms: u64,
     /// Limits.
     pub limits: Limits,
 }
@@ -112,6 +118,7 @@ impl Default for RelayConfig {
             metrics_from: vec![],
             direct_origins: vec!["https://*".into(), "loopback".into()],
             audit_keep_days: 0,
+            audit_linger_ms: crate::store::AUDIT_LINGER.as_millis() as u64,
             limits: Limits::default(),
         }
     }

@@ -9,7 +9,8 @@
 //!
 //! On SQLite (one writer, one fsync per commit) new logins and audit rows go through a group commit
 //! ([`GroupCommit`]): what arrives while a transaction commits is written by the next one, together.
-//! The audit rows of tunnel joins are gathered first, for up to [`AUDIT_LINGER`], by one writer task
+//! The audit rows of tunnel joins are gathered first, for up to a linger ([`AUDIT_LINGER`] unless the
+//! relay's `audit_linger_ms` says otherwise), by one writer task
 //! ([`AuditLog`], on both backends): a join does not wait for its row's commit.
 
 use kalit_proto::ErrorCode;
@@ -123,6 +124,8 @@ pub struct Store {
     group: Option<tokio::sync::mpsc::Sender<Write>>,
     /// The audit writer's queue (tunnel joins' rows).
     audit_log: tokio::sync::mpsc::Sender<AuditMsg>,
+    /// How long the audit writer gathers rows ([`Store::set_audit_linger`]), and its wake-up for a flush.
+    audit_linger: std::sync::Arc<Linger>,
     tokens_taken: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// SQLite in a file: the device read of every tunnel join on the calling thread.
     reader: Option<std::sync::Arc<DeviceReader>>,
@@ -358,7 +361,8 @@ impl Store {
                 (crate::nonces::LocalNonces::with_secret(shared_nonce_key(&pool).await?.expose_secret()), None)
             }
         };
-        let audit_log = AuditLog::start(pool.clone(), group.clone());
+        let audit_linger = std::sync::Arc::new(Linger::default());
+        let audit_log = AuditLog::start(pool.clone(), group.clone(), audit_linger.clone());
         let reader = match backend {
             Backend::Sqlite => DeviceReader::open(url).map(std::sync::Arc::new),
             Backend::Postgres => None,
@@ -370,6 +374,7 @@ impl Store {
             nonces: std::sync::Arc::new(nonces),
             group,
             audit_log,
+            audit_linger,
             tokens_taken: Default::default(),
             reader,
         })
@@ -813,10 +818,26 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// How long the audit writer gathers tunnel-join rows before it commits them together (at most
+    /// [`AUDIT_LINGER_MAX`]): fewer commits for a longer wait, and a relay killed outright loses the rows
+    /// of its last wait. Takes effect from the next group.
+    pub fn set_audit_linger(&self, linger: std::time::Duration) -> Result<(), ServiceError> {
+        if linger > AUDIT_LINGER_MAX {
+            return Err(ServiceError::invalid(format!(
+                "audit_linger_ms is at most {} (a relay killed outright loses the tunnel-join audit rows of its last linger)",
+                AUDIT_LINGER_MAX.as_millis()
+            )));
+        }
+        self.audit_linger.ms.store(linger.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Waits until every audit row queued before this call is written (or its write failed).
     pub async fn flush_audit(&self) {
         let (done, written) = tokio::sync::oneshot::channel();
         if self.audit_log.send(AuditMsg::Flush(done)).await.is_ok() {
+            // A writer lingering over rows commits them now, not at its linger's end.
+            self.audit_linger.flush.notify_one();
             let _ = written.await;
         }
     }
@@ -907,7 +928,7 @@ async fn insert_device(
 
 impl Store {
     /// Queues one audit row outside any other transaction (tunnel joins); the audit writer commits it
-    /// within [`AUDIT_LINGER`], together with the others queued meanwhile. Waits only while the queue is
+    /// within the linger ([`Store::set_audit_linger`]), together with the others queued meanwhile. Waits only while the queue is
     /// full. The rows of a registration, a removal or a detachment are not queued: they are written in the
     /// same transaction as the change they record.
     pub async fn audit(&self, now_ms: i64, event: &str, login: &str, detail: &str) -> Result<(), ServiceError> {
@@ -926,8 +947,25 @@ pub const USED_NONCE_GRACE_SECS: i64 = 60;
 /// The PostgreSQL advisory lock key held by the relay node deleting old audit rows ("kalitaud").
 pub const AUDIT_PRUNE_LOCK: i64 = 0x6b61_6c69_7461_7564;
 
-/// How long the audit writer gathers rows before it commits them.
+/// How long the audit writer gathers rows before it commits them, unless set otherwise
+/// ([`Store::set_audit_linger`], the relay's `audit_linger_ms`).
 pub const AUDIT_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// The longest linger allowed: a relay killed outright loses the tunnel-join rows of its last linger.
+pub const AUDIT_LINGER_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long the audit writer lingers, and what ends a linger early: a flush ([`Store::flush_audit`],
+/// [`Store::close`]), so that a relay stopping does not wait out a long linger.
+#[derive(Debug)]
+struct Linger {
+    ms: std::sync::atomic::AtomicU64,
+    flush: tokio::sync::Notify,
+}
+
+impl Default for Linger {
+    fn default() -> Self {
+        Linger { ms: (AUDIT_LINGER.as_millis() as u64).into(), flush: tokio::sync::Notify::new() }
+    }
+}
 
 /// What the audit writer's queue carries.
 enum AuditMsg {
@@ -946,17 +984,21 @@ impl AuditMsg {
 }
 
 /// The audit rows of tunnel joins, written by one task in groups: a join queues its row and goes on, and
-/// the task commits what arrived within [`AUDIT_LINGER`] of the first row (at most [`GROUP_MAX`] rows) in
+/// the task commits what arrived within the linger of the first row (at most [`GROUP_MAX`] rows) in
 /// one transaction (on SQLite through the group commit). A commit per join (a flush to the disk on SQLite,
 /// a WAL flush on PostgreSQL) was about a fifth of the relay's CPU per signing session
 /// (docs/PERFORMANCE.md). The price: a relay killed outright loses the rows not yet written
-/// (those of its last [`AUDIT_LINGER`] while the database keeps up; the queue holds at most
+/// (those of its last linger while the database keeps up; the queue holds at most
 /// `4 * GROUP_MAX`, and joins wait while it is full); a relay stopped normally writes them first
 /// ([`Store::close`]).
 struct AuditLog;
 
 impl AuditLog {
-    fn start(pool: AnyPool, group: Option<tokio::sync::mpsc::Sender<Write>>) -> tokio::sync::mpsc::Sender<AuditMsg> {
+    fn start(
+        pool: AnyPool,
+        group: Option<tokio::sync::mpsc::Sender<Write>>,
+        linger: std::sync::Arc<Linger>,
+    ) -> tokio::sync::mpsc::Sender<AuditMsg> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(4 * GROUP_MAX);
         tokio::spawn(async move {
             // Set when the last group was full: the rows behind it are written at once, not after a linger.
@@ -966,9 +1008,13 @@ impl AuditLog {
                 first.sort_into(&mut rows, &mut flushes);
                 // Lingers asleep, not waiting on the queue: the rows queued meanwhile wake no task (a wake
                 // per join, often of the other worker thread, was part of the relay's cost per session).
-                // A flush queued meanwhile waits for the linger's end; one that came first does not.
+                // A flush queued meanwhile ends the linger; one that came first skips it.
                 if flushes.is_empty() && !backlog {
-                    tokio::time::sleep(AUDIT_LINGER).await;
+                    let ms = linger.ms.load(std::sync::atomic::Ordering::Relaxed);
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_millis(ms)) => {}
+                        () = linger.flush.notified() => {}
+                    }
                 }
                 while rows.len() < GROUP_MAX {
                     match rx.try_recv() {

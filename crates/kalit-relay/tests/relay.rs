@@ -1803,6 +1803,49 @@ async fn tunnel_audit_rows_are_written_in_groups_and_a_normal_stop_loses_none() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_linger_is_the_configured_one_and_bounded() {
+    for db in databases().await {
+        let store = Store::open(&db.url).await.unwrap();
+        // Longer than a relay killed outright may lose: refused, with the setting's name.
+        let too_long = kalit_relay::store::AUDIT_LINGER_MAX + std::time::Duration::from_millis(1);
+        let e = store.set_audit_linger(too_long).unwrap_err();
+        assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput, "{}", db.backend);
+        assert!(e.message.contains("audit_linger_ms"), "{}: {}", db.backend, e.message);
+        // The longest linger: a row queued is not written within ten default lingers...
+        store.set_audit_linger(kalit_relay::store::AUDIT_LINGER_MAX).unwrap();
+        store.audit(1, "tunnel_joined", "slow", "device").await.unwrap();
+        tokio::time::sleep(10 * kalit_relay::store::AUDIT_LINGER).await;
+        assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 0, "{}", db.backend);
+        // ...and a normal stop writes it at once, without waiting out the linger.
+        let stopping = std::time::Instant::now();
+        store.close().await;
+        assert!(
+            stopping.elapsed() < kalit_relay::store::AUDIT_LINGER_MAX / 2,
+            "{}: {:?}",
+            db.backend,
+            stopping.elapsed()
+        );
+        assert_eq!(audit_rows(&db.url, "tunnel_joined").await, 1, "{}", db.backend);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_too_long_an_audit_linger_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = kalit_relay::RelayConfig {
+        data: Some(dir.path().to_path_buf()),
+        audit_linger_ms: 10_001,
+        ..Default::default()
+    };
+    let e = kalit_relay::build(&cfg).await.expect_err("refused");
+    assert_eq!(e.code, kalit_proto::ErrorCode::InvalidInput);
+    assert!(e.message.contains("audit_linger_ms is at most 10000"), "{}", e.message);
+    // At the bound it starts.
+    let cfg = kalit_relay::RelayConfig { audit_linger_ms: 10_000, ..cfg };
+    kalit_relay::build(&cfg).await.unwrap().store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_rows_past_their_retention_are_deleted_in_batches_and_the_rest_kept() {
     const DAY: i64 = 86_400_000;
     for db in databases().await {
