@@ -928,9 +928,9 @@ async fn insert_device(
 
 impl Store {
     /// Queues one audit row outside any other transaction (tunnel joins); the audit writer commits it
-    /// within the linger ([`Store::set_audit_linger`]), together with the others queued meanwhile. Waits only while the queue is
-    /// full. The rows of a registration, a removal or a detachment are not queued: they are written in the
-    /// same transaction as the change they record.
+    /// within the linger ([`Store::set_audit_linger`]), together with the others queued meanwhile. Waits
+    /// only while the queue is full. The rows of a registration, a removal or a detachment are not queued:
+    /// they are written in the same transaction as the change they record.
     pub async fn audit(&self, now_ms: i64, event: &str, login: &str, detail: &str) -> Result<(), ServiceError> {
         let row = AuditRow { now_ms, event: event.into(), login: login.into(), detail: detail.into() };
         self.audit_log
