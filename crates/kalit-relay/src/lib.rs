@@ -175,7 +175,10 @@ pub async fn build(cfg: &RelayConfig) -> Result<AppState, ServiceError> {
         tracing::warn!("no trust anchors configured (--trust): no certificate can register");
     }
     let store = Store::open(&url).await?;
-    store.set_audit_linger(std::time::Duration::from_millis(cfg.audit_linger_ms))?;
+    if let Err(e) = store.set_audit_linger(std::time::Duration::from_millis(cfg.audit_linger_ms)) {
+        store.close().await;
+        return Err(e);
+    }
     let identity = Identity::load_or_create(&data, &cfg.name)?;
     if !identity.has_root() {
         tracing::info!("the relay's root key is not on this node: it signs with the endorsed keys of relay-keys.json");
