@@ -36,7 +36,7 @@ use kalit_vault::{PinPolicy, Vault};
 
 use crate::bench_relay::pct;
 use crate::bench_session::{
-    RelayProcess, ServerCmd, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on,
+    RelayProcess, ServerCmd, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on, system_secs,
 };
 use crate::error::{CliError, CliResult};
 
@@ -132,6 +132,8 @@ struct Side {
     secs: f64,
     latencies: Vec<f64>,
     cpu_ms: f64,
+    /// Of `cpu_ms`, the part in the kernel (system time).
+    system_ms: f64,
     /// The load balancer's CPU per complete session, when there is one.
     proxy_cpu_ms: Option<f64>,
     /// PostgreSQL's CPU per complete session, when the servers run on it.
@@ -479,6 +481,7 @@ fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<
     let rss = Mutex::new(vec![total(rss_kib)?]);
     let kinds0 = kinds()?;
     let cpu0 = total(cpu_secs)?;
+    let system0 = total(system_secs)?;
     let proxy0 = proxy.map(cpu_secs).transpose()?;
     let db0 = w.postgres.then(postgres_cpu_secs);
     let start = Instant::now();
@@ -521,6 +524,7 @@ fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<
     });
     let secs = start.elapsed().as_secs_f64();
     let cpu = total(cpu_secs)? - cpu0;
+    let system = total(system_secs)? - system0;
     let (mut latencies, errors) = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     latencies.sort_by(f64::total_cmp);
     let sessions = latencies.len();
@@ -532,8 +536,20 @@ fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<
         _ => None,
     };
     let db_cpu_ms = db0.map(|c0| per_session(postgres_cpu_secs() - c0));
-    let cpu_ms = per_session(cpu);
-    Ok(Side { sessions, errors, secs, latencies, cpu_ms, proxy_cpu_ms, db_cpu_ms, per_node: vec![], rss, rss_kinds })
+    let (cpu_ms, system_ms) = (per_session(cpu), per_session(system));
+    Ok(Side {
+        sessions,
+        errors,
+        secs,
+        latencies,
+        cpu_ms,
+        system_ms,
+        proxy_cpu_ms,
+        db_cpu_ms,
+        per_node: vec![],
+        rss,
+        rss_kinds,
+    })
 }
 
 /// create -> the phone pairs (device-signed join, Noise, hello) -> one signature, checked by the agent ->
@@ -582,6 +598,7 @@ impl Side {
             let n = (a.sessions + b.sessions).max(1) as f64;
             let (wa, wb) = (a.sessions as f64 / n, b.sessions as f64 / n);
             b.cpu_ms = a.cpu_ms * wa + b.cpu_ms * wb;
+            b.system_ms = a.system_ms * wa + b.system_ms * wb;
             b.proxy_cpu_ms = a.proxy_cpu_ms.zip(b.proxy_cpu_ms).map(|(x, y)| x * wa + y * wb);
             b.db_cpu_ms = a.db_cpu_ms.zip(b.db_cpu_ms).map(|(x, y)| x * wa + y * wb);
             b.sessions += a.sessions;
@@ -655,6 +672,12 @@ fn report(a: &LoadBenchArgs, clients: usize, r: &Side, f: Option<&Side>, signatu
             format!("{:.2} ms", r.cpu_ms),
             side(&|f| format!("{:.2} ms", f.cpu_ms)),
             ratio(&|s| s.cpu_ms),
+        ),
+        (
+            "of it, in the kernel (system time)",
+            format!("{:.2} ms", r.system_ms),
+            side(&|f| format!("{:.2} ms", f.system_ms)),
+            ratio(&|s| s.system_ms),
         ),
         (
             "of it, Ed25519 the forwarder skips (timed here)",

@@ -50,11 +50,21 @@ fn stats(mut v: Vec<f64>) -> (f64, f64) {
 
 /// utime + stime of a process, in seconds.
 pub(crate) fn cpu_secs(pid: u32) -> CliResult<f64> {
+    let [user, system] = cpu_split_secs(pid)?;
+    Ok(user + system)
+}
+
+/// stime of a process (its time in the kernel: system calls, switching, the network stack), in seconds.
+pub(crate) fn system_secs(pid: u32) -> CliResult<f64> {
+    Ok(cpu_split_secs(pid)?[1])
+}
+
+/// utime and stime of a process, in seconds.
+fn cpu_split_secs(pid: u32) -> CliResult<[f64; 2]> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(internal)?;
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 =
-        f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    let field = |i: usize| -> f64 { f.get(i).and_then(|x| x.parse().ok()).unwrap_or(0.0) };
     // Clock ticks per second, asked once: the load bench reads every server's and PostgreSQL's processes.
     static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let hz = *HZ.get_or_init(|| {
@@ -65,7 +75,7 @@ pub(crate) fn cpu_secs(pid: u32) -> CliResult<f64> {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     });
-    Ok(ticks / hz)
+    Ok([field(11) / hz, field(12) / hz])
 }
 
 /// Resident memory of a process, KiB.

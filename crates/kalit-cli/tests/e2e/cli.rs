@@ -418,6 +418,12 @@ fn the_load_bench_runs_sessions_through_the_relay_and_the_forwarder_without_erro
     assert!(signature > 0.0, "{}", r.stdout);
     let (all, less) = (ms("server CPU per complete session", 0), ms("server CPU per complete session less that", 0));
     assert!((all - signature - less).abs() < 0.016, "{all} - {signature} = {less}? {}", r.stdout);
+    // Each side's time in the kernel is a part of its CPU.
+    for side in 0..2 {
+        let (cpu, kernel) =
+            (ms("server CPU per complete session", side), ms("of it, in the kernel (system time)", side));
+        assert!((0.0..=cpu).contains(&kernel), "side {side}: {kernel} of {cpu} ms in the kernel? {}", r.stdout);
+    }
     let sessions = r.stdout.lines().find(|l| l.starts_with("complete sessions per second")).unwrap();
     assert!(!sessions.contains(" 0.0/s"), "no session completed on one side: {}", r.stdout);
 }
