@@ -50,8 +50,8 @@ enum BenchWhat {
     Pdf(crate::bench_pdf::PdfBenchArgs),
     /// Complete signing sessions from many computers and phones at once against a relay process, and
     /// against a bare WebSocket forwarder in the same run: sessions per second, p50/p99, errors, the
-    /// server's CPU per session (and the relay's less the Ed25519 work the forwarder skips) and memory
-    /// over time.
+    /// server's CPU per session (the part of it in the kernel, and the relay's less the Ed25519 work the
+    /// forwarder skips) and memory over time.
     Load(crate::bench_load::LoadBenchArgs),
     /// The relay's capacity at once: many waiting tunnels held open while many sessions are paired and
     /// exchange frames; errors must be zero.
