@@ -36,7 +36,7 @@ use kalit_vault::{PinPolicy, Vault};
 
 use crate::bench_relay::pct;
 use crate::bench_session::{
-    RelayProcess, ServerCmd, cpu_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on, system_secs,
+    RelayProcess, ServerCmd, cpu_secs, cpu_split_secs, rss_kib, rss_kinds_kib, spawn_kalit, spawn_relay, spawn_relay_on,
 };
 use crate::error::{CliError, CliResult};
 
@@ -480,8 +480,16 @@ fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<
     let results: Mutex<(Vec<f64>, Vec<String>)> = Mutex::new((vec![], vec![]));
     let rss = Mutex::new(vec![total(rss_kib)?]);
     let kinds0 = kinds()?;
-    let cpu0 = total(cpu_secs)?;
-    let system0 = total(system_secs)?;
+    // User and kernel time of the servers, each read once from the same /proc snapshot.
+    let split = || -> CliResult<[f64; 2]> {
+        let mut t = [0.0; 2];
+        for &p in pids {
+            let [u, k] = cpu_split_secs(p)?;
+            t = [t[0] + u, t[1] + k];
+        }
+        Ok(t)
+    };
+    let split0 = split()?;
     let proxy0 = proxy.map(cpu_secs).transpose()?;
     let db0 = w.postgres.then(postgres_cpu_secs);
     let start = Instant::now();
@@ -523,8 +531,8 @@ fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<
         stop.store(true, Ordering::Relaxed);
     });
     let secs = start.elapsed().as_secs_f64();
-    let cpu = total(cpu_secs)? - cpu0;
-    let system = total(system_secs)? - system0;
+    let split1 = split()?;
+    let (cpu, system) = (split1[0] + split1[1] - split0[0] - split0[1], split1[1] - split0[1]);
     let (mut latencies, errors) = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     latencies.sort_by(f64::total_cmp);
     let sessions = latencies.len();

@@ -54,13 +54,9 @@ pub(crate) fn cpu_secs(pid: u32) -> CliResult<f64> {
     Ok(user + system)
 }
 
-/// stime of a process (its time in the kernel: system calls, switching, the network stack), in seconds.
-pub(crate) fn system_secs(pid: u32) -> CliResult<f64> {
-    Ok(cpu_split_secs(pid)?[1])
-}
-
-/// utime and stime of a process, in seconds.
-fn cpu_split_secs(pid: u32) -> CliResult<[f64; 2]> {
+/// utime and stime of a process (its time in user space, and in the kernel: system calls, switching,
+/// the network stack), in seconds.
+pub(crate) fn cpu_split_secs(pid: u32) -> CliResult<[f64; 2]> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(internal)?;
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
