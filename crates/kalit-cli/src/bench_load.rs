@@ -462,33 +462,30 @@ fn postgres_cpu_secs() -> f64 {
         .sum()
 }
 
+/// `f` of each process in `pids`, summed element by element.
+fn sum_over<const N: usize>(pids: &[u32], f: fn(u32) -> CliResult<[f64; N]>) -> CliResult<[f64; N]> {
+    let mut t = [0.0; N];
+    for &p in pids {
+        for (t, x) in t.iter_mut().zip(f(p)?) {
+            *t += x;
+        }
+    }
+    Ok(t)
+}
+
 /// Every person runs complete sessions through `agent_url` for `secs` seconds, as fast as they go,
 /// while the processes of `w` are measured.
 fn drive(people: &[Person], agent_url: &str, w: &Watch, secs: u64) -> CliResult<Side> {
     let (pids, proxy) = (&w.pids, w.proxy);
     let total = |f: fn(u32) -> CliResult<f64>| pids.iter().map(|&p| f(p)).sum::<CliResult<f64>>();
-    let kinds = || -> CliResult<[f64; 3]> {
-        let mut t = [0.0; 3];
-        for &p in pids {
-            for (t, k) in t.iter_mut().zip(rss_kinds_kib(p)?) {
-                *t += k;
-            }
-        }
-        Ok(t)
-    };
+    // Per-process figures read once each and summed over the servers: RSS by kind, CPU in user space and
+    // in the kernel (each pair from the same read of /proc).
+    let kinds = || sum_over(pids, rss_kinds_kib);
+    let split = || sum_over(pids, cpu_split_secs);
     let stop = AtomicBool::new(false);
     let results: Mutex<(Vec<f64>, Vec<String>)> = Mutex::new((vec![], vec![]));
     let rss = Mutex::new(vec![total(rss_kib)?]);
     let kinds0 = kinds()?;
-    // User and kernel time of the servers, each read once from the same /proc snapshot.
-    let split = || -> CliResult<[f64; 2]> {
-        let mut t = [0.0; 2];
-        for &p in pids {
-            let [u, k] = cpu_split_secs(p)?;
-            t = [t[0] + u, t[1] + k];
-        }
-        Ok(t)
-    };
     let split0 = split()?;
     let proxy0 = proxy.map(cpu_secs).transpose()?;
     let db0 = w.postgres.then(postgres_cpu_secs);
